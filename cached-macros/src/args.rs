@@ -1,0 +1,193 @@
+//! The attribute arguments of `#[redis_cached(...)]` and `#[invalidates(...)]`.
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ExprUnary, Lit, LitBool, LitStr, Token, UnOp};
+
+mod kw {
+    syn::custom_keyword!(key);
+    syn::custom_keyword!(ttl);
+    syn::custom_keyword!(refresh);
+    syn::custom_keyword!(cache);
+    syn::custom_keyword!(cache_none);
+}
+
+/// `#[redis_cached(key = "...", ttl = ..., refresh = ..., cache = ..., cache_none = ...)]`
+pub(crate) struct CachedArgs {
+    pub(crate) key: LitStr,
+    pub(crate) ttl: Option<u64>,
+    pub(crate) refresh: Option<Expr>,
+    pub(crate) cache: Option<Expr>,
+    pub(crate) cache_none: Option<LitBool>,
+}
+
+/// `#[invalidates("...", "...", cache = ...)]`
+pub(crate) struct InvalidatesArgs {
+    pub(crate) keys: Vec<LitStr>,
+    pub(crate) cache: Option<Expr>,
+}
+
+impl Parse for CachedArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut key = None;
+        let mut ttl = None;
+        let mut refresh = None;
+        let mut cache = None;
+        let mut cache_none = None;
+        while !input.is_empty() {
+            let lookahead = input.lookahead1();
+            if lookahead.peek(kw::key) {
+                set_once(&mut key, value::<kw::key, LitStr>(input)?)?;
+            } else if lookahead.peek(kw::ttl) {
+                let (name, expr) = value::<kw::ttl, Expr>(input)?;
+                set_once(&mut ttl, (name, ttl_seconds(&expr)?))?;
+            } else if lookahead.peek(kw::refresh) {
+                set_once(&mut refresh, value::<kw::refresh, Expr>(input)?)?;
+            } else if lookahead.peek(kw::cache_none) {
+                set_once(&mut cache_none, value::<kw::cache_none, LitBool>(input)?)?;
+            } else if lookahead.peek(kw::cache) {
+                set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
+            } else {
+                return Err(lookahead.error());
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        let Some(key) = key else {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "missing `key = \"...\"`: name the key template, as in \
+                 #[redis_cached(key = \"user:<id>\", ttl = 3600)]",
+            ));
+        };
+        Ok(CachedArgs {
+            key,
+            ttl,
+            refresh,
+            cache,
+            cache_none,
+        })
+    }
+}
+
+impl Parse for InvalidatesArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut keys = Vec::new();
+        let mut cache = None;
+        while !input.is_empty() {
+            let lookahead = input.lookahead1();
+            if lookahead.peek(LitStr) {
+                keys.push(input.parse()?);
+            } else if lookahead.peek(kw::cache) {
+                set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
+            } else {
+                return Err(lookahead.error());
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        if keys.is_empty() {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "#[invalidates] needs at least one key template, as in #[invalidates(\"user:<id>\")]",
+            ));
+        }
+        Ok(InvalidatesArgs { keys, cache })
+    }
+}
+
+/// Parses `name = value`, keeping the name for error spans.
+fn value<K: Parse + Spanned, V: Parse>(input: ParseStream) -> syn::Result<(K, V)> {
+    let name = input.parse::<K>()?;
+    input.parse::<Token![=]>()?;
+    Ok((name, input.parse()?))
+}
+
+/// Stores an argument, rejecting a second occurrence at its name.
+fn set_once<K: Spanned, V>(slot: &mut Option<V>, (name, value): (K, V)) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            name.span(),
+            "this argument is given twice; keep one",
+        ));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// `3600` or `"1h"`: whole seconds, at least one.
+fn ttl_seconds(expr: &Expr) -> syn::Result<u64> {
+    let seconds = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse::<u64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => parse_duration(&text.value()),
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => Some(0),
+        _ => None,
+    };
+    match seconds {
+        Some(0) => Err(syn::Error::new_spanned(
+            expr,
+            "ttl must be positive: entries always expire, so give at least one second",
+        )),
+        Some(seconds) => Ok(seconds),
+        None => Err(syn::Error::new_spanned(
+            expr,
+            "ttl must be whole seconds (`ttl = 3600`) or a duration string with units s, m, h, d \
+             (`ttl = \"15m\"`, `ttl = \"1h30m\"`)",
+        )),
+    }
+}
+
+/// `"90s"`, `"15m"`, `"1h30m"`, `"7d"`; every number needs a unit.
+fn parse_duration(text: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number: u64 = rest[..digits].parse().ok()?;
+        let unit = rest[digits..].chars().next()?;
+        let scale = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(number.checked_mul(scale)?)?;
+        rest = &rest[digits + 1..];
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("15m"), Some(900));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("7d"), Some(604_800));
+        assert_eq!(parse_duration("0s"), Some(0));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("1x"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+}

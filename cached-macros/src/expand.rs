@@ -1,0 +1,240 @@
+//! Code generation: the user's function, kept as written, with its body run through the
+//! runtime's cache-aside (`cached`) or invalidation (`invalidate`) helper.
+
+use crate::args::{CachedArgs, InvalidatesArgs};
+use crate::template::{Placeholder, Scope, Segment, Template};
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{AttrStyle, Expr, FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type};
+
+/// `#[redis_cached]`: render the key at entry, then look up, or run the body and store.
+pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStream> {
+    check_async(&function, "redis_cached")?;
+    let scope = scope(&function);
+    let template = Template::parse(&args.key, &scope)?;
+    let shape = shape(&function.sig.output);
+    if let Some(flag) = &args.cache_none {
+        if !matches!(shape, Shape::SomeOf | Shape::OkSomeOf) {
+            return Err(syn::Error::new_spanned(
+                flag,
+                "`cache_none` only applies to functions returning `Option<T>` or `Result<Option<T>, E>`",
+            ));
+        }
+    }
+
+    let cache = cache_source(args.cache.as_ref());
+    let name = function_name(&function);
+    let render = render(&template);
+    let ttl = args.ttl.map(|seconds| quote!(.ttl(#seconds)));
+    let refresh = args.refresh.map(|expr| quote!(.refresh(#expr)));
+    let cache_none = args.cache_none.map(|flag| quote!(.cache_none(#flag)));
+    let shape = shape.tokens();
+    let output_span = function.sig.output.span();
+    let body = body(&function);
+    Ok(rewrite(
+        function,
+        quote! {
+            let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
+                #ttl #refresh #cache_none;
+            ::redis_cached::__private::cached::<#shape, _, _>(__redis_cached_call, #body)
+        },
+        output_span,
+    ))
+}
+
+/// `#[invalidates]`: render every key at entry, run the body, then delete them all.
+pub(crate) fn invalidates(args: InvalidatesArgs, function: ItemFn) -> syn::Result<TokenStream> {
+    check_async(&function, "invalidates")?;
+    let scope = scope(&function);
+    let templates = args
+        .keys
+        .iter()
+        .map(|key| Template::parse(key, &scope))
+        .collect::<syn::Result<Vec<_>>>()?;
+    let cache = cache_source(args.cache.as_ref());
+    let name = function_name(&function);
+    let count = templates.len();
+    let renders = templates.iter().map(render);
+    let output_span = function.sig.output.span();
+    let body = body(&function);
+    Ok(rewrite(
+        function,
+        quote! {
+            let __redis_cached_invalidation =
+                ::redis_cached::__private::Invalidation::new(#cache, #name, #count)
+                    #(.key(#renders))*;
+            ::redis_cached::__private::invalidate(__redis_cached_invalidation, #body)
+        },
+        output_span,
+    ))
+}
+
+fn check_async(function: &ItemFn, macro_name: &str) -> syn::Result<()> {
+    if function.sig.asyncness.is_some() {
+        return Ok(());
+    }
+    Err(syn::Error::new_spanned(
+        function.sig.fn_token,
+        format!("#[{macro_name}] only applies to `async fn`: add `async` before `fn`"),
+    ))
+}
+
+/// The user's attributes, visibility and signature, around a new body.
+fn rewrite(function: ItemFn, statements: TokenStream, output_span: Span) -> TokenStream {
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = function;
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, AttrStyle::Outer));
+    let awaited = quote_spanned!(output_span=> .await);
+    quote! {
+        #(#outer)*
+        #vis #sig {
+            #(#inner)*
+            #statements #awaited
+        }
+    }
+}
+
+/// The original body as an `async move` block whose output type is pinned to the declared
+/// return type, so that `?`, `return` and type errors behave as in the user's code.
+fn body(function: &ItemFn) -> TokenStream {
+    let statements = &function.block.stmts;
+    let output = match &function.sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let output_span = function.sig.output.span();
+    let fake_return = quote_spanned! {output_span=>
+        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value)]
+        if false {
+            let __redis_cached_unreachable: #output = loop {};
+            return __redis_cached_unreachable;
+        }
+    };
+    quote! {
+        async move {
+            #fake_return
+            #(#statements)*
+        }
+    }
+}
+
+/// `::redis_cached::__private::global()` or the user's `cache = <expr>`.
+fn cache_source(cache: Option<&Expr>) -> TokenStream {
+    match cache {
+        None => quote!(::redis_cached::__private::global()),
+        Some(expr) => quote_spanned!(expr.span()=> ::redis_cached::__private::named(#expr)),
+    }
+}
+
+/// `"my_crate::module::function"`, the label of metrics and log lines.
+fn function_name(function: &ItemFn) -> TokenStream {
+    let name = function.sig.ident.to_string();
+    quote!(::core::concat!(::core::module_path!(), "::", #name))
+}
+
+/// A closure that writes the template into the key builder.
+fn render(template: &Template) -> TokenStream {
+    let steps = template.segments.iter().map(|segment| match segment {
+        Segment::Literal(text) => quote!(__redis_cached_key.literal(#text);),
+        Segment::Placeholder(Placeholder { root, members }) => {
+            quote_spanned!(root.span()=> __redis_cached_key.part(&#root #(.#members)*);)
+        }
+    });
+    quote! {
+        |__redis_cached_key: &mut ::redis_cached::__private::KeyBuilder| { #(#steps)* }
+    }
+}
+
+/// Every name the parameters bind (through patterns such as `Path(id): Path<u64>` too), and
+/// the receiver.
+fn scope(function: &ItemFn) -> Scope {
+    let mut bindings = Vec::new();
+    let mut receiver = None;
+    for input in &function.sig.inputs {
+        match input {
+            FnArg::Receiver(recv) => receiver = Some(recv.self_token.span),
+            FnArg::Typed(typed) => collect_bindings(&typed.pat, &mut bindings),
+        }
+    }
+    Scope { bindings, receiver }
+}
+
+fn collect_bindings(pat: &Pat, out: &mut Vec<syn::Ident>) {
+    match pat {
+        Pat::Ident(binding) => {
+            out.push(binding.ident.clone());
+            if let Some((_, sub)) = &binding.subpat {
+                collect_bindings(sub, out);
+            }
+        }
+        Pat::Reference(reference) => collect_bindings(&reference.pat, out),
+        Pat::Paren(paren) => collect_bindings(&paren.pat, out),
+        Pat::Tuple(tuple) => tuple.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::TupleStruct(tuple) => tuple.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::Struct(strukt) => strukt
+            .fields
+            .iter()
+            .for_each(|field| collect_bindings(&field.pat, out)),
+        Pat::Slice(slice) => slice.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::Type(typed) => collect_bindings(&typed.pat, out),
+        _ => {}
+    }
+}
+
+/// Which part of the return value is stored, by the last segment of its path.
+enum Shape {
+    Whole,
+    OkOf,
+    SomeOf,
+    OkSomeOf,
+}
+
+impl Shape {
+    fn tokens(&self) -> TokenStream {
+        match self {
+            Shape::Whole => quote!(::redis_cached::__private::Whole),
+            Shape::OkOf => quote!(::redis_cached::__private::OkOf),
+            Shape::SomeOf => quote!(::redis_cached::__private::SomeOf),
+            Shape::OkSomeOf => quote!(::redis_cached::__private::OkSomeOf),
+        }
+    }
+}
+
+fn shape(output: &ReturnType) -> Shape {
+    let ReturnType::Type(_, ty) = output else {
+        return Shape::Whole;
+    };
+    match last_segment(ty) {
+        Some(("Option", _)) => Shape::SomeOf,
+        Some(("Result", Some(ok))) if matches!(last_segment(ok), Some(("Option", _))) => {
+            Shape::OkSomeOf
+        }
+        Some(("Result", _)) => Shape::OkOf,
+        _ => Shape::Whole,
+    }
+}
+
+/// The name of a path type's last segment and its first type argument.
+fn last_segment(ty: &Type) -> Option<(&'static str, Option<&Type>)> {
+    let Type::Path(path) = ty else { return None };
+    let segment = path.path.segments.last()?;
+    let name = if segment.ident == "Option" {
+        "Option"
+    } else if segment.ident == "Result" {
+        "Result"
+    } else {
+        return None;
+    };
+    let first = match &segment.arguments {
+        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
+            GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        }),
+        _ => None,
+    };
+    Some((name, first))
+}

@@ -1,0 +1,35 @@
+//! The error type of cache construction and of the few fallible public operations.
+//!
+//! Cached calls never return these: a failing cache only makes a call slower.
+
+/// An error from connecting to or talking to the cache backend.
+///
+/// Messages never contain passwords: URLs are shown with their password replaced.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = redis_cached::Cache::connect("ftp://example").await.unwrap_err();
+/// assert!(err.to_string().contains("unsupported URL scheme"));
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL could not be parsed, or names a scheme this build does not support.
+    #[error("invalid cache URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL with any password redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A builder setting is out of range.
+    #[error("invalid cache configuration: {0}")]
+    InvalidConfig(String),
+    /// Redis answered with an error, or the connection failed.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The operation did not finish within the cache's timeout.
+    #[error("cache operation timed out after {0:?}")]
+    Timeout(std::time::Duration),
+}

@@ -1,0 +1,22 @@
+//! Runtime of [`redis-cached`](https://docs.rs/redis-cached): the cache handle, key
+//! rendering, codecs and the helpers generated code calls. Depend on `redis-cached`, which
+//! re-exports everything here.
+
+mod backend;
+mod cache;
+mod codec;
+mod error;
+mod global;
+mod key;
+mod outcome;
+mod shape;
+mod telemetry;
+
+#[doc(hidden)]
+pub mod private;
+
+pub use crate::cache::{Cache, CacheBuilder};
+pub use crate::error::Error;
+pub use crate::global::{init, install, installed};
+pub use crate::key::{KeyPart, write_escaped};
+pub use crate::outcome::{Outcome, with_outcome};

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub use redis_cached_macros::{invalidates, redis_cached};
+pub use redis_cached_runtime::{
+    Cache, CacheBuilder, Error, KeyPart, Outcome, init, install, installed, with_outcome,
+    write_escaped,
+};
+
+/// Not public API: what the macros' generated code calls.
+#[doc(hidden)]
+pub mod __private {
+    pub use redis_cached_runtime::private::*;
+}

@@ -1,0 +1,173 @@
+//! Test harness: real `redis-server` processes on free ports, and caches isolated per test.
+//!
+//! `shared()` is one server for the whole test binary (or the server at `REDIS_URL`);
+//! `RedisServer::start()` gives a test a server of its own to kill, freeze and restart.
+//! Servers are stopped when their handle drops, and by a watchdog when the test process
+//! exits, however it exits.
+#![allow(dead_code)]
+
+use redis_cached::Cache;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process on 127.0.0.1.
+pub struct RedisServer {
+    port: u16,
+    pid: u32,
+    extra_args: Vec<String>,
+    watchdog: Option<(Child, ChildStdin)>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it accepts connections.
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (`["--maxmemory", "1mb"]`).
+    pub fn start_with(args: &[&str]) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            pid: 0,
+            extra_args: args.iter().map(|arg| arg.to_string()).collect(),
+            watchdog: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        // The shell starts redis-server, prints its pid, and kills it once our end of its
+        // stdin closes: when this handle drops or the test process dies.
+        let mut command = format!(
+            "redis-server --port {} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+             --loglevel warning",
+            self.port
+        );
+        for arg in &self.extra_args {
+            command.push_str(&format!(" '{arg}'"));
+        }
+        let script = format!("{command} >/dev/null 2>&1 & echo $!; read _; kill -9 $! 2>/dev/null");
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh runs; is redis-server installed? run scripts/test");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the watchdog prints the pid");
+        self.pid = line.trim().parse().expect("a pid");
+        self.watchdog = Some((child, stdin));
+        self.wait_until_up();
+    }
+
+    fn wait_until_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}; is it installed? run scripts/test",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends a signal (`"KILL"`, `"STOP"`, `"CONT"`) to the redis-server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {}", self.pid);
+    }
+
+    /// SIGKILLs the server and waits until its port is closed.
+    pub fn kill(&mut self) {
+        self.signal("KILL");
+        self.stop_watchdog();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the server again on the same port (empty: nothing is persisted).
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+}
+
+impl RedisServer {
+    /// Closes the watchdog's stdin, which kills the server, and reaps the shell.
+    fn stop_watchdog(&mut self) {
+        if let Some((mut child, stdin)) = self.watchdog.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop_watchdog();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// The URL of the server shared by this test binary: `REDIS_URL`, or one started here.
+pub fn shared_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => SERVER.get_or_init(RedisServer::start).url(),
+    })
+}
+
+/// A prefix no other test (in this process or another) uses.
+pub fn unique_prefix(test: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("test:{}:{n}:{test}:", std::process::id())
+}
+
+/// A cache on the shared server with a prefix of its own.
+pub async fn redis_cache(test: &str) -> Cache {
+    Cache::builder(shared_url())
+        .prefix(unique_prefix(test))
+        .build()
+        .await
+        .expect("the shared redis-server answers")
+}
+
+/// A plain redis-rs connection to the shared server, for looking at what the cache wrote.
+pub async fn raw_connection() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(shared_url())
+        .expect("a valid URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the shared redis-server answers")
+}
