@@ -1,9 +1,14 @@
 //! The [`Cache`] handle and its [`CacheBuilder`].
 
 use crate::Error;
-use crate::backend::{Backend, MemoryBackend, RedisBackend, Stored};
+use crate::backend::{Backend, Fetch, MemoryBackend, RedisBackend};
+use crate::breaker::Breaker;
+use crate::flight::Flights;
 use crate::key::{DEFAULT_MAX_KEY_LEN, KeyBuilder};
+use crate::lease::Lease;
+use crate::pending::Pending;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,9 +37,14 @@ struct Inner {
     backend: Backend,
     prefix: String,
     default_ttl: Duration,
+    /// `None`: fill leases (and with them single-flight) are off.
+    fill_lease: Option<Duration>,
     max_key_len: usize,
     max_value_len: usize,
     redacted_url: String,
+    breaker: Breaker,
+    flights: Flights,
+    pending: Pending,
 }
 
 impl Cache {
@@ -65,6 +75,7 @@ impl Cache {
             default_ttl: Duration::from_secs(3600),
             timeout: Duration::from_millis(250),
             lazy: false,
+            fill_lease: Some(Duration::from_secs(5)),
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_value_len: 16 * 1024 * 1024,
             memory_bytes: 256 * 1024 * 1024,
@@ -116,11 +127,28 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn ping(&self) -> Result<(), Error> {
-        self.inner.backend.ping().await
+        let result = self.inner.backend.ping().await;
+        self.inner.breaker.record(&result);
+        result
     }
 
-    /// Deletes entries by their rendered keys (without the prefix, which is added), in
-    /// one command. This is what `#[invalidates]` runs.
+    /// Whether recent operations failed to reach the backend, so that cached calls skip it
+    /// for now (they run their bodies); it is probed again shortly.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+    /// let cache = redis_cached::Cache::connect("mem://").await?;
+    /// assert!(!cache.is_degraded());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_degraded(&self) -> bool {
+        self.inner.breaker.is_open()
+    }
+
+    /// Deletes entries by their rendered keys (without the prefix, which is added), in one
+    /// command, as `#[invalidates]` does. When the backend cannot be reached, the keys are
+    /// remembered, treated as misses by this process, and deleted in the background once it
+    /// answers again; the error is returned all the same.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
@@ -137,32 +165,106 @@ impl Cache {
                 builder.finish()
             })
             .collect();
-        self.delete(&keys).await
+        self.delete(keys).await
     }
 
     pub(crate) fn key_builder(&self) -> KeyBuilder {
         KeyBuilder::new(&self.inner.prefix, self.inner.max_key_len)
     }
 
-    /// Reads an entry; values over the size cap count as absent.
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Stored>, Error> {
-        let value = self.inner.backend.get(key).await?;
-        Ok(value.filter(|bytes| bytes.len() <= self.inner.max_value_len))
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
     }
 
-    pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
-        if value.len() > self.inner.max_value_len {
-            return Err(Error::InvalidConfig(format!(
-                "value of {} bytes is over the cap of {} bytes",
-                value.len(),
-                self.inner.max_value_len
-            )));
+    pub(crate) fn pending(&self) -> &Pending {
+        &self.inner.pending
+    }
+
+    /// How long a filler's lease lasts, or `None` when leases are off.
+    pub(crate) fn fill_lease(&self) -> Option<Duration> {
+        self.inner.fill_lease
+    }
+
+    /// Runs one backend operation unless the breaker is open, and tells the breaker how it went.
+    async fn guarded<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        if !self.inner.breaker.allow() {
+            return Err(Error::Unavailable);
         }
-        self.inner.backend.set(key, value, ttl).await
+        let result = op.await;
+        self.inner.breaker.record(&result);
+        result
     }
 
-    pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
-        self.inner.backend.delete(keys).await
+    /// Looks `key` up, taking `lease` on it if it is absent (when leases are on). A value over
+    /// the size cap is returned as is: the caller treats it like one that does not decode.
+    pub(crate) async fn fetch(&self, key: &str, lease: &Lease) -> Result<Fetch, Error> {
+        let lease = self.inner.fill_lease.map(|ttl| (lease, ttl));
+        self.guarded(self.inner.backend.fetch(key, lease)).await
+    }
+
+    /// Whether stored bytes are too large to be read back.
+    pub(crate) fn oversized(&self, bytes: &[u8]) -> bool {
+        bytes.len() > self.inner.max_value_len
+    }
+
+    /// Puts `lease` on `key` whatever it holds (to refresh or overwrite an entry).
+    pub(crate) async fn take_lease(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+        match self.inner.fill_lease {
+            Some(ttl) => {
+                self.guarded(self.inner.backend.set(key, lease.as_bytes(), ttl))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Stores `value` if `lease` still holds `key` (unconditionally when leases are off).
+    pub(crate) async fn fill(
+        &self,
+        key: &str,
+        lease: &Lease,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        if self.oversized(value) {
+            self.release(key, lease).await?;
+            return Ok(false);
+        }
+        match self.inner.fill_lease {
+            Some(_) => {
+                self.guarded(self.inner.backend.fill(key, lease, value, ttl))
+                    .await
+            }
+            None => {
+                self.guarded(self.inner.backend.set(key, value, ttl))
+                    .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Gives up `lease` on `key`, so that the next caller need not wait for it to expire.
+    pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+        match self.inner.fill_lease {
+            Some(_) => self.guarded(self.inner.backend.release(key, lease)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes `keys`; on failure defers them (see [`Cache::invalidate`]).
+    pub(crate) async fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+        let result = self.guarded(self.inner.backend.delete(&keys)).await;
+        if result.is_err() {
+            self.inner.pending.defer(self, keys);
+        }
+        result
+    }
+
+    /// Deletes `keys` now, past the breaker: the deferred-invalidation task is its own probe.
+    pub(crate) async fn delete_now(&self, keys: &[String]) -> Result<(), Error> {
+        let result = self.inner.backend.delete(keys).await;
+        self.inner.breaker.record(&result);
+        result
     }
 }
 
@@ -198,6 +300,7 @@ pub struct CacheBuilder {
     default_ttl: Duration,
     timeout: Duration,
     lazy: bool,
+    fill_lease: Option<Duration>,
     max_key_len: usize,
     max_value_len: usize,
     memory_bytes: u64,
@@ -249,6 +352,32 @@ impl CacheBuilder {
         self
     }
 
+    /// How long a caller that misses holds the key while it runs the body (default: 5 s).
+    /// Concurrent callers wait for its value instead of running the body too, up to this
+    /// long; a value whose body outlasts the lease is returned but not stored.
+    ///
+    /// ```
+    /// let builder = redis_cached::Cache::builder("mem://")
+    ///     .fill_lease(std::time::Duration::from_secs(10));
+    /// ```
+    pub fn fill_lease(mut self, lease: Duration) -> Self {
+        self.fill_lease = Some(lease);
+        self
+    }
+
+    /// Turns fill leases off (default: on): a miss then stores with a plain `SET .. EX`, as
+    /// hand-written cache-aside does. Without leases there is no single-flight, and a fill
+    /// that read the source before an invalidation can store its stale value afterwards.
+    /// For comparisons and benchmarks.
+    ///
+    /// ```
+    /// let builder = redis_cached::Cache::builder("mem://").without_fill_leases();
+    /// ```
+    pub fn without_fill_leases(mut self) -> Self {
+        self.fill_lease = None;
+        self
+    }
+
     /// Rendered keys longer than this are stored under a digest (default: 1024 bytes).
     ///
     /// ```
@@ -293,9 +422,15 @@ impl CacheBuilder {
                 "the key prefix may not contain `\\`".into(),
             ));
         }
-        if self.default_ttl < Duration::from_secs(1) || self.timeout.is_zero() {
+        if self.default_ttl < Duration::from_secs(1)
+            || self.timeout.is_zero()
+            || self
+                .fill_lease
+                .is_some_and(|lease| lease < Duration::from_millis(1))
+        {
             return Err(Error::InvalidConfig(
-                "the default TTL must be at least one second and the timeout above zero".into(),
+                "the default TTL must be at least one second, the timeout and lease above zero"
+                    .into(),
             ));
         }
         let invalid = |reason: String| Error::InvalidUrl {
@@ -317,9 +452,13 @@ impl CacheBuilder {
                 backend,
                 prefix: self.prefix,
                 default_ttl: Duration::from_secs(self.default_ttl.as_secs()),
+                fill_lease: self.fill_lease,
                 max_key_len: self.max_key_len,
                 max_value_len: self.max_value_len,
                 redacted_url,
+                breaker: Breaker::new(),
+                flights: Flights::default(),
+                pending: Pending::default(),
             }),
         })
     }

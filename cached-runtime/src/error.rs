@@ -29,6 +29,10 @@ pub enum Error {
     /// Redis answered with an error, or the connection failed.
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// Recent operations failed to reach Redis, so this one was not tried (the circuit
+    /// breaker is open; it tries again shortly).
+    #[error("cache unavailable: recent operations failed to reach it")]
+    Unavailable,
     /// The operation did not finish within the cache's timeout.
     #[error("cache operation timed out after {0:?}")]
     Timeout(std::time::Duration),

@@ -3,12 +3,16 @@
 //! re-exports everything here.
 
 mod backend;
+mod breaker;
 mod cache;
 mod codec;
 mod error;
+mod flight;
 mod global;
 mod key;
+mod lease;
 mod outcome;
+mod pending;
 mod shape;
 mod telemetry;
 

@@ -3,8 +3,11 @@
 pub use crate::key::KeyBuilder;
 pub use crate::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 
+use crate::backend::Fetch;
+use crate::lease::Lease;
 use crate::{Cache, Outcome, codec, telemetry};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What `cache = <expr>` may evaluate to.
@@ -87,28 +90,112 @@ impl Call {
     }
 }
 
+/// Longest pause between two looks at a key another process is filling.
+const MAX_POLL: Duration = Duration::from_millis(50);
+
 /// Cache-aside around `body`: look up, else run and store. Cache failures only cost time.
+///
+/// One lookup is one script call that also takes a fill lease when the key is absent. Then:
+/// a value is a hit; our lease means we run the body and store conditionally; another
+/// caller's lease means we join its flight (same process) or wait for its value (another
+/// process), up to the lease's length, then run the body ourselves.
 pub async fn cached<S, R, F>(call: Call, body: F) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
 {
     let function = call.function;
-    let Some((cache, key)) = call.target else {
+    let Some((cache, key)) = &call.target else {
         return body.await;
     };
-    if !call.refresh {
-        if let Some(stored) = lookup::<S::Stored>(&cache, &key, function).await {
-            telemetry::outcome(function, Outcome::Hit);
-            return S::output(stored);
+    if cache.pending().contains(key) {
+        return uncached(function, body).await;
+    }
+    let lease = Lease::new();
+    let mut fetched = if call.refresh {
+        cache.take_lease(key, &lease).await.map(|()| Fetch::Leased)
+    } else {
+        timed(function, "fetch", cache.fetch(key, &lease)).await
+    };
+    let mut poll = Duration::from_millis(1);
+    let give_up = Instant::now() + cache.fill_lease().unwrap_or_default();
+    loop {
+        match fetched {
+            Ok(Fetch::Value(bytes)) => {
+                if let Some(value) = decode::<S::Stored>(cache, &bytes, function) {
+                    telemetry::outcome(function, Outcome::Hit);
+                    return S::output(value);
+                }
+                // Undecodable or oversized: overwrite it.
+                fetched = cache.take_lease(key, &lease).await.map(|()| Fetch::Leased);
+            }
+            Ok(Fetch::Leased) => return fill::<S, R, F>(&call, cache, key, &lease, body).await,
+            Ok(Fetch::Filling(other)) => {
+                if let Some(landing) = cache.flights().join(key, &other).await {
+                    return match landing
+                        .and_then(|bytes| decode::<S::Stored>(cache, &bytes, function))
+                    {
+                        Some(value) => {
+                            telemetry::outcome(function, Outcome::Hit);
+                            S::output(value)
+                        }
+                        None => uncached(function, body).await,
+                    };
+                }
+                if Instant::now() >= give_up {
+                    return uncached(function, body).await;
+                }
+                tokio::time::sleep(poll).await;
+                poll = (poll * 2).min(MAX_POLL);
+                fetched = timed(function, "fetch", cache.fetch(key, &lease)).await;
+            }
+            Err(error) => {
+                telemetry::error(function, "fetch", &error);
+                return uncached(function, body).await;
+            }
         }
     }
-    let started = Instant::now();
-    let output = body.await;
-    telemetry::body_time(function, started.elapsed());
-    if let Some(stored) = S::stored(&output, call.cache_none) {
-        let ttl = call.ttl.unwrap_or_else(|| cache.default_ttl());
-        store(&cache, &key, stored, ttl, function).await;
+}
+
+/// Runs the body under our lease, shares the result with this process's joiners, and
+/// stores it if the lease still holds the key.
+async fn fill<S, R, F>(call: &Call, cache: &Cache, key: &str, lease: &Lease, body: F) -> R
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+{
+    let function = call.function;
+    let pilot = cache
+        .fill_lease()
+        .map(|_| cache.flights().depart(cache, key, lease));
+    let output = run(function, body).await;
+    let encoded: Option<Arc<[u8]>> = S::stored(&output, call.cache_none).and_then(|value| {
+        codec::encode(value)
+            .map_err(|error| telemetry::error(function, "encode", &error))
+            .ok()
+            .map(Arc::from)
+    });
+    if let Some(pilot) = pilot {
+        pilot.land(encoded.clone());
+    }
+    let stored = match &encoded {
+        Some(bytes) => {
+            let ttl = call.ttl.unwrap_or_else(|| cache.default_ttl());
+            timed(function, "fill", cache.fill(key, lease, bytes, ttl))
+                .await
+                .map(|filled| {
+                    if !filled {
+                        tracing::debug!(
+                            function,
+                            "fill lease lost (invalidated or expired); value not stored"
+                        );
+                    }
+                })
+        }
+        None => cache.release(key, lease).await,
+    };
+    if let Err(error) = stored {
+        telemetry::error(function, "fill", &error);
     }
     let outcome = if call.refresh {
         Outcome::Refresh
@@ -119,48 +206,44 @@ where
     output
 }
 
-/// The decoded entry; absent, undecodable and unreachable all read as `None`.
-async fn lookup<T: serde::de::DeserializeOwned>(
-    cache: &Cache,
-    key: &str,
-    function: &'static str,
-) -> Option<T> {
-    let started = Instant::now();
-    let read = cache.get(key).await;
-    telemetry::cache_time(function, "get", started.elapsed());
-    match read {
-        Ok(Some(bytes)) => match codec::decode(&bytes) {
-            Ok(value) => Some(value),
-            Err(err) => {
-                telemetry::error(function, "decode", &err);
-                None
-            }
-        },
-        Ok(None) => None,
-        Err(err) => {
-            telemetry::error(function, "get", &err);
-            None
-        }
-    }
+/// Runs the body without touching the cache.
+async fn uncached<R, F: Future<Output = R>>(function: &'static str, body: F) -> R {
+    let output = run(function, body).await;
+    telemetry::outcome(function, Outcome::Miss);
+    output
 }
 
-async fn store<T: serde::Serialize>(
-    cache: &Cache,
-    key: &str,
-    value: &T,
-    ttl: Duration,
-    function: &'static str,
-) {
-    let bytes = match codec::encode(value) {
-        Ok(bytes) => bytes,
-        Err(err) => return telemetry::error(function, "encode", &err),
-    };
+async fn run<R, F: Future<Output = R>>(function: &'static str, body: F) -> R {
     let started = Instant::now();
-    let written = cache.set(key, &bytes, ttl).await;
-    telemetry::cache_time(function, "set", started.elapsed());
-    if let Err(err) = written {
-        telemetry::error(function, "set", &err);
+    let output = body.await;
+    telemetry::body_time(function, started.elapsed());
+    output
+}
+
+async fn timed<T>(
+    function: &'static str,
+    operation: &'static str,
+    op: impl Future<Output = T>,
+) -> T {
+    let started = Instant::now();
+    let result = op.await;
+    telemetry::cache_time(function, operation, started.elapsed());
+    result
+}
+
+/// A stored value, unless it is oversized or does not decode (both logged).
+fn decode<T: serde::de::DeserializeOwned>(
+    cache: &Cache,
+    bytes: &[u8],
+    function: &'static str,
+) -> Option<T> {
+    if cache.oversized(bytes) {
+        telemetry::error(function, "decode", &"stored value is over the size cap");
+        return None;
     }
+    codec::decode(bytes)
+        .map_err(|error| telemetry::error(function, "decode", &error))
+        .ok()
 }
 
 /// One call of an `#[invalidates]` function: its cache and the keys it makes stale.
@@ -191,22 +274,36 @@ impl Invalidation {
     }
 }
 
-/// Runs `body`, then deletes the keys in one command whatever it returned.
+/// Runs `body`, then deletes the keys in one command whatever it returned. If the caller
+/// is dropped before that (cancelled mid-write), the keys are deleted in the background.
 pub async fn invalidate<R, F: Future<Output = R>>(invalidation: Invalidation, body: F) -> R {
+    let mut invalidation = invalidation;
     let output = body.await;
-    let Invalidation {
-        function,
-        cache,
-        keys,
-    } = invalidation;
-    if let Some(cache) = cache {
-        let started = Instant::now();
-        let deleted = cache.delete(&keys).await;
-        telemetry::cache_time(function, "delete", started.elapsed());
-        match deleted {
-            Ok(()) => telemetry::invalidation(function, keys.len()),
-            Err(err) => telemetry::error(function, "delete", &err),
+    if let Some(cache) = invalidation.cache.take() {
+        let keys = std::mem::take(&mut invalidation.keys);
+        let count = keys.len();
+        let function = invalidation.function;
+        match timed(function, "delete", cache.delete(keys)).await {
+            Ok(()) => telemetry::invalidation(function, count),
+            Err(error) => telemetry::error(function, "delete", &error),
         }
     }
     output
+}
+
+impl Drop for Invalidation {
+    fn drop(&mut self) {
+        let Some(cache) = self.cache.take() else {
+            return;
+        };
+        let keys = std::mem::take(&mut self.keys);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let function = self.function;
+            runtime.spawn(async move {
+                if let Err(error) = cache.delete(keys).await {
+                    telemetry::error(function, "delete", &error);
+                }
+            });
+        }
+    }
 }

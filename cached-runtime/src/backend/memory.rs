@@ -1,6 +1,8 @@
 //! `mem://`: an in-process store (moka) with per-entry TTLs, for apps and tests without Redis.
 
+use crate::lease::Lease;
 use moka::Expiry;
+use moka::ops::compute::Op;
 use moka::sync::Cache;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +11,15 @@ use std::time::{Duration, Instant};
 struct Entry {
     bytes: Arc<[u8]>,
     ttl: Duration,
+}
+
+impl Entry {
+    fn new(bytes: &[u8], ttl: Duration) -> Entry {
+        Entry {
+            bytes: bytes.into(),
+            ttl,
+        }
+    }
 }
 
 struct EntryTtl;
@@ -51,12 +62,45 @@ impl MemoryBackend {
         self.entries.get(key).map(|entry| entry.bytes)
     }
 
+    pub(crate) fn fetch(&self, key: &str, lease: &Lease, lease_ttl: Duration) -> Option<Arc<[u8]>> {
+        let mut found = None;
+        self.entries
+            .entry_by_ref(key)
+            .and_compute_with(|entry| match entry {
+                Some(entry) => {
+                    found = Some(entry.into_value().bytes);
+                    Op::Nop
+                }
+                None => Op::Put(Entry::new(lease.as_bytes(), lease_ttl)),
+            });
+        found
+    }
+
     pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Duration) {
-        let entry = Entry {
-            bytes: value.into(),
-            ttl,
-        };
-        self.entries.insert(key.to_owned(), entry);
+        self.entries.insert(key.to_owned(), Entry::new(value, ttl));
+    }
+
+    pub(crate) fn fill(&self, key: &str, lease: &Lease, value: &[u8], ttl: Duration) -> bool {
+        let mut filled = false;
+        self.entries
+            .entry_by_ref(key)
+            .and_compute_with(|entry| match entry {
+                Some(entry) if *entry.value().bytes == *lease.as_bytes() => {
+                    filled = true;
+                    Op::Put(Entry::new(value, ttl))
+                }
+                _ => Op::Nop,
+            });
+        filled
+    }
+
+    pub(crate) fn release(&self, key: &str, lease: &Lease) {
+        self.entries
+            .entry_by_ref(key)
+            .and_compute_with(|entry| match entry {
+                Some(entry) if *entry.value().bytes == *lease.as_bytes() => Op::Remove,
+                _ => Op::Nop,
+            });
     }
 
     pub(crate) fn delete(&self, keys: &[String]) {

@@ -1,10 +1,44 @@
 //! Redis through redis-rs's multiplexed `ConnectionManager`: one connection serves every
-//! concurrent call and reconnects by itself after a failure.
+//! concurrent call and reconnects by itself after a failure. Lookups and fills are Lua
+//! scripts, so each is one round trip and atomic on the server.
 
 use crate::Error;
+use crate::lease::Lease;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue};
+use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation};
+use std::sync::LazyLock;
 use std::time::Duration;
+
+/// GET; if absent, SET the caller's lease marker with a short expiry and return nil.
+static FETCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local value = redis.call('GET', KEYS[1])
+          if value then return value end
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          return false",
+    )
+});
+
+/// SET the value only while the caller's lease still holds the key.
+static FILL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+            redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+            return 1
+          end
+          return 0",
+    )
+});
+
+/// DEL the key only while the caller's lease still holds it.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+            return redis.call('DEL', KEYS[1])
+          end
+          return 0",
+    )
+});
 
 #[derive(Clone)]
 pub(crate) struct RedisBackend {
@@ -13,7 +47,7 @@ pub(crate) struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Opens the manager; with `lazy`, the first command connects instead.
+    /// Opens the manager; unless `lazy`, first checks that Redis answers.
     pub(crate) async fn open(client: Client, timeout: Duration, lazy: bool) -> Result<Self, Error> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -42,14 +76,59 @@ impl RedisBackend {
         }
     }
 
+    /// Runs one script (EVALSHA, loading it once if the server lacks it), bounded by the
+    /// timeout.
+    async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> Result<T, Error> {
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(self.timeout, script.invoke_async(&mut connection)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(Error::Timeout(self.timeout)),
+        }
+    }
+
+    pub(crate) async fn fetch(
+        &self,
+        key: &str,
+        lease: &Lease,
+        lease_ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let millis = lease_ttl.as_millis().max(1) as u64;
+        self.invoke(FETCH.key(key).arg(lease.as_bytes()).arg(millis))
+            .await
+    }
+
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         self.run(redis::cmd("GET").arg(key)).await
     }
 
+    /// `SET .. EX` for whole seconds, `SET .. PX` otherwise (short leases).
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if ttl.subsec_nanos() == 0 {
+            cmd.arg("EX").arg(ttl.as_secs().max(1));
+        } else {
+            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        self.run(&cmd).await
+    }
+
+    pub(crate) async fn fill(
+        &self,
+        key: &str,
+        lease: &Lease,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Error> {
         let seconds = ttl.as_secs().max(1);
-        self.run(redis::cmd("SET").arg(key).arg(value).arg("EX").arg(seconds))
-            .await
+        let filled: i64 = self
+            .invoke(FILL.key(key).arg(lease.as_bytes()).arg(value).arg(seconds))
+            .await?;
+        Ok(filled == 1)
+    }
+
+    pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+        self.invoke(RELEASE.key(key).arg(lease.as_bytes())).await
     }
 
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
