@@ -131,7 +131,18 @@ where
             }
             Ok(Fetch::Leased) => return fill::<S, R, F>(&call, cache, key, &lease, body).await,
             Ok(Fetch::Filling(other)) => {
-                if let Some(landing) = cache.flights().join(key, &other).await {
+                // A flight of this process may register a moment after its lease is seen:
+                // look again after the pause before asking the store again.
+                let mut landing = cache.flights().join(key, &other).await;
+                if landing.is_none() {
+                    if Instant::now() >= give_up {
+                        return uncached(function, body).await;
+                    }
+                    tokio::time::sleep(poll).await;
+                    poll = (poll * 2).min(MAX_POLL);
+                    landing = cache.flights().join(key, &other).await;
+                }
+                if let Some(landing) = landing {
                     return match landing
                         .and_then(|bytes| decode::<S::Stored>(cache, &bytes, function))
                     {
@@ -142,11 +153,6 @@ where
                         None => uncached(function, body).await,
                     };
                 }
-                if Instant::now() >= give_up {
-                    return uncached(function, body).await;
-                }
-                tokio::time::sleep(poll).await;
-                poll = (poll * 2).min(MAX_POLL);
                 fetched = timed(function, "fetch", cache.fetch(key, &lease)).await;
             }
             Err(error) => {

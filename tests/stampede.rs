@@ -1,0 +1,249 @@
+//! Stampede protection: concurrent cold calls on one key run the body once, within one
+//! process (single-flight), across `Cache` instances and across OS processes (fill leases),
+//! and a lease holder that dies delays the others by at most its lease.
+
+mod common;
+
+use redis_cached::{Cache, redis_cached};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+static BODY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A slow read, so that every concurrent call arrives while the first one is filling.
+#[redis_cached(key = "stampede:<id>", ttl = 60, cache = cache)]
+async fn slow_read(cache: &Cache, id: u64, delay_ms: u64) -> u64 {
+    BODY_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    id * 10
+}
+
+async fn concurrent_calls(caches: &[Cache], calls_per_cache: usize, id: u64) -> Vec<u64> {
+    let mut tasks = Vec::new();
+    for cache in caches {
+        for _ in 0..calls_per_cache {
+            let cache = cache.clone();
+            tasks.push(tokio::spawn(
+                async move { slow_read(&cache, id, 300).await },
+            ));
+        }
+    }
+    let mut values = Vec::new();
+    for task in tasks {
+        values.push(task.await.expect("no call panics"));
+    }
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_process_1000_cold_calls_run_the_body_once() {
+    let server = common::RedisServer::start();
+    let cache = Cache::connect(&server.url()).await.expect("redis answers");
+    // Warm up: the server learns the scripts on their first use.
+    slow_read(&cache, 0, 0).await;
+    let scripts_before = script_calls(&server).await;
+    let before = BODY_RUNS.load(Ordering::SeqCst);
+    let values = concurrent_calls(std::slice::from_ref(&cache), 1000, 1).await;
+    assert!(values.iter().all(|&value| value == 10));
+    assert_eq!(BODY_RUNS.load(Ordering::SeqCst) - before, 1);
+    // Single-flight: the 999 callers that found the lease awaited the flight in this
+    // process instead of polling Redis until the value appeared.
+    let lookups = script_calls(&server).await - scripts_before;
+    assert!(lookups <= 1000 + 50, "{lookups} lookups for 1000 calls");
+}
+
+/// How many script calls (lookups and fills) the server has run.
+async fn script_calls(server: &common::RedisServer) -> u64 {
+    let client = redis::Client::open(server.url()).expect("a URL");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis)
+        .await
+        .expect("INFO");
+    stats
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn separate_caches_share_one_fill_through_the_lease() {
+    let prefix = common::unique_prefix("cross-cache");
+    let mut caches = Vec::new();
+    for _ in 0..4 {
+        let cache = Cache::builder(common::shared_url())
+            .prefix(prefix.clone())
+            .build()
+            .await
+            .expect("redis answers");
+        caches.push(cache);
+    }
+    let before = BODY_RUNS.load(Ordering::SeqCst);
+    let values = concurrent_calls(&caches, 250, 2).await;
+    assert!(values.iter().all(|&value| value == 20));
+    assert_eq!(BODY_RUNS.load(Ordering::SeqCst) - before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_leases_every_cache_instance_runs_the_body() {
+    // The control: the same load with the protection off runs the body many times.
+    let prefix = common::unique_prefix("no-leases");
+    let mut caches = Vec::new();
+    for _ in 0..4 {
+        let cache = Cache::builder(common::shared_url())
+            .prefix(prefix.clone())
+            .without_fill_leases()
+            .build()
+            .await
+            .expect("redis answers");
+        caches.push(cache);
+    }
+    let before = BODY_RUNS.load(Ordering::SeqCst);
+    concurrent_calls(&caches, 25, 3).await;
+    assert!(BODY_RUNS.load(Ordering::SeqCst) - before > 4);
+}
+
+/// Run by `four_processes_250_cold_calls_each_run_the_body_once` in child processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a child process of another test"]
+async fn stampede_worker() {
+    let (Ok(url), Ok(prefix), Ok(start_at)) = (
+        std::env::var("STAMPEDE_URL"),
+        std::env::var("STAMPEDE_PREFIX"),
+        std::env::var("STAMPEDE_START_AT_MS"),
+    ) else {
+        return;
+    };
+    let cache = Cache::builder(&url)
+        .prefix(prefix)
+        .build()
+        .await
+        .expect("redis answers");
+    // Start together with the other processes.
+    let start_at: u128 = start_at.parse().expect("a time");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970");
+    if let Some(wait) = start_at.checked_sub(now.as_millis()) {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+    let values = concurrent_calls(&[cache], 250, 4).await;
+    assert!(values.iter().all(|&value| value == 40));
+    println!("BODY_RUNS={}", BODY_RUNS.load(Ordering::SeqCst));
+}
+
+#[test]
+fn four_processes_250_cold_calls_each_run_the_body_once() {
+    let server = common::RedisServer::start();
+    let prefix = common::unique_prefix("processes");
+    let start_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        + Duration::from_millis(1500);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(std::env::current_exe().expect("the test binary"))
+                .args(["--exact", "stampede_worker", "--ignored", "--nocapture"])
+                .env("STAMPEDE_URL", server.url())
+                .env("STAMPEDE_PREFIX", &prefix)
+                .env("STAMPEDE_START_AT_MS", start_at.as_millis().to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("the test binary runs")
+        })
+        .collect();
+    let mut total_runs = 0;
+    for child in children {
+        let output = child.wait_with_output().expect("the child finishes");
+        assert!(output.status.success(), "a worker failed");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let runs: usize = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("BODY_RUNS="))
+            .expect("the worker reports its body runs")
+            .parse()
+            .expect("a count");
+        total_runs += runs;
+    }
+    assert_eq!(total_runs, 1, "4 processes x 250 cold calls");
+}
+
+/// Run by `a_killed_lease_holder_delays_others_by_at_most_its_lease`: takes the lease on
+/// `stampede:5` and fills forever, until it is killed.
+#[tokio::test]
+#[ignore = "a child process of another test"]
+async fn lease_holder_worker() {
+    let (Ok(url), Ok(prefix)) = (
+        std::env::var("STAMPEDE_URL"),
+        std::env::var("STAMPEDE_PREFIX"),
+    ) else {
+        return;
+    };
+    let cache = Cache::builder(&url)
+        .prefix(prefix)
+        .fill_lease(HOLDER_LEASE)
+        .build()
+        .await
+        .expect("redis answers");
+    slow_read(&cache, 5, 600_000).await;
+}
+
+const HOLDER_LEASE: Duration = Duration::from_millis(1000);
+
+#[tokio::test]
+async fn a_killed_lease_holder_delays_others_by_at_most_its_lease() {
+    let prefix = common::unique_prefix("dead-filler");
+    let mut holder = Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "lease_holder_worker", "--ignored"])
+        .env("STAMPEDE_URL", common::shared_url())
+        .env("STAMPEDE_PREFIX", &prefix)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the test binary runs");
+    let mut redis = common::raw_connection().await;
+    let key = format!("{prefix}stampede:5");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let held: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .expect("redis");
+        if held {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the holder never took the lease");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    holder.kill().expect("SIGKILL the holder");
+    let _ = holder.wait();
+
+    let survivor = Cache::builder(common::shared_url())
+        .prefix(prefix)
+        .build()
+        .await
+        .expect("redis answers");
+    let started = Instant::now();
+    let before = BODY_RUNS.load(Ordering::SeqCst);
+    assert_eq!(slow_read(&survivor, 5, 0).await, 50);
+    let waited = started.elapsed();
+    assert_eq!(BODY_RUNS.load(Ordering::SeqCst) - before, 1);
+    // Bounded by the holder's lease (plus one poll interval and scheduling slack).
+    assert!(
+        waited < HOLDER_LEASE + Duration::from_millis(500),
+        "waited {waited:?} behind a dead filler with a {HOLDER_LEASE:?} lease"
+    );
+}
