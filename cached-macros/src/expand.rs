@@ -14,13 +14,13 @@ pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStr
     let scope = scope(&function);
     let template = Template::parse(&args.key, &scope)?;
     let shape = shape(&function.sig.output);
-    if let Some(flag) = &args.cache_none {
-        if !matches!(shape, Shape::SomeOf | Shape::OkSomeOf) {
-            return Err(syn::Error::new_spanned(
-                flag,
-                "`cache_none` only applies to functions returning `Option<T>` or `Result<Option<T>, E>`",
-            ));
-        }
+    if let Some(flag) = &args.cache_none
+        && !matches!(shape, Shape::SomeOf | Shape::OkSomeOf)
+    {
+        return Err(syn::Error::new_spanned(
+            flag,
+            "`cache_none` only applies to functions returning `Option<T>` or `Result<Option<T>, E>`",
+        ));
     }
 
     let cache = cache_source(args.cache.as_ref());
