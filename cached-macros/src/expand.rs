@@ -108,7 +108,12 @@ fn body(function: &ItemFn) -> TokenStream {
     };
     let output_span = function.sig.output.span();
     let fake_return = quote_spanned! {output_span=>
-        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value)]
+        #[allow(
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value
+        )]
         if false {
             let __redis_cached_unreachable: #output = loop {};
             return __redis_cached_unreachable;
@@ -218,13 +223,16 @@ fn shape(output: &ReturnType) -> Shape {
     }
 }
 
-/// The name of a path type's last segment and its first type argument.
+/// The kind of a path type's last segment (`Option`, or `Result` and aliases whose name
+/// ends in `Result`, such as `AppResult`) and its first type argument. An alias of another
+/// shape then fails to compile rather than having its errors cached.
 fn last_segment(ty: &Type) -> Option<(&'static str, Option<&Type>)> {
     let Type::Path(path) = ty else { return None };
     let segment = path.path.segments.last()?;
-    let name = if segment.ident == "Option" {
+    let ident = segment.ident.to_string();
+    let name = if ident == "Option" {
         "Option"
-    } else if segment.ident == "Result" {
+    } else if ident.ends_with("Result") {
         "Result"
     } else {
         return None;

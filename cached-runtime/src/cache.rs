@@ -251,6 +251,18 @@ impl Cache {
         }
     }
 
+    /// Releases `lease` from a task of its own, past the breaker: for callers that cannot
+    /// wait (a dropped pilot, a lookup that timed out).
+    pub(crate) fn release_in_background(&self, key: &str, lease: &Lease) {
+        if self.inner.fill_lease.is_none() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (cache, key, lease) = (self.clone(), key.to_owned(), lease.clone());
+            runtime.spawn(async move { cache.inner.backend.release(&key, &lease).await });
+        }
+    }
+
     /// Deletes `keys`; on failure defers them (see [`Cache::invalidate`]).
     pub(crate) async fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
         let result = self.guarded(self.inner.backend.delete(&keys)).await;

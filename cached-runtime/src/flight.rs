@@ -89,9 +89,6 @@ impl Drop for Pilot {
             return;
         }
         self.cache.flights().remove(&self.key, &self.lease);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (cache, key, lease) = (self.cache.clone(), self.key.clone(), self.lease.clone());
-            runtime.spawn(async move { cache.release(&key, &lease).await });
-        }
+        self.cache.release_in_background(&self.key, &self.lease);
     }
 }

@@ -167,7 +167,11 @@ impl KeyBuilder {
         if self.buf.len() <= self.max_len {
             return self.buf;
         }
-        let head = self.buf.get(..self.head.min(256)).unwrap_or("");
+        let mut head_len = self.head.min(256);
+        while !self.buf.is_char_boundary(head_len) {
+            head_len -= 1;
+        }
+        let head = &self.buf[..head_len];
         let mut out = String::with_capacity(head.len() + 66);
         out.push_str(head);
         out.push_str("\\#");

@@ -5,7 +5,7 @@ pub use crate::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 
 use crate::backend::Fetch;
 use crate::lease::Lease;
-use crate::{Cache, Outcome, codec, telemetry};
+use crate::{Cache, Error, Outcome, codec, telemetry};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,9 +135,6 @@ where
                 // look again after the pause before asking the store again.
                 let mut landing = cache.flights().join(key, &other).await;
                 if landing.is_none() {
-                    if Instant::now() >= give_up {
-                        return uncached(function, body).await;
-                    }
                     tokio::time::sleep(poll).await;
                     poll = (poll * 2).min(MAX_POLL);
                     landing = cache.flights().join(key, &other).await;
@@ -153,10 +150,21 @@ where
                         None => uncached(function, body).await,
                     };
                 }
-                fetched = timed(function, "fetch", cache.fetch(key, &lease)).await;
+                // A marker that outlived any lease's length is no live lease (a stray value
+                // starting with the marker byte): take the key over.
+                fetched = if Instant::now() >= give_up {
+                    cache.take_lease(key, &lease).await.map(|()| Fetch::Leased)
+                } else {
+                    timed(function, "fetch", cache.fetch(key, &lease)).await
+                };
             }
             Err(error) => {
                 telemetry::error(function, "fetch", &error);
+                if !matches!(error, Error::Unavailable) {
+                    // The lookup may still reach Redis and set our lease after we gave up
+                    // on it; a release queued behind it on the connection undoes that.
+                    cache.release_in_background(key, &lease);
+                }
                 return uncached(function, body).await;
             }
         }

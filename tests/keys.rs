@@ -1,0 +1,425 @@
+//! Key rendering as Redis sees it: exact key text, escaping, injectivity (fixed pairs and a
+//! property test), and the digest form of long keys.
+
+mod common;
+mod scenarios;
+mod support;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use support::keys_under;
+
+fn runs(counter: &AtomicUsize) -> usize {
+    counter.load(Ordering::SeqCst)
+}
+
+fn bump(counter: &AtomicUsize) {
+    counter.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The keys under `cache`'s prefix, without the prefix.
+async fn rendered(cache: &Cache) -> Vec<String> {
+    let prefix = cache.prefix();
+    keys_under(prefix)
+        .await
+        .into_iter()
+        .map(|key| {
+            key.strip_prefix(prefix)
+                .expect("under the prefix")
+                .to_owned()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Exact key text.
+
+#[redis_cached(key = "user:<id>", ttl = 60, cache = cache)]
+async fn by_u64(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+#[redis_cached(key = "signed:<n>", ttl = 60, cache = cache)]
+async fn by_i64(cache: &Cache, n: i64) -> i64 {
+    n
+}
+
+#[redis_cached(key = "wide:<n>", ttl = 60, cache = cache)]
+async fn by_i128(cache: &Cache, n: i128) -> String {
+    n.to_string()
+}
+
+#[redis_cached(key = "flag:<on>:<size>", ttl = 60, cache = cache)]
+async fn by_bool(cache: &Cache, on: bool, size: usize) -> bool {
+    on && size > 0
+}
+
+#[tokio::test]
+async fn integers_and_bools_render_plainly() {
+    let cache = common::redis_cache("int_keys").await;
+    by_u64(&cache, 42).await;
+    by_u64(&cache, 0).await;
+    by_u64(&cache, u64::MAX).await;
+    by_i64(&cache, -7).await;
+    by_i128(&cache, i128::MIN).await;
+    by_bool(&cache, true, 3).await;
+    by_bool(&cache, false, 0).await;
+    let mut want = vec![
+        "user:42".to_owned(),
+        "user:0".to_owned(),
+        format!("user:{}", u64::MAX),
+        "signed:-7".to_owned(),
+        format!("wide:{}", i128::MIN),
+        "flag:true:3".to_owned(),
+        "flag:false:0".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(rendered(&cache).await, want);
+}
+
+#[redis_cached(key = "name:<name>", ttl = 60, cache = cache)]
+async fn by_name(cache: &Cache, name: &str) -> String {
+    name.to_owned()
+}
+
+#[redis_cached(key = "owned:<name>", ttl = 60, cache = cache)]
+async fn by_string(cache: &Cache, name: String) -> String {
+    name
+}
+
+#[redis_cached(key = "char:<c>", ttl = 60, cache = cache)]
+async fn by_char(cache: &Cache, c: char) -> char {
+    c
+}
+
+#[tokio::test]
+async fn strings_escape_backslash_and_colon_only() {
+    let cache = common::redis_cache("string_keys").await;
+    let cases = [
+        ("plain", "plain"),
+        ("a:b", r"a\:b"),
+        (r"a\b", r"a\\b"),
+        (r"\:", r"\\\:"),
+        ("", ""),
+        ("%3A %", "%3A %"),
+        ("ünï cødé ✓", "ünï cødé ✓"),
+        ("*?[x]", "*?[x]"),
+        ("a\nb", "a\nb"),
+    ];
+    for (name, _) in cases {
+        assert_eq!(by_name(&cache, name).await, name);
+    }
+    by_string(&cache, "x:y".to_owned()).await;
+    by_char(&cache, ':').await;
+    by_char(&cache, '\\').await;
+    by_char(&cache, 'z').await;
+    let mut want: Vec<String> = cases.iter().map(|(_, key)| format!("name:{key}")).collect();
+    want.extend([r"owned:x\:y", r"char:\:", r"char:\\", "char:z"].map(String::from));
+    want.sort();
+    assert_eq!(rendered(&cache).await, want);
+}
+
+#[derive(Clone)]
+struct Account {
+    id: u64,
+    login: String,
+}
+
+struct Request {
+    account: Account,
+    page: (u32, String),
+}
+
+struct Tenant {
+    cache: Cache,
+    slug: String,
+}
+
+impl Tenant {
+    #[redis_cached(key = "tenant:<self.slug>:<account.login>", ttl = 60, cache = &self.cache)]
+    async fn of(&self, account: &Account) -> u64 {
+        account.id
+    }
+}
+
+#[redis_cached(key = "account:<account.id>:<account.login>", ttl = 60, cache = cache)]
+async fn by_fields(cache: &Cache, account: Account) -> u64 {
+    account.id
+}
+
+#[redis_cached(
+    key = "request:<request.account.id>:<request.page.0>:<request.page.1>",
+    ttl = 60,
+    cache = cache
+)]
+async fn by_nested_fields(cache: &Cache, request: &Request) -> u32 {
+    request.page.0
+}
+
+#[tokio::test]
+async fn field_placeholders_render_the_fields() {
+    let cache = common::redis_cache("field_keys").await;
+    let account = Account {
+        id: 42,
+        login: "ann:admin".into(),
+    };
+    by_fields(&cache, account.clone()).await;
+    by_nested_fields(
+        &cache,
+        &Request {
+            account: account.clone(),
+            page: (3, r"a\b".into()),
+        },
+    )
+    .await;
+    let tenant = Tenant {
+        cache: cache.clone(),
+        slug: "acme:eu".into(),
+    };
+    tenant.of(&account).await;
+    assert_eq!(
+        rendered(&cache).await,
+        vec![
+            r"account:42:ann\:admin".to_owned(),
+            r"request:42:3:a\\b".to_owned(),
+            r"tenant:acme\:eu:ann\:admin".to_owned(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_prefix_with_a_backslash_is_rejected() {
+    for url in ["mem://", common::shared_url()] {
+        let built = Cache::builder(url).prefix(r"app\").build().await;
+        assert!(built.is_err(), "{url}: a prefix with `\\` was accepted");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Arguments that would collide naively get different keys and different values.
+
+#[redis_cached(key = "pair:<a>:<b>", ttl = 60, cache = cache)]
+async fn pair(cache: &Cache, a: &str, b: &str) -> (String, String) {
+    (a.to_owned(), b.to_owned())
+}
+
+#[tokio::test]
+async fn colliding_strings_get_different_entries() {
+    scenarios::colliding_strings(common::redis_cache("colliding_scenario").await).await;
+}
+
+#[tokio::test]
+async fn colliding_strings_get_different_keys() {
+    let cache = common::redis_cache("colliding_keys").await;
+    assert_eq!(pair(&cache, "a:b", "c").await, ("a:b".into(), "c".into()));
+    assert_eq!(pair(&cache, "a", "b:c").await, ("a".into(), "b:c".into()));
+    let prefix = cache.prefix();
+    assert_eq!(
+        rendered(&cache).await,
+        vec![r"pair:a:b\:c".to_owned(), r"pair:a\:b:c".to_owned()]
+    );
+    assert_eq!(
+        support::raw_get_text(&format!(r"{prefix}pair:a\:b:c"))
+            .await
+            .as_deref(),
+        Some(r#"["a:b","c"]"#)
+    );
+    assert_eq!(
+        support::raw_get_text(&format!(r"{prefix}pair:a:b\:c"))
+            .await
+            .as_deref(),
+        Some(r#"["a","b:c"]"#)
+    );
+    for [first, second] in scenarios::COLLIDING {
+        pair(&cache, first.0, first.1).await;
+        pair(&cache, second.0, second.1).await;
+    }
+    assert_eq!(
+        rendered(&cache).await.len(),
+        2 * scenarios::COLLIDING.len(),
+        "every pair of COLLIDING has two keys"
+    );
+}
+
+#[redis_cached(key = "prop:<case>:<a>:<b>", ttl = 60, cache = cache)]
+async fn prop_pair(cache: &Cache, case: u64, a: &str, b: &str) -> (String, String) {
+    (a.to_owned(), b.to_owned())
+}
+
+/// Mostly short strings of separators, escapes and their encoded forms, so that a case's
+/// tuples often render alike under a faulty scheme (plain join, escaping only `:`,
+/// percent-encoding only `:`); now and then arbitrary ones, the empty string included.
+fn key_string() -> impl Strategy<Value = String> {
+    let fragment = prop::sample::select(vec![":", "\\", "a", "%3A", "\\:", "#"]);
+    prop_oneof![
+        6 => proptest::string::string_regex(r"[a:\\]{0,3}").expect("a valid regex"),
+        3 => proptest::collection::vec(fragment, 0..4).prop_map(|parts| parts.concat()),
+        1 => any::<String>(),
+    ]
+}
+
+#[test]
+fn different_argument_tuples_render_different_keys() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let cache = runtime.block_on(common::redis_cache("prop"));
+    let raw = runtime.block_on(common::raw_connection());
+    let next_case = AtomicU64::new(0);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let tuples = proptest::collection::vec((key_string(), key_string()), 2..24);
+    let result = runner.run(&tuples, |tuples| {
+        // Each case (and each shrinking step) writes under a namespace of its own.
+        let case = next_case.fetch_add(1, Ordering::Relaxed);
+        let (returned, keys) = runtime.block_on(async {
+            let mut returned = Vec::new();
+            for (a, b) in &tuples {
+                returned.push(prop_pair(&cache, case, a, b).await);
+            }
+            let namespace = format!("{}prop:{case}:", cache.prefix());
+            let keys = support::keys_matching(&mut raw.clone(), &namespace).await;
+            (returned, keys)
+        });
+        for (tuple, value) in tuples.iter().zip(&returned) {
+            prop_assert_eq!(value, tuple, "a call was served another tuple's entry");
+        }
+        let distinct: BTreeSet<&(String, String)> = tuples.iter().collect();
+        prop_assert_eq!(
+            keys.len(),
+            distinct.len(),
+            "distinct tuples {:?} rendered keys {:?}",
+            distinct,
+            keys
+        );
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Long keys.
+
+#[redis_cached(key = "long:<s>", ttl = 60, cache = cache)]
+async fn long(cache: &Cache, counter: &AtomicUsize, s: &str) -> usize {
+    bump(counter);
+    s.len()
+}
+
+#[redis_cached(key = "<s>:tail", ttl = 60, cache = cache)]
+async fn leading_part(cache: &Cache, s: &str) -> usize {
+    s.len()
+}
+
+/// Whether `key` is `head`, `\#` and 64 lowercase hex digits.
+fn is_digest_of(key: &str, head: &str) -> bool {
+    key.strip_prefix(head)
+        .and_then(|rest| rest.strip_prefix(r"\#"))
+        .is_some_and(|hex| {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+#[tokio::test]
+async fn keys_over_1024_bytes_take_the_digest_form() {
+    let cache = common::redis_cache("long_keys").await;
+    let prefix = cache.prefix().to_owned();
+    let fits = 1024 - prefix.len() - "long:".len();
+    let counter = AtomicUsize::new(0);
+
+    // Exactly 1024 bytes: kept as is.
+    let at_limit = "x".repeat(fits);
+    assert_eq!(long(&cache, &counter, &at_limit).await, fits);
+    assert!(support::raw_exists(&format!("{prefix}long:{at_limit}")).await);
+
+    // One byte more, and more: digests that keep the literal head, one per argument.
+    let over = "x".repeat(fits + 1);
+    let far_over = "x".repeat(5000);
+    let far_over_other = format!("{}y", "x".repeat(4999));
+    for s in [&over, &far_over, &far_over_other] {
+        assert_eq!(long(&cache, &counter, s).await, s.len());
+        assert_eq!(
+            with_outcome(long(&cache, &counter, s)).await,
+            (s.len(), Some(Outcome::Hit))
+        );
+    }
+    assert_eq!(runs(&counter), 4);
+    let keys = keys_under(&prefix).await;
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    let digests: Vec<&String> = keys.iter().filter(|key| key.len() < 1024).collect();
+    assert_eq!(digests.len(), 3, "{keys:?}");
+    for key in digests {
+        assert!(is_digest_of(key, &format!("{prefix}long:")), "{key}");
+    }
+    // The limit applies to the rendered (escaped) key: 600 colons render as 1200 bytes.
+    long(&cache, &counter, &":".repeat(600)).await;
+    let keys = keys_under(&prefix).await;
+    assert_eq!(keys.len(), 5);
+    assert!(keys.iter().all(|key| key.len() <= 1024), "{keys:?}");
+}
+
+#[tokio::test]
+async fn max_key_len_sets_the_digest_threshold() {
+    let prefix = common::unique_prefix("max_key_len");
+    let cache = Cache::builder(common::shared_url())
+        .prefix(prefix.clone())
+        .max_key_len(prefix.len() + 16)
+        .build()
+        .await
+        .unwrap();
+    let counter = AtomicUsize::new(0);
+    long(&cache, &counter, "0123456789").await; // long:0123456789 is 15 bytes
+    long(&cache, &counter, "0123456789a").await; // 16
+    long(&cache, &counter, "0123456789ab").await; // 17: digest
+    leading_part(&cache, &"z".repeat(20)).await; // head is the prefix alone
+    let keys = keys_under(&prefix).await;
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert!(keys.contains(&format!("{prefix}long:0123456789")));
+    assert!(keys.contains(&format!("{prefix}long:0123456789a")));
+    assert_eq!(
+        keys.iter()
+            .filter(|key| is_digest_of(key, &format!("{prefix}long:")))
+            .count(),
+        1,
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys.iter().filter(|key| is_digest_of(key, &prefix)).count(),
+        1,
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_digest_form_keeps_the_start_of_a_long_non_ascii_prefix() {
+    // An odd number of ASCII bytes, then 200 two-byte `é`: byte 256 falls inside an `é`.
+    let mut prefix = common::unique_prefix("long_prefix");
+    if prefix.len().is_multiple_of(2) {
+        prefix.push('_');
+    }
+    prefix.push_str(&"é".repeat(200));
+    let cache = Cache::builder(common::shared_url())
+        .prefix(prefix.clone())
+        .max_key_len(prefix.len() + 10)
+        .build()
+        .await
+        .unwrap();
+    let counter = AtomicUsize::new(0);
+    long(&cache, &counter, &"x".repeat(100)).await;
+    let namespace: String = prefix.chars().take(30).collect();
+    let keys = keys_under(&namespace).await;
+    assert_eq!(keys.len(), 1, "the key left the prefix's namespace");
+}

@@ -1,0 +1,93 @@
+//! Before anything is installed, cached functions without `cache = ...` run their bodies
+//! uncached, never panic, and say so in the log once.
+//!
+//! A binary of its own with one test: the installed cache and the log are process-wide.
+
+use redis_cached::{invalidates, redis_cached};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tracing_subscriber::filter::LevelFilter;
+
+/// Everything logged, as text.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+#[redis_cached(key = "lonely:<id>", ttl = 60)]
+async fn lonely(counter: &AtomicUsize, id: u64) -> u64 {
+    counter.fetch_add(1, Ordering::SeqCst);
+    id + 1
+}
+
+#[redis_cached(key = "lonely_owned:<id>")]
+async fn lonely_owned(id: u64) -> Option<String> {
+    Some(id.to_string())
+}
+
+#[invalidates("lonely:<id>")]
+async fn lonely_forget(id: u64) -> Result<u64, String> {
+    Ok(id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_installed_cache_bodies_run_uncached_and_it_is_logged_once() {
+    let logs = Logs::default();
+    tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(LevelFilter::TRACE)
+        .try_init()
+        .expect("the only subscriber of this binary");
+    assert!(redis_cached::installed().is_none());
+
+    let counter = AtomicUsize::new(0);
+    for _ in 0..3 {
+        assert_eq!(lonely(&counter, 1).await, 2);
+    }
+    assert_eq!(
+        counter.load(Ordering::SeqCst),
+        3,
+        "every call runs the body"
+    );
+    assert_eq!(lonely_forget(1).await, Ok(1));
+    let tasks: Vec<_> = (0..8u64).map(|id| tokio::spawn(lonely_owned(id))).collect();
+    for (id, task) in (0..8u64).zip(tasks) {
+        assert_eq!(task.await.expect("no panic"), Some(id.to_string()));
+    }
+
+    let text = logs.text().to_lowercase();
+    let warnings = text
+        .lines()
+        .filter(|line| line.contains("no cache") && line.contains("install"))
+        .count();
+    assert_eq!(
+        warnings, 1,
+        "the log says once that no cache is installed:\n{text}"
+    );
+    assert!(redis_cached::installed().is_none());
+}
