@@ -1,0 +1,429 @@
+//! HTTP plumbing: FastAPI-style error bodies, extractors whose rejections become such
+//! bodies, and the `X-Cache` response header.
+//!
+//! Invalid input is a 422 naming the field, as FastAPI does:
+//!
+//! ```json
+//! {"detail": [{"type": "int_parsing", "loc": ["path", "id"],
+//!              "msg": "Input should be a valid integer, unable to parse string as an integer",
+//!              "input": "abc"}]}
+//! ```
+//!
+//! and a missing resource a 404 such as `{"detail": "Employee 5 not found"}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
+use redis_cached::Outcome;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::convert::Infallible;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
+
+/// An error answer: 422 for invalid input, 404 for a missing resource, 500 otherwise.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Invalid input, one entry per problem.
+    Invalid(Vec<FieldError>),
+    /// A missing resource, with its description (`Employee 5 not found`).
+    NotFound(String),
+    /// Any other status, with a message for the client.
+    Status(StatusCode, String),
+    /// A database failure: logged, and answered with a bare 500.
+    Database(sqlx::Error),
+}
+
+impl ApiError {
+    /// The 404 for an employee id.
+    pub fn employee_not_found(id: i64) -> ApiError {
+        ApiError::NotFound(format!("Employee {id} not found"))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Database(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Invalid(detail) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(ValidationErrors { detail }),
+            )
+                .into_response(),
+            ApiError::NotFound(detail) => {
+                (StatusCode::NOT_FOUND, Json(Detail { detail })).into_response()
+            }
+            ApiError::Status(status, detail) => (status, Json(Detail { detail })).into_response(),
+            ApiError::Database(error) => {
+                tracing::error!(%error, "database call failed");
+                let detail = "Internal Server Error".to_owned();
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(Detail { detail })).into_response()
+            }
+        }
+    }
+}
+
+/// The body of a 404 or 500: `{"detail": "Employee 5 not found"}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Detail {
+    /// What went wrong.
+    #[schema(example = "Employee 5 not found")]
+    pub detail: String,
+}
+
+/// The body of a 422: one entry per invalid field.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ValidationErrors {
+    /// The problems found.
+    pub detail: Vec<FieldError>,
+}
+
+/// One invalid input, as FastAPI (pydantic) reports it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// A machine-readable kind: `missing`, `int_parsing`, `string_too_short`, ...
+    #[serde(rename = "type")]
+    #[schema(example = "missing")]
+    pub kind: String,
+    /// Where: `path`, `query`, `header` or `body`, then the field's path.
+    #[schema(example = json!(["body", "name"]))]
+    pub loc: Vec<LocItem>,
+    /// What is wrong, for people.
+    #[schema(example = "Field required")]
+    pub msg: String,
+    /// The offending value, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+}
+
+/// One step of [`FieldError::loc`]: a field name or an array index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocItem {
+    /// A location (`body`) or a field name.
+    Name(String),
+    /// An index into an array.
+    Index(usize),
+}
+
+impl FieldError {
+    /// An error at `loc`.
+    pub fn new(loc: Vec<LocItem>, kind: &str, msg: &str, input: Option<Value>) -> FieldError {
+        FieldError {
+            kind: kind.to_owned(),
+            loc,
+            msg: msg.to_owned(),
+            input,
+        }
+    }
+
+    /// An error in a top-level field of the JSON body.
+    pub fn body(field: &str, kind: &str, msg: &str, input: &str) -> FieldError {
+        FieldError::new(
+            vec![name("body"), name(field)],
+            kind,
+            msg,
+            Some(Value::from(input)),
+        )
+    }
+}
+
+/// A [`LocItem::Name`].
+fn name(text: &str) -> LocItem {
+    LocItem::Name(text.to_owned())
+}
+
+/// Checks beyond what deserializing does (non-empty strings, well-formed emails).
+pub trait Validate {
+    /// Every problem found; empty when the value is valid.
+    fn validate(&self) -> Vec<FieldError>;
+}
+
+/// `axum::extract::Path`, rejecting with a 422 that names the parameter.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => {
+                let names: Vec<String> = RawPathParams::from_request_parts(parts, state)
+                    .await
+                    .map(|params| params.iter().map(|(key, _)| key.to_owned()).collect())
+                    .unwrap_or_default();
+                Err(path_error(rejection, &names))
+            }
+        }
+    }
+}
+
+/// Maps a path rejection to a 422 at `["path", <name>]`.
+fn path_error(rejection: PathRejection, names: &[String]) -> ApiError {
+    let PathRejection::FailedToDeserializePathParams(error) = rejection else {
+        return ApiError::Status(rejection.status(), rejection.body_text());
+    };
+    let (key, value, expected) = match error.into_kind() {
+        ErrorKind::ParseErrorAtKey {
+            key,
+            value,
+            expected_type,
+        } => (Some(key), value, expected_type),
+        ErrorKind::ParseErrorAtIndex {
+            index,
+            value,
+            expected_type,
+        } => (names.get(index).cloned(), value, expected_type),
+        // A single parameter, parsed as a whole: its name is the only one.
+        ErrorKind::ParseError {
+            value,
+            expected_type,
+        } => (names.first().cloned(), value, expected_type),
+        other => {
+            let loc = vec![name("path")];
+            return ApiError::Invalid(vec![FieldError::new(
+                loc,
+                "value_error",
+                &other.to_string(),
+                None,
+            )]);
+        }
+    };
+    let (kind, msg) = match expected {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64" | "u128"
+        | "usize" => (
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer".to_owned(),
+        ),
+        "bool" => (
+            "bool_parsing",
+            "Input should be a valid boolean, unable to interpret input".to_owned(),
+        ),
+        other => ("value_error", format!("Input should be a valid {other}")),
+    };
+    let mut loc = vec![name("path")];
+    loc.extend(key.map(LocItem::Name));
+    ApiError::Invalid(vec![FieldError::new(
+        loc,
+        kind,
+        &msg,
+        Some(Value::from(value)),
+    )])
+}
+
+/// A JSON body, deserialized then [validated](Validate); every failure is a 422 naming
+/// the field (`["body", "email"]`).
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned + Validate,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        // A missing Content-Type is read as JSON; any other type is refused.
+        if let Some(content_type) = request.headers().get(CONTENT_TYPE) {
+            let essence = content_type
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("");
+            let essence = essence.trim().to_ascii_lowercase();
+            if essence != "application/json" && !essence.ends_with("+json") {
+                let msg = "Content-Type should be application/json";
+                let input = Value::from(content_type.to_str().unwrap_or(""));
+                let error = FieldError::new(
+                    vec![name("header"), name("content-type")],
+                    "content_type",
+                    msg,
+                    Some(input),
+                );
+                return Err(ApiError::Invalid(vec![error]));
+            }
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::Status(rejection.status(), rejection.body_text()))?;
+        let value: T = parse_json(&bytes)?;
+        let errors = value.validate();
+        if errors.is_empty() {
+            Ok(ApiJson(value))
+        } else {
+            Err(ApiError::Invalid(errors))
+        }
+    }
+}
+
+/// Deserializes a body, turning serde's error into a [`FieldError`] at the failing field.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        let error = FieldError::new(vec![name("body")], "missing", "Field required", None);
+        return Err(ApiError::Invalid(vec![error]));
+    }
+    // Syntax first, then shape: serde would also read a struct from an array.
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| json_invalid(&error))?;
+    if !value.is_object() {
+        let msg = "Input should be a valid dictionary or object to extract fields from";
+        let error = FieldError::new(
+            vec![name("body")],
+            "model_attributes_type",
+            msg,
+            Some(value),
+        );
+        return Err(ApiError::Invalid(vec![error]));
+    }
+    let error = match serde_path_to_error::deserialize(value) {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    let mut loc = vec![name("body")];
+    for segment in error.path().iter() {
+        match segment {
+            serde_path_to_error::Segment::Map { key } => loc.push(name(key)),
+            serde_path_to_error::Segment::Seq { index } => loc.push(LocItem::Index(*index)),
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    let message = error.inner().to_string();
+    let field_error = if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        loc.push(name(field));
+        FieldError::new(loc, "missing", "Field required", None)
+    } else if message.starts_with("unknown variant") {
+        FieldError::new(loc, "enum", &capitalize(&message), None)
+    } else if message.contains("expected a string") {
+        FieldError::new(loc, "string_type", "Input should be a valid string", None)
+    } else {
+        FieldError::new(loc, "type_error", &capitalize(&message), None)
+    };
+    Err(ApiError::Invalid(vec![field_error]))
+}
+
+/// The 422 for a body that is not JSON.
+fn json_invalid(error: &serde_json::Error) -> ApiError {
+    let msg = format!("JSON decode error: {error}");
+    ApiError::Invalid(vec![FieldError::new(
+        vec![name("body")],
+        "json_invalid",
+        &msg,
+        None,
+    )])
+}
+
+/// `text` with its first letter upper-case, as messages start.
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// Whether the client asked for fresh data: `?invalidate_cache=true` or the request
+/// header `Cache-Control: no-cache`. Passed to the cached functions' `refresh`.
+#[derive(Clone, Copy, Debug)]
+pub struct Refresh(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for Refresh {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let by_header = parts
+            .headers
+            .get_all(CACHE_CONTROL)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|directive| directive.trim().eq_ignore_ascii_case("no-cache"));
+        let query = parts.uri.query().unwrap_or("");
+        let mut by_query = false;
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if key == "invalidate_cache" {
+                by_query = parse_bool(&value).ok_or_else(|| {
+                    let loc = vec![name("query"), name("invalidate_cache")];
+                    let msg = "Input should be a valid boolean, unable to interpret input";
+                    ApiError::Invalid(vec![FieldError::new(
+                        loc,
+                        "bool_parsing",
+                        msg,
+                        Some(Value::from(value.as_ref())),
+                    )])
+                })?;
+            }
+        }
+        Ok(Refresh(by_header || by_query))
+    }
+}
+
+/// FastAPI's booleans: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// Documents [`Refresh`]'s query parameter and header in the OpenAPI description.
+impl IntoParams for Refresh {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let boolean = ObjectBuilder::new().schema_type(Type::Boolean).build();
+        let string = ObjectBuilder::new().schema_type(Type::String).build();
+        vec![
+            ParameterBuilder::new()
+                .name("invalidate_cache")
+                .parameter_in(ParameterIn::Query)
+                .description(Some(
+                    "`true`: skip the cache, read the database and overwrite the cached entry",
+                ))
+                .schema(Some(boolean))
+                .build(),
+            ParameterBuilder::new()
+                .name("Cache-Control")
+                .parameter_in(ParameterIn::Header)
+                .description(Some("`no-cache`: the same as `invalidate_cache=true`"))
+                .schema(Some(string))
+                .build(),
+        ]
+    }
+}
+
+/// The `X-Cache: HIT | MISS | REFRESH` response header, from
+/// [`redis_cached::with_outcome`]; absent when no cached call ran.
+#[derive(Clone, Copy, Debug)]
+pub struct XCache(pub Option<Outcome>);
+
+impl IntoResponseParts for XCache {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut response: ResponseParts) -> Result<ResponseParts, Infallible> {
+        if let Some(outcome) = self.0 {
+            response
+                .headers_mut()
+                .insert("x-cache", HeaderValue::from_static(outcome.as_str()));
+        }
+        Ok(response)
+    }
+}

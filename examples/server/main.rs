@@ -1,0 +1,237 @@
+//! An employee directory in front of SQLite, cached in Redis with `redis-cached`.
+//!
+//! ```text
+//! cargo run --example server
+//! curl -i localhost:8000/employees/42      # X-Cache: MISS, ~100 ms (DB_LATENCY_MS)
+//! curl -i localhost:8000/employees/42      # X-Cache: HIT, ~1 ms
+//! ```
+//!
+//! Where to look: `repo.rs` declares the caching, `main.rs` (this file) connects the cache
+//! at start-up, `routes.rs` turns outcomes into `X-Cache` headers. See `README.md` in this
+//! directory for the endpoints and configuration.
+//!
+//! Configuration, all from the environment:
+//!
+//! | variable        | default                                         |
+//! |-----------------|-------------------------------------------------|
+//! | `REDIS_URL`     | `redis://127.0.0.1:6379` (`mem://` when no answer) |
+//! | `CACHE_PREFIX`  | none: keys are `employee:42`                    |
+//! | `DATABASE_URL`  | `sqlite://<temp dir>/redis-cached-example.sqlite3` |
+//! | `BIND`          | `127.0.0.1:8000`                                |
+//! | `DB_LATENCY_MS` | `100`, added to every database call             |
+//! | `RUST_LOG`      | `info`                                          |
+
+mod db;
+mod extract;
+mod model;
+mod repo;
+mod routes;
+
+use self::db::Db;
+use self::repo::Repo;
+use self::routes::AppState;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use redis_cached::Cache;
+use sqlx::sqlite::SqliteConnectOptions;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+/// The server's settings, read from the environment.
+struct Config {
+    /// `BIND`: the address to listen on.
+    bind: String,
+    /// `REDIS_URL`: the cache.
+    redis_url: String,
+    /// `CACHE_PREFIX`: put in front of every key, to share a Redis between applications.
+    cache_prefix: String,
+    /// `DATABASE_URL`: the SQLite database, created when missing.
+    database_url: String,
+    /// `DB_LATENCY_MS`: added to every database call.
+    db_latency: Duration,
+}
+
+impl Config {
+    /// Reads the settings; an error names the variable that is wrong.
+    fn from_env() -> Result<Config, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let default_db = std::env::temp_dir().join("redis-cached-example.sqlite3");
+        let db_latency = match var("DB_LATENCY_MS") {
+            None => 100,
+            Some(ms) => ms
+                .parse()
+                .map_err(|_| format!("DB_LATENCY_MS must be whole milliseconds, not {ms:?}"))?,
+        };
+        Ok(Config {
+            bind: var("BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
+            redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            cache_prefix: var("CACHE_PREFIX").unwrap_or_default(),
+            database_url: var("DATABASE_URL")
+                .unwrap_or_else(|| format!("sqlite://{}", default_db.display())),
+            db_latency: Duration::from_millis(db_latency),
+        })
+    }
+}
+
+/// Logs to stdout (filtered by `RUST_LOG`), runs the server, exits 1 on a start-up error.
+/// (Public for `tests/server.rs`, which runs it too.)
+#[tokio::main]
+pub async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts everything, serves until a shutdown signal, then closes the database.
+async fn run() -> Result<(), String> {
+    let config = Config::from_env()?;
+
+    // Metrics first: the runtime records through the `metrics` facade from the first call.
+    // Durations as histograms with buckets from 0.5 ms (a Redis hit) to 2.5 s.
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_duration_seconds".to_owned()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ],
+        )
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let options = SqliteConnectOptions::from_str(&config.database_url).map_err(|error| {
+        format!(
+            "DATABASE_URL {:?} is not usable: {error}",
+            config.database_url
+        )
+    })?;
+    let db = Db::open(options, config.db_latency)
+        .await
+        .map_err(|error| format!("cannot open the database {}: {error}", config.database_url))?;
+    tracing::info!(
+        "database: {} (+{} ms per call)",
+        config.database_url,
+        config.db_latency.as_millis()
+    );
+
+    let (cache, cache_fallback) = connect_cache(&config).await?;
+    let state = AppState {
+        repo: Repo::new(db.clone(), cache),
+        metrics,
+        cache_fallback,
+    };
+
+    let listener = tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    tracing::info!("listening on http://{address} (API docs at http://{address}/docs)");
+    axum::serve(listener, routes::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|error| format!("server error: {error}"))?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The cache: Redis at `REDIS_URL`, or, when it does not answer at start-up, the
+/// in-process `mem://` backend (with the reason, which `/health` reports).
+///
+/// The fallback is for trying the example without Redis. Do not copy it into a service that
+/// runs several instances: each would cache in its own memory, and a write through one
+/// would leave the others' entries stale until their TTL. There, fail at start-up instead,
+/// or start with `.lazy(true)` and let the runtime connect once Redis is up; either way,
+/// while Redis is unreachable cached functions simply call through to the database.
+async fn connect_cache(config: &Config) -> Result<(Cache, Option<Arc<str>>), String> {
+    let cache = Cache::builder(&config.redis_url)
+        .prefix(config.cache_prefix.as_str())
+        // Each Redis operation gives up after this long and the call goes on uncached:
+        // the bound on what a slow or unreachable Redis adds to a request.
+        .timeout(Duration::from_millis(250))
+        .build()
+        .await;
+    let redis_url = redacted(&config.redis_url);
+    match cache {
+        Ok(cache) => {
+            tracing::info!("cache: {} at {redis_url}", cache.backend_kind());
+            Ok((cache, None))
+        }
+        Err(error @ redis_cached::Error::InvalidUrl { .. })
+        | Err(error @ redis_cached::Error::InvalidConfig(_)) => Err(error.to_string()),
+        Err(error) => {
+            let reason = format!(
+                "Redis at {redis_url} did not answer at start-up ({error}); caching in process \
+                 memory (mem://) instead: start Redis or set REDIS_URL, then restart"
+            );
+            tracing::warn!("{reason}");
+            let cache = Cache::builder("mem://")
+                .prefix(config.cache_prefix.as_str())
+                .build()
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok((cache, Some(reason.into())))
+        }
+    }
+}
+
+/// `url` with its password, if any, replaced by `***`, for logs.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM; the server then stops accepting connections and
+/// finishes the requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {error}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(error) => {
+                tracing::error!("cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}

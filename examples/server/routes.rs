@@ -1,0 +1,376 @@
+//! The HTTP API: axum handlers, each documented for OpenAPI with `#[utoipa::path]`.
+//!
+//! Handlers stay thin: extract, call the repository, answer. A cached read is wrapped in
+//! [`redis_cached::with_outcome`] to learn whether it was a hit, a miss or a refresh, which
+//! goes out as the `X-Cache` header.
+
+use super::db::DbError;
+use super::extract::{ApiError, ApiJson, ApiPath, Detail, Refresh, ValidationErrors, XCache};
+use super::model::{Employee, EmployeeInput, Status, StatusUpdate};
+use super::repo::Repo;
+use axum::extract::{Request, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis_cached::with_outcome;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Employees, through the cache.
+    pub repo: Repo,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Why the cache is not the configured Redis, when it is not (start-up fallback).
+    pub cache_fallback: Option<Arc<str>>,
+}
+
+/// The OpenAPI description's header; [`app`] adds every route's path to it.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "redis-cached example: employees",
+        description = "A small service fronting SQLite, its reads cached in Redis with \
+            `#[redis_cached]` and its writes invalidating with `#[invalidates]`. Cached reads \
+            answer with `X-Cache: HIT`, `MISS` or `REFRESH`; `?invalidate_cache=true` or \
+            `Cache-Control: no-cache` asks for fresh data."
+    ),
+    tags(
+        (name = "employees", description = "Employees and their in/out status"),
+        (name = "departments", description = "Employees by department"),
+        (name = "operations", description = "Health and metrics")
+    )
+)]
+struct ApiDoc;
+
+/// The service: the API routes, `/docs` and `/openapi.json`, JSON 404/405 answers and a
+/// log line per request.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_employee))
+        .routes(routes!(get_employee, update_employee, delete_employee))
+        .routes(routes!(get_status, set_status))
+        .routes(routes!(department_employees))
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .with_state(state)
+        .split_for_parts();
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(log_request))
+}
+
+/// The answer of a cached read: a 404 for `Ok(None)`, a 500 for a database error.
+fn found<T>(result: Result<Option<T>, DbError>, id: i64) -> Result<Json<T>, ApiError> {
+    result?
+        .map(Json)
+        .ok_or_else(|| ApiError::employee_not_found(id))
+}
+
+/// One employee. Cached for a day as `employee:<id>`.
+#[utoipa::path(
+    get,
+    path = "/employees/{id}",
+    tag = "employees",
+    params(("id" = i64, Path, description = "Employee id"), Refresh),
+    responses(
+        (status = 200, description = "The employee", body = Employee,
+            headers(("X-Cache" = String, description = "HIT, MISS or REFRESH"))),
+        (status = 404, description = "No such employee", body = Detail),
+        (status = 422, description = "Invalid id or query", body = ValidationErrors)
+    )
+)]
+async fn get_employee(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    Refresh(refresh): Refresh,
+) -> (XCache, Result<Json<Employee>, ApiError>) {
+    let (employee, outcome) = with_outcome(app.repo.employee(id, refresh)).await;
+    (XCache(outcome), found(employee, id))
+}
+
+/// An employee's in/out status and when it changed. Cached for 30 seconds as
+/// `employee:<id>:status`.
+#[utoipa::path(
+    get,
+    path = "/employees/{id}/status",
+    tag = "employees",
+    params(("id" = i64, Path, description = "Employee id"), Refresh),
+    responses(
+        (status = 200, description = "The status", body = Status,
+            headers(("X-Cache" = String, description = "HIT, MISS or REFRESH"))),
+        (status = 404, description = "No such employee", body = Detail),
+        (status = 422, description = "Invalid id or query", body = ValidationErrors)
+    )
+)]
+async fn get_status(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    Refresh(refresh): Refresh,
+) -> (XCache, Result<Json<Status>, ApiError>) {
+    let (status, outcome) = with_outcome(app.repo.employee_status(id, refresh)).await;
+    (XCache(outcome), found(status, id))
+}
+
+/// A department's employees, by id; an empty list for an unknown department. Cached for
+/// five minutes as `department:<name>:employees`.
+#[utoipa::path(
+    get,
+    path = "/departments/{name}/employees",
+    tag = "departments",
+    params(("name" = String, Path, description = "Department name, such as Engineering"), Refresh),
+    responses(
+        (status = 200, description = "The department's employees", body = Vec<Employee>,
+            headers(("X-Cache" = String, description = "HIT, MISS or REFRESH"))),
+        (status = 422, description = "Invalid query", body = ValidationErrors)
+    )
+)]
+async fn department_employees(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    Refresh(refresh): Refresh,
+) -> (XCache, Result<Json<Vec<Employee>>, ApiError>) {
+    let (employees, outcome) = with_outcome(app.repo.department_employees(&name, refresh)).await;
+    (XCache(outcome), employees.map(Json).map_err(ApiError::from))
+}
+
+/// Adds an employee (status `out`). Invalidates its department's list.
+#[utoipa::path(
+    post,
+    path = "/employees",
+    tag = "employees",
+    request_body = EmployeeInput,
+    responses(
+        (status = 201, description = "Created", body = Employee,
+            headers(("Location" = String, description = "/employees/{id}"))),
+        (status = 422, description = "Invalid body", body = ValidationErrors)
+    )
+)]
+async fn create_employee(
+    State(app): State<AppState>,
+    ApiJson(new): ApiJson<EmployeeInput>,
+) -> Result<Response, ApiError> {
+    let employee = app.repo.create_employee(&new).await?;
+    let location = HeaderValue::from_str(&format!("/employees/{}", employee.id))
+        .expect("a path of digits is a valid header value");
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(employee)).into_response())
+}
+
+/// Replaces an employee's fields. Invalidates the employee and the lists of the
+/// departments it leaves and joins.
+#[utoipa::path(
+    put,
+    path = "/employees/{id}",
+    tag = "employees",
+    params(("id" = i64, Path, description = "Employee id")),
+    request_body = EmployeeInput,
+    responses(
+        (status = 200, description = "The updated employee", body = Employee),
+        (status = 404, description = "No such employee", body = Detail),
+        (status = 422, description = "Invalid id or body", body = ValidationErrors)
+    )
+)]
+async fn update_employee(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(changes): ApiJson<EmployeeInput>,
+) -> Result<Json<Employee>, ApiError> {
+    found(app.repo.update_employee(id, &changes).await, id)
+}
+
+/// Deletes an employee. Invalidates everything cached about it and its department's list.
+#[utoipa::path(
+    delete,
+    path = "/employees/{id}",
+    tag = "employees",
+    params(("id" = i64, Path, description = "Employee id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such employee", body = Detail),
+        (status = 422, description = "Invalid id", body = ValidationErrors)
+    )
+)]
+async fn delete_employee(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    if app.repo.delete_employee(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::employee_not_found(id))
+    }
+}
+
+/// Sets an employee's status; `since` changes only when the status does. Invalidates the
+/// status entry.
+#[utoipa::path(
+    put,
+    path = "/employees/{id}/status",
+    tag = "employees",
+    params(("id" = i64, Path, description = "Employee id")),
+    request_body = StatusUpdate,
+    responses(
+        (status = 200, description = "The new status", body = Status),
+        (status = 404, description = "No such employee", body = Detail),
+        (status = 422, description = "Invalid id or body", body = ValidationErrors)
+    )
+)]
+async fn set_status(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(update): ApiJson<StatusUpdate>,
+) -> Result<Json<Status>, ApiError> {
+    found(app.repo.set_status(id, update.status).await, id)
+}
+
+/// The answer of `/health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`; `degraded` when the cache is not Redis or does not answer (the service still
+    /// serves, from the database); `down` when the database does not answer.
+    #[schema(example = "ok")]
+    pub status: String,
+    /// The database's state.
+    pub database: Component,
+    /// The cache's state.
+    pub cache: Component,
+}
+
+/// One dependency's state in [`Health`].
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Component {
+    /// `up` or `down`.
+    #[schema(example = "up")]
+    pub status: String,
+    /// For the cache: `redis` or `memory`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "redis")]
+    pub backend: Option<String>,
+    /// Why it is down or not what was configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The state of the database and the cache: 200 while the database answers (`degraded`
+/// without Redis), 503 when it does not.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Serving (`ok` or `degraded`)", body = Health),
+        (status = 503, description = "The database does not answer", body = Health)
+    )
+)]
+async fn health(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
+    let db = tokio::time::timeout(Duration::from_secs(2), app.repo.db().ping());
+    let (db, cache) = tokio::join!(db, app.repo.cache().ping());
+    let database = match db {
+        Ok(Ok(())) => Component::up(None),
+        Ok(Err(error)) => Component::down(None, error.to_string()),
+        Err(_) => Component::down(None, "timed out after 2s".to_owned()),
+    };
+    let backend = Some(app.repo.cache().backend_kind().to_owned());
+    let cache = match (cache, &app.cache_fallback) {
+        (Err(error), _) => Component::down(backend, error.to_string()),
+        (Ok(()), Some(reason)) => Component {
+            error: Some(reason.to_string()),
+            ..Component::up(backend)
+        },
+        (Ok(()), None) => Component::up(backend),
+    };
+    let (code, status) = if database.status != "up" {
+        (StatusCode::SERVICE_UNAVAILABLE, "down")
+    } else if cache.error.is_some() {
+        (StatusCode::OK, "degraded")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    let status = status.to_owned();
+    (
+        code,
+        Json(Health {
+            status,
+            database,
+            cache,
+        }),
+    )
+}
+
+impl Component {
+    fn up(backend: Option<String>) -> Component {
+        Component {
+            status: "up".to_owned(),
+            backend,
+            error: None,
+        }
+    }
+
+    fn down(backend: Option<String>, error: String) -> Component {
+        Component {
+            status: "down".to_owned(),
+            backend,
+            error: Some(error),
+        }
+    }
+}
+
+/// Prometheus metrics, among them what `redis-cached` records per cached function:
+/// `redis_cached_{hits,misses,refreshes,errors,invalidations}_total` and the
+/// `redis_cached_{cache,body}_duration_seconds` histograms.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    ([(CONTENT_TYPE, content_type)], app.metrics.render())
+}
+
+/// FastAPI's answer to an unknown path.
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Not Found".to_owned())
+}
+
+/// FastAPI's answer to a known path with another method.
+async fn method_not_allowed() -> ApiError {
+    ApiError::Status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed".to_owned(),
+    )
+}
+
+/// Logs `GET /employees/7 -> 200 HIT in 1.2ms` (health checks and scrapes at debug level).
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let x_cache = response
+        .headers()
+        .get("x-cache")
+        .and_then(|value| value.to_str().ok())
+        .map_or(String::new(), |value| format!(" {value}"));
+    if path == "/health" || path == "/metrics" {
+        tracing::debug!("{method} {path} -> {status}{x_cache} in {elapsed:.1?}");
+    } else {
+        tracing::info!("{method} {path} -> {status}{x_cache} in {elapsed:.1?}");
+    }
+    response
+}
