@@ -79,6 +79,8 @@ impl Cache {
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_value_len: 16 * 1024 * 1024,
             memory_bytes: 256 * 1024 * 1024,
+            #[cfg(feature = "tls")]
+            root_certificate: None,
         }
     }
 
@@ -316,6 +318,8 @@ pub struct CacheBuilder {
     max_key_len: usize,
     max_value_len: usize,
     memory_bytes: u64,
+    #[cfg(feature = "tls")]
+    root_certificate: Option<Vec<u8>>,
 }
 
 impl CacheBuilder {
@@ -420,6 +424,35 @@ impl CacheBuilder {
         self
     }
 
+    /// For `rediss://`: trust this CA certificate (PEM) instead of the system's roots.
+    ///
+    /// ```
+    /// # fn pem() -> Vec<u8> { Vec::new() }
+    /// let builder = redis_cached::Cache::builder("rediss://cache.internal:6380")
+    ///     .tls_root_certificate(pem());
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
+    }
+
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        #[cfg(feature = "tls")]
+        if self.url.starts_with("rediss://") {
+            // rustls needs a process-wide crypto provider; keep one that is already installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            if let Some(root_cert) = &self.root_certificate {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert.clone()),
+                };
+                return redis::Client::build_with_tls(self.url.as_str(), certificates);
+            }
+        }
+        redis::Client::open(self.url.as_str())
+    }
+
     /// Opens the backend.
     ///
     /// ```
@@ -453,7 +486,8 @@ impl CacheBuilder {
         let backend = match scheme {
             "mem" => Backend::Memory(MemoryBackend::new(self.memory_bytes)),
             "redis" | "rediss" | "redis+unix" | "unix" => {
-                let client = redis::Client::open(self.url.as_str())
+                let client = self
+                    .client()
                     .map_err(|err| invalid(format!("not a valid Redis URL ({:?})", err.kind())))?;
                 Backend::Redis(RedisBackend::open(client, self.timeout, self.lazy).await?)
             }
