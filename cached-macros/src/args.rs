@@ -1,9 +1,10 @@
 //! The attribute arguments of `#[redis_cached(...)]` and `#[invalidates(...)]`.
 
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprUnary, Lit, LitBool, LitStr, Token, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitBool, LitStr, Token, UnOp};
 
 mod kw {
     syn::custom_keyword!(key);
@@ -38,10 +39,17 @@ impl Parse for CachedArgs {
         while !input.is_empty() {
             let lookahead = input.lookahead1();
             if lookahead.peek(kw::key) {
-                set_once(&mut key, value::<kw::key, LitStr>(input)?)?;
+                let name = input.parse::<kw::key>()?;
+                input.parse::<Token![=]>()?;
+                let template = input.parse::<LitStr>().map_err(|error| {
+                    syn::Error::new(
+                        error.span(),
+                        "`key` must be a string literal template, as in `key = \"user:<id>\"`",
+                    )
+                })?;
+                set_once(&mut key, (name, template))?;
             } else if lookahead.peek(kw::ttl) {
-                let (name, expr) = value::<kw::ttl, Expr>(input)?;
-                set_once(&mut ttl, (name, ttl_seconds(&expr)?))?;
+                set_once(&mut ttl, value::<kw::ttl, Expr>(input)?)?;
             } else if lookahead.peek(kw::refresh) {
                 set_once(&mut refresh, value::<kw::refresh, Expr>(input)?)?;
             } else if lookahead.peek(kw::cache_none) {
@@ -49,12 +57,17 @@ impl Parse for CachedArgs {
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
-                return Err(lookahead.error());
+                return Err(unknown_argument(
+                    input,
+                    lookahead.error(),
+                    "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`",
+                ));
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
             }
         }
+        let ttl = ttl.as_ref().map(ttl_seconds).transpose()?;
         let Some(key) = key else {
             return Err(syn::Error::new(
                 Span::call_site(),
@@ -83,7 +96,11 @@ impl Parse for InvalidatesArgs {
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
-                return Err(lookahead.error());
+                return Err(unknown_argument(
+                    input,
+                    lookahead.error(),
+                    "#[invalidates] takes key templates such as \"user:<id>\" and `cache = ...`",
+                ));
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
@@ -99,6 +116,17 @@ impl Parse for InvalidatesArgs {
     }
 }
 
+/// An error for an argument name that is not known, naming it; `fallback` for anything else.
+fn unknown_argument(input: ParseStream, fallback: syn::Error, expected: &str) -> syn::Error {
+    match input.fork().call(Ident::parse_any) {
+        Ok(ident) => syn::Error::new(
+            ident.span(),
+            format!("unknown argument `{ident}`: {expected}"),
+        ),
+        Err(_) => fallback,
+    }
+}
+
 /// Parses `name = value`, keeping the name for error spans.
 fn value<K: Parse + Spanned, V: Parse>(input: ParseStream) -> syn::Result<(K, V)> {
     let name = input.parse::<K>()?;
@@ -107,11 +135,15 @@ fn value<K: Parse + Spanned, V: Parse>(input: ParseStream) -> syn::Result<(K, V)
 }
 
 /// Stores an argument, rejecting a second occurrence at its name.
-fn set_once<K: Spanned, V>(slot: &mut Option<V>, (name, value): (K, V)) -> syn::Result<()> {
+fn set_once<K: Spanned + quote::ToTokens, V>(
+    slot: &mut Option<V>,
+    (name, value): (K, V),
+) -> syn::Result<()> {
     if slot.is_some() {
+        let name_text = name.to_token_stream().to_string();
         return Err(syn::Error::new(
             name.span(),
-            "this argument is given twice; keep one",
+            format!("`{name_text}` is given twice; keep one"),
         ));
     }
     *slot = Some(value);

@@ -6,7 +6,9 @@ use crate::template::{Placeholder, Scope, Segment, Template};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{AttrStyle, Expr, FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type};
+use syn::{
+    AttrStyle, Expr, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type,
+};
 
 /// `#[redis_cached]`: render the key at entry, then look up, or run the body and store.
 pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStream> {
@@ -27,17 +29,23 @@ pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStr
     let name = function_name(&function);
     let render = render(&template);
     let ttl = args.ttl.map(|seconds| quote!(.ttl(#seconds)));
-    let refresh = args.refresh.map(|expr| quote!(.refresh(#expr)));
+    let refresh = args
+        .refresh
+        .map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
     let cache_none = args.cache_none.map(|flag| quote!(.cache_none(#flag)));
-    let shape = shape.tokens();
-    let output_span = function.sig.output.span();
+    let output_span = output_span(&function);
+    let shape = shape.tokens(output_span);
     let body = body(&function);
+    // Spanned on the return type: an unstorable value type is reported there.
+    let cached = quote_spanned! {output_span=>
+        ::redis_cached::__private::cached::<#shape, _, _>(__redis_cached_call, #body)
+    };
     Ok(rewrite(
         function,
         quote! {
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
                 #ttl #refresh #cache_none;
-            ::redis_cached::__private::cached::<#shape, _, _>(__redis_cached_call, #body)
+            #cached
         },
         output_span,
     ))
@@ -56,7 +64,7 @@ pub(crate) fn invalidates(args: InvalidatesArgs, function: ItemFn) -> syn::Resul
     let name = function_name(&function);
     let count = templates.len();
     let renders = templates.iter().map(render);
-    let output_span = function.sig.output.span();
+    let output_span = output_span(&function);
     let body = body(&function);
     Ok(rewrite(
         function,
@@ -78,6 +86,14 @@ fn check_async(function: &ItemFn, macro_name: &str) -> syn::Result<()> {
         function.sig.fn_token,
         format!("#[{macro_name}] only applies to `async fn`: add `async` before `fn`"),
     ))
+}
+
+/// The declared return type's span (the name's, for `()`).
+fn output_span(function: &ItemFn) -> Span {
+    match &function.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => function.sig.ident.span(),
+    }
 }
 
 /// The user's attributes, visibility and signature, around a new body.
@@ -106,7 +122,7 @@ fn body(function: &ItemFn) -> TokenStream {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
     };
-    let output_span = function.sig.output.span();
+    let output_span = output_span(function);
     let fake_return = quote_spanned! {output_span=>
         #[allow(
             unreachable_code,
@@ -131,7 +147,8 @@ fn body(function: &ItemFn) -> TokenStream {
 fn cache_source(cache: Option<&Expr>) -> TokenStream {
     match cache {
         None => quote!(::redis_cached::__private::global()),
-        Some(expr) => quote_spanned!(expr.span()=> ::redis_cached::__private::named(#expr)),
+        // Borrowed, so that `cache = cache` does not move a parameter the body uses.
+        Some(expr) => quote_spanned!(expr.span()=> ::redis_cached::__private::named(&(#expr))),
     }
 }
 
@@ -145,8 +162,19 @@ fn function_name(function: &ItemFn) -> TokenStream {
 fn render(template: &Template) -> TokenStream {
     let steps = template.segments.iter().map(|segment| match segment {
         Segment::Literal(text) => quote!(__redis_cached_key.literal(#text);),
-        Segment::Placeholder(Placeholder { root, members }) => {
-            quote_spanned!(root.span()=> __redis_cached_key.part(&#root #(.#members)*);)
+        // A whole parameter that cannot be rendered is reported at its declaration; a field,
+        // at the template.
+        Segment::Placeholder(Placeholder {
+            root,
+            members,
+            span,
+        }) => {
+            let span = if members.is_empty() {
+                root.span()
+            } else {
+                *span
+            };
+            quote_spanned!(span=> __redis_cached_key.part(&#root #(.#members)*);)
         }
     });
     quote! {
@@ -199,12 +227,12 @@ enum Shape {
 }
 
 impl Shape {
-    fn tokens(&self) -> TokenStream {
+    fn tokens(&self, span: Span) -> TokenStream {
         match self {
-            Shape::Whole => quote!(::redis_cached::__private::Whole),
-            Shape::OkOf => quote!(::redis_cached::__private::OkOf),
-            Shape::SomeOf => quote!(::redis_cached::__private::SomeOf),
-            Shape::OkSomeOf => quote!(::redis_cached::__private::OkSomeOf),
+            Shape::Whole => quote_spanned!(span=> ::redis_cached::__private::Whole),
+            Shape::OkOf => quote_spanned!(span=> ::redis_cached::__private::OkOf),
+            Shape::SomeOf => quote_spanned!(span=> ::redis_cached::__private::SomeOf),
+            Shape::OkSomeOf => quote_spanned!(span=> ::redis_cached::__private::OkSomeOf),
         }
     }
 }
@@ -223,26 +251,27 @@ fn shape(output: &ReturnType) -> Shape {
     }
 }
 
-/// The kind of a path type's last segment (`Option`, or `Result` and aliases whose name
-/// ends in `Result`, such as `AppResult`) and its first type argument. An alias of another
-/// shape then fails to compile rather than having its errors cached.
+/// The kind of a path type's last segment (`Option`, or `Result` and generic aliases whose
+/// name ends in `Result`, such as `AppResult<T>`) and its first type argument. Such an alias
+/// of another shape then fails to compile rather than having its errors cached; a plain
+/// `SearchResult` struct is stored whole.
 fn last_segment(ty: &Type) -> Option<(&'static str, Option<&Type>)> {
     let Type::Path(path) = ty else { return None };
     let segment = path.path.segments.last()?;
     let ident = segment.ident.to_string();
-    let name = if ident == "Option" {
-        "Option"
-    } else if ident.ends_with("Result") {
-        "Result"
-    } else {
-        return None;
-    };
     let first = match &segment.arguments {
         PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
             GenericArgument::Type(ty) => Some(ty),
             _ => None,
         }),
         _ => None,
+    };
+    let name = if ident == "Option" {
+        "Option"
+    } else if ident == "Result" || (ident.ends_with("Result") && first.is_some()) {
+        "Result"
+    } else {
+        return None;
     };
     Some((name, first))
 }

@@ -7,7 +7,7 @@ mod expand;
 mod template;
 
 use proc_macro::TokenStream;
-use syn::{ItemFn, parse_macro_input};
+use syn::{ItemFn, TraitItemFn, parse_macro_input};
 
 /// Caches an `async fn`'s result in Redis under a key rendered from its arguments.
 ///
@@ -34,6 +34,17 @@ fn expand_or_keep(
     expand: impl FnOnce(ItemFn) -> syn::Result<proc_macro2::TokenStream>,
 ) -> TokenStream {
     let original = proc_macro2::TokenStream::from(item.clone());
+    if let Ok(declaration) = syn::parse::<TraitItemFn>(item.clone())
+        && declaration.default.is_none()
+    {
+        let error = syn::Error::new_spanned(
+            declaration.sig.fn_token,
+            "this attribute needs the function's body: put it on the method in the `impl` block, \
+             not on the trait's declaration",
+        );
+        let error = error.into_compile_error();
+        return quote::quote!(#error #original).into();
+    }
     let function = parse_macro_input!(item as ItemFn);
     match expand(function) {
         Ok(tokens) => tokens.into(),

@@ -18,6 +18,8 @@ pub(crate) enum Segment {
 pub(crate) struct Placeholder {
     pub(crate) root: Ident,
     pub(crate) members: Vec<Member>,
+    /// The template literal's span, where errors about fields point.
+    pub(crate) span: Span,
 }
 
 /// The names a template may use, with the spans they were declared at.
@@ -85,7 +87,12 @@ impl Template {
                 ));
             };
             let inner = &tail[1..close];
-            segments.push(Segment::Placeholder(placeholder(inner, scope, &error)?));
+            segments.push(Segment::Placeholder(placeholder(
+                inner,
+                scope,
+                lit.span(),
+                &error,
+            )?));
             rest = &tail[close + 1..];
         }
         check_separated(&segments, &error)?;
@@ -96,6 +103,7 @@ impl Template {
 fn placeholder(
     inner: &str,
     scope: &Scope,
+    span: Span,
     error: &impl Fn(String) -> syn::Error,
 ) -> syn::Result<Placeholder> {
     if inner.is_empty() {
@@ -106,21 +114,37 @@ fn placeholder(
     let mut path = inner.split('.');
     let name = path.next().unwrap_or_default();
     let Some(root) = scope.resolve(name) else {
-        return Err(error(format!(
-            "unknown parameter `{name}` in key template `<{inner}>`: {}",
-            scope.names()
-        )));
+        let problem = if name == "self" {
+            format!("`<{inner}>` needs a method with a `self` receiver")
+        } else {
+            format!("unknown parameter `{name}` in key template `<{inner}>`")
+        };
+        return Err(error(format!("{problem}: {}", scope.names())));
     };
     let members = path
         .map(|member| {
-            syn::parse_str::<Member>(member).map_err(|_| {
+            if member.is_empty() {
+                return Err(error(format!(
+                    "empty field name in `<{inner}>`: write `<{name}.field>`, or `<{name}>` for the whole value"
+                )));
+            }
+            let mut member = syn::parse_str::<Member>(member).map_err(|_| {
                 error(format!(
-                    "`{member}` in `<{inner}>` is not a field name: write `<param.field>`"
+                    "`{member}` in `<{inner}>` is not a field name or tuple index: write `<{name}.field>` or `<{name}.0>`"
                 ))
-            })
+            })?;
+            match &mut member {
+                Member::Named(ident) => ident.set_span(span),
+                Member::Unnamed(index) => index.span = span,
+            }
+            Ok(member)
         })
         .collect::<syn::Result<Vec<_>>>()?;
-    Ok(Placeholder { root, members })
+    Ok(Placeholder {
+        root,
+        members,
+        span,
+    })
 }
 
 /// Two placeholders need a `:` between them, or `("a:b", "c")` and `("a", "b:c")` -- or

@@ -37,8 +37,8 @@ pub const DEFAULT_MAX_KEY_LEN: usize = 1024;
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be rendered into a cache key",
-    label = "this parameter is used in the key template",
-    note = "implement `redis_cached::KeyPart` for `{Self}`, or use a field that implements it: `<param.field>`"
+    label = "used in the key template",
+    note = "implement `redis_cached::KeyPart` for `{Self}`, or name a field of it that implements it: `<param.field>`"
 )]
 pub trait KeyPart {
     /// Appends this value's key text to `out`.

@@ -10,24 +10,25 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What `cache = <expr>` may evaluate to.
+/// What `cache = <expr>` may evaluate to: a `Cache`, or any reference to one.
 #[diagnostic::on_unimplemented(
-    message = "`cache = ...` must be a `redis_cached::Cache` or a reference to one, not `{Self}`"
+    message = "`cache = ...` must be a `redis_cached::Cache` or a reference to one, not `{Self}`",
+    label = "expected a `Cache` or `&Cache`, as in `cache = &self.cache`"
 )]
 pub trait IntoCache {
-    /// The cache, cloned if borrowed (a clone is one `Arc` increment).
-    fn into_cache(self) -> Cache;
+    /// The cache, cloned (a clone is one `Arc` increment).
+    fn to_cache(&self) -> Cache;
 }
 
 impl IntoCache for Cache {
-    fn into_cache(self) -> Cache {
-        self
+    fn to_cache(&self) -> Cache {
+        self.clone()
     }
 }
 
-impl IntoCache for &Cache {
-    fn into_cache(self) -> Cache {
-        self.clone()
+impl<T: IntoCache + ?Sized> IntoCache for &T {
+    fn to_cache(&self) -> Cache {
+        (**self).to_cache()
     }
 }
 
@@ -36,9 +37,10 @@ pub fn global() -> Option<Cache> {
     crate::global::global()
 }
 
-/// The cache named by `cache = <expr>`.
-pub fn named(cache: impl IntoCache) -> Option<Cache> {
-    Some(cache.into_cache())
+/// The cache named by `cache = <expr>`, borrowed so that the expression may name a
+/// parameter the body still uses.
+pub fn named<C: IntoCache + ?Sized>(cache: &C) -> Option<Cache> {
+    Some(cache.to_cache())
 }
 
 /// One call of a `#[redis_cached]` function: its cache, rendered key and options.

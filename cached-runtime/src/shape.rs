@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "the return type `{R}` cannot be cached",
+    label = "the cached value must implement `Serialize` and `DeserializeOwned`",
     note = "a cached function returns `T`, `Result<T, E>`, `Option<T>` or `Result<Option<T>, E>` where `T: Serialize + DeserializeOwned`"
 )]
 pub trait Shape<R> {
@@ -38,6 +39,7 @@ pub struct SomeOf;
 #[doc(hidden)]
 pub struct OkSomeOf;
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> Shape<T> for Whole {
     type Stored = T;
 
@@ -50,6 +52,7 @@ impl<T: Serialize + DeserializeOwned> Shape<T> for Whole {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned, E> Shape<Result<T, E>> for OkOf {
     type Stored = T;
 
@@ -62,6 +65,7 @@ impl<T: Serialize + DeserializeOwned, E> Shape<Result<T, E>> for OkOf {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> Shape<Option<T>> for SomeOf {
     type Stored = Option<T>;
 
@@ -74,6 +78,7 @@ impl<T: Serialize + DeserializeOwned> Shape<Option<T>> for SomeOf {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned, E> Shape<Result<Option<T>, E>> for OkSomeOf {
     type Stored = Option<T>;
 

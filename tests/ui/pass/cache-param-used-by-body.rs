@@ -1,3 +1,6 @@
+//! `cache = cache` borrows the parameter, so the body may still use (here, drop) it.
+#![deny(warnings)]
+
 use redis_cached::{Cache, redis_cached};
 
 #[redis_cached(key = "user:<id>", ttl = 60, cache = cache)]
