@@ -3,8 +3,8 @@
 
 pub use redis_cached_macros::{invalidates, redis_cached};
 pub use redis_cached_runtime::{
-    Cache, CacheBuilder, Error, KeyPart, Outcome, init, install, installed, with_outcome,
-    write_escaped,
+    Cache, CacheBuilder, Error, KeyPart, NearCache, Outcome, init, install, installed,
+    with_outcome, write_escaped,
 };
 
 /// Not public API: what the macros' generated code calls.

@@ -12,15 +12,18 @@ mod kw {
     syn::custom_keyword!(refresh);
     syn::custom_keyword!(cache);
     syn::custom_keyword!(cache_none);
+    syn::custom_keyword!(near_cache);
 }
 
-/// `#[redis_cached(key = "...", ttl = ..., refresh = ..., cache = ..., cache_none = ...)]`
+/// `#[redis_cached(key = "...", ttl = ..., refresh = ..., cache = ..., cache_none = ...,
+/// near_cache = ...)]`
 pub(crate) struct CachedArgs {
     pub(crate) key: LitStr,
     pub(crate) ttl: Option<u64>,
     pub(crate) refresh: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
+    pub(crate) near_cache: Option<LitBool>,
 }
 
 /// `#[invalidates("...", "...", cache = ...)]`
@@ -36,6 +39,7 @@ impl Parse for CachedArgs {
         let mut refresh = None;
         let mut cache = None;
         let mut cache_none = None;
+        let mut near_cache = None;
         while !input.is_empty() {
             let lookahead = input.lookahead1();
             if lookahead.peek(kw::key) {
@@ -54,13 +58,15 @@ impl Parse for CachedArgs {
                 set_once(&mut refresh, value::<kw::refresh, Expr>(input)?)?;
             } else if lookahead.peek(kw::cache_none) {
                 set_once(&mut cache_none, value::<kw::cache_none, LitBool>(input)?)?;
+            } else if lookahead.peek(kw::near_cache) {
+                set_once(&mut near_cache, value::<kw::near_cache, LitBool>(input)?)?;
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
                 return Err(unknown_argument(
                     input,
                     lookahead.error(),
-                    "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`",
+                    "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`, `near_cache`",
                 ));
             }
             if !input.is_empty() {
@@ -81,6 +87,7 @@ impl Parse for CachedArgs {
             refresh,
             cache,
             cache_none,
+            near_cache,
         })
     }
 }

@@ -33,6 +33,7 @@ pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStr
         .refresh
         .map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
     let cache_none = args.cache_none.map(|flag| quote!(.cache_none(#flag)));
+    let near = args.near_cache.map(|flag| quote!(.near(#flag)));
     let output_span = output_span(&function);
     let shape = shape.tokens(output_span);
     let body = body(&function);
@@ -44,7 +45,7 @@ pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStr
         function,
         quote! {
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
-                #ttl #refresh #cache_none;
+                #ttl #refresh #cache_none #near;
             #cached
         },
         output_span,
@@ -169,12 +170,12 @@ fn render(template: &Template) -> TokenStream {
             members,
             span,
         }) => {
-            let span = if members.is_empty() {
-                root.span()
+            if members.is_empty() {
+                quote_spanned!(root.span()=> __redis_cached_key.part(&#root);)
             } else {
-                *span
-            };
-            quote_spanned!(span=> __redis_cached_key.part(&#root #(.#members)*);)
+                let root = Ident::new(&root.to_string(), *span);
+                quote_spanned!(*span=> __redis_cached_key.part(&#root #(.#members)*);)
+            }
         }
     });
     quote! {

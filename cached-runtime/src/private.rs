@@ -5,6 +5,7 @@ pub use crate::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 
 use crate::backend::Fetch;
 use crate::lease::Lease;
+use crate::near::NearTier;
 use crate::{Cache, Error, Outcome, codec, telemetry};
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub struct Call {
     ttl: Option<Duration>,
     refresh: bool,
     cache_none: bool,
+    near: Option<bool>,
 }
 
 impl Call {
@@ -70,7 +72,14 @@ impl Call {
             ttl: None,
             refresh: false,
             cache_none: false,
+            near: None,
         }
+    }
+
+    /// Use (or not) the cache's near tier, whatever its default.
+    pub fn near(mut self, near: bool) -> Self {
+        self.near = Some(near);
+        self
     }
 
     /// A TTL in whole seconds, checked to be positive by the macro.
@@ -113,25 +122,46 @@ where
     if cache.pending().contains(key) {
         return uncached(function, body).await;
     }
+    // The near tier's epoch for the key is taken before Redis is read: what is read is
+    // kept locally only if no invalidation of the key came in meanwhile.
+    let near = cache
+        .near()
+        .filter(|tier| tier.serves(call.near))
+        .map(|tier| (tier, tier.epoch(key)));
+    if let Some((tier, _)) = near
+        && !call.refresh
+        && let Some(value) = tier
+            .get(key)
+            .and_then(|bytes| decode::<S::Stored>(cache, &bytes, function))
+    {
+        telemetry::outcome(function, Outcome::Hit);
+        return S::output(value);
+    }
     let lease = Lease::new();
+    let want_ttl = near.is_some();
     let mut fetched = if call.refresh {
         cache.take_lease(key, &lease).await.map(|()| Fetch::Leased)
     } else {
-        timed(function, "fetch", cache.fetch(key, &lease)).await
+        timed(function, "fetch", cache.fetch(key, &lease, want_ttl)).await
     };
     let mut poll = Duration::from_millis(1);
     let give_up = Instant::now() + cache.fill_lease().unwrap_or_default();
     loop {
         match fetched {
-            Ok(Fetch::Value(bytes)) => {
+            Ok(Fetch::Value(bytes, ttl)) => {
                 if let Some(value) = decode::<S::Stored>(cache, &bytes, function) {
+                    if let (Some((tier, epoch)), Some(ttl)) = (near, ttl) {
+                        tier.keep(key, &bytes, ttl, epoch);
+                    }
                     telemetry::outcome(function, Outcome::Hit);
                     return S::output(value);
                 }
                 // Undecodable or oversized: overwrite it.
                 fetched = cache.take_lease(key, &lease).await.map(|()| Fetch::Leased);
             }
-            Ok(Fetch::Leased) => return fill::<S, R, F>(&call, cache, key, &lease, body).await,
+            Ok(Fetch::Leased) => {
+                return fill::<S, R, F>(&call, cache, key, &lease, near, body).await;
+            }
             Ok(Fetch::Filling(other)) => {
                 // A flight of this process may register a moment after its lease is seen:
                 // look again after the pause before asking the store again.
@@ -157,7 +187,7 @@ where
                 fetched = if Instant::now() >= give_up {
                     cache.take_lease(key, &lease).await.map(|()| Fetch::Leased)
                 } else {
-                    timed(function, "fetch", cache.fetch(key, &lease)).await
+                    timed(function, "fetch", cache.fetch(key, &lease, want_ttl)).await
                 };
             }
             Err(error) => {
@@ -175,7 +205,14 @@ where
 
 /// Runs the body under our lease, shares the result with this process's joiners, and
 /// stores it if the lease still holds the key.
-async fn fill<S, R, F>(call: &Call, cache: &Cache, key: &str, lease: &Lease, body: F) -> R
+async fn fill<S, R, F>(
+    call: &Call,
+    cache: &Cache,
+    key: &str,
+    lease: &Lease,
+    near: Option<(&NearTier, u64)>,
+    body: F,
+) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
@@ -199,13 +236,13 @@ where
             let ttl = call.ttl.unwrap_or_else(|| cache.default_ttl());
             timed(function, "fill", cache.fill(key, lease, bytes, ttl))
                 .await
-                .map(|filled| {
-                    if !filled {
-                        tracing::debug!(
-                            function,
-                            "fill lease lost (invalidated or expired); value not stored"
-                        );
-                    }
+                .map(|filled| match near {
+                    _ if !filled => tracing::debug!(
+                        function,
+                        "fill lease lost (invalidated or expired); value not stored"
+                    ),
+                    Some((tier, epoch)) => tier.keep(key, bytes, ttl, epoch),
+                    None => {}
                 })
         }
         None => cache.release(key, lease).await,

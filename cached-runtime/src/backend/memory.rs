@@ -103,6 +103,10 @@ impl MemoryBackend {
             });
     }
 
+    pub(crate) fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
     pub(crate) fn delete(&self, keys: &[String]) {
         for key in keys {
             self.entries.invalidate(key);

@@ -39,8 +39,8 @@ impl Deref for Stored {
 
 /// What a lookup found.
 pub(crate) enum Fetch {
-    /// A value.
-    Value(Stored),
+    /// A value, with its remaining time to live when that was asked for.
+    Value(Stored, Option<Duration>),
     /// Nothing: the caller's lease now holds the key, so the caller fills it.
     Leased,
     /// Another caller's lease: that caller is filling the key.
@@ -49,33 +49,46 @@ pub(crate) enum Fetch {
 
 impl Fetch {
     /// Sorts what a lookup returned: nothing (the lease was set), a marker, or a value.
-    fn from_read(read: Option<Stored>) -> Fetch {
+    fn from_read(read: Option<Stored>, ttl: Option<Duration>) -> Fetch {
         match read {
             None => Fetch::Leased,
             Some(bytes) if Lease::is_marker(&bytes) => Fetch::Filling(Lease::from_marker(&bytes)),
-            Some(bytes) => Fetch::Value(bytes),
+            Some(bytes) => Fetch::Value(bytes, ttl),
         }
     }
 }
 
 impl Backend {
     /// Reads `key`; if it is absent and a lease is given, sets the lease on it, atomically.
+    /// With `want_ttl` (Redis only), a value comes with its remaining time to live.
     pub(crate) async fn fetch(
         &self,
         key: &str,
         lease: Option<(&Lease, Duration)>,
+        want_ttl: bool,
     ) -> Result<Fetch, Error> {
-        let read = match (self, lease) {
-            (Backend::Redis(redis), Some((lease, ttl))) => {
-                redis.fetch(key, lease, ttl).await?.map(Stored::Owned)
+        let (read, ttl) = match (self, lease) {
+            (Backend::Redis(redis), Some((lease, lease_ttl))) if want_ttl => {
+                match redis.fetch_with_ttl(key, lease, lease_ttl).await? {
+                    Some((bytes, millis)) => {
+                        let ttl = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+                        (Some(Stored::Owned(bytes)), Some(ttl))
+                    }
+                    None => (None, None),
+                }
             }
-            (Backend::Redis(redis), None) => redis.get(key).await?.map(Stored::Owned),
-            (Backend::Memory(memory), Some((lease, ttl))) => {
-                memory.fetch(key, lease, ttl).map(Stored::Shared)
+            (Backend::Redis(redis), Some((lease, lease_ttl))) => {
+                let read = redis.fetch(key, lease, lease_ttl).await?;
+                (read.map(Stored::Owned), None)
             }
-            (Backend::Memory(memory), None) => memory.get(key).map(Stored::Shared),
+            (Backend::Redis(redis), None) => (redis.get(key).await?.map(Stored::Owned), None),
+            (Backend::Memory(memory), Some((lease, lease_ttl))) => (
+                memory.fetch(key, lease, lease_ttl).map(Stored::Shared),
+                None,
+            ),
+            (Backend::Memory(memory), None) => (memory.get(key).map(Stored::Shared), None),
         };
-        Ok(Fetch::from_read(read))
+        Ok(Fetch::from_read(read, ttl))
     }
 
     /// Sets `value` under `key` for `ttl`, unconditionally.

@@ -19,6 +19,16 @@ static FETCH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// FETCH, returning `{value, remaining ttl in ms}` for a value (for the near cache).
+static FETCH_WITH_TTL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local value = redis.call('GET', KEYS[1])
+          if value then return {value, redis.call('PTTL', KEYS[1])} end
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          return false",
+    )
+});
+
 /// SET the value only while the caller's lease still holds the key.
 static FILL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -94,6 +104,18 @@ impl RedisBackend {
     ) -> Result<Option<Vec<u8>>, Error> {
         let millis = lease_ttl.as_millis().max(1) as u64;
         self.invoke(FETCH.key(key).arg(lease.as_bytes()).arg(millis))
+            .await
+    }
+
+    /// As [`fetch`](Self::fetch), with the value's remaining time to live.
+    pub(crate) async fn fetch_with_ttl(
+        &self,
+        key: &str,
+        lease: &Lease,
+        lease_ttl: Duration,
+    ) -> Result<Option<(Vec<u8>, i64)>, Error> {
+        let millis = lease_ttl.as_millis().max(1) as u64;
+        self.invoke(FETCH_WITH_TTL.key(key).arg(lease.as_bytes()).arg(millis))
             .await
     }
 

@@ -1,0 +1,257 @@
+//! The near cache: an optional in-process first tier in front of Redis.
+//!
+//! It stays coherent through Redis's server-assisted client-side caching: a dedicated RESP3
+//! connection runs `CLIENT TRACKING ON BCAST` for the cache's prefix, and every `invalidate`
+//! push (a key was written, deleted or expired, by any client) evicts that key here. While
+//! that connection is down the tier is flushed and bypassed, since invalidations could be
+//! missed; an entry never outlives the Redis entry it copies, nor the tier's maximum lifetime.
+
+use crate::backend::MemoryBackend;
+use redis::aio::{AsyncPushSender, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Settings of the near cache, for [`CacheBuilder::near_cache`](crate::CacheBuilder::near_cache).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let near = redis_cached::NearCache::new(64 << 20).max_lifetime(Duration::from_secs(5));
+/// let builder = redis_cached::Cache::builder("redis://127.0.0.1:6379").near_cache(near);
+/// ```
+#[derive(Clone, Debug)]
+pub struct NearCache {
+    pub(crate) max_bytes: u64,
+    pub(crate) max_lifetime: Duration,
+    pub(crate) every_function: bool,
+}
+
+impl NearCache {
+    /// A near cache holding up to `max_bytes` of keys and values, used by every function
+    /// of the cache (see [`opt_in`](Self::opt_in)), with a 10 s maximum local lifetime.
+    ///
+    /// ```
+    /// let near = redis_cached::NearCache::new(16 << 20);
+    /// ```
+    pub fn new(max_bytes: u64) -> NearCache {
+        NearCache {
+            max_bytes,
+            max_lifetime: Duration::from_secs(10),
+            every_function: true,
+        }
+    }
+
+    /// The longest an entry is served locally, a safety net behind tracking (default 10 s).
+    ///
+    /// ```
+    /// let near = redis_cached::NearCache::new(16 << 20)
+    ///     .max_lifetime(std::time::Duration::from_secs(2));
+    /// ```
+    pub fn max_lifetime(mut self, lifetime: Duration) -> NearCache {
+        self.max_lifetime = lifetime;
+        self
+    }
+
+    /// Only functions marked `#[redis_cached(near_cache = true, ..)]` use the near cache
+    /// (default: every function does, unless marked `near_cache = false`).
+    ///
+    /// ```
+    /// let near = redis_cached::NearCache::new(16 << 20).opt_in();
+    /// ```
+    pub fn opt_in(mut self) -> NearCache {
+        self.every_function = false;
+        self
+    }
+}
+
+/// Invalidations bump the epoch of their key's stripe; an entry read from Redis is kept
+/// only if its stripe's epoch did not move meanwhile.
+const STRIPES: usize = 1024;
+
+pub(crate) struct NearTier {
+    entries: MemoryBackend,
+    settings: NearCache,
+    epochs: Box<[AtomicU64]>,
+    hasher: RandomState,
+    /// Whether tracking is established: entries are served and kept only then.
+    live: AtomicBool,
+    disconnected: Notify,
+}
+
+impl NearTier {
+    /// The tier, with a task that keeps its tracking connection up for as long as the
+    /// tier lives.
+    pub(crate) fn start(
+        settings: NearCache,
+        client: Client,
+        prefix: String,
+        timeout: Duration,
+    ) -> Arc<NearTier> {
+        let tier = Arc::new(NearTier {
+            entries: MemoryBackend::new(settings.max_bytes),
+            settings,
+            epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            hasher: RandomState::new(),
+            live: AtomicBool::new(false),
+            disconnected: Notify::new(),
+        });
+        tokio::spawn(track(Arc::downgrade(&tier), client, prefix, timeout));
+        tier
+    }
+
+    /// Whether a function uses the tier: its own `near_cache = ...`, else the default.
+    pub(crate) fn serves(&self, function_choice: Option<bool>) -> bool {
+        function_choice.unwrap_or(self.settings.every_function)
+    }
+
+    fn stripe(&self, key: &str) -> &AtomicU64 {
+        &self.epochs[self.hasher.hash_one(key) as usize % STRIPES]
+    }
+
+    /// Take before reading Redis; hand to [`keep`](Self::keep) with what was read.
+    pub(crate) fn epoch(&self, key: &str) -> u64 {
+        self.stripe(key).load(Ordering::Acquire)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<[u8]>> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        self.entries.get(key)
+    }
+
+    /// Keeps a value read from (or written to) Redis, for at most `ttl`, unless an
+    /// invalidation of its key came in since `epoch` was taken.
+    pub(crate) fn keep(&self, key: &str, bytes: &[u8], ttl: Duration, epoch: u64) {
+        if !self.live.load(Ordering::Acquire) || self.epoch(key) != epoch {
+            return;
+        }
+        self.entries
+            .set(key, bytes, ttl.min(self.settings.max_lifetime));
+        // An invalidation that bumped the epoch after the check may have evicted before the
+        // insert: look again, and undo.
+        if self.epoch(key) != epoch {
+            self.entries.delete(&[key.to_owned()]);
+        }
+    }
+
+    /// Evicts `keys` (an invalidation from Redis, or from this process).
+    pub(crate) fn evict<K: AsRef<str>>(&self, keys: &[K]) {
+        for key in keys {
+            let key = key.as_ref();
+            self.stripe(key).fetch_add(1, Ordering::AcqRel);
+            self.entries.delete(&[key.to_owned()]);
+        }
+    }
+
+    fn flush(&self) {
+        for epoch in self.epochs.iter() {
+            epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        self.entries.clear();
+    }
+
+    fn on_push(&self, push: PushInfo) {
+        match push.kind {
+            PushKind::Invalidate => match push.data.first() {
+                Some(Value::Array(keys)) => {
+                    let keys: Vec<String> = keys
+                        .iter()
+                        .filter_map(|key| match key {
+                            Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+                            _ => None,
+                        })
+                        .collect();
+                    self.evict(&keys);
+                }
+                // A null invalidation: Redis flushed everything.
+                _ => self.flush(),
+            },
+            PushKind::Disconnection => {
+                self.live.store(false, Ordering::Release);
+                self.flush();
+                self.disconnected.notify_one();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Pushes go to the tier as they arrive, without a queue.
+struct ToTier(Weak<NearTier>);
+
+impl AsyncPushSender for ToTier {
+    fn send(&self, push: PushInfo) -> Result<(), redis::aio::SendError> {
+        match self.0.upgrade() {
+            Some(tier) => {
+                tier.on_push(push);
+                Ok(())
+            }
+            None => Err(redis::aio::SendError),
+        }
+    }
+}
+
+/// Keeps a tracking connection up while the tier lives: connect, turn tracking on, serve
+/// until disconnected, then flush and start again.
+async fn track(tier: Weak<NearTier>, client: Client, prefix: String, timeout: Duration) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let connected = connect(&tier, &client, &prefix, timeout).await;
+        let Some(strong) = tier.upgrade() else { return };
+        match connected {
+            Ok(_connection) => {
+                delay = Duration::from_millis(50);
+                strong.flush();
+                strong.live.store(true, Ordering::Release);
+                // Serve until the connection drops, checking now and then whether the
+                // tier is still wanted; the connection stays open while `_connection` lives.
+                loop {
+                    let dropped = strong.disconnected.notified();
+                    tokio::select! {
+                        () = dropped => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    if Arc::strong_count(&strong) == 1 {
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "near cache: tracking connection failed; serving from Redis only");
+                strong.live.store(false, Ordering::Release);
+                strong.flush();
+            }
+        }
+        drop(strong);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn connect(
+    tier: &Weak<NearTier>,
+    client: &Client,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<MultiplexedConnection, redis::RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_push_sender(ToTier(tier.clone()));
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let mut tracking = redis::cmd("CLIENT");
+    tracking.arg("TRACKING").arg("ON").arg("BCAST");
+    if !prefix.is_empty() {
+        tracking.arg("PREFIX").arg(prefix);
+    }
+    tracking.query_async::<()>(&mut connection).await?;
+    Ok(connection)
+}
