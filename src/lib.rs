@@ -3,7 +3,7 @@
 
 pub use redis_cached_macros::{invalidates, redis_cached};
 pub use redis_cached_runtime::{
-    Cache, CacheBuilder, Error, KeyPart, NearCache, Outcome, init, install, installed,
+    Cache, CacheBuilder, Codec, Error, KeyPart, NearCache, Outcome, init, install, installed,
     with_outcome, write_escaped,
 };
 

@@ -3,6 +3,7 @@
 use crate::Error;
 use crate::backend::{Backend, Fetch, MemoryBackend, RedisBackend};
 use crate::breaker::Breaker;
+use crate::codec::Codec;
 use crate::flight::Flights;
 use crate::key::{DEFAULT_MAX_KEY_LEN, KeyBuilder};
 use crate::lease::Lease;
@@ -42,6 +43,7 @@ struct Inner {
     fill_lease: Option<Duration>,
     max_key_len: usize,
     max_value_len: usize,
+    codec: Codec,
     redacted_url: String,
     breaker: Breaker,
     flights: Flights,
@@ -81,6 +83,7 @@ impl Cache {
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_value_len: 16 * 1024 * 1024,
             memory_bytes: 256 * 1024 * 1024,
+            codec: Codec::Json,
             near: None,
             #[cfg(feature = "tls")]
             root_certificate: None,
@@ -183,6 +186,10 @@ impl Cache {
 
     pub(crate) fn pending(&self) -> &Pending {
         &self.inner.pending
+    }
+
+    pub(crate) fn codec(&self) -> Codec {
+        self.inner.codec
     }
 
     pub(crate) fn near(&self) -> Option<&NearTier> {
@@ -336,6 +343,7 @@ pub struct CacheBuilder {
     max_key_len: usize,
     max_value_len: usize,
     memory_bytes: u64,
+    codec: Codec,
     near: Option<NearCache>,
     #[cfg(feature = "tls")]
     root_certificate: Option<Vec<u8>>,
@@ -443,6 +451,17 @@ impl CacheBuilder {
         self
     }
 
+    /// How values are encoded (default: [`Codec::Json`]). Every process sharing keys must
+    /// use the same codec: a value that does not decode is treated as a miss.
+    ///
+    /// ```
+    /// let builder = redis_cached::Cache::builder("mem://").codec(redis_cached::Codec::Json);
+    /// ```
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// Adds an in-process first tier in front of Redis (default: none), kept coherent
     /// across processes by Redis's client-side caching invalidations (`CLIENT TRACKING`).
     /// A hit on it costs no round trip. Ignored for `mem://`, which is in-process already.
@@ -537,6 +556,7 @@ impl CacheBuilder {
                 fill_lease: self.fill_lease,
                 max_key_len: self.max_key_len,
                 max_value_len: self.max_value_len,
+                codec: self.codec,
                 redacted_url,
                 breaker: Breaker::new(),
                 flights: Flights::default(),

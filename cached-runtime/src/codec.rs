@@ -1,13 +1,54 @@
-//! How values are stored: serde_json bytes, exactly what `redis-cli GET` shows.
+//! How values are stored: serde_json by default (what `redis-cli GET` shows), or
+//! MessagePack with the `msgpack` feature (smaller and faster, not human-readable).
 
 use serde::{Serialize, de::DeserializeOwned};
 
-/// Encodes a value for storage.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(value)
+/// The encoding of stored values, chosen per [`Cache`](crate::Cache) with
+/// [`CacheBuilder::codec`](crate::CacheBuilder::codec).
+///
+/// ```
+/// let builder = redis_cached::Cache::builder("mem://").codec(redis_cached::Codec::Json);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Codec {
+    /// serde_json: readable in `redis-cli`, the default.
+    #[default]
+    Json,
+    /// MessagePack through rmp-serde, with field names (so structs may gain fields).
+    #[cfg(feature = "msgpack")]
+    MessagePack,
 }
 
-/// Decodes a stored value; bytes from Redis are untrusted, so this only ever fails.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
-    serde_json::from_slice(bytes)
+/// Why a value could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CodecError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[cfg(feature = "msgpack")]
+    #[error(transparent)]
+    Encode(#[from] rmp_serde::encode::Error),
+    #[cfg(feature = "msgpack")]
+    #[error(transparent)]
+    Decode(#[from] rmp_serde::decode::Error),
+}
+
+impl Codec {
+    /// Encodes a value for storage.
+    pub(crate) fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
+        match self {
+            Codec::Json => Ok(serde_json::to_vec(value)?),
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack => Ok(rmp_serde::to_vec_named(value)?),
+        }
+    }
+
+    /// Decodes a stored value; bytes from Redis are untrusted, so this only ever fails.
+    pub(crate) fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
+        match self {
+            Codec::Json => Ok(serde_json::from_slice(bytes)?),
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack => Ok(rmp_serde::from_slice(bytes)?),
+        }
+    }
 }

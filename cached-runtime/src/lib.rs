@@ -21,6 +21,7 @@ mod telemetry;
 pub mod private;
 
 pub use crate::cache::{Cache, CacheBuilder};
+pub use crate::codec::Codec;
 pub use crate::error::Error;
 pub use crate::global::{init, install, installed};
 pub use crate::key::{KeyPart, write_escaped};

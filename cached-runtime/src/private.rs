@@ -6,7 +6,7 @@ pub use crate::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 use crate::backend::Fetch;
 use crate::lease::Lease;
 use crate::near::NearTier;
-use crate::{Cache, Error, Outcome, codec, telemetry};
+use crate::{Cache, Error, Outcome, telemetry};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -223,7 +223,9 @@ where
         .map(|_| cache.flights().depart(cache, key, lease));
     let output = run(function, body).await;
     let encoded: Option<Arc<[u8]>> = S::stored(&output, call.cache_none).and_then(|value| {
-        codec::encode(value)
+        cache
+            .codec()
+            .encode(value)
             .map_err(|error| telemetry::error(function, "encode", &error))
             .ok()
             .map(Arc::from)
@@ -294,7 +296,9 @@ fn decode<T: serde::de::DeserializeOwned>(
         telemetry::error(function, "decode", &"stored value is over the size cap");
         return None;
     }
-    codec::decode(bytes)
+    cache
+        .codec()
+        .decode(bytes)
         .map_err(|error| telemetry::error(function, "decode", &error))
         .ok()
 }
