@@ -13,24 +13,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// UTF-8 (so no JSON) and MessagePack never uses it.
 pub(crate) const MARKER: u8 = 0xC1;
 
-/// One fill's lease marker: `MARKER` and a token unique across processes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Lease(Box<[u8]>);
+/// One fill's lease marker: `MARKER`, then a token unique across processes (a random
+/// per-process seed and a counter, 8 bytes each). A caller's own lease lives on the stack:
+/// every lookup carries one, hits included.
+#[derive(Clone, Debug)]
+pub(crate) enum Lease {
+    Own([u8; 17]),
+    /// Another caller's marker, as read from the store.
+    Seen(Box<[u8]>),
+}
 
 impl Lease {
     pub(crate) fn new() -> Lease {
-        // A per-process random seed (from the OS, through RandomState) and a counter.
+        // From the OS, through RandomState.
         static SEED: LazyLock<u64> = LazyLock::new(|| RandomState::new().build_hasher().finish());
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let token = format!(
-            "{:016x}{:016x}",
-            *SEED,
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut marker = Vec::with_capacity(1 + token.len());
-        marker.push(MARKER);
-        marker.extend_from_slice(token.as_bytes());
-        Lease(marker.into())
+        let mut marker = [0; 17];
+        marker[0] = MARKER;
+        marker[1..9].copy_from_slice(&SEED.to_be_bytes());
+        marker[9..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        Lease::Own(marker)
     }
 
     /// Whether stored bytes are a lease marker rather than a value.
@@ -39,10 +41,21 @@ impl Lease {
     }
 
     pub(crate) fn from_marker(bytes: &[u8]) -> Lease {
-        Lease(bytes.into())
+        Lease::Seen(bytes.into())
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match self {
+            Lease::Own(marker) => marker,
+            Lease::Seen(marker) => marker,
+        }
     }
 }
+
+impl PartialEq for Lease {
+    fn eq(&self, other: &Lease) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Lease {}
