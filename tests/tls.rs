@@ -1,0 +1,459 @@
+//! `rediss://` against a TLS-enabled local redis-server whose certificates the test makes with
+//! the `openssl` CLI: a CA and a leaf for `127.0.0.1`/`localhost` signed by it. Trusting that
+//! CA caches; the system roots or another CA fail `build()`, and a lazy cache that cannot
+//! complete the handshake still returns correct values from every call.
+#![cfg(feature = "tls")]
+
+mod common;
+
+use redis_cached::{Cache, Error, Outcome, invalidates, redis_cached, with_outcome};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_millis(500);
+/// A generous bound on one call when every cache operation fails or times out.
+const CALL_BOUND: Duration = Duration::from_secs(3);
+
+/// A CA, a server certificate it signed, and an unrelated second CA, in a temp directory
+/// that is removed on drop.
+struct Certs {
+    dir: PathBuf,
+}
+
+const OPENSSL_CONFIG: &str = "\
+[req]
+distinguished_name = dn
+prompt = no
+x509_extensions = ca
+[dn]
+CN = redis-cached test CA
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+";
+
+impl Certs {
+    fn generate() -> Certs {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "redis-cached-tls-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp directory");
+        let certs = Certs { dir };
+        std::fs::write(certs.path("openssl.cnf"), OPENSSL_CONFIG).expect("writes the config");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            certs.openssl(&[
+                &["req", "-x509", "-config", "openssl.cnf"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    &format!("{ca}.key"),
+                    "-out",
+                    &format!("{ca}.pem"),
+                    "-days",
+                    "2",
+                ],
+            ]);
+        }
+        certs.openssl(&[
+            &["req", "-new", "-config", "openssl.cnf"],
+            &ec[..],
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]);
+        certs.openssl(&[&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-extfile",
+            "openssl.cnf",
+            "-extensions",
+            "leaf",
+            "-out",
+            "server.pem",
+        ]]);
+        certs
+    }
+
+    fn openssl(&self, args: &[&[&str]]) {
+        let args: Vec<&str> = args.concat();
+        let output = Command::new("openssl")
+            .args(&args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("openssl runs; is it installed? run scripts/test");
+        assert!(
+            output.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    fn pem(&self, file: &str) -> Vec<u8> {
+        std::fs::read(self.path(file)).expect("a generated PEM file")
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A redis-server with a plain port (the harness's) and a TLS port.
+struct TlsServer {
+    // Dropped first: the server stops before its certificates are removed.
+    server: common::RedisServer,
+    tls_port: u16,
+    certs: Certs,
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        let certs = Certs::generate();
+        let tls_port = free_port();
+        let path = |file: &str| path_text(&certs.path(file));
+        let server = common::RedisServer::start_with(&[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &path("server.pem"),
+            "--tls-key-file",
+            &path("server.key"),
+            "--tls-ca-cert-file",
+            &path("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+        ]);
+        wait_for_port(tls_port);
+        TlsServer {
+            server,
+            tls_port,
+            certs,
+        }
+    }
+
+    fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+
+    fn ca_pem(&self) -> Vec<u8> {
+        self.certs.pem("ca.pem")
+    }
+
+    /// A CA that did not sign the server's certificate.
+    fn other_ca_pem(&self) -> Vec<u8> {
+        self.certs.pem("other-ca.pem")
+    }
+
+    /// A plain connection on the plain port, to look at what the cache wrote.
+    async fn plain(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.server.url())
+            .expect("a valid URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the plain port answers")
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_str().expect("a UTF-8 temp path").to_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server does not listen on its TLS port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[redis_cached(key = "square:<id>", ttl = 60, cache = cache)]
+async fn square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Result<u64, String> {
+    counter.fetch_add(1, Ordering::SeqCst);
+    Ok(id * id)
+}
+
+#[invalidates("square:<id>", cache = cache)]
+async fn forget(cache: &Cache, id: u64) -> &'static str {
+    let _ = id;
+    "forgotten"
+}
+
+fn runs(counter: &AtomicUsize) -> usize {
+    counter.load(Ordering::SeqCst)
+}
+
+/// `square(id)`, checked to be right and to return within `CALL_BOUND`, with its outcome.
+async fn checked_square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Option<Outcome> {
+    let started = Instant::now();
+    let (value, outcome) = with_outcome(square(cache, counter, id)).await;
+    assert_eq!(value, Ok(id * id));
+    let elapsed = started.elapsed();
+    assert!(elapsed < CALL_BOUND, "a call took {elapsed:?}");
+    outcome
+}
+
+async fn raw_get(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(redis)
+        .await
+        .expect("GET on the plain port")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rediss_with_the_test_ca_caches() {
+    let server = TlsServer::start();
+    let cache = Cache::builder(&server.tls_url())
+        .prefix("tls:")
+        .timeout(TIMEOUT)
+        .tls_root_certificate(server.ca_pem())
+        .build()
+        .await
+        .expect("the server's certificate is signed by the given CA");
+    cache.ping().await.expect("ping over TLS");
+    let counter = AtomicUsize::new(0);
+    assert_eq!(
+        checked_square(&cache, &counter, 7).await,
+        Some(Outcome::Miss)
+    );
+    assert_eq!(
+        checked_square(&cache, &counter, 7).await,
+        Some(Outcome::Hit)
+    );
+    assert_eq!(
+        checked_square(&cache, &counter, 7).await,
+        Some(Outcome::Hit)
+    );
+    assert_eq!(runs(&counter), 1, "the body ran once");
+
+    // Written over TLS, visible in plain text on the plain port.
+    let mut plain = server.plain().await;
+    assert_eq!(
+        raw_get(&mut plain, "tls:square:7").await.as_deref(),
+        Some("49")
+    );
+
+    // Invalidation goes over TLS too.
+    assert_eq!(forget(&cache, 7).await, "forgotten");
+    assert_eq!(raw_get(&mut plain, "tls:square:7").await, None);
+    assert_eq!(
+        checked_square(&cache, &counter, 7).await,
+        Some(Outcome::Miss)
+    );
+    assert_eq!(runs(&counter), 2);
+    assert!(!cache.is_degraded());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_certificate_also_names_localhost() {
+    let server = TlsServer::start();
+    // The server listens on 127.0.0.1 only: skip where `localhost` has no IPv4 address.
+    let has_ipv4 = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", server.tls_port))
+        .is_ok_and(|mut addrs| addrs.any(|addr| addr.is_ipv4()));
+    if !has_ipv4 {
+        return;
+    }
+    let cache = Cache::builder(&format!("rediss://localhost:{}", server.tls_port))
+        .timeout(TIMEOUT)
+        .tls_root_certificate(server.ca_pem())
+        .build()
+        .await
+        .expect("the certificate names `localhost`");
+    cache.ping().await.expect("ping over TLS to localhost");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rediss_without_the_ca_fails_at_build() {
+    let server = TlsServer::start();
+    let started = Instant::now();
+    let err = Cache::builder(&server.tls_url())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect_err("the system roots do not trust the test CA");
+    assert!(
+        matches!(err, Error::Redis(_)) && err.to_string().contains("certificate"),
+        "a certificate error, not a timeout or a configuration error: {err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the handshake failed at once"
+    );
+
+    let err = Cache::builder(&server.tls_url())
+        .timeout(Duration::from_secs(2))
+        .tls_root_certificate(server.other_ca_pem())
+        .build()
+        .await
+        .expect_err("another CA does not trust the server's certificate");
+    assert!(
+        matches!(err, Error::Redis(_)) && err.to_string().contains("certificate"),
+        "{err:?}"
+    );
+
+    // Nothing was written through the plain port either.
+    let mut plain = server.plain().await;
+    let keys: usize = redis::cmd("DBSIZE").query_async(&mut plain).await.unwrap();
+    assert_eq!(keys, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_certificate_that_is_not_pem_fails_at_build() {
+    let server = TlsServer::start();
+    for garbage in [
+        &b""[..],
+        b"not a certificate",
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        &server.certs.pem("ca.key"),
+    ] {
+        let result = Cache::builder(&server.tls_url())
+            .timeout(Duration::from_secs(2))
+            .tls_root_certificate(garbage.to_vec())
+            .build()
+            .await;
+        assert!(
+            result.is_err(),
+            "a root certificate of {} bytes of garbage was accepted",
+            garbage.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lazy_cache_with_the_wrong_ca_still_returns_correct_values() {
+    let server = TlsServer::start();
+    let cache = Cache::builder(&server.tls_url())
+        .prefix("tls:")
+        .timeout(TIMEOUT)
+        .lazy(true)
+        .tls_root_certificate(server.other_ca_pem())
+        .build()
+        .await
+        .expect("a lazy cache builds without connecting");
+    let counter = AtomicUsize::new(0);
+    for round in 1..=5 {
+        assert_eq!(
+            checked_square(&cache, &counter, 3).await,
+            Some(Outcome::Miss)
+        );
+        assert_eq!(runs(&counter), round, "the body runs on every call");
+    }
+    let started = Instant::now();
+    assert_eq!(forget(&cache, 3).await, "forgotten");
+    assert!(started.elapsed() < CALL_BOUND);
+    assert!(cache.ping().await.is_err());
+
+    let mut plain = server.plain().await;
+    assert_eq!(raw_get(&mut plain, "tls:square:3").await, None);
+}
+
+/// A client that speaks the wrong protocol for the port never fails a call either.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_and_plain_ports_mixed_up() {
+    let server = TlsServer::start();
+    let mixed_up = [
+        // Plain text to the TLS port.
+        format!("redis://127.0.0.1:{}", server.tls_port),
+        // A TLS handshake to the plain port.
+        format!("rediss://127.0.0.1:{}", server.server.port()),
+    ];
+    for url in &mixed_up {
+        let started = Instant::now();
+        let built = Cache::builder(url)
+            .timeout(TIMEOUT)
+            .tls_root_certificate(server.ca_pem())
+            .build()
+            .await;
+        assert!(built.is_err(), "{url}: connected over the wrong protocol");
+        assert!(started.elapsed() < CALL_BOUND);
+
+        let cache = Cache::builder(url)
+            .timeout(TIMEOUT)
+            .lazy(true)
+            .tls_root_certificate(server.ca_pem())
+            .build()
+            .await
+            .expect("a lazy cache builds without connecting");
+        let counter = AtomicUsize::new(0);
+        for round in 1..=3 {
+            assert_eq!(
+                checked_square(&cache, &counter, 5).await,
+                Some(Outcome::Miss),
+                "{url}"
+            );
+            assert_eq!(runs(&counter), round);
+        }
+        assert_eq!(forget(&cache, 5).await, "forgotten");
+    }
+}
+
+/// redis-rs reads a `#insecure` URL fragment as "skip certificate verification"; this build
+/// (without redis-rs's `tls-rustls-insecure`) refuses it instead of connecting unverified.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_insecure_fragment_does_not_skip_verification() {
+    let server = TlsServer::start();
+    let url = format!("{}#insecure", server.tls_url());
+    let without_ca = Cache::builder(&url).timeout(TIMEOUT).build().await;
+    assert!(
+        without_ca.is_err(),
+        "connected without verifying the server"
+    );
+    let wrong_ca = Cache::builder(&url)
+        .timeout(TIMEOUT)
+        .tls_root_certificate(server.other_ca_pem())
+        .build()
+        .await;
+    assert!(wrong_ca.is_err(), "connected without verifying the server");
+}
