@@ -592,20 +592,35 @@ fn resp3(client: &redis::Client) -> redis::Client {
     }
 }
 
-/// The URL with its password, if any, replaced by `***`.
+/// The URL with its password, if any, replaced by `***`: the user-info password, and the
+/// `pass` / `password` query parameters that socket URLs carry.
 fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
         // Unparsable: keep only what cannot hold a secret.
-        Err(_) => match url.split_once("://") {
+        return match url.split_once("://") {
             Some((scheme, _)) => format!("{scheme}://…"),
             None => "…".to_owned(),
-        },
+        };
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    let is_secret = |name: &str| matches!(name, "pass" | "password");
+    if parsed.query_pairs().any(|(name, _)| is_secret(&name)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if is_secret(&name) {
+                    "***".into()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 #[cfg(test)]
@@ -620,5 +635,8 @@ mod tests {
         );
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
         assert!(!redact("redis://:hunter2@ho st").contains("hunter2"));
+        let socket = redact("redis+unix:///tmp/r.sock?user=alice&pass=hunter2&db=1");
+        assert!(!socket.contains("hunter2"), "{socket}");
+        assert!(socket.contains("db=1"), "{socket}");
     }
 }

@@ -62,7 +62,10 @@ impl RedisBackend {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
-            .set_max_delay(Duration::from_secs(2));
+            .set_max_delay(Duration::from_secs(2))
+            // Fail a request with the real cause (refused credentials, refused connection)
+            // rather than retrying until the timeout; the next request reconnects.
+            .set_number_of_retries(0);
         if !lazy {
             // One plain connection first: it fails with the real cause ("connection
             // refused") where the manager would retry until the timeout.
