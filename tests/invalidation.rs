@@ -63,14 +63,6 @@ async fn failing_delete(cache: &Cache, id: u64) -> Result<(), String> {
     Err(format!("cannot delete {id}"))
 }
 
-/// `calls` of `command` in `INFO commandstats` (0 when it has none).
-fn command_calls(info: &str, command: &str) -> u64 {
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().expect("a number of calls"))
-}
-
 #[tokio::test]
 async fn every_template_goes_in_one_unlink() {
     // A server of its own, so that its command statistics are this test's alone.
@@ -103,13 +95,9 @@ async fn every_template_goes_in_one_unlink() {
         .await
         .unwrap();
     assert_eq!(move_user(&cache, 42, "ops:eu").await, Ok("moved"));
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(command_calls(&info, "unlink"), 1, "{info}");
-    assert_eq!(command_calls(&info, "del"), 0, "{info}");
+    let calls = server.command_calls().await;
+    assert_eq!(calls.get("unlink"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("del"), None, "{calls:?}");
 
     let left = support::keys_matching(&mut redis, "app:").await;
     assert_eq!(

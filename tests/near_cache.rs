@@ -41,29 +41,13 @@ async fn near_cache(url: &str) -> Cache {
         .expect("redis answers")
 }
 
-/// Commands the server has run so far (all kinds).
+/// Commands the server has run so far (all kinds but `INFO`).
 async fn commands(server: &RedisServer) -> u64 {
-    let mut redis = redis::Client::open(server.url())
-        .expect("a URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut redis)
-        .await
-        .expect("INFO");
-    stats
-        .lines()
-        .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
-        .filter_map(|line| {
-            line.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
+    let calls = server.command_calls().await;
+    calls
+        .iter()
+        .filter(|(name, _)| *name != "info")
+        .map(|(_, calls)| calls)
         .sum()
 }
 

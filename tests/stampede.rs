@@ -55,27 +55,10 @@ async fn one_process_1000_cold_calls_run_the_body_once() {
 
 /// How many script calls (lookups and fills) the server has run.
 async fn script_calls(server: &common::RedisServer) -> u64 {
-    let client = redis::Client::open(server.url()).expect("a URL");
-    let mut redis = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut redis)
-        .await
-        .expect("INFO");
-    stats
-        .lines()
-        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
-        .filter_map(|line| {
-            line.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
+    let calls = server.command_calls().await;
+    ["evalsha", "eval"]
+        .iter()
+        .filter_map(|name| calls.get(*name))
         .sum()
 }
 

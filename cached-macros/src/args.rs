@@ -2,7 +2,7 @@
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
-use syn::parse::{Parse, ParseStream};
+use syn::parse::{Lookahead1, Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitBool, LitStr, Token, UnOp};
 
@@ -40,8 +40,9 @@ impl Parse for CachedArgs {
         let mut cache = None;
         let mut cache_none = None;
         let mut near_cache = None;
-        while !input.is_empty() {
-            let lookahead = input.lookahead1();
+        let expected =
+            "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`, `near_cache`";
+        parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
                 input.parse::<Token![=]>()?;
@@ -63,16 +64,10 @@ impl Parse for CachedArgs {
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
-                return Err(unknown_argument(
-                    input,
-                    lookahead.error(),
-                    "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`, `near_cache`",
-                ));
+                return Ok(false);
             }
-            if !input.is_empty() {
-                input.parse::<Token![,]>()?;
-            }
-        }
+            Ok(true)
+        })?;
         let ttl = ttl.as_ref().map(ttl_seconds).transpose()?;
         let Some(key) = key else {
             return Err(syn::Error::new(
@@ -96,23 +91,17 @@ impl Parse for InvalidatesArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut keys = Vec::new();
         let mut cache = None;
-        while !input.is_empty() {
-            let lookahead = input.lookahead1();
+        let expected = "#[invalidates] takes key templates such as \"user:<id>\" and `cache = ...`";
+        parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(LitStr) {
                 keys.push(input.parse()?);
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
-                return Err(unknown_argument(
-                    input,
-                    lookahead.error(),
-                    "#[invalidates] takes key templates such as \"user:<id>\" and `cache = ...`",
-                ));
+                return Ok(false);
             }
-            if !input.is_empty() {
-                input.parse::<Token![,]>()?;
-            }
-        }
+            Ok(true)
+        })?;
         if keys.is_empty() {
             return Err(syn::Error::new(
                 Span::call_site(),
@@ -121,6 +110,25 @@ impl Parse for InvalidatesArgs {
         }
         Ok(InvalidatesArgs { keys, cache })
     }
+}
+
+/// Parses comma-separated arguments with `argument`, which returns `false` for one it does
+/// not know; that is reported with `expected`.
+fn parse_list(
+    input: ParseStream,
+    expected: &str,
+    mut argument: impl FnMut(ParseStream, &Lookahead1) -> syn::Result<bool>,
+) -> syn::Result<()> {
+    while !input.is_empty() {
+        let lookahead = input.lookahead1();
+        if !argument(input, &lookahead)? {
+            return Err(unknown_argument(input, lookahead.error(), expected));
+        }
+        if !input.is_empty() {
+            input.parse::<Token![,]>()?;
+        }
+    }
+    Ok(())
 }
 
 /// An error for an argument name that is not known, naming it; `fallback` for anything else.

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use redis_cached::Cache;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -106,6 +107,33 @@ impl RedisServer {
         while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// How many times the server has run each command (`INFO commandstats`), by lowercase
+    /// name; commands run inside scripts count under their own names too.
+    pub async fn command_calls(&self) -> HashMap<String, u64> {
+        let mut redis = redis::Client::open(self.url())
+            .expect("a valid URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the server answers");
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut redis)
+            .await
+            .expect("INFO commandstats");
+        info.lines()
+            .filter_map(|line| {
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
     }
 
     /// Starts the server again on the same port (empty: nothing is persisted).
