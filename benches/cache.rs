@@ -1,0 +1,614 @@
+//! What the macros cost against the code they replace: hand-written redis-rs calls on a
+//! `ConnectionManager` with the same settings, against a `redis-server` started here.
+//!
+//! `cargo bench --bench cache` measures; `cargo test --benches` runs each benchmark once.
+//! Groups: `hit`, `miss`, `key`, `mem_hit`, `invalidate`, `codec`. Before them, the hit, miss
+//! and invalidation comparisons run once more with the contenders interleaved call by call
+//! (see [`interleaved`]), printing medians, ratios and the server's time per command.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::RedisServer;
+use criterion::{BenchmarkId, Criterion};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis_cached::{Cache, KeyPart, invalidates, redis_cached};
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+
+/// A product page's data: about 1 KiB of JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Product {
+    id: u64,
+    sku: String,
+    name: String,
+    description: String,
+    price_cents: u64,
+    currency: String,
+    in_stock: bool,
+    stock: u32,
+    rating: f64,
+    review_count: u32,
+    tags: Vec<String>,
+    categories: Vec<String>,
+    images: Vec<Image>,
+    dimensions: Dimensions,
+    seller: Seller,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Image {
+    url: String,
+    width: u32,
+    height: u32,
+    alt: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Dimensions {
+    width_mm: u32,
+    height_mm: u32,
+    depth_mm: u32,
+    weight_g: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Seller {
+    id: u64,
+    name: String,
+    country: String,
+    verified: bool,
+}
+
+fn product(id: u64) -> Product {
+    Product {
+        id,
+        sku: format!("SKU-{id:08}"),
+        name: "Stainless steel insulated water bottle, 750 ml".into(),
+        description: "Double-walled vacuum insulation keeps drinks cold for 24 hours and hot \
+                      for 12. Leak-proof lid with a carry loop; fits most cup holders. \
+                      Dishwasher safe."
+            .into(),
+        price_cents: 2499,
+        currency: "EUR".into(),
+        in_stock: true,
+        stock: 312,
+        rating: 4.6,
+        review_count: 1287,
+        tags: ["outdoor", "hiking", "kitchen", "bpa-free", "gift"]
+            .map(String::from)
+            .into(),
+        categories: ["Sports & Outdoors", "Water Bottles"]
+            .map(String::from)
+            .into(),
+        images: (1..=3)
+            .map(|n| Image {
+                url: format!("https://cdn.example.com/products/{id}/images/{n}.jpg"),
+                width: 1200,
+                height: 1200,
+                alt: format!("Water bottle, view {n}"),
+            })
+            .collect(),
+        dimensions: Dimensions {
+            width_mm: 75,
+            height_mm: 265,
+            depth_mm: 75,
+            weight_g: 340,
+        },
+        seller: Seller {
+            id: 90210,
+            name: "Northwind Outfitters GmbH".into(),
+            country: "DE".into(),
+            verified: true,
+        },
+        created_at: "2024-03-18T09:12:44Z".into(),
+        updated_at: "2025-11-02T16:40:05Z".into(),
+    }
+}
+
+const TTL: u64 = 3600;
+
+#[redis_cached(key = "product:<id>", ttl = 3600, cache = cache)]
+async fn get_product(cache: &Cache, id: u64) -> Product {
+    product(id)
+}
+
+#[redis_cached(key = "count:<id>", ttl = 3600, cache = cache)]
+async fn get_count(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+#[invalidates("product:<id>", cache = cache)]
+async fn update_product(cache: &Cache, id: u64) {
+    black_box(id);
+}
+
+#[invalidates("product:<id>", "products:all", "category:<category>:products", cache = cache)]
+async fn move_product(cache: &Cache, id: u64, category: &str) {
+    black_box((id, category));
+}
+
+/// The hand-written cache-aside a handler would contain.
+mod by_hand {
+    use super::*;
+
+    pub async fn get(connection: &mut ConnectionManager, id: u64) -> Option<Product> {
+        let bytes: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(format!("product:{id}"))
+            .query_async(connection)
+            .await
+            .ok()?;
+        serde_json::from_slice(&bytes?).ok()
+    }
+
+    pub async fn get_or_fill(connection: &mut ConnectionManager, id: u64) -> Product {
+        if let Some(product) = get(connection, id).await {
+            return product;
+        }
+        let value = product(id);
+        let bytes = serde_json::to_vec(&value).expect("encodes");
+        let _: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("product:{id}"))
+            .arg(bytes)
+            .arg("EX")
+            .arg(TTL)
+            .query_async(connection)
+            .await;
+        value
+    }
+
+    pub async fn unlink(connection: &mut ConnectionManager, keys: &[String]) {
+        let _: redis::RedisResult<()> =
+            redis::cmd("UNLINK").arg(keys).query_async(connection).await;
+    }
+}
+
+/// The server, the runtime and every client the benchmarks use.
+struct Bench {
+    runtime: Runtime,
+    /// Fill leases on (the default).
+    cache: Cache,
+    /// `without_fill_leases()`: plain GET and SET EX.
+    plain: Cache,
+    memory: Cache,
+    /// The hand-written side.
+    manager: ConnectionManager,
+    /// For untimed housekeeping (deleting keys between misses).
+    admin: MultiplexedConnection,
+    _server: RedisServer,
+}
+
+impl Bench {
+    fn start() -> Bench {
+        let server = RedisServer::start();
+        // One thread: the caller and the connection's driver task share it, as in a
+        // single-threaded runtime, so scheduling noise stays out of the figures.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let url = server.url();
+        let (cache, plain, memory, manager, admin) = runtime.block_on(async {
+            let cache = Cache::connect(&url).await.expect("redis-server answers");
+            let plain = Cache::builder(&url)
+                .without_fill_leases()
+                .build()
+                .await
+                .expect("redis-server answers");
+            let memory = Cache::connect("mem://").await.expect("mem:// opens");
+            // The settings `Cache` gives its own manager (250 ms timeouts).
+            let client = redis::Client::open(url.as_str()).expect("a valid URL");
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_millis(250)))
+                .set_response_timeout(Some(Duration::from_millis(250)))
+                .set_max_delay(Duration::from_secs(2));
+            let manager = ConnectionManager::new_with_config(client.clone(), config)
+                .await
+                .expect("redis-server answers");
+            let admin = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("redis-server answers");
+            (cache, plain, memory, manager, admin)
+        });
+        let bench = Bench {
+            runtime,
+            cache,
+            plain,
+            memory,
+            manager,
+            admin,
+            _server: server,
+        };
+        bench.warm_up();
+        bench
+    }
+
+    /// Loads the scripts and fills `product:42`, so the first measured call is like the rest.
+    fn warm_up(&self) {
+        self.runtime.block_on(async {
+            let expected = product(42);
+            assert_eq!(get_product(&self.cache, 42).await, expected);
+            assert_eq!(get_product(&self.plain, 42).await, expected);
+            assert_eq!(get_product(&self.memory, 42).await, expected);
+            assert_eq!(get_count(&self.memory, 7).await, 7);
+            get_product(&self.cache, 43).await;
+            self.delete("product:43").await;
+            assert_eq!(
+                by_hand::get(&mut self.manager.clone(), 42).await,
+                Some(expected),
+                "the hand-written side reads what the macro stored"
+            );
+        });
+    }
+
+    async fn delete(&self, key: &str) {
+        let _: () = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut self.admin.clone())
+            .await
+            .expect("DEL");
+    }
+}
+
+/// (a) A hit: one lookup and a JSON decode of ~1 KiB.
+fn hit(c: &mut Criterion, bench: &Bench) {
+    let mut group = c.benchmark_group("hit");
+    group.bench_function("redis_cached", |b| {
+        b.to_async(&bench.runtime)
+            .iter(|| async { black_box(get_product(&bench.cache, black_box(42)).await) })
+    });
+    group.bench_function("redis_cached_without_leases", |b| {
+        b.to_async(&bench.runtime)
+            .iter(|| async { black_box(get_product(&bench.plain, black_box(42)).await) })
+    });
+    group.bench_function("hand_written_get", |b| {
+        b.to_async(&bench.runtime).iter(|| async {
+            let mut connection = bench.manager.clone();
+            black_box(by_hand::get(&mut connection, black_box(42)).await)
+        })
+    });
+    group.finish();
+}
+
+/// Times `call` for `iters` misses on `product:<id>`, deleting the key (untimed) before each.
+async fn misses<F: Future<Output = Product>>(
+    bench: &Bench,
+    iters: u64,
+    mut call: impl FnMut() -> F,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        bench.delete("product:1000").await;
+        let started = Instant::now();
+        black_box(call().await);
+        total += started.elapsed();
+    }
+    total
+}
+
+/// (b) A miss: lookup, body, encode and store; the key is deleted before each call.
+fn miss(c: &mut Criterion, bench: &Bench) {
+    let mut group = c.benchmark_group("miss");
+    group.bench_function("redis_cached", |b| {
+        b.to_async(&bench.runtime).iter_custom(|iters| {
+            misses(bench, iters, || get_product(&bench.cache, black_box(1000)))
+        })
+    });
+    group.bench_function("redis_cached_without_leases", |b| {
+        b.to_async(&bench.runtime).iter_custom(|iters| {
+            misses(bench, iters, || get_product(&bench.plain, black_box(1000)))
+        })
+    });
+    group.bench_function("hand_written_get_set", |b| {
+        b.to_async(&bench.runtime).iter_custom(|iters| {
+            misses(bench, iters, || async {
+                let mut connection = bench.manager.clone();
+                by_hand::get_or_fill(&mut connection, black_box(1000)).await
+            })
+        })
+    });
+    group.finish();
+}
+
+/// (c) Rendering `user:<id>:posts:<slug>` alone, as the generated code does (through
+/// `KeyPart`, escaping the string), and with `format!` (no escaping).
+fn key(c: &mut Criterion) {
+    let mut group = c.benchmark_group("key");
+    let id: u64 = 1_234_567;
+    let slug = String::from("why-cache-aside-works");
+    group.bench_function("key_part", |b| {
+        b.iter(|| {
+            let (id, slug) = black_box((&id, &slug));
+            let mut key = String::with_capacity(32);
+            key.push_str("user:");
+            id.write_key(&mut key);
+            key.push_str(":posts:");
+            slug.write_key(&mut key);
+            key
+        })
+    });
+    group.bench_function("format", |b| {
+        b.iter(|| {
+            let (id, slug) = black_box((&id, &slug));
+            format!("user:{id}:posts:{slug}")
+        })
+    });
+    group.finish();
+}
+
+/// (d) A hit on `mem://`: no network, so what is left is the library and the decode.
+fn mem_hit(c: &mut Criterion, bench: &Bench) {
+    let mut group = c.benchmark_group("mem_hit");
+    group.bench_function("product_1kib", |b| {
+        b.to_async(&bench.runtime)
+            .iter(|| async { black_box(get_product(&bench.memory, black_box(42)).await) })
+    });
+    group.bench_function("u64", |b| {
+        b.to_async(&bench.runtime)
+            .iter(|| async { black_box(get_count(&bench.memory, black_box(7)).await) })
+    });
+    group.finish();
+}
+
+/// (e) `#[invalidates]` with 1 and 3 keys against one hand-written `UNLINK`.
+fn invalidate(c: &mut Criterion, bench: &Bench) {
+    let mut group = c.benchmark_group("invalidate");
+    group.bench_function(BenchmarkId::new("redis_cached", 1), |b| {
+        b.to_async(&bench.runtime)
+            .iter(|| update_product(&bench.cache, black_box(42)))
+    });
+    group.bench_function(BenchmarkId::new("hand_written_unlink", 1), |b| {
+        b.to_async(&bench.runtime).iter(|| async {
+            let id = black_box(42);
+            by_hand::unlink(&mut bench.manager.clone(), &[format!("product:{id}")]).await
+        })
+    });
+    group.bench_function(BenchmarkId::new("redis_cached", 3), |b| {
+        b.to_async(&bench.runtime)
+            .iter(|| move_product(&bench.cache, black_box(42), black_box("kitchen")))
+    });
+    group.bench_function(BenchmarkId::new("hand_written_unlink", 3), |b| {
+        b.to_async(&bench.runtime).iter(|| async {
+            let (id, category) = black_box((42, "kitchen"));
+            let keys = [
+                format!("product:{id}"),
+                "products:all".to_owned(),
+                format!("category:{category}:products"),
+            ];
+            by_hand::unlink(&mut bench.manager.clone(), &keys).await
+        })
+    });
+    group.finish();
+}
+
+/// (f) serde_json, which the cache stores, against MessagePack with field names
+/// (`to_vec_named`, self-describing like JSON) and without (`to_vec`, fields by position).
+fn codec(c: &mut Criterion) {
+    let value = product(42);
+    let json = serde_json::to_vec(&value).expect("encodes");
+    let named = rmp_serde::to_vec_named(&value).expect("encodes");
+    let compact = rmp_serde::to_vec(&value).expect("encodes");
+    assert_eq!(
+        serde_json::from_slice::<Product>(&json).ok().as_ref(),
+        Some(&value)
+    );
+    assert_eq!(
+        rmp_serde::from_slice::<Product>(&named).ok().as_ref(),
+        Some(&value)
+    );
+    assert_eq!(
+        rmp_serde::from_slice::<Product>(&compact).ok().as_ref(),
+        Some(&value)
+    );
+    println!(
+        "codec: the product is {} bytes as JSON, {} as MessagePack with field names, {} without",
+        json.len(),
+        named.len(),
+        compact.len()
+    );
+
+    let mut group = c.benchmark_group("codec");
+    group.bench_function("json_encode", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&value)).expect("encodes"))
+    });
+    group.bench_function("json_decode", |b| {
+        b.iter(|| serde_json::from_slice::<Product>(black_box(&json)).expect("decodes"))
+    });
+    group.bench_function("msgpack_named_encode", |b| {
+        b.iter(|| rmp_serde::to_vec_named(black_box(&value)).expect("encodes"))
+    });
+    group.bench_function("msgpack_named_decode", |b| {
+        b.iter(|| rmp_serde::from_slice::<Product>(black_box(&named)).expect("decodes"))
+    });
+    group.bench_function("msgpack_compact_encode", |b| {
+        b.iter(|| rmp_serde::to_vec(black_box(&value)).expect("encodes"))
+    });
+    group.bench_function("msgpack_compact_decode", |b| {
+        b.iter(|| rmp_serde::from_slice::<Product>(black_box(&compact)).expect("decodes"))
+    });
+    group.finish();
+}
+
+/// Calls the contenders of one comparison in turn, call by call, `rounds` times, timing each
+/// call alone (`before` runs untimed ahead of each). On this machine a loopback round trip
+/// takes ~10 µs or ~70 µs depending on what else runs (an idle virtual CPU is slow to wake),
+/// and the state can change between two criterion benchmarks; interleaving gives every
+/// contender the same mix, so the ratios hold whatever the state.
+async fn interleaved(
+    rounds: usize,
+    contenders: usize,
+    mut before: impl AsyncFnMut(),
+    mut call: impl AsyncFnMut(usize),
+) -> Vec<Vec<Duration>> {
+    let mut times = vec![Vec::with_capacity(rounds); contenders];
+    for round in 0..rounds {
+        for turn in 0..contenders {
+            // Rotate who goes first, so no contender always follows the same one.
+            let which = (round + turn) % contenders;
+            before().await;
+            let started = Instant::now();
+            call(which).await;
+            times[which].push(started.elapsed());
+        }
+    }
+    times
+}
+
+fn percentile(times: &mut [Duration], p: f64) -> Duration {
+    times.sort_unstable();
+    times[((times.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Prints each contender's median and p90, and its median over the last one's (the
+/// hand-written baseline), then what the server spent per command (`INFO commandstats`).
+async fn report(bench: &Bench, title: &str, names: &[&str], mut times: Vec<Vec<Duration>>) {
+    let medians: Vec<Duration> = times.iter_mut().map(|t| percentile(t, 0.5)).collect();
+    let baseline = medians[medians.len() - 1];
+    println!("interleaved {title} ({} rounds):", times[0].len());
+    for ((name, t), median) in names.iter().zip(&mut times).zip(&medians) {
+        println!(
+            "  {name:32} median {:>9.2?}  p90 {:>9.2?}  ratio {:.2}",
+            median,
+            percentile(t, 0.9),
+            median.as_secs_f64() / baseline.as_secs_f64()
+        );
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut bench.admin.clone())
+        .await
+        .expect("INFO");
+    let server: Vec<String> = info
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let usec = stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("usec_per_call="))?;
+            ["evalsha", "get", "set", "unlink"]
+                .contains(&name)
+                .then(|| format!("{name} {usec} µs"))
+        })
+        .collect();
+    println!(
+        "  server time per call (commands run by scripts counted too): {}",
+        server.join(", ")
+    );
+}
+
+async fn reset_server_stats(bench: &Bench) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut bench.admin.clone())
+        .await
+        .expect("CONFIG RESETSTAT");
+}
+
+/// The hit, miss and invalidation comparisons again, interleaved (see [`interleaved`]).
+fn interleaved_comparisons(bench: &Bench, rounds: usize) {
+    bench.runtime.block_on(async {
+        let none = async || {};
+
+        reset_server_stats(bench).await;
+        let names = [
+            "hit redis_cached",
+            "hit redis_cached_without_leases",
+            "hit hand_written_get",
+        ];
+        let times = interleaved(rounds, 3, none, async |which| match which {
+            0 => drop(black_box(get_product(&bench.cache, 42).await)),
+            1 => drop(black_box(get_product(&bench.plain, 42).await)),
+            _ => drop(black_box(
+                by_hand::get(&mut bench.manager.clone(), 42).await,
+            )),
+        })
+        .await;
+        report(bench, "hit", &names, times).await;
+
+        reset_server_stats(bench).await;
+        let names = [
+            "miss redis_cached",
+            "miss redis_cached_without_leases",
+            "miss hand_written_get_set",
+        ];
+        let delete = async || bench.delete("product:1000").await;
+        let times = interleaved(rounds, 3, delete, async |which| match which {
+            0 => drop(black_box(get_product(&bench.cache, 1000).await)),
+            1 => drop(black_box(get_product(&bench.plain, 1000).await)),
+            _ => drop(black_box(
+                by_hand::get_or_fill(&mut bench.manager.clone(), 1000).await,
+            )),
+        })
+        .await;
+        report(bench, "miss", &names, times).await;
+
+        reset_server_stats(bench).await;
+        let names = [
+            "invalidate/1 redis_cached",
+            "invalidate/3 redis_cached",
+            "invalidate/1 hand_written_unlink",
+            "invalidate/3 hand_written_unlink",
+        ];
+        let times = interleaved(rounds, 4, none, async |which| match which {
+            0 => update_product(&bench.cache, black_box(42)).await,
+            1 => move_product(&bench.cache, black_box(42), black_box("kitchen")).await,
+            2 => by_hand::unlink(&mut bench.manager.clone(), &["product:42".to_owned()]).await,
+            _ => {
+                let keys = [
+                    "product:42".to_owned(),
+                    "products:all".to_owned(),
+                    "category:kitchen:products".to_owned(),
+                ];
+                by_hand::unlink(&mut bench.manager.clone(), &keys).await
+            }
+        })
+        .await;
+        // Two baselines here: print 1 key against 1 key, 3 against 3.
+        let mut times = times.into_iter();
+        let (ours1, ours3, hand1, hand3) = (
+            times.next().unwrap(),
+            times.next().unwrap(),
+            times.next().unwrap(),
+            times.next().unwrap(),
+        );
+        report(
+            bench,
+            "invalidate, 1 key",
+            &[names[0], names[2]],
+            vec![ours1, hand1],
+        )
+        .await;
+        report(
+            bench,
+            "invalidate, 3 keys",
+            &[names[1], names[3]],
+            vec![ours3, hand3],
+        )
+        .await;
+    });
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and then each
+    // benchmark runs once and the interleaved pass only a few rounds.
+    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+        .configure_from_args();
+    let bench = Bench::start();
+    interleaved_comparisons(&bench, if measuring { 3000 } else { 3 });
+    hit(&mut c, &bench);
+    miss(&mut c, &bench);
+    key(&mut c);
+    mem_hit(&mut c, &bench);
+    invalidate(&mut c, &bench);
+    codec(&mut c);
+    c.final_summary();
+}
