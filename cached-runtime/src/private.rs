@@ -145,7 +145,8 @@ where
         timed(function, "fetch", cache.fetch(key, &lease, want_ttl)).await
     };
     let mut poll = Duration::from_millis(1);
-    let give_up = Instant::now() + cache.fill_lease().unwrap_or_default();
+    // Set when another caller's lease is first seen: a hit needs no clock.
+    let mut give_up = None;
     loop {
         match fetched {
             Ok(Fetch::Value(bytes, ttl)) => {
@@ -184,6 +185,8 @@ where
                 }
                 // A marker that outlived any lease's length is no live lease (a stray value
                 // starting with the marker byte): take the key over.
+                let give_up = *give_up
+                    .get_or_insert_with(|| Instant::now() + cache.fill_lease().unwrap_or_default());
                 fetched = if Instant::now() >= give_up {
                     cache.take_lease(key, &lease).await.map(|()| Fetch::Leased)
                 } else {

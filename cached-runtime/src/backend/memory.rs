@@ -63,6 +63,10 @@ impl MemoryBackend {
     }
 
     pub(crate) fn fetch(&self, key: &str, lease: &Lease, lease_ttl: Duration) -> Option<Arc<[u8]>> {
+        // Most lookups find a value: only an absent key needs the atomic compute.
+        if let Some(entry) = self.entries.get(key) {
+            return Some(entry.bytes);
+        }
         let mut found = None;
         self.entries
             .entry_by_ref(key)

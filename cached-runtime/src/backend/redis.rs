@@ -1,15 +1,18 @@
 //! Redis through redis-rs's multiplexed `ConnectionManager`: one connection serves every
-//! concurrent call and reconnects by itself after a failure. Lookups and fills are Lua
-//! scripts, so each is one round trip and atomic on the server.
+//! concurrent call and reconnects by itself after a failure. A lookup is one native
+//! `SET .. NX GET` (read, or take the fill lease if absent); a fill is a Lua script (store
+//! only while our lease holds the key). Each is one round trip and atomic on the server.
 
 use crate::Error;
 use crate::lease::Lease;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation};
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-/// GET; if absent, SET the caller's lease marker with a short expiry and return nil.
+/// For servers before 7.0: GET; if absent, SET the caller's lease marker with a short
+/// expiry and return nil.
 static FETCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local value = redis.call('GET', KEYS[1])
@@ -54,6 +57,8 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 pub(crate) struct RedisBackend {
     connection: ConnectionManager,
     timeout: Duration,
+    /// Set once the server rejected `SET .. NX GET` (Redis before 7.0).
+    scripted_lookup: Arc<AtomicBool>,
 }
 
 impl RedisBackend {
@@ -77,6 +82,7 @@ impl RedisBackend {
         Ok(Self {
             connection,
             timeout,
+            scripted_lookup: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -99,24 +105,69 @@ impl RedisBackend {
         }
     }
 
+    /// `SET key lease NX PX ms GET`: the value, or nil after setting our lease, in one
+    /// native command (Redis 7.0 and later; older servers get the `FETCH` script).
+    fn set_lease_if_absent(key: &str, lease: &Lease, lease_ttl: Duration) -> Cmd {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key)
+            .arg(lease.as_bytes())
+            .arg("NX")
+            .arg("PX")
+            .arg(lease_ttl.as_millis().max(1) as u64)
+            .arg("GET");
+        cmd
+    }
+
+    /// Whether to use the native lookup: true until a server rejects `SET .. NX GET`.
+    fn native_lookup(&self, result: &Result<impl Sized, Error>) -> bool {
+        let rejected = matches!(result, Err(Error::Redis(error)) if error.to_string().contains("syntax error"));
+        if rejected {
+            self.scripted_lookup.store(true, Ordering::Relaxed);
+        }
+        !rejected
+    }
+
     pub(crate) async fn fetch(
         &self,
         key: &str,
         lease: &Lease,
         lease_ttl: Duration,
     ) -> Result<Option<Vec<u8>>, Error> {
+        if !self.scripted_lookup.load(Ordering::Relaxed) {
+            let result = self
+                .run(&Self::set_lease_if_absent(key, lease, lease_ttl))
+                .await;
+            if self.native_lookup(&result) {
+                return result;
+            }
+        }
         let millis = lease_ttl.as_millis().max(1) as u64;
         self.invoke(FETCH.key(key).arg(lease.as_bytes()).arg(millis))
             .await
     }
 
-    /// As [`fetch`](Self::fetch), with the value's remaining time to live.
+    /// As [`fetch`](Self::fetch), with the value's remaining time to live (one pipeline).
     pub(crate) async fn fetch_with_ttl(
         &self,
         key: &str,
         lease: &Lease,
         lease_ttl: Duration,
     ) -> Result<Option<(Vec<u8>, i64)>, Error> {
+        if !self.scripted_lookup.load(Ordering::Relaxed) {
+            let mut pipe = redis::pipe();
+            pipe.add_command(Self::set_lease_if_absent(key, lease, lease_ttl))
+                .cmd("PTTL")
+                .arg(key);
+            let mut connection = self.connection.clone();
+            let result: Result<(Option<Vec<u8>>, i64), Error> =
+                match tokio::time::timeout(self.timeout, pipe.query_async(&mut connection)).await {
+                    Ok(result) => result.map_err(Error::from),
+                    Err(_) => Err(Error::Timeout(self.timeout)),
+                };
+            if self.native_lookup(&result) {
+                return result.map(|(value, ttl)| value.map(|value| (value, ttl)));
+            }
+        }
         let millis = lease_ttl.as_millis().max(1) as u64;
         self.invoke(FETCH_WITH_TTL.key(key).arg(lease.as_bytes()).arg(millis))
             .await
