@@ -224,12 +224,20 @@ async fn with_fill_leases_a_hit_is_one_round_trip_and_a_miss_two() {
 
     let [miss, hit, invalidation] = measure_paths(&cache, &mut recorder).await;
 
-    assert_eq!(hit, ["set"], "a hit is one SET .. NX GET (which takes a lease on a miss)");
+    assert_eq!(
+        hit,
+        ["set"],
+        "a hit is one SET .. NX GET (which takes a lease on a miss)"
+    );
     assert!(
         miss.len() <= 2,
         "a miss is at most two round trips: {miss:?}"
     );
-    assert_eq!(miss, ["set", "evalsha"], "a miss is the lookup, then the FILL script");
+    assert_eq!(
+        miss,
+        ["set", "evalsha"],
+        "a miss is the lookup, then the FILL script"
+    );
     assert_eq!(invalidation, ["unlink"], "three keys, one UNLINK");
 }
 
