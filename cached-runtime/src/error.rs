@@ -37,3 +37,12 @@ pub enum Error {
     #[error("cache operation timed out after {0:?}")]
     Timeout(std::time::Duration),
 }
+
+impl Error {
+    /// Whether Redis is up but refused a write (`OOM` under `noeviction`, `READONLY` on a
+    /// replica, `NOREPLICAS`, `MISCONF`): reads still work.
+    pub(crate) fn is_refused_write(&self) -> bool {
+        matches!(self, Error::Redis(error)
+            if matches!(error.code(), Some("OOM" | "READONLY" | "NOREPLICAS" | "MISCONF")))
+    }
+}

@@ -67,26 +67,35 @@ impl Backend {
         lease: Option<(&Lease, Duration)>,
         want_ttl: bool,
     ) -> Result<Fetch, Error> {
-        let (read, ttl) = match (self, lease) {
-            (Backend::Redis(redis), Some((lease, lease_ttl))) if want_ttl => {
-                match redis.fetch_with_ttl(key, lease, lease_ttl).await? {
+        let looked_up = match (self, lease) {
+            (Backend::Redis(redis), Some((lease, lease_ttl))) if want_ttl => redis
+                .fetch_with_ttl(key, lease, lease_ttl)
+                .await
+                .map(|read| match read {
                     Some((bytes, millis)) => {
                         let ttl = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
                         (Some(Stored::Owned(bytes)), Some(ttl))
                     }
                     None => (None, None),
-                }
-            }
-            (Backend::Redis(redis), Some((lease, lease_ttl))) => {
-                let read = redis.fetch(key, lease, lease_ttl).await?;
-                (read.map(Stored::Owned), None)
-            }
-            (Backend::Redis(redis), None) => (redis.get(key).await?.map(Stored::Owned), None),
-            (Backend::Memory(memory), Some((lease, lease_ttl))) => (
+                }),
+            (Backend::Redis(redis), Some((lease, lease_ttl))) => redis
+                .fetch(key, lease, lease_ttl)
+                .await
+                .map(|read| (read.map(Stored::Owned), None)),
+            (Backend::Redis(redis), None) => Ok((redis.get(key).await?.map(Stored::Owned), None)),
+            (Backend::Memory(memory), Some((lease, lease_ttl))) => Ok((
                 memory.fetch(key, lease, lease_ttl).map(Stored::Shared),
                 None,
-            ),
-            (Backend::Memory(memory), None) => (memory.get(key).map(Stored::Shared), None),
+            )),
+            (Backend::Memory(memory), None) => Ok((memory.get(key).map(Stored::Shared), None)),
+        };
+        let (read, ttl) = match (self, looked_up) {
+            // Redis refuses the lease's write but still serves reads: a plain GET keeps hits
+            // hits (a miss then runs its body without a lease, and its store is refused).
+            (Backend::Redis(redis), Err(error)) if error.is_refused_write() => {
+                (redis.get(key).await?.map(Stored::Owned), None)
+            }
+            (_, looked_up) => looked_up?,
         };
         Ok(Fetch::from_read(read, ttl))
     }
