@@ -6,7 +6,7 @@
 //! |------------------|---------------------------------------------------------------------|
 //! | `/cached/{id}`   | (a) `#[redis_cached]` on a `Cache` without a near tier (defaults: fill leases on) |
 //! | `/plain/{id}`    | (a') the same function on a cache built `.without_fill_leases()`     |
-//! | `/near/{id}`     | (b) the same function on a cache with `.near_cache(..)`              |
+//! | `/near/{id}`     | (b) the same read with `near_cache = true` on a cache with `.near_cache(..)`, returning `Arc<Profile>` |
 //! | `/manual/{id}`   | (c) hand-written redis-rs: `GET` + serde_json decode; on a miss the query and `SET .. EX` |
 //! | `/memory/{id}`   | (d) the document from an in-process map: no cache, no database       |
 //! | `/db/{id}`       | (e) the uncached path: two SQLite queries through sqlx, no added latency |
@@ -269,6 +269,18 @@ async fn profile(
     db.profile(size, id).await
 }
 
+/// (b): the same read on the cache with a near tier, held there decoded
+/// (`near_cache = true`): a near hit clones an `Arc` instead of decoding JSON.
+#[redis_cached(key = "profile:<size>:<id>", ttl = 86400, cache = cache, near_cache = true)]
+async fn near_profile(
+    cache: &Cache,
+    db: &Db,
+    size: usize,
+    id: i64,
+) -> Result<Option<Arc<Profile>>, sqlx::Error> {
+    Ok(db.profile(size, id).await?.map(Arc::new))
+}
+
 /// (c): the cache-aside a handler would contain without the library.
 async fn profile_by_hand(
     redis: &ConnectionManager,
@@ -323,7 +335,7 @@ impl Params {
 
 type Answer<T = Profile> = Result<Json<T>, StatusCode>;
 
-fn answer(result: Result<Option<Profile>, sqlx::Error>) -> Answer {
+fn answer<T>(result: Result<Option<T>, sqlx::Error>) -> Answer<T> {
     match result {
         Ok(Some(profile)) => Ok(Json(profile)),
         Ok(None) => Err(StatusCode::NOT_FOUND),
@@ -342,8 +354,13 @@ async fn plain(State(app): State<App>, Path(id): Path<i64>, Query(q): Query<Para
     answer(profile(&app.plain, &app.db, q.size(), id).await)
 }
 
-async fn near(State(app): State<App>, Path(id): Path<i64>, Query(q): Query<Params>) -> Answer {
-    answer(profile(&app.near, &app.db, q.size(), id).await)
+async fn near(
+    State(app): State<App>,
+    Path(id): Path<i64>,
+    Query(q): Query<Params>,
+) -> Answer<Shared> {
+    let profile = near_profile(&app.near, &app.db, q.size(), id).await;
+    answer(profile.map(|found| found.map(Shared)))
 }
 
 async fn manual(State(app): State<App>, Path(id): Path<i64>, Query(q): Query<Params>) -> Answer {
@@ -585,7 +602,12 @@ async fn warm(
     for (size, want) in documents {
         let (size, id) = (*size, want.id);
         check("plain", profile(&app.plain, &app.db, size, id).await, want)?;
-        check("near", profile(&app.near, &app.db, size, id).await, want)?;
+        let near = near_profile(&app.near, &app.db, size, id).await;
+        check(
+            "near",
+            near.map(|found| found.map(Arc::unwrap_or_clone)),
+            want,
+        )?;
         check(
             "manual",
             profile_by_hand(&app.manual, &app.db, size, id).await,

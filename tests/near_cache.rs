@@ -28,6 +28,17 @@ async fn read_remote_only(cache: &Cache, id: u64) -> u64 {
     VERSION.load(Ordering::SeqCst)
 }
 
+/// Held decoded in the near tier (an `Arc`, cloned cheaply on each hit).
+#[redis_cached(key = "near-decoded:<id>", ttl = 60, cache = cache, near_cache = true)]
+async fn read_decoded(cache: &Cache, id: u64) -> std::sync::Arc<Vec<u64>> {
+    std::sync::Arc::new(vec![id, VERSION.load(Ordering::SeqCst)])
+}
+
+#[invalidates("near-decoded:<id>", cache = cache)]
+async fn write_decoded(cache: &Cache, id: u64) -> u64 {
+    VERSION.fetch_add(1, Ordering::SeqCst) + 1
+}
+
 #[invalidates("near:<id>", cache = cache)]
 async fn write(cache: &Cache, id: u64) -> u64 {
     VERSION.fetch_add(1, Ordering::SeqCst) + 1
@@ -85,6 +96,25 @@ async fn a_near_hit_costs_no_round_trip() {
     let before = commands(&server).await;
     read_remote_only(&cache, 1).await;
     assert!(commands(&server).await > before);
+}
+
+#[tokio::test]
+async fn near_cache_true_holds_decoded_values_and_invalidations_evict_them() {
+    let server = RedisServer::start();
+    let cache = near_cache(&server.url()).await;
+    let writer = Cache::connect(&server.url()).await.expect("redis");
+    warm(&cache, &server, 7).await;
+    let first = read_decoded(&cache, 7).await;
+    read_decoded(&cache, 7).await; // from Redis, now held decoded
+    let before = commands(&server).await;
+    assert_eq!(read_decoded(&cache, 7).await, first);
+    assert_eq!(commands(&server).await, before, "a near hit sends nothing");
+    let version = write_decoded(&writer, 7).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while read_decoded(&cache, 7).await[1] < version {
+        assert!(Instant::now() < deadline, "never evicted");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,8 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    AttrStyle, Expr, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type,
+    AttrStyle, Expr, FnArg, GenericArgument, Ident, ItemFn, LitBool, Pat, PathArguments,
+    ReturnType, Type,
 };
 
 /// `#[redis_cached]`: render the key at entry, then look up, or run the body and store.
@@ -33,13 +34,20 @@ pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStr
         .refresh
         .map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
     let cache_none = args.cache_none.map(|flag| quote!(.cache_none(#flag)));
-    let near = args.near_cache.map(|flag| quote!(.near(#flag)));
     let output_span = output_span(&function);
+    // `near_cache = true` holds decoded values in the near tier (the value type must be
+    // `Clone`); otherwise the tier, if any, holds the stored bytes.
+    let near_mode = if args.near_cache.as_ref().is_some_and(LitBool::value) {
+        quote_spanned!(output_span=> ::redis_cached::__private::CloneValue)
+    } else {
+        quote_spanned!(output_span=> ::redis_cached::__private::DecodeEach)
+    };
+    let near = args.near_cache.map(|flag| quote!(.near(#flag)));
     let shape = shape.tokens(output_span);
     let body = body(&function);
     // Spanned on the return type: an unstorable value type is reported there.
     let cached = quote_spanned! {output_span=>
-        ::redis_cached::__private::cached::<#shape, _, _>(__redis_cached_call, #body)
+        ::redis_cached::__private::cached::<#shape, #near_mode, _, _>(__redis_cached_call, #body)
     };
     Ok(rewrite(
         function,

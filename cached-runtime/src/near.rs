@@ -6,9 +6,10 @@
 //! that connection is down the tier is flushed and bypassed, since invalidations could be
 //! missed; an entry never outlives the Redis entry it copies, nor the tier's maximum lifetime.
 
-use crate::backend::MemoryBackend;
+use crate::backend::{Expiring, OwnTtl};
 use redis::aio::{AsyncPushSender, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
+use std::any::Any;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -69,12 +70,37 @@ impl NearCache {
     }
 }
 
+/// What the tier holds for a key: the stored bytes (decoded on each hit), or, for functions
+/// marked `near_cache = true`, the decoded value itself (cloned on each hit).
+#[derive(Clone)]
+#[doc(hidden)]
+pub enum NearValue {
+    /// The stored bytes.
+    Bytes(Arc<[u8]>),
+    /// The decoded value.
+    Decoded(Arc<dyn Any + Send + Sync>),
+}
+
+#[derive(Clone)]
+struct NearEntry {
+    value: NearValue,
+    /// The stored size, for the tier's bound.
+    weight: u32,
+    ttl: Duration,
+}
+
+impl Expiring for NearEntry {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
 /// Invalidations bump the epoch of their key's stripe; an entry read from Redis is kept
 /// only if its stripe's epoch did not move meanwhile.
 const STRIPES: usize = 1024;
 
 pub(crate) struct NearTier {
-    entries: MemoryBackend,
+    entries: moka::sync::Cache<String, NearEntry>,
     settings: NearCache,
     epochs: Box<[AtomicU64]>,
     hasher: RandomState,
@@ -93,7 +119,15 @@ impl NearTier {
         timeout: Duration,
     ) -> Arc<NearTier> {
         let tier = Arc::new(NearTier {
-            entries: MemoryBackend::new(settings.max_bytes),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(settings.max_bytes)
+                .weigher(|key: &String, entry: &NearEntry| {
+                    entry
+                        .weight
+                        .saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
+                })
+                .expire_after(OwnTtl)
+                .build(),
             settings,
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             hasher: RandomState::new(),
@@ -118,25 +152,36 @@ impl NearTier {
         self.stripe(key).load(Ordering::Acquire)
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<[u8]>> {
+    pub(crate) fn get(&self, key: &str) -> Option<NearValue> {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        self.entries.get(key)
+        self.entries.get(key).map(|entry| entry.value)
     }
 
-    /// Keeps a value read from (or written to) Redis, for at most `ttl`, unless an
-    /// invalidation of its key came in since `epoch` was taken.
-    pub(crate) fn keep(&self, key: &str, bytes: &[u8], ttl: Duration, epoch: u64) {
+    /// Keeps a value read from (or written to) Redis, `stored_len` bytes there, for at most
+    /// `ttl`, unless an invalidation of its key came in since `epoch` was taken.
+    pub(crate) fn keep(
+        &self,
+        key: &str,
+        value: NearValue,
+        stored_len: usize,
+        ttl: Duration,
+        epoch: u64,
+    ) {
         if !self.live.load(Ordering::Acquire) || self.epoch(key) != epoch {
             return;
         }
-        self.entries
-            .set(key, bytes, ttl.min(self.settings.max_lifetime));
+        let entry = NearEntry {
+            value,
+            weight: u32::try_from(stored_len).unwrap_or(u32::MAX),
+            ttl: ttl.min(self.settings.max_lifetime),
+        };
+        self.entries.insert(key.to_owned(), entry);
         // An invalidation that bumped the epoch after the check may have evicted before the
         // insert: look again, and undo.
         if self.epoch(key) != epoch {
-            self.entries.delete(&[key.to_owned()]);
+            self.entries.invalidate(key);
         }
     }
 
@@ -145,7 +190,7 @@ impl NearTier {
         for key in keys {
             let key = key.as_ref();
             self.stripe(key).fetch_add(1, Ordering::AcqRel);
-            self.entries.delete(&[key.to_owned()]);
+            self.entries.invalidate(key);
         }
     }
 
@@ -153,7 +198,7 @@ impl NearTier {
         for epoch in self.epochs.iter() {
             epoch.fetch_add(1, Ordering::AcqRel);
         }
-        self.entries.clear();
+        self.entries.invalidate_all();
     }
 
     fn on_push(&self, push: PushInfo) {
@@ -254,4 +299,53 @@ async fn connect(
     }
     tracking.query_async::<()>(&mut connection).await?;
     Ok(connection)
+}
+
+/// How a function's values are held in the near tier; the macro picks the mode.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`near_cache = true` keeps decoded values in the near cache, so `{T}` must implement `Clone`",
+    note = "for large values return an `Arc<..>` (serde's `rc` feature), which clones cheaply; or leave `near_cache` unset, and stored bytes are decoded on each near hit"
+)]
+pub trait NearMode<T> {
+    /// The value held, if it is one this mode can serve.
+    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<T>) -> Option<T>;
+
+    /// What to hold for a value stored as `bytes`.
+    fn hold(bytes: &[u8], value: &T) -> NearValue;
+}
+
+/// Holds the stored bytes and decodes them on each hit: for every type.
+#[doc(hidden)]
+pub struct DecodeEach;
+
+/// Holds the decoded value and clones it on each hit: for `near_cache = true`.
+#[doc(hidden)]
+pub struct CloneValue;
+
+impl<T> NearMode<T> for DecodeEach {
+    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
+        match held {
+            NearValue::Bytes(bytes) => decode(bytes),
+            NearValue::Decoded(_) => None,
+        }
+    }
+
+    fn hold(bytes: &[u8], _: &T) -> NearValue {
+        NearValue::Bytes(bytes.into())
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone + Send + Sync + 'static> NearMode<T> for CloneValue {
+    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
+        match held {
+            NearValue::Decoded(value) => value.downcast_ref::<T>().cloned(),
+            NearValue::Bytes(bytes) => decode(bytes),
+        }
+    }
+
+    fn hold(_: &[u8], value: &T) -> NearValue {
+        NearValue::Decoded(Arc::new(value.clone()))
+    }
 }

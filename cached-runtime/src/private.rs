@@ -1,6 +1,7 @@
 //! What generated code calls. Not public API: names and signatures change without notice.
 
 pub use crate::key::KeyBuilder;
+pub use crate::near::{CloneValue, DecodeEach, NearMode, NearValue};
 pub use crate::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 
 use crate::backend::Fetch;
@@ -110,9 +111,10 @@ const MAX_POLL: Duration = Duration::from_millis(50);
 /// a value is a hit; our lease means we run the body and store conditionally; another
 /// caller's lease means we join its flight (same process) or wait for its value (another
 /// process), up to the lease's length, then run the body ourselves.
-pub async fn cached<S, R, F>(call: Call, body: F) -> R
+pub async fn cached<S, M, R, F>(call: Call, body: F) -> R
 where
     S: Shape<R>,
+    M: NearMode<S::Stored>,
     F: Future<Output = R>,
 {
     let function = call.function;
@@ -132,7 +134,7 @@ where
         && !call.refresh
         && let Some(value) = tier
             .get(key)
-            .and_then(|bytes| decode::<S::Stored>(cache, &bytes, function))
+            .and_then(|held| M::value(&held, |bytes| decode::<S::Stored>(cache, bytes, function)))
     {
         telemetry::outcome(function, Outcome::Hit);
         return S::output(value);
@@ -152,7 +154,7 @@ where
             Ok(Fetch::Value(bytes, ttl)) => {
                 if let Some(value) = decode::<S::Stored>(cache, &bytes, function) {
                     if let (Some((tier, epoch)), Some(ttl)) = (near, ttl) {
-                        tier.keep(key, &bytes, ttl, epoch);
+                        tier.keep(key, M::hold(&bytes, &value), bytes.len(), ttl, epoch);
                     }
                     telemetry::outcome(function, Outcome::Hit);
                     return S::output(value);
@@ -161,7 +163,7 @@ where
                 fetched = cache.take_lease(key, &lease).await.map(|()| Fetch::Leased);
             }
             Ok(Fetch::Leased) => {
-                return fill::<S, R, F>(&call, cache, key, &lease, near, body).await;
+                return fill::<S, M, R, F>(&call, cache, key, &lease, near, body).await;
             }
             Ok(Fetch::Filling(other)) => {
                 // A flight of this process may register a moment after its lease is seen:
@@ -208,7 +210,7 @@ where
 
 /// Runs the body under our lease, shares the result with this process's joiners, and
 /// stores it if the lease still holds the key.
-async fn fill<S, R, F>(
+async fn fill<S, M, R, F>(
     call: &Call,
     cache: &Cache,
     key: &str,
@@ -218,6 +220,7 @@ async fn fill<S, R, F>(
 ) -> R
 where
     S: Shape<R>,
+    M: NearMode<S::Stored>,
     F: Future<Output = R>,
 {
     let function = call.function;
@@ -225,7 +228,8 @@ where
         .fill_lease()
         .map(|_| cache.flights().depart(cache, key, lease));
     let output = run(function, body).await;
-    let encoded: Option<Arc<[u8]>> = S::stored(&output, call.cache_none).and_then(|value| {
+    let stored_value = S::stored(&output, call.cache_none);
+    let encoded: Option<Arc<[u8]>> = stored_value.and_then(|value| {
         cache
             .codec()
             .encode(value)
@@ -241,13 +245,15 @@ where
             let ttl = call.ttl.unwrap_or_else(|| cache.default_ttl());
             timed(function, "fill", cache.fill(key, lease, bytes, ttl))
                 .await
-                .map(|filled| match near {
+                .map(|filled| match (near, stored_value) {
                     _ if !filled => tracing::debug!(
                         function,
                         "fill lease lost (invalidated or expired); value not stored"
                     ),
-                    Some((tier, epoch)) => tier.keep(key, bytes, ttl, epoch),
-                    None => {}
+                    (Some((tier, epoch)), Some(value)) => {
+                        tier.keep(key, M::hold(bytes, value), bytes.len(), ttl, epoch);
+                    }
+                    _ => {}
                 })
         }
         None => cache.release(key, lease).await,

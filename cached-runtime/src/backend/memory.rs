@@ -22,21 +22,33 @@ impl Entry {
     }
 }
 
-struct EntryTtl;
+/// Values that carry their own time to live (here and in the near cache).
+pub(crate) trait Expiring {
+    fn ttl(&self) -> Duration;
+}
 
-impl Expiry<String, Entry> for EntryTtl {
-    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(entry.ttl)
+impl Expiring for Entry {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+/// Expires each entry after its own TTL, counted again when it is overwritten.
+pub(crate) struct OwnTtl;
+
+impl<V: Expiring> Expiry<String, V> for OwnTtl {
+    fn expire_after_create(&self, _: &String, entry: &V, _: Instant) -> Option<Duration> {
+        Some(entry.ttl())
     }
 
     fn expire_after_update(
         &self,
         _: &String,
-        entry: &Entry,
+        entry: &V,
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.ttl)
+        Some(entry.ttl())
     }
 }
 
@@ -53,7 +65,7 @@ impl MemoryBackend {
             .weigher(|key: &String, entry: &Entry| {
                 u32::try_from(key.len() + entry.bytes.len()).unwrap_or(u32::MAX)
             })
-            .expire_after(EntryTtl)
+            .expire_after(OwnTtl)
             .build();
         Self { entries }
     }
@@ -105,10 +117,6 @@ impl MemoryBackend {
                 Some(entry) if *entry.value().bytes == *lease.as_bytes() => Op::Remove,
                 _ => Op::Nop,
             });
-    }
-
-    pub(crate) fn clear(&self) {
-        self.entries.invalidate_all();
     }
 
     pub(crate) fn delete(&self, keys: &[String]) {

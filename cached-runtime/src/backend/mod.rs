@@ -4,7 +4,7 @@
 mod memory;
 mod redis;
 
-pub(crate) use self::memory::MemoryBackend;
+pub(crate) use self::memory::{Expiring, MemoryBackend, OwnTtl};
 pub(crate) use self::redis::RedisBackend;
 
 use crate::Error;
