@@ -22,7 +22,8 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 /// - `refresh = <bool expr>`: when true, skip the lookup, run the body, overwrite the entry.
 /// - `cache = <expr>`: a `Cache` or `&Cache` to use instead of the process-wide one.
 /// - `cache_none = true`: for `Option` returns, store `None` too.
-/// - `near_cache = true|false`: use the cache's near tier for this function, or not.
+/// - `near_cache = true|false`: use the cache's near tier for this function, or not; with
+///   `true` the tier holds the decoded value, which must then be `Clone`.
 ///
 /// ```
 /// use redis_cached::redis_cached;
