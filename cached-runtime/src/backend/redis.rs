@@ -56,7 +56,6 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 #[derive(Clone)]
 pub(crate) struct RedisBackend {
     connection: ConnectionManager,
-    timeout: Duration,
     /// Set once the server rejected `SET .. NX GET` (Redis before 7.0).
     scripted_lookup: Arc<AtomicBool>,
 }
@@ -81,28 +80,21 @@ impl RedisBackend {
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {
             connection,
-            timeout,
             scripted_lookup: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// Runs one command, bounded by the timeout.
+    /// Runs one command. The connection's own response and connection timeouts (both the
+    /// cache's timeout) bound it: a second timer here would only cost time on every call.
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, cmd.query_async(&mut connection)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(Error::Timeout(self.timeout)),
-        }
+        Ok(cmd.query_async(&mut connection).await?)
     }
 
-    /// Runs one script (EVALSHA, loading it once if the server lacks it), bounded by the
-    /// timeout.
+    /// Runs one script (EVALSHA, loading it once if the server lacks it), bounded likewise.
     async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> Result<T, Error> {
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, script.invoke_async(&mut connection)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(Error::Timeout(self.timeout)),
-        }
+        Ok(script.invoke_async(&mut connection).await?)
     }
 
     /// `SET key lease NX PX ms GET`: the value, or nil after setting our lease, in one
@@ -160,10 +152,7 @@ impl RedisBackend {
                 .arg(key);
             let mut connection = self.connection.clone();
             let result: Result<(Option<Vec<u8>>, i64), Error> =
-                match tokio::time::timeout(self.timeout, pipe.query_async(&mut connection)).await {
-                    Ok(result) => result.map_err(Error::from),
-                    Err(_) => Err(Error::Timeout(self.timeout)),
-                };
+                pipe.query_async(&mut connection).await.map_err(Error::from);
             if self.native_lookup(&result) {
                 return result.map(|(value, ttl)| value.map(|value| (value, ttl)));
             }
