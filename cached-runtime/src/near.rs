@@ -305,6 +305,7 @@ async fn connect(
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "`near_cache = true` keeps decoded values in the near cache, so `{T}` must implement `Clone`",
+    label = "`near_cache = true` needs a `Clone` value type",
     note = "for large values return an `Arc<..>` (serde's `rc` feature), which clones cheaply; or leave `near_cache` unset, and stored bytes are decoded on each near hit"
 )]
 pub trait NearMode<T> {
