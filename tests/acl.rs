@@ -3,13 +3,13 @@
 //! server refuses the credentials, dies mid-test, or the user may not touch the keys.
 
 mod common;
+mod support;
 
-use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
-use std::io::Write;
+use redis_cached::{Cache, Outcome, invalidates, redis_cached};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{Logs, checked_square, forget, runs};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -26,7 +26,6 @@ const CAROL_PASSWORD: &str = "car0l-pw-99";
 const PRIVATE_ARG: &str = "private-arg-7f3a";
 
 const TIMEOUT: Duration = Duration::from_millis(200);
-const CALL_BOUND: Duration = Duration::from_secs(3);
 
 /// Every secret a test uses, in every form a URL holds it.
 const SECRETS: [&str; 5] = [
@@ -111,18 +110,6 @@ async fn raw_get(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> Op
         .expect("GET as alice")
 }
 
-#[redis_cached(key = "square:<id>", ttl = 60, cache = cache)]
-async fn square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Result<u64, String> {
-    counter.fetch_add(1, Ordering::SeqCst);
-    Ok(id * id)
-}
-
-#[invalidates("square:<id>", cache = cache)]
-async fn forget(cache: &Cache, id: u64) -> &'static str {
-    let _ = id;
-    "forgotten"
-}
-
 #[redis_cached(key = "profile:<name>", ttl = 60, cache = cache)]
 async fn profile(cache: &Cache, name: &str) -> String {
     format!("profile of {}", name.len())
@@ -131,20 +118,6 @@ async fn profile(cache: &Cache, name: &str) -> String {
 #[invalidates("profile:<name>", cache = cache)]
 async fn forget_profile(cache: &Cache, name: &str) -> usize {
     name.len()
-}
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-/// `square(id)`, checked to be right and to return within `CALL_BOUND`, with its outcome.
-async fn checked_square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Option<Outcome> {
-    let started = Instant::now();
-    let (value, outcome) = with_outcome(square(cache, counter, id)).await;
-    assert_eq!(value, Ok(id * id));
-    let elapsed = started.elapsed();
-    assert!(elapsed < CALL_BOUND, "a call took {elapsed:?}");
-    outcome
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -303,35 +276,6 @@ async fn debug_output_never_shows_the_password() {
         .await
         .expect("bob logs in");
     assert_no_secret("the cache's Debug", &format!("{cache:?}"));
-}
-
-/// Everything logged, as text.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
 }
 
 /// Cached and invalidating calls on `cache`, each checked to return the right value.

@@ -5,32 +5,17 @@
 mod common;
 mod support;
 
-use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
+use redis_cached::{Cache, Outcome, with_outcome};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
+use support::{forget, runs, square};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 /// A generous bound on one call when every cache operation times out after `TIMEOUT`.
 const CALL_BOUND: Duration = Duration::from_secs(2);
 /// Longer than any call may take, even one that waits for a fill lease.
 const HANG: Duration = Duration::from_secs(30);
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-#[redis_cached(key = "square:<id>", ttl = 60, cache = cache)]
-async fn square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Result<u64, String> {
-    counter.fetch_add(1, Ordering::SeqCst);
-    Ok(id * id)
-}
-
-#[invalidates("square:<id>", cache = cache)]
-async fn forget(cache: &Cache, id: u64) -> &'static str {
-    let _ = id;
-    "forgotten"
-}
 
 /// `square(id)` with its outcome and how long it took, checked to be right.
 async fn square_timed(

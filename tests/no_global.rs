@@ -3,40 +3,13 @@
 //!
 //! A binary of its own with one test: the installed cache and the log are process-wide.
 
+mod common;
+mod support;
+
 use redis_cached::{invalidates, redis_cached};
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use support::Logs;
 use tracing_subscriber::filter::LevelFilter;
-
-/// Everything logged, as text.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
 
 #[redis_cached(key = "lonely:<id>", ttl = 60)]
 async fn lonely(counter: &AtomicUsize, id: u64) -> u64 {

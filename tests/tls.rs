@@ -5,17 +5,17 @@
 #![cfg(feature = "tls")]
 
 mod common;
+mod support;
 
-use redis_cached::{Cache, Error, Outcome, invalidates, redis_cached, with_outcome};
+use redis_cached::{Cache, Error, Outcome};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use support::{CALL_BOUND, checked_square, forget, runs};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
-/// A generous bound on one call when every cache operation fails or times out.
-const CALL_BOUND: Duration = Duration::from_secs(3);
 
 /// A CA, a server certificate it signed, and an unrelated second CA, in a temp directory
 /// that is removed on drop.
@@ -216,32 +216,6 @@ fn wait_for_port(port: u16) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-#[redis_cached(key = "square:<id>", ttl = 60, cache = cache)]
-async fn square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Result<u64, String> {
-    counter.fetch_add(1, Ordering::SeqCst);
-    Ok(id * id)
-}
-
-#[invalidates("square:<id>", cache = cache)]
-async fn forget(cache: &Cache, id: u64) -> &'static str {
-    let _ = id;
-    "forgotten"
-}
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-/// `square(id)`, checked to be right and to return within `CALL_BOUND`, with its outcome.
-async fn checked_square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Option<Outcome> {
-    let started = Instant::now();
-    let (value, outcome) = with_outcome(square(cache, counter, id)).await;
-    assert_eq!(value, Ok(id * id));
-    let elapsed = started.elapsed();
-    assert!(elapsed < CALL_BOUND, "a call took {elapsed:?}");
-    outcome
 }
 
 async fn raw_get(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {

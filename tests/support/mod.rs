@@ -4,8 +4,10 @@
 
 use crate::common;
 use redis::aio::MultiplexedConnection;
-use redis_cached::Cache;
+use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A `mem://` cache (each one is an empty store of its own).
@@ -140,5 +142,70 @@ where
         }
         assert!(Instant::now() < deadline, "gave up after {limit:?}: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The longest a checked call may take, whatever fails underneath.
+pub const CALL_BOUND: Duration = Duration::from_secs(3);
+
+/// A cached function that counts its body runs in `counter`.
+#[redis_cached(key = "square:<id>", ttl = 60, cache = cache)]
+pub async fn square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Result<u64, String> {
+    counter.fetch_add(1, Ordering::SeqCst);
+    Ok(id * id)
+}
+
+/// Invalidates `square(id)`.
+#[invalidates("square:<id>", cache = cache)]
+pub async fn forget(cache: &Cache, id: u64) -> &'static str {
+    let _ = id;
+    "forgotten"
+}
+
+/// How many times a body counting in `counter` ran.
+pub fn runs(counter: &AtomicUsize) -> usize {
+    counter.load(Ordering::SeqCst)
+}
+
+/// `square(id)`, checked to be right and to return within `CALL_BOUND`, with its outcome.
+pub async fn checked_square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Option<Outcome> {
+    let started = Instant::now();
+    let (value, outcome) = with_outcome(square(cache, counter, id)).await;
+    assert_eq!(value, Ok(id * id));
+    let elapsed = started.elapsed();
+    assert!(elapsed < CALL_BOUND, "a call took {elapsed:?}");
+    outcome
+}
+
+/// Everything logged through a `tracing_subscriber::fmt()` subscriber writing here, as text.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
     }
 }
