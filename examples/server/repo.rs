@@ -11,12 +11,12 @@
 //! | `employee:<id>:status`        | 30 s      | PUT status, DELETE, POST (for the new id)    |
 //! | `department:<name>:employees` | 5 minutes | POST, PUT (old and new department), DELETE   |
 //!
-//! Why TTLs, when every write invalidates? Because an entry can still go stale: a batch job
-//! or another service may write the table, an invalidation is lost when Redis is
-//! unreachable at that moment, and a read racing a write can store the old row just after
-//! the write deleted it. The TTL bounds how long such an entry lives, so it follows how
-//! often the data changes: names rarely (a day), in/out status many times a day (30
-//! seconds), department lists in between (5 minutes).
+//! Why TTLs, when every write invalidates? Because an entry can still go stale behind the
+//! service's back: a batch job or another service may write the table without
+//! invalidating. (A read racing a write is not such a case: the library's fill leases keep
+//! it from storing the old row after the write's invalidation.) The TTL bounds how long such
+//! an entry lives, so it follows how often the data changes: names rarely (a day), in/out
+//! status many times a day (30 seconds), department lists in between (5 minutes).
 //!
 //! Every read takes `refresh: bool`: when the client asks for fresh data
 //! (`?invalidate_cache=true` or `Cache-Control: no-cache`) the query runs and its result
