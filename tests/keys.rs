@@ -423,3 +423,26 @@ async fn the_digest_form_keeps_the_start_of_a_long_non_ascii_prefix() {
     let keys = keys_under(&namespace).await;
     assert_eq!(keys.len(), 1, "the key left the prefix's namespace");
 }
+
+#[cfg(feature = "uuid")]
+#[redis_cached(key = "account:<id>", ttl = 60, cache = cache)]
+async fn account(cache: &Cache, id: uuid::Uuid) -> String {
+    id.to_string()
+}
+
+#[cfg(feature = "uuid")]
+#[tokio::test]
+async fn uuids_render_hyphenated() {
+    let cache = common::redis_cache("uuid").await;
+    let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+    account(&cache, id).await;
+    assert_eq!(
+        support::raw_get_text(&format!(
+            "{}account:01234567-89ab-cdef-0123-456789abcdef",
+            cache.prefix()
+        ))
+        .await
+        .as_deref(),
+        Some(r#""01234567-89ab-cdef-0123-456789abcdef""#)
+    );
+}
