@@ -342,34 +342,36 @@ impl Invalidation {
 
 /// Runs `body`, then deletes the keys in one command whatever it returned. If the caller
 /// is dropped before that (cancelled mid-write), the keys are deleted in the background.
-pub async fn invalidate<R, F: Future<Output = R>>(invalidation: Invalidation, body: F) -> R {
-    let mut invalidation = invalidation;
+pub async fn invalidate<R, F: Future<Output = R>>(mut invalidation: Invalidation, body: F) -> R {
     let output = body.await;
-    if let Some(cache) = invalidation.cache.take() {
-        let keys = std::mem::take(&mut invalidation.keys);
-        let count = keys.len();
-        let function = invalidation.function;
-        match timed(function, "delete", cache.delete(keys)).await {
-            Ok(()) => telemetry::invalidation(function, count),
-            Err(error) => telemetry::error(function, "delete", &error),
-        }
+    if let Some(delete) = invalidation.take() {
+        delete.await;
     }
     output
 }
 
+impl Invalidation {
+    /// The deletion still owed, if any: taking it leaves nothing for `drop` to do.
+    fn take(&mut self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let cache = self.cache.take()?;
+        let keys = std::mem::take(&mut self.keys);
+        let function = self.function;
+        Some(async move {
+            let count = keys.len();
+            match timed(function, "delete", cache.delete(keys)).await {
+                Ok(()) => telemetry::invalidation(function, count),
+                Err(error) => telemetry::error(function, "delete", &error),
+            }
+        })
+    }
+}
+
 impl Drop for Invalidation {
     fn drop(&mut self) {
-        let Some(cache) = self.cache.take() else {
-            return;
-        };
-        let keys = std::mem::take(&mut self.keys);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let function = self.function;
-            runtime.spawn(async move {
-                if let Err(error) = cache.delete(keys).await {
-                    telemetry::error(function, "delete", &error);
-                }
-            });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && let Some(delete) = self.take()
+        {
+            runtime.spawn(delete);
         }
     }
 }
