@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::{raw_exists, raw_get_text, raw_set, raw_ttl};
+use support::{raw_exists, raw_get, raw_get_text, raw_set, raw_ttl};
 
 fn runs(counter: &AtomicUsize) -> usize {
     counter.load(Ordering::SeqCst)
@@ -165,7 +165,7 @@ async fn ok_none_stored(cache: &Cache, id: u64) -> Result<Option<u64>, String> {
 }
 
 #[tokio::test]
-async fn err_and_none_leave_no_key_and_cache_none_stores_null() {
+async fn err_and_none_leave_no_key_and_cache_none_stores_a_none_marker() {
     let cache = common::redis_cache("err_none_keys").await;
     let prefix = cache.prefix().to_owned();
     assert_eq!(always_err(&cache, 1).await, Err("no 1".into()));
@@ -178,17 +178,17 @@ async fn err_and_none_leave_no_key_and_cache_none_stores_null() {
         !raw_exists(&format!("{prefix}none:1")).await,
         "a None was written"
     );
+    // A stored `None` is the marker byte and `N`, never the codec's `null`, which a
+    // `Some(())` or `Some(None)` encodes to as well.
     assert_eq!(always_none_stored(&cache, 1).await, None);
     assert_eq!(
-        raw_get_text(&format!("{prefix}none_stored:1"))
-            .await
-            .as_deref(),
-        Some("null")
+        raw_get(&format!("{prefix}none_stored:1")).await.as_deref(),
+        Some(b"\xc1N".as_slice())
     );
     assert_eq!(ok_none_stored(&cache, 1).await, Ok(None));
     assert_eq!(
-        raw_get_text(&format!("{prefix}ok_none:1")).await.as_deref(),
-        Some("null")
+        raw_get(&format!("{prefix}ok_none:1")).await.as_deref(),
+        Some(b"\xc1N".as_slice())
     );
     assert_eq!(support::keys_under(&prefix).await.len(), 2);
 }
@@ -322,7 +322,8 @@ async fn a_garbage_value_is_a_miss_and_is_overwritten() {
 
 #[tokio::test]
 async fn a_garbage_value_that_looks_like_a_lease_is_a_miss_and_is_overwritten() {
-    // A stray marker byte looks like a lease: it is taken over once no live lease could
+    // A stray value starting with the marker byte is no lease (nor a stored `None`): a miss,
+    // overwritten at once. One of a lease's form is taken over once no live lease could
     // still hold the key, that is after the lease's length.
     let cache = Cache::builder(common::shared_url())
         .prefix(common::unique_prefix("garbage_c1"))
@@ -330,15 +331,19 @@ async fn a_garbage_value_that_looks_like_a_lease_is_a_miss_and_is_overwritten() 
         .build()
         .await
         .unwrap();
-    let key = format!("{}garbage:1", cache.prefix());
-    raw_set(&key, b"\xc1 binary garbage").await;
-    let counter = AtomicUsize::new(0);
-    assert_eq!(sturdy(&cache, &counter, 1).await.name, "fresh");
-    assert_eq!(
-        support::raw_get(&key).await.as_deref(),
-        Some(br#"{"id":1,"name":"fresh","tags":[]}"#.as_slice()),
-        "the garbage was not overwritten"
-    );
+    let mut lease_like = b"\xc1L".to_vec();
+    lease_like.extend_from_slice(&[7; 16]);
+    for (id, garbage) in [(1, b"\xc1 binary garbage".as_slice()), (2, &lease_like)] {
+        let key = format!("{}garbage:{id}", cache.prefix());
+        raw_set(&key, garbage).await;
+        let counter = AtomicUsize::new(0);
+        assert_eq!(sturdy(&cache, &counter, id).await.name, "fresh");
+        assert_eq!(
+            support::raw_get_text(&key).await,
+            Some(format!(r#"{{"id":{id},"name":"fresh","tags":[]}}"#)),
+            "the garbage was not overwritten"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ use crate::key::{DEFAULT_MAX_KEY_LEN, KeyBuilder};
 use crate::lease::Lease;
 use crate::near::{NearCache, NearTier};
 use crate::pending::Pending;
+use crate::telemetry::LogLimit;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ struct Inner {
     flights: Flights,
     pending: Pending,
     near: Option<Arc<NearTier>>,
+    log: LogLimit,
 }
 
 impl Cache {
@@ -192,6 +194,10 @@ impl Cache {
         self.inner.codec
     }
 
+    pub(crate) fn log(&self) -> &LogLimit {
+        &self.inner.log
+    }
+
     pub(crate) fn near(&self) -> Option<&NearTier> {
         self.inner.near.as_deref()
     }
@@ -289,6 +295,8 @@ impl Cache {
     /// Deletes `keys`, then evicts them from the near tier, so this process reads its own
     /// writes at once; on failure defers them (see [`Cache::invalidate`]).
     pub(crate) async fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+        // Calls that start from now on must not join a degraded flight that began earlier.
+        self.inner.flights.forget(&keys);
         let result = self.guarded(self.inner.backend.delete(&keys)).await;
         if let Some(near) = self.near() {
             near.evict(&keys);
@@ -297,6 +305,11 @@ impl Cache {
             self.inner.pending.defer(self, keys);
         }
         result
+    }
+
+    /// Resolves the next time the store answers again after an outage.
+    pub(crate) async fn reachable_again(&self) {
+        self.inner.breaker.closed().await;
     }
 
     /// Deletes `keys` now, past the breaker: the deferred-invalidation task is its own probe.
@@ -557,10 +570,11 @@ impl CacheBuilder {
                 max_key_len: self.max_key_len,
                 max_value_len: self.max_value_len,
                 codec: self.codec,
+                breaker: Breaker::new(redacted_url.clone()),
                 redacted_url,
-                breaker: Breaker::new(),
                 flights: Flights::default(),
                 pending: Pending::default(),
+                log: LogLimit::default(),
                 near,
             }),
         })

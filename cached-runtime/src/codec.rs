@@ -23,6 +23,9 @@ pub enum Codec {
 /// Why a value could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CodecError {
+    /// A marker other than the ones a value may hold (a stray byte, or another version's).
+    #[error("stored bytes are an unknown marker, not a value")]
+    Marker,
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[cfg(feature = "msgpack")]

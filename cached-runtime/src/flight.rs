@@ -3,63 +3,163 @@
 //! A flight is keyed by the lease its pilot holds in the store, not by the key alone: a call
 //! joins a flight only if the store still shows that flight's lease, so a call that starts
 //! after an invalidation (which deleted the lease) never joins a flight that read old data.
-//! No lock is held across the body, and a joiner that is dropped does not affect the flight.
+//!
+//! While the store cannot be reached there is no lease to check, so calls that could not
+//! look their key up join a *degraded* flight keyed by the key alone: an outage does not
+//! multiply the load on the source. An invalidation takes the key's degraded flight off the
+//! board ([`Flights::forget`]), so calls that start after it never join a flight that may
+//! have read old data.
+//!
+//! No lock is held across the body; a joiner that is dropped does not affect the flight, and
+//! no joiner waits longer than it is told to (the lease's length): then it runs the body.
 
 use crate::Cache;
 use crate::lease::Lease;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 use tokio::sync::watch;
 
-/// What a flight delivers: the encoded value, or `None` when the body's output is not
+/// What a flight delivers: the stored bytes, or `None` when the body's output is not
 /// stored (an `Err`, a `None`), in which case joiners run the body themselves.
-pub(crate) type Landing = Option<Arc<[u8]>>;
+type Landing = Option<Arc<[u8]>>;
 
-type Board = HashMap<String, (Lease, watch::Receiver<Option<Landing>>)>;
+type Receiver = watch::Receiver<Option<Landing>>;
 
-/// The flights in progress of one [`Cache`].
+/// The flights of one kind in progress, by key, with the lease that identifies each.
 #[derive(Clone, Default)]
-pub(crate) struct Flights {
-    board: Arc<Mutex<Board>>,
-}
+struct Board(Arc<Mutex<HashMap<String, (Lease, Receiver)>>>);
 
-impl Flights {
-    fn board(&self) -> std::sync::MutexGuard<'_, Board> {
-        self.board.lock().unwrap_or_else(PoisonError::into_inner)
+impl Board {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (Lease, Receiver)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers the flight of the caller that holds `lease` on `key`.
-    pub(crate) fn depart(&self, cache: &Cache, key: &str, lease: &Lease) -> Pilot {
+    /// Registers a flight on `key` identified by `lease`, replacing any other.
+    fn depart(&self, key: &str, lease: &Lease, release: Option<Cache>) -> Pilot {
         let (sender, receiver) = watch::channel(None);
-        self.board()
+        self.lock()
             .insert(key.to_owned(), (lease.clone(), receiver));
         Pilot {
-            cache: cache.clone(),
+            board: self.clone(),
             key: key.to_owned(),
             lease: lease.clone(),
             sender,
+            release,
             landed: false,
         }
     }
 
-    /// Waits for this process's flight holding `lease` on `key`, if there is one.
-    /// `Some(None)`: the flight ended without a value to share.
-    pub(crate) async fn join(&self, key: &str, lease: &Lease) -> Option<Landing> {
-        let mut receiver = match self.board().get(key) {
-            Some((held, receiver)) if held == lease => receiver.clone(),
-            _ => return None,
-        };
-        let landing = match receiver.wait_for(Option::is_some).await {
-            Ok(landing) => landing.clone().flatten(),
-            Err(_) => None,
-        };
-        Some(landing)
-    }
-
     fn remove(&self, key: &str, lease: &Lease) {
-        let mut board = self.board();
+        let mut board = self.lock();
         if board.get(key).is_some_and(|(held, _)| held == lease) {
             board.remove(key);
+        }
+    }
+}
+
+/// The flights in progress of one [`Cache`].
+#[derive(Clone, Default)]
+pub(crate) struct Flights {
+    /// Flights whose pilot holds a lease in the store.
+    leased: Board,
+    /// Flights of calls that could not reach the store.
+    degraded: Board,
+}
+
+/// What waiting for a flight gave.
+pub(crate) enum Joined {
+    /// No flight of this process holds the key (under that lease).
+    NoFlight,
+    /// The bytes the flight stored.
+    Value(Arc<[u8]>),
+    /// The flight ended without a value to share: the caller runs the body.
+    NoValue,
+    /// The flight outlasted the wait: the caller runs the body.
+    TimedOut,
+}
+
+/// A seat on a degraded flight.
+pub(crate) enum Boarding {
+    /// No flight was in progress: the caller runs the body and lands it.
+    Pilot(Pilot),
+    /// Another call is running the body: the caller waits for it.
+    Passenger(Passenger),
+}
+
+/// A caller waiting for a flight's landing.
+pub(crate) struct Passenger(Receiver);
+
+impl Passenger {
+    /// Waits for the landing, at most `wait`.
+    pub(crate) async fn wait(mut self, wait: Duration) -> Joined {
+        match tokio::time::timeout(wait, self.0.wait_for(Option::is_some)).await {
+            Ok(Ok(landing)) => match landing.clone().flatten() {
+                Some(bytes) => Joined::Value(bytes),
+                None => Joined::NoValue,
+            },
+            // The pilot was dropped without landing.
+            Ok(Err(_)) => Joined::NoValue,
+            Err(_) => Joined::TimedOut,
+        }
+    }
+}
+
+impl Flights {
+    /// Registers the flight of the caller that holds `lease` on `key` in the store; a pilot
+    /// dropped before landing releases it through `cache`.
+    pub(crate) fn depart(&self, cache: &Cache, key: &str, lease: &Lease) -> Pilot {
+        self.leased.depart(key, lease, Some(cache.clone()))
+    }
+
+    /// Waits, at most `wait`, for this process's flight holding `lease` on `key`, if any.
+    pub(crate) fn join(
+        &self,
+        key: &str,
+        lease: &Lease,
+        wait: Duration,
+    ) -> impl Future<Output = Joined> + use<> {
+        let receiver = match self.leased.lock().get(key) {
+            Some((held, receiver)) if held == lease => Some(receiver.clone()),
+            _ => None,
+        };
+        async move {
+            match receiver {
+                Some(receiver) => Passenger(receiver).wait(wait).await,
+                None => Joined::NoFlight,
+            }
+        }
+    }
+
+    /// Boards the degraded flight on `key`, as its pilot if none is in progress.
+    pub(crate) fn board_degraded(&self, key: &str) -> Boarding {
+        let lease = Lease::new();
+        let mut board = self.degraded.lock();
+        if let Some((_, receiver)) = board.get(key) {
+            return Boarding::Passenger(Passenger(receiver.clone()));
+        }
+        let (sender, receiver) = watch::channel(None);
+        board.insert(key.to_owned(), (lease.clone(), receiver));
+        Boarding::Pilot(Pilot {
+            board: self.degraded.clone(),
+            key: key.to_owned(),
+            lease,
+            sender,
+            release: None,
+            landed: false,
+        })
+    }
+
+    /// Takes `keys`' degraded flights off the board (they are being invalidated): later calls
+    /// start flights of their own.
+    pub(crate) fn forget<K: AsRef<str>>(&self, keys: &[K]) {
+        let mut board = self.degraded.lock();
+        if board.is_empty() {
+            return;
+        }
+        for key in keys {
+            board.remove(key.as_ref());
         }
     }
 }
@@ -67,10 +167,12 @@ impl Flights {
 /// The caller running the body for a flight. Dropped before landing (the caller was
 /// cancelled), it lets joiners go on alone and releases its lease in the background.
 pub(crate) struct Pilot {
-    cache: Cache,
+    board: Board,
     key: String,
     lease: Lease,
     sender: watch::Sender<Option<Landing>>,
+    /// The cache that holds `lease` in its store, for a leased flight.
+    release: Option<Cache>,
     landed: bool,
 }
 
@@ -79,7 +181,7 @@ impl Pilot {
     pub(crate) fn land(mut self, landing: Landing) {
         self.landed = true;
         self.sender.send_replace(Some(landing));
-        self.cache.flights().remove(&self.key, &self.lease);
+        self.board.remove(&self.key, &self.lease);
     }
 }
 
@@ -88,7 +190,29 @@ impl Drop for Pilot {
         if self.landed {
             return;
         }
-        self.cache.flights().remove(&self.key, &self.lease);
-        self.cache.release_in_background(&self.key, &self.lease);
+        self.board.remove(&self.key, &self.lease);
+        if let Some(cache) = &self.release {
+            cache.release_in_background(&self.key, &self.lease);
+        }
     }
+}
+
+tokio::task_local! {
+    /// The keys the current task is running a body for, innermost last.
+    static FILLING: Vec<String>;
+}
+
+/// Whether the current task is running a body for `key`: a cached call of that key from
+/// inside the body must not wait for the flight it is part of.
+pub(crate) fn is_filling(key: &str) -> bool {
+    FILLING
+        .try_with(|keys| keys.iter().any(|filling| filling == key))
+        .unwrap_or(false)
+}
+
+/// Runs `body` as the current task's fill of `key`.
+pub(crate) async fn filling<F: Future>(key: &str, body: F) -> F::Output {
+    let mut keys = FILLING.try_with(Vec::clone).unwrap_or_default();
+    keys.push(key.to_owned());
+    FILLING.scope(keys, body).await
 }

@@ -4,21 +4,23 @@
 //! before the write can no longer store what it read. Keeping the lease in the data key makes
 //! it one key, one slot, and a plain `DEL` revokes it.
 
+use crate::entry::MARKER;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The first byte of every lease marker. No codec output starts with it: it is not valid
-/// UTF-8 (so no JSON) and MessagePack never uses it.
-pub(crate) const MARKER: u8 = 0xC1;
+/// The second byte of a lease marker (see `entry.rs` for the marker scheme).
+const KIND: u8 = b'L';
 
-/// One fill's lease marker: `MARKER`, then a token unique across processes (a random
+const LEN: usize = 18;
+
+/// One fill's lease marker: `MARKER`, `L`, then a token unique across processes (a random
 /// per-process seed and a counter, 8 bytes each). A caller's own lease lives on the stack:
 /// every lookup carries one, hits included.
 #[derive(Clone, Debug)]
 pub(crate) enum Lease {
-    Own([u8; 17]),
+    Own([u8; LEN]),
     /// Another caller's marker, as read from the store.
     Seen(Box<[u8]>),
 }
@@ -28,16 +30,17 @@ impl Lease {
         // From the OS, through RandomState.
         static SEED: LazyLock<u64> = LazyLock::new(|| RandomState::new().build_hasher().finish());
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let mut marker = [0; 17];
+        let mut marker = [0; LEN];
         marker[0] = MARKER;
-        marker[1..9].copy_from_slice(&SEED.to_be_bytes());
-        marker[9..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        marker[1] = KIND;
+        marker[2..10].copy_from_slice(&SEED.to_be_bytes());
+        marker[10..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
         Lease::Own(marker)
     }
 
-    /// Whether stored bytes are a lease marker rather than a value.
+    /// Whether stored bytes are a lease marker rather than a value (or another marker).
     pub(crate) fn is_marker(bytes: &[u8]) -> bool {
-        bytes.first() == Some(&MARKER)
+        bytes.len() == LEN && bytes[..2] == [MARKER, KIND]
     }
 
     pub(crate) fn from_marker(bytes: &[u8]) -> Lease {

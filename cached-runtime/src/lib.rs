@@ -6,6 +6,7 @@ mod backend;
 mod breaker;
 mod cache;
 mod codec;
+mod entry;
 mod error;
 mod flight;
 mod global;

@@ -7,6 +7,7 @@
 //! missed; an entry never outlives the Redis entry it copies, nor the tier's maximum lifetime.
 
 use crate::backend::{Expiring, OwnTtl};
+use crate::entry::Entry;
 use redis::aio::{AsyncPushSender, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 use std::any::Any;
@@ -77,7 +78,7 @@ impl NearCache {
 pub enum NearValue {
     /// The stored bytes.
     Bytes(Arc<[u8]>),
-    /// The decoded value.
+    /// The decoded entry (an `Entry<T>`).
     Decoded(Arc<dyn Any + Send + Sync>),
 }
 
@@ -309,11 +310,11 @@ async fn connect(
     note = "for large values return an `Arc<..>` (serde's `rc` feature), which clones cheaply; or leave `near_cache` unset, and stored bytes are decoded on each near hit"
 )]
 pub trait NearMode<T> {
-    /// The value held, if it is one this mode can serve.
-    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<T>) -> Option<T>;
+    /// The entry held, if it is one this mode can serve.
+    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<Entry<T>>) -> Option<Entry<T>>;
 
-    /// What to hold for a value stored as `bytes`.
-    fn hold(bytes: &[u8], value: &T) -> NearValue;
+    /// What to hold for an entry stored as `bytes`.
+    fn hold(bytes: &[u8], entry: Entry<&T>) -> NearValue;
 }
 
 /// Holds the stored bytes and decodes them on each hit: for every type.
@@ -325,28 +326,32 @@ pub struct DecodeEach;
 pub struct CloneValue;
 
 impl<T> NearMode<T> for DecodeEach {
-    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
+    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<Entry<T>>) -> Option<Entry<T>> {
         match held {
             NearValue::Bytes(bytes) => decode(bytes),
             NearValue::Decoded(_) => None,
         }
     }
 
-    fn hold(bytes: &[u8], _: &T) -> NearValue {
+    fn hold(bytes: &[u8], _: Entry<&T>) -> NearValue {
         NearValue::Bytes(bytes.into())
     }
 }
 
 #[diagnostic::do_not_recommend]
 impl<T: Clone + Send + Sync + 'static> NearMode<T> for CloneValue {
-    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
+    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<Entry<T>>) -> Option<Entry<T>> {
         match held {
-            NearValue::Decoded(value) => value.downcast_ref::<T>().cloned(),
+            NearValue::Decoded(entry) => entry.downcast_ref::<Entry<T>>().cloned(),
             NearValue::Bytes(bytes) => decode(bytes),
         }
     }
 
-    fn hold(_: &[u8], value: &T) -> NearValue {
-        NearValue::Decoded(Arc::new(value.clone()))
+    fn hold(_: &[u8], entry: Entry<&T>) -> NearValue {
+        let entry = match entry {
+            Entry::Value(value) => Entry::Value(value.clone()),
+            Entry::Absent => Entry::Absent,
+        };
+        NearValue::Decoded(Arc::new(entry))
     }
 }

@@ -3,6 +3,7 @@
 //! them, so no stale entry survives an outage.
 
 use crate::Cache;
+use crate::breaker::BACKOFF;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -44,8 +45,13 @@ impl Pending {
 async fn retry(cache: Cache) {
     let pending = cache.pending();
     let mut delay = Duration::from_millis(50);
+    let mut failures = 0_u32;
     loop {
-        tokio::time::sleep(delay).await;
+        // Deleted as soon as Redis answers a cached call again, or at the next try.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = cache.reachable_again() => {}
+        }
         let keys: Vec<String> = pending.keys().iter().cloned().collect();
         match cache.delete_now(&keys).await {
             Ok(()) => {
@@ -56,13 +62,21 @@ async fn retry(cache: Cache) {
                 if remaining.is_empty() {
                     pending.any.store(false, Ordering::Release);
                     pending.retrying.store(false, Ordering::Release);
-                    tracing::info!(keys = keys.len(), "deferred cache invalidations applied");
+                    tracing::info!(
+                        keys = keys.len(),
+                        failures,
+                        "deferred cache invalidations applied"
+                    );
                     return;
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, keys = keys.len(), "deferred cache invalidation failed; retrying");
-                delay = (delay * 2).min(Duration::from_secs(1));
+                // One line per outage: the retries go on every `BACKOFF` at most.
+                if failures == 0 {
+                    tracing::warn!(%error, keys = keys.len(), "deferred cache invalidation failed; retrying until the cache answers");
+                }
+                failures = failures.saturating_add(1);
+                delay = (delay * 2).min(BACKOFF);
             }
         }
     }

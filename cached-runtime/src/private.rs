@@ -1,13 +1,17 @@
 //! What generated code calls. Not public API: names and signatures change without notice.
 
+pub use crate::entry::Entry;
 pub use crate::key::KeyBuilder;
 pub use crate::near::{CloneValue, DecodeEach, NearMode, NearValue};
 pub use crate::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 
 use crate::backend::Fetch;
+use crate::flight::{self, Boarding, Joined};
 use crate::lease::Lease;
 use crate::near::NearTier;
 use crate::{Cache, Error, Outcome, telemetry};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,7 +114,8 @@ const MAX_POLL: Duration = Duration::from_millis(50);
 /// One lookup is one script call that also takes a fill lease when the key is absent. Then:
 /// a value is a hit; our lease means we run the body and store conditionally; another
 /// caller's lease means we join its flight (same process) or wait for its value (another
-/// process), up to the lease's length, then run the body ourselves.
+/// process), up to the lease's length, then run the body ourselves. A call from inside the
+/// body of a fill of the same key runs its body at once: it would otherwise wait for itself.
 pub async fn cached<S, M, R, F>(call: Call, body: F) -> R
 where
     S: Shape<R>,
@@ -122,7 +127,8 @@ where
         return body.await;
     };
     if cache.pending().contains(key) {
-        return uncached(function, body).await;
+        // The key's invalidation has not reached the store: neither read nor write it.
+        return degraded::<S, R, F>(&call, cache, key, body).await;
     }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
     // kept locally only if no invalidation of the key came in meanwhile.
@@ -132,12 +138,13 @@ where
         .map(|tier| (tier, tier.epoch(key)));
     if let Some((tier, _)) = near
         && !call.refresh
-        && let Some(value) = tier
+        && let Some(output) = tier
             .get(key)
-            .and_then(|held| M::value(&held, |bytes| decode::<S::Stored>(cache, bytes, function)))
+            .and_then(|held| M::value(&held, |bytes| decode(cache, bytes, function)))
+            .and_then(S::output)
     {
         telemetry::outcome(function, Outcome::Hit);
-        return S::output(value);
+        return output;
     }
     let lease = Lease::new();
     let want_ttl = near.is_some();
@@ -152,43 +159,54 @@ where
     loop {
         match fetched {
             Ok(Fetch::Value(bytes, ttl)) => {
-                if let Some(value) = decode::<S::Stored>(cache, &bytes, function) {
-                    if let (Some((tier, epoch)), Some(ttl)) = (near, ttl) {
-                        tier.keep(key, M::hold(&bytes, &value), bytes.len(), ttl, epoch);
+                if let Some(entry) = decode::<S::Stored>(cache, &bytes, function) {
+                    let held = near
+                        .zip(ttl)
+                        .map(|(near, ttl)| (near, ttl, M::hold(&bytes, entry.as_ref())));
+                    if let Some(output) = S::output(entry) {
+                        if let Some(((tier, epoch), ttl, held)) = held {
+                            tier.keep(key, held, bytes.len(), ttl, epoch);
+                        }
+                        telemetry::outcome(function, Outcome::Hit);
+                        return output;
                     }
-                    telemetry::outcome(function, Outcome::Hit);
-                    return S::output(value);
                 }
-                // Undecodable or oversized: overwrite it.
+                // Undecodable, oversized or not of this function's shape: overwrite it.
                 fetched = cache.take_lease(key, &lease).await.map(|()| Fetch::Leased);
             }
             Ok(Fetch::Leased) => {
                 return fill::<S, M, R, F>(&call, cache, key, &lease, near, body).await;
             }
             Ok(Fetch::Filling(other)) => {
-                // A flight of this process may register a moment after its lease is seen:
-                // look again after the pause before asking the store again.
-                let mut landing = cache.flights().join(key, &other).await;
-                if landing.is_none() {
-                    tokio::time::sleep(poll).await;
-                    poll = (poll * 2).min(MAX_POLL);
-                    landing = cache.flights().join(key, &other).await;
+                if flight::is_filling(key) {
+                    return uncached(function, key, body).await;
                 }
-                if let Some(landing) = landing {
-                    return match landing
-                        .and_then(|bytes| decode::<S::Stored>(cache, &bytes, function))
-                    {
-                        Some(value) => {
-                            telemetry::outcome(function, Outcome::Hit);
-                            S::output(value)
-                        }
-                        None => uncached(function, body).await,
-                    };
-                }
-                // A marker that outlived any lease's length is no live lease (a stray value
-                // starting with the marker byte): take the key over.
                 let give_up = *give_up
                     .get_or_insert_with(|| Instant::now() + cache.fill_lease().unwrap_or_default());
+                let left = || give_up.saturating_duration_since(Instant::now());
+                // A flight of this process may register a moment after its lease is seen:
+                // look again after the pause before asking the store again.
+                let mut joined = cache.flights().join(key, &other, left()).await;
+                if matches!(joined, Joined::NoFlight) {
+                    tokio::time::sleep(poll.min(left())).await;
+                    poll = (poll * 2).min(MAX_POLL);
+                    joined = cache.flights().join(key, &other, left()).await;
+                }
+                match joined {
+                    Joined::Value(bytes) => {
+                        if let Some(output) = decode(cache, &bytes, function).and_then(S::output) {
+                            telemetry::outcome(function, Outcome::Hit);
+                            return output;
+                        }
+                        return uncached(function, key, body).await;
+                    }
+                    Joined::NoValue | Joined::TimedOut => {
+                        return uncached(function, key, body).await;
+                    }
+                    Joined::NoFlight => {}
+                }
+                // Another process's lease, or a marker that outlived any lease's length (a
+                // stray value of the lease's form): take the key over once the lease is up.
                 fetched = if Instant::now() >= give_up {
                     cache.take_lease(key, &lease).await.map(|()| Fetch::Leased)
                 } else {
@@ -196,13 +214,13 @@ where
                 };
             }
             Err(error) => {
-                telemetry::error(function, "fetch", &error);
+                telemetry::error(cache.log(), function, "fetch", &error);
                 if !matches!(error, Error::Unavailable) {
                     // The lookup may still reach Redis and set our lease after we gave up
                     // on it; a release queued behind it on the connection undoes that.
                     cache.release_in_background(key, &lease);
                 }
-                return uncached(function, body).await;
+                return degraded::<S, R, F>(&call, cache, key, body).await;
             }
         }
     }
@@ -227,39 +245,32 @@ where
     let pilot = cache
         .fill_lease()
         .map(|_| cache.flights().depart(cache, key, lease));
-    let output = run(function, body).await;
-    let stored_value = S::stored(&output, call.cache_none);
-    let encoded: Option<Arc<[u8]>> = stored_value.and_then(|value| {
-        cache
-            .codec()
-            .encode(value)
-            .map_err(|error| telemetry::error(function, "encode", &error))
-            .ok()
-            .map(Arc::from)
-    });
+    let output = run(function, key, body).await;
+    let entry = S::stored(&output, call.cache_none);
+    let encoded = entry.and_then(|entry| encode(cache, entry, function));
     if let Some(pilot) = pilot {
         pilot.land(encoded.clone());
     }
-    let stored = match &encoded {
-        Some(bytes) => {
+    let stored = match (&encoded, entry) {
+        (Some(bytes), Some(entry)) => {
             let ttl = call.ttl.unwrap_or_else(|| cache.default_ttl());
             timed(function, "fill", cache.fill(key, lease, bytes, ttl))
                 .await
-                .map(|filled| match (near, stored_value) {
+                .map(|filled| match near {
                     _ if !filled => tracing::debug!(
                         function,
                         "fill lease lost (invalidated or expired); value not stored"
                     ),
-                    (Some((tier, epoch)), Some(value)) => {
-                        tier.keep(key, M::hold(bytes, value), bytes.len(), ttl, epoch);
+                    Some((tier, epoch)) => {
+                        tier.keep(key, M::hold(bytes, entry), bytes.len(), ttl, epoch);
                     }
-                    _ => {}
+                    None => {}
                 })
         }
-        None => cache.release(key, lease).await,
+        _ => cache.release(key, lease).await,
     };
     if let Err(error) = stored {
-        telemetry::error(function, "fill", &error);
+        telemetry::error(cache.log(), function, "fill", &error);
     }
     let outcome = if call.refresh {
         Outcome::Refresh
@@ -270,16 +281,54 @@ where
     output
 }
 
+/// For calls that cannot use the store (it is unreachable, or the key's invalidation is
+/// pending): concurrent calls on a key run the body once and share its result, as a fill's
+/// joiners do, so that an outage does not multiply the load on the source. Nothing is read
+/// from or written to the store.
+async fn degraded<S, R, F>(call: &Call, cache: &Cache, key: &str, body: F) -> R
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+{
+    let function = call.function;
+    // Without leases there is no single-flight, degraded or not.
+    let Some(wait) = cache.fill_lease() else {
+        return uncached(function, key, body).await;
+    };
+    if flight::is_filling(key) {
+        return uncached(function, key, body).await;
+    }
+    match cache.flights().board_degraded(key) {
+        Boarding::Pilot(pilot) => {
+            let output = run(function, key, body).await;
+            let entry = S::stored(&output, call.cache_none);
+            pilot.land(entry.and_then(|entry| encode(cache, entry, function)));
+            telemetry::outcome(function, Outcome::Miss);
+            output
+        }
+        Boarding::Passenger(passenger) => {
+            if let Joined::Value(bytes) = passenger.wait(wait).await
+                && let Some(output) = decode(cache, &bytes, function).and_then(S::output)
+            {
+                telemetry::outcome(function, Outcome::Miss);
+                return output;
+            }
+            uncached(function, key, body).await
+        }
+    }
+}
+
 /// Runs the body without touching the cache.
-async fn uncached<R, F: Future<Output = R>>(function: &'static str, body: F) -> R {
-    let output = run(function, body).await;
+async fn uncached<R, F: Future<Output = R>>(function: &'static str, key: &str, body: F) -> R {
+    let output = run(function, key, body).await;
     telemetry::outcome(function, Outcome::Miss);
     output
 }
 
-async fn run<R, F: Future<Output = R>>(function: &'static str, body: F) -> R {
+/// Runs the body for `key`: calls of `key` from inside it run their bodies at once.
+async fn run<R, F: Future<Output = R>>(function: &'static str, key: &str, body: F) -> R {
     let started = Instant::now();
-    let output = body.await;
+    let output = flight::filling(key, body).await;
     telemetry::body_time(function, started.elapsed());
     output
 }
@@ -295,20 +344,39 @@ async fn timed<T>(
     result
 }
 
-/// A stored value, unless it is oversized or does not decode (both logged).
-fn decode<T: serde::de::DeserializeOwned>(
+/// The bytes to store for `entry`, unless it does not encode (logged).
+fn encode<T: Serialize>(
+    cache: &Cache,
+    entry: Entry<&T>,
+    function: &'static str,
+) -> Option<Arc<[u8]>> {
+    cache
+        .codec()
+        .encode_entry(entry)
+        .map_err(|error| telemetry::error(cache.log(), function, "encode", &error))
+        .ok()
+        .map(Arc::from)
+}
+
+/// A stored entry, unless it is oversized or does not decode (both logged).
+fn decode<T: DeserializeOwned>(
     cache: &Cache,
     bytes: &[u8],
     function: &'static str,
-) -> Option<T> {
+) -> Option<Entry<T>> {
     if cache.oversized(bytes) {
-        telemetry::error(function, "decode", &"stored value is over the size cap");
+        telemetry::error(
+            cache.log(),
+            function,
+            "decode",
+            &"stored value is over the size cap",
+        );
         return None;
     }
     cache
         .codec()
-        .decode(bytes)
-        .map_err(|error| telemetry::error(function, "decode", &error))
+        .decode_entry(bytes)
+        .map_err(|error| telemetry::error(cache.log(), function, "decode", &error))
         .ok()
 }
 
@@ -360,7 +428,7 @@ impl Invalidation {
             let count = keys.len();
             match timed(function, "delete", cache.delete(keys)).await {
                 Ok(()) => telemetry::invalidation(function, count),
-                Err(error) => telemetry::error(function, "delete", &error),
+                Err(error) => telemetry::error(cache.log(), function, "delete", &error),
             }
         })
     }

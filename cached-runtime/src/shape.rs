@@ -1,11 +1,13 @@
 //! Which part of a function's return value is stored: the whole value, the `Ok` of a
-//! `Result`, the `Some` of an `Option`. The macro picks a shape from the return type's last
-//! path segment.
+//! `Result`, the `Some` of an `Option` (a `None` is stored as [`Entry::Absent`], never as
+//! the codec's `null`, which `Some(())` or `Some(None)` encode to as well). The macro picks a
+//! shape from the return type's last path segment.
 
+use crate::entry::Entry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// How a return type maps to the value stored under its key.
+/// How a return type maps to the entry stored under its key.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "the return type `{R}` cannot be cached",
@@ -13,14 +15,15 @@ use serde::de::DeserializeOwned;
     note = "a cached function returns `T`, `Result<T, E>`, `Option<T>` or `Result<Option<T>, E>` where `T: Serialize + DeserializeOwned`"
 )]
 pub trait Shape<R> {
-    /// What is stored.
+    /// The value type stored.
     type Stored: Serialize + DeserializeOwned;
 
-    /// The part of `output` to store, if any.
-    fn stored(output: &R, cache_none: bool) -> Option<&Self::Stored>;
+    /// What of `output` to store, if anything.
+    fn stored(output: &R, cache_none: bool) -> Option<Entry<&Self::Stored>>;
 
-    /// The output a stored value stands for.
-    fn output(stored: Self::Stored) -> R;
+    /// The output a stored entry stands for, if it stands for one of this shape (a stored
+    /// `None` stands for no `T` or `Result<T, E>`).
+    fn output(stored: Entry<Self::Stored>) -> Option<R>;
 }
 
 /// Stores the whole value.
@@ -43,12 +46,15 @@ pub struct OkSomeOf;
 impl<T: Serialize + DeserializeOwned> Shape<T> for Whole {
     type Stored = T;
 
-    fn stored(output: &T, _: bool) -> Option<&T> {
-        Some(output)
+    fn stored(output: &T, _: bool) -> Option<Entry<&T>> {
+        Some(Entry::Value(output))
     }
 
-    fn output(stored: T) -> T {
-        stored
+    fn output(stored: Entry<T>) -> Option<T> {
+        match stored {
+            Entry::Value(value) => Some(value),
+            Entry::Absent => None,
+        }
     }
 }
 
@@ -56,40 +62,46 @@ impl<T: Serialize + DeserializeOwned> Shape<T> for Whole {
 impl<T: Serialize + DeserializeOwned, E> Shape<Result<T, E>> for OkOf {
     type Stored = T;
 
-    fn stored(output: &Result<T, E>, _: bool) -> Option<&T> {
-        output.as_ref().ok()
+    fn stored(output: &Result<T, E>, _: bool) -> Option<Entry<&T>> {
+        output.as_ref().ok().map(Entry::Value)
     }
 
-    fn output(stored: T) -> Result<T, E> {
-        Ok(stored)
+    fn output(stored: Entry<T>) -> Option<Result<T, E>> {
+        Whole::output(stored).map(Ok)
     }
 }
 
 #[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> Shape<Option<T>> for SomeOf {
-    type Stored = Option<T>;
+    type Stored = T;
 
-    fn stored(output: &Option<T>, cache_none: bool) -> Option<&Option<T>> {
-        (output.is_some() || cache_none).then_some(output)
+    fn stored(output: &Option<T>, cache_none: bool) -> Option<Entry<&T>> {
+        match output {
+            Some(value) => Some(Entry::Value(value)),
+            None => cache_none.then_some(Entry::Absent),
+        }
     }
 
-    fn output(stored: Option<T>) -> Option<T> {
-        stored
+    fn output(stored: Entry<T>) -> Option<Option<T>> {
+        Some(match stored {
+            Entry::Value(value) => Some(value),
+            Entry::Absent => None,
+        })
     }
 }
 
 #[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned, E> Shape<Result<Option<T>, E>> for OkSomeOf {
-    type Stored = Option<T>;
+    type Stored = T;
 
-    fn stored(output: &Result<Option<T>, E>, cache_none: bool) -> Option<&Option<T>> {
+    fn stored(output: &Result<Option<T>, E>, cache_none: bool) -> Option<Entry<&T>> {
         output
             .as_ref()
             .ok()
-            .filter(|value| value.is_some() || cache_none)
+            .and_then(|value| SomeOf::stored(value, cache_none))
     }
 
-    fn output(stored: Option<T>) -> Result<Option<T>, E> {
-        Ok(stored)
+    fn output(stored: Entry<T>) -> Option<Result<Option<T>, E>> {
+        SomeOf::output(stored).map(Ok)
     }
 }

@@ -2,7 +2,13 @@
 //! function's path, never a key or a value.
 
 use crate::Outcome;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// A function logs at most one failure line per `LOG_EVERY` and cache; the rest are counted
+/// (in `redis_cached_errors_total` and in the next line's `suppressed`).
+const LOG_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
     let name = match outcome {
@@ -34,6 +40,7 @@ pub(crate) fn invalidation(function: &'static str, keys: usize) {
 }
 
 pub(crate) fn error(
+    log: &LogLimit,
     function: &'static str,
     operation: &'static str,
     error: &dyn std::fmt::Display,
@@ -44,9 +51,41 @@ pub(crate) fn error(
         "operation" => operation
     )
     .increment(1);
+    let Some(suppressed) = log.admit(function) else {
+        return;
+    };
     if operation == "delete" {
-        tracing::error!(function, operation, %error, "cache invalidation failed");
+        tracing::error!(function, operation, %error, suppressed, "cache invalidation failed");
     } else {
-        tracing::warn!(function, operation, %error, "cache operation failed; calling through");
+        tracing::warn!(function, operation, %error, suppressed, "cache operation failed; calling through");
+    }
+}
+
+/// Rations a cache's failure lines: at most one per function per `LOG_EVERY`.
+#[derive(Default)]
+pub(crate) struct LogLimit {
+    /// Per function: when it last logged, and the lines left out since.
+    logged: Mutex<HashMap<&'static str, (Instant, u64)>>,
+}
+
+impl LogLimit {
+    /// Whether `function` may log a failure now, with how many it left out since its last line.
+    fn admit(&self, function: &'static str) -> Option<u64> {
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match logged.get_mut(function) {
+            Some((last, suppressed)) if now.duration_since(*last) < LOG_EVERY => {
+                *suppressed += 1;
+                None
+            }
+            Some((last, suppressed)) => {
+                *last = now;
+                Some(std::mem::take(suppressed))
+            }
+            None => {
+                logged.insert(function, (now, 0));
+                Some(0)
+            }
+        }
     }
 }

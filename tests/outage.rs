@@ -1,0 +1,132 @@
+//! During an outage the source's load does not multiply and the log does not flood:
+//! concurrent calls on one key run the body once while Redis is unreachable, and deferred
+//! invalidations land as soon as Redis answers again. (The log lines: `outage_log.rs`.)
+
+mod common;
+mod support;
+
+use common::RedisServer;
+use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use support::runs;
+
+const TIMEOUT: Duration = Duration::from_millis(100);
+
+#[redis_cached(key = "report:<id>", ttl = 60, cache = cache)]
+async fn report(cache: &Cache, counter: &AtomicUsize, id: u64) -> String {
+    counter.fetch_add(1, Ordering::SeqCst);
+    // A slow query: concurrent callers overlap it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    format!("report {id}")
+}
+
+#[invalidates("report:<id>", cache = cache)]
+async fn edit_report(cache: &Cache, id: u64) {}
+
+async fn lazy_cache(url: &str) -> Cache {
+    Cache::builder(url)
+        .timeout(TIMEOUT)
+        .lazy(true)
+        .build()
+        .await
+        .expect("a valid URL")
+}
+
+/// 500 concurrent cold calls on one key; returns how many ran the body.
+async fn stampede(cache: &Cache) -> usize {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let calls: Vec<_> = (0..500)
+        .map(|_| {
+            let (cache, counter) = (cache.clone(), counter.clone());
+            tokio::spawn(async move { report(&cache, &counter, 1).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.expect("no call panics"), "report 1");
+    }
+    runs(&counter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_concurrent_calls_on_a_key_run_the_body_once() {
+    // Connections refused.
+    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", support::closed_port())).await;
+    let ran = stampede(&cache).await;
+    assert!(
+        ran <= 3,
+        "the body ran {ran} times for 500 calls on a closed port"
+    );
+    // The breaker is open by now: calls skip Redis at once, and still coalesce.
+    assert!(cache.is_degraded());
+    let ran = stampede(&cache).await;
+    assert!(
+        ran <= 3,
+        "the body ran {ran} times for 500 calls with the breaker open"
+    );
+
+    // A frozen server: every lookup costs a timeout first.
+    let server = RedisServer::start();
+    let cache = lazy_cache(&server.url()).await;
+    cache.ping().await.expect("the server answers");
+    server.signal("STOP");
+    let ran = stampede(&cache).await;
+    server.signal("CONT");
+    assert!(
+        ran <= 3,
+        "the body ran {ran} times for 500 calls on a frozen server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_invalidation_does_not_multiply_the_load_either() {
+    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", support::closed_port())).await;
+    edit_report(&cache, 1).await;
+    let ran = stampede(&cache).await;
+    assert!(
+        ran <= 3,
+        "the body ran {ran} times for 500 calls on a pending key"
+    );
+}
+
+#[redis_cached(key = "ping:<id>", ttl = 60, cache = cache)]
+async fn quick(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+#[invalidates("ping:<id>", cache = cache)]
+async fn edit_quick(cache: &Cache, id: u64) {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_invalidations_land_as_soon_as_redis_answers_again() {
+    let mut server = RedisServer::start();
+    let cache = lazy_cache(&server.url()).await;
+    server.kill();
+    // Deferred: until it lands, this process neither reads nor stores the key.
+    edit_quick(&cache, 1).await;
+    server.restart();
+    let back = Instant::now();
+    let mut closed_after = None;
+    let landed_after = loop {
+        let (_, outcome) = with_outcome(quick(&cache, 1)).await;
+        if outcome == Some(Outcome::Hit) {
+            break back.elapsed();
+        }
+        // Traffic on another key probes Redis and closes the breaker.
+        quick(&cache, 7).await;
+        if closed_after.is_none() && !cache.is_degraded() {
+            closed_after = Some(back.elapsed());
+        }
+        assert!(back.elapsed() < Duration::from_secs(5), "never landed");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let closed_after = closed_after.unwrap_or(landed_after);
+    println!(
+        "Redis back; breaker closed after {closed_after:?}; deferred invalidation landed (key hit again) after {landed_after:?}"
+    );
+    assert!(
+        landed_after.saturating_sub(closed_after) < Duration::from_millis(100),
+        "closed after {closed_after:?}, landed after {landed_after:?}"
+    );
+}

@@ -1,0 +1,426 @@
+//! A hit returns exactly what the body returned: for every return shape (`T`, `Option<T>`,
+//! `Result<T, E>`, `Result<Option<T>, E>`), with `cache_none` on and off, with both codecs,
+//! on Redis and `mem://`, through the near tier (bytes and decoded values) and without it,
+//! for values whose encoding collides with a stored `None` in a naive scheme (`()`, unit
+//! structs, `Some(None)`, `Value::Null`) and for empty strings and vectors.
+
+mod common;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use redis_cached::{Cache, Codec, NearCache, Outcome, redis_cached, with_outcome};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A unit struct: serde encodes it as `null`, like `()` and `None`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Unit;
+
+/// Each case renders keys of its own.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// For each value type, one cached function per return shape (and `cache_none`), with the
+/// near tier holding bytes and holding decoded values. Each function returns its argument.
+macro_rules! functions {
+    ($module:ident, $t:ty) => {
+        mod $module {
+            use super::*;
+
+            #[redis_cached(key = "whole:<id>", ttl = 60, cache = cache)]
+            pub async fn whole(cache: &Cache, runs: &AtomicU64, id: u64, v: $t) -> $t {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            #[redis_cached(key = "ok:<id>", ttl = 60, cache = cache)]
+            pub async fn ok(
+                cache: &Cache,
+                runs: &AtomicU64,
+                id: u64,
+                v: Result<$t, String>,
+            ) -> Result<$t, String> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            #[redis_cached(key = "some:<id>", ttl = 60, cache = cache)]
+            pub async fn some(
+                cache: &Cache,
+                runs: &AtomicU64,
+                id: u64,
+                v: Option<$t>,
+            ) -> Option<$t> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            #[redis_cached(key = "some_none:<id>", ttl = 60, cache = cache, cache_none = true)]
+            pub async fn some_none(
+                cache: &Cache,
+                runs: &AtomicU64,
+                id: u64,
+                v: Option<$t>,
+            ) -> Option<$t> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            #[redis_cached(key = "ok_some:<id>", ttl = 60, cache = cache)]
+            pub async fn ok_some(
+                cache: &Cache,
+                runs: &AtomicU64,
+                id: u64,
+                v: Result<Option<$t>, String>,
+            ) -> Result<Option<$t>, String> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            #[redis_cached(key = "ok_some_none:<id>", ttl = 60, cache = cache, cache_none = true)]
+            pub async fn ok_some_none(
+                cache: &Cache,
+                runs: &AtomicU64,
+                id: u64,
+                v: Result<Option<$t>, String>,
+            ) -> Result<Option<$t>, String> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            #[redis_cached(key = "d_whole:<id>", ttl = 60, cache = cache, near_cache = true)]
+            pub async fn decoded_whole(cache: &Cache, runs: &AtomicU64, id: u64, v: $t) -> $t {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            #[redis_cached(
+                        key = "d_some_none:<id>",
+                        ttl = 60,
+                        cache = cache,
+                        cache_none = true,
+                        near_cache = true
+                    )]
+            pub async fn decoded_some_none(
+                cache: &Cache,
+                runs: &AtomicU64,
+                id: u64,
+                v: Option<$t>,
+            ) -> Option<$t> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            #[redis_cached(
+                        key = "d_ok_some_none:<id>",
+                        ttl = 60,
+                        cache = cache,
+                        cache_none = true,
+                        near_cache = true
+                    )]
+            pub async fn decoded_ok_some_none(
+                cache: &Cache,
+                runs: &AtomicU64,
+                id: u64,
+                v: Result<Option<$t>, String>,
+            ) -> Result<Option<$t>, String> {
+                runs.fetch_add(1, Ordering::SeqCst);
+                v
+            }
+
+            /// Calls every function twice with `value` in each shape and checks that both
+            /// calls return it, and that the second ran no body where the first stored.
+            pub async fn check(cache: &Cache, value: $t) {
+                // Per call of `check`: the tests run in parallel.
+                let counter = AtomicU64::new(0);
+                let runs = &counter;
+                let id = || NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                let v = || value.clone();
+                twice(
+                    "whole",
+                    true,
+                    runs,
+                    v(),
+                    |v| whole(cache, runs, id_of(&v), v.1),
+                    id(),
+                )
+                .await;
+                twice(
+                    "decoded whole",
+                    true,
+                    runs,
+                    v(),
+                    |v| decoded_whole(cache, runs, id_of(&v), v.1),
+                    id(),
+                )
+                .await;
+                for shaped in [Ok(v()), Err(String::new())] {
+                    let stored = shaped.is_ok();
+                    twice(
+                        "ok",
+                        stored,
+                        runs,
+                        shaped,
+                        |v| ok(cache, runs, id_of(&v), v.1),
+                        id(),
+                    )
+                    .await;
+                }
+                for shaped in [Some(v()), None] {
+                    let stored = shaped.is_some();
+                    twice(
+                        "some",
+                        stored,
+                        runs,
+                        shaped.clone(),
+                        |v| some(cache, runs, id_of(&v), v.1),
+                        id(),
+                    )
+                    .await;
+                    twice(
+                        "some, cache_none",
+                        true,
+                        runs,
+                        shaped.clone(),
+                        |v| some_none(cache, runs, id_of(&v), v.1),
+                        id(),
+                    )
+                    .await;
+                    twice(
+                        "decoded some, cache_none",
+                        true,
+                        runs,
+                        shaped,
+                        |v| decoded_some_none(cache, runs, id_of(&v), v.1),
+                        id(),
+                    )
+                    .await;
+                }
+                for shaped in [Ok(Some(v())), Ok(None), Err("no".to_owned())] {
+                    let stored = matches!(shaped, Ok(Some(_)));
+                    let stored_none = shaped.is_ok();
+                    twice(
+                        "ok some",
+                        stored,
+                        runs,
+                        shaped.clone(),
+                        |v| ok_some(cache, runs, id_of(&v), v.1),
+                        id(),
+                    )
+                    .await;
+                    twice(
+                        "ok some, cache_none",
+                        stored_none,
+                        runs,
+                        shaped.clone(),
+                        |v| ok_some_none(cache, runs, id_of(&v), v.1),
+                        id(),
+                    )
+                    .await;
+                    twice(
+                        "decoded ok some, cache_none",
+                        stored_none,
+                        runs,
+                        shaped,
+                        |v| decoded_ok_some_none(cache, runs, id_of(&v), v.1),
+                        id(),
+                    )
+                    .await;
+                }
+            }
+        }
+    };
+}
+
+functions!(unit, ());
+functions!(unit_struct, Unit);
+functions!(option, Option<String>);
+functions!(json, Value);
+functions!(string, String);
+functions!(bytes, Vec<u8>);
+
+fn id_of<V>(call: &(u64, V)) -> u64 {
+    call.0
+}
+
+/// Calls `call` twice with `value` under key `id`: both return `value`; the second is a hit
+/// (no body run) if `stored`, else a miss.
+async fn twice<V, F, Fut>(what: &str, stored: bool, runs: &AtomicU64, value: V, call: F, id: u64)
+where
+    V: Clone + PartialEq + std::fmt::Debug,
+    F: Fn((u64, V)) -> Fut,
+    Fut: Future<Output = V>,
+{
+    let before = runs.load(Ordering::SeqCst);
+    let (first, outcome) = with_outcome(call((id, value.clone()))).await;
+    assert_eq!(first, value, "{what}: the miss returned another value");
+    assert_eq!(
+        outcome,
+        Some(Outcome::Miss),
+        "{what}: the first call was no miss"
+    );
+    let (second, outcome) = with_outcome(call((id, value.clone()))).await;
+    assert_eq!(
+        second, value,
+        "{what}: the hit returned another value than the body did"
+    );
+    let expected = if stored { Outcome::Hit } else { Outcome::Miss };
+    assert_eq!(outcome, Some(expected), "{what}: {value:?}");
+    let ran = runs.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        ran,
+        if stored { 1 } else { 2 },
+        "{what}: {value:?} ran {ran} times"
+    );
+}
+
+fn json_values() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        ".{0,4}".prop_map(Value::String),
+        Just(Value::Array(vec![])),
+        Just(Value::Object(Default::default())),
+        Just(serde_json::json!([null, {"a": null}])),
+    ]
+}
+
+/// Runs every check over generated values of every type against `cache`.
+fn check_all(cache: &Cache, runtime: &tokio::runtime::Runtime, cases: u32) {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runtime.block_on(unit::check(cache, ()));
+    runtime.block_on(unit_struct::check(cache, Unit));
+    let strategies = (
+        proptest::option::of(".{0,3}"),
+        json_values(),
+        ".{0,3}",
+        proptest::collection::vec(any::<u8>(), 0..3),
+    );
+    runner
+        .run(&strategies, |(maybe, json_value, text, vector)| {
+            runtime.block_on(async {
+                option::check(cache, maybe).await;
+                json::check(cache, json_value).await;
+                string::check(cache, text).await;
+                bytes::check(cache, vector).await;
+            });
+            Ok(())
+        })
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    // The edge values themselves, whatever was generated.
+    runtime.block_on(async {
+        option::check(cache, None).await;
+        option::check(cache, Some(String::new())).await;
+        json::check(cache, Value::Null).await;
+        string::check(cache, String::new()).await;
+        bytes::check(cache, Vec::new()).await;
+    });
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+async fn build(url: &str, codec: Codec, near: bool) -> Cache {
+    let mut builder = Cache::builder(url)
+        .prefix(common::unique_prefix("round_trip"))
+        .codec(codec);
+    if near {
+        builder = builder.near_cache(NearCache::new(1 << 20));
+    }
+    builder.build().await.expect("the cache builds")
+}
+
+fn codecs() -> Vec<Codec> {
+    let mut codecs = vec![Codec::Json];
+    #[cfg(feature = "msgpack")]
+    codecs.push(Codec::MessagePack);
+    codecs
+}
+
+#[test]
+fn hits_equal_what_the_body_returned_on_mem() {
+    let runtime = runtime();
+    for codec in codecs() {
+        let cache = runtime.block_on(build("mem://", codec, false));
+        check_all(&cache, &runtime, 24);
+    }
+}
+
+#[test]
+fn hits_equal_what_the_body_returned_on_redis() {
+    let runtime = runtime();
+    for codec in codecs() {
+        let cache = runtime.block_on(build(common::shared_url(), codec, false));
+        check_all(&cache, &runtime, 24);
+    }
+}
+
+#[test]
+fn hits_equal_what_the_body_returned_through_the_near_tier() {
+    let runtime = runtime();
+    // A server of its own, so that its command count shows when the tier serves.
+    let server = common::RedisServer::start();
+    for codec in codecs() {
+        let cache = runtime.block_on(build(&server.url(), codec, true));
+        runtime.block_on(wait_until_near_tier_serves(&cache, &server));
+        check_all(&cache, &runtime, 24);
+    }
+}
+
+/// Waits until a second read is served without a command reaching Redis.
+async fn wait_until_near_tier_serves(cache: &Cache, server: &common::RedisServer) {
+    #[redis_cached(key = "warm", ttl = 60, cache = cache)]
+    async fn warm(cache: &Cache) -> u8 {
+        1
+    }
+    // One connection for the counts, so that only the cache's own commands move them.
+    let mut redis = redis::Client::open(server.url())
+        .expect("a valid URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the server answers");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        warm(cache).await;
+        let before = commands(&mut redis).await;
+        warm(cache).await;
+        if commands(&mut redis).await == before {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the near tier never served a hit"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Commands the server ran, `INFO` aside.
+async fn commands(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .expect("INFO answers");
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
