@@ -4,6 +4,7 @@
 
 mod args;
 mod expand;
+mod generics;
 mod template;
 
 use proc_macro::TokenStream;
