@@ -107,6 +107,9 @@ impl Template {
                         .into(),
                 ));
             }
+            if let Some(at) = literal.find(['{', '}']) {
+                return Err(error(braces(&literal[at..], scope)));
+            }
             if !literal.is_empty() {
                 segments.push(Segment::Literal(literal.to_owned()));
             }
@@ -140,6 +143,28 @@ impl Template {
         check_separated(&segments, &error)?;
         Ok(Template { segments })
     }
+}
+
+/// The error for a brace in literal text (`text` starts at it): `{id}` is taken for a
+/// `format!` placeholder when it holds a name in scope.
+fn braces(text: &str, scope: &Scope) -> String {
+    let held = text
+        .strip_prefix('{')
+        .and_then(|rest| rest.split_once('}'))
+        .map(|(inner, _)| inner)
+        .filter(|inner| !inner.contains('{'));
+    if let Some(inner) = held {
+        let root = inner.split('.').next().unwrap_or_default();
+        if scope.resolve(root).is_some() {
+            return format!(
+                "`{{{inner}}}` in a key template is literal text, not a placeholder: write `<{inner}>`"
+            );
+        }
+    }
+    "`{` and `}` may not appear in a key template: they are reserved, because Redis Cluster \
+     hashes only the text between them to choose a key's slot (a later version will offer a \
+     syntax for such hash tags)"
+        .to_owned()
 }
 
 fn placeholder(
@@ -255,7 +280,7 @@ mod fuzz {
     //! Deterministic fuzzing of [`Template::parse`] (no crates: an xorshift generator):
     //! 200,000 random templates over an alphabet rich in the grammar's own characters. The
     //! parser never panics, and what it accepts keeps the grammar's promises: literals
-    //! without `\`, placeholders separated by text containing `:`, known roots
+    //! without `\`, `{` or `}`, placeholders separated by text containing `:`, known roots
     //! (type and const parameters without field paths), and the segments re-forming the
     //! input.
 
@@ -290,8 +315,8 @@ mod fuzz {
         "<", "<", "<", "<", ">", ">", ">", ">", ".", ".", ".", ":", ":", ":", ":", "\\", "\\",
         "id", "id", "id", "name", "name", "self", "self", "a", "x", "Z", "field", "_", "0", "1",
         "9", "01", "0x1", "1_0", "1u8", "r#", "r#type", " ", " ", "\t", "\n", "é", "ü", "✓", "λ",
-        "日", "\u{0}", "\"", "'", "#", "/", "*", "(", ")", "-", "%", "//", "/*", "*/",
-        "T", "N",
+        "日", "\u{0}", "\"", "'", "#", "/", "*", "(", ")", "-", "%", "//", "/*", "*/", "{", "}",
+        "{id}", "T", "N",
     ];
 
     /// Placeholder roots: the names in scope, and near misses.
@@ -329,7 +354,9 @@ mod fuzz {
     ];
 
     /// Literal text between placeholders, mostly without `<`, `>`.
-    const LITERALS: &[&str] = &[":", ":", ":", "a", "x", "-", " ", "%", "é", "✓", ".", "\\"];
+    const LITERALS: &[&str] = &[
+        ":", ":", ":", "a", "x", "-", " ", "%", "é", "✓", ".", "\\", "{", "}",
+    ];
 
     fn pick<'a>(rng: &mut Rng, from: &[&'a str]) -> &'a str {
         from[rng.below(from.len())]
@@ -481,7 +508,7 @@ mod fuzz {
         for piece in &pieces {
             match piece {
                 Piece::Literal(literal) => {
-                    if literal.contains('\\') {
+                    if literal.contains(['\\', '{', '}']) {
                         return false;
                     }
                     separated |= literal.contains(':');
@@ -509,6 +536,10 @@ mod fuzz {
         let pieces =
             split(text).unwrap_or_else(|| panic!("{text:?}: accepted with unpaired `<` or `>`"));
         assert!(!text.contains('\\'), "{text:?}: accepted with a `\\`");
+        assert!(
+            !text.contains(['{', '}']),
+            "{text:?}: accepted with a brace in the literal text"
+        );
         assert_eq!(
             pieces.len(),
             template.segments.len(),
@@ -655,6 +686,10 @@ mod fuzz {
             "<id.//>",
             "<id./*>",
             "< id>",
+            "user:{id}",
+            "{<id>}",
+            "a}",
+            "{",
             "<T.x>",
             "<N.0>",
             "<t>",
