@@ -186,7 +186,13 @@ fn placeholder(
         } else {
             format!("unknown parameter `{name}` in key template `<{inner}>`")
         };
-        return Err(error(format!("{problem}: {}", scope.names())));
+        let mut message = format!("{problem}: {}", scope.names());
+        // In a method, `<tenant>` is most likely meant as a field of `self`.
+        let is_ident = syn::parse_str::<Ident>(name).is_ok_and(|ident| ident == name);
+        if scope.receiver.is_some() && name != "self" && is_ident {
+            message.push_str(&format!("; did you mean `<self.{inner}>`?"));
+        }
+        return Err(error(message));
     };
     if kind == RootKind::Value
         && let Some((_, generic)) = scope.generic(name)
