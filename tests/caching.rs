@@ -498,12 +498,14 @@ where
     format!("<{id}>")
 }
 
-#[redis_cached(key = "impl_arg:<name>", ttl = 60, cache = cache)]
-async fn impl_arg(
+// `suffix` is not rendered, so its type is named (`<S>`): as an unrendered `impl Into<String>`
+// the key could not tell its types apart, which is a compile error.
+#[redis_cached(key = "impl_arg:<S>:<name>", ttl = 60, cache = cache)]
+async fn impl_arg<S: Into<String>>(
     cache: &Cache,
     counter: &AtomicUsize,
     name: impl KeyPart + AsRef<str>,
-    suffix: impl Into<String>,
+    suffix: S,
 ) -> String {
     bump(counter);
     format!("{}{}", name.as_ref(), suffix.into())
@@ -556,7 +558,7 @@ async fn impl_trait_arguments() {
         "ann!"
     );
     assert_eq!(runs(&counter), 1);
-    assert!(raw_exists(&format!("{}impl_arg:ann", cache.prefix())).await);
+    assert!(raw_exists(&format!("{}impl_arg:&str:ann", cache.prefix())).await);
 }
 
 #[tokio::test]

@@ -2,13 +2,14 @@
 //! runtime's cache-aside (`cached`) or invalidation (`invalidate`) helper.
 
 use crate::args::{CachedArgs, InvalidatesArgs};
-use crate::template::{Placeholder, Scope, Segment, Template};
+use crate::generics::{self, Use};
+use crate::template::{Placeholder, RootKind, Scope, Segment, Template};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    AttrStyle, Expr, FnArg, GenericArgument, Ident, ItemFn, LitBool, Pat, PathArguments,
-    ReturnType, Type,
+    AttrStyle, Expr, FnArg, GenericArgument, GenericParam, Ident, ItemFn, LitBool, Pat,
+    PathArguments, ReturnType, Type,
 };
 
 /// `#[redis_cached]`: render the key at entry, then look up, or run the body and store.
@@ -16,6 +17,7 @@ pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStr
     check_async(&function, "redis_cached")?;
     let scope = scope(&function);
     let template = Template::parse(&args.key, &scope)?;
+    generics::check(&function, &template, &args.key, Use::Cached)?;
     let shape = shape(&function.sig.output);
     if let Some(flag) = &args.cache_none
         && !matches!(shape, Shape::SomeOf | Shape::OkSomeOf)
@@ -69,6 +71,17 @@ pub(crate) fn invalidates(args: InvalidatesArgs, function: ItemFn) -> syn::Resul
         .iter()
         .map(|key| Template::parse(key, &scope))
         .collect::<syn::Result<Vec<_>>>()?;
+    let mut errors = args
+        .keys
+        .iter()
+        .zip(&templates)
+        .filter_map(|(key, template)| {
+            generics::check(&function, template, key, Use::Invalidation).err()
+        });
+    if let Some(mut first) = errors.next() {
+        errors.for_each(|error| first.combine(error));
+        return Err(first);
+    }
     let cache = cache_source(args.cache.as_ref());
     let name = function_name(&function);
     let count = templates.len();
@@ -175,10 +188,13 @@ fn render(template: &Template) -> TokenStream {
         // at the template.
         Segment::Placeholder(Placeholder {
             root,
+            kind,
             members,
             span,
         }) => {
-            if members.is_empty() {
+            if *kind == RootKind::Type {
+                quote_spanned!(root.span()=> __redis_cached_key.type_name::<#root>();)
+            } else if members.is_empty() {
                 quote_spanned!(root.span()=> __redis_cached_key.part(&#root);)
             } else {
                 let root = Ident::new(&root.to_string(), *span);
@@ -191,8 +207,8 @@ fn render(template: &Template) -> TokenStream {
     }
 }
 
-/// Every name the parameters bind (through patterns such as `Path(id): Path<u64>` too), and
-/// the receiver.
+/// Every name the parameters bind (through patterns such as `Path(id): Path<u64>` too), the
+/// receiver, and the function's own type and const parameters.
 fn scope(function: &ItemFn) -> Scope {
     let mut bindings = Vec::new();
     let mut receiver = None;
@@ -202,10 +218,25 @@ fn scope(function: &ItemFn) -> Scope {
             FnArg::Typed(typed) => collect_bindings(&typed.pat, &mut bindings),
         }
     }
-    Scope { bindings, receiver }
+    let generics = function
+        .sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            GenericParam::Type(param) => Some((param.ident.clone(), RootKind::Type)),
+            GenericParam::Const(param) => Some((param.ident.clone(), RootKind::Const)),
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    Scope {
+        bindings,
+        receiver,
+        generics,
+    }
 }
 
-fn collect_bindings(pat: &Pat, out: &mut Vec<syn::Ident>) {
+pub(crate) fn collect_bindings(pat: &Pat, out: &mut Vec<syn::Ident>) {
     match pat {
         Pat::Ident(binding) => {
             out.push(binding.ident.clone());

@@ -4,6 +4,7 @@
 
 mod args;
 mod expand;
+mod generics;
 mod template;
 
 use proc_macro::TokenStream;
@@ -16,7 +17,11 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 ///
 /// Arguments:
 /// - `key = "user:<id>"` (required): the key template; `<name>` is a parameter (or a name a
-///   parameter's pattern binds), `<name.field>` a field, `<self.field>` a field of `self`.
+///   parameter's pattern binds), `<name.field>` a field, `<self.field>` a field of `self`,
+///   `<T>` a type parameter of the function and `<N>` a const parameter (see below). `{`
+///   and `}` may not appear in it: `"user:{id}"` is literal text, not a placeholder (write
+///   `<id>`), and braces are reserved because Redis Cluster hashes the text between them to
+///   choose a key's slot.
 /// - `ttl = 3600` or `ttl = "15m"` (`s`, `m`, `h`, `d`): how long entries live; omitted,
 ///   the cache's default TTL.
 /// - `refresh = <bool expr>`: when true, skip the lookup, run the body, overwrite the entry.
@@ -39,6 +44,73 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 /// assert_eq!(square(12).await, 144); // from the cache
 /// # Ok(()) }
 /// ```
+///
+/// # Generic functions
+///
+/// The key must tell the instantiations of a generic function apart. Each type or const
+/// parameter of the function must appear in the type of an argument the template renders
+/// (`fn get<S: AsRef<str>>(name: S)` with `<name>`, or `<name.field>` with
+/// `name: Wrapper<S>`), or be named in the template; otherwise it is a compile error at the
+/// parameter. Lifetimes need nothing. An `impl Trait` argument is an anonymous type
+/// parameter: it must be rendered, or replaced by a named type parameter that the key names.
+///
+/// `<T>` renders the type as [`std::any::type_name`] gives it (for example
+/// `my_app::Users`), escaped like a string part (`my_app\:\:Users`). That text may change
+/// between compiler versions; keys rendered by the new build are then simply misses, never
+/// another type's values. `<N>` renders a const parameter's value. Neither takes a field
+/// path. A name that is both a parameter and a type or const parameter is an error (rename
+/// one).
+///
+/// The macro sees only the function's own generics: the parameters of the `impl` block a
+/// method is in are out of its view, so such a method must put what tells them apart in the
+/// key itself (a field of `self`, or a literal per impl).
+///
+/// ```
+/// use redis_cached::redis_cached;
+///
+/// trait Table {
+///     const NAME: &'static str;
+/// }
+///
+/// struct Users;
+///
+/// impl Table for Users {
+///     const NAME: &'static str = "users";
+/// }
+///
+/// // One entry per table: `count:<type name of T>:<id>`.
+/// #[redis_cached(key = "count:<T>:<id>", ttl = 60)]
+/// async fn count_rows<T: Table>(id: u64) -> u64 {
+///     T::NAME.len() as u64 + id // the query on table `T::NAME`
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+/// redis_cached::init("mem://").await?;
+/// assert_eq!(count_rows::<Users>(1).await, 6);
+/// # Ok(()) }
+/// ```
+///
+/// # Methods
+///
+/// A method whose template names no field of `self` has one entry per argument tuple for
+/// all instances: with `key = "user:<id>"`, tenant A's repository reads what tenant B's
+/// cached. That is allowed on purpose, as a shared cache is often what is meant; when the
+/// instances hold different data, put what tells them apart in the key:
+///
+/// ```
+/// use redis_cached::redis_cached;
+///
+/// struct Repo {
+///     tenant: u64,
+/// }
+///
+/// impl Repo {
+///     #[redis_cached(key = "tenant:<self.tenant>:user:<id>", ttl = 60)]
+///     async fn user_name(&self, id: u64) -> String {
+///         format!("user {id} of tenant {}", self.tenant)
+///     }
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand_or_keep(item, |function| expand::cached(syn::parse(args)?, function))
@@ -48,7 +120,10 @@ pub fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Takes one or more key templates (the grammar of `#[redis_cached]`'s `key`) and an
 /// optional `cache = <expr>`. The keys are rendered at entry and deleted with one command
-/// after the body, whatever it returned.
+/// after the body, whatever it returned. A generic invalidator follows the rule of
+/// `#[redis_cached]` for its type and const parameters (each key names `<T>` or renders an
+/// argument whose type has `T`), so that it deletes the key the generic cached function
+/// renders.
 ///
 /// ```
 /// use redis_cached::{invalidates, redis_cached};

@@ -1,5 +1,6 @@
 //! The key template grammar: literal text with `<name>` or `<name.field.subfield>`
-//! placeholders, checked against the names the function's parameters bind.
+//! placeholders, checked against the names the function's parameters bind and its own type
+//! and const parameters (`<T>`, `<N>`).
 
 use proc_macro2::Span;
 use syn::{Ident, LitStr, Member};
@@ -14,26 +15,52 @@ pub(crate) enum Segment {
     Placeholder(Placeholder),
 }
 
-/// `<root.member.member>`: `root` is a parameter binding or `self`.
+/// `<root.member.member>`: `root` is a parameter binding or `self`; or `<T>`, a type or
+/// const parameter of the function.
 pub(crate) struct Placeholder {
     pub(crate) root: Ident,
+    pub(crate) kind: RootKind,
+    /// Always empty for type and const parameters.
     pub(crate) members: Vec<Member>,
     /// The template literal's span, where errors about fields point.
     pub(crate) span: Span,
+}
+
+/// What a placeholder's root names, which decides how it renders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RootKind {
+    /// A parameter binding or `self`: its `KeyPart` impl.
+    Value,
+    /// A type parameter: its type's name (`std::any::type_name`).
+    Type,
+    /// A const parameter: its value's `KeyPart` impl.
+    Const,
 }
 
 /// The names a template may use, with the spans they were declared at.
 pub(crate) struct Scope {
     pub(crate) bindings: Vec<Ident>,
     pub(crate) receiver: Option<Span>,
+    /// The function's own type and const parameters (`RootKind::Type` or `Const`).
+    pub(crate) generics: Vec<(Ident, RootKind)>,
 }
 
 impl Scope {
-    fn resolve(&self, name: &str) -> Option<Ident> {
+    fn resolve(&self, name: &str) -> Option<(Ident, RootKind)> {
         if name == "self" {
-            return self.receiver.map(|span| Ident::new("self", span));
+            return self
+                .receiver
+                .map(|span| (Ident::new("self", span), RootKind::Value));
         }
-        self.bindings.iter().find(|ident| *ident == name).cloned()
+        let binding = self.bindings.iter().find(|ident| *ident == name);
+        match binding {
+            Some(ident) => Some((ident.clone(), RootKind::Value)),
+            None => self.generic(name).cloned(),
+        }
+    }
+
+    fn generic(&self, name: &str) -> Option<&(Ident, RootKind)> {
+        self.generics.iter().find(|(ident, _)| ident == name)
     }
 
     fn names(&self) -> String {
@@ -41,11 +68,26 @@ impl Scope {
         if self.receiver.is_some() {
             names.insert(0, "`self`".to_owned());
         }
-        if names.is_empty() {
+        let mut text = if names.is_empty() {
             "this function has no named parameters".to_owned()
         } else {
             format!("the parameters are {}", names.join(", "))
+        };
+        for (kind, label) in [(RootKind::Type, "type"), (RootKind::Const, "const")] {
+            let generics: Vec<String> = self
+                .generics
+                .iter()
+                .filter(|(_, k)| *k == kind)
+                .map(|(ident, _)| format!("`{ident}`"))
+                .collect();
+            if !generics.is_empty() {
+                text.push_str(&format!(
+                    "; the {label} parameters are {}",
+                    generics.join(", ")
+                ));
+            }
         }
+        text
     }
 }
 
@@ -64,6 +106,9 @@ impl Template {
                     "`\\` may not appear in a key template: it is the escape character of rendered keys"
                         .into(),
                 ));
+            }
+            if let Some(at) = literal.find(['{', '}']) {
+                return Err(error(braces(&literal[at..], scope)));
             }
             if !literal.is_empty() {
                 segments.push(Segment::Literal(literal.to_owned()));
@@ -100,6 +145,28 @@ impl Template {
     }
 }
 
+/// The error for a brace in literal text (`text` starts at it): `{id}` is taken for a
+/// `format!` placeholder when it holds a name in scope.
+fn braces(text: &str, scope: &Scope) -> String {
+    let held = text
+        .strip_prefix('{')
+        .and_then(|rest| rest.split_once('}'))
+        .map(|(inner, _)| inner)
+        .filter(|inner| !inner.contains('{'));
+    if let Some(inner) = held {
+        let root = inner.split('.').next().unwrap_or_default();
+        if scope.resolve(root).is_some() {
+            return format!(
+                "`{{{inner}}}` in a key template is literal text, not a placeholder: write `<{inner}>`"
+            );
+        }
+    }
+    "`{` and `}` may not appear in a key template: they are reserved, because Redis Cluster \
+     hashes only the text between them to choose a key's slot (a later version will offer a \
+     syntax for such hash tags)"
+        .to_owned()
+}
+
 fn placeholder(
     inner: &str,
     scope: &Scope,
@@ -113,14 +180,39 @@ fn placeholder(
     }
     let mut path = inner.split('.');
     let name = path.next().unwrap_or_default();
-    let Some(root) = scope.resolve(name) else {
+    let Some((root, kind)) = scope.resolve(name) else {
         let problem = if name == "self" {
             format!("`<{inner}>` needs a method with a `self` receiver")
         } else {
             format!("unknown parameter `{name}` in key template `<{inner}>`")
         };
-        return Err(error(format!("{problem}: {}", scope.names())));
+        let mut message = format!("{problem}: {}", scope.names());
+        // In a method, `<tenant>` is most likely meant as a field of `self`.
+        let is_ident = syn::parse_str::<Ident>(name).is_ok_and(|ident| ident == name);
+        if scope.receiver.is_some() && name != "self" && is_ident {
+            message.push_str(&format!("; did you mean `<self.{inner}>`?"));
+        }
+        return Err(error(message));
     };
+    if kind == RootKind::Value
+        && let Some((_, generic)) = scope.generic(name)
+    {
+        let what = generic_label(*generic);
+        return Err(error(format!(
+            "`<{inner}>` is ambiguous: `{name}` names both a parameter and a {what} of this \
+             function; rename one of them"
+        )));
+    }
+    if kind != RootKind::Value && inner.contains('.') {
+        let renders = match kind {
+            RootKind::Type => "renders as its type's name",
+            _ => "renders as its value",
+        };
+        return Err(error(format!(
+            "`{name}` in `<{inner}>` is a {}, which {renders} and takes no field path: write `<{name}>`",
+            generic_label(kind)
+        )));
+    }
     let members = path
         .map(|member| {
             if member.is_empty() {
@@ -155,9 +247,17 @@ fn placeholder(
         .collect::<syn::Result<Vec<_>>>()?;
     Ok(Placeholder {
         root,
+        kind,
         members,
         span,
     })
+}
+
+fn generic_label(kind: RootKind) -> &'static str {
+    match kind {
+        RootKind::Const => "const parameter",
+        _ => "type parameter",
+    }
 }
 
 /// Two placeholders need a `:` between them, or `("a:b", "c")` and `("a", "b:c")` -- or
@@ -186,10 +286,11 @@ mod fuzz {
     //! Deterministic fuzzing of [`Template::parse`] (no crates: an xorshift generator):
     //! 200,000 random templates over an alphabet rich in the grammar's own characters. The
     //! parser never panics, and what it accepts keeps the grammar's promises: literals
-    //! without `\`, placeholders separated by text containing `:`, known roots, and the
-    //! segments re-forming the input.
+    //! without `\`, `{` or `}`, placeholders separated by text containing `:`, known roots
+    //! (type and const parameters without field paths), and the segments re-forming the
+    //! input.
 
-    use super::{Placeholder, Scope, Segment, Template};
+    use super::{Placeholder, RootKind, Scope, Segment, Template};
     use proc_macro2::Span;
     use syn::{Ident, LitStr, Member};
 
@@ -220,12 +321,13 @@ mod fuzz {
         "<", "<", "<", "<", ">", ">", ">", ">", ".", ".", ".", ":", ":", ":", ":", "\\", "\\",
         "id", "id", "id", "name", "name", "self", "self", "a", "x", "Z", "field", "_", "0", "1",
         "9", "01", "0x1", "1_0", "1u8", "r#", "r#type", " ", " ", "\t", "\n", "é", "ü", "✓", "λ",
-        "日", "\u{0}", "\"", "'", "#", "/", "*", "(", ")", "-", "%", "//", "/*", "*/",
+        "日", "\u{0}", "\"", "'", "#", "/", "*", "(", ")", "-", "%", "//", "/*", "*/", "{", "}",
+        "{id}", "T", "N",
     ];
 
     /// Placeholder roots: the names in scope, and near misses.
     const ROOTS: &[&str] = &[
-        "id", "id", "name", "name", "self", "nope", "", " id", "Id", "é",
+        "id", "id", "name", "name", "self", "T", "N", "nope", "", " id", "Id", "é", "t",
     ];
 
     /// Field paths' members: canonical ones, and spellings `syn` might accept as well.
@@ -258,7 +360,9 @@ mod fuzz {
     ];
 
     /// Literal text between placeholders, mostly without `<`, `>`.
-    const LITERALS: &[&str] = &[":", ":", ":", "a", "x", "-", " ", "%", "é", "✓", ".", "\\"];
+    const LITERALS: &[&str] = &[
+        ":", ":", ":", "a", "x", "-", " ", "%", "é", "✓", ".", "\\", "{", "}",
+    ];
 
     fn pick<'a>(rng: &mut Rng, from: &[&'a str]) -> &'a str {
         from[rng.below(from.len())]
@@ -302,6 +406,10 @@ mod fuzz {
                 Ident::new("name", Span::call_site()),
             ],
             receiver: receiver.then(Span::call_site),
+            generics: vec![
+                (Ident::new("T", Span::call_site()), RootKind::Type),
+                (Ident::new("N", Span::call_site()), RootKind::Const),
+            ],
         }
     }
 
@@ -406,7 +514,7 @@ mod fuzz {
         for piece in &pieces {
             match piece {
                 Piece::Literal(literal) => {
-                    if literal.contains('\\') {
+                    if literal.contains(['\\', '{', '}']) {
                         return false;
                     }
                     separated |= literal.contains(':');
@@ -414,7 +522,10 @@ mod fuzz {
                 Piece::Placeholder(inner) => {
                     let mut path = inner.split('.');
                     let root = path.next().unwrap_or_default();
-                    let known = matches!(root, "id" | "name") || (receiver && root == "self");
+                    let generic = matches!(root, "T" | "N");
+                    let known = matches!(root, "id" | "name")
+                        || (receiver && root == "self")
+                        || (generic && !inner.contains('.'));
                     if !separated || !known || !path.all(canonical_member) {
                         return false;
                     }
@@ -431,6 +542,10 @@ mod fuzz {
         let pieces =
             split(text).unwrap_or_else(|| panic!("{text:?}: accepted with unpaired `<` or `>`"));
         assert!(!text.contains('\\'), "{text:?}: accepted with a `\\`");
+        assert!(
+            !text.contains(['{', '}']),
+            "{text:?}: accepted with a brace in the literal text"
+        );
         assert_eq!(
             pieces.len(),
             template.segments.len(),
@@ -451,9 +566,20 @@ mod fuzz {
                     );
                     separated = false;
                     let root = placeholder.root.to_string();
+                    let (expected, generic) = match root.as_str() {
+                        "id" | "name" => (RootKind::Value, false),
+                        "self" if receiver => (RootKind::Value, false),
+                        "T" => (RootKind::Type, true),
+                        "N" => (RootKind::Const, true),
+                        _ => panic!("{text:?}: resolved to unknown root `{root}`"),
+                    };
                     assert!(
-                        root == "id" || root == "name" || (receiver && root == "self"),
-                        "{text:?}: resolved to unknown root `{root}`"
+                        placeholder.kind == expected,
+                        "{text:?}: `{root}` resolved to the wrong kind"
+                    );
+                    assert!(
+                        !generic || placeholder.members.is_empty(),
+                        "{text:?}: a field path on the type or const parameter `{root}`"
                     );
                     let parts: Vec<&str> = inner.split('.').collect();
                     assert_eq!(parts[0], root, "{text:?}: the root is spelled otherwise");
@@ -536,6 +662,8 @@ mod fuzz {
             "a<id>b:c<name.field.0>d",
             "<self.x>:<id.r#type>",
             "é:<id.é>",
+            "count:<T>:<id>",
+            "<N>:<T>",
         ] {
             let template = parse(valid, &with_self).unwrap_or_else(|e| panic!("{valid:?}: {e}"));
             assert_eq!(reformed(&template), valid);
@@ -564,6 +692,13 @@ mod fuzz {
             "<id.//>",
             "<id./*>",
             "< id>",
+            "user:{id}",
+            "{<id>}",
+            "a}",
+            "{",
+            "<T.x>",
+            "<N.0>",
+            "<t>",
         ] {
             assert!(
                 parse(invalid, &with_self).is_err(),

@@ -158,6 +158,13 @@ impl KeyBuilder {
         part.write_key(&mut self.buf);
     }
 
+    /// Appends a type parameter's placeholder (`<T>`): `std::any::type_name::<T>()`,
+    /// escaped like a string part. The text is the compiler's and may change between
+    /// compiler versions; then the new keys are misses, never another type's entries.
+    pub fn type_name<T: ?Sized>(&mut self) {
+        write_escaped(std::any::type_name::<T>(), &mut self.buf);
+    }
+
     /// The finished key, or its digest form when it is longer than the limit.
     ///
     /// The digest form is the literal head, `\#`, and the hex SHA-256 of the full key. No
@@ -213,6 +220,21 @@ mod tests {
         assert!(key.starts_with(r"app:t:\#"), "{key}");
         assert_eq!(key.len(), "app:t:".len() + 2 + 64);
         assert_ne!(key, render("app:", &[&"x".repeat(2001)]));
+    }
+
+    #[test]
+    fn type_names_are_escaped() {
+        struct Users;
+        let mut key = KeyBuilder::new("", DEFAULT_MAX_KEY_LEN);
+        key.literal("count:");
+        key.type_name::<Users>();
+        key.literal(":");
+        key.type_name::<str>();
+        let want = format!(
+            "count:{}:str",
+            std::any::type_name::<Users>().replace(':', r"\:")
+        );
+        assert_eq!(key.finish(), want);
     }
 
     #[test]

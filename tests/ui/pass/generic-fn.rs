@@ -1,4 +1,6 @@
-//! Generic parameters, and a generic return type.
+//! Generic parameters, and a generic return type. A type or const parameter that no
+//! rendered argument mentions is named in the key (`<T>`, `<N>`): otherwise
+//! `decoded::<String>(1)` and `decoded::<u64>(1)` would share an entry.
 #![deny(warnings)]
 
 use redis_cached::{KeyPart, redis_cached};
@@ -20,13 +22,13 @@ where
     Ok(1)
 }
 
-#[redis_cached(key = "decoded:<id>")]
+#[redis_cached(key = "decoded:<T>:<id>")]
 async fn decoded<T: Serialize + DeserializeOwned + Default>(id: u64) -> T {
     let _ = id;
     T::default()
 }
 
-#[redis_cached(key = "decoded-option:<id>", cache_none = true)]
+#[redis_cached(key = "decoded-option:<T>:<id>", cache_none = true)]
 async fn decoded_option<T>(id: u64) -> Option<T>
 where
     T: Serialize + DeserializeOwned,
@@ -35,7 +37,7 @@ where
     None
 }
 
-#[redis_cached(key = "const:<id>")]
+#[redis_cached(key = "const:<N>:<id>")]
 async fn with_const<const N: usize>(id: u64) -> Vec<u64> {
     vec![id; N]
 }
