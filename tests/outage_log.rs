@@ -56,7 +56,10 @@ fn an_outage_is_logged_as_transitions_and_at_most_a_line_per_second() {
     drop(runtime);
     let text = logs.text();
     let lines: Vec<&str> = text.lines().collect();
-    println!("{} lines for a 3 s outage at 150 calls/s:\n{text}", lines.len());
+    println!(
+        "{} lines for a 3 s outage at 150 calls/s:\n{text}",
+        lines.len()
+    );
     let count = |needle: &str| lines.iter().filter(|line| line.contains(needle)).count();
     assert_eq!(
         count("cache unreachable"),

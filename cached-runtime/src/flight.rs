@@ -13,8 +13,8 @@
 //! No lock is held across the body; a joiner that is dropped does not affect the flight, and
 //! no joiner waits longer than it is told to (the lease's length): then it runs the body.
 
-use crate::Cache;
-use crate::lease::Lease;
+use crate::store::Store;
+use crate::store::lease::Lease;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -37,7 +37,7 @@ impl Board {
     }
 
     /// Registers a flight on `key` identified by `lease`, replacing any other.
-    fn depart(&self, key: &str, lease: &Lease, release: Option<Cache>) -> Pilot {
+    fn depart(&self, key: &str, lease: &Lease, release: Option<Store>) -> Pilot {
         let (sender, receiver) = watch::channel(None);
         self.lock()
             .insert(key.to_owned(), (lease.clone(), receiver));
@@ -59,7 +59,7 @@ impl Board {
     }
 }
 
-/// The flights in progress of one [`Cache`].
+/// The flights in progress of one cache.
 #[derive(Clone, Default)]
 pub(crate) struct Flights {
     /// Flights whose pilot holds a lease in the store.
@@ -107,10 +107,10 @@ impl Passenger {
 }
 
 impl Flights {
-    /// Registers the flight of the caller that holds `lease` on `key` in the store; a pilot
-    /// dropped before landing releases it through `cache`.
-    pub(crate) fn depart(&self, cache: &Cache, key: &str, lease: &Lease) -> Pilot {
-        self.leased.depart(key, lease, Some(cache.clone()))
+    /// Registers the flight of the caller that holds `lease` on `key` in `store`; a pilot
+    /// dropped before landing releases it.
+    pub(crate) fn depart(&self, store: &Store, key: &str, lease: &Lease) -> Pilot {
+        self.leased.depart(key, lease, Some(store.clone()))
     }
 
     /// Waits, at most `wait`, for this process's flight holding `lease` on `key`, if any.
@@ -171,8 +171,8 @@ pub(crate) struct Pilot {
     key: String,
     lease: Lease,
     sender: watch::Sender<Option<Landing>>,
-    /// The cache that holds `lease` in its store, for a leased flight.
-    release: Option<Cache>,
+    /// The store that holds `lease`, for a leased flight.
+    release: Option<Store>,
     landed: bool,
 }
 
@@ -191,8 +191,8 @@ impl Drop for Pilot {
             return;
         }
         self.board.remove(&self.key, &self.lease);
-        if let Some(cache) = &self.release {
-            cache.release_in_background(&self.key, &self.lease);
+        if let Some(store) = &self.release {
+            store.release_detached(&self.key, &self.lease);
         }
     }
 }

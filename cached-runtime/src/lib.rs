@@ -2,26 +2,27 @@
 //! rendering, codecs and the helpers generated code calls. Depend on `redis-cached`, which
 //! re-exports everything here.
 
-mod backend;
-mod breaker;
+mod builder;
 mod cache;
 mod codec;
 mod entry;
 mod error;
+mod expiry;
 mod flight;
 mod global;
 mod key;
-mod lease;
 mod near;
 mod outcome;
 mod pending;
-mod shape;
+mod store;
+mod task;
 mod telemetry;
 
 #[doc(hidden)]
 pub mod private;
 
-pub use crate::cache::{Cache, CacheBuilder};
+pub use crate::builder::CacheBuilder;
+pub use crate::cache::Cache;
 pub use crate::codec::Codec;
 pub use crate::error::Error;
 pub use crate::global::{init, install, installed};

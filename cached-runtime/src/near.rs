@@ -6,8 +6,9 @@
 //! that connection is down the tier is flushed and bypassed, since invalidations could be
 //! missed; an entry never outlives the Redis entry it copies, nor the tier's maximum lifetime.
 
-use crate::backend::{Expiring, OwnTtl};
 use crate::entry::Entry;
+use crate::expiry::{self, Expiring};
+use crate::task::{Backoff, spawn_detached};
 use redis::aio::{AsyncPushSender, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 use std::any::Any;
@@ -94,19 +95,26 @@ impl Expiring for NearEntry {
     fn ttl(&self) -> Duration {
         self.ttl
     }
+
+    fn weight(&self) -> usize {
+        self.weight as usize
+    }
 }
 
 /// Invalidations bump the epoch of their key's stripe; an entry read from Redis is kept
 /// only if its stripe's epoch did not move meanwhile.
 const STRIPES: usize = 1024;
 
+/// The near tier of one cache: entries by key, and what keeps them coherent.
 pub(crate) struct NearTier {
     entries: moka::sync::Cache<String, NearEntry>,
     settings: NearCache,
+    /// Per stripe of keys, a counter bumped by each invalidation (see `keep`).
     epochs: Box<[AtomicU64]>,
     hasher: RandomState,
     /// Whether tracking is established: entries are served and kept only then.
     live: AtomicBool,
+    /// Signalled by a push that the tracking connection dropped.
     disconnected: Notify,
 }
 
@@ -120,22 +128,14 @@ impl NearTier {
         timeout: Duration,
     ) -> Arc<NearTier> {
         let tier = Arc::new(NearTier {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(settings.max_bytes)
-                .weigher(|key: &String, entry: &NearEntry| {
-                    entry
-                        .weight
-                        .saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
-                })
-                .expire_after(OwnTtl)
-                .build(),
+            entries: expiry::bounded(settings.max_bytes),
             settings,
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             hasher: RandomState::new(),
             live: AtomicBool::new(false),
             disconnected: Notify::new(),
         });
-        tokio::spawn(track(Arc::downgrade(&tier), client, prefix, timeout));
+        spawn_detached(track(Arc::downgrade(&tier), client, prefix, timeout));
         tier
     }
 
@@ -246,13 +246,13 @@ impl AsyncPushSender for ToTier {
 /// Keeps a tracking connection up while the tier lives: connect, turn tracking on, serve
 /// until disconnected, then flush and start again.
 async fn track(tier: Weak<NearTier>, client: Client, prefix: String, timeout: Duration) {
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     loop {
         let connected = connect(&tier, &client, &prefix, timeout).await;
         let Some(strong) = tier.upgrade() else { return };
         match connected {
             Ok(_connection) => {
-                delay = Duration::from_millis(50);
+                backoff.reset();
                 strong.flush();
                 strong.live.store(true, Ordering::Release);
                 // Serve until the connection drops, checking now and then whether the
@@ -275,8 +275,7 @@ async fn track(tier: Weak<NearTier>, client: Client, prefix: String, timeout: Du
             }
         }
         drop(strong);
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
+        tokio::time::sleep(backoff.next()).await;
     }
 }
 

@@ -1,12 +1,16 @@
 //! Invalidations that could not reach the store. Their keys are treated as misses (never
 //! read from or written to the store) by this process until a background task has deleted
 //! them, so no stale entry survives an outage.
+//!
+//! The task holds the store weakly: once every handle of the cache is dropped it stops, and
+//! says in the log how many deletions were still owed.
 
-use crate::Cache;
-use crate::breaker::BACKOFF;
+use crate::store::breaker::BACKOFF;
+use crate::store::{Store, WeakStore};
+use crate::task::{Backoff, spawn_detached};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 #[derive(Default)]
@@ -27,56 +31,66 @@ impl Pending {
         self.any.load(Ordering::Acquire) && self.keys().contains(key)
     }
 
-    /// Remembers `keys` and makes sure a task retries deleting them until it succeeds.
-    pub(crate) fn defer(&self, cache: &Cache, keys: Vec<String>) {
+    /// Remembers `keys` and makes sure a task retries deleting them from `store` until it
+    /// succeeds.
+    pub(crate) fn defer(self: &Arc<Self>, store: &Store, keys: Vec<String>) {
         let mut pending = self.keys();
         pending.extend(keys);
         self.any.store(true, Ordering::Release);
-        if !self.retrying.swap(true, Ordering::AcqRel) {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(retry(cache.clone()));
-            } else {
-                self.retrying.store(false, Ordering::Release);
-            }
+        if !self.retrying.swap(true, Ordering::AcqRel)
+            && !spawn_detached(retry(store.downgrade(), self.clone()))
+        {
+            self.retrying.store(false, Ordering::Release);
         }
+    }
+
+    /// Forgets `deleted`; says whether none are left (and the retry task may end).
+    fn remove(&self, deleted: &[String]) -> bool {
+        let mut pending = self.keys();
+        for key in deleted {
+            pending.remove(key);
+        }
+        if pending.is_empty() {
+            self.any.store(false, Ordering::Release);
+            self.retrying.store(false, Ordering::Release);
+        }
+        pending.is_empty()
     }
 }
 
-async fn retry(cache: Cache) {
-    let pending = cache.pending();
-    let mut delay = Duration::from_millis(50);
+async fn retry(store: WeakStore, pending: Arc<Pending>) {
+    let mut backoff = Backoff::new(Duration::from_millis(50), BACKOFF);
     let mut failures = 0_u32;
     loop {
-        // Deleted as soon as Redis answers a cached call again, or at the next try.
+        let Some(strong) = store.upgrade() else {
+            tracing::error!(
+                keys = pending.keys().len(),
+                "cache dropped with invalidations still pending; they were not applied"
+            );
+            return;
+        };
+        // Deleted as soon as the store answers a cached call again, or at the next try.
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = cache.reachable_again() => {}
+            () = tokio::time::sleep(backoff.next()) => {}
+            () = strong.reachable_again() => {}
         }
         let keys: Vec<String> = pending.keys().iter().cloned().collect();
-        match cache.delete_now(&keys).await {
-            Ok(()) => {
-                let mut remaining = pending.keys();
-                for key in &keys {
-                    remaining.remove(key);
-                }
-                if remaining.is_empty() {
-                    pending.any.store(false, Ordering::Release);
-                    pending.retrying.store(false, Ordering::Release);
-                    tracing::info!(
-                        keys = keys.len(),
-                        failures,
-                        "deferred cache invalidations applied"
-                    );
-                    return;
-                }
+        match strong.delete_unguarded(&keys).await {
+            Ok(()) if pending.remove(&keys) => {
+                tracing::info!(
+                    keys = keys.len(),
+                    failures,
+                    "deferred cache invalidations applied"
+                );
+                return;
             }
+            Ok(()) => backoff.reset(),
             Err(error) => {
                 // One line per outage: the retries go on every `BACKOFF` at most.
                 if failures == 0 {
                     tracing::warn!(%error, keys = keys.len(), "deferred cache invalidation failed; retrying until the cache answers");
                 }
                 failures = failures.saturating_add(1);
-                delay = (delay * 2).min(BACKOFF);
             }
         }
     }

@@ -10,6 +10,31 @@ use std::time::{Duration, Instant};
 /// (in `redis_cached_errors_total` and in the next line's `suppressed`).
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
+/// A cache operation, as labelled in metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// The lookup (which may take a fill lease).
+    Fetch,
+    /// Storing a value under our lease.
+    Fill,
+    Encode,
+    Decode,
+    /// An invalidation's `UNLINK`.
+    Delete,
+}
+
+impl Op {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Op::Fetch => "fetch",
+            Op::Fill => "fill",
+            Op::Encode => "encode",
+            Op::Decode => "decode",
+            Op::Delete => "delete",
+        }
+    }
+}
+
 pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
     let name = match outcome {
         Outcome::Hit => "redis_cached_hits_total",
@@ -20,11 +45,23 @@ pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
     crate::outcome::record(outcome);
 }
 
-pub(crate) fn cache_time(function: &'static str, operation: &'static str, elapsed: Duration) {
+/// Runs a cache operation, recording how long it took.
+pub(crate) async fn timed<T>(
+    function: &'static str,
+    operation: Op,
+    op: impl std::future::Future<Output = T>,
+) -> T {
+    let started = Instant::now();
+    let result = op.await;
+    cache_time(function, operation, started.elapsed());
+    result
+}
+
+fn cache_time(function: &'static str, operation: Op, elapsed: Duration) {
     metrics::histogram!(
         "redis_cached_cache_duration_seconds",
         "function" => function,
-        "operation" => operation
+        "operation" => operation.as_str()
     )
     .record(elapsed);
 }
@@ -42,22 +79,24 @@ pub(crate) fn invalidation(function: &'static str, keys: usize) {
 pub(crate) fn error(
     log: &LogLimit,
     function: &'static str,
-    operation: &'static str,
+    operation: Op,
     error: &dyn std::fmt::Display,
 ) {
     metrics::counter!(
         "redis_cached_errors_total",
         "function" => function,
-        "operation" => operation
+        "operation" => operation.as_str()
     )
     .increment(1);
     let Some(suppressed) = log.admit(function) else {
         return;
     };
-    if operation == "delete" {
-        tracing::error!(function, operation, %error, suppressed, "cache invalidation failed");
+    let label = operation.as_str();
+    // A lost invalidation can leave stale data; a failed read or write only costs time.
+    if operation == Op::Delete {
+        tracing::error!(function, operation = label, %error, suppressed, "cache invalidation failed");
     } else {
-        tracing::warn!(function, operation, %error, suppressed, "cache operation failed; calling through");
+        tracing::warn!(function, operation = label, %error, suppressed, "cache operation failed; calling through");
     }
 }
 

@@ -1,53 +1,31 @@
-//! What generated code calls. Not public API: names and signatures change without notice.
+//! The cache-aside algorithm of a `#[redis_cached]` call.
+//!
+//! ```text
+//! near tier hit? -> return
+//! fetch (one command: read, or take our lease if absent)
+//!   Hit(value)   -> decode -> return (undecodable: take the lease, fill)
+//!   Ours         -> fill: run the body as a flight's pilot, store under our lease
+//!   Theirs(lease)-> wait for that filler (its flight here, or its value in the store),
+//!                   at most the lease's length; then run the body ourselves
+//!   error        -> degraded: one body run per key for concurrent calls, nothing stored
+//! ```
 
-pub use crate::entry::Entry;
-pub use crate::key::KeyBuilder;
-pub use crate::near::{CloneValue, DecodeEach, NearMode, NearValue};
-pub use crate::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
-
-use crate::backend::Fetch;
+use crate::cache::Cache;
+use crate::entry::Entry;
 use crate::flight::{self, Boarding, Joined};
-use crate::lease::Lease;
-use crate::near::NearTier;
-use crate::{Cache, Error, Outcome, telemetry};
+use crate::key::KeyBuilder;
+use crate::near::{NearMode, NearTier};
+use crate::private::shape::Shape;
+use crate::store::Fetch;
+use crate::store::lease::Lease;
+use crate::task::Backoff;
+use crate::telemetry::{self, Op};
+use crate::{Error, Outcome};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What `cache = <expr>` may evaluate to: a `Cache`, or any reference to one.
-#[diagnostic::on_unimplemented(
-    message = "`cache = ...` must be a `redis_cached::Cache` or a reference to one, not `{Self}`",
-    label = "expected a `Cache` or `&Cache`, as in `cache = &self.cache`"
-)]
-pub trait IntoCache {
-    /// The cache, cloned (a clone is one `Arc` increment).
-    fn to_cache(&self) -> Cache;
-}
-
-impl IntoCache for Cache {
-    fn to_cache(&self) -> Cache {
-        self.clone()
-    }
-}
-
-impl<T: IntoCache + ?Sized> IntoCache for &T {
-    fn to_cache(&self) -> Cache {
-        (**self).to_cache()
-    }
-}
-
-/// The cache a call uses when it names none.
-pub fn global() -> Option<Cache> {
-    crate::global::global()
-}
-
-/// The cache named by `cache = <expr>`, borrowed so that the expression may name a
-/// parameter the body still uses.
-pub fn named<C: IntoCache + ?Sized>(cache: &C) -> Option<Cache> {
-    Some(cache.to_cache())
-}
 
 /// One call of a `#[redis_cached]` function: its cache, rendered key and options.
 pub struct Call {
@@ -67,9 +45,8 @@ impl Call {
         render: impl FnOnce(&mut KeyBuilder),
     ) -> Self {
         let target = cache.map(|cache| {
-            let mut key = cache.key_builder();
-            render(&mut key);
-            (cache, key.finish())
+            let key = cache.inner.keys.render(render);
+            (cache, key)
         });
         Call {
             function,
@@ -106,13 +83,13 @@ impl Call {
     }
 }
 
-/// Longest pause between two looks at a key another process is filling.
-const MAX_POLL: Duration = Duration::from_millis(50);
+/// The first and longest pauses between two looks at a key another process is filling.
+const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
 
 /// Cache-aside around `body`: look up, else run and store. Cache failures only cost time.
 ///
-/// One lookup is one script call that also takes a fill lease when the key is absent. Then:
-/// a value is a hit; our lease means we run the body and store conditionally; another
+/// One lookup is one command that also takes a fill lease when the key is absent. Then: a
+/// value is a hit; our lease means we run the body and store conditionally; another
 /// caller's lease means we join its flight (same process) or wait for its value (another
 /// process), up to the lease's length, then run the body ourselves. A call from inside the
 /// body of a fill of the same key runs its body at once: it would otherwise wait for itself.
@@ -126,14 +103,17 @@ where
     let Some((cache, key)) = &call.target else {
         return body.await;
     };
-    if cache.pending().contains(key) {
+    let parts = &*cache.inner;
+    let store = &parts.store;
+    if parts.pending.contains(key) {
         // The key's invalidation has not reached the store: neither read nor write it.
         return degraded::<S, R, F>(&call, cache, key, body).await;
     }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
     // kept locally only if no invalidation of the key came in meanwhile.
-    let near = cache
-        .near()
+    let near = parts
+        .near
+        .as_deref()
         .filter(|tier| tier.serves(call.near))
         .map(|tier| (tier, tier.epoch(key)));
     if let Some((tier, _)) = near
@@ -149,16 +129,16 @@ where
     let lease = Lease::new();
     let want_ttl = near.is_some();
     let mut fetched = if call.refresh {
-        cache.take_lease(key, &lease).await.map(|()| Fetch::Leased)
+        store.take_lease(key, &lease).await.map(|()| Fetch::Ours)
     } else {
-        timed(function, "fetch", cache.fetch(key, &lease, want_ttl)).await
+        telemetry::timed(function, Op::Fetch, store.fetch(key, &lease, want_ttl)).await
     };
-    let mut poll = Duration::from_millis(1);
+    let mut poll = POLL;
     // Set when another caller's lease is first seen: a hit needs no clock.
     let mut give_up = None;
     loop {
         match fetched {
-            Ok(Fetch::Value(bytes, ttl)) => {
+            Ok(Fetch::Hit(bytes, ttl)) => {
                 if let Some(entry) = decode::<S::Stored>(cache, &bytes, function) {
                     let held = near
                         .zip(ttl)
@@ -172,57 +152,85 @@ where
                     }
                 }
                 // Undecodable, oversized or not of this function's shape: overwrite it.
-                fetched = cache.take_lease(key, &lease).await.map(|()| Fetch::Leased);
+                fetched = store.take_lease(key, &lease).await.map(|()| Fetch::Ours);
             }
-            Ok(Fetch::Leased) => {
+            Ok(Fetch::Ours) => {
                 return fill::<S, M, R, F>(&call, cache, key, &lease, near, body).await;
             }
-            Ok(Fetch::Filling(other)) => {
+            Ok(Fetch::Theirs(other)) => {
                 if flight::is_filling(key) {
                     return uncached(function, key, body).await;
                 }
                 let give_up = *give_up
-                    .get_or_insert_with(|| Instant::now() + cache.fill_lease().unwrap_or_default());
-                let left = || give_up.saturating_duration_since(Instant::now());
-                // A flight of this process may register a moment after its lease is seen:
-                // look again after the pause before asking the store again.
-                let mut joined = cache.flights().join(key, &other, left()).await;
-                if matches!(joined, Joined::NoFlight) {
-                    tokio::time::sleep(poll.min(left())).await;
-                    poll = (poll * 2).min(MAX_POLL);
-                    joined = cache.flights().join(key, &other, left()).await;
-                }
-                match joined {
-                    Joined::Value(bytes) => {
+                    .get_or_insert_with(|| Instant::now() + store.lease_ttl().unwrap_or_default());
+                match wait_for_filler(parts, key, &other, give_up, &mut poll).await {
+                    Waited::Landed(bytes) => {
                         if let Some(output) = decode(cache, &bytes, function).and_then(S::output) {
                             telemetry::outcome(function, Outcome::Hit);
                             return output;
                         }
                         return uncached(function, key, body).await;
                     }
-                    Joined::NoValue | Joined::TimedOut => {
-                        return uncached(function, key, body).await;
+                    Waited::RunBody => return uncached(function, key, body).await,
+                    // Another process's lease, or a marker that outlived any lease's length
+                    // (a stray value of the lease's form): take the key over once it is up.
+                    Waited::LookAgain if Instant::now() >= give_up => {
+                        fetched = store.take_lease(key, &lease).await.map(|()| Fetch::Ours);
                     }
-                    Joined::NoFlight => {}
+                    Waited::LookAgain => {
+                        fetched = telemetry::timed(
+                            function,
+                            Op::Fetch,
+                            store.fetch(key, &lease, want_ttl),
+                        )
+                        .await;
+                    }
                 }
-                // Another process's lease, or a marker that outlived any lease's length (a
-                // stray value of the lease's form): take the key over once the lease is up.
-                fetched = if Instant::now() >= give_up {
-                    cache.take_lease(key, &lease).await.map(|()| Fetch::Leased)
-                } else {
-                    timed(function, "fetch", cache.fetch(key, &lease, want_ttl)).await
-                };
             }
             Err(error) => {
-                telemetry::error(cache.log(), function, "fetch", &error);
+                telemetry::error(&parts.log, function, Op::Fetch, &error);
                 if !matches!(error, Error::Unavailable) {
                     // The lookup may still reach Redis and set our lease after we gave up
                     // on it; a release queued behind it on the connection undoes that.
-                    cache.release_in_background(key, &lease);
+                    store.release_detached(key, &lease);
                 }
                 return degraded::<S, R, F>(&call, cache, key, body).await;
             }
         }
+    }
+}
+
+/// What waiting for another caller's fill gave.
+enum Waited {
+    /// The bytes its flight in this process stored.
+    Landed(Arc<[u8]>),
+    /// Its flight ended without a value to share, or outlasted the lease: run the body.
+    RunBody,
+    /// No flight of this process holds that lease: look the key up again.
+    LookAgain,
+}
+
+/// Waits for the caller holding `lease` on `key`: this process's flight if it has one (at
+/// most until `give_up`), else a pause before the key is looked up again.
+async fn wait_for_filler(
+    parts: &crate::cache::Inner,
+    key: &str,
+    lease: &Lease,
+    give_up: Instant,
+    poll: &mut Backoff,
+) -> Waited {
+    let left = || give_up.saturating_duration_since(Instant::now());
+    // A flight of this process may register a moment after its lease is seen: look again
+    // after the pause before asking the store again.
+    let mut joined = parts.flights.join(key, lease, left()).await;
+    if matches!(joined, Joined::NoFlight) {
+        tokio::time::sleep(poll.next().min(left())).await;
+        joined = parts.flights.join(key, lease, left()).await;
+    }
+    match joined {
+        Joined::Value(bytes) => Waited::Landed(bytes),
+        Joined::NoValue | Joined::TimedOut => Waited::RunBody,
+        Joined::NoFlight => Waited::LookAgain,
     }
 }
 
@@ -242,9 +250,11 @@ where
     F: Future<Output = R>,
 {
     let function = call.function;
-    let pilot = cache
-        .fill_lease()
-        .map(|_| cache.flights().depart(cache, key, lease));
+    let parts = &*cache.inner;
+    let store = &parts.store;
+    let pilot = store
+        .lease_ttl()
+        .map(|_| parts.flights.depart(store, key, lease));
     let output = run(function, key, body).await;
     let entry = S::stored(&output, call.cache_none);
     let encoded = entry.and_then(|entry| encode(cache, entry, function));
@@ -253,8 +263,8 @@ where
     }
     let stored = match (&encoded, entry) {
         (Some(bytes), Some(entry)) => {
-            let ttl = call.ttl.unwrap_or_else(|| cache.default_ttl());
-            timed(function, "fill", cache.fill(key, lease, bytes, ttl))
+            let ttl = call.ttl.unwrap_or(parts.default_ttl);
+            telemetry::timed(function, Op::Fill, store.fill(key, lease, bytes, ttl))
                 .await
                 .map(|filled| match near {
                     _ if !filled => tracing::debug!(
@@ -267,10 +277,10 @@ where
                     None => {}
                 })
         }
-        _ => cache.release(key, lease).await,
+        _ => store.release(key, lease).await,
     };
     if let Err(error) = stored {
-        telemetry::error(cache.log(), function, "fill", &error);
+        telemetry::error(&parts.log, function, Op::Fill, &error);
     }
     let outcome = if call.refresh {
         Outcome::Refresh
@@ -291,14 +301,15 @@ where
     F: Future<Output = R>,
 {
     let function = call.function;
+    let parts = &*cache.inner;
     // Without leases there is no single-flight, degraded or not.
-    let Some(wait) = cache.fill_lease() else {
+    let Some(wait) = parts.store.lease_ttl() else {
         return uncached(function, key, body).await;
     };
     if flight::is_filling(key) {
         return uncached(function, key, body).await;
     }
-    match cache.flights().board_degraded(key) {
+    match parts.flights.board_degraded(key) {
         Boarding::Pilot(pilot) => {
             let output = run(function, key, body).await;
             let entry = S::stored(&output, call.cache_none);
@@ -333,17 +344,6 @@ async fn run<R, F: Future<Output = R>>(function: &'static str, key: &str, body: 
     output
 }
 
-async fn timed<T>(
-    function: &'static str,
-    operation: &'static str,
-    op: impl Future<Output = T>,
-) -> T {
-    let started = Instant::now();
-    let result = op.await;
-    telemetry::cache_time(function, operation, started.elapsed());
-    result
-}
-
 /// The bytes to store for `entry`, unless it does not encode (logged).
 fn encode<T: Serialize>(
     cache: &Cache,
@@ -351,9 +351,10 @@ fn encode<T: Serialize>(
     function: &'static str,
 ) -> Option<Arc<[u8]>> {
     cache
-        .codec()
+        .inner
+        .codec
         .encode_entry(entry)
-        .map_err(|error| telemetry::error(cache.log(), function, "encode", &error))
+        .map_err(|error| telemetry::error(&cache.inner.log, function, Op::Encode, &error))
         .ok()
         .map(Arc::from)
 }
@@ -364,82 +365,15 @@ fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     function: &'static str,
 ) -> Option<Entry<T>> {
-    if cache.oversized(bytes) {
-        telemetry::error(
-            cache.log(),
-            function,
-            "decode",
-            &"stored value is over the size cap",
-        );
+    let parts = &*cache.inner;
+    if parts.store.oversized(bytes) {
+        let error = "stored value is over the size cap";
+        telemetry::error(&parts.log, function, Op::Decode, &error);
         return None;
     }
-    cache
-        .codec()
+    parts
+        .codec
         .decode_entry(bytes)
-        .map_err(|error| telemetry::error(cache.log(), function, "decode", &error))
+        .map_err(|error| telemetry::error(&parts.log, function, Op::Decode, &error))
         .ok()
-}
-
-/// One call of an `#[invalidates]` function: its cache and the keys it makes stale.
-pub struct Invalidation {
-    function: &'static str,
-    cache: Option<Cache>,
-    keys: Vec<String>,
-}
-
-impl Invalidation {
-    /// An invalidation with no keys yet.
-    pub fn new(cache: Option<Cache>, function: &'static str, capacity: usize) -> Self {
-        Invalidation {
-            function,
-            cache,
-            keys: Vec::with_capacity(capacity),
-        }
-    }
-
-    /// Renders one more key at once, if there is a cache.
-    pub fn key(mut self, render: impl FnOnce(&mut KeyBuilder)) -> Self {
-        if let Some(cache) = &self.cache {
-            let mut key = cache.key_builder();
-            render(&mut key);
-            self.keys.push(key.finish());
-        }
-        self
-    }
-}
-
-/// Runs `body`, then deletes the keys in one command whatever it returned. If the caller
-/// is dropped before that (cancelled mid-write), the keys are deleted in the background.
-pub async fn invalidate<R, F: Future<Output = R>>(mut invalidation: Invalidation, body: F) -> R {
-    let output = body.await;
-    if let Some(delete) = invalidation.take() {
-        delete.await;
-    }
-    output
-}
-
-impl Invalidation {
-    /// The deletion still owed, if any: taking it leaves nothing for `drop` to do.
-    fn take(&mut self) -> Option<impl Future<Output = ()> + Send + 'static> {
-        let cache = self.cache.take()?;
-        let keys = std::mem::take(&mut self.keys);
-        let function = self.function;
-        Some(async move {
-            let count = keys.len();
-            match timed(function, "delete", cache.delete(keys)).await {
-                Ok(()) => telemetry::invalidation(function, count),
-                Err(error) => telemetry::error(cache.log(), function, "delete", &error),
-            }
-        })
-    }
-}
-
-impl Drop for Invalidation {
-    fn drop(&mut self) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current()
-            && let Some(delete) = self.take()
-        {
-            runtime.spawn(delete);
-        }
-    }
 }

@@ -2,9 +2,13 @@
 //! concurrent call and reconnects by itself after a failure. A lookup is one native
 //! `SET .. NX GET` (read, or take the fill lease if absent); a fill is a Lua script (store
 //! only while our lease holds the key). Each is one round trip and atomic on the server.
+//!
+//! Redis-specific policy lives here: the script fallback for servers before 7.0, the plain
+//! `GET` when Redis refuses writes, and the shaping of TTLs into `EX` or `PX`.
 
+use super::{Bytes, Fetch};
 use crate::Error;
-use crate::lease::Lease;
+use crate::store::lease::Lease;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,21 +16,14 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// For servers before 7.0: GET; if absent, SET the caller's lease marker with a short
-/// expiry and return nil.
+/// expiry and return nil. With `ARGV[3] == '1'`, a value comes with its remaining TTL in ms.
 static FETCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local value = redis.call('GET', KEYS[1])
-          if value then return value end
-          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-          return false",
-    )
-});
-
-/// FETCH, returning `{value, remaining ttl in ms}` for a value (for the near cache).
-static FETCH_WITH_TTL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"local value = redis.call('GET', KEYS[1])
-          if value then return {value, redis.call('PTTL', KEYS[1])} end
+          if value then
+            if ARGV[3] == '1' then return {value, redis.call('PTTL', KEYS[1])} end
+            return {value, -1}
+          end
           redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
           return false",
     )
@@ -53,14 +50,21 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// A duration in whole milliseconds, at least one (Redis rejects `PX 0`).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 #[derive(Clone)]
-pub(crate) struct RedisBackend {
+pub(crate) struct RedisStore {
     connection: ConnectionManager,
     /// Set once the server rejected `SET .. NX GET` (Redis before 7.0).
     scripted_lookup: Arc<AtomicBool>,
 }
 
-impl RedisBackend {
+impl RedisStore {
     /// Opens the manager; unless `lazy`, first checks that Redis answers.
     pub(crate) async fn open(client: Client, timeout: Duration, lazy: bool) -> Result<Self, Error> {
         let config = ConnectionManagerConfig::new()
@@ -97,73 +101,81 @@ impl RedisBackend {
         Ok(script.invoke_async(&mut connection).await?)
     }
 
-    /// `SET key lease NX PX ms GET`: the value, or nil after setting our lease, in one
-    /// native command (Redis 7.0 and later; older servers get the `FETCH` script).
-    fn set_lease_if_absent(key: &str, lease: &Lease, lease_ttl: Duration) -> Cmd {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key)
-            .arg(lease.as_bytes())
-            .arg("NX")
-            .arg("PX")
-            .arg(lease_ttl.as_millis().max(1) as u64)
-            .arg("GET");
-        cmd
-    }
-
-    /// Whether to use the native lookup: true until a server rejects `SET .. NX GET`.
-    fn native_lookup(&self, result: &Result<impl Sized, Error>) -> bool {
-        let rejected = matches!(result, Err(Error::Redis(error)) if error.to_string().contains("syntax error"));
-        if rejected {
-            self.scripted_lookup.store(true, Ordering::Relaxed);
-        }
-        !rejected
-    }
-
+    /// Reads `key`; if it is absent and a lease is given, sets the lease on it, atomically.
+    /// With `want_ttl`, a value comes with its remaining time to live. When Redis refuses
+    /// the lease's write but still serves reads (`OOM`, `READONLY`, ...), a plain `GET`
+    /// keeps hits hits (a miss then runs its body without a lease, and its store is refused).
     pub(crate) async fn fetch(
         &self,
         key: &str,
-        lease: &Lease,
-        lease_ttl: Duration,
-    ) -> Result<Option<Vec<u8>>, Error> {
-        if !self.scripted_lookup.load(Ordering::Relaxed) {
-            let result = self
-                .run(&Self::set_lease_if_absent(key, lease, lease_ttl))
-                .await;
-            if self.native_lookup(&result) {
-                return result;
-            }
-        }
-        let millis = lease_ttl.as_millis().max(1) as u64;
-        self.invoke(FETCH.key(key).arg(lease.as_bytes()).arg(millis))
-            .await
+        lease: Option<(&Lease, Duration)>,
+        want_ttl: bool,
+    ) -> Result<Fetch, Error> {
+        let looked_up = match lease {
+            Some((lease, lease_ttl)) => self.lookup(key, lease, lease_ttl, want_ttl).await,
+            None => self.get(key).await.map(|value| (value, None)),
+        };
+        let (read, ttl) = match looked_up {
+            Err(error) if error.is_refused_write() => (self.get(key).await?, None),
+            looked_up => looked_up?,
+        };
+        Ok(Fetch::from_read(read.map(Bytes::Owned), ttl))
     }
 
-    /// As [`fetch`](Self::fetch), with the value's remaining time to live (one pipeline).
-    pub(crate) async fn fetch_with_ttl(
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.run(redis::cmd("GET").arg(key)).await
+    }
+
+    /// `SET key lease NX PX ms GET` (with `PTTL key` in the same pipeline when the TTL is
+    /// wanted), or the `FETCH` script on servers before 7.0.
+    async fn lookup(
         &self,
         key: &str,
         lease: &Lease,
         lease_ttl: Duration,
-    ) -> Result<Option<(Vec<u8>, i64)>, Error> {
+        want_ttl: bool,
+    ) -> Result<(Option<Vec<u8>>, Option<Duration>), Error> {
+        let ttl = |millis: i64| Duration::from_millis(u64::try_from(millis).unwrap_or(0));
         if !self.scripted_lookup.load(Ordering::Relaxed) {
-            let mut pipe = redis::pipe();
-            pipe.add_command(Self::set_lease_if_absent(key, lease, lease_ttl))
-                .cmd("PTTL")
-                .arg(key);
-            let mut connection = self.connection.clone();
-            let result: Result<(Option<Vec<u8>>, i64), Error> =
-                pipe.query_async(&mut connection).await.map_err(Error::from);
-            if self.native_lookup(&result) {
-                return result.map(|(value, ttl)| value.map(|value| (value, ttl)));
+            let mut set = redis::cmd("SET");
+            set.arg(key)
+                .arg(lease.as_bytes())
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(lease_ttl))
+                .arg("GET");
+            let result = if want_ttl {
+                let mut pipe = redis::pipe();
+                pipe.add_command(set).cmd("PTTL").arg(key);
+                let mut connection = self.connection.clone();
+                pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut connection)
+                    .await
+                    .map(|(value, millis)| (value, Some(ttl(millis))))
+                    .map_err(Error::from)
+            } else {
+                self.run(&set).await.map(|value| (value, None))
+            };
+            // A server before 7.0 answers `SET .. GET` with a syntax error, the only signal
+            // it gives; from then on this store uses the script.
+            let rejected = matches!(&result, Err(Error::Redis(error)) if error.to_string().contains("syntax error"));
+            if !rejected {
+                return result;
             }
+            self.scripted_lookup.store(true, Ordering::Relaxed);
         }
-        let millis = lease_ttl.as_millis().max(1) as u64;
-        self.invoke(FETCH_WITH_TTL.key(key).arg(lease.as_bytes()).arg(millis))
-            .await
-    }
-
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.run(redis::cmd("GET").arg(key)).await
+        let found: Option<(Vec<u8>, i64)> = self
+            .invoke(
+                FETCH
+                    .key(key)
+                    .arg(lease.as_bytes())
+                    .arg(millis(lease_ttl))
+                    .arg(if want_ttl { "1" } else { "0" }),
+            )
+            .await?;
+        Ok(match found {
+            Some((value, millis)) => (Some(value), want_ttl.then(|| ttl(millis))),
+            None => (None, None),
+        })
     }
 
     /// `SET .. EX` for whole seconds, `SET .. PX` otherwise (short leases).
@@ -173,7 +185,7 @@ impl RedisBackend {
         if ttl.subsec_nanos() == 0 {
             cmd.arg("EX").arg(ttl.as_secs().max(1));
         } else {
-            cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+            cmd.arg("PX").arg(millis(ttl));
         }
         self.run(&cmd).await
     }

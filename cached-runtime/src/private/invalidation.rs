@@ -1,0 +1,68 @@
+//! The deletion of an `#[invalidates]` call: its keys are rendered at entry and deleted
+//! after the body, whatever it returned, and in the background if the caller is dropped.
+
+use crate::cache::Cache;
+use crate::key::KeyBuilder;
+use crate::task::spawn_detached;
+use crate::telemetry::{self, Op};
+use std::future::Future;
+
+/// One call of an `#[invalidates]` function: its cache and the keys it makes stale.
+pub struct Invalidation {
+    function: &'static str,
+    cache: Option<Cache>,
+    keys: Vec<String>,
+}
+
+impl Invalidation {
+    /// An invalidation with no keys yet.
+    pub fn new(cache: Option<Cache>, function: &'static str, capacity: usize) -> Self {
+        Invalidation {
+            function,
+            cache,
+            keys: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Renders one more key at once, if there is a cache.
+    pub fn key(mut self, render: impl FnOnce(&mut KeyBuilder)) -> Self {
+        if let Some(cache) = &self.cache {
+            self.keys.push(cache.inner.keys.render(render));
+        }
+        self
+    }
+}
+
+/// Runs `body`, then deletes the keys in one command whatever it returned. If the caller
+/// is dropped before that (cancelled mid-write), the keys are deleted in the background.
+pub async fn invalidate<R, F: Future<Output = R>>(mut invalidation: Invalidation, body: F) -> R {
+    let output = body.await;
+    if let Some(delete) = invalidation.take() {
+        delete.await;
+    }
+    output
+}
+
+impl Invalidation {
+    /// The deletion still owed, if any: taking it leaves nothing for `drop` to do.
+    fn take(&mut self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let cache = self.cache.take()?;
+        let keys = std::mem::take(&mut self.keys);
+        let function = self.function;
+        Some(async move {
+            let count = keys.len();
+            match telemetry::timed(function, Op::Delete, cache.delete(keys)).await {
+                Ok(()) => telemetry::invalidation(function, count),
+                Err(error) => telemetry::error(&cache.inner.log, function, Op::Delete, &error),
+            }
+        })
+    }
+}
+
+impl Drop for Invalidation {
+    fn drop(&mut self) {
+        if let Some(delete) = self.take() {
+            spawn_detached(delete);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! What generated code calls. Not public API: names and signatures change without notice.
+//!
+//! `call.rs` holds the cache-aside algorithm of `#[redis_cached]`, `invalidation.rs` the
+//! deletion of `#[invalidates]`, `shape.rs` which part of a return value is stored.
+
+mod call;
+mod invalidation;
+mod shape;
+
+pub use self::call::{Call, cached};
+pub use self::invalidation::{Invalidation, invalidate};
+pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
+pub use crate::entry::Entry;
+pub use crate::key::KeyBuilder;
+pub use crate::near::{CloneValue, DecodeEach, NearMode, NearValue};
+pub use ::core::{concat, module_path};
+
+use crate::Cache;
+
+/// What `cache = <expr>` may evaluate to: a `Cache`, or any reference to one.
+#[diagnostic::on_unimplemented(
+    message = "`cache = ...` must be a `redis_cached::Cache` or a reference to one, not `{Self}`",
+    label = "expected a `Cache` or `&Cache`, as in `cache = &self.cache`"
+)]
+pub trait IntoCache {
+    /// The cache, cloned (a clone is one `Arc` increment).
+    fn to_cache(&self) -> Cache;
+}
+
+impl IntoCache for Cache {
+    fn to_cache(&self) -> Cache {
+        self.clone()
+    }
+}
+
+impl<T: IntoCache + ?Sized> IntoCache for &T {
+    fn to_cache(&self) -> Cache {
+        (**self).to_cache()
+    }
+}
+
+/// The cache a call uses when it names none.
+pub fn global() -> Option<Cache> {
+    crate::global::global()
+}
+
+/// The cache named by `cache = <expr>`, borrowed so that the expression may name a
+/// parameter the body still uses.
+pub fn named<C: IntoCache + ?Sized>(cache: &C) -> Option<Cache> {
+    Some(cache.to_cache())
+}

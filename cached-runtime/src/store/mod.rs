@@ -1,0 +1,292 @@
+//! Where entries live, and the policy around every store operation.
+//!
+//! [`Store`] owns the connection(s), the circuit breaker, the fill-lease length and the
+//! value-size cap, and is the one place that decides whether fill leases are on. Below it,
+//! one type per topology performs the operations atomically (`redis.rs`: one Redis server
+//! through a reconnecting multiplexed connection; `memory.rs`: `mem://`); a topology more is
+//! a file more and a variant of [`Backend`].
+
+pub(crate) mod breaker;
+pub(crate) mod lease;
+mod memory;
+mod redis;
+
+use self::breaker::Breaker;
+use self::lease::Lease;
+use self::memory::MemoryStore;
+pub(crate) use self::redis::RedisStore;
+use crate::Error;
+use crate::task::spawn_detached;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// Bytes read from a store, borrowed from wherever they already are.
+pub(crate) enum Bytes {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(bytes) => bytes,
+            Bytes::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// What a lookup found.
+pub(crate) enum Fetch {
+    /// A value, with its remaining time to live when that was asked for.
+    Hit(Bytes, Option<Duration>),
+    /// Nothing: the caller's lease now holds the key, so the caller fills it.
+    Ours,
+    /// Another caller's lease: that caller is filling the key.
+    Theirs(Lease),
+}
+
+impl Fetch {
+    /// Sorts what a lookup read: nothing (the lease was set), a lease marker, or a value.
+    fn from_read(read: Option<Bytes>, ttl: Option<Duration>) -> Fetch {
+        match read {
+            None => Fetch::Ours,
+            Some(bytes) if Lease::is_marker(&bytes) => Fetch::Theirs(Lease::from_marker(&bytes)),
+            Some(bytes) => Fetch::Hit(bytes, ttl),
+        }
+    }
+}
+
+/// The topologies.
+enum Backend {
+    Redis(RedisStore),
+    Memory(MemoryStore),
+}
+
+/// A cache's store. Cloning is cheap (one `Arc`).
+#[derive(Clone)]
+pub(crate) struct Store(Arc<Inner>);
+
+/// A store that a background task holds without keeping it alive.
+pub(crate) struct WeakStore(Weak<Inner>);
+
+impl WeakStore {
+    pub(crate) fn upgrade(&self) -> Option<Store> {
+        self.0.upgrade().map(Store)
+    }
+}
+
+struct Inner {
+    backend: Backend,
+    /// Skips the backend for a while after consecutive connection failures.
+    breaker: Breaker,
+    /// How long a fill lease holds a key; `None`: leases (and single-flight) are off.
+    lease_ttl: Option<Duration>,
+    /// Values larger than this are neither stored nor read back.
+    max_value_len: usize,
+}
+
+impl Store {
+    /// A store on Redis; `address` (redacted) names it in log lines.
+    pub(crate) fn redis(
+        redis: RedisStore,
+        address: String,
+        lease_ttl: Option<Duration>,
+        max_value_len: usize,
+    ) -> Store {
+        Store::new(Backend::Redis(redis), address, lease_ttl, max_value_len)
+    }
+
+    /// A `mem://` store of at most `max_bytes`.
+    pub(crate) fn memory(
+        max_bytes: u64,
+        lease_ttl: Option<Duration>,
+        max_value_len: usize,
+    ) -> Store {
+        let backend = Backend::Memory(MemoryStore::new(max_bytes));
+        Store::new(backend, "mem://".into(), lease_ttl, max_value_len)
+    }
+
+    fn new(
+        backend: Backend,
+        address: String,
+        lease_ttl: Option<Duration>,
+        max_value_len: usize,
+    ) -> Store {
+        Store(Arc::new(Inner {
+            backend,
+            breaker: Breaker::new(address),
+            lease_ttl,
+            max_value_len,
+        }))
+    }
+
+    /// For background tasks, which must not keep a dropped cache's store alive.
+    pub(crate) fn downgrade(&self) -> WeakStore {
+        WeakStore(Arc::downgrade(&self.0))
+    }
+
+    /// `"redis"` or `"memory"`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.0.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        }
+    }
+
+    /// How long a fill lease holds a key, or `None` when leases are off.
+    pub(crate) fn lease_ttl(&self) -> Option<Duration> {
+        self.0.lease_ttl
+    }
+
+    /// Whether stored bytes are too large to be read back.
+    pub(crate) fn oversized(&self, bytes: &[u8]) -> bool {
+        bytes.len() > self.0.max_value_len
+    }
+
+    /// Whether the breaker is open: recent operations failed to reach the backend.
+    pub(crate) fn is_degraded(&self) -> bool {
+        self.0.breaker.is_open()
+    }
+
+    /// Resolves the next time the backend answers again after an outage.
+    pub(crate) async fn reachable_again(&self) {
+        self.0.breaker.closed().await;
+    }
+
+    /// Runs one backend operation unless the breaker is open, and tells the breaker how it went.
+    async fn guarded<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        if !self.0.breaker.allow() {
+            return Err(Error::Unavailable);
+        }
+        self.unguarded(op).await
+    }
+
+    /// Runs one backend operation past the breaker, and tells the breaker how it went.
+    async fn unguarded<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let result = op.await;
+        self.0.breaker.record(&result);
+        result
+    }
+
+    /// Checks that the backend answers within the timeout.
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        match &self.0.backend {
+            Backend::Redis(redis) => self.unguarded(redis.ping()).await,
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Looks `key` up, taking `lease` on it if it is absent (when leases are on). A value over
+    /// the size cap is returned as is: the caller treats it like one that does not decode.
+    /// With `want_ttl` (Redis), a value comes with its remaining time to live.
+    pub(crate) async fn fetch(
+        &self,
+        key: &str,
+        lease: &Lease,
+        want_ttl: bool,
+    ) -> Result<Fetch, Error> {
+        // Without a lease length, leases are off: a plain read.
+        let lease = self.0.lease_ttl.map(|ttl| (lease, ttl));
+        match &self.0.backend {
+            Backend::Redis(redis) => self.guarded(redis.fetch(key, lease, want_ttl)).await,
+            Backend::Memory(memory) => self.guarded(async { Ok(memory.fetch(key, lease)) }).await,
+        }
+    }
+
+    /// Puts `lease` on `key` whatever it holds (to refresh or overwrite an entry).
+    pub(crate) async fn take_lease(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+        match self.0.lease_ttl {
+            Some(ttl) => self.guarded(self.set(key, lease.as_bytes(), ttl)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stores `value` if `lease` still holds `key` (unconditionally when leases are off);
+    /// says whether it did. A value over the size cap is not stored, and the lease released.
+    pub(crate) async fn fill(
+        &self,
+        key: &str,
+        lease: &Lease,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        if self.oversized(value) {
+            self.release(key, lease).await?;
+            return Ok(false);
+        }
+        if self.0.lease_ttl.is_none() {
+            return self.guarded(self.set(key, value, ttl)).await.map(|()| true);
+        }
+        match &self.0.backend {
+            Backend::Redis(redis) => self.guarded(redis.fill(key, lease, value, ttl)).await,
+            Backend::Memory(memory) => {
+                self.guarded(async { Ok(memory.fill(key, lease, value, ttl)) })
+                    .await
+            }
+        }
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        match &self.0.backend {
+            Backend::Redis(redis) => redis.set(key, value, ttl).await,
+            Backend::Memory(memory) => {
+                memory.set(key, value, ttl);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives up `lease` on `key`, so that the next caller need not wait for it to expire.
+    pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+        if self.0.lease_ttl.is_none() {
+            return Ok(());
+        }
+        self.guarded(self.release_unguarded(key, lease)).await
+    }
+
+    async fn release_unguarded(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+        match &self.0.backend {
+            Backend::Redis(redis) => redis.release(key, lease).await,
+            Backend::Memory(memory) => {
+                memory.release(key, lease);
+                Ok(())
+            }
+        }
+    }
+
+    /// Releases `lease` from a task of its own, past the breaker: for callers that cannot
+    /// wait (a dropped pilot, a lookup that timed out).
+    pub(crate) fn release_detached(&self, key: &str, lease: &Lease) {
+        if self.0.lease_ttl.is_none() {
+            return;
+        }
+        let (store, key, lease) = (self.clone(), key.to_owned(), lease.clone());
+        spawn_detached(async move {
+            let _ = store.release_unguarded(&key, &lease).await;
+        });
+    }
+
+    /// Deletes every key, values and leases alike, in one command.
+    pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
+        self.guarded(self.delete_keys(keys)).await
+    }
+
+    /// Deletes past the breaker: the deferred-invalidation task is its own probe.
+    pub(crate) async fn delete_unguarded(&self, keys: &[String]) -> Result<(), Error> {
+        self.unguarded(self.delete_keys(keys)).await
+    }
+
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), Error> {
+        match &self.0.backend {
+            Backend::Redis(redis) => redis.delete(keys).await,
+            Backend::Memory(memory) => {
+                memory.delete(keys);
+                Ok(())
+            }
+        }
+    }
+}
