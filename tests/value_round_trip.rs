@@ -341,10 +341,11 @@ async fn build(url: &str, codec: Codec, near: bool) -> Cache {
 }
 
 fn codecs() -> Vec<Codec> {
-    let mut codecs = vec![Codec::Json];
-    #[cfg(feature = "msgpack")]
-    codecs.push(Codec::MessagePack);
-    codecs
+    vec![
+        Codec::Json,
+        #[cfg(feature = "msgpack")]
+        Codec::MessagePack,
+    ]
 }
 
 #[test]
