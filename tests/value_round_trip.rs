@@ -95,12 +95,12 @@ macro_rules! functions {
             }
 
             #[redis_cached(
-                                key = "d_some_none:<id>",
-                                ttl = 60,
-                                cache = cache,
-                                cache_none = true,
-                                near_cache = true
-                            )]
+                                        key = "d_some_none:<id>",
+                                        ttl = 60,
+                                        cache = cache,
+                                        cache_none = true,
+                                        near_cache = true
+                                    )]
             pub async fn decoded_some_none(
                 cache: &Cache,
                 runs: &AtomicU64,
@@ -112,12 +112,12 @@ macro_rules! functions {
             }
 
             #[redis_cached(
-                                key = "d_ok_some_none:<id>",
-                                ttl = 60,
-                                cache = cache,
-                                cache_none = true,
-                                near_cache = true
-                            )]
+                                        key = "d_ok_some_none:<id>",
+                                        ttl = 60,
+                                        cache = cache,
+                                        cache_none = true,
+                                        near_cache = true
+                                    )]
             pub async fn decoded_ok_some_none(
                 cache: &Cache,
                 runs: &AtomicU64,

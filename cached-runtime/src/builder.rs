@@ -10,6 +10,33 @@ use crate::store::{RedisStore, Store};
 use std::fmt;
 use std::time::Duration;
 
+/// Construction lives here, beside the builder, so that the handle's module needs neither.
+impl Cache {
+    /// Connects with the default settings: no prefix, a one-hour default TTL and a
+    /// 250 ms timeout on each operation.
+    ///
+    /// Accepts `redis://`, `rediss://` (with the `tls` feature), `redis+unix://`, `unix://`
+    /// and `mem://`. User name and password come from the URL.
+    ///
+    /// # Errors
+    ///
+    /// As [`CacheBuilder::build`]: an invalid URL, or Redis not answering.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+    /// let cache = redis_cached::Cache::connect("mem://").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Cache, Error> {
+        Cache::builder(url).build().await
+    }
+
+    /// Starts configuring a cache for `url`; see [`CacheBuilder`] for the settings.
+    pub fn builder(url: &str) -> CacheBuilder {
+        CacheBuilder::new(url)
+    }
+}
+
 /// Configures a [`Cache`]; made by [`Cache::builder`].
 ///
 /// ```

@@ -1,8 +1,7 @@
 //! The [`Cache`] handle: the public API, and invalidation (store delete, near-tier eviction,
-//! deferral on failure). Configuration is in `builder.rs`; the cache-aside algorithm that
-//! generated code runs is in `private/call.rs`.
+//! deferral on failure). Construction (`connect`, `builder`) is in `builder.rs`; the
+//! cache-aside algorithm that generated code runs is in `private/call.rs`.
 
-use crate::builder::CacheBuilder;
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::flight::Flights;
@@ -95,30 +94,6 @@ impl Cache {
                 redacted_url,
             }),
         }
-    }
-
-    /// Connects with the default settings: no prefix, a one-hour default TTL and a
-    /// 250 ms timeout on each operation.
-    ///
-    /// Accepts `redis://`, `rediss://` (with the `tls` feature), `redis+unix://`, `unix://`
-    /// and `mem://`. User name and password come from the URL.
-    ///
-    /// # Errors
-    ///
-    /// As [`CacheBuilder::build`]: an invalid URL, or Redis not answering.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
-    /// let cache = redis_cached::Cache::connect("mem://").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn connect(url: &str) -> Result<Cache, Error> {
-        Cache::builder(url).build().await
-    }
-
-    /// Starts configuring a cache for `url`; see [`CacheBuilder`] for the settings.
-    pub fn builder(url: &str) -> CacheBuilder {
-        CacheBuilder::new(url)
     }
 
     /// The prefix put in front of every key.
