@@ -22,6 +22,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// For each value type, one cached function per return shape (and `cache_none`), with the
 /// near tier holding bytes and holding decoded values. Each function returns its argument.
+#[rustfmt::skip] // rustfmt indents the multi-line attributes further on every run.
 macro_rules! functions {
     ($module:ident, $t:ty) => {
         mod $module {
@@ -95,12 +96,12 @@ macro_rules! functions {
             }
 
             #[redis_cached(
-                                        key = "d_some_none:<id>",
-                                        ttl = 60,
-                                        cache = cache,
-                                        cache_none = true,
-                                        near_cache = true
-                                    )]
+                key = "d_some_none:<id>",
+                ttl = 60,
+                cache = cache,
+                cache_none = true,
+                near_cache = true
+            )]
             pub async fn decoded_some_none(
                 cache: &Cache,
                 runs: &AtomicU64,
@@ -112,12 +113,12 @@ macro_rules! functions {
             }
 
             #[redis_cached(
-                                        key = "d_ok_some_none:<id>",
-                                        ttl = 60,
-                                        cache = cache,
-                                        cache_none = true,
-                                        near_cache = true
-                                    )]
+                key = "d_ok_some_none:<id>",
+                ttl = 60,
+                cache = cache,
+                cache_none = true,
+                near_cache = true
+            )]
             pub async fn decoded_ok_some_none(
                 cache: &Cache,
                 runs: &AtomicU64,

@@ -4,7 +4,7 @@ use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::parse::{Lookahead1, Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitBool, LitStr, Token, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitBool, LitStr, Token, UnOp, bracketed};
 
 mod kw {
     syn::custom_keyword!(key);
@@ -13,10 +13,11 @@ mod kw {
     syn::custom_keyword!(cache);
     syn::custom_keyword!(cache_none);
     syn::custom_keyword!(near_cache);
+    syn::custom_keyword!(key_ignores);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., refresh = ..., cache = ..., cache_none = ...,
-/// near_cache = ...)]`
+/// near_cache = ..., key_ignores = [...])]`
 pub(crate) struct CachedArgs {
     pub(crate) key: LitStr,
     pub(crate) ttl: Option<u64>,
@@ -24,12 +25,61 @@ pub(crate) struct CachedArgs {
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
     pub(crate) near_cache: Option<LitBool>,
+    pub(crate) key_ignores: Option<KeyIgnores>,
 }
 
-/// `#[invalidates("...", "...", cache = ...)]`
+/// `#[invalidates("...", "...", cache = ..., key_ignores = [...])]`
 pub(crate) struct InvalidatesArgs {
     pub(crate) keys: Vec<LitStr>,
     pub(crate) cache: Option<Expr>,
+    pub(crate) key_ignores: Option<KeyIgnores>,
+}
+
+/// `key_ignores = [E, db]`: type and const parameters, and `impl Trait` arguments by their
+/// binding, that the key need not tell apart. Checked against the function in `generics`.
+pub(crate) struct KeyIgnores(pub(crate) Vec<Ident>);
+
+impl Parse for KeyIgnores {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if !input.peek(syn::token::Bracket) {
+            return Err(input.error(
+                "`key_ignores` takes a bracketed list of type parameters, as in \
+                 `key_ignores = [E]`",
+            ));
+        }
+        let content;
+        bracketed!(content in input);
+        let mut idents: Vec<Ident> = Vec::new();
+        while !content.is_empty() {
+            if let Ok(lifetime) = content.fork().parse::<syn::Lifetime>() {
+                return Err(syn::Error::new_spanned(
+                    &lifetime,
+                    format!(
+                        "lifetimes never need to be in the key; remove `{lifetime}` from \
+                         `key_ignores`"
+                    ),
+                ));
+            }
+            let ident = content.parse::<Ident>().map_err(|error| {
+                syn::Error::new(
+                    error.span(),
+                    "`key_ignores` lists names of type parameters, const parameters or \
+                     `impl Trait` arguments, as in `key_ignores = [E, db]`",
+                )
+            })?;
+            if idents.contains(&ident) {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!("`{ident}` is listed twice in `key_ignores`; keep one"),
+                ));
+            }
+            idents.push(ident);
+            if !content.is_empty() {
+                content.parse::<Token![,]>()?;
+            }
+        }
+        Ok(KeyIgnores(idents))
+    }
 }
 
 impl Parse for CachedArgs {
@@ -40,8 +90,9 @@ impl Parse for CachedArgs {
         let mut cache = None;
         let mut cache_none = None;
         let mut near_cache = None;
-        let expected =
-            "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`, `near_cache`";
+        let mut key_ignores = None;
+        let expected = "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`, \
+                        `near_cache`, `key_ignores`";
         parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
@@ -61,6 +112,11 @@ impl Parse for CachedArgs {
                 set_once(&mut cache_none, value::<kw::cache_none, LitBool>(input)?)?;
             } else if lookahead.peek(kw::near_cache) {
                 set_once(&mut near_cache, value::<kw::near_cache, LitBool>(input)?)?;
+            } else if lookahead.peek(kw::key_ignores) {
+                set_once(
+                    &mut key_ignores,
+                    value::<kw::key_ignores, KeyIgnores>(input)?,
+                )?;
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
@@ -83,6 +139,7 @@ impl Parse for CachedArgs {
             cache,
             cache_none,
             near_cache,
+            key_ignores,
         })
     }
 }
@@ -91,12 +148,19 @@ impl Parse for InvalidatesArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut keys = Vec::new();
         let mut cache = None;
-        let expected = "#[invalidates] takes key templates such as \"user:<id>\" and `cache = ...`";
+        let mut key_ignores = None;
+        let expected = "#[invalidates] takes key templates such as \"user:<id>\", `cache = ...` \
+                        and `key_ignores = [...]`";
         parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(LitStr) {
                 keys.push(input.parse()?);
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
+            } else if lookahead.peek(kw::key_ignores) {
+                set_once(
+                    &mut key_ignores,
+                    value::<kw::key_ignores, KeyIgnores>(input)?,
+                )?;
             } else {
                 return Ok(false);
             }
@@ -108,7 +172,11 @@ impl Parse for InvalidatesArgs {
                 "#[invalidates] needs at least one key template, as in #[invalidates(\"user:<id>\")]",
             ));
         }
-        Ok(InvalidatesArgs { keys, cache })
+        Ok(InvalidatesArgs {
+            keys,
+            cache,
+            key_ignores,
+        })
     }
 }
 

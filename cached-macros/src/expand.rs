@@ -17,7 +17,13 @@ pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStr
     check_async(&function, "redis_cached")?;
     let scope = scope(&function);
     let template = Template::parse(&args.key, &scope)?;
-    generics::check(&function, &template, &args.key, Use::Cached)?;
+    let key_ignores = args.key_ignores.as_ref().map(|list| list.0.as_slice());
+    generics::check(
+        &function,
+        &[(&args.key, &template)],
+        key_ignores,
+        Use::Cached,
+    )?;
     let shape = shape(&function.sig.output);
     if let Some(flag) = &args.cache_none
         && !matches!(shape, Shape::SomeOf | Shape::OkSomeOf)
@@ -71,17 +77,9 @@ pub(crate) fn invalidates(args: InvalidatesArgs, function: ItemFn) -> syn::Resul
         .iter()
         .map(|key| Template::parse(key, &scope))
         .collect::<syn::Result<Vec<_>>>()?;
-    let mut errors = args
-        .keys
-        .iter()
-        .zip(&templates)
-        .filter_map(|(key, template)| {
-            generics::check(&function, template, key, Use::Invalidation).err()
-        });
-    if let Some(mut first) = errors.next() {
-        errors.for_each(|error| first.combine(error));
-        return Err(first);
-    }
+    let keys: Vec<_> = args.keys.iter().zip(&templates).collect();
+    let key_ignores = args.key_ignores.as_ref().map(|list| list.0.as_slice());
+    generics::check(&function, &keys, key_ignores, Use::Invalidation)?;
     let cache = cache_source(args.cache.as_ref());
     let name = function_name(&function);
     let count = templates.len();

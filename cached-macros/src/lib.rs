@@ -29,6 +29,9 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 /// - `cache_none = true`: for `Option` returns, store `None` too.
 /// - `near_cache = true|false`: use the cache's near tier for this function, or not; with
 ///   `true` the tier holds the decoded value, which must then be `Clone`.
+/// - `key_ignores = [E, db]`: type and const parameters of the function, and `impl Trait`
+///   arguments by name, whose choice does not change the result (a database executor), so
+///   that the key need not tell them apart (see below).
 ///
 /// ```
 /// use redis_cached::redis_cached;
@@ -90,6 +93,48 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 /// # Ok(()) }
 /// ```
 ///
+/// Some parameters do not change the result: which executor (a pool, a connection, a
+/// transaction) runs the query does not change the row. List them in `key_ignores` instead
+/// of the key. Entries are then shared across every choice of the listed parameters:
+/// `user_name(&pool, 1)` and `user_name(&mut *conn, 1)` read and fill the one entry
+/// `user:1:name`. That is only right when the result really is the same for all of them;
+/// note that the cache knows nothing of transactions, so a read through a transaction
+/// stores, for every caller, what that transaction sees, uncommitted writes included.
+///
+/// `key_ignores` lists the names of type or const parameters of the function, or of
+/// `impl Trait` arguments (`key_ignores = [db]` for `db: impl Executor`), each once; any
+/// other name is an error, and so is one the key tells apart already (named as `<T>` or in
+/// the type of a rendered argument), so the list never claims more than it does.
+///
+/// ```
+/// # mod sqlx {
+/// #     pub struct Sqlite;
+/// #     pub struct Error;
+/// #     pub trait Executor<'c> { type Database; }
+/// #     pub struct Query;
+/// #     pub fn query_scalar(_: &str) -> Query { Query }
+/// #     impl Query {
+/// #         pub fn bind(self, _: i64) -> Self { self }
+/// #         pub async fn fetch_one<'c>(self, _: impl Executor<'c>) -> Result<String, Error> {
+/// #             Ok(String::new())
+/// #         }
+/// #     }
+/// # }
+/// use redis_cached::redis_cached;
+///
+/// // One entry per id, whichever executor runs the query.
+/// #[redis_cached(key = "user:<id>:name", ttl = 60, key_ignores = [E])]
+/// async fn user_name<'c, E>(db: E, id: i64) -> Result<String, sqlx::Error>
+/// where
+///     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+/// {
+///     sqlx::query_scalar("SELECT name FROM users WHERE id = ?")
+///         .bind(id)
+///         .fetch_one(db)
+///         .await
+/// }
+/// ```
+///
 /// # Methods
 ///
 /// A method whose template names no field of `self` has one entry per argument tuple for
@@ -118,12 +163,50 @@ pub fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Deletes cache keys rendered from an `async fn`'s arguments after its body ran.
 ///
-/// Takes one or more key templates (the grammar of `#[redis_cached]`'s `key`) and an
-/// optional `cache = <expr>`. The keys are rendered at entry and deleted with one command
-/// after the body, whatever it returned. A generic invalidator follows the rule of
-/// `#[redis_cached]` for its type and const parameters (each key names `<T>` or renders an
-/// argument whose type has `T`), so that it deletes the key the generic cached function
-/// renders.
+/// Takes one or more key templates (the grammar of `#[redis_cached]`'s `key`), an
+/// optional `cache = <expr>` and an optional `key_ignores = [E, ...]`. The keys are rendered
+/// at entry and deleted with one command after the body, whatever it returned.
+///
+/// A generic invalidator follows the rule of `#[redis_cached]` for its type and const
+/// parameters (each key names `<T>` or renders an argument whose type has `T`), so that it
+/// deletes the key the generic cached function renders. As there, `key_ignores` lists the
+/// parameters (and `impl Trait` arguments, by name) whose choice does not change which keys
+/// are stale, such as a database executor: every choice of them deletes the same keys. It
+/// applies to every key; naming one that every key already tells apart is an error. Run
+/// inside a transaction, an invalidator deletes its keys before the commit, so a read in
+/// between can store the old row again: invalidate after the commit.
+///
+/// ```
+/// # mod sqlx {
+/// #     pub struct Sqlite;
+/// #     pub struct Error;
+/// #     pub trait Executor<'c> { type Database; }
+/// #     pub struct Query;
+/// #     pub fn query(_: &str) -> Query { Query }
+/// #     impl Query {
+/// #         pub fn bind(self, _: impl Sized) -> Self { self }
+/// #         pub async fn execute<'c>(self, _: impl Executor<'c>) -> Result<(), Error> {
+/// #             Ok(())
+/// #         }
+/// #     }
+/// # }
+/// use redis_cached::invalidates;
+///
+/// #[invalidates("user:<id>:name", key_ignores = [E])]
+/// async fn rename_user<'c, E>(db: E, id: i64, name: &str) -> Result<(), sqlx::Error>
+/// where
+///     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+/// {
+///     sqlx::query("UPDATE users SET name = ? WHERE id = ?")
+///         .bind(name)
+///         .bind(id)
+///         .execute(db)
+///         .await?;
+///     Ok(())
+/// }
+/// ```
+///
+/// A plain invalidator:
 ///
 /// ```
 /// use redis_cached::{invalidates, redis_cached};
