@@ -55,13 +55,19 @@ pub(crate) fn cached(args: CachedArgs, function: ItemFn) -> syn::Result<TokenStr
     let body = body(&function);
     // Spanned on the return type: an unstorable value type is reported there.
     let cached = quote_spanned! {output_span=>
-        ::redis_cached::__private::cached::<#shape, #near_mode, _, _>(__redis_cached_call, #body)
+        ::redis_cached::__private::cached::<#shape, #near_mode, _, _>(
+            __redis_cached_call,
+            __redis_cached_body,
+        )
     };
     Ok(rewrite(
         function,
         quote! {
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
                 #ttl #refresh #cache_none #near;
+            // Pinned here, in the function's own future, so that the runtime's futures hold
+            // a pointer to the body rather than copies of it.
+            let __redis_cached_body = ::redis_cached::__private::pin!(#body);
             #cached
         },
         output_span,
@@ -92,7 +98,8 @@ pub(crate) fn invalidates(args: InvalidatesArgs, function: ItemFn) -> syn::Resul
             let __redis_cached_invalidation =
                 ::redis_cached::__private::Invalidation::new(#cache, #name, #count)
                     #(.key(#renders))*;
-            ::redis_cached::__private::invalidate(__redis_cached_invalidation, #body)
+            let __redis_cached_body = ::redis_cached::__private::pin!(#body);
+            ::redis_cached::__private::invalidate(__redis_cached_invalidation, __redis_cached_body)
         },
         output_span,
     ))
@@ -175,7 +182,7 @@ fn cache_source(cache: Option<&Expr>) -> TokenStream {
 /// `"my_crate::module::function"`, the label of metrics and log lines.
 fn function_name(function: &ItemFn) -> TokenStream {
     let name = function.sig.ident.to_string();
-    quote!(::core::concat!(::core::module_path!(), "::", #name))
+    quote!(::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name))
 }
 
 /// A closure that writes the template into the key builder.

@@ -24,6 +24,7 @@ use crate::{Error, Outcome};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,7 +94,7 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 /// caller's lease means we join its flight (same process) or wait for its value (another
 /// process), up to the lease's length, then run the body ourselves. A call from inside the
 /// body of a fill of the same key runs its body at once: it would otherwise wait for itself.
-pub async fn cached<S, M, R, F>(call: Call, body: F) -> R
+pub async fn cached<S, M, R, F>(call: Call, body: Pin<&mut F>) -> R
 where
     S: Shape<R>,
     M: NearMode<S::Stored>,
@@ -107,7 +108,7 @@ where
     let store = &parts.store;
     if parts.pending.contains(key) {
         // The key's invalidation has not reached the store: neither read nor write it.
-        return degraded::<S, R, F>(&call, cache, key, body).await;
+        return degraded::<S, R, _>(&call, cache, key, body).await;
     }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
     // kept locally only if no invalidation of the key came in meanwhile.
@@ -155,7 +156,7 @@ where
                 fetched = store.take_lease(key, &lease).await.map(|()| Fetch::Ours);
             }
             Ok(Fetch::Ours) => {
-                return fill::<S, M, R, F>(&call, cache, key, &lease, near, body).await;
+                return fill::<S, M, R, _>(&call, cache, key, &lease, near, body).await;
             }
             Ok(Fetch::Theirs(other)) => {
                 if flight::is_filling(key) {
@@ -194,7 +195,7 @@ where
                     // on it; a release queued behind it on the connection undoes that.
                     store.release_detached(key, &lease);
                 }
-                return degraded::<S, R, F>(&call, cache, key, body).await;
+                return degraded::<S, R, _>(&call, cache, key, body).await;
             }
         }
     }

@@ -6,6 +6,7 @@ use crate::key::KeyBuilder;
 use crate::task::spawn_detached;
 use crate::telemetry::{self, Op};
 use std::future::Future;
+use std::pin::Pin;
 
 /// One call of an `#[invalidates]` function: its cache and the keys it makes stale.
 pub struct Invalidation {
@@ -35,7 +36,10 @@ impl Invalidation {
 
 /// Runs `body`, then deletes the keys in one command whatever it returned. If the caller
 /// is dropped before that (cancelled mid-write), the keys are deleted in the background.
-pub async fn invalidate<R, F: Future<Output = R>>(mut invalidation: Invalidation, body: F) -> R {
+pub async fn invalidate<R, F: Future<Output = R>>(
+    mut invalidation: Invalidation,
+    body: Pin<&mut F>,
+) -> R {
     let output = body.await;
     if let Some(delete) = invalidation.take() {
         delete.await;

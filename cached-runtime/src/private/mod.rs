@@ -13,7 +13,8 @@ pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 pub use crate::entry::Entry;
 pub use crate::key::KeyBuilder;
 pub use crate::near::{CloneValue, DecodeEach, NearMode, NearValue};
-pub use ::core::{concat, module_path};
+// Through here, so that a user crate named `core` cannot break an expansion.
+pub use ::core::{concat, module_path, pin::pin};
 
 use crate::Cache;
 
