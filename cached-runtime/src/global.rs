@@ -7,6 +7,10 @@ static GLOBAL: RwLock<Option<Cache>> = RwLock::new(None);
 
 /// Connects to `url` and installs the result as the process-wide cache.
 ///
+/// # Errors
+///
+/// As [`Cache::connect`]: an invalid URL, or Redis not answering.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
 /// let cache = redis_cached::init("mem://").await?;

@@ -37,10 +37,6 @@ pub struct NearCache {
 impl NearCache {
     /// A near cache holding up to `max_bytes` of keys and values, used by every function
     /// of the cache (see [`opt_in`](Self::opt_in)), with a 10 s maximum local lifetime.
-    ///
-    /// ```
-    /// let near = redis_cached::NearCache::new(16 << 20);
-    /// ```
     pub fn new(max_bytes: u64) -> NearCache {
         NearCache {
             max_bytes,
@@ -50,11 +46,6 @@ impl NearCache {
     }
 
     /// The longest an entry is served locally, a safety net behind tracking (default 10 s).
-    ///
-    /// ```
-    /// let near = redis_cached::NearCache::new(16 << 20)
-    ///     .max_lifetime(std::time::Duration::from_secs(2));
-    /// ```
     pub fn max_lifetime(mut self, lifetime: Duration) -> NearCache {
         self.max_lifetime = lifetime;
         self
@@ -62,10 +53,6 @@ impl NearCache {
 
     /// Only functions marked `#[redis_cached(near_cache = true, ..)]` use the near cache
     /// (default: every function does, unless marked `near_cache = false`).
-    ///
-    /// ```
-    /// let near = redis_cached::NearCache::new(16 << 20).opt_in();
-    /// ```
     pub fn opt_in(mut self) -> NearCache {
         self.every_function = false;
         self
