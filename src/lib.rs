@@ -1,10 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use redis_cached_macros::{invalidates, redis_cached};
 pub use redis_cached_runtime::{
-    Cache, CacheBuilder, Codec, Error, KeyPart, NearCache, Outcome, init, install, installed,
-    with_outcome, write_escaped,
+    Cache, CacheBuilder, Codec, Error, KeyPart, NearCache, Outcome, describe_metrics, init,
+    install, installed, with_outcome, write_escaped,
 };
 
 /// Not public API: what the macros' generated code calls.

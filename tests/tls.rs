@@ -298,7 +298,7 @@ async fn rediss_without_the_ca_fails_at_build() {
         .await
         .expect_err("the system roots do not trust the test CA");
     assert!(
-        matches!(err, Error::Redis(_)) && err.to_string().contains("certificate"),
+        matches!(err, Error::Connect { .. }) && err.to_string().contains("certificate"),
         "a certificate error, not a timeout or a configuration error: {err:?}"
     );
     assert!(
@@ -313,7 +313,7 @@ async fn rediss_without_the_ca_fails_at_build() {
         .await
         .expect_err("another CA does not trust the server's certificate");
     assert!(
-        matches!(err, Error::Redis(_)) && err.to_string().contains("certificate"),
+        matches!(err, Error::Connect { .. }) && err.to_string().contains("certificate"),
         "{err:?}"
     );
 

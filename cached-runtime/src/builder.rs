@@ -167,6 +167,7 @@ impl CacheBuilder {
 
     /// For `rediss://`: trust this CA certificate (PEM) instead of the system's roots.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.root_certificate = Some(pem.into());
         self
@@ -194,8 +195,10 @@ impl CacheBuilder {
     ///
     /// [`Error::InvalidUrl`] for a URL that does not parse or whose scheme this build does
     /// not support, [`Error::InvalidConfig`] for a setting out of range, and, unless lazy,
-    /// [`Error::Redis`] or [`Error::Timeout`] when Redis does not answer.
+    /// [`Error::Connect`] naming the address when Redis does not answer or refuses the
+    /// connection.
     pub async fn build(self) -> Result<Cache, Error> {
+        crate::telemetry::describe_metrics();
         let redacted_url = redact(&self.url);
         if self.prefix.contains('\\') {
             return Err(Error::InvalidConfig(
@@ -217,11 +220,16 @@ impl CacheBuilder {
             url: redacted_url.clone(),
             reason,
         };
-        let scheme = self.url.split_once("://").map_or("", |(scheme, _)| scheme);
+        let scheme = scheme(&self.url).map_err(invalid)?;
         let (store, near) = match scheme {
             "mem" => {
                 let store = Store::memory(self.memory_bytes, self.fill_lease, self.max_value_len);
                 (store, None)
+            }
+            "rediss" if !cfg!(feature = "tls") => {
+                return Err(invalid(
+                    "`rediss://` (TLS) needs the `tls` feature of redis-cached".into(),
+                ));
             }
             "redis" | "rediss" | "redis+unix" | "unix" => {
                 let client = self
@@ -230,7 +238,8 @@ impl CacheBuilder {
                 let near = self.near.clone().map(|near| {
                     NearTier::start(near, resp3(&client), self.prefix.clone(), self.timeout)
                 });
-                let redis = RedisStore::open(client, self.timeout, self.lazy).await?;
+                let redis =
+                    RedisStore::open(client, &redacted_url, self.timeout, self.lazy).await?;
                 let store = Store::redis(
                     redis,
                     redacted_url.clone(),
@@ -239,7 +248,11 @@ impl CacheBuilder {
                 );
                 (store, near)
             }
-            _ => return Err(invalid(format!("unsupported URL scheme `{scheme}`"))),
+            _ => {
+                return Err(invalid(format!(
+                    "unsupported URL scheme `{scheme}`: use {SCHEMES}"
+                )));
+            }
         };
         let keys = Keys {
             prefix: self.prefix,
@@ -297,6 +310,29 @@ impl fmt::Debug for CacheBuilder {
                 .map(|pem| format!("{} bytes", pem.len())),
         );
         debug.finish()
+    }
+}
+
+/// The URL schemes this build opens, for error messages.
+const SCHEMES: &str = if cfg!(feature = "tls") {
+    "`redis://`, `rediss://`, `redis+unix://`, `unix://` or `mem://`"
+} else {
+    "`redis://`, `redis+unix://`, `unix://` or `mem://` (`rediss://` with the `tls` feature)"
+};
+
+/// The scheme of `url`, or what is wrong with it.
+fn scheme(url: &str) -> Result<&str, String> {
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Ok(scheme);
+    }
+    let example = "as in `redis://127.0.0.1:6379`";
+    match url.split_once(':') {
+        Some((scheme @ ("redis" | "rediss" | "redis+unix" | "unix" | "mem"), _)) => Err(format!(
+            "`{scheme}:` must be followed by `//` and the address, {example}"
+        )),
+        _ => Err(format!(
+            "not a URL: expected a scheme and an address, {example}, or `mem://`"
+        )),
     }
 }
 

@@ -17,6 +17,7 @@ pub enum Codec {
     Json,
     /// MessagePack through rmp-serde, with field names (so structs may gain fields).
     #[cfg(feature = "msgpack")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
     MessagePack,
 }
 

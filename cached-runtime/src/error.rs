@@ -29,6 +29,15 @@ pub enum Error {
     /// Redis answered with an error, or the connection failed.
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// [`CacheBuilder::build`](crate::CacheBuilder::build) could not connect (refused,
+    /// unreachable, refused credentials, TLS): the address tried and why.
+    #[error("could not connect to the cache at `{address}`: {reason}")]
+    Connect {
+        /// The URL tried, with any password redacted.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Recent operations failed to reach Redis, so this one was not tried (the circuit
     /// breaker is open; it tries again shortly).
     #[error("cache unavailable: recent operations failed to reach it")]

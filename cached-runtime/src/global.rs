@@ -58,10 +58,15 @@ pub(crate) fn global() -> Option<Cache> {
     let cache = installed();
     if cache.is_none() {
         WARNED.call_once(|| {
-            tracing::warn!(
-                "no cache is installed: cached functions run their bodies uncached; \
-                 call redis_cached::init(url) at start-up"
-            );
+            const WARNING: &str = "no cache is installed: cached functions run their bodies \
+                                   uncached; call redis_cached::init(url) at start-up";
+            // Said whatever logging the application has: on stderr when no `tracing`
+            // subscriber would show it.
+            if tracing::dispatcher::has_been_set() {
+                tracing::warn!("{WARNING}");
+            } else {
+                eprintln!("redis-cached: {WARNING}");
+            }
         });
     }
     cache

@@ -115,6 +115,7 @@ macro_rules! forward_key_part {
 forward_key_part!(&T, &mut T, Box<T>, Rc<T>, Arc<T>);
 
 #[cfg(feature = "uuid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "uuid")))]
 impl KeyPart for uuid::Uuid {
     fn write_key(&self, out: &mut String) {
         let _ = write!(out, "{}", self.hyphenated());

@@ -1,6 +1,7 @@
 //! Runtime of [`redis-cached`](https://docs.rs/redis-cached): the cache handle, key
 //! rendering, codecs and the helpers generated code calls. Depend on `redis-cached`, which
 //! re-exports everything here.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod cache;
@@ -29,3 +30,4 @@ pub use crate::global::{init, install, installed};
 pub use crate::key::{KeyPart, write_escaped};
 pub use crate::near::NearCache;
 pub use crate::outcome::{Outcome, with_outcome};
+pub use crate::telemetry::describe_metrics;

@@ -72,8 +72,81 @@ pub(crate) fn body_time(function: &'static str, elapsed: Duration) {
 }
 
 pub(crate) fn invalidation(function: &'static str, keys: usize) {
-    metrics::counter!("redis_cached_invalidations_total", "function" => function)
+    metrics::counter!("redis_cached_invalidations_total", "function" => function).increment(1);
+    metrics::counter!("redis_cached_invalidated_keys_total", "function" => function)
         .increment(keys as u64);
+}
+
+/// Gives every metric of the library its unit and `# HELP` text in the installed recorder.
+///
+/// [`CacheBuilder::build`](crate::CacheBuilder::build) calls it, so a recorder installed
+/// before the cache is built needs nothing more; call it yourself after installing one later.
+/// The metrics, all labelled `function` (the cached function's path, as
+/// `my_app::users::get_user`) unless said otherwise:
+///
+/// | metric | type, unit | what |
+/// |---|---|---|
+/// | `redis_cached_hits_total` | counter | calls answered from the cache |
+/// | `redis_cached_misses_total` | counter | calls that ran the body and stored (or tried to) |
+/// | `redis_cached_refreshes_total` | counter | calls with `refresh` true: body run, entry overwritten |
+/// | `redis_cached_errors_total` | counter; also `operation` (`fetch`, `fill`, `encode`, `decode`, `delete`) | failed cache operations, each logged at most once a second per function |
+/// | `redis_cached_invalidations_total` | counter | `#[invalidates]` calls that deleted their keys |
+/// | `redis_cached_invalidated_keys_total` | counter | keys those calls deleted |
+/// | `redis_cached_cache_duration_seconds` | histogram, seconds; also `operation` | time spent in each cache operation |
+/// | `redis_cached_body_duration_seconds` | histogram, seconds | time spent running bodies |
+/// | `redis_cached_breaker_opened_total` | counter, no labels | outages: times the circuit breaker opened |
+///
+/// ```
+/// // After installing a recorder, for example metrics-exporter-prometheus's:
+/// redis_cached::describe_metrics();
+/// ```
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        "redis_cached_hits_total",
+        Unit::Count,
+        "Cached calls answered from the cache, by function."
+    );
+    describe_counter!(
+        "redis_cached_misses_total",
+        Unit::Count,
+        "Cached calls that ran the body and stored its value (or tried to), by function."
+    );
+    describe_counter!(
+        "redis_cached_refreshes_total",
+        Unit::Count,
+        "Cached calls asked to refresh: body run and entry overwritten, by function."
+    );
+    describe_counter!(
+        "redis_cached_errors_total",
+        Unit::Count,
+        "Failed cache operations, by function and operation (fetch, fill, encode, decode, delete)."
+    );
+    describe_counter!(
+        "redis_cached_invalidations_total",
+        Unit::Count,
+        "#[invalidates] calls whose keys were deleted, by function."
+    );
+    describe_counter!(
+        "redis_cached_invalidated_keys_total",
+        Unit::Count,
+        "Keys deleted by #[invalidates] calls, by function."
+    );
+    describe_histogram!(
+        "redis_cached_cache_duration_seconds",
+        Unit::Seconds,
+        "Time spent in cache operations, by function and operation."
+    );
+    describe_histogram!(
+        "redis_cached_body_duration_seconds",
+        Unit::Seconds,
+        "Time spent running the bodies of cached functions, by function."
+    );
+    describe_counter!(
+        "redis_cached_breaker_opened_total",
+        Unit::Count,
+        "Times the circuit breaker opened: the cache became unreachable."
+    );
 }
 
 pub(crate) fn error(

@@ -65,8 +65,14 @@ pub(crate) struct RedisStore {
 }
 
 impl RedisStore {
-    /// Opens the manager; unless `lazy`, first checks that Redis answers.
-    pub(crate) async fn open(client: Client, timeout: Duration, lazy: bool) -> Result<Self, Error> {
+    /// Opens the manager; unless `lazy`, first checks that Redis answers at `address` (the
+    /// redacted URL, named in the error).
+    pub(crate) async fn open(
+        client: Client,
+        address: &str,
+        timeout: Duration,
+        lazy: bool,
+    ) -> Result<Self, Error> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -77,9 +83,14 @@ impl RedisStore {
         if !lazy {
             // One plain connection first: it fails with the real cause ("connection
             // refused") where the manager would retry until the timeout.
+            let connect_error = |reason: String| Error::Connect {
+                address: address.to_owned(),
+                reason,
+            };
             tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
                 .await
-                .map_err(|_| Error::Timeout(timeout))??;
+                .map_err(|_| connect_error(format!("no answer within {timeout:?}")))?
+                .map_err(|error| connect_error(error.to_string()))?;
         }
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {

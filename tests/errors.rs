@@ -1,0 +1,55 @@
+//! Mistakes are loud: a malformed URL says what is wrong with it, and a failed connection
+//! names the address it tried (its password redacted).
+
+use redis_cached::{Cache, Error};
+
+async fn build_error(url: &str) -> Error {
+    match Cache::builder(url).build().await {
+        Ok(_) => panic!("{url} built a cache"),
+        Err(error) => error,
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_url_says_what_is_wrong() {
+    for (url, says) in [
+        ("redis:/127.0.0.1", "`redis:` must be followed by `//`"),
+        ("redis:127.0.0.1:6379", "`redis:` must be followed by `//`"),
+        ("127.0.0.1:6379", "not a URL: expected a scheme"),
+        ("localhost:6379", "not a URL: expected a scheme"),
+        ("", "not a URL"),
+        (
+            "ftp://example",
+            "unsupported URL scheme `ftp`: use `redis://`",
+        ),
+    ] {
+        let error = build_error(url).await;
+        assert!(
+            matches!(error, Error::InvalidUrl { .. }) && error.to_string().contains(says),
+            "{url:?}: {error}"
+        );
+    }
+    #[cfg(not(feature = "tls"))]
+    assert!(
+        build_error("rediss://127.0.0.1:6380")
+            .await
+            .to_string()
+            .contains("needs the `tls` feature")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_connection_names_the_address_without_the_password() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("an address").port()
+    };
+    let error = build_error(&format!("redis://alice:hunter2@127.0.0.1:{port}/0")).await;
+    let text = error.to_string();
+    assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+    assert!(
+        text.contains(&format!("redis://alice:***@127.0.0.1:{port}/0")),
+        "the address tried: {text}"
+    );
+    assert!(!format!("{text} {error:?}").contains("hunter2"), "{text}");
+}
