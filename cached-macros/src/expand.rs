@@ -182,7 +182,9 @@ fn cache_source(cache: Option<&Expr>) -> TokenStream {
 /// `"my_crate::module::function"`, the label of metrics and log lines.
 fn function_name(function: &ItemFn) -> TokenStream {
     let name = function.sig.ident.to_string();
-    quote!(::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name))
+    quote!(
+        ::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name)
+    )
 }
 
 /// A closure that writes the template into the key builder.
