@@ -1,6 +1,7 @@
 //! Test harness: real `redis-server` processes on free ports, and caches isolated per test.
 //!
-//! `shared()` is one server for the whole test binary (or the server at `REDIS_URL`);
+//! `shared_url()` is one server for the whole test binary, started here; only the test-only
+//! `REDIS_CACHED_TEST_URL` points it at another (never `REDIS_URL`, which is the examples').
 //! `RedisServer::start()` gives a test a server of its own to kill, freeze and restart.
 //! Servers are stopped when their handle drops, and by a watchdog when the test process
 //! exits, however it exits.
@@ -165,11 +166,12 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The URL of the server shared by this test binary: `REDIS_URL`, or one started here.
+/// The URL of the server shared by this test binary: one started here, unless the test-only
+/// `REDIS_CACHED_TEST_URL` names another (`REDIS_URL` is ignored: it is the examples').
 pub fn shared_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    URL.get_or_init(|| match std::env::var("REDIS_URL") {
+    URL.get_or_init(|| match std::env::var("REDIS_CACHED_TEST_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => SERVER.get_or_init(RedisServer::start).url(),
     })

@@ -82,7 +82,7 @@ pub async fn keys_under(prefix: &str) -> Vec<String> {
 }
 
 /// Every key on the server behind `redis` that starts with `prefix`, sorted (SCAN, so
-/// that a shared `REDIS_URL` server is not blocked).
+/// that a `REDIS_CACHED_TEST_URL` server shared with others is not blocked).
 pub async fn keys_matching(redis: &mut MultiplexedConnection, prefix: &str) -> Vec<String> {
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor: u64 = 0;
