@@ -7,6 +7,7 @@
 //! exits, however it exits.
 #![allow(dead_code)]
 
+use redis::aio::MultiplexedConnection;
 use redis_cached::Cache;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -110,31 +111,18 @@ impl RedisServer {
         }
     }
 
-    /// How many times the server has run each command (`INFO commandstats`), by lowercase
-    /// name; commands run inside scripts count under their own names too.
-    pub async fn command_calls(&self) -> HashMap<String, u64> {
-        let mut redis = redis::Client::open(self.url())
+    /// A new connection to this server.
+    pub async fn connection(&self) -> MultiplexedConnection {
+        redis::Client::open(self.url())
             .expect("a valid URL")
             .get_multiplexed_async_connection()
             .await
-            .expect("the server answers");
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut redis)
-            .await
-            .expect("INFO commandstats");
-        info.lines()
-            .filter_map(|line| {
-                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = stats
-                    .strip_prefix("calls=")?
-                    .split(',')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                Some((name.to_owned(), calls))
-            })
-            .collect()
+            .expect("the test's redis-server answers")
+    }
+
+    /// `command_calls_on` a new connection to this server.
+    pub async fn command_calls(&self) -> HashMap<String, u64> {
+        command_calls_on(&mut self.connection().await).await
     }
 
     /// Starts the server again on the same port (empty: nothing is persisted).
@@ -166,6 +154,37 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// How many times the server behind `redis` has run each command (`INFO commandstats`), by
+/// lowercase name; commands run inside scripts count under their own names too. What
+/// counting itself sends is left out, so that counts taken before and after something
+/// differ only by what that something sent, whatever the server's version: `INFO`, and
+/// `HELLO` and `CLIENT ...` (`cmdstat_client|setinfo`), which a new connection may send.
+pub async fn command_calls_on(redis: &mut MultiplexedConnection) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .split(',')
+                .find_map(|stat| stat.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .filter(|(name, _)| !counting_itself(name))
+        .collect()
+}
+
+/// Whether `name` (as in `INFO commandstats`) is a command that counting may send.
+fn counting_itself(name: &str) -> bool {
+    let command = name.split('|').next().unwrap_or(name);
+    matches!(command, "info" | "hello" | "client")
+}
+
 /// The URL of the server shared by this test binary: one started here, unless the test-only
 /// `REDIS_CACHED_TEST_URL` names another (`REDIS_URL` is ignored: it is the examples').
 pub fn shared_url() -> &'static str {
@@ -194,7 +213,7 @@ pub async fn redis_cache(test: &str) -> Cache {
 }
 
 /// A plain redis-rs connection to the shared server, for looking at what the cache wrote.
-pub async fn raw_connection() -> redis::aio::MultiplexedConnection {
+pub async fn raw_connection() -> MultiplexedConnection {
     redis::Client::open(shared_url())
         .expect("a valid URL")
         .get_multiplexed_async_connection()
