@@ -1,4 +1,6 @@
 //! Test harness: real `redis-server` processes on free ports, and caches isolated per test.
+//! Why two: this is the harness every test binary declares; `support` is the helpers for test
+//! bodies built on it. A helper that starts, reaches or counts a server goes here; others there.
 //!
 //! `shared_url()` is one server for the whole test binary, started here; only the test-only
 //! `REDIS_CACHED_TEST_URL` points it at another (never `REDIS_URL`, which is the examples').
@@ -8,7 +10,7 @@
 #![allow(dead_code)]
 
 use redis::aio::MultiplexedConnection;
-use redis_cached::Cache;
+use redis_cached::{Cache, CacheBuilder};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -72,15 +74,7 @@ impl RedisServer {
     }
 
     fn wait_until_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}; is it installed? run scripts/test",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_port(self.port);
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -147,11 +141,25 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 that nothing listens on (bound once, then closed): to start a
+/// server on, or to point a cache at and be refused.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("a free port")
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`, for at most 10 s.
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server does not listen on port {port}; is it installed? run scripts/test"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// How many times the server behind `redis` has run each command (`INFO commandstats`), by
@@ -203,10 +211,14 @@ pub fn unique_prefix(test: &str) -> String {
     format!("test:{}:{n}:{test}:", std::process::id())
 }
 
+/// A cache builder for the shared server with a prefix of its own.
+pub fn shared_builder(test: &str) -> CacheBuilder {
+    Cache::builder(shared_url()).prefix(unique_prefix(test))
+}
+
 /// A cache on the shared server with a prefix of its own.
 pub async fn redis_cache(test: &str) -> Cache {
-    Cache::builder(shared_url())
-        .prefix(unique_prefix(test))
+    shared_builder(test)
         .build()
         .await
         .expect("the shared redis-server answers")
