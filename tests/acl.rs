@@ -9,7 +9,7 @@ use redis_cached::{Cache, Outcome, invalidates, redis_cached};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::{Logs, checked_square, forget, runs};
+use support::{Logs, checked_square, forget, get_text as raw_get, runs};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -100,14 +100,6 @@ async fn raw_alice(server: &common::RedisServer) -> redis::aio::MultiplexedConne
         .get_multiplexed_async_connection()
         .await
         .expect("alice logs in")
-}
-
-async fn raw_get(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(redis)
-        .await
-        .expect("GET as alice")
 }
 
 #[redis_cached(key = "profile:<name>", ttl = 60, cache = cache)]
@@ -297,11 +289,7 @@ async fn exercise(cache: &Cache, counter: &AtomicUsize) {
 fn the_log_never_shows_the_password() {
     let _alone = GATE.blocking_write();
     let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(LevelFilter::TRACE)
-        .with_ansi(false)
-        .finish();
+    let subscriber = logs.subscriber(LevelFilter::TRACE);
     // The thread's default (also forwarding `log` records); on a current-thread runtime
     // every task runs on this thread, so every line is captured.
     let guard = subscriber.set_default();
@@ -386,10 +374,7 @@ fn the_log_never_shows_the_password() {
 fn a_lazy_cache_reports_refused_credentials_as_such() {
     let _alone = GATE.blocking_write();
     let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
+    let subscriber = logs.subscriber(LevelFilter::INFO);
     let guard = subscriber.set_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,9 +7,9 @@ mod common;
 mod support;
 
 use redis_cached::{Cache, redis_cached};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use support::runs;
+use support::{bump, runs};
 use tokio::sync::Barrier;
 
 /// The lease of these tests' caches: waits are bounded by it.
@@ -44,7 +44,7 @@ async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> (T, Duration) 
 
 #[redis_cached(key = "account:<id>", ttl = 60, cache = cache)]
 async fn account_balance(cache: &Cache, counter: &AtomicUsize, id: u64) -> u64 {
-    counter.fetch_add(1, Ordering::SeqCst);
+    bump(counter);
     100 + id
 }
 
@@ -57,7 +57,7 @@ async fn account_summary(cache: &Cache, counter: &AtomicUsize, id: u64) -> u64 {
 /// Directly recursive, on one key.
 #[redis_cached(key = "countdown:<id>", ttl = 60, cache = cache)]
 async fn countdown(cache: &Cache, counter: &AtomicUsize, id: u64, depth: u32) -> u32 {
-    counter.fetch_add(1, Ordering::SeqCst);
+    bump(counter);
     if depth == 0 {
         return 0;
     }
@@ -138,7 +138,7 @@ async fn two_fills_waiting_for_each_other_finish_within_one_lease() {
 
 #[redis_cached(key = "slow:<id>", ttl = 60, cache = cache)]
 async fn slow(cache: &Cache, counter: &AtomicUsize, id: u64, pause: Duration) -> u64 {
-    counter.fetch_add(1, Ordering::SeqCst);
+    bump(counter);
     tokio::time::sleep(pause).await;
     id
 }

@@ -9,22 +9,13 @@ use redis_cached::{Cache, KeyPart, Outcome, redis_cached, with_outcome};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
-use support::{raw_exists, raw_get, raw_get_text, raw_set, raw_ttl};
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-fn bump(counter: &AtomicUsize) {
-    counter.fetch_add(1, Ordering::SeqCst);
-}
+use support::{bump, raw_exists, raw_get, raw_get_text, raw_set, raw_ttl, runs};
 
 /// A cache on the shared server with its own prefix and the given default TTL.
 async fn cache_with_default_ttl(test: &str, ttl: Duration) -> Cache {
-    Cache::builder(common::shared_url())
-        .prefix(common::unique_prefix(test))
+    common::shared_builder(test)
         .default_ttl(ttl)
         .build()
         .await
@@ -325,8 +316,7 @@ async fn a_garbage_value_that_looks_like_a_lease_is_a_miss_and_is_overwritten() 
     // A stray value starting with the marker byte is no lease (nor a stored `None`): a miss,
     // overwritten at once. One of a lease's form is taken over once no live lease could
     // still hold the key, that is after the lease's length.
-    let cache = Cache::builder(common::shared_url())
-        .prefix(common::unique_prefix("garbage_c1"))
+    let cache = common::shared_builder("garbage_c1")
         .fill_lease(std::time::Duration::from_millis(200))
         .build()
         .await
@@ -357,8 +347,7 @@ async fn sized(cache: &Cache, counter: &AtomicUsize, len: usize) -> String {
 
 #[tokio::test]
 async fn values_over_max_value_len_are_neither_stored_nor_read() {
-    let cache = Cache::builder(common::shared_url())
-        .prefix(common::unique_prefix("max_value_len"))
+    let cache = common::shared_builder("max_value_len")
         .max_value_len(16)
         .build()
         .await

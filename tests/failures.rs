@@ -63,7 +63,7 @@ async fn until_cached_again(cache: &Cache, counter: &AtomicUsize, id: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_redis_calls_return_correct_values_within_the_timeout() {
-    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", support::closed_port())).await;
+    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", common::free_port())).await;
     let counter = AtomicUsize::new(0);
     for round in 1..=5 {
         assert_eq!(timed_square(&cache, &counter, 7).await, Some(Outcome::Miss));
@@ -176,7 +176,7 @@ async fn refused_writes_still_return_the_value() {
     assert_eq!(timed_square(&cache, &counter, 2).await, Some(Outcome::Miss));
 
     // Every write is now refused with OOM; reads still work.
-    let mut redis = support::connect(&server).await;
+    let mut redis = server.connection().await;
     let () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory")
@@ -194,7 +194,7 @@ async fn refused_writes_still_return_the_value() {
 
 #[tokio::test]
 async fn connecting_to_a_closed_port_fails() {
-    let url = format!("redis://127.0.0.1:{}", support::closed_port());
+    let url = format!("redis://127.0.0.1:{}", common::free_port());
     let started = Instant::now();
     assert!(Cache::connect(&url).await.is_err());
     assert!(Cache::builder(&url).timeout(TIMEOUT).build().await.is_err());
@@ -213,7 +213,7 @@ fn assert_no_password(what: &str, text: &str) {
 
 #[tokio::test]
 async fn errors_and_debug_output_never_show_the_password() {
-    let closed = support::closed_port();
+    let closed = common::free_port();
     let urls = [
         format!("redis://user:{PASSWORD}@127.0.0.1:{closed}"),
         format!("redis://:{PASSWORD}@127.0.0.1:{closed}/0"),

@@ -163,11 +163,7 @@ async fn invalidations_made_while_redis_is_frozen_are_applied_before_reads_resum
         let (_, version) = read(&cache, 7).await;
         assert!(version > before, "served the stale entry after the outage");
     }
-    let mut redis = redis::Client::open(server.url())
-        .expect("a URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis is back");
+    let mut redis = server.connection().await;
     let stored: Option<String> = redis::cmd("GET")
         .arg("fault:7")
         .query_async(&mut redis)

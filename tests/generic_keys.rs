@@ -1,9 +1,13 @@
 //! Generic functions whose key names the type parameter (`<T>`) or const parameter (`<N>`):
 //! one entry per instantiation, under a key that holds the type's name or the const's value.
 
+mod common;
+mod support;
+
 use redis_cached::{Cache, invalidates, redis_cached, write_escaped};
 use std::any::type_name;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
+use support::{bump, mem_cache, runs};
 
 trait Table {
     const ROWS: u64;
@@ -22,7 +26,7 @@ impl Table for Orders {
 
 #[redis_cached(key = "count:<T>:<id>", ttl = 60, cache = cache)]
 async fn count_rows<T: Table>(cache: &Cache, runs: &AtomicUsize, id: u64) -> u64 {
-    runs.fetch_add(1, Ordering::SeqCst);
+    bump(runs);
     T::ROWS + id
 }
 
@@ -33,18 +37,8 @@ async fn clear<T: Table>(cache: &Cache, id: u64) {
 
 #[redis_cached(key = "first:<N>:<id>", ttl = 60, cache = cache)]
 async fn first<const N: usize>(cache: &Cache, runs: &AtomicUsize, id: u64) -> Vec<u64> {
-    runs.fetch_add(1, Ordering::SeqCst);
+    bump(runs);
     vec![id; N]
-}
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-async fn mem() -> Cache {
-    Cache::connect("mem://")
-        .await
-        .expect("mem:// always connects")
 }
 
 /// `count:<T>:1` as `count_rows::<T>` renders it.
@@ -57,7 +51,7 @@ fn count_key<T>() -> String {
 
 #[tokio::test]
 async fn each_type_gets_its_own_entry() {
-    let cache = mem().await;
+    let cache = mem_cache().await;
     let counter = AtomicUsize::new(0);
     assert_eq!(count_rows::<Users>(&cache, &counter, 1).await, 11);
     assert_eq!(count_rows::<Orders>(&cache, &counter, 1).await, 21);
@@ -69,7 +63,7 @@ async fn each_type_gets_its_own_entry() {
 
 #[tokio::test]
 async fn the_key_holds_the_type_name() {
-    let cache = mem().await;
+    let cache = mem_cache().await;
     let counter = AtomicUsize::new(0);
     count_rows::<Users>(&cache, &counter, 1).await;
     count_rows::<Orders>(&cache, &counter, 1).await;
@@ -86,7 +80,7 @@ async fn the_key_holds_the_type_name() {
 
 #[tokio::test]
 async fn a_generic_invalidation_deletes_its_own_type_only() {
-    let cache = mem().await;
+    let cache = mem_cache().await;
     let counter = AtomicUsize::new(0);
     count_rows::<Users>(&cache, &counter, 1).await;
     count_rows::<Orders>(&cache, &counter, 1).await;
@@ -99,7 +93,7 @@ async fn a_generic_invalidation_deletes_its_own_type_only() {
 
 #[tokio::test]
 async fn const_parameters_render_their_value() {
-    let cache = mem().await;
+    let cache = mem_cache().await;
     let counter = AtomicUsize::new(0);
     assert_eq!(first::<2>(&cache, &counter, 7).await, vec![7, 7]);
     assert_eq!(first::<3>(&cache, &counter, 7).await, vec![7, 7, 7]);

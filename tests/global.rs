@@ -7,15 +7,12 @@ mod common;
 mod support;
 
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
+use std::sync::atomic::AtomicUsize;
+use support::{bump, runs};
 
 #[redis_cached(key = "global:<id>", ttl = 60)]
 async fn square(counter: &AtomicUsize, id: u64) -> u64 {
-    counter.fetch_add(1, Ordering::SeqCst);
+    bump(counter);
     id * id
 }
 
@@ -28,7 +25,7 @@ async fn forget(id: u64) -> u64 {
 async fn init_and_install_set_the_cache_used_without_cache_expr() {
     // A server of its own: `init` installs a cache without a prefix.
     let server = common::RedisServer::start();
-    let mut redis = support::connect(&server).await;
+    let mut redis = server.connection().await;
     let stored = |redis: &mut redis::aio::MultiplexedConnection| {
         let mut redis = redis.clone();
         async move { support::keys_matching(&mut redis, "").await }
@@ -58,7 +55,7 @@ async fn init_and_install_set_the_cache_used_without_cache_expr() {
     assert_eq!(runs(&counter), 2);
 
     // A failed `init` leaves the installed cache in place.
-    let closed = format!("redis://127.0.0.1:{}", support::closed_port());
+    let closed = format!("redis://127.0.0.1:{}", common::free_port());
     assert!(redis_cached::init(&closed).await.is_err());
     assert_eq!(
         with_outcome(square(&counter, 3)).await.1,

@@ -6,16 +6,8 @@ mod scenarios;
 mod support;
 
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use support::raw_exists;
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-fn bump(counter: &AtomicUsize) {
-    counter.fetch_add(1, Ordering::SeqCst);
-}
+use std::sync::atomic::AtomicUsize;
+use support::{bump, raw_exists, runs};
 
 #[tokio::test]
 async fn invalidates_deletes_and_the_next_call_recomputes() {
@@ -81,14 +73,14 @@ async fn every_template_goes_in_one_unlink() {
     assert_eq!(runs(&counter), 5);
     for key in [r"app:user:42", r"app:team:ops\:eu:members", "app:users:all"] {
         assert!(
-            support::keys_matching(&mut support::connect(&server).await, key)
+            support::keys_matching(&mut server.connection().await, key)
                 .await
                 .contains(&key.to_owned()),
             "{key} was not stored"
         );
     }
 
-    let mut redis = support::connect(&server).await;
+    let mut redis = server.connection().await;
     let () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async(&mut redis)

@@ -10,15 +10,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use support::keys_under;
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-fn bump(counter: &AtomicUsize) {
-    counter.fetch_add(1, Ordering::SeqCst);
-}
+use support::{bump, keys_under, runs};
 
 /// The keys under `cache`'s prefix, without the prefix.
 async fn rendered(cache: &Cache) -> Vec<String> {

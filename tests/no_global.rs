@@ -7,13 +7,14 @@ mod common;
 mod support;
 
 use redis_cached::{invalidates, redis_cached};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use support::Logs;
+use std::sync::atomic::AtomicUsize;
+use support::{Logs, bump, runs};
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[redis_cached(key = "lonely:<id>", ttl = 60)]
 async fn lonely(counter: &AtomicUsize, id: u64) -> u64 {
-    counter.fetch_add(1, Ordering::SeqCst);
+    bump(counter);
     id + 1
 }
 
@@ -30,10 +31,7 @@ async fn lonely_forget(id: u64) -> Result<u64, String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_installed_cache_bodies_run_uncached_and_it_is_logged_once() {
     let logs = Logs::default();
-    tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(LevelFilter::TRACE)
+    logs.subscriber(LevelFilter::TRACE)
         .try_init()
         .expect("the only subscriber of this binary");
     assert!(redis_cached::installed().is_none());
@@ -42,11 +40,7 @@ async fn without_an_installed_cache_bodies_run_uncached_and_it_is_logged_once() 
     for _ in 0..3 {
         assert_eq!(lonely(&counter, 1).await, 2);
     }
-    assert_eq!(
-        counter.load(Ordering::SeqCst),
-        3,
-        "every call runs the body"
-    );
+    assert_eq!(runs(&counter), 3, "every call runs the body");
     assert_eq!(lonely_forget(1).await, Ok(1));
     let tasks: Vec<_> = (0..8u64).map(|id| tokio::spawn(lonely_owned(id))).collect();
     for (id, task) in (0..8u64).zip(tasks) {

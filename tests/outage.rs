@@ -8,15 +8,15 @@ mod support;
 use common::RedisServer;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use support::runs;
+use support::{bump, runs};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 
 #[redis_cached(key = "report:<id>", ttl = 60, cache = cache)]
 async fn report(cache: &Cache, counter: &AtomicUsize, id: u64) -> String {
-    counter.fetch_add(1, Ordering::SeqCst);
+    bump(counter);
     // A slow query: concurrent callers overlap it.
     tokio::time::sleep(Duration::from_millis(200)).await;
     format!("report {id}")
@@ -52,7 +52,7 @@ async fn stampede(cache: &Cache) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_concurrent_calls_on_a_key_run_the_body_once() {
     // Connections refused.
-    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", support::closed_port())).await;
+    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", common::free_port())).await;
     let ran = stampede(&cache).await;
     assert!(
         ran <= 3,
@@ -81,7 +81,7 @@ async fn with_redis_down_concurrent_calls_on_a_key_run_the_body_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_invalidation_does_not_multiply_the_load_either() {
-    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", support::closed_port())).await;
+    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", common::free_port())).await;
     edit_report(&cache, 1).await;
     let ran = stampede(&cache).await;
     assert!(

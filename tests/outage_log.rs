@@ -28,11 +28,7 @@ async fn traffic(cache: &Cache, seconds: u64) {
 #[test]
 fn an_outage_is_logged_as_transitions_and_at_most_a_line_per_second() {
     let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(LevelFilter::INFO)
-        .with_ansi(false)
-        .finish();
+    let subscriber = logs.subscriber(LevelFilter::INFO);
     // On a current-thread runtime every task runs on this thread, under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
     let runtime = tokio::runtime::Builder::new_current_thread()

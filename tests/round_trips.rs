@@ -63,8 +63,7 @@ struct Recorder {
 
 impl Recorder {
     async fn start(server: &RedisServer) -> Recorder {
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut control = client.get_multiplexed_async_connection().await.unwrap();
+        let mut control = server.connection().await;
         let info: String = redis::cmd("CLIENT")
             .arg("INFO")
             .query_async(&mut control)
@@ -123,20 +122,9 @@ impl Recorder {
         }
     }
 
-    /// `INFO commandstats` as command name -> calls.
+    /// `INFO commandstats` as command name -> calls, on the control connection.
     async fn command_calls(&mut self) -> HashMap<String, u64> {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut self.control)
-            .await
-            .unwrap();
-        info.lines()
-            .filter_map(|line| {
-                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-                Some((name.to_owned(), calls.parse().ok()?))
-            })
-            .collect()
+        common::command_calls_on(&mut self.control).await
     }
 
     /// Runs `op` in a window of its own: the commands it sent, checked against the
@@ -265,11 +253,7 @@ async fn an_invalidation_deletes_all_three_keys_with_one_unlink() {
     let cache = Cache::builder(&server.url()).build().await.unwrap();
     rename(&cache, 0, "warm-up").await;
 
-    let mut raw = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut raw = server.connection().await;
     let keys = ["profile:7", "profiles:all", "team:red:members"];
     for key in keys {
         let _: () = redis::cmd("SET")

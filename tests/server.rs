@@ -944,9 +944,7 @@ async fn health_reports_redis_down_and_the_service_keeps_serving() {
 
 #[tokio::test]
 async fn runs_on_memory_when_redis_does_not_answer_at_start_up() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("redis://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let url = format!("redis://127.0.0.1:{}", common::free_port());
     let dir = TempDir::new();
     let server = Server::start(&url, &dir.database_url());
     let api = Api::new(&server);

@@ -151,8 +151,7 @@ async fn no_stale_reads_after_invalidation_over_100k_operations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_checker_finds_stale_reads_without_fill_leases() {
-    let cache = Cache::builder(common::shared_url())
-        .prefix(common::unique_prefix("stale-set-off"))
+    let cache = common::shared_builder("stale-set-off")
         .without_fill_leases()
         .build()
         .await

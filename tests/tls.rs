@@ -8,12 +8,11 @@ mod common;
 mod support;
 
 use redis_cached::{Cache, Error, Outcome};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::{CALL_BOUND, checked_square, forget, runs};
+use support::{CALL_BOUND, checked_square, forget, get_text as raw_get, runs};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -151,7 +150,7 @@ struct TlsServer {
 impl TlsServer {
     fn start() -> TlsServer {
         let certs = Certs::generate();
-        let tls_port = free_port();
+        let tls_port = common::free_port();
         let path = |file: &str| path_text(&certs.path(file));
         let server = common::RedisServer::start_with(&[
             "--tls-port",
@@ -165,7 +164,7 @@ impl TlsServer {
             "--tls-auth-clients",
             "no",
         ]);
-        wait_for_port(tls_port);
+        common::wait_for_port(tls_port);
         TlsServer {
             server,
             tls_port,
@@ -188,42 +187,12 @@ impl TlsServer {
 
     /// A plain connection on the plain port, to look at what the cache wrote.
     async fn plain(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.server.url())
-            .expect("a valid URL")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("the plain port answers")
+        self.server.connection().await
     }
 }
 
 fn path_text(path: &Path) -> String {
     path.to_str().expect("a UTF-8 temp path").to_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server does not listen on its TLS port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-async fn raw_get(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(redis)
-        .await
-        .expect("GET on the plain port")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -386,11 +386,7 @@ async fn wait_until_near_tier_serves(cache: &Cache, server: &common::RedisServer
         1
     }
     // One connection for the counts, so that only the cache's own commands move them.
-    let mut redis = redis::Client::open(server.url())
-        .expect("a valid URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("the server answers");
+    let mut redis = server.connection().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         warm(cache).await;
@@ -407,22 +403,7 @@ async fn wait_until_near_tier_serves(cache: &Cache, server: &common::RedisServer
     }
 }
 
-/// Commands the server ran, `INFO` aside.
+/// Commands the server ran, what counting sends aside.
 async fn commands(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(redis)
-        .await
-        .expect("INFO answers");
-    info.lines()
-        .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
-        .filter_map(|line| {
-            line.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    common::command_calls_on(redis).await.values().sum()
 }

@@ -1,12 +1,16 @@
 //! Test harness: real `redis-server` processes on free ports, and caches isolated per test.
+//! Why two: this is the harness every test binary declares; `support` is the helpers for test
+//! bodies built on it. A helper that starts, reaches or counts a server goes here; others there.
 //!
-//! `shared()` is one server for the whole test binary (or the server at `REDIS_URL`);
+//! `shared_url()` is one server for the whole test binary, started here; only the test-only
+//! `REDIS_CACHED_TEST_URL` points it at another (never `REDIS_URL`, which is the examples').
 //! `RedisServer::start()` gives a test a server of its own to kill, freeze and restart.
 //! Servers are stopped when their handle drops, and by a watchdog when the test process
 //! exits, however it exits.
 #![allow(dead_code)]
 
-use redis_cached::Cache;
+use redis::aio::MultiplexedConnection;
+use redis_cached::{Cache, CacheBuilder};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -70,15 +74,7 @@ impl RedisServer {
     }
 
     fn wait_until_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}; is it installed? run scripts/test",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_port(self.port);
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -109,31 +105,18 @@ impl RedisServer {
         }
     }
 
-    /// How many times the server has run each command (`INFO commandstats`), by lowercase
-    /// name; commands run inside scripts count under their own names too.
-    pub async fn command_calls(&self) -> HashMap<String, u64> {
-        let mut redis = redis::Client::open(self.url())
+    /// A new connection to this server.
+    pub async fn connection(&self) -> MultiplexedConnection {
+        redis::Client::open(self.url())
             .expect("a valid URL")
             .get_multiplexed_async_connection()
             .await
-            .expect("the server answers");
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut redis)
-            .await
-            .expect("INFO commandstats");
-        info.lines()
-            .filter_map(|line| {
-                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = stats
-                    .strip_prefix("calls=")?
-                    .split(',')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                Some((name.to_owned(), calls))
-            })
-            .collect()
+            .expect("the test's redis-server answers")
+    }
+
+    /// `command_calls_on` a new connection to this server.
+    pub async fn command_calls(&self) -> HashMap<String, u64> {
+        command_calls_on(&mut self.connection().await).await
     }
 
     /// Starts the server again on the same port (empty: nothing is persisted).
@@ -158,18 +141,64 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 that nothing listens on (bound once, then closed): to start a
+/// server on, or to point a cache at and be refused.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("a free port")
 }
 
-/// The URL of the server shared by this test binary: `REDIS_URL`, or one started here.
+/// Waits until something accepts connections on 127.0.0.1:`port`, for at most 10 s.
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server does not listen on port {port}; is it installed? run scripts/test"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How many times the server behind `redis` has run each command (`INFO commandstats`), by
+/// lowercase name; commands run inside scripts count under their own names too. What
+/// counting itself sends is left out, so that counts taken before and after something
+/// differ only by what that something sent, whatever the server's version: `INFO`, and
+/// `HELLO` and `CLIENT ...` (`cmdstat_client|setinfo`), which a new connection may send.
+pub async fn command_calls_on(redis: &mut MultiplexedConnection) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .split(',')
+                .find_map(|stat| stat.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .filter(|(name, _)| !counting_itself(name))
+        .collect()
+}
+
+/// Whether `name` (as in `INFO commandstats`) is a command that counting may send.
+fn counting_itself(name: &str) -> bool {
+    let command = name.split('|').next().unwrap_or(name);
+    matches!(command, "info" | "hello" | "client")
+}
+
+/// The URL of the server shared by this test binary: one started here, unless the test-only
+/// `REDIS_CACHED_TEST_URL` names another (`REDIS_URL` is ignored: it is the examples').
 pub fn shared_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    URL.get_or_init(|| match std::env::var("REDIS_URL") {
+    URL.get_or_init(|| match std::env::var("REDIS_CACHED_TEST_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => SERVER.get_or_init(RedisServer::start).url(),
     })
@@ -182,17 +211,21 @@ pub fn unique_prefix(test: &str) -> String {
     format!("test:{}:{n}:{test}:", std::process::id())
 }
 
+/// A cache builder for the shared server with a prefix of its own.
+pub fn shared_builder(test: &str) -> CacheBuilder {
+    Cache::builder(shared_url()).prefix(unique_prefix(test))
+}
+
 /// A cache on the shared server with a prefix of its own.
 pub async fn redis_cache(test: &str) -> Cache {
-    Cache::builder(shared_url())
-        .prefix(unique_prefix(test))
+    shared_builder(test)
         .build()
         .await
         .expect("the shared redis-server answers")
 }
 
 /// A plain redis-rs connection to the shared server, for looking at what the cache wrote.
-pub async fn raw_connection() -> redis::aio::MultiplexedConnection {
+pub async fn raw_connection() -> MultiplexedConnection {
     redis::Client::open(shared_url())
         .expect("a valid URL")
         .get_multiplexed_async_connection()

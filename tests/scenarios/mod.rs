@@ -6,18 +6,11 @@
 //! TTL in Redis) live in the test files.
 #![allow(dead_code)]
 
+use crate::support::{bump, runs};
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
-
-fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
-}
-
-fn bump(counter: &AtomicUsize) -> usize {
-    counter.fetch_add(1, Ordering::SeqCst) + 1
-}
 
 // ---------------------------------------------------------------------------------------
 // The body runs once for repeated calls.

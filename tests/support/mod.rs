@@ -1,14 +1,15 @@
-//! Helpers shared by the integration tests on top of `common`: looking at what the cache
-//! wrote in Redis, and building caches that `common` does not offer.
+//! Helpers for test bodies on top of `common` (the harness every binary declares; this one needs
+//! it): body-run counters, what the cache wrote, cached functions, log capture. A new helper
+//! goes here, unless it starts, reaches or counts a server: then in `common`.
 #![allow(dead_code)]
 
 use crate::common;
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tracing_subscriber::filter::LevelFilter;
 
 /// A `mem://` cache (each one is an empty store of its own).
 pub async fn mem_cache() -> Cache {
@@ -18,27 +19,40 @@ pub async fn mem_cache() -> Cache {
         .expect("mem:// always builds")
 }
 
-/// A port on 127.0.0.1 that nothing listens on (bound once, then closed).
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("a local address").port()
+/// How many times a body counting in `counter` ran.
+pub fn runs(counter: &AtomicUsize) -> usize {
+    counter.load(Ordering::SeqCst)
+}
+
+/// Counts one more body run in `counter`; returns the count, this run included.
+pub fn bump(counter: &AtomicUsize) -> usize {
+    counter.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// What the server behind `redis` holds under `key` (the full key, prefix included).
+pub async fn get(redis: &mut MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(redis)
+        .await
+        .expect("GET")
+}
+
+/// `get` as text.
+pub async fn get_text(redis: &mut MultiplexedConnection, key: &str) -> Option<String> {
+    get(redis, key)
+        .await
+        .map(|bytes| String::from_utf8(bytes).expect("the cache stores UTF-8 text"))
 }
 
 /// What the shared server holds under `key` (the full key, prefix included).
 pub async fn raw_get(key: &str) -> Option<Vec<u8>> {
-    let mut redis = common::raw_connection().await;
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut redis)
-        .await
-        .expect("GET on the shared server")
+    get(&mut common::raw_connection().await, key).await
 }
 
 /// `raw_get` as text.
 pub async fn raw_get_text(key: &str) -> Option<String> {
-    raw_get(key)
-        .await
-        .map(|bytes| String::from_utf8(bytes).expect("the cache stores UTF-8 JSON"))
+    get_text(&mut common::raw_connection().await, key).await
 }
 
 /// Writes `value` under `key` on the shared server, bypassing the cache.
@@ -82,7 +96,7 @@ pub async fn keys_under(prefix: &str) -> Vec<String> {
 }
 
 /// Every key on the server behind `redis` that starts with `prefix`, sorted (SCAN, so
-/// that a shared `REDIS_URL` server is not blocked).
+/// that a `REDIS_CACHED_TEST_URL` server shared with others is not blocked).
 pub async fn keys_matching(redis: &mut MultiplexedConnection, prefix: &str) -> Vec<String> {
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor: u64 = 0;
@@ -120,15 +134,6 @@ fn glob_escape(text: &str) -> String {
     out
 }
 
-/// A connection to a server of the test's own.
-pub async fn connect(server: &common::RedisServer) -> MultiplexedConnection {
-    redis::Client::open(server.url())
-        .expect("a valid URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("the test's redis-server answers")
-}
-
 /// Calls `attempt` until it returns true, at most until `limit` has passed.
 pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut attempt: F)
 where
@@ -151,7 +156,7 @@ pub const CALL_BOUND: Duration = Duration::from_secs(3);
 /// A cached function that counts its body runs in `counter`.
 #[redis_cached(key = "square:<id>", ttl = 60, cache = cache)]
 pub async fn square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Result<u64, String> {
-    counter.fetch_add(1, Ordering::SeqCst);
+    bump(counter);
     Ok(id * id)
 }
 
@@ -160,11 +165,6 @@ pub async fn square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Result<u64
 pub async fn forget(cache: &Cache, id: u64) -> &'static str {
     let _ = id;
     "forgotten"
-}
-
-/// How many times a body counting in `counter` ran.
-pub fn runs(counter: &AtomicUsize) -> usize {
-    counter.load(Ordering::SeqCst)
 }
 
 /// `square(id)`, checked to be right and to return within `CALL_BOUND`, with its outcome.
@@ -182,6 +182,15 @@ pub async fn checked_square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Op
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
+    /// A `tracing_subscriber::fmt()` subscriber up to `level`, without colours, writing here.
+    pub fn subscriber(&self, level: LevelFilter) -> impl tracing::Subscriber + Send + Sync + use<> {
+        tracing_subscriber::fmt()
+            .with_writer(self.clone())
+            .with_max_level(level)
+            .with_ansi(false)
+            .finish()
+    }
+
     pub fn text(&self) -> String {
         let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         String::from_utf8_lossy(&bytes).into_owned()
