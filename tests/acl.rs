@@ -193,7 +193,7 @@ async fn without_credentials_nothing_is_cached_and_calls_still_work() {
     for round in 1..=3 {
         assert_eq!(
             checked_square(&cache, &counter, 2).await,
-            Some(Outcome::Miss)
+            Some(Outcome::Bypass)
         );
         assert_eq!(runs(&counter), round);
     }
@@ -217,7 +217,7 @@ async fn a_user_denied_the_keys_never_fails_a_call() {
     for round in 1..=5 {
         assert_eq!(
             checked_square(&cache, &counter, 4).await,
-            Some(Outcome::Miss)
+            Some(Outcome::Bypass)
         );
         assert_eq!(runs(&counter), round, "nothing could be stored");
     }

@@ -41,6 +41,8 @@ async fn without_an_installed_cache_bodies_run_uncached_and_it_is_logged_once() 
         assert_eq!(lonely(&counter, 1).await, 2);
     }
     assert_eq!(runs(&counter), 3, "every call runs the body");
+    let (value, outcome) = redis_cached::with_outcome(lonely(&counter, 1)).await;
+    assert_eq!((value, outcome), (2, Some(redis_cached::Outcome::Bypass)));
     assert_eq!(lonely_forget(1).await, Ok(1));
     let tasks: Vec<_> = (0..8u64).map(|id| tokio::spawn(lonely_owned(id))).collect();
     for (id, task) in (0..8u64).zip(tasks) {

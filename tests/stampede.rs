@@ -4,7 +4,7 @@
 
 mod common;
 
-use redis_cached::{Cache, redis_cached};
+use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -72,8 +72,11 @@ async fn separate_caches_share_one_fill_through_the_lease() {
     let prefix = common::unique_prefix("cross-cache");
     let mut caches = Vec::new();
     for _ in 0..4 {
+        // A lookup that timed out would run the body without the lease: this test is about
+        // the lease, so lookups get time even on a loaded machine.
         let cache = Cache::builder(common::shared_url())
             .prefix(prefix.clone())
+            .timeout(Duration::from_secs(5))
             .build()
             .await
             .expect("redis answers");
@@ -231,4 +234,47 @@ async fn a_killed_lease_holder_delays_others_by_at_most_its_lease() {
         waited < HOLDER_LEASE + Duration::from_millis(500),
         "waited {waited:?} behind a dead filler with a {HOLDER_LEASE:?} lease"
     );
+}
+
+/// Callers that waited for another caller's fill say so: one `MISS`, the others
+/// `COALESCED`, in one process (single-flight) and across caches (the lease in Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiters_report_coalesced_and_the_filler_miss() {
+    let prefix = common::unique_prefix("coalesced");
+    let mut caches = Vec::new();
+    for _ in 0..2 {
+        let cache = Cache::builder(common::shared_url())
+            .prefix(prefix.clone())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .await
+            .expect("redis answers");
+        caches.push(cache);
+    }
+    let mut tasks = Vec::new();
+    for cache in &caches {
+        for _ in 0..10 {
+            let cache = cache.clone();
+            tasks.push(tokio::spawn(async move {
+                with_outcome(slow_read(&cache, 6, 300)).await
+            }));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        let (value, outcome) = task.await.expect("no call panics");
+        assert_eq!(value, 60);
+        outcomes.push(outcome);
+    }
+    let count = |wanted| {
+        outcomes
+            .iter()
+            .filter(|&&outcome| outcome == Some(wanted))
+            .count()
+    };
+    assert_eq!(body_runs(6), 1);
+    assert_eq!(count(Outcome::Miss), 1, "{outcomes:?}");
+    assert_eq!(count(Outcome::Coalesced), 19, "{outcomes:?}");
+    let (_, outcome) = with_outcome(slow_read(&caches[1], 6, 300)).await;
+    assert_eq!(outcome, Some(Outcome::Hit));
 }

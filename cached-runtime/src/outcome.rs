@@ -1,4 +1,5 @@
-//! How a caller learns whether a cached call was a hit, a miss or a refresh.
+//! How a caller learns what a cached call did: a hit, a miss, a refresh, a wait for another
+//! caller's fill, or a bypass of the cache.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -7,32 +8,46 @@ tokio::task_local! {
     static OUTCOME: Cell<Option<Outcome>>;
 }
 
-/// What a cached call did.
+/// What a cached call did, as a caller (or an `X-Cache` header) needs to tell apart.
 ///
 /// ```
 /// assert_eq!(redis_cached::Outcome::Hit.as_str(), "HIT");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
-    /// The value came from the cache.
+    /// The value came from the cache (Redis, or the near tier) at once.
     Hit,
-    /// The body ran because the cache had no usable value (or could not be reached).
+    /// The value came from another caller's fill of the key, which this call waited for
+    /// (single-flight, in this process or another): the body did not run here, but the call
+    /// took as long as the other caller's body.
+    Coalesced,
+    /// The body ran with the cache available: its value was stored (unless it was not to be:
+    /// an `Err`, a `None`, an invalidation during the body).
     Miss,
     /// The body ran because the caller asked for a refresh, and the entry was overwritten.
     Refresh,
+    /// The cache was not used: none is installed, Redis is unreachable (or the breaker is
+    /// open), the key's invalidation has not reached Redis yet, or the call came from inside
+    /// the body filling the same key. The body ran, or concurrent calls on the key shared
+    /// one run; nothing was stored.
+    Bypass,
 }
 
 impl Outcome {
-    /// `"HIT"`, `"MISS"` or `"REFRESH"`, as in an `X-Cache` response header.
+    /// `"HIT"`, `"COALESCED"`, `"MISS"`, `"REFRESH"` or `"BYPASS"`, as in an `X-Cache`
+    /// response header.
     ///
     /// ```
-    /// assert_eq!(redis_cached::Outcome::Refresh.as_str(), "REFRESH");
+    /// assert_eq!(redis_cached::Outcome::Bypass.as_str(), "BYPASS");
     /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Hit => "HIT",
+            Outcome::Coalesced => "COALESCED",
             Outcome::Miss => "MISS",
             Outcome::Refresh => "REFRESH",
+            Outcome::Bypass => "BYPASS",
         }
     }
 }

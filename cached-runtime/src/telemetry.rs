@@ -38,8 +38,10 @@ impl Op {
 pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
     let name = match outcome {
         Outcome::Hit => "redis_cached_hits_total",
+        Outcome::Coalesced => "redis_cached_coalesced_total",
         Outcome::Miss => "redis_cached_misses_total",
         Outcome::Refresh => "redis_cached_refreshes_total",
+        Outcome::Bypass => "redis_cached_bypasses_total",
     };
     metrics::counter!(name, "function" => function).increment(1);
     crate::outcome::record(outcome);
@@ -89,6 +91,8 @@ pub(crate) fn invalidation(function: &'static str, keys: usize) {
 /// | `redis_cached_hits_total` | counter | calls answered from the cache |
 /// | `redis_cached_misses_total` | counter | calls that ran the body and stored (or tried to) |
 /// | `redis_cached_refreshes_total` | counter | calls with `refresh` true: body run, entry overwritten |
+/// | `redis_cached_coalesced_total` | counter | calls that waited for another caller's fill and got its value |
+/// | `redis_cached_bypasses_total` | counter | calls that did not use the cache (none installed, unreachable, invalidation pending) |
 /// | `redis_cached_errors_total` | counter; also `operation` (`fetch`, `fill`, `encode`, `decode`, `delete`) | failed cache operations, each logged at most once a second per function |
 /// | `redis_cached_invalidations_total` | counter | `#[invalidates]` calls that deleted their keys |
 /// | `redis_cached_invalidated_keys_total` | counter | keys those calls deleted |
@@ -116,6 +120,16 @@ pub fn describe_metrics() {
         "redis_cached_refreshes_total",
         Unit::Count,
         "Cached calls asked to refresh: body run and entry overwritten, by function."
+    );
+    describe_counter!(
+        "redis_cached_coalesced_total",
+        Unit::Count,
+        "Cached calls that waited for another caller's fill and got its value, by function."
+    );
+    describe_counter!(
+        "redis_cached_bypasses_total",
+        Unit::Count,
+        "Cached calls that did not use the cache (none installed, unreachable, invalidation pending), by function."
     );
     describe_counter!(
         "redis_cached_errors_total",

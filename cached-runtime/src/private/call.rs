@@ -102,7 +102,9 @@ where
 {
     let function = call.function;
     let Some((cache, key)) = &call.target else {
-        return body.await;
+        let output = body.await;
+        telemetry::outcome(function, Outcome::Bypass);
+        return output;
     };
     let parts = &*cache.inner;
     let store = &parts.store;
@@ -148,7 +150,13 @@ where
                         if let Some(((tier, epoch), ttl, held)) = held {
                             tier.keep(key, held, bytes.len(), ttl, epoch);
                         }
-                        telemetry::outcome(function, Outcome::Hit);
+                        // After waiting for another process's fill, its value.
+                        let outcome = if give_up.is_some() {
+                            Outcome::Coalesced
+                        } else {
+                            Outcome::Hit
+                        };
+                        telemetry::outcome(function, outcome);
                         return output;
                     }
                 }
@@ -160,19 +168,19 @@ where
             }
             Ok(Fetch::Theirs(other)) => {
                 if flight::is_filling(key) {
-                    return uncached(function, key, body).await;
+                    return uncached(function, key, body, Outcome::Bypass).await;
                 }
                 let give_up = *give_up
                     .get_or_insert_with(|| Instant::now() + store.lease_ttl().unwrap_or_default());
                 match wait_for_filler(parts, key, &other, give_up, &mut poll).await {
                     Waited::Landed(bytes) => {
                         if let Some(output) = decode(cache, &bytes, function).and_then(S::output) {
-                            telemetry::outcome(function, Outcome::Hit);
+                            telemetry::outcome(function, Outcome::Coalesced);
                             return output;
                         }
-                        return uncached(function, key, body).await;
+                        return uncached(function, key, body, Outcome::Miss).await;
                     }
-                    Waited::RunBody => return uncached(function, key, body).await,
+                    Waited::RunBody => return uncached(function, key, body, Outcome::Miss).await,
                     // Another process's lease, or a marker that outlived any lease's length
                     // (a stray value of the lease's form): take the key over once it is up.
                     Waited::LookAgain if Instant::now() >= give_up => {
@@ -305,35 +313,40 @@ where
     let parts = &*cache.inner;
     // Without leases there is no single-flight, degraded or not.
     let Some(wait) = parts.store.lease_ttl() else {
-        return uncached(function, key, body).await;
+        return uncached(function, key, body, Outcome::Bypass).await;
     };
     if flight::is_filling(key) {
-        return uncached(function, key, body).await;
+        return uncached(function, key, body, Outcome::Bypass).await;
     }
     match parts.flights.board_degraded(key) {
         Boarding::Pilot(pilot) => {
             let output = run(function, key, body).await;
             let entry = S::stored(&output, call.cache_none);
             pilot.land(entry.and_then(|entry| encode(cache, entry, function)));
-            telemetry::outcome(function, Outcome::Miss);
+            telemetry::outcome(function, Outcome::Bypass);
             output
         }
         Boarding::Passenger(passenger) => {
             if let Joined::Value(bytes) = passenger.wait(wait).await
                 && let Some(output) = decode(cache, &bytes, function).and_then(S::output)
             {
-                telemetry::outcome(function, Outcome::Miss);
+                telemetry::outcome(function, Outcome::Bypass);
                 return output;
             }
-            uncached(function, key, body).await
+            uncached(function, key, body, Outcome::Bypass).await
         }
     }
 }
 
-/// Runs the body without touching the cache.
-async fn uncached<R, F: Future<Output = R>>(function: &'static str, key: &str, body: F) -> R {
+/// Runs the body without touching the cache, and records `outcome`.
+async fn uncached<R, F: Future<Output = R>>(
+    function: &'static str,
+    key: &str,
+    body: F,
+    outcome: Outcome,
+) -> R {
     let output = run(function, key, body).await;
-    telemetry::outcome(function, Outcome::Miss);
+    telemetry::outcome(function, outcome);
     output
 }
 
