@@ -23,17 +23,18 @@ use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 //
 //     async fn user(id: u64) -> Result<User, Error> {
 //         let __redis_cached_call = __private::Call::new(
-//             __private::global(), // or `__private::named(&(<expr>))` for `cache = <expr>`
+//             __private::global(), // or `__private::explicit(&(<expr>))` for `cache = <expr>`
 //             __private::concat!(__private::module_path!(), "::", "user"),
 //             |__redis_cached_key: &mut __private::KeyBuilder| {
 //                 __redis_cached_key.literal("user:");
 //                 __redis_cached_key.part(&id);
 //             },
 //         )
-//         .ttl(60); // and `.refresh(..)`, `.cache_none(..)`, `.near(..)` as given
+//         .ttl(60u64); // and `.refresh(..)`, `.cache_none(..)`, `.near(..)` as given
 //         // Pinned here, in the function's own future, so that the runtime's futures hold a
 //         // pointer to the body rather than copies of it.
 //         let __redis_cached_body = __private::pin!(async move {
+//             #[allow(unreachable_code, /* and clippy's lints on the next lines */)]
 //             if false {
 //                 let __redis_cached_unreachable: Result<User, Error> = loop {};
 //                 return __redis_cached_unreachable;
@@ -101,9 +102,9 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
 //
 //     async fn rename_user(id: u64, name: &str) -> Result<(), Error> {
 //         let __redis_cached_invalidation = __private::Invalidation::new(
-//             __private::global(), // or `__private::named(&(<expr>))` for `cache = <expr>`
+//             __private::global(), // or `__private::explicit(&(<expr>))` for `cache = <expr>`
 //             __private::concat!(__private::module_path!(), "::", "rename_user"),
-//             2, // the number of keys
+//             2usize, // the number of keys
 //         )
 //         .key(|__redis_cached_key: &mut __private::KeyBuilder| {
 //             __redis_cached_key.literal("user:");
@@ -113,6 +114,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
 //             __redis_cached_key.literal("users:all");
 //         });
 //         let __redis_cached_body = __private::pin!(async move {
+//             #[allow(unreachable_code, /* and clippy's lints on the next lines */)]
 //             if false {
 //                 let __redis_cached_unreachable: Result<(), Error> = loop {};
 //                 return __redis_cached_unreachable;
@@ -195,7 +197,7 @@ fn cache_source(cache: &CacheSource) -> TokenStream {
         CacheSource::Global => quote!(::redis_cached::__private::global()),
         // Borrowed, so that `cache = cache` does not move a parameter the body uses.
         CacheSource::Explicit(expr) => {
-            quote_spanned!(expr.span()=> ::redis_cached::__private::named(&(#expr)))
+            quote_spanned!(expr.span()=> ::redis_cached::__private::explicit(&(#expr)))
         }
     }
 }
