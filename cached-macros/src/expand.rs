@@ -57,7 +57,8 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let name = function_name(function);
     let render = render(&cached.key.template);
     let ttl = cached.ttl.map(|seconds| quote!(.ttl(#seconds)));
-    let refresh = (cached.refresh.as_ref()).map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
+    let refresh =
+        (cached.refresh.as_ref()).map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
     let cache_none = (cached.cache_none.as_ref()).map(|flag| quote!(.cache_none(#flag)));
     let output_span = output_span(function);
     let near_mode = if cached.near_holds_values() {
@@ -205,7 +206,9 @@ fn cache_source(cache: &CacheSource) -> TokenStream {
 /// `"my_crate::module::function"`, the label of metrics and log lines.
 fn function_name(function: &ItemFn) -> TokenStream {
     let name = function.sig.ident.to_string();
-    quote!(::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name))
+    quote!(
+        ::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name)
+    )
 }
 
 /// The runtime's marker type for `shape`, spanned at `span`.

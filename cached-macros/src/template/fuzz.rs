@@ -33,11 +33,10 @@ impl Rng {
 /// Single characters of the grammar (repeated to weigh them), names in scope, and a few
 /// things the member parser (`syn`) might treat specially.
 const PIECES: &[&str] = &[
-    "<", "<", "<", "<", ">", ">", ">", ">", ".", ".", ".", ":", ":", ":", ":", "\\", "\\",
-    "id", "id", "id", "name", "name", "self", "self", "a", "x", "Z", "field", "_", "0", "1",
-    "9", "01", "0x1", "1_0", "1u8", "r#", "r#type", " ", " ", "\t", "\n", "é", "ü", "✓", "λ",
-    "日", "\u{0}", "\"", "'", "#", "/", "*", "(", ")", "-", "%", "//", "/*", "*/", "{", "}",
-    "{id}", "T", "N",
+    "<", "<", "<", "<", ">", ">", ">", ">", ".", ".", ".", ":", ":", ":", ":", "\\", "\\", "id",
+    "id", "id", "name", "name", "self", "self", "a", "x", "Z", "field", "_", "0", "1", "9", "01",
+    "0x1", "1_0", "1u8", "r#", "r#type", " ", " ", "\t", "\n", "é", "ü", "✓", "λ", "日", "\u{0}",
+    "\"", "'", "#", "/", "*", "(", ")", "-", "%", "//", "/*", "*/", "{", "}", "{id}", "T", "N",
 ];
 
 /// Placeholder roots: the names in scope, and near misses.
@@ -198,9 +197,9 @@ fn split(text: &str) -> Option<Vec<Piece<'_>>> {
 const KEYWORDS: &[&str] = &[
     "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
     "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
-    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub",
-    "ref", "return", "Self", "self", "static", "struct", "super", "trait", "true", "try",
-    "type", "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "Self", "self", "static", "struct", "super", "trait", "true", "try", "type",
+    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
 ];
 
 /// A field name or tuple index in its one canonical spelling: an ASCII identifier, or a
@@ -329,9 +328,9 @@ fn run(cases: usize) -> Vec<(String, String)> {
         match parse(&text, scope) {
             Ok(template) => {
                 accepted += 1;
-                with_fields += usize::from(template.segments.iter().any(|segment| {
-                    matches!(segment, Segment::Placeholder(p) if !p.members.is_empty())
-                }));
+                with_fields += usize::from(template.segments.iter().any(
+                    |segment| matches!(segment, Segment::Placeholder(p) if !p.members.is_empty()),
+                ));
                 if !check_accepted(&text, &template, receiver) {
                     assert!(
                         !canonical(&text, receiver),
