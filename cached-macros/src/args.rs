@@ -1,11 +1,12 @@
-//! The attribute arguments of `#[redis_cached(...)]` and `#[invalidates(...)]`.
+//! The attribute arguments of `#[redis_cached(...)]` and `#[invalidates(...)]`, as written:
+//! their syntax here, their meaning in `model` (a missing key, a TTL's value) and `valid`.
 
-use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::parse::{Lookahead1, Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitBool, LitStr, Token, UnOp, bracketed};
 
+/// The argument names, as keywords for `lookahead1`.
 mod kw {
     syn::custom_keyword!(key);
     syn::custom_keyword!(ttl);
@@ -19,8 +20,10 @@ mod kw {
 /// `#[redis_cached(key = "...", ttl = ..., refresh = ..., cache = ..., cache_none = ...,
 /// near_cache = ..., key_ignores = [...])]`
 pub(crate) struct CachedArgs {
-    pub(crate) key: LitStr,
-    pub(crate) ttl: Option<u64>,
+    /// Required; reported missing by `model`, together with the other mistakes.
+    pub(crate) key: Option<LitStr>,
+    /// Converted to seconds by [`ttl_seconds`] in `model`.
+    pub(crate) ttl: Option<Expr>,
     pub(crate) refresh: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
@@ -30,6 +33,7 @@ pub(crate) struct CachedArgs {
 
 /// `#[invalidates("...", "...", cache = ..., key_ignores = [...])]`
 pub(crate) struct InvalidatesArgs {
+    /// At least one; reported empty by `model`.
     pub(crate) keys: Vec<LitStr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) key_ignores: Option<KeyIgnores>,
@@ -124,14 +128,6 @@ impl Parse for CachedArgs {
             }
             Ok(true)
         })?;
-        let ttl = ttl.as_ref().map(ttl_seconds).transpose()?;
-        let Some(key) = key else {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                "missing `key = \"...\"`: name the key template, as in \
-                 #[redis_cached(key = \"user:<id>\", ttl = 3600)]",
-            ));
-        };
         Ok(CachedArgs {
             key,
             ttl,
@@ -166,12 +162,6 @@ impl Parse for InvalidatesArgs {
             }
             Ok(true)
         })?;
-        if keys.is_empty() {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                "#[invalidates] needs at least one key template, as in #[invalidates(\"user:<id>\")]",
-            ));
-        }
         Ok(InvalidatesArgs {
             keys,
             cache,
@@ -234,7 +224,7 @@ fn set_once<K: Spanned + quote::ToTokens, V>(
 }
 
 /// `3600` or `"1h"`: whole seconds, at least one.
-fn ttl_seconds(expr: &Expr) -> syn::Result<u64> {
+pub(crate) fn ttl_seconds(expr: &Expr) -> syn::Result<u64> {
     let seconds = match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
@@ -290,6 +280,8 @@ fn parse_duration(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    //! The duration strings `ttl` accepts.
+
     use super::parse_duration;
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! Only the function's own generics are in view: an `impl` block's are not.
 
-use crate::expand::collect_bindings;
+use crate::errors::Errors;
+use crate::model::{Key, collect_bindings};
 use crate::template::{RootKind, Segment, Template};
 use proc_macro2::{TokenStream, TokenTree};
 use syn::visit::{self, Visit};
@@ -23,21 +24,20 @@ pub(crate) enum Use {
     Invalidation,
 }
 
-/// Checks the key templates (each with the literal it was written as) against `function`'s
-/// generics, leaving out what `key_ignores` lists, and checks that list; all problems are
-/// reported together.
+/// Checks the keys against `function`'s generics, leaving out what `key_ignores` lists, and
+/// checks that list; all problems are reported together.
 pub(crate) fn check(
     function: &ItemFn,
-    keys: &[(&LitStr, &Template)],
+    keys: &[Key],
     key_ignores: Option<&[Ident]>,
     usage: Use,
 ) -> syn::Result<()> {
     let generics = Generics::of(function);
     let coverages: Vec<Coverage> = keys
         .iter()
-        .map(|(_, template)| generics.coverage(template))
+        .map(|key| generics.coverage(&key.template))
         .collect();
-    let mut errors = Vec::new();
+    let mut errors = Errors::default();
     for ident in key_ignores.unwrap_or_default() {
         if !generics.contains(ident) {
             errors.push(syn::Error::new(ident.span(), generics.not_listable(ident)));
@@ -45,8 +45,8 @@ pub(crate) fn check(
             let (where_, how) = match (usage, keys) {
                 (Use::Cached, _) => ("the key".to_owned(), how.text(ident)),
                 // The key is quoted: `<T>` is in sight.
-                (Use::Invalidation, [(lit, _)]) => (
-                    format!("the key `{}`", lit.value()),
+                (Use::Invalidation, [key]) => (
+                    format!("the key `{}`", key.lit.value()),
                     how.through_text(ident),
                 ),
                 // Each key may hold it differently.
@@ -58,26 +58,18 @@ pub(crate) fn check(
             ));
         }
     }
-    for ((lit, _), coverage) in keys.iter().zip(&coverages) {
+    for (key, coverage) in keys.iter().zip(&coverages) {
         unkeyed(
             function,
             &generics,
             coverage,
-            lit,
+            &key.lit,
             key_ignores,
             usage,
             &mut errors,
         );
     }
-
-    let mut errors = errors.into_iter();
-    match errors.next() {
-        None => Ok(()),
-        Some(mut first) => {
-            errors.for_each(|error| first.combine(error));
-            Err(first)
-        }
-    }
+    errors.finish()
 }
 
 /// Errors for what tells calls apart but is neither in the key `lit` nor in `key_ignores`.
@@ -88,7 +80,7 @@ fn unkeyed(
     lit: &LitStr,
     key_ignores: Option<&[Ident]>,
     usage: Use,
-    errors: &mut Vec<syn::Error>,
+    errors: &mut Errors,
 ) {
     let ignored = |ident: &Ident| key_ignores.is_some_and(|list| list.contains(ident));
     let function_name = &function.sig.ident;

@@ -1,12 +1,22 @@
 //! Procedural macros of [`redis-cached`](https://docs.rs/redis-cached). Depend on
 //! `redis-cached` instead: the generated code refers to it, and its documentation describes
 //! both attributes in full.
+//!
+//! Each attribute runs the same pipeline: parse the arguments (`args`), read the function
+//! into a typed view (`model`, with `template` for the keys and `shape` for the return
+//! type), check the rules between its parts (`valid`, with `generics`), and write the tokens
+//! (`expand`). The errors of a step are reported together (`errors`).
 
 mod args;
+mod errors;
 mod expand;
 mod generics;
+mod model;
+mod shape;
 mod template;
+mod valid;
 
+use model::{CachedFn, InvalidatingFn};
 use proc_macro::TokenStream;
 use syn::{ItemFn, TraitItemFn, parse_macro_input};
 
@@ -158,7 +168,11 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 /// ```
 #[proc_macro_attribute]
 pub fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand_or_keep(item, |function| expand::cached(syn::parse(args)?, function))
+    expand_or_keep(item, |function| {
+        let cached = CachedFn::from_syn(syn::parse(args)?, function)?;
+        cached.validate()?;
+        Ok(expand::cached(&cached))
+    })
 }
 
 /// Deletes cache keys rendered from an `async fn`'s arguments after its body ran.
@@ -230,7 +244,9 @@ pub fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
     expand_or_keep(item, |function| {
-        expand::invalidates(syn::parse(args)?, function)
+        let invalidating = InvalidatingFn::from_syn(syn::parse(args)?, function)?;
+        invalidating.validate()?;
+        Ok(expand::invalidates(&invalidating))
     })
 }
 
@@ -238,7 +254,7 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
 /// one mistake does not cascade into errors at every call site.
 fn expand_or_keep(
     item: TokenStream,
-    expand: impl FnOnce(ItemFn) -> syn::Result<proc_macro2::TokenStream>,
+    expand: impl FnOnce(&ItemFn) -> syn::Result<proc_macro2::TokenStream>,
 ) -> TokenStream {
     let original = proc_macro2::TokenStream::from(item.clone());
     if let Ok(declaration) = syn::parse::<TraitItemFn>(item.clone())
@@ -253,7 +269,7 @@ fn expand_or_keep(
         return quote::quote!(#error #original).into();
     }
     let function = parse_macro_input!(item as ItemFn);
-    match expand(function) {
+    match expand(&function) {
         Ok(tokens) => tokens.into(),
         Err(error) => {
             let error = error.into_compile_error();

@@ -45,8 +45,8 @@ pub fn global() -> Option<Cache> {
     crate::global::global()
 }
 
-/// The cache named by `cache = <expr>`, borrowed so that the expression may name a
-/// parameter the body still uses.
-pub fn named<C: IntoCache + ?Sized>(cache: &C) -> Option<Cache> {
+/// The cache given explicitly by `cache = <expr>`, borrowed so that the expression may name
+/// a parameter the body still uses.
+pub fn explicit<C: IntoCache + ?Sized>(cache: &C) -> Option<Cache> {
     Some(cache.to_cache())
 }

@@ -1,0 +1,194 @@
+//! The typed view of a function under `#[redis_cached]` or `#[invalidates]`: read once from
+//! the syntax, so that `valid` checks it and `expand` writes tokens without looking at the
+//! syntax again.
+//!
+//! Reading reports, all together, what makes a view impossible: a function that is not
+//! `async`, a TTL that is no duration, a missing key, a template that does not parse or
+//! names what the function does not have. The rules between the parts (the generics and
+//! the keys, `cache_none` and the return type) are `valid`'s.
+
+use crate::args::{self, CachedArgs, InvalidatesArgs};
+use crate::errors::{join, join_all};
+use crate::shape::Shape;
+use crate::template::{RootKind, Scope, Template};
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, GenericParam, Ident, ItemFn, LitBool, LitStr, Pat, ReturnType};
+
+/// `#[redis_cached(...)]` on `function`.
+pub(crate) struct CachedFn<'a> {
+    pub(crate) function: &'a ItemFn,
+    pub(crate) key: Key,
+    /// Whole seconds, at least one; `None` for the cache's default.
+    pub(crate) ttl: Option<u64>,
+    pub(crate) refresh: Option<Expr>,
+    pub(crate) cache: CacheSource,
+    pub(crate) cache_none: Option<LitBool>,
+    pub(crate) near_cache: Option<LitBool>,
+    pub(crate) shape: Shape,
+    /// `None` when not given, which the error messages tell from an empty list.
+    pub(crate) key_ignores: Option<Vec<Ident>>,
+}
+
+/// `#[invalidates(...)]` on `function`.
+pub(crate) struct InvalidatingFn<'a> {
+    pub(crate) function: &'a ItemFn,
+    /// At least one.
+    pub(crate) keys: Vec<Key>,
+    pub(crate) cache: CacheSource,
+    pub(crate) key_ignores: Option<Vec<Ident>>,
+}
+
+/// A key template as written, and parsed against the function's names.
+pub(crate) struct Key {
+    pub(crate) lit: LitStr,
+    pub(crate) template: Template,
+}
+
+/// Which cache a call uses.
+pub(crate) enum CacheSource {
+    /// The process-wide one.
+    Global,
+    /// `cache = <expr>`.
+    Explicit(Expr),
+}
+
+impl<'a> CachedFn<'a> {
+    pub(crate) fn from_syn(args: CachedArgs, function: &'a ItemFn) -> syn::Result<Self> {
+        let scope = scope(function);
+        let ttl = args.ttl.as_ref().map(args::ttl_seconds).transpose();
+        let key = match args.key {
+            Some(lit) => Key::parse(lit, &scope),
+            None => Err(syn::Error::new(
+                Span::call_site(),
+                "missing `key = \"...\"`: name the key template, as in \
+                 #[redis_cached(key = \"user:<id>\", ttl = 3600)]",
+            )),
+        };
+        let asyncness = check_async(function, "redis_cached");
+        let ((ttl, key), ()) = join(join(ttl, key), asyncness)?;
+        Ok(CachedFn {
+            function,
+            key,
+            ttl,
+            refresh: args.refresh,
+            cache: CacheSource::from(args.cache),
+            cache_none: args.cache_none,
+            near_cache: args.near_cache,
+            shape: Shape::of(&function.sig.output),
+            key_ignores: args.key_ignores.map(|list| list.0),
+        })
+    }
+
+    /// Whether the near tier holds decoded values (`near_cache = true`, the value type must
+    /// then be `Clone`) rather than the stored bytes.
+    pub(crate) fn near_holds_values(&self) -> bool {
+        self.near_cache.as_ref().is_some_and(LitBool::value)
+    }
+}
+
+impl<'a> InvalidatingFn<'a> {
+    pub(crate) fn from_syn(args: InvalidatesArgs, function: &'a ItemFn) -> syn::Result<Self> {
+        let scope = scope(function);
+        let keys = if args.keys.is_empty() {
+            Err(syn::Error::new(
+                Span::call_site(),
+                "#[invalidates] needs at least one key template, as in #[invalidates(\"user:<id>\")]",
+            ))
+        } else {
+            join_all(args.keys.into_iter().map(|lit| Key::parse(lit, &scope)))
+        };
+        let asyncness = check_async(function, "invalidates");
+        let (keys, ()) = join(keys, asyncness)?;
+        Ok(InvalidatingFn {
+            function,
+            keys,
+            cache: CacheSource::from(args.cache),
+            key_ignores: args.key_ignores.map(|list| list.0),
+        })
+    }
+}
+
+impl Key {
+    fn parse(lit: LitStr, scope: &Scope) -> syn::Result<Key> {
+        let template = Template::parse(&lit, scope)?;
+        Ok(Key { lit, template })
+    }
+}
+
+impl From<Option<Expr>> for CacheSource {
+    fn from(cache: Option<Expr>) -> Self {
+        cache.map_or(CacheSource::Global, CacheSource::Explicit)
+    }
+}
+
+fn check_async(function: &ItemFn, macro_name: &str) -> syn::Result<()> {
+    if function.sig.asyncness.is_some() {
+        return Ok(());
+    }
+    Err(syn::Error::new_spanned(
+        function.sig.fn_token,
+        format!("#[{macro_name}] only applies to `async fn`: add `async` before `fn`"),
+    ))
+}
+
+/// The declared return type's span (the name's, for `()`): where errors about the stored
+/// value point.
+pub(crate) fn output_span(function: &ItemFn) -> Span {
+    match &function.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => function.sig.ident.span(),
+    }
+}
+
+/// Every name the parameters bind (through patterns such as `Path(id): Path<u64>` too), the
+/// receiver, and the function's own type and const parameters.
+fn scope(function: &ItemFn) -> Scope {
+    let mut bindings = Vec::new();
+    let mut receiver = None;
+    for input in &function.sig.inputs {
+        match input {
+            FnArg::Receiver(recv) => receiver = Some(recv.self_token.span),
+            FnArg::Typed(typed) => collect_bindings(&typed.pat, &mut bindings),
+        }
+    }
+    let generics = function
+        .sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            GenericParam::Type(param) => Some((param.ident.clone(), RootKind::Type)),
+            GenericParam::Const(param) => Some((param.ident.clone(), RootKind::Const)),
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    Scope {
+        bindings,
+        receiver,
+        generics,
+    }
+}
+
+/// The names `pat` binds, in order.
+pub(crate) fn collect_bindings(pat: &Pat, out: &mut Vec<Ident>) {
+    match pat {
+        Pat::Ident(binding) => {
+            out.push(binding.ident.clone());
+            if let Some((_, sub)) = &binding.subpat {
+                collect_bindings(sub, out);
+            }
+        }
+        Pat::Reference(reference) => collect_bindings(&reference.pat, out),
+        Pat::Paren(paren) => collect_bindings(&paren.pat, out),
+        Pat::Tuple(tuple) => tuple.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::TupleStruct(tuple) => tuple.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::Struct(strukt) => strukt
+            .fields
+            .iter()
+            .for_each(|field| collect_bindings(&field.pat, out)),
+        Pat::Slice(slice) => slice.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::Type(typed) => collect_bindings(&typed.pat, out),
+        _ => {}
+    }
+}

@@ -1,0 +1,40 @@
+//! The rules between the parts of a view, all reported together: the keys tell a generic
+//! function's instantiations apart, or `key_ignores` says why they need not (`generics`),
+//! and `cache_none` is only given where the stored part is an `Option`.
+
+use crate::errors::Errors;
+use crate::generics::{self, Use};
+use crate::model::{CachedFn, InvalidatingFn};
+use std::slice;
+
+impl CachedFn<'_> {
+    pub(crate) fn validate(&self) -> syn::Result<()> {
+        let mut errors = Errors::default();
+        errors.check(generics::check(
+            self.function,
+            slice::from_ref(&self.key),
+            self.key_ignores.as_deref(),
+            Use::Cached,
+        ));
+        if let Some(flag) = &self.cache_none
+            && !self.shape.is_option()
+        {
+            errors.push(syn::Error::new_spanned(
+                flag,
+                "`cache_none` only applies to functions returning `Option<T>` or `Result<Option<T>, E>`",
+            ));
+        }
+        errors.finish()
+    }
+}
+
+impl InvalidatingFn<'_> {
+    pub(crate) fn validate(&self) -> syn::Result<()> {
+        generics::check(
+            self.function,
+            &self.keys,
+            self.key_ignores.as_deref(),
+            Use::Invalidation,
+        )
+    }
+}
