@@ -67,13 +67,13 @@ async fn script_calls(server: &common::RedisServer) -> u64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn separate_caches_share_one_fill_through_the_lease() {
-    let prefix = common::unique_prefix("cross-cache");
+/// `count` caches sharing one prefix on the shared server, as separate processes would. A
+/// lookup that timed out would run the body without the lease: these tests are about the
+/// lease, so lookups get time even on a loaded machine.
+async fn patient_caches(test: &str, count: usize) -> Vec<Cache> {
+    let prefix = common::unique_prefix(test);
     let mut caches = Vec::new();
-    for _ in 0..4 {
-        // A lookup that timed out would run the body without the lease: this test is about
-        // the lease, so lookups get time even on a loaded machine.
+    for _ in 0..count {
         let cache = Cache::builder(common::shared_url())
             .prefix(prefix.clone())
             .timeout(Duration::from_secs(5))
@@ -82,6 +82,12 @@ async fn separate_caches_share_one_fill_through_the_lease() {
             .expect("redis answers");
         caches.push(cache);
     }
+    caches
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn separate_caches_share_one_fill_through_the_lease() {
+    let caches = patient_caches("cross-cache", 4).await;
     let values = concurrent_calls(&caches, 250, 2).await;
     assert!(values.iter().all(|&value| value == 20));
     assert_eq!(body_runs(2), 1);
@@ -240,17 +246,7 @@ async fn a_killed_lease_holder_delays_others_by_at_most_its_lease() {
 /// `COALESCED`, in one process (single-flight) and across caches (the lease in Redis).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn waiters_report_coalesced_and_the_filler_miss() {
-    let prefix = common::unique_prefix("coalesced");
-    let mut caches = Vec::new();
-    for _ in 0..2 {
-        let cache = Cache::builder(common::shared_url())
-            .prefix(prefix.clone())
-            .timeout(Duration::from_secs(5))
-            .build()
-            .await
-            .expect("redis answers");
-        caches.push(cache);
-    }
+    let caches = patient_caches("coalesced", 2).await;
     let mut tasks = Vec::new();
     for cache in &caches {
         for _ in 0..10 {
