@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Where to look: `repo.rs` declares the caching, `main.rs` (this file) connects the cache
-//! at start-up, `routes.rs` turns outcomes into `X-Cache` headers. See `README.md` in this
-//! directory for the endpoints and configuration.
+//! at start-up, `routes.rs` holds the handlers (with one `CacheStatusLayer` for the `X-Cache`
+//! header). See `README.md` in this directory for the endpoints and configuration.
 //!
 //! Configuration, all from the environment:
 //!
