@@ -2,7 +2,8 @@
 //! request, with no caching code in handlers.
 //!
 //! - [`CacheStatusLayer`] runs each request's handler inside [`with_outcome`] and sets
-//!   `X-Cache: HIT | MISS | REFRESH` on the response from the cached calls the handler made;
+//!   `X-Cache` on the response (`HIT`, `MISS`, `REFRESH`, `COALESCED` or `BYPASS`) from the
+//!   cached calls the handler made;
 //!   the header is absent when it made none.
 //! - [`FreshRequested`] extracts whether the client asks for fresh data (`Cache-Control:
 //!   no-cache`, and optionally a query flag of your choosing): the `bool` that
@@ -38,7 +39,7 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(get_user))
-//!     .layer(CacheStatusLayer::new()); // X-Cache: HIT, MISS or REFRESH
+//!     .layer(CacheStatusLayer::new()); // X-Cache: HIT, MISS, REFRESH, ...
 //! ```
 
 use crate::with_outcome;
@@ -57,8 +58,9 @@ use std::task::{Context, Poll};
 // ---- X-Cache ------------------------------------------------------------------------
 
 /// A tower layer that reports, on each response, what the cached calls made while handling
-/// the request did: `X-Cache: HIT`, `MISS` or `REFRESH` ([`Outcome::as_str`](crate::Outcome::as_str), so
-/// later outcomes appear without a change here).
+/// the request did: `X-Cache: HIT`, `MISS`, `REFRESH`, `COALESCED` or `BYPASS`, the
+/// [`Outcome::as_str`](crate::Outcome::as_str) of the outcome (so outcomes added later
+/// appear without a change here).
 ///
 /// The whole request, extractors and handler, runs inside [`with_outcome`], so the header
 /// needs no code in handlers. Guarantees and limits:

@@ -1,7 +1,7 @@
 //! The HTTP API: axum handlers, each documented for OpenAPI with `#[utoipa::path]`.
 //!
 //! Handlers stay thin: extract, call the repository, answer. [`CacheStatusLayer`] sets the
-//! `X-Cache` header (`HIT`, `MISS` or `REFRESH`) from the cached calls each request made,
+//! `X-Cache` header (`HIT`, `MISS`, `REFRESH`, ...) from the cached calls each request made,
 //! and [`Refresh`] says whether the client asked for fresh data.
 
 use super::db::DbError;
