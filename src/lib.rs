@@ -13,3 +13,7 @@ pub use redis_cached_runtime::{
 pub mod __private {
     pub use redis_cached_runtime::private::*;
 }
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;

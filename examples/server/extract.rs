@@ -1,5 +1,6 @@
-//! HTTP plumbing: FastAPI-style error bodies, extractors whose rejections become such
-//! bodies, and the `X-Cache` response header.
+//! The example's own HTTP plumbing: FastAPI-style error bodies, and extractors whose
+//! rejections become such bodies. (`X-Cache` and the fresh-data request come from
+//! `redis_cached::axum`.)
 //!
 //! Invalid input is a 422 naming the field, as FastAPI does:
 //!
@@ -16,15 +17,14 @@ use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
-use redis_cached::Outcome;
+use axum::response::{IntoResponse, Response};
+use redis_cached::axum::{FreshQueryParam, FreshRequested};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::convert::Infallible;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
@@ -341,48 +341,33 @@ fn capitalize(text: &str) -> String {
     })
 }
 
-/// Whether the client asked for fresh data: `?invalidate_cache=true` or the request
-/// header `Cache-Control: no-cache`. Passed to the cached functions' `refresh`.
+/// `?invalidate_cache=true` asks for fresh data, as `Cache-Control: no-cache` does (the
+/// seeds' FastAPI parameter).
+pub struct InvalidateCache;
+
+impl FreshQueryParam for InvalidateCache {
+    const NAME: &'static str = "invalidate_cache";
+}
+
+/// Whether the client asks for fresh data, for the cached reads' `refresh`:
+/// [`FreshRequested`] with `?invalidate_cache=<bool>`, whose invalid values are a 422 at
+/// `["query", "invalidate_cache"]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Refresh(pub bool);
 
 impl<S: Send + Sync> FromRequestParts<S> for Refresh {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let by_header = parts
-            .headers
-            .get_all(CACHE_CONTROL)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .any(|directive| directive.trim().eq_ignore_ascii_case("no-cache"));
-        let query = parts.uri.query().unwrap_or("");
-        let mut by_query = false;
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            if key == "invalidate_cache" {
-                by_query = parse_bool(&value).ok_or_else(|| {
-                    let loc = vec![name("query"), name("invalidate_cache")];
-                    let msg = "Input should be a valid boolean, unable to interpret input";
-                    ApiError::Invalid(vec![FieldError::new(
-                        loc,
-                        "bool_parsing",
-                        msg,
-                        Some(Value::from(value.as_ref())),
-                    )])
-                })?;
-            }
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match FreshRequested::<InvalidateCache>::from_request_parts(parts, state).await {
+            Ok(FreshRequested(fresh, _)) => Ok(Refresh(fresh)),
+            Err(invalid) => Err(ApiError::Invalid(vec![FieldError::new(
+                vec![name("query"), name(invalid.name())],
+                "bool_parsing",
+                "Input should be a valid boolean, unable to interpret input",
+                Some(Value::from(invalid.value())),
+            )])),
         }
-        Ok(Refresh(by_header || by_query))
-    }
-}
-
-/// FastAPI's booleans: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case.
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
-        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
-        _ => None,
     }
 }
 
@@ -393,7 +378,7 @@ impl IntoParams for Refresh {
         let string = ObjectBuilder::new().schema_type(Type::String).build();
         vec![
             ParameterBuilder::new()
-                .name("invalidate_cache")
+                .name(InvalidateCache::NAME)
                 .parameter_in(ParameterIn::Query)
                 .description(Some(
                     "`true`: skip the cache, read the database and overwrite the cached entry",
@@ -403,27 +388,12 @@ impl IntoParams for Refresh {
             ParameterBuilder::new()
                 .name("Cache-Control")
                 .parameter_in(ParameterIn::Header)
-                .description(Some("`no-cache`: the same as `invalidate_cache=true`"))
+                .description(Some(
+                    "`no-cache` or `no-store` (as `Pragma: no-cache`): the same as \
+                     `invalidate_cache=true`",
+                ))
                 .schema(Some(string))
                 .build(),
         ]
-    }
-}
-
-/// The `X-Cache: HIT | MISS | REFRESH` response header, from
-/// [`redis_cached::with_outcome`]; absent when no cached call ran.
-#[derive(Clone, Copy, Debug)]
-pub struct XCache(pub Option<Outcome>);
-
-impl IntoResponseParts for XCache {
-    type Error = Infallible;
-
-    fn into_response_parts(self, mut response: ResponseParts) -> Result<ResponseParts, Infallible> {
-        if let Some(outcome) = self.0 {
-            response
-                .headers_mut()
-                .insert("x-cache", HeaderValue::from_static(outcome.as_str()));
-        }
-        Ok(response)
     }
 }

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Where to look: `repo.rs` declares the caching, `main.rs` (this file) connects the cache
-//! at start-up, `routes.rs` turns outcomes into `X-Cache` headers. See `README.md` in this
-//! directory for the endpoints and configuration.
+//! at start-up, `routes.rs` holds the handlers (with one `CacheStatusLayer` for the `X-Cache`
+//! header). See `README.md` in this directory for the endpoints and configuration.
 //!
 //! Configuration, all from the environment:
 //!
@@ -207,31 +207,37 @@ fn redacted(url: &str) -> String {
 
 /// Resolves on Ctrl-C or SIGTERM; the server then stops accepting connections and
 /// finishes the requests in flight.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {error}");
-            std::future::pending::<()>().await;
-        }
-    };
+fn shutdown_signal() -> impl Future<Output = ()> {
+    // SIGTERM is listened for from here on, before serving: axum polls this future in a
+    // task of its own, which may first run after a request was served, and a SIGTERM
+    // arriving before it listens would kill the process without a graceful stop.
     #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(error) => {
-                tracing::error!("cannot listen for SIGTERM: {error}");
+    let sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let ctrl_c = async {
+            if let Err(error) = tokio::signal::ctrl_c().await {
+                tracing::error!("cannot listen for Ctrl-C: {error}");
                 std::future::pending::<()>().await;
             }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match sigterm {
+                Ok(mut sigterm) => {
+                    sigterm.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!("cannot listen for SIGTERM: {error}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = terminate => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        tracing::info!("shutting down: finishing the requests in flight");
     }
-    tracing::info!("shutting down: finishing the requests in flight");
 }

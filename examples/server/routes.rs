@@ -1,11 +1,11 @@
 //! The HTTP API: axum handlers, each documented for OpenAPI with `#[utoipa::path]`.
 //!
-//! Handlers stay thin: extract, call the repository, answer. A cached read is wrapped in
-//! [`redis_cached::with_outcome`] to learn whether it was a hit, a miss or a refresh, which
-//! goes out as the `X-Cache` header.
+//! Handlers stay thin: extract, call the repository, answer. [`CacheStatusLayer`] sets the
+//! `X-Cache` header (`HIT`, `MISS`, `REFRESH`, ...) from the cached calls each request made,
+//! and [`Refresh`] says whether the client asked for fresh data.
 
 use super::db::DbError;
-use super::extract::{ApiError, ApiJson, ApiPath, Detail, Refresh, ValidationErrors, XCache};
+use super::extract::{ApiError, ApiJson, ApiPath, Detail, Refresh, ValidationErrors};
 use super::model::{Employee, EmployeeInput, Status, StatusUpdate};
 use super::repo::Repo;
 use axum::extract::{Request, State};
@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use redis_cached::with_outcome;
+use redis_cached::axum::CacheStatusLayer;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,8 +53,8 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
-/// The service: the API routes, `/docs` and `/openapi.json`, JSON 404/405 answers and a
-/// log line per request.
+/// The service: the API routes, `/docs` and `/openapi.json`, JSON 404/405 answers, the
+/// `X-Cache` header and a log line per request.
 pub fn app(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(create_employee))
@@ -69,6 +69,7 @@ pub fn app(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(CacheStatusLayer::new())
         .layer(middleware::from_fn(log_request))
 }
 
@@ -96,9 +97,8 @@ async fn get_employee(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     Refresh(refresh): Refresh,
-) -> (XCache, Result<Json<Employee>, ApiError>) {
-    let (employee, outcome) = with_outcome(app.repo.employee(id, refresh)).await;
-    (XCache(outcome), found(employee, id))
+) -> Result<Json<Employee>, ApiError> {
+    found(app.repo.employee(id, refresh).await, id)
 }
 
 /// An employee's in/out status and when it changed. Cached for 30 seconds as
@@ -119,9 +119,8 @@ async fn get_status(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<i64>,
     Refresh(refresh): Refresh,
-) -> (XCache, Result<Json<Status>, ApiError>) {
-    let (status, outcome) = with_outcome(app.repo.employee_status(id, refresh)).await;
-    (XCache(outcome), found(status, id))
+) -> Result<Json<Status>, ApiError> {
+    found(app.repo.employee_status(id, refresh).await, id)
 }
 
 /// A department's employees, by id; an empty list for an unknown department. Cached for
@@ -141,9 +140,8 @@ async fn department_employees(
     State(app): State<AppState>,
     ApiPath(name): ApiPath<String>,
     Refresh(refresh): Refresh,
-) -> (XCache, Result<Json<Vec<Employee>>, ApiError>) {
-    let (employees, outcome) = with_outcome(app.repo.department_employees(&name, refresh)).await;
-    (XCache(outcome), employees.map(Json).map_err(ApiError::from))
+) -> Result<Json<Vec<Employee>>, ApiError> {
+    Ok(Json(app.repo.department_employees(&name, refresh).await?))
 }
 
 /// Adds an employee (status `out`). Invalidates its department's list.
