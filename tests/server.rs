@@ -772,6 +772,93 @@ async fn bad_input_gets_fastapi_style_answers() {
 }
 
 #[tokio::test]
+async fn a_422_lists_every_invalid_field_at_once() {
+    let t = setup().await;
+    let Setup { api, .. } = t;
+    let before = api.get("/employees/1").await;
+    assert_eq!(before.status, StatusCode::OK);
+    let missing =
+        |field: &str| json!({"type": "missing", "loc": ["body", field], "msg": "Field required"});
+    let all_missing = json!({"detail": [
+        missing("name"), missing("email"), missing("department"), missing("title"),
+    ]});
+    for (method, path) in [(Method::POST, "/employees"), (Method::PUT, "/employees/1")] {
+        let reply = api.json(method, path, &json!({})).await;
+        assert_eq!(
+            (reply.status, &reply.body),
+            (StatusCode::UNPROCESSABLE_ENTITY, &all_missing),
+            "{path}"
+        );
+    }
+
+    // Several invalid values: one entry each, in the fields' order, whatever the kind.
+    let too_long = "x".repeat(201);
+    let body = json!({"name": " ", "email": "nope", "department": 5, "title": too_long});
+    let reply = api.json(Method::POST, "/employees", &body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.body,
+        json!({"detail": [
+            {"type": "string_too_short", "loc": ["body", "name"],
+             "msg": "String should have at least 1 character", "input": " "},
+            {"type": "value_error", "loc": ["body", "email"],
+             "msg": "value is not a valid email address", "input": "nope"},
+            {"type": "string_type", "loc": ["body", "department"],
+             "msg": "Input should be a valid string"},
+            {"type": "string_too_long", "loc": ["body", "title"],
+             "msg": "String should have at most 200 characters", "input": too_long},
+        ]})
+    );
+    // Missing and invalid together.
+    let reply = api
+        .json(
+            Method::PUT,
+            "/employees/1",
+            &json!({"name": "", "title": null}),
+        )
+        .await;
+    let locs: Vec<(&Value, &Value)> = reply.body["detail"]
+        .as_array()
+        .expect("a list of errors")
+        .iter()
+        .map(|error| (&error["loc"][1], &error["type"]))
+        .collect();
+    assert_eq!(
+        locs,
+        [
+            (&json!("name"), &json!("string_too_short")),
+            (&json!("email"), &json!("missing")),
+            (&json!("department"), &json!("missing")),
+            (&json!("title"), &json!("string_type")),
+        ]
+    );
+
+    // A single problem is still a single entry, with today's message.
+    let reply = api
+        .json(
+            Method::POST,
+            "/employees",
+            &json!({"name": "A", "department": "D", "title": "T"}),
+        )
+        .await;
+    assert_eq!(reply.body, json!({"detail": [missing("email")]}),);
+    let reply = api
+        .json(
+            Method::PUT,
+            "/employees/1/status",
+            &json!({"status": "maybe"}),
+        )
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({"detail": [{"type": "enum", "loc": ["body", "status"],
+                           "msg": "Unknown variant `maybe`, expected `in` or `out`"}]})
+    );
+    // Nothing was written.
+    assert_eq!(api.get("/employees/1").await.body, before.body);
+}
+
+#[tokio::test]
 async fn openapi_lists_every_route_and_docs_are_served() {
     let t = setup().await;
     let Setup { api, .. } = t;
