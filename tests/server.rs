@@ -173,6 +173,7 @@ struct Reply {
     status: StatusCode,
     x_cache: Option<String>,
     location: Option<String>,
+    content_type: Option<String>,
     body: Value,
 }
 
@@ -192,9 +193,20 @@ struct Api {
 impl Api {
     /// A client for `server` (no proxy: it is local).
     fn new(server: &Server) -> Api {
+        Api::with(server, reqwest::Client::builder())
+    }
+
+    /// A client for `server` that does not follow redirects.
+    fn not_following(server: &Server) -> Api {
+        let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        Api::with(server, builder)
+    }
+
+    /// A client for `server` built from `builder`.
+    fn with(server: &Server, builder: reqwest::ClientBuilder) -> Api {
         Api {
             base: server.base.clone(),
-            client: reqwest::Client::builder()
+            client: builder
                 .no_proxy()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -225,8 +237,12 @@ impl Api {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
-        let (status, x_cache, location) =
-            (response.status(), header("x-cache"), header("location"));
+        let (status, x_cache, location, content_type) = (
+            response.status(),
+            header("x-cache"),
+            header("location"),
+            header("content-type"),
+        );
         let text = response.text().await.expect("a body");
         let body = if text.is_empty() {
             Value::Null
@@ -237,6 +253,7 @@ impl Api {
             status,
             x_cache,
             location,
+            content_type,
             body,
         }
     }
@@ -856,6 +873,129 @@ async fn a_422_lists_every_invalid_field_at_once() {
     );
     // Nothing was written.
     assert_eq!(api.get("/employees/1").await.body, before.body);
+}
+
+/// Asserts `reply` is a JSON error answer with `status` and a string `detail` containing
+/// `text`.
+fn assert_json_error(reply: &Reply, status: StatusCode, text: &str) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some("application/json"),
+        "{:?}",
+        reply.body
+    );
+    let detail = reply.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(text), "{text:?} not in {:?}", reply.body);
+}
+
+#[tokio::test]
+async fn the_root_redirects_to_the_docs() {
+    let t = setup().await;
+    let Setup { api, server, .. } = t;
+    let reply = Api::not_following(&server).get("/").await;
+    assert_eq!(
+        (reply.status, reply.location.as_deref()),
+        (StatusCode::TEMPORARY_REDIRECT, Some("/docs"))
+    );
+    assert_eq!(
+        reply.body,
+        json!({"docs": "/docs", "openapi": "/openapi.json"})
+    );
+    let docs = api.text("/").await; // followed: /docs, then /docs/
+    assert!(docs.contains("swagger-ui"), "{docs}");
+    let post = api.send(Method::POST, "/", &[], None).await;
+    assert_json_error(&post, StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+}
+
+#[tokio::test]
+async fn errors_at_the_http_edge_are_json() {
+    let t = setup().await;
+    let Setup { api, .. } = t;
+
+    // Percent-encoded bytes that are not UTF-8: a 422 naming the parameter, as sent.
+    let unicode = |param: &str| {
+        json!({"detail": [{"type": "string_unicode", "loc": ["path", param],
+            "msg": "Input should be a valid string, unable to parse raw data as a unicode string",
+            "input": "%FF"}]})
+    };
+    for (path, param) in [
+        ("/employees/%FF", "id"),
+        ("/employees/%FF/status", "id"),
+        ("/departments/%FF/employees", "name"),
+    ] {
+        let reply = api.get(path).await;
+        assert_eq!(
+            (reply.status, &reply.body),
+            (StatusCode::UNPROCESSABLE_ENTITY, &unicode(param)),
+            "{path}"
+        );
+    }
+    let reply = api.send(Method::DELETE, "/employees/%FF", &[], None).await;
+    assert_eq!(reply.body, unicode("id"));
+
+    // 414 past 8 KiB of path and query; up to it, served.
+    let target = |len: usize| {
+        let name = "a".repeat(len - "/departments//employees".len());
+        format!("/departments/{name}/employees")
+    };
+    let reply = api.get(&target(8192)).await;
+    assert_eq!((reply.status, &reply.body), (StatusCode::OK, &json!([])));
+    let reply = api.get(&target(8193)).await;
+    assert_json_error(&reply, StatusCode::URI_TOO_LONG, "URI Too Long");
+    assert_json_error(&reply, StatusCode::URI_TOO_LONG, "8192");
+    let long_query = format!(
+        "/employees/1?invalidate_cache=true&pad={}",
+        "b".repeat(9000)
+    );
+    assert_json_error(
+        &api.get(&long_query).await,
+        StatusCode::URI_TOO_LONG,
+        "URI Too Long",
+    );
+    let reply = api
+        .send(Method::PUT, &target(10_000), &[], Some("{}"))
+        .await;
+    assert_json_error(&reply, StatusCode::URI_TOO_LONG, "URI Too Long");
+
+    // 405, on the API and on the documentation's routes.
+    for (method, path) in [
+        (Method::PATCH, "/employees/1"),
+        (Method::POST, "/health"),
+        (Method::DELETE, "/openapi.json"),
+        (Method::POST, "/docs/"),
+    ] {
+        let reply = api.send(method, path, &[], None).await;
+        assert_json_error(&reply, StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    }
+
+    // 413 past 2 MiB of body.
+    let big = format!("{{\"name\": \"{}\"}}", "n".repeat(2 * 1024 * 1024));
+    let json = [("content-type", "application/json")];
+    for (method, path) in [
+        (Method::POST, "/employees"),
+        (Method::PUT, "/employees/1"),
+        (Method::PUT, "/employees/1/status"),
+    ] {
+        let reply = api.send(method, path, &json, Some(&big)).await;
+        assert_json_error(
+            &reply,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "length limit exceeded",
+        );
+    }
+
+    // The Swagger UI's own answers, once text or empty.
+    assert_json_error(
+        &api.get("/docs/%FF").await,
+        StatusCode::BAD_REQUEST,
+        "UTF-8",
+    );
+    let reply = api.get("/docs/nowhere").await;
+    assert_eq!(
+        (reply.status, &reply.body),
+        (StatusCode::NOT_FOUND, &json!({"detail": "Not Found"}))
+    );
 }
 
 #[tokio::test]

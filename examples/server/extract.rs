@@ -16,7 +16,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
@@ -202,18 +202,47 @@ where
                     .await
                     .map(|params| params.iter().map(|(key, _)| key.to_owned()).collect())
                     .unwrap_or_default();
-                Err(path_error(rejection, &names))
+                let raw = |key: &str| {
+                    let route = parts.extensions.get::<MatchedPath>()?.as_str();
+                    raw_segment(route, parts.uri.path(), key).map(str::to_owned)
+                };
+                Err(path_error(rejection, &names, raw))
             }
         }
     }
 }
 
-/// Maps a path rejection to a 422 at `["path", <name>]`.
-fn path_error(rejection: PathRejection, names: &[String]) -> ApiError {
+/// The segment of `path` (as sent, percent-encoded) where `route` has the parameter `{key}`.
+fn raw_segment<'a>(route: &str, path: &'a str, key: &str) -> Option<&'a str> {
+    let placeholder = format!("{{{key}}}");
+    route
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(pattern, _)| *pattern == placeholder)
+        .map(|(_, segment)| segment)
+}
+
+/// Maps a path rejection to a 422 at `["path", <name>]`; `raw` gives a parameter's segment
+/// as sent, for one that is not UTF-8 once decoded (`%FF`).
+fn path_error(
+    rejection: PathRejection,
+    names: &[String],
+    raw: impl FnOnce(&str) -> Option<String>,
+) -> ApiError {
     let PathRejection::FailedToDeserializePathParams(error) = rejection else {
         return ApiError::Status(rejection.status(), rejection.body_text());
     };
     let (key, value, expected) = match error.into_kind() {
+        // As pydantic says of bytes that are not UTF-8.
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            let input = raw(&key).map(Value::from);
+            return ApiError::Invalid(vec![FieldError::new(
+                vec![name("path"), name(&key)],
+                "string_unicode",
+                "Input should be a valid string, unable to parse raw data as a unicode string",
+                input,
+            )]);
+        }
         ErrorKind::ParseErrorAtKey {
             key,
             value,

@@ -5,14 +5,16 @@
 //! and [`Refresh`] says whether the client asked for fresh data.
 
 use super::db::DbError;
+use super::edge;
 use super::extract::{ApiError, ApiJson, ApiPath, Detail, Refresh, ValidationErrors};
 use super::model::{Employee, EmployeeInput, Status, StatusUpdate};
 use super::repo::Repo;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis_cached::axum::CacheStatusLayer;
@@ -53,8 +55,8 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
-/// The service: the API routes, `/docs` and `/openapi.json`, JSON 404/405 answers, the
-/// `X-Cache` header and a log line per request.
+/// The service: the API routes, `/docs` and `/openapi.json` (and `/` redirecting there), JSON
+/// error answers (404, 405, 413, 414, ...), the `X-Cache` header and a log line per request.
 pub fn app(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(create_employee))
@@ -66,10 +68,14 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .split_for_parts();
     router
+        .route("/", get(edge::index))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(edge::MAX_BODY_LEN))
         .layer(CacheStatusLayer::new())
+        .layer(middleware::from_fn(edge::json_errors))
+        .layer(middleware::from_fn(edge::limit_uri))
         .layer(middleware::from_fn(log_request))
 }
 
