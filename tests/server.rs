@@ -1057,6 +1057,147 @@ async fn openapi_lists_every_route_and_docs_are_served() {
     );
 }
 
+#[tokio::test]
+async fn openapi_states_the_constraints_and_the_error_answers() {
+    let t = setup().await;
+    let Setup { api, .. } = t;
+    let spec = api.get("/openapi.json").await.body;
+    let schemas = &spec["components"]["schemas"];
+
+    // The body's constraints...
+    let input = &schemas["EmployeeInput"]["properties"];
+    for field in ["name", "email", "department", "title"] {
+        assert_eq!(
+            (&input[field]["minLength"], &input[field]["maxLength"]),
+            (&json!(1), &json!(200)),
+            "{field}"
+        );
+    }
+    for field in ["name", "department", "title"] {
+        assert_eq!(input[field]["pattern"], json!("\\S"), "not blank: {field}");
+    }
+    assert_eq!(input["email"]["format"], json!("email"));
+    assert_eq!(schemas["Presence"]["enum"], json!(["in", "out"]));
+    assert_eq!(
+        schemas["StatusUpdate"]["properties"]["status"]["$ref"],
+        json!("#/components/schemas/Presence")
+    );
+
+    // ...are the ones the server enforces.
+    let max = input["name"]["maxLength"].as_u64().expect("a number") as usize;
+    let employee = |name: String, email: &str| json!({"name": name, "email": email, "department": "Support", "title": "Clerk"});
+    let created = api
+        .json(
+            Method::POST,
+            "/employees",
+            &employee("n".repeat(max), "n@example.com"),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    for (body, kind) in [
+        (
+            employee("n".repeat(max + 1), "n@example.com"),
+            "string_too_long",
+        ),
+        (employee(String::new(), "n@example.com"), "string_too_short"),
+        (
+            employee(" ".to_owned(), "n@example.com"),
+            "string_too_short",
+        ),
+        (employee("N".to_owned(), "not-an-email"), "value_error"),
+    ] {
+        let reply = api.json(Method::POST, "/employees", &body).await;
+        assert_eq!(
+            (reply.status, &reply.body["detail"][0]["type"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &json!(kind)),
+            "{body}"
+        );
+    }
+    for status in schemas["Presence"]["enum"].as_array().expect("values") {
+        let reply = api
+            .json(
+                Method::PUT,
+                "/employees/1/status",
+                &json!({"status": status}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{status}");
+    }
+
+    // The error answers, on the routes where they can happen, with their bodies' schemas.
+    let detail = json!({"$ref": "#/components/schemas/Detail"});
+    let validation = json!({"$ref": "#/components/schemas/ValidationErrors"});
+    let mut seen = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let route = format!("{} {path}", method.to_uppercase());
+            let responses = &operation["responses"];
+            let body = |code: &str| &responses[code]["content"]["application/json"]["schema"];
+            for code in ["405", "414"] {
+                assert_eq!(body(code), &detail, "{code} on {route}");
+            }
+            let takes_body = operation["requestBody"].is_object();
+            assert_eq!(responses["413"].is_object(), takes_body, "413 on {route}");
+            if takes_body {
+                assert_eq!(body("413"), &detail, "413 on {route}");
+            }
+            let operations_route = path == "/health" || path == "/metrics";
+            assert_eq!(
+                responses["500"].is_object(),
+                !operations_route,
+                "500 on {route}"
+            );
+            assert_eq!(
+                responses["422"].is_object(),
+                !operations_route,
+                "422 on {route}"
+            );
+            if !operations_route {
+                assert_eq!(body("500"), &detail, "500 on {route}");
+                assert_eq!(body("422"), &validation, "422 on {route}");
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 9);
+    assert_eq!(
+        schemas["ValidationErrors"]["properties"]["detail"]["items"]["$ref"],
+        json!("#/components/schemas/FieldError")
+    );
+    let mut required: Vec<&str> = schemas["FieldError"]["required"]
+        .as_array()
+        .expect("required fields")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    required.sort_unstable();
+    assert_eq!(required, ["loc", "msg", "type"]);
+
+    // X-Cache: every value the runtime gives, on every cached read.
+    for path in [
+        "/employees/{id}",
+        "/employees/{id}/status",
+        "/departments/{name}/employees",
+    ] {
+        let header = &spec["paths"][path]["get"]["responses"]["200"]["headers"]["X-Cache"];
+        assert_eq!(
+            header["schema"]["enum"],
+            json!(["HIT", "COALESCED", "MISS", "REFRESH", "BYPASS"]),
+            "{path}"
+        );
+        let description = header["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains("COALESCED") && description.contains("BYPASS"),
+            "{description}"
+        );
+    }
+    let about = spec["info"]["description"].as_str().unwrap_or_default();
+    assert!(
+        about.contains("COALESCED") && about.contains("BYPASS"),
+        "{about}"
+    );
+}
+
 /// The sum of `name{function="<crate>::<modules>::repo::<function>",...} value` lines of a
 /// Prometheus text page (the `example` module of this test binary, `server::repo` in the
 /// example binary).

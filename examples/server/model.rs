@@ -31,20 +31,44 @@ pub struct Employee {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EmployeeInput {
     /// Full name, not blank.
-    #[schema(example = "Ada Lovelace")]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub name: String,
     /// Work email address.
-    #[schema(example = "ada.lovelace@example.com")]
+    #[schema(
+        example = "ada.lovelace@example.com",
+        format = Email,
+        min_length = 1,
+        max_length = 200
+    )]
     pub email: String,
     /// Department name; moving an employee invalidates both departments' lists.
-    #[schema(example = "Engineering")]
+    #[schema(
+        example = "Engineering",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub department: String,
     /// Job title, not blank.
-    #[schema(example = "Staff Engineer")]
+    #[schema(
+        example = "Staff Engineer",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub title: String,
 }
 
 /// The longest name, email, department or title accepted.
+///
+/// [`EmployeeInput`]'s schema attributes repeat it, and state the other checks below (not
+/// blank: `pattern = r"\S"`; the email: `format = Email`), because utoipa takes literals
+/// only; `tests/server.rs` checks the schema against what the server accepts.
 const MAX_LEN: usize = 200;
 
 impl FromBody for EmployeeInput {
