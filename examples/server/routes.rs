@@ -1,8 +1,8 @@
 //! The HTTP API: axum handlers, each documented for OpenAPI with `#[utoipa::path]`.
 //!
 //! Handlers stay thin: extract, call the repository, answer. [`CacheStatusLayer`] sets the
-//! `X-Cache` header (`HIT`, `MISS`, `REFRESH`, ...) from the cached calls each request made,
-//! and [`Refresh`] says whether the client asked for fresh data.
+//! `X-Cache` header (`HIT`, `COALESCED`, `MISS`, `REFRESH` or `BYPASS`) from the cached calls
+//! each request made, and [`Refresh`] says whether the client asked for fresh data.
 
 use super::db::DbError;
 use super::edge;
