@@ -173,6 +173,7 @@ struct Reply {
     status: StatusCode,
     x_cache: Option<String>,
     location: Option<String>,
+    content_type: Option<String>,
     body: Value,
 }
 
@@ -192,9 +193,20 @@ struct Api {
 impl Api {
     /// A client for `server` (no proxy: it is local).
     fn new(server: &Server) -> Api {
+        Api::with(server, reqwest::Client::builder())
+    }
+
+    /// A client for `server` that does not follow redirects.
+    fn not_following(server: &Server) -> Api {
+        let builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        Api::with(server, builder)
+    }
+
+    /// A client for `server` built from `builder`.
+    fn with(server: &Server, builder: reqwest::ClientBuilder) -> Api {
         Api {
             base: server.base.clone(),
-            client: reqwest::Client::builder()
+            client: builder
                 .no_proxy()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -225,8 +237,12 @@ impl Api {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
-        let (status, x_cache, location) =
-            (response.status(), header("x-cache"), header("location"));
+        let (status, x_cache, location, content_type) = (
+            response.status(),
+            header("x-cache"),
+            header("location"),
+            header("content-type"),
+        );
         let text = response.text().await.expect("a body");
         let body = if text.is_empty() {
             Value::Null
@@ -237,6 +253,7 @@ impl Api {
             status,
             x_cache,
             location,
+            content_type,
             body,
         }
     }
@@ -772,6 +789,216 @@ async fn bad_input_gets_fastapi_style_answers() {
 }
 
 #[tokio::test]
+async fn a_422_lists_every_invalid_field_at_once() {
+    let t = setup().await;
+    let Setup { api, .. } = t;
+    let before = api.get("/employees/1").await;
+    assert_eq!(before.status, StatusCode::OK);
+    let missing =
+        |field: &str| json!({"type": "missing", "loc": ["body", field], "msg": "Field required"});
+    let all_missing = json!({"detail": [
+        missing("name"), missing("email"), missing("department"), missing("title"),
+    ]});
+    for (method, path) in [(Method::POST, "/employees"), (Method::PUT, "/employees/1")] {
+        let reply = api.json(method, path, &json!({})).await;
+        assert_eq!(
+            (reply.status, &reply.body),
+            (StatusCode::UNPROCESSABLE_ENTITY, &all_missing),
+            "{path}"
+        );
+    }
+
+    // Several invalid values: one entry each, in the fields' order, whatever the kind.
+    let too_long = "x".repeat(201);
+    let body = json!({"name": " ", "email": "nope", "department": 5, "title": too_long});
+    let reply = api.json(Method::POST, "/employees", &body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.body,
+        json!({"detail": [
+            {"type": "string_too_short", "loc": ["body", "name"],
+             "msg": "String should have at least 1 character", "input": " "},
+            {"type": "value_error", "loc": ["body", "email"],
+             "msg": "value is not a valid email address", "input": "nope"},
+            {"type": "string_type", "loc": ["body", "department"],
+             "msg": "Input should be a valid string"},
+            {"type": "string_too_long", "loc": ["body", "title"],
+             "msg": "String should have at most 200 characters", "input": too_long},
+        ]})
+    );
+    // Missing and invalid together.
+    let reply = api
+        .json(
+            Method::PUT,
+            "/employees/1",
+            &json!({"name": "", "title": null}),
+        )
+        .await;
+    let locs: Vec<(&Value, &Value)> = reply.body["detail"]
+        .as_array()
+        .expect("a list of errors")
+        .iter()
+        .map(|error| (&error["loc"][1], &error["type"]))
+        .collect();
+    assert_eq!(
+        locs,
+        [
+            (&json!("name"), &json!("string_too_short")),
+            (&json!("email"), &json!("missing")),
+            (&json!("department"), &json!("missing")),
+            (&json!("title"), &json!("string_type")),
+        ]
+    );
+
+    // A single problem is still a single entry, with today's message.
+    let reply = api
+        .json(
+            Method::POST,
+            "/employees",
+            &json!({"name": "A", "department": "D", "title": "T"}),
+        )
+        .await;
+    assert_eq!(reply.body, json!({"detail": [missing("email")]}),);
+    let reply = api
+        .json(
+            Method::PUT,
+            "/employees/1/status",
+            &json!({"status": "maybe"}),
+        )
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({"detail": [{"type": "enum", "loc": ["body", "status"],
+                           "msg": "Unknown variant `maybe`, expected `in` or `out`"}]})
+    );
+    // Nothing was written.
+    assert_eq!(api.get("/employees/1").await.body, before.body);
+}
+
+/// Asserts `reply` is a JSON error answer with `status` and a string `detail` containing
+/// `text`.
+fn assert_json_error(reply: &Reply, status: StatusCode, text: &str) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some("application/json"),
+        "{:?}",
+        reply.body
+    );
+    let detail = reply.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(text), "{text:?} not in {:?}", reply.body);
+}
+
+#[tokio::test]
+async fn the_root_redirects_to_the_docs() {
+    let t = setup().await;
+    let Setup { api, server, .. } = t;
+    let reply = Api::not_following(&server).get("/").await;
+    assert_eq!(
+        (reply.status, reply.location.as_deref()),
+        (StatusCode::TEMPORARY_REDIRECT, Some("/docs"))
+    );
+    assert_eq!(
+        reply.body,
+        json!({"docs": "/docs", "openapi": "/openapi.json"})
+    );
+    let docs = api.text("/").await; // followed: /docs, then /docs/
+    assert!(docs.contains("swagger-ui"), "{docs}");
+    let post = api.send(Method::POST, "/", &[], None).await;
+    assert_json_error(&post, StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+}
+
+#[tokio::test]
+async fn errors_at_the_http_edge_are_json() {
+    let t = setup().await;
+    let Setup { api, .. } = t;
+
+    // Percent-encoded bytes that are not UTF-8: a 422 naming the parameter, as sent.
+    let unicode = |param: &str| {
+        json!({"detail": [{"type": "string_unicode", "loc": ["path", param],
+            "msg": "Input should be a valid string, unable to parse raw data as a unicode string",
+            "input": "%FF"}]})
+    };
+    for (path, param) in [
+        ("/employees/%FF", "id"),
+        ("/employees/%FF/status", "id"),
+        ("/departments/%FF/employees", "name"),
+    ] {
+        let reply = api.get(path).await;
+        assert_eq!(
+            (reply.status, &reply.body),
+            (StatusCode::UNPROCESSABLE_ENTITY, &unicode(param)),
+            "{path}"
+        );
+    }
+    let reply = api.send(Method::DELETE, "/employees/%FF", &[], None).await;
+    assert_eq!(reply.body, unicode("id"));
+
+    // 414 past 8 KiB of path and query; up to it, served.
+    let target = |len: usize| {
+        let name = "a".repeat(len - "/departments//employees".len());
+        format!("/departments/{name}/employees")
+    };
+    let reply = api.get(&target(8192)).await;
+    assert_eq!((reply.status, &reply.body), (StatusCode::OK, &json!([])));
+    let reply = api.get(&target(8193)).await;
+    assert_json_error(&reply, StatusCode::URI_TOO_LONG, "URI Too Long");
+    assert_json_error(&reply, StatusCode::URI_TOO_LONG, "8192");
+    let long_query = format!(
+        "/employees/1?invalidate_cache=true&pad={}",
+        "b".repeat(9000)
+    );
+    assert_json_error(
+        &api.get(&long_query).await,
+        StatusCode::URI_TOO_LONG,
+        "URI Too Long",
+    );
+    let reply = api
+        .send(Method::PUT, &target(10_000), &[], Some("{}"))
+        .await;
+    assert_json_error(&reply, StatusCode::URI_TOO_LONG, "URI Too Long");
+
+    // 405, on the API and on the documentation's routes.
+    for (method, path) in [
+        (Method::PATCH, "/employees/1"),
+        (Method::POST, "/health"),
+        (Method::DELETE, "/openapi.json"),
+        (Method::POST, "/docs/"),
+    ] {
+        let reply = api.send(method, path, &[], None).await;
+        assert_json_error(&reply, StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    }
+
+    // 413 past 2 MiB of body.
+    let big = format!("{{\"name\": \"{}\"}}", "n".repeat(2 * 1024 * 1024));
+    let json = [("content-type", "application/json")];
+    for (method, path) in [
+        (Method::POST, "/employees"),
+        (Method::PUT, "/employees/1"),
+        (Method::PUT, "/employees/1/status"),
+    ] {
+        let reply = api.send(method, path, &json, Some(&big)).await;
+        assert_json_error(
+            &reply,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "length limit exceeded",
+        );
+    }
+
+    // The Swagger UI's own answers, once text or empty.
+    assert_json_error(
+        &api.get("/docs/%FF").await,
+        StatusCode::BAD_REQUEST,
+        "UTF-8",
+    );
+    let reply = api.get("/docs/nowhere").await;
+    assert_eq!(
+        (reply.status, &reply.body),
+        (StatusCode::NOT_FOUND, &json!({"detail": "Not Found"}))
+    );
+}
+
+#[tokio::test]
 async fn openapi_lists_every_route_and_docs_are_served() {
     let t = setup().await;
     let Setup { api, .. } = t;
@@ -827,6 +1054,147 @@ async fn openapi_lists_every_route_and_docs_are_served() {
     assert!(
         api.text("/docs/swagger-ui-bundle.js").await.len() > 100_000,
         "served from the binary"
+    );
+}
+
+#[tokio::test]
+async fn openapi_states_the_constraints_and_the_error_answers() {
+    let t = setup().await;
+    let Setup { api, .. } = t;
+    let spec = api.get("/openapi.json").await.body;
+    let schemas = &spec["components"]["schemas"];
+
+    // The body's constraints...
+    let input = &schemas["EmployeeInput"]["properties"];
+    for field in ["name", "email", "department", "title"] {
+        assert_eq!(
+            (&input[field]["minLength"], &input[field]["maxLength"]),
+            (&json!(1), &json!(200)),
+            "{field}"
+        );
+    }
+    for field in ["name", "department", "title"] {
+        assert_eq!(input[field]["pattern"], json!("\\S"), "not blank: {field}");
+    }
+    assert_eq!(input["email"]["format"], json!("email"));
+    assert_eq!(schemas["Presence"]["enum"], json!(["in", "out"]));
+    assert_eq!(
+        schemas["StatusUpdate"]["properties"]["status"]["$ref"],
+        json!("#/components/schemas/Presence")
+    );
+
+    // ...are the ones the server enforces.
+    let max = input["name"]["maxLength"].as_u64().expect("a number") as usize;
+    let employee = |name: String, email: &str| json!({"name": name, "email": email, "department": "Support", "title": "Clerk"});
+    let created = api
+        .json(
+            Method::POST,
+            "/employees",
+            &employee("n".repeat(max), "n@example.com"),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    for (body, kind) in [
+        (
+            employee("n".repeat(max + 1), "n@example.com"),
+            "string_too_long",
+        ),
+        (employee(String::new(), "n@example.com"), "string_too_short"),
+        (
+            employee(" ".to_owned(), "n@example.com"),
+            "string_too_short",
+        ),
+        (employee("N".to_owned(), "not-an-email"), "value_error"),
+    ] {
+        let reply = api.json(Method::POST, "/employees", &body).await;
+        assert_eq!(
+            (reply.status, &reply.body["detail"][0]["type"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &json!(kind)),
+            "{body}"
+        );
+    }
+    for status in schemas["Presence"]["enum"].as_array().expect("values") {
+        let reply = api
+            .json(
+                Method::PUT,
+                "/employees/1/status",
+                &json!({"status": status}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{status}");
+    }
+
+    // The error answers, on the routes where they can happen, with their bodies' schemas.
+    let detail = json!({"$ref": "#/components/schemas/Detail"});
+    let validation = json!({"$ref": "#/components/schemas/ValidationErrors"});
+    let mut seen = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let route = format!("{} {path}", method.to_uppercase());
+            let responses = &operation["responses"];
+            let body = |code: &str| &responses[code]["content"]["application/json"]["schema"];
+            for code in ["405", "414"] {
+                assert_eq!(body(code), &detail, "{code} on {route}");
+            }
+            let takes_body = operation["requestBody"].is_object();
+            assert_eq!(responses["413"].is_object(), takes_body, "413 on {route}");
+            if takes_body {
+                assert_eq!(body("413"), &detail, "413 on {route}");
+            }
+            let operations_route = path == "/health" || path == "/metrics";
+            assert_eq!(
+                responses["500"].is_object(),
+                !operations_route,
+                "500 on {route}"
+            );
+            assert_eq!(
+                responses["422"].is_object(),
+                !operations_route,
+                "422 on {route}"
+            );
+            if !operations_route {
+                assert_eq!(body("500"), &detail, "500 on {route}");
+                assert_eq!(body("422"), &validation, "422 on {route}");
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 9);
+    assert_eq!(
+        schemas["ValidationErrors"]["properties"]["detail"]["items"]["$ref"],
+        json!("#/components/schemas/FieldError")
+    );
+    let mut required: Vec<&str> = schemas["FieldError"]["required"]
+        .as_array()
+        .expect("required fields")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    required.sort_unstable();
+    assert_eq!(required, ["loc", "msg", "type"]);
+
+    // X-Cache: every value the runtime gives, on every cached read.
+    for path in [
+        "/employees/{id}",
+        "/employees/{id}/status",
+        "/departments/{name}/employees",
+    ] {
+        let header = &spec["paths"][path]["get"]["responses"]["200"]["headers"]["X-Cache"];
+        assert_eq!(
+            header["schema"]["enum"],
+            json!(["HIT", "COALESCED", "MISS", "REFRESH", "BYPASS"]),
+            "{path}"
+        );
+        let description = header["description"].as_str().unwrap_or_default();
+        assert!(
+            description.contains("COALESCED") && description.contains("BYPASS"),
+            "{description}"
+        );
+    }
+    let about = spec["info"]["description"].as_str().unwrap_or_default();
+    assert!(
+        about.contains("COALESCED") && about.contains("BYPASS"),
+        "{about}"
     );
 }
 

@@ -2,7 +2,7 @@
 //! rejections become such bodies. (`X-Cache` and the fresh-data request come from
 //! `redis_cached::axum`.)
 //!
-//! Invalid input is a 422 naming the field, as FastAPI does:
+//! Invalid input is a 422 naming every invalid field, as FastAPI does:
 //!
 //! ```json
 //! {"detail": [{"type": "int_parsing", "loc": ["path", "id"],
@@ -16,7 +16,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use redis_cached::axum::{FreshQueryParam, FreshRequested};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
@@ -146,10 +146,42 @@ fn name(text: &str) -> LocItem {
     LocItem::Name(text.to_owned())
 }
 
-/// Checks beyond what deserializing does (non-empty strings, well-formed emails).
-pub trait Validate {
-    /// Every problem found; empty when the value is valid.
-    fn validate(&self) -> Vec<FieldError>;
+/// A type read from a JSON object body field by field, so that one 422 lists every invalid
+/// field at once, as FastAPI (pydantic) does, rather than the first one serde meets.
+pub trait FromBody: Sized {
+    /// Reads every field from `body` (each problem recorded there) and returns the value
+    /// when all of them were valid.
+    fn from_body(body: &mut BodyFields) -> Option<Self>;
+}
+
+/// The fields of a JSON object body, and the problems found while reading them.
+pub struct BodyFields {
+    object: Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl BodyFields {
+    /// The field `field` as a `T`; `None`, with a `missing` (or type) error recorded at
+    /// `["body", field, ...]`, when it is absent (or not a `T`). Each field is read once.
+    pub fn required<T: DeserializeOwned>(&mut self, field: &str) -> Option<T> {
+        let loc = vec![name("body"), name(field)];
+        let Some(value) = self.object.remove(field) else {
+            self.reject(FieldError::new(loc, "missing", "Field required", None));
+            return None;
+        };
+        match serde_path_to_error::deserialize(value) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.reject(type_error(loc, &error));
+                None
+            }
+        }
+    }
+
+    /// Records a problem found by a check beyond the type (a blank name, a malformed email).
+    pub fn reject(&mut self, error: FieldError) {
+        self.errors.push(error);
+    }
 }
 
 /// `axum::extract::Path`, rejecting with a 422 that names the parameter.
@@ -170,18 +202,47 @@ where
                     .await
                     .map(|params| params.iter().map(|(key, _)| key.to_owned()).collect())
                     .unwrap_or_default();
-                Err(path_error(rejection, &names))
+                let raw = |key: &str| {
+                    let route = parts.extensions.get::<MatchedPath>()?.as_str();
+                    raw_segment(route, parts.uri.path(), key).map(str::to_owned)
+                };
+                Err(path_error(rejection, &names, raw))
             }
         }
     }
 }
 
-/// Maps a path rejection to a 422 at `["path", <name>]`.
-fn path_error(rejection: PathRejection, names: &[String]) -> ApiError {
+/// The segment of `path` (as sent, percent-encoded) where `route` has the parameter `{key}`.
+fn raw_segment<'a>(route: &str, path: &'a str, key: &str) -> Option<&'a str> {
+    let placeholder = format!("{{{key}}}");
+    route
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(pattern, _)| *pattern == placeholder)
+        .map(|(_, segment)| segment)
+}
+
+/// Maps a path rejection to a 422 at `["path", <name>]`; `raw` gives a parameter's segment
+/// as sent, for one that is not UTF-8 once decoded (`%FF`).
+fn path_error(
+    rejection: PathRejection,
+    names: &[String],
+    raw: impl FnOnce(&str) -> Option<String>,
+) -> ApiError {
     let PathRejection::FailedToDeserializePathParams(error) = rejection else {
         return ApiError::Status(rejection.status(), rejection.body_text());
     };
     let (key, value, expected) = match error.into_kind() {
+        // As pydantic says of bytes that are not UTF-8.
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            let input = raw(&key).map(Value::from);
+            return ApiError::Invalid(vec![FieldError::new(
+                vec![name("path"), name(&key)],
+                "string_unicode",
+                "Input should be a valid string, unable to parse raw data as a unicode string",
+                input,
+            )]);
+        }
         ErrorKind::ParseErrorAtKey {
             key,
             value,
@@ -229,13 +290,13 @@ fn path_error(rejection: PathRejection, names: &[String]) -> ApiError {
     )])
 }
 
-/// A JSON body, deserialized then [validated](Validate); every failure is a 422 naming
-/// the field (`["body", "email"]`).
+/// A JSON object body read [field by field](FromBody); invalid input is a 422 naming every
+/// invalid field (`["body", "email"]`, ...).
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned + Validate,
+    T: FromBody,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -265,39 +326,52 @@ where
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| ApiError::Status(rejection.status(), rejection.body_text()))?;
-        let value: T = parse_json(&bytes)?;
-        let errors = value.validate();
-        if errors.is_empty() {
-            Ok(ApiJson(value))
-        } else {
-            Err(ApiError::Invalid(errors))
+        let mut body = BodyFields {
+            object: parse_object(&bytes)?,
+            errors: Vec::new(),
+        };
+        let value = T::from_body(&mut body);
+        match value {
+            Some(value) if body.errors.is_empty() => Ok(ApiJson(value)),
+            // A `from_body` that gives up without saying why still answers a 422.
+            None if body.errors.is_empty() => Err(ApiError::Invalid(vec![FieldError::new(
+                vec![name("body")],
+                "value_error",
+                "Invalid body",
+                None,
+            )])),
+            _ => Err(ApiError::Invalid(body.errors)),
         }
     }
 }
 
-/// Deserializes a body, turning serde's error into a [`FieldError`] at the failing field.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parses a body that must be a JSON object.
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         let error = FieldError::new(vec![name("body")], "missing", "Field required", None);
         return Err(ApiError::Invalid(vec![error]));
     }
-    // Syntax first, then shape: serde would also read a struct from an array.
-    let value: Value = serde_json::from_slice(bytes).map_err(|error| json_invalid(&error))?;
-    if !value.is_object() {
-        let msg = "Input should be a valid dictionary or object to extract fields from";
-        let error = FieldError::new(
-            vec![name("body")],
-            "model_attributes_type",
-            msg,
-            Some(value),
-        );
-        return Err(ApiError::Invalid(vec![error]));
+    match serde_json::from_slice(bytes).map_err(|error| json_invalid(&error))? {
+        Value::Object(object) => Ok(object),
+        value => {
+            let msg = "Input should be a valid dictionary or object to extract fields from";
+            let error = FieldError::new(
+                vec![name("body")],
+                "model_attributes_type",
+                msg,
+                Some(value),
+            );
+            Err(ApiError::Invalid(vec![error]))
+        }
     }
-    let error = match serde_path_to_error::deserialize(value) {
-        Ok(value) => return Ok(value),
-        Err(error) => error,
-    };
-    let mut loc = vec![name("body")];
+}
+
+/// The [`FieldError`] for a field at `loc` that serde could not read, at the failing part of
+/// it (`loc` then serde's path).
+fn type_error(
+    mut loc: Vec<LocItem>,
+    error: &serde_path_to_error::Error<serde_json::Error>,
+) -> FieldError {
     for segment in error.path().iter() {
         match segment {
             serde_path_to_error::Segment::Map { key } => loc.push(name(key)),
@@ -306,7 +380,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
     }
     let message = error.inner().to_string();
-    let field_error = if let Some(field) = message
+    if let Some(field) = message
         .strip_prefix("missing field `")
         .and_then(|rest| rest.strip_suffix('`'))
     {
@@ -318,8 +392,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         FieldError::new(loc, "string_type", "Input should be a valid string", None)
     } else {
         FieldError::new(loc, "type_error", &capitalize(&message), None)
-    };
-    Err(ApiError::Invalid(vec![field_error]))
+    }
 }
 
 /// The 422 for a body that is not JSON.

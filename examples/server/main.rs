@@ -22,6 +22,7 @@
 //! | `RUST_LOG`      | `info`                                          |
 
 mod db;
+mod edge;
 mod extract;
 mod model;
 mod repo;

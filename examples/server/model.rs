@@ -3,7 +3,7 @@
 //! Everything cached must be `Serialize + Deserialize`: entries are stored as JSON, which is
 //! also what `redis-cli GET employee:42` shows.
 
-use super::extract::{FieldError, Validate};
+use super::extract::{BodyFields, FieldError, FromBody};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -31,60 +31,101 @@ pub struct Employee {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EmployeeInput {
     /// Full name, not blank.
-    #[schema(example = "Ada Lovelace")]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub name: String,
     /// Work email address.
-    #[schema(example = "ada.lovelace@example.com")]
+    #[schema(
+        example = "ada.lovelace@example.com",
+        format = Email,
+        min_length = 1,
+        max_length = 200
+    )]
     pub email: String,
     /// Department name; moving an employee invalidates both departments' lists.
-    #[schema(example = "Engineering")]
+    #[schema(
+        example = "Engineering",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub department: String,
     /// Job title, not blank.
-    #[schema(example = "Staff Engineer")]
+    #[schema(
+        example = "Staff Engineer",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S"
+    )]
     pub title: String,
 }
 
 /// The longest name, email, department or title accepted.
+///
+/// [`EmployeeInput`]'s schema attributes repeat it, and state the other checks below (not
+/// blank: `pattern = r"\S"`; the email: `format = Email`), because utoipa takes literals
+/// only; `tests/server.rs` checks the schema against what the server accepts.
 const MAX_LEN: usize = 200;
 
-impl Validate for EmployeeInput {
-    fn validate(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        for (field, value) in [
-            ("name", &self.name),
-            ("email", &self.email),
-            ("department", &self.department),
-            ("title", &self.title),
-        ] {
-            if value.trim().is_empty() {
-                errors.push(FieldError::body(
-                    field,
-                    "string_too_short",
-                    "String should have at least 1 character",
-                    value,
-                ));
-            } else if value.chars().count() > MAX_LEN {
-                errors.push(FieldError::body(
-                    field,
-                    "string_too_long",
-                    &format!("String should have at most {MAX_LEN} characters"),
-                    value,
-                ));
-            }
-        }
-        let well_formed = self.email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !self.email.contains(char::is_whitespace)
-        });
-        if !self.email.trim().is_empty() && !well_formed {
-            errors.push(FieldError::body(
+impl FromBody for EmployeeInput {
+    fn from_body(body: &mut BodyFields) -> Option<Self> {
+        let name = text(body, "name");
+        let email = text(body, "email");
+        if let Some(email) = &email
+            && !is_email(email)
+        {
+            body.reject(FieldError::body(
                 "email",
                 "value_error",
                 "value is not a valid email address",
-                &self.email,
+                email,
             ));
         }
-        errors
+        let department = text(body, "department");
+        let title = text(body, "title");
+        Some(EmployeeInput {
+            name: name?,
+            email: email?,
+            department: department?,
+            title: title?,
+        })
     }
+}
+
+/// A required string field, not blank and at most [`MAX_LEN`] characters; `None` (with the
+/// problem recorded) otherwise.
+fn text(body: &mut BodyFields, field: &str) -> Option<String> {
+    let value: String = body.required(field)?;
+    if value.trim().is_empty() {
+        body.reject(FieldError::body(
+            field,
+            "string_too_short",
+            "String should have at least 1 character",
+            &value,
+        ));
+        return None;
+    }
+    if value.chars().count() > MAX_LEN {
+        body.reject(FieldError::body(
+            field,
+            "string_too_long",
+            &format!("String should have at most {MAX_LEN} characters"),
+            &value,
+        ));
+        return None;
+    }
+    Some(value)
+}
+
+/// A loose check, enough to catch typos: `local@domain.tld`, without spaces.
+fn is_email(email: &str) -> bool {
+    email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+    })
 }
 
 /// Whether an employee is in the office.
@@ -127,8 +168,10 @@ pub struct StatusUpdate {
     pub status: Presence,
 }
 
-impl Validate for StatusUpdate {
-    fn validate(&self) -> Vec<FieldError> {
-        Vec::new()
+impl FromBody for StatusUpdate {
+    fn from_body(body: &mut BodyFields) -> Option<Self> {
+        Some(StatusUpdate {
+            status: body.required("status")?,
+        })
     }
 }

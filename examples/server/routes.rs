@@ -1,25 +1,31 @@
 //! The HTTP API: axum handlers, each documented for OpenAPI with `#[utoipa::path]`.
 //!
 //! Handlers stay thin: extract, call the repository, answer. [`CacheStatusLayer`] sets the
-//! `X-Cache` header (`HIT`, `MISS`, `REFRESH`, ...) from the cached calls each request made,
-//! and [`Refresh`] says whether the client asked for fresh data.
+//! `X-Cache` header (`HIT`, `COALESCED`, `MISS`, `REFRESH` or `BYPASS`) from the cached calls
+//! each request made, and [`Refresh`] says whether the client asked for fresh data.
 
 use super::db::DbError;
+use super::edge;
 use super::extract::{ApiError, ApiJson, ApiPath, Detail, Refresh, ValidationErrors};
 use super::model::{Employee, EmployeeInput, Status, StatusUpdate};
 use super::repo::Repo;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use redis_cached::Outcome;
 use redis_cached::axum::CacheStatusLayer;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{self, ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
@@ -42,9 +48,16 @@ pub struct AppState {
         title = "redis-cached example: employees",
         description = "A small service fronting SQLite, its reads cached in Redis with \
             `#[redis_cached]` and its writes invalidating with `#[invalidates]`. Cached reads \
-            answer with `X-Cache: HIT`, `MISS` or `REFRESH`; `?invalidate_cache=true` or \
-            `Cache-Control: no-cache` asks for fresh data."
+            answer with `X-Cache`: `HIT` (from the cache), `COALESCED` (waited for another \
+            request's fill of the same entry), `MISS` (read the database, then cached), \
+            `REFRESH` (read the database as asked, overwriting the entry) or `BYPASS` (the \
+            cache was not used: Redis down, none installed, or an invalidation pending). \
+            `?invalidate_cache=true` or `Cache-Control: no-cache` asks for fresh data. Every \
+            error answer is JSON, FastAPI-style: `{\"detail\": \"...\"}`, or for a 422 \
+            `{\"detail\": [{\"type\", \"loc\", \"msg\", \"input\"}, ...]}` listing every \
+            invalid field."
     ),
+    components(schemas(Detail, ValidationErrors)),
     tags(
         (name = "employees", description = "Employees and their in/out status"),
         (name = "departments", description = "Employees by department"),
@@ -53,8 +66,8 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
-/// The service: the API routes, `/docs` and `/openapi.json`, JSON 404/405 answers, the
-/// `X-Cache` header and a log line per request.
+/// The service: the API routes, `/docs` and `/openapi.json` (and `/` redirecting there), JSON
+/// error answers (404, 405, 413, 414, ...), the `X-Cache` header and a log line per request.
 pub fn app(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(create_employee))
@@ -66,11 +79,98 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .split_for_parts();
     router
+        .route("/", get(edge::index))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(edge::MAX_BODY_LEN))
         .layer(CacheStatusLayer::new())
+        .layer(middleware::from_fn(edge::json_errors))
+        .layer(middleware::from_fn(edge::limit_uri))
         .layer(middleware::from_fn(log_request))
+}
+
+/// The `X-Cache` response header's schema: what the cached call behind a read did, one of
+/// the runtime's [`Outcome`] names.
+struct XCache;
+
+impl PartialSchema for XCache {
+    fn schema() -> RefOr<Schema> {
+        let outcomes = [
+            Outcome::Hit,
+            Outcome::Coalesced,
+            Outcome::Miss,
+            Outcome::Refresh,
+            Outcome::Bypass,
+        ];
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(outcomes.map(Outcome::as_str)))
+            .description(Some(
+                "`HIT`: from the cache. `COALESCED`: from another request's fill of the same \
+                 entry, waited for. `MISS`: read from the database, then cached. `REFRESH`: \
+                 read from the database as asked, overwriting the entry. `BYPASS`: the cache \
+                 was not used (Redis down, none installed, or an invalidation pending).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for XCache {}
+
+/// A response whose body is a [`Detail`].
+fn detail_response(description: String) -> RefOr<openapi::Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Detail")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .build()
+        .into()
+}
+
+/// The error answers of every route, documented on each operation: 405 for a method the
+/// path does not take, 414 for a path and query over [`edge::MAX_URI_LEN`].
+struct AnyRoute;
+
+impl IntoResponses for AnyRoute {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        let method = "Method Not Allowed: the path does not take this method (`Allow` lists \
+                      those it does)";
+        let uri = format!(
+            "URI Too Long: the path and query are over {} bytes",
+            edge::MAX_URI_LEN
+        );
+        BTreeMap::from([
+            ("405".to_owned(), detail_response(method.to_owned())),
+            ("414".to_owned(), detail_response(uri)),
+        ])
+    }
+}
+
+/// The error answer of the routes taking a body: 413 past [`edge::MAX_BODY_LEN`].
+struct TakesBody;
+
+impl IntoResponses for TakesBody {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        let description = format!(
+            "Payload Too Large: the body is over {} bytes",
+            edge::MAX_BODY_LEN
+        );
+        BTreeMap::from([("413".to_owned(), detail_response(description))])
+    }
+}
+
+/// The error answer of the routes calling the database: a 500 when it fails (logged; the
+/// body says no more).
+struct UsesDatabase;
+
+impl IntoResponses for UsesDatabase {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        let description = "Internal Server Error: the database failed".to_owned();
+        BTreeMap::from([("500".to_owned(), detail_response(description))])
+    }
 }
 
 /// The answer of a cached read: a 404 for `Ok(None)`, a 500 for a database error.
@@ -88,9 +188,10 @@ fn found<T>(result: Result<Option<T>, DbError>, id: i64) -> Result<Json<T>, ApiE
     params(("id" = i64, Path, description = "Employee id"), Refresh),
     responses(
         (status = 200, description = "The employee", body = Employee,
-            headers(("X-Cache" = String, description = "HIT, MISS or REFRESH"))),
+            headers(("X-Cache" = inline(XCache), description = "HIT, COALESCED, MISS, REFRESH or BYPASS: what the cache did"))),
         (status = 404, description = "No such employee", body = Detail),
-        (status = 422, description = "Invalid id or query", body = ValidationErrors)
+        (status = 422, description = "Invalid id or query", body = ValidationErrors),
+        UsesDatabase, AnyRoute,
     )
 )]
 async fn get_employee(
@@ -110,9 +211,10 @@ async fn get_employee(
     params(("id" = i64, Path, description = "Employee id"), Refresh),
     responses(
         (status = 200, description = "The status", body = Status,
-            headers(("X-Cache" = String, description = "HIT, MISS or REFRESH"))),
+            headers(("X-Cache" = inline(XCache), description = "HIT, COALESCED, MISS, REFRESH or BYPASS: what the cache did"))),
         (status = 404, description = "No such employee", body = Detail),
-        (status = 422, description = "Invalid id or query", body = ValidationErrors)
+        (status = 422, description = "Invalid id or query", body = ValidationErrors),
+        UsesDatabase, AnyRoute,
     )
 )]
 async fn get_status(
@@ -132,8 +234,9 @@ async fn get_status(
     params(("name" = String, Path, description = "Department name, such as Engineering"), Refresh),
     responses(
         (status = 200, description = "The department's employees", body = Vec<Employee>,
-            headers(("X-Cache" = String, description = "HIT, MISS or REFRESH"))),
-        (status = 422, description = "Invalid query", body = ValidationErrors)
+            headers(("X-Cache" = inline(XCache), description = "HIT, COALESCED, MISS, REFRESH or BYPASS: what the cache did"))),
+        (status = 422, description = "Invalid name (not UTF-8) or query", body = ValidationErrors),
+        UsesDatabase, AnyRoute,
     )
 )]
 async fn department_employees(
@@ -153,7 +256,8 @@ async fn department_employees(
     responses(
         (status = 201, description = "Created", body = Employee,
             headers(("Location" = String, description = "/employees/{id}"))),
-        (status = 422, description = "Invalid body", body = ValidationErrors)
+        (status = 422, description = "Invalid body: every invalid field", body = ValidationErrors),
+        TakesBody, UsesDatabase, AnyRoute,
     )
 )]
 async fn create_employee(
@@ -161,8 +265,8 @@ async fn create_employee(
     ApiJson(new): ApiJson<EmployeeInput>,
 ) -> Result<Response, ApiError> {
     let employee = app.repo.create_employee(&new).await?;
-    let location = HeaderValue::from_str(&format!("/employees/{}", employee.id))
-        .expect("a path of digits is a valid header value");
+    // axum turns the (impossible) invalid header value into a 500, not a panic.
+    let location = format!("/employees/{}", employee.id);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(employee)).into_response())
 }
 
@@ -177,7 +281,8 @@ async fn create_employee(
     responses(
         (status = 200, description = "The updated employee", body = Employee),
         (status = 404, description = "No such employee", body = Detail),
-        (status = 422, description = "Invalid id or body", body = ValidationErrors)
+        (status = 422, description = "Invalid id or body: every invalid field", body = ValidationErrors),
+        TakesBody, UsesDatabase, AnyRoute,
     )
 )]
 async fn update_employee(
@@ -197,7 +302,8 @@ async fn update_employee(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such employee", body = Detail),
-        (status = 422, description = "Invalid id", body = ValidationErrors)
+        (status = 422, description = "Invalid id", body = ValidationErrors),
+        UsesDatabase, AnyRoute,
     )
 )]
 async fn delete_employee(
@@ -222,7 +328,8 @@ async fn delete_employee(
     responses(
         (status = 200, description = "The new status", body = Status),
         (status = 404, description = "No such employee", body = Detail),
-        (status = 422, description = "Invalid id or body", body = ValidationErrors)
+        (status = 422, description = "Invalid id or body: every invalid field", body = ValidationErrors),
+        TakesBody, UsesDatabase, AnyRoute,
     )
 )]
 async fn set_status(
@@ -269,7 +376,8 @@ pub struct Component {
     tag = "operations",
     responses(
         (status = 200, description = "Serving (`ok` or `degraded`)", body = Health),
-        (status = 503, description = "The database does not answer", body = Health)
+        (status = 503, description = "The database does not answer", body = Health),
+        AnyRoute,
     )
 )]
 async fn health(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -332,7 +440,10 @@ impl Component {
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        AnyRoute,
+    )
 )]
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
