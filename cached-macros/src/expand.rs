@@ -41,9 +41,11 @@ use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 //             }
 //             /* body */
 //         });
+//         // `near_clone::<User>(..)` around the check, for `near_cache = true`.
+//         let __redis_cached_stores = __private::stored_ok::<User>();
 //         __private::cached::<__private::OkOf, _, _>(
 //             __redis_cached_call,
-//             __private::stored_ok::<User>(), // `near_clone::<User>(..)` around it, for `near_cache = true`
+//             __redis_cached_stores,
 //             __redis_cached_body,
 //         )
 //         .await
@@ -73,7 +75,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let call = quote_spanned! {output_span=>
         ::redis_cached::__private::cached::<#shape, _, _>(
             __redis_cached_call,
-            #stores,
+            __redis_cached_stores,
             __redis_cached_body,
         )
     };
@@ -85,6 +87,9 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
             let __redis_cached_body = ::redis_cached::__private::pin!(#body);
+            // A statement of its own: an error in it is not taken for one in an argument of
+            // `cached` (the compiler would suggest borrowing instead of showing the message).
+            let __redis_cached_stores = #stores;
             #call
         },
         output_span,
@@ -239,7 +244,10 @@ fn stores(cached: &CachedFn, unit: Span) -> TokenStream {
     };
     let stores = quote_spanned!(span=> ::redis_cached::__private::#check::<#ty>());
     if cached.near_holds_values() {
-        quote_spanned!(span=> ::redis_cached::__private::near_clone::<#ty>(#stores))
+        // The call itself is not spanned on the type: the compiler, taking the type for an
+        // expression at the same place, would suggest borrowing it instead of showing the
+        // message. The error still points at the type argument.
+        quote!(::redis_cached::__private::near_clone::<#ty>(#stores))
     } else {
         stores
     }
