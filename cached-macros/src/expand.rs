@@ -3,7 +3,7 @@
 //! (`invalidate`) helper. Every runtime item is reached through `::redis_cached::__private`.
 
 use crate::model::{CacheSource, CachedFn, InvalidatingFn, output_span};
-use crate::shape::Shape;
+use crate::shape::{Shape, Stored};
 use crate::template::{Placeholder, RootKind, Segment, Template};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -41,16 +41,22 @@ use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 //             }
 //             /* body */
 //         });
-//         __private::cached::<__private::OkOf, __private::DecodeEach, _, _>(
+//         // `near_clone::<User>(..)` around the check, for `near_cache = true`.
+//         let __redis_cached_stores = __private::stored_ok::<User>();
+//         __private::cached::<__private::OkOf, _, _>(
 //             __redis_cached_call,
+//             __redis_cached_stores,
 //             __redis_cached_body,
 //         )
 //         .await
 //     }
 //
-// The shape (`Whole`, `OkOf`, `SomeOf`, `OkSomeOf`) follows the return type, the near mode is
-// `CloneValue` with `near_cache = true`, and the `cached::<..>` call and `.await` are spanned
-// on the return type, so that an unstorable value type is reported there.
+// The shape (`Whole`, `OkOf`, `SomeOf`, `OkSomeOf`) follows the return type; the `cached::<..>`
+// call and `.await` are spanned on the return type, so that a return type that is not the
+// `Result` its name says is reported there. The stored type (`User`) is checked by the
+// shape's check (`stored_whole`, `stored_ok`, `stored_some`, `stored_ok_some`) written on its
+// own tokens, so that an unstorable type is reported once, at its name: `cached` puts no
+// bound on it. Through an alias, or with an `impl Trait`, the check infers the type (`_`).
 pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let function = cached.function;
     let cache = cache_source(&cached.cache);
@@ -61,18 +67,15 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         (cached.refresh.as_ref()).map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
     let cache_none = (cached.cache_none.as_ref()).map(|flag| quote!(.cache_none(#flag)));
     let output_span = output_span(function);
-    let near_mode = if cached.near_holds_values() {
-        quote_spanned!(output_span=> ::redis_cached::__private::CloneValue)
-    } else {
-        quote_spanned!(output_span=> ::redis_cached::__private::DecodeEach)
-    };
     let near = (cached.near_cache.as_ref()).map(|flag| quote!(.near(#flag)));
     let shape = shape(cached.shape, output_span);
+    let stores = stores(cached, function.sig.ident.span());
     let body = body(function);
-    // Spanned on the return type: an unstorable value type is reported there.
+    // Spanned on the return type: a return type of no known shape is reported there.
     let call = quote_spanned! {output_span=>
-        ::redis_cached::__private::cached::<#shape, #near_mode, _, _>(
+        ::redis_cached::__private::cached::<#shape, _, _>(
             __redis_cached_call,
+            __redis_cached_stores,
             __redis_cached_body,
         )
     };
@@ -84,6 +87,9 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
             let __redis_cached_body = ::redis_cached::__private::pin!(#body);
+            // A statement of its own: an error in it is not taken for one in an argument of
+            // `cached` (the compiler would suggest borrowing instead of showing the message).
+            let __redis_cached_stores = #stores;
             #call
         },
         output_span,
@@ -218,6 +224,32 @@ fn shape(shape: Shape, span: Span) -> TokenStream {
         Shape::OkOf => quote_spanned!(span=> ::redis_cached::__private::OkOf),
         Shape::SomeOf => quote_spanned!(span=> ::redis_cached::__private::SomeOf),
         Shape::OkSomeOf => quote_spanned!(span=> ::redis_cached::__private::OkSomeOf),
+    }
+}
+
+/// The check on the stored type that makes its `Stores`, spanned on the stored type (on the
+/// function's name, `unit`, for `()`): the one place where an unstorable type is reported.
+fn stores(cached: &CachedFn, unit: Span) -> TokenStream {
+    let span = cached.stored.span(unit);
+    let ty = match &cached.stored {
+        Stored::Named(ty) => quote!(#ty),
+        Stored::Unit => quote_spanned!(span=> ()),
+        Stored::Inferred(_) => quote_spanned!(span=> _),
+    };
+    let check = match cached.shape {
+        Shape::Whole => quote_spanned!(span=> stored_whole),
+        Shape::OkOf => quote_spanned!(span=> stored_ok),
+        Shape::SomeOf => quote_spanned!(span=> stored_some),
+        Shape::OkSomeOf => quote_spanned!(span=> stored_ok_some),
+    };
+    let stores = quote_spanned!(span=> ::redis_cached::__private::#check::<#ty>());
+    if cached.near_holds_values() {
+        // The call itself is not spanned on the type: the compiler, taking the type for an
+        // expression at the same place, would suggest borrowing it instead of showing the
+        // message. The error still points at the type argument.
+        quote!(::redis_cached::__private::near_clone::<#ty>(#stores))
+    } else {
+        stores
     }
 }
 

@@ -9,7 +9,7 @@
 
 use crate::args::{self, CachedArgs, InvalidatesArgs};
 use crate::errors::{join, join_all};
-use crate::shape::Shape;
+use crate::shape::{Shape, Stored};
 use crate::template::{RootKind, Scope, Template};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
@@ -26,6 +26,8 @@ pub(crate) struct CachedFn<'a> {
     pub(crate) cache_none: Option<LitBool>,
     pub(crate) near_cache: Option<LitBool>,
     pub(crate) shape: Shape,
+    /// The stored part of the return type, as written.
+    pub(crate) stored: Stored<'a>,
     /// `None` when not given, which the error messages tell from an empty list.
     pub(crate) key_ignores: Option<Vec<Ident>>,
 }
@@ -76,6 +78,7 @@ impl<'a> CachedFn<'a> {
             cache_none: args.cache_none,
             near_cache: args.near_cache,
             shape: Shape::of(&function.sig.output),
+            stored: Stored::of(&function.sig.output),
             key_ignores: args.key_ignores.map(|list| list.0),
         })
     }

@@ -6,7 +6,6 @@
 //! that connection is down the tier is flushed and bypassed, since invalidations could be
 //! missed; an entry never outlives the Redis entry it copies, nor the tier's maximum lifetime.
 
-use crate::entry::Entry;
 use crate::expiry::{self, Expiring};
 use crate::task::{Backoff, spawn_detached};
 use redis::aio::{AsyncPushSender, MultiplexedConnection};
@@ -286,58 +285,4 @@ async fn connect(
     }
     tracking.query_async::<()>(&mut connection).await?;
     Ok(connection)
-}
-
-/// How a function's values are held in the near tier; the macro picks the mode.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "`near_cache = true` keeps decoded values in the near cache, so `{T}` must implement `Clone`",
-    label = "`near_cache = true` needs a `Clone` value type",
-    note = "for large values return an `Arc<..>` (serde's `rc` feature), which clones cheaply; or leave `near_cache` unset, and stored bytes are decoded on each near hit"
-)]
-pub trait NearMode<T> {
-    /// The entry held, if it is one this mode can serve.
-    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<Entry<T>>) -> Option<Entry<T>>;
-
-    /// What to hold for an entry stored as `bytes`.
-    fn hold(bytes: &[u8], entry: Entry<&T>) -> NearValue;
-}
-
-/// Holds the stored bytes and decodes them on each hit: for every type.
-#[doc(hidden)]
-pub struct DecodeEach;
-
-/// Holds the decoded value and clones it on each hit: for `near_cache = true`.
-#[doc(hidden)]
-pub struct CloneValue;
-
-impl<T> NearMode<T> for DecodeEach {
-    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<Entry<T>>) -> Option<Entry<T>> {
-        match held {
-            NearValue::Bytes(bytes) => decode(bytes),
-            NearValue::Decoded(_) => None,
-        }
-    }
-
-    fn hold(bytes: &[u8], _: Entry<&T>) -> NearValue {
-        NearValue::Bytes(bytes.into())
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<T: Clone + Send + Sync + 'static> NearMode<T> for CloneValue {
-    fn value(held: &NearValue, decode: impl FnOnce(&[u8]) -> Option<Entry<T>>) -> Option<Entry<T>> {
-        match held {
-            NearValue::Decoded(entry) => entry.downcast_ref::<Entry<T>>().cloned(),
-            NearValue::Bytes(bytes) => decode(bytes),
-        }
-    }
-
-    fn hold(_: &[u8], entry: Entry<&T>) -> NearValue {
-        let entry = match entry {
-            Entry::Value(value) => Entry::Value(value.clone()),
-            Entry::Absent => Entry::Absent,
-        };
-        NearValue::Decoded(Arc::new(entry))
-    }
 }

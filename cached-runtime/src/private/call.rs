@@ -14,15 +14,14 @@ use crate::cache::Cache;
 use crate::entry::Entry;
 use crate::flight::{self, Boarding, Joined};
 use crate::key::KeyBuilder;
-use crate::near::{NearMode, NearTier};
+use crate::near::NearTier;
 use crate::private::shape::Shape;
+use crate::private::stored::Stores;
 use crate::store::Fetch;
 use crate::store::lease::Lease;
 use crate::task::Backoff;
 use crate::telemetry::{self, Op};
 use crate::{Error, Outcome};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -94,10 +93,12 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 /// caller's lease means we join its flight (same process) or wait for its value (another
 /// process), up to the lease's length, then run the body ourselves. A call from inside the
 /// body of a fill of the same key runs its body at once: it would otherwise wait for itself.
-pub async fn cached<S, M, R, F>(call: Call, body: Pin<&mut F>) -> R
+///
+/// `stores` comes from the macro's check of the stored type (`stored_ok::<User>()`, ..):
+/// this function puts no bound of its own on that type.
+pub async fn cached<S, R, F>(call: Call, stores: Stores<S::Stored>, body: Pin<&mut F>) -> R
 where
     S: Shape<R>,
-    M: NearMode<S::Stored>,
     F: Future<Output = R>,
 {
     let function = call.function;
@@ -110,7 +111,7 @@ where
     let store = &parts.store;
     if parts.pending.contains(key) {
         // The key's invalidation has not reached the store: neither read nor write it.
-        return degraded::<S, R, _>(&call, cache, key, body).await;
+        return degraded::<S, R, _>(&call, stores, cache, key, body).await;
     }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
     // kept locally only if no invalidation of the key came in meanwhile.
@@ -123,7 +124,9 @@ where
         && !call.refresh
         && let Some(output) = tier
             .get(key)
-            .and_then(|held| M::value(&held, |bytes| decode(cache, bytes, function)))
+            .and_then(|held| {
+                stores.near_value(&held, |bytes| decode(stores, cache, bytes, function))
+            })
             .and_then(S::output)
     {
         telemetry::outcome(function, Outcome::Hit);
@@ -142,10 +145,10 @@ where
     loop {
         match fetched {
             Ok(Fetch::Hit(bytes, ttl)) => {
-                if let Some(entry) = decode::<S::Stored>(cache, &bytes, function) {
+                if let Some(entry) = decode(stores, cache, &bytes, function) {
                     let held = near
                         .zip(ttl)
-                        .map(|(near, ttl)| (near, ttl, M::hold(&bytes, entry.as_ref())));
+                        .map(|(near, ttl)| (near, ttl, stores.hold(&bytes, entry.as_ref())));
                     if let Some(output) = S::output(entry) {
                         if let Some(((tier, epoch), ttl, held)) = held {
                             tier.keep(key, held, bytes.len(), ttl, epoch);
@@ -164,7 +167,7 @@ where
                 fetched = store.take_lease(key, &lease).await.map(|()| Fetch::Ours);
             }
             Ok(Fetch::Ours) => {
-                return fill::<S, M, R, _>(&call, cache, key, &lease, near, body).await;
+                return fill::<S, R, _>(&call, stores, cache, key, &lease, near, body).await;
             }
             Ok(Fetch::Theirs(other)) => {
                 if flight::is_filling(key) {
@@ -174,7 +177,9 @@ where
                     .get_or_insert_with(|| Instant::now() + store.lease_ttl().unwrap_or_default());
                 match wait_for_filler(parts, key, &other, give_up, &mut poll).await {
                     Waited::Landed(bytes) => {
-                        if let Some(output) = decode(cache, &bytes, function).and_then(S::output) {
+                        if let Some(output) =
+                            decode(stores, cache, &bytes, function).and_then(S::output)
+                        {
                             telemetry::outcome(function, Outcome::Coalesced);
                             return output;
                         }
@@ -203,7 +208,7 @@ where
                     // on it; a release queued behind it on the connection undoes that.
                     store.release_detached(key, &lease);
                 }
-                return degraded::<S, R, _>(&call, cache, key, body).await;
+                return degraded::<S, R, _>(&call, stores, cache, key, body).await;
             }
         }
     }
@@ -245,8 +250,9 @@ async fn wait_for_filler(
 
 /// Runs the body under our lease, shares the result with this process's joiners, and
 /// stores it if the lease still holds the key.
-async fn fill<S, M, R, F>(
+async fn fill<S, R, F>(
     call: &Call,
+    stores: Stores<S::Stored>,
     cache: &Cache,
     key: &str,
     lease: &Lease,
@@ -255,7 +261,6 @@ async fn fill<S, M, R, F>(
 ) -> R
 where
     S: Shape<R>,
-    M: NearMode<S::Stored>,
     F: Future<Output = R>,
 {
     let function = call.function;
@@ -266,7 +271,7 @@ where
         .map(|_| parts.flights.depart(store, key, lease));
     let output = run(function, key, body).await;
     let entry = S::stored(&output, call.cache_none);
-    let encoded = entry.and_then(|entry| encode(cache, entry, function));
+    let encoded = entry.and_then(|entry| encode(stores, cache, entry, function));
     if let Some(pilot) = pilot {
         pilot.land(encoded.clone());
     }
@@ -281,7 +286,7 @@ where
                         "fill lease lost (invalidated or expired); value not stored"
                     ),
                     Some((tier, epoch)) => {
-                        tier.keep(key, M::hold(bytes, entry), bytes.len(), ttl, epoch);
+                        tier.keep(key, stores.hold(bytes, entry), bytes.len(), ttl, epoch);
                     }
                     None => {}
                 })
@@ -304,7 +309,13 @@ where
 /// pending): concurrent calls on a key run the body once and share its result, as a fill's
 /// joiners do, so that an outage does not multiply the load on the source. Nothing is read
 /// from or written to the store.
-async fn degraded<S, R, F>(call: &Call, cache: &Cache, key: &str, body: F) -> R
+async fn degraded<S, R, F>(
+    call: &Call,
+    stores: Stores<S::Stored>,
+    cache: &Cache,
+    key: &str,
+    body: F,
+) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
@@ -322,13 +333,13 @@ where
         Boarding::Pilot(pilot) => {
             let output = run(function, key, body).await;
             let entry = S::stored(&output, call.cache_none);
-            pilot.land(entry.and_then(|entry| encode(cache, entry, function)));
+            pilot.land(entry.and_then(|entry| encode(stores, cache, entry, function)));
             telemetry::outcome(function, Outcome::Bypass);
             output
         }
         Boarding::Passenger(passenger) => {
             if let Joined::Value(bytes) = passenger.wait(wait).await
-                && let Some(output) = decode(cache, &bytes, function).and_then(S::output)
+                && let Some(output) = decode(stores, cache, &bytes, function).and_then(S::output)
             {
                 telemetry::outcome(function, Outcome::Bypass);
                 return output;
@@ -359,22 +370,22 @@ async fn run<R, F: Future<Output = R>>(function: &'static str, key: &str, body: 
 }
 
 /// The bytes to store for `entry`, unless it does not encode (logged).
-fn encode<T: Serialize>(
+fn encode<T>(
+    stores: Stores<T>,
     cache: &Cache,
     entry: Entry<&T>,
     function: &'static str,
 ) -> Option<Arc<[u8]>> {
-    cache
-        .inner
-        .codec
-        .encode_entry(entry)
+    stores
+        .encode(cache.inner.codec, entry)
         .map_err(|error| telemetry::error(&cache.inner.log, function, Op::Encode, &error))
         .ok()
         .map(Arc::from)
 }
 
 /// A stored entry, unless it is oversized or does not decode (both logged).
-fn decode<T: DeserializeOwned>(
+fn decode<T>(
+    stores: Stores<T>,
     cache: &Cache,
     bytes: &[u8],
     function: &'static str,
@@ -385,9 +396,8 @@ fn decode<T: DeserializeOwned>(
         telemetry::error(&parts.log, function, Op::Decode, &error);
         return None;
     }
-    parts
-        .codec
-        .decode_entry(bytes)
+    stores
+        .decode(parts.codec, bytes)
         .map_err(|error| telemetry::error(&parts.log, function, Op::Decode, &error))
         .ok()
 }

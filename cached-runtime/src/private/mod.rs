@@ -1,18 +1,24 @@
 //! What generated code calls. Not public API: names and signatures change without notice.
 //!
 //! `call.rs` holds the cache-aside algorithm of `#[redis_cached]`, `invalidation.rs` the
-//! deletion of `#[invalidates]`, `shape.rs` which part of a return value is stored.
+//! deletion of `#[invalidates]`, `shape.rs` which part of a return value is stored,
+//! `stored.rs` what the stored type must implement (the one place that checks it).
 
 mod call;
 mod invalidation;
 mod shape;
+mod stored;
 
 pub use self::call::{Call, cached};
 pub use self::invalidation::{Invalidation, invalidate};
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
+pub use self::stored::{
+    NearClone, StorableOk, StorableOkSome, StorableSome, StorableWhole, Stores, near_clone,
+    stored_ok, stored_ok_some, stored_some, stored_whole,
+};
 pub use crate::entry::Entry;
 pub use crate::key::KeyBuilder;
-pub use crate::near::{CloneValue, DecodeEach, NearMode, NearValue};
+pub use crate::near::NearValue;
 // Through here, so that a user crate named `core` cannot break an expansion.
 pub use ::core::{concat, module_path, pin::pin};
 

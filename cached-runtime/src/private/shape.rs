@@ -2,21 +2,23 @@
 //! `Result`, the `Some` of an `Option` (a `None` is stored as [`Entry::Absent`], never as
 //! the codec's `null`, which `Some(())` or `Some(None)` encode to as well). The macro picks a
 //! shape from the return type's last path segment.
+//!
+//! A shape puts no bound on the stored type: what it must implement is checked where the
+//! macro names it (`stored.rs`). So a shape fails only for a return type that is not what its
+//! name says, such as a generic struct whose name ends in `Result`.
 
 use crate::entry::Entry;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// How a return type maps to the entry stored under its key.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "the return type `{R}` cannot be cached",
-    label = "the cached value must implement `Serialize` and `DeserializeOwned`",
-    note = "a cached function returns `T`, `Result<T, E>`, `Option<T>` or `Result<Option<T>, E>` where `T: Serialize + DeserializeOwned`"
+    message = "`#[redis_cached]` cannot tell which part of `{R}` to store",
+    label = "read as a `Result` or an `Option` by its name, but it is not one",
+    note = "a cached function returns `T` (stored whole), `Result<T, E>`, `Option<T>` or `Result<Option<T>, E>`; a generic type whose name ends in `Result` is read as an alias of `Result<T, E>`"
 )]
 pub trait Shape<R> {
     /// The value type stored.
-    type Stored: Serialize + DeserializeOwned;
+    type Stored;
 
     /// What of `output` to store, if anything.
     fn stored(output: &R, cache_none: bool) -> Option<Entry<&Self::Stored>>;
@@ -42,8 +44,7 @@ pub struct SomeOf;
 #[doc(hidden)]
 pub struct OkSomeOf;
 
-#[diagnostic::do_not_recommend]
-impl<T: Serialize + DeserializeOwned> Shape<T> for Whole {
+impl<T> Shape<T> for Whole {
     type Stored = T;
 
     fn stored(output: &T, _: bool) -> Option<Entry<&T>> {
@@ -58,8 +59,7 @@ impl<T: Serialize + DeserializeOwned> Shape<T> for Whole {
     }
 }
 
-#[diagnostic::do_not_recommend]
-impl<T: Serialize + DeserializeOwned, E> Shape<Result<T, E>> for OkOf {
+impl<T, E> Shape<Result<T, E>> for OkOf {
     type Stored = T;
 
     fn stored(output: &Result<T, E>, _: bool) -> Option<Entry<&T>> {
@@ -71,8 +71,7 @@ impl<T: Serialize + DeserializeOwned, E> Shape<Result<T, E>> for OkOf {
     }
 }
 
-#[diagnostic::do_not_recommend]
-impl<T: Serialize + DeserializeOwned> Shape<Option<T>> for SomeOf {
+impl<T> Shape<Option<T>> for SomeOf {
     type Stored = T;
 
     fn stored(output: &Option<T>, cache_none: bool) -> Option<Entry<&T>> {
@@ -90,8 +89,7 @@ impl<T: Serialize + DeserializeOwned> Shape<Option<T>> for SomeOf {
     }
 }
 
-#[diagnostic::do_not_recommend]
-impl<T: Serialize + DeserializeOwned, E> Shape<Result<Option<T>, E>> for OkSomeOf {
+impl<T, E> Shape<Result<Option<T>, E>> for OkSomeOf {
     type Stored = T;
 
     fn stored(output: &Result<Option<T>, E>, cache_none: bool) -> Option<Entry<&T>> {

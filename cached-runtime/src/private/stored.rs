@@ -1,0 +1,194 @@
+//! What a function's stored type must be, checked in one place: the macro reads the stored
+//! type off the return type (`User` in `Result<User, E>`) and calls the check for its shape on
+//! it, spanned on those tokens, as in `stored_ok::<User>()`. The check is the only bound on
+//! `Serialize`/`Deserialize` (and, for `near_cache = true`, `Clone`) that generated code meets:
+//! it returns a [`Stores`], the stored type's encode, decode and near-tier functions, which
+//! `cached` takes without bounds of its own. So an unstorable type is reported once, at its
+//! own name, in the terms of the user's type rather than of this module's.
+
+use crate::codec::{Codec, CodecError};
+use crate::entry::Entry;
+use crate::near::NearValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::any::Any;
+use std::sync::Arc;
+
+/// How the values of a function's stored type `T` are encoded, decoded and held in the near
+/// tier; made by a check (`stored_whole`, `stored_ok`, ..), so only for storable types.
+pub struct Stores<T> {
+    encode: fn(Codec, Entry<&T>) -> Result<Vec<u8>, CodecError>,
+    decode: fn(Codec, &[u8]) -> Result<Entry<T>, CodecError>,
+    /// With `near_cache = true`: the decoded entry is held, and cloned on each near hit.
+    clone: Option<Cloning<T>>,
+}
+
+/// How the near tier holds decoded entries of `T` and clones them back.
+struct Cloning<T> {
+    hold: fn(Entry<&T>) -> Arc<dyn Any + Send + Sync>,
+    value: fn(&(dyn Any + Send + Sync)) -> Option<Entry<T>>,
+}
+
+impl<T> Clone for Stores<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Stores<T> {}
+
+impl<T> Clone for Cloning<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Cloning<T> {}
+
+impl<T: Serialize + DeserializeOwned> Stores<T> {
+    fn new() -> Self {
+        Stores {
+            encode: Codec::encode_entry::<T>,
+            decode: Codec::decode_entry::<T>,
+            clone: None,
+        }
+    }
+}
+
+impl<T> Stores<T> {
+    /// The bytes to store for `entry`.
+    pub(crate) fn encode(&self, codec: Codec, entry: Entry<&T>) -> Result<Vec<u8>, CodecError> {
+        (self.encode)(codec, entry)
+    }
+
+    /// The entry stored as `bytes`.
+    pub(crate) fn decode(&self, codec: Codec, bytes: &[u8]) -> Result<Entry<T>, CodecError> {
+        (self.decode)(codec, bytes)
+    }
+
+    /// What the near tier holds for an entry stored as `bytes`: the bytes, decoded on each
+    /// hit, or with `near_cache = true` the entry itself, cloned on each hit.
+    pub(crate) fn hold(&self, bytes: &[u8], entry: Entry<&T>) -> NearValue {
+        match self.clone {
+            Some(cloning) => NearValue::Decoded((cloning.hold)(entry)),
+            None => NearValue::Bytes(bytes.into()),
+        }
+    }
+
+    /// The entry the near tier holds, if this function can serve it (`decode` for bytes).
+    pub(crate) fn near_value(
+        &self,
+        held: &NearValue,
+        decode: impl FnOnce(&[u8]) -> Option<Entry<T>>,
+    ) -> Option<Entry<T>> {
+        match (held, self.clone) {
+            (NearValue::Bytes(bytes), _) => decode(bytes),
+            (NearValue::Decoded(entry), Some(cloning)) => (cloning.value)(&**entry),
+            (NearValue::Decoded(_), None) => None,
+        }
+    }
+}
+
+// One check per shape of return type, each with its own note on which part is stored. Each
+// bound is implemented by every `Serialize + DeserializeOwned` type; `do_not_recommend` makes
+// the compiler report the bound itself (its message names the stored type) rather than the
+// serde traits behind it, one error for both.
+
+/// What the stored type of a function of this shape must implement (see [`stored_whole`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "this value is stored in Redis: encoded on a miss, decoded on a hit",
+    note = "a function returning `T` stores its whole return value: here `{Self}`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (serde's `derive` feature), or for a type parameter the bounds `serde::Serialize + serde::de::DeserializeOwned`; it must deserialize without borrowing from the input"
+)]
+pub trait StorableWhole: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> StorableWhole for T {}
+
+/// The check on the stored type of a function returning `T`, stored whole.
+pub fn stored_whole<T: StorableWhole>() -> Stores<T> {
+    Stores::new()
+}
+
+/// What the stored type of a function of this shape must implement (see [`stored_ok`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "this value is stored in Redis: encoded on a miss, decoded on a hit",
+    note = "a function returning `Result<T, E>` stores the `T` of its `Ok` values (errors are not cached): here `{Self}`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (serde's `derive` feature), or for a type parameter the bounds `serde::Serialize + serde::de::DeserializeOwned`; it must deserialize without borrowing from the input"
+)]
+pub trait StorableOk: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> StorableOk for T {}
+
+/// The check on the `T` of a function returning `Result<T, E>`.
+pub fn stored_ok<T: StorableOk>() -> Stores<T> {
+    Stores::new()
+}
+
+/// What the stored type of a function of this shape must implement (see [`stored_some`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "this value is stored in Redis: encoded on a miss, decoded on a hit",
+    note = "a function returning `Option<T>` stores the `T` of its `Some` values: here `{Self}`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (serde's `derive` feature), or for a type parameter the bounds `serde::Serialize + serde::de::DeserializeOwned`; it must deserialize without borrowing from the input"
+)]
+pub trait StorableSome: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> StorableSome for T {}
+
+/// The check on the `T` of a function returning `Option<T>`.
+pub fn stored_some<T: StorableSome>() -> Stores<T> {
+    Stores::new()
+}
+
+/// What the stored type of a function of this shape must implement (see [`stored_ok_some`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "this value is stored in Redis: encoded on a miss, decoded on a hit",
+    note = "a function returning `Result<Option<T>, E>` stores the `T` of its `Ok(Some(..))` values: here `{Self}`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (serde's `derive` feature), or for a type parameter the bounds `serde::Serialize + serde::de::DeserializeOwned`; it must deserialize without borrowing from the input"
+)]
+pub trait StorableOkSome: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> StorableOkSome for T {}
+
+/// The check on the `T` of a function returning `Result<Option<T>, E>`.
+pub fn stored_ok_some<T: StorableOkSome>() -> Stores<T> {
+    Stores::new()
+}
+
+/// Implemented by every `Clone + Send + Sync + 'static` type: what `near_cache = true` needs
+/// of the stored type.
+#[diagnostic::on_unimplemented(
+    message = "`near_cache = true` keeps decoded values in the near cache, so `{Self}` must implement `Clone`",
+    label = "`near_cache = true` clones this value on each near-cache hit",
+    note = "add `#[derive(Clone)]` to `{Self}` (the near cache also needs it to be `Send + Sync + 'static`)",
+    note = "for large values return an `Arc<..>` (serde's `rc` feature), which clones cheaply; or leave `near_cache` unset, and stored bytes are decoded on each near hit"
+)]
+pub trait NearClone: Clone + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone + Send + Sync + 'static> NearClone for T {}
+
+/// The check for `near_cache = true` on the stored type: the near tier holds decoded
+/// entries and clones them on each hit, rather than decoding the stored bytes.
+pub fn near_clone<T: NearClone>(stores: Stores<T>) -> Stores<T> {
+    Stores {
+        clone: Some(Cloning {
+            hold: |entry| {
+                let entry = match entry {
+                    Entry::Value(value) => Entry::Value(value.clone()),
+                    Entry::Absent => Entry::Absent,
+                };
+                Arc::new(entry)
+            },
+            value: |held| held.downcast_ref::<Entry<T>>().cloned(),
+        }),
+        ..stores
+    }
+}
