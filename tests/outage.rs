@@ -8,7 +8,7 @@ mod support;
 use common::RedisServer;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::{bump, runs};
 
@@ -134,4 +134,92 @@ async fn deferred_invalidations_land_as_soon_as_redis_answers_again() {
         landed_after.saturating_sub(closed_after) < Duration::from_millis(100),
         "closed after {closed_after:?}, landed after {landed_after:?}"
     );
+}
+
+/// The source of truth of `versioned`: bumped by `bump_version`.
+static VERSION: AtomicU64 = AtomicU64::new(1);
+
+#[redis_cached(key = "versioned:<id>", ttl = 60, cache = cache)]
+async fn versioned(cache: &Cache, id: u64) -> u64 {
+    VERSION.load(Ordering::SeqCst)
+}
+
+#[invalidates("versioned:<id>", cache = cache)]
+async fn bump_version(cache: &Cache, id: u64) {
+    VERSION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// An invalidation whose `UNLINK` Redis refuses (an ACL user without `unlink`, while reads
+/// and writes work) is deferred: until it lands, this process neither reads the stale entry
+/// nor stores over it; once `UNLINK` is allowed again, the retry deletes it and hits resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_invalidation_is_deferred_and_its_key_neither_read_nor_stored() {
+    let server = RedisServer::start();
+    let mut admin = server.connection().await;
+    let acl = |rules: &'static [&'static str]| {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER").arg("app").arg(rules);
+        cmd
+    };
+    let _: () = acl(&["on", ">secret", "~*", "+@all", "-unlink"])
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let url = server.url().replace("redis://", "redis://app:secret@");
+    let cache = lazy_cache(&url).await;
+    let key = "versioned:1";
+    assert_eq!(versioned(&cache, 1).await, 1);
+    assert_eq!(
+        with_outcome(versioned(&cache, 1)).await,
+        (1, Some(Outcome::Hit))
+    );
+
+    bump_version(&cache, 1).await; // UNLINK refused: NOPERM
+    let stale: Option<String> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut admin)
+        .await
+        .expect("GET");
+    assert_eq!(
+        stale.as_deref(),
+        Some("1"),
+        "the stale entry is still in Redis"
+    );
+    for _ in 0..3 {
+        // Not read: the new version, from the body.
+        assert_eq!(
+            with_outcome(versioned(&cache, 1)).await,
+            (2, Some(Outcome::Bypass))
+        );
+    }
+    let still: Option<String> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut admin)
+        .await
+        .expect("GET");
+    assert_eq!(still.as_deref(), Some("1"), "nor stored over while pending");
+
+    let _: () = acl(&["+unlink"])
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let allowed = Instant::now();
+    loop {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut admin)
+            .await
+            .expect("EXISTS");
+        if !exists {
+            break;
+        }
+        assert!(allowed.elapsed() < Duration::from_secs(5), "never deleted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The pending mark goes with the deletion: the next call fills, the one after hits.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while with_outcome(versioned(&cache, 1)).await != (2, Some(Outcome::Hit)) {
+        assert!(Instant::now() < deadline, "hits never resumed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
