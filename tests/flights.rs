@@ -1,0 +1,154 @@
+//! The guarantees around a fill that do not show when every caller behaves: a cancelled
+//! pilot does not strand its joiners, joiners run the body themselves after an `Err`, a body
+//! that outlasts its lease returns its value without storing it, and a cancelled
+//! `#[invalidates]` caller still deletes its keys. On Redis and `mem://`.
+
+mod common;
+mod support;
+
+use redis_cached::{Cache, invalidates, redis_cached};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+use support::{bump, runs};
+
+const LEASE: Duration = Duration::from_millis(2000);
+
+async fn caches(test: &str, lease: Duration) -> Vec<Cache> {
+    let mut caches = Vec::new();
+    for url in ["mem://", common::shared_url()] {
+        let cache = Cache::builder(url)
+            .prefix(common::unique_prefix(test))
+            .fill_lease(lease)
+            .build()
+            .await
+            .expect("the cache builds");
+        caches.push(cache);
+    }
+    caches
+}
+
+#[redis_cached(key = "slow:<id>", ttl = 60, cache = cache)]
+async fn slow(
+    cache: &Cache,
+    counter: &AtomicUsize,
+    id: u64,
+    pause: Duration,
+) -> Result<u64, String> {
+    bump(counter);
+    tokio::time::sleep(pause).await;
+    Ok(id)
+}
+
+#[redis_cached(key = "failing:<id>", ttl = 60, cache = cache)]
+async fn failing(cache: &Cache, counter: &AtomicUsize, id: u64) -> Result<u64, String> {
+    // The first run fails after a while (the pilot's), the others succeed at once.
+    if bump(counter) == 1 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        return Err("the database is down".into());
+    }
+    Ok(id)
+}
+
+/// Within `limit`, or the test fails as a hang.
+async fn bounded<T>(what: &str, limit: Duration, call: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, call).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not return within {limit:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_pilot_lets_its_joiners_go_on_at_once() {
+    for cache in caches("cancelled_pilot", LEASE).await {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let pilot = {
+            let (cache, counter) = (cache.clone(), counter.clone());
+            tokio::spawn(async move { slow(&cache, &counter, 1, Duration::from_secs(30)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let joiner = {
+            let (cache, counter) = (cache.clone(), counter.clone());
+            tokio::spawn(async move { slow(&cache, &counter, 1, Duration::ZERO).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let cancelled = Instant::now();
+        pilot.abort();
+        // Not after the lease: the pilot's cancellation releases the joiner.
+        let value = bounded("the joiner", LEASE / 2, joiner).await;
+        assert_eq!(value.expect("the joiner does not panic"), Ok(1));
+        assert!(cancelled.elapsed() < LEASE / 2);
+        assert_eq!(runs(&counter), 2, "the joiner ran the body itself");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joiners_run_the_body_themselves_after_an_err() {
+    for cache in caches("joiners_after_err", LEASE).await {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let calls: Vec<_> = (0..5)
+            .map(|_| {
+                let (cache, counter) = (cache.clone(), counter.clone());
+                tokio::spawn(async move { failing(&cache, &counter, 7).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for call in calls {
+            results.push(call.await.expect("no call panics"));
+        }
+        // The pilot's `Err` is its own; the joiners got values of their own runs.
+        assert_eq!(
+            results.iter().filter(|result| result.is_err()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(
+            runs(&counter) >= 2,
+            "the joiners ran the body: {}",
+            runs(&counter)
+        );
+        assert!(
+            results
+                .iter()
+                .all(|result| matches!(result, Ok(7) | Err(_)))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_outlasts_its_lease_returns_but_does_not_store() {
+    let lease = Duration::from_millis(100);
+    for cache in caches("outlasting", lease).await {
+        let counter = AtomicUsize::new(0);
+        assert_eq!(slow(&cache, &counter, 3, lease * 3).await, Ok(3));
+        // Not stored: the next call runs the body again.
+        assert_eq!(slow(&cache, &counter, 3, Duration::ZERO).await, Ok(3));
+        assert_eq!(runs(&counter), 2, "{}", cache.backend_kind());
+    }
+}
+
+#[invalidates("slow:<id>", cache = cache)]
+async fn slow_write(cache: &Cache, id: u64) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_invalidation_still_deletes_its_keys() {
+    for cache in caches("cancelled_invalidation", LEASE).await {
+        let counter = AtomicUsize::new(0);
+        assert_eq!(slow(&cache, &counter, 4, Duration::ZERO).await, Ok(4));
+        // Dropped mid-body, as when a client disconnects during a write.
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(50), slow_write(&cache, 4)).await;
+        assert!(cancelled.is_err(), "the write was cancelled mid-body");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            assert_eq!(slow(&cache, &counter, 4, Duration::ZERO).await, Ok(4));
+            if runs(&counter) == 2 {
+                break; // a miss: the key was deleted
+            }
+            assert!(Instant::now() < deadline, "the key was never deleted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
