@@ -15,6 +15,7 @@ async fn a_malformed_url_says_what_is_wrong() {
     for (url, says) in [
         ("redis:/127.0.0.1", "`redis:` must be followed by `//`"),
         ("redis:127.0.0.1:6379", "`redis:` must be followed by `//`"),
+        ("mem:", "write `mem://`"),
         ("127.0.0.1:6379", "not a URL: expected a scheme"),
         ("localhost:6379", "not a URL: expected a scheme"),
         ("", "not a URL"),

@@ -1,6 +1,6 @@
 //! Whether a key tells a generic function's instantiations apart. Each type or const
 //! parameter of the function must appear in the type of an argument the template renders
-//! (`fn get<S: AsRef<str>>(name: S)` with `<name>`), or be named itself (`<T>`); an
+//! (`fn get<S: KeyPart>(name: S)` with `<name>`), or be named itself (`<T>`); an
 //! `impl Trait` argument, an anonymous type parameter, must be rendered. Otherwise
 //! `count_rows::<Users>(1)` and `count_rows::<Orders>(1)` would share one entry.
 //!

@@ -62,7 +62,7 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 ///
 /// The key must tell the instantiations of a generic function apart. Each type or const
 /// parameter of the function must appear in the type of an argument the template renders
-/// (`fn get<S: AsRef<str>>(name: S)` with `<name>`, or `<name.field>` with
+/// (`fn get<S: KeyPart>(name: S)` with `<name>`, or `<name.field>` with
 /// `name: Wrapper<S>`), or be named in the template; otherwise it is a compile error at the
 /// parameter. Lifetimes need nothing. An `impl Trait` argument is an anonymous type
 /// parameter: it must be rendered, or replaced by a named type parameter that the key names.

@@ -327,7 +327,8 @@ fn scheme(url: &str) -> Result<&str, String> {
     }
     let example = "as in `redis://127.0.0.1:6379`";
     match url.split_once(':') {
-        Some((scheme @ ("redis" | "rediss" | "redis+unix" | "unix" | "mem"), _)) => Err(format!(
+        Some(("mem", _)) => Err("`mem:` must be followed by `//`: write `mem://`".into()),
+        Some((scheme @ ("redis" | "rediss" | "redis+unix" | "unix"), _)) => Err(format!(
             "`{scheme}:` must be followed by `//` and the address, {example}"
         )),
         _ => Err(format!(
