@@ -38,9 +38,19 @@ impl Board {
 
     /// Registers a flight on `key` identified by `lease`, replacing any other.
     fn depart(&self, key: &str, lease: &Lease, release: Option<Store>) -> Pilot {
+        self.depart_locked(&mut self.lock(), key, lease, release)
+    }
+
+    /// [`depart`](Self::depart) under a lock the caller already holds.
+    fn depart_locked(
+        &self,
+        board: &mut HashMap<String, (Lease, Receiver)>,
+        key: &str,
+        lease: &Lease,
+        release: Option<Store>,
+    ) -> Pilot {
         let (sender, receiver) = watch::channel(None);
-        self.lock()
-            .insert(key.to_owned(), (lease.clone(), receiver));
+        board.insert(key.to_owned(), (lease.clone(), receiver));
         Pilot {
             board: self.clone(),
             key: key.to_owned(),
@@ -134,21 +144,15 @@ impl Flights {
 
     /// Boards the degraded flight on `key`, as its pilot if none is in progress.
     pub(crate) fn board_degraded(&self, key: &str) -> Boarding {
-        let lease = Lease::new();
         let mut board = self.degraded.lock();
         if let Some((_, receiver)) = board.get(key) {
             return Boarding::Passenger(Passenger(receiver.clone()));
         }
-        let (sender, receiver) = watch::channel(None);
-        board.insert(key.to_owned(), (lease.clone(), receiver));
-        Boarding::Pilot(Pilot {
-            board: self.degraded.clone(),
-            key: key.to_owned(),
-            lease,
-            sender,
-            release: None,
-            landed: false,
-        })
+        // Its own identity, never written to the store: no lease exists while degraded.
+        let pilot = self
+            .degraded
+            .depart_locked(&mut board, key, &Lease::new(), None);
+        Boarding::Pilot(pilot)
     }
 
     /// Takes `keys`' degraded flights off the board (they are being invalidated): later calls
