@@ -19,6 +19,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The server binary tests start: `redis-server` from `PATH`, or the one named by
+/// `REDIS_CACHED_TEST_SERVER` (a path to another version's `redis-server` or `valkey-server`),
+/// which every harness in this directory uses.
+pub fn server_binary() -> String {
+    std::env::var("REDIS_CACHED_TEST_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
 /// A `redis-server` child process on 127.0.0.1.
 pub struct RedisServer {
     port: u16,
@@ -49,8 +56,9 @@ impl RedisServer {
         // The shell starts redis-server, prints its pid, and kills it once our end of its
         // stdin closes: when this handle drops or the test process dies.
         let mut command = format!(
-            "redis-server --port {} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+            "{} --port {} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
              --loglevel warning",
+            server_binary(),
             self.port
         );
         for arg in &self.extra_args {
