@@ -3,6 +3,7 @@
 //! re-exports everything here.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod address;
 mod builder;
 mod cache;
 mod codec;
