@@ -2,8 +2,9 @@
 //! `THRESHOLD` consecutive connection failures it opens and calls skip Redis; after
 //! `BACKOFF` one call probes it (half-open), and a success closes it again.
 //!
-//! Only failures of the connection count: an error reply (`OOM`, `READONLY`, `NOREPLICAS`)
-//! means Redis is there and refused one write.
+//! Only failures to reach a server count: an error reply (`OOM`, `READONLY`, `NOREPLICAS`)
+//! means Redis is there and refused one write. On a cluster, a redirect or `CLUSTERDOWN`
+//! that outlived the client's own retries counts: the slot's primary is gone.
 //!
 //! The breaker logs its transitions (opened, with the cause; closed, with how many
 //! operations skipped Redis meanwhile), so that an outage is a few log lines, not one per
@@ -125,6 +126,8 @@ fn is_connection_failure(error: &Error) -> bool {
                 || error.is_timeout()
                 || error.is_connection_dropped()
                 || error.is_connection_refusal()
+                || error.is_cluster_error()
+                || matches!(error.code(), Some("MASTERDOWN" | "LOADING"))
         }
         _ => false,
     }
