@@ -230,16 +230,22 @@ impl Store {
         want_ttl: bool,
     ) -> Result<Fetch, Error> {
         // Without a lease length, leases are off: a plain read.
-        let lease = self.0.lease_ttl.map(|ttl| (lease, ttl));
-        match &self.0.backend {
+        let leased = self.0.lease_ttl.map(|ttl| (lease, ttl));
+        let fetched = match &self.0.backend {
             Backend::Redis(redis) => {
-                self.guarded(self.slot(key), redis.fetch(key, lease, want_ttl))
+                self.guarded(self.slot(key), redis.fetch(key, leased, want_ttl))
                     .await
             }
             Backend::Memory(memory) => {
-                self.guarded(self.slot(key), async { Ok(memory.fetch(key, lease)) })
+                self.guarded(self.slot(key), async { Ok(memory.fetch(key, leased)) })
                     .await
             }
+        };
+        // Our own marker: the lookup was applied, its reply lost and the command retried
+        // (the cluster client retries after a dropped connection). The lease is ours.
+        match fetched? {
+            Fetch::Theirs(seen) if seen == *lease => Ok(Fetch::Ours),
+            fetched => Ok(fetched),
         }
     }
 
