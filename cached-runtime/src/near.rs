@@ -244,6 +244,17 @@ async fn track(
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     loop {
         let clients = nodes.borrow_and_update().clone();
+        if clients.is_empty() {
+            // No topology read yet (a cluster): nothing to track, nothing served.
+            tokio::select! {
+                () = changed(&mut nodes) => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if tier.strong_count() == 0 {
+                return;
+            }
+            continue;
+        }
         let connected = connect_all(&tier, &clients, &prefix, timeout).await;
         let Some(strong) = tier.upgrade() else { return };
         match connected {
@@ -296,12 +307,6 @@ async fn connect_all(
     prefix: &str,
     timeout: Duration,
 ) -> Result<Vec<MultiplexedConnection>, redis::RedisError> {
-    if clients.is_empty() {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "no node known to track yet",
-        )));
-    }
     let connections = clients
         .iter()
         .map(|client| connect(tier, client, prefix, timeout));

@@ -103,11 +103,12 @@ pub(crate) struct Topology {
 pub(crate) type NodeClient = Box<dyn Fn(&str) -> Option<Client> + Send + Sync>;
 
 /// Reads the topology every second while the breakers live: slot ranges to primaries for
-/// the breakers, and the set of nodes for the near tier (published only when it changes).
+/// the breakers, and the nodes for the near tier, published whenever the topology changes
+/// (a node added or removed, a failover, a slot moved), so that the tier starts over.
 pub(crate) fn watch_topology(connection: ClusterConnection, topology: Topology, timeout: Duration) {
     spawn_detached(async move {
         let mut connection = connection;
-        let mut known = BTreeSet::new();
+        let mut known = (Vec::new(), BTreeSet::new());
         loop {
             let Some(breakers) = topology.breakers.upgrade() else {
                 return;
@@ -121,17 +122,20 @@ pub(crate) fn watch_topology(connection: ClusterConnection, topology: Topology, 
             )
             .await;
             if let Ok(Ok(slots)) = read {
-                let (ranges, nodes) = parse_slots(&slots);
+                let (mut ranges, nodes) = parse_slots(&slots);
+                ranges.sort();
                 if !ranges.is_empty() {
                     breakers.update(&ranges);
                 }
-                if !nodes.is_empty() && nodes != known {
-                    let clients = nodes
+                let read = (ranges, nodes);
+                if !read.1.is_empty() && read != known {
+                    let clients = read
+                        .1
                         .iter()
                         .filter_map(|node| (topology.node_client)(node))
                         .collect();
                     topology.nodes.send_replace(clients);
-                    known = nodes;
+                    known = read;
                 }
             }
             drop(breakers);
