@@ -128,7 +128,8 @@ impl Cache {
 
     /// Deletes entries by their rendered keys (without the prefix, which is added), in one
     /// command (on a Redis Cluster, one per hash slot, sent at once), as `#[invalidates]`
-    /// does. Keys whose server cannot be reached are remembered, treated as misses by this
+    /// does. Inside a [`transaction`](crate::transaction) scope, the keys are held until
+    /// its commit. Keys whose server cannot be reached are remembered, treated as misses by this
     /// process, and deleted in the background once it answers again; the error is returned
     /// all the same.
     ///
@@ -156,6 +157,9 @@ impl Cache {
     /// Deletes `keys` from the store, then evicts them from the near tier, so this process
     /// reads its own writes at once; on failure defers them (see [`Cache::invalidate`]).
     pub(crate) async fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+        if crate::transaction::hold(self, &keys) {
+            return Ok(());
+        }
         let inner = &self.inner;
         // Calls that start from now on must not join a degraded flight that began earlier.
         inner.flights.forget(&keys);

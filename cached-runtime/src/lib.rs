@@ -19,6 +19,7 @@ mod pending;
 mod store;
 mod task;
 mod telemetry;
+mod transaction;
 
 #[doc(hidden)]
 pub mod private;
@@ -32,3 +33,4 @@ pub use crate::key::{KeyPart, write_escaped};
 pub use crate::near::NearCache;
 pub use crate::outcome::{Outcome, with_outcome};
 pub use crate::telemetry::describe_metrics;
+pub use crate::transaction::{commit, transaction};
