@@ -16,8 +16,10 @@ use crate::Error;
 use crate::store::lease::Lease;
 use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation, Value};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+};
+use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -290,14 +292,16 @@ impl RedisStore {
 
     /// `UNLINK` of keys on one server (on a cluster, in one slot). With replicated
     /// invalidation, on its own connection and followed by `WAIT`: fails unless as many
-    /// replicas as asked for acknowledged it, or every replica the primary has (`ROLE`),
-    /// when it has fewer (after a failover left it without).
+    /// replicas as asked for acknowledged it, or, when the topology says the primary has
+    /// fewer healthy replicas (a failover left it without), all of those. A replica whose
+    /// replication link is down still counts as healthy: it is the one a failover could
+    /// promote with the old entry.
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
-        if keys.is_empty() {
-            return Ok(());
-        }
         let Some(replicated) = &self.replicated else {
             return self.run(redis::cmd("UNLINK").arg(keys)).await;
+        };
+        let Some(first) = keys.first() else {
+            return Ok(());
         };
         let mut pipe = redis::pipe();
         pipe.cmd("UNLINK")
@@ -305,19 +309,16 @@ impl RedisStore {
             .ignore()
             .cmd("WAIT")
             .arg(replicated.replicas)
-            .arg(u64::try_from(replicated.timeout.as_millis()).unwrap_or(u64::MAX))
-            .cmd("ROLE");
+            .arg(u64::try_from(replicated.timeout.as_millis()).unwrap_or(u64::MAX));
         let mut connection = replicated.connection.clone();
-        let (acknowledged, role): (usize, Value) = pipe.query_async(&mut connection).await?;
-        // `ROLE` on a primary: `["master", offset, [[host, port, offset], ...]]`.
-        let attached = match &role {
-            Value::Array(fields) => match fields.get(2) {
-                Some(Value::Array(replicas)) => replicas.len(),
-                _ => 0,
-            },
-            _ => 0,
+        let (acknowledged,): (usize,) = pipe.query_async(&mut connection).await?;
+        if acknowledged >= replicated.replicas {
+            return Ok(());
+        }
+        let wanted = match self.healthy_replicas(first).await {
+            Some(healthy) => replicated.replicas.min(healthy),
+            None => replicated.replicas,
         };
-        let wanted = replicated.replicas.min(attached);
         if acknowledged < wanted {
             return Err(Error::NotReplicated {
                 acknowledged,
@@ -325,6 +326,26 @@ impl RedisStore {
             });
         }
         Ok(())
+    }
+
+    /// How many replicas the topology gives the primary of `key`, failed ones left out
+    /// (`None`: one server, whose replicas the cache cannot tell).
+    async fn healthy_replicas(&self, key: &str) -> Option<usize> {
+        match &self.connection {
+            Connection::Single(_) => None,
+            Connection::Sentinel(sentinel) => sentinel.healthy_replicas().await,
+            Connection::Cluster(cluster) => {
+                let mut cluster = cluster.clone();
+                let slots = cluster
+                    .route_command(
+                        redis::cmd("CLUSTER").arg("SLOTS").clone(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                    )
+                    .await
+                    .ok()?;
+                super::cluster::replicas_of(&slots, super::cluster::slot(key))
+            }
+        }
     }
 
     /// The versions of `tags` (see `tags.rs`), creating absent tag keys from `candidates` to
