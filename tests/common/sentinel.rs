@@ -54,9 +54,19 @@ impl RedisSentinel {
     /// sees the primary up, the replica linked and the two other sentinels.
     pub fn start() -> RedisSentinel {
         let dir = TempDir::new("sentinel");
-        let primary = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+        // Each data node writes its files (a replica's copy of the primary's RDB) apart.
+        let data_dir = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(&path).expect("a data directory");
+            path.to_str().expect("a UTF-8 path").to_owned()
+        };
+        let (primary_dir, replica_dir) = (data_dir("primary"), data_dir("replica"));
+        let primary =
+            RedisServer::start_with(&["--dir", &primary_dir, "--repl-diskless-sync-delay", "0"]);
         let primary_port = primary.port().to_string();
         let replica = RedisServer::start_with(&[
+            "--dir",
+            &replica_dir,
             "--replicaof",
             "127.0.0.1",
             &primary_port,
