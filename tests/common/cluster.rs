@@ -582,6 +582,39 @@ impl RedisCluster {
         count == 1
     }
 
+    /// Whether each of `keys` exists on the primary serving it (one round trip per primary;
+    /// every primary asked must be running).
+    pub async fn existing(&self, keys: &[String]) -> Vec<bool> {
+        let owners = self.slot_owners();
+        let mut by_owner: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (position, slot) in self.slots(keys).into_iter().enumerate() {
+            by_owner
+                .entry(owners[usize::from(slot)])
+                .or_default()
+                .push(position);
+        }
+        let mut found = vec![false; keys.len()];
+        for (owner, positions) in by_owner {
+            assert!(
+                self.nodes[owner].is_running(),
+                "node {owner}, which serves some of the keys, is {:?}",
+                self.nodes[owner].state()
+            );
+            let mut pipeline = redis::pipe();
+            for &position in &positions {
+                pipeline.cmd("EXISTS").arg(&keys[position]);
+            }
+            let counts: Vec<u64> = pipeline
+                .query_async(&mut self.connection(owner).await)
+                .await
+                .expect("EXISTS on the keys' primary");
+            for (position, count) in positions.into_iter().zip(counts) {
+                found[position] = count == 1;
+            }
+        }
+        found
+    }
+
     /// Waits until every running replica of `primary` has every write `primary` took so
     /// far (their replication offsets reach its offset).
     pub async fn wait_replicated(&self, primary: usize, limit: Duration) -> Duration {

@@ -264,9 +264,14 @@ pub fn query_port<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redi
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// `$TMPDIR/redis-cached-{what}-{pid}-{n}`, after removing those of test processes that
+    /// have exited (a topology shared by a test binary is never dropped).
     pub fn new(what: &str) -> TempDir {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        if n == 0 {
+            TempDir::remove_abandoned();
+        }
         let path =
             std::env::temp_dir().join(format!("redis-cached-{what}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
@@ -276,6 +281,31 @@ impl TempDir {
 
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    fn remove_abandoned() {
+        // Which processes live is read from /proc: elsewhere, leave everything.
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("redis-cached-")) else {
+                continue;
+            };
+            // {what}-{pid}-{n}
+            let mut parts = rest.rsplit('-');
+            let (Some(_n), Some(Ok(pid))) = (parts.next(), parts.next().map(str::parse::<u32>))
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() && entry.path().is_dir() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 
