@@ -2,21 +2,30 @@
 //! roots, the RESP3 client of the near tier), and URL redaction for errors, logs and `Debug`.
 
 use crate::Error;
+use crate::address;
 use crate::cache::{Cache, Keys};
 use crate::codec::Codec;
 use crate::key::DEFAULT_MAX_KEY_LEN;
 use crate::near::{NearCache, NearTier};
-use crate::store::{RedisStore, Store};
+use crate::store::breaker::Breakers;
+use crate::store::cluster::{self, Topology};
+use crate::store::connection::Connection;
+use crate::store::sentinel::SentinelConnection;
+use crate::store::{RedisStore, Replicated, Store};
+use redis::{Client, IntoConnectionInfo};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Construction lives here, beside the builder, so that the handle's module needs neither.
 impl Cache {
     /// Connects with the default settings: no prefix, a one-hour default TTL and a
     /// 250 ms timeout on each operation.
     ///
-    /// Accepts `redis://`, `rediss://` (with the `tls` feature), `redis+unix://`, `unix://`
-    /// and `mem://`. User name and password come from the URL.
+    /// Accepts `redis://`, `rediss://` (with the `tls` feature), `redis+unix://`, `unix://`,
+    /// `redis+cluster://` and `redis+sentinel://` (and their `rediss+` forms), and `mem://`.
+    /// User name and password come from the URL. See [`CacheBuilder`] for each form.
     ///
     /// # Errors
     ///
@@ -38,6 +47,16 @@ impl Cache {
 }
 
 /// Configures a [`Cache`]; made by [`Cache::builder`].
+///
+/// The URL names the store:
+///
+/// | URL | store |
+/// |---|---|
+/// | `redis://[user:password@]host[:port][/db]` | one Redis server (`rediss://`: TLS) |
+/// | `redis+unix:///path/to.sock`, `unix:///path/to.sock` | one Redis server on a Unix socket |
+/// | `redis+cluster://[user:password@]host:port[,host:port...]` | a Redis Cluster, from seed nodes (`rediss+cluster://`: TLS) |
+/// | `redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]` | the primary that Redis Sentinel names `service`, followed across failovers (`rediss+sentinel://`: TLS); credentials are the data nodes', the sentinels' own come as `?sentinel_username=..&sentinel_password=..` |
+/// | `mem://` | an in-process store, for tests and single-process use |
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
@@ -65,6 +84,7 @@ pub struct CacheBuilder {
     memory_bytes: u64,
     codec: Codec,
     near: Option<NearCache>,
+    replicated: Option<(usize, Duration)>,
     #[cfg(feature = "tls")]
     root_certificate: Option<Vec<u8>>,
 }
@@ -83,13 +103,15 @@ impl CacheBuilder {
             memory_bytes: 256 * 1024 * 1024,
             codec: Codec::Json,
             near: None,
+            replicated: None,
             #[cfg(feature = "tls")]
             root_certificate: None,
         }
     }
 
     /// A namespace put in front of every key (default: none, so `user:<id>` is stored as
-    /// `user:42`). It may not contain `\`.
+    /// `user:42`). It may not contain `\`, `{` or `}` (braces would choose every key's
+    /// Redis Cluster hash slot; templates choose one with `#{...}`).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -165,7 +187,25 @@ impl CacheBuilder {
         self
     }
 
-    /// For `rediss://`: trust this CA certificate (PEM) instead of the system's roots.
+    /// Makes every invalidation wait until `replicas` replicas have applied it, up to
+    /// `timeout` (default: off). Redis replicates asynchronously: without this, an
+    /// invalidation that the primary acknowledged is lost if the primary fails before a
+    /// replica received it, and the promoted replica serves the old entry.
+    ///
+    /// Each `UNLINK` is followed by `WAIT replicas timeout` on a connection of its own (so
+    /// that lookups do not queue behind it). When fewer replicas confirm (at most as many as
+    /// the primary has: a primary left without replicas after a failover needs none), the
+    /// invalidation returns [`Error::NotReplicated`], its keys stay invalidated in this
+    /// process (misses, never stored) and are deleted again in the background until enough
+    /// replicas confirm. An invalidation then takes up to `timeout` longer when a replica
+    /// is slow or gone.
+    pub fn replicated_invalidation(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.replicated = Some((replicas, timeout));
+        self
+    }
+
+    /// For `rediss://` and `rediss+cluster://`: trust this CA certificate (PEM) instead of
+    /// the system's roots.
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
@@ -173,20 +213,23 @@ impl CacheBuilder {
         self
     }
 
-    fn client(&self) -> redis::RedisResult<redis::Client> {
+    /// The TLS root this cache trusts instead of the system's, if any.
+    fn certificates(&self) -> Option<Certificates> {
         #[cfg(feature = "tls")]
-        if self.url.starts_with("rediss://") {
+        if let Some(root_cert) = &self.root_certificate {
             // rustls needs a process-wide crypto provider; keep one that is already installed.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            if let Some(root_cert) = &self.root_certificate {
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert.clone()),
-                };
-                return redis::Client::build_with_tls(self.url.as_str(), certificates);
-            }
+            return Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert.clone()),
+            });
         }
-        redis::Client::open(self.url.as_str())
+        None
+    }
+
+    /// The client of one node's URL.
+    fn client(&self, url: &str) -> redis::RedisResult<Client> {
+        node_client(url, self.certificates())
     }
 
     /// Connects (unless [`lazy`](Self::lazy)) and returns the cache.
@@ -200,9 +243,9 @@ impl CacheBuilder {
     pub async fn build(self) -> Result<Cache, Error> {
         crate::telemetry::describe_metrics();
         let redacted_url = redact(&self.url);
-        if self.prefix.contains('\\') {
+        if self.prefix.contains(['\\', '{', '}']) {
             return Err(Error::InvalidConfig(
-                "the key prefix may not contain `\\`".into(),
+                "the key prefix may not contain `\\`, `{` or `}`".into(),
             ));
         }
         if self.default_ttl < Duration::from_secs(1)
@@ -221,32 +264,88 @@ impl CacheBuilder {
             reason,
         };
         let scheme = scheme(&self.url).map_err(invalid)?;
-        let (store, near) = match scheme {
+        let not_valid = |err: redis::RedisError| invalid(format!("not a valid Redis URL ({err})"));
+        if scheme.starts_with("rediss") && !cfg!(feature = "tls") {
+            return Err(invalid(format!(
+                "`{scheme}://` (TLS) needs the `tls` feature of redis-cached"
+            )));
+        }
+        #[cfg(feature = "tls")]
+        if scheme.starts_with("rediss") {
+            // rustls needs a process-wide crypto provider; keep one that is already installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let timeout = self.timeout;
+        let (connection, breakers, nodes) = match scheme {
             "mem" => {
                 let store = Store::memory(self.memory_bytes, self.fill_lease, self.max_value_len);
-                (store, None)
-            }
-            "rediss" if !cfg!(feature = "tls") => {
-                return Err(invalid(
-                    "`rediss://` (TLS) needs the `tls` feature of redis-cached".into(),
-                ));
+                return Ok(self.finish(store, None, redacted_url));
             }
             "redis" | "rediss" | "redis+unix" | "unix" => {
-                let client = self
-                    .client()
-                    .map_err(|err| invalid(format!("not a valid Redis URL ({:?})", err.kind())))?;
-                let near = self.near.clone().map(|near| {
-                    NearTier::start(near, resp3(&client), self.prefix.clone(), self.timeout)
-                });
-                let redis =
-                    RedisStore::open(client, &redacted_url, self.timeout, self.lazy).await?;
-                let store = Store::redis(
-                    redis,
-                    redacted_url.clone(),
-                    self.fill_lease,
-                    self.max_value_len,
-                );
-                (store, near)
+                let client = self.client(&self.url).map_err(not_valid)?;
+                let manager =
+                    RedisStore::single(client.clone(), &redacted_url, timeout, self.lazy).await?;
+                // Nobody changes a single server's address: the sender goes.
+                let (_, nodes) = watch::channel(vec![client]);
+                let breakers = Arc::new(Breakers::single(redacted_url.clone()));
+                (Connection::Single(manager), breakers, nodes)
+            }
+            "redis+cluster" | "rediss+cluster" => {
+                let address = address::cluster(&self.url).map_err(invalid)?;
+                let seeds = address
+                    .nodes
+                    .iter()
+                    .map(|node| node.as_str().into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(not_valid)?;
+                let client =
+                    cluster::client(seeds, timeout, self.certificates()).map_err(not_valid)?;
+                let connection =
+                    cluster::connect(&client, &redacted_url, timeout, self.lazy).await?;
+                let breakers = Arc::new(Breakers::per_primary(redacted_url.clone()));
+                let (sender, nodes) = watch::channel(Vec::new());
+                let certificates = self.certificates();
+                let topology = Topology {
+                    breakers: Arc::downgrade(&breakers),
+                    nodes: sender,
+                    node_client: Box::new(move |host_port| {
+                        node_client(&address.node(host_port), certificates.clone()).ok()
+                    }),
+                };
+                cluster::watch_topology(connection.clone(), topology, timeout);
+                (Connection::Cluster(connection), breakers, nodes)
+            }
+            "redis+sentinel" | "rediss+sentinel" => {
+                let address = address::sentinel(&self.url).map_err(invalid)?;
+                let node = address
+                    .node
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(not_valid)?;
+                let mut node_info = redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(node.redis_settings().clone());
+                if address.tls {
+                    node_info = node_info.set_tls_mode(redis::TlsMode::Secure);
+                }
+                let sentinel = redis::sentinel::SentinelClient::build(
+                    address.sentinels.clone(),
+                    address.service.clone(),
+                    Some(node_info),
+                    redis::sentinel::SentinelServerType::Master,
+                )
+                .map_err(not_valid)?;
+                let config = crate::store::manager_config(timeout);
+                let connection = SentinelConnection::open(
+                    sentinel,
+                    &address.service,
+                    config,
+                    timeout,
+                    self.lazy,
+                )
+                .await?;
+                let nodes = connection.primaries();
+                let breakers = Arc::new(Breakers::single(redacted_url.clone()));
+                (Connection::Sentinel(connection), breakers, nodes)
             }
             _ => {
                 return Err(invalid(format!(
@@ -254,20 +353,60 @@ impl CacheBuilder {
                 )));
             }
         };
+        let replicated = match self.replicated {
+            Some((replicas, wait)) => Some(Replicated {
+                connection: self.invalidation_connection(&connection)?,
+                replicas,
+                timeout: wait,
+            }),
+            None => None,
+        };
+        let near = self
+            .near
+            .clone()
+            .map(|near| NearTier::start(near, nodes, self.prefix.clone(), timeout));
+        let redis = RedisStore::new(connection, replicated);
+        let store = Store::redis(redis, breakers, self.fill_lease, self.max_value_len);
+        Ok(self.finish(store, near, redacted_url))
+    }
+
+    /// A second connection to the same store, for replicated invalidations.
+    fn invalidation_connection(&self, connection: &Connection) -> Result<Connection, Error> {
+        Ok(match connection {
+            Connection::Single(_) => {
+                let client = self.client(&self.url)?;
+                Connection::Single(redis::aio::ConnectionManager::new_lazy_with_config(
+                    client,
+                    crate::store::manager_config(self.timeout),
+                )?)
+            }
+            Connection::Cluster(_) => {
+                let address = address::cluster(&self.url).map_err(Error::InvalidConfig)?;
+                let seeds = address
+                    .nodes
+                    .iter()
+                    .map(|node| node.as_str().into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let client = cluster::client(seeds, self.timeout, self.certificates())?;
+                // The `WAIT` itself may take up to its own timeout.
+                let wait = self.replicated.map_or(Duration::ZERO, |(_, wait)| wait);
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout + wait);
+                Connection::Cluster(client.get_pending_async_connection_with_config(config))
+            }
+            Connection::Sentinel(sentinel) => Connection::Sentinel(sentinel.for_invalidations()),
+        })
+    }
+
+    fn finish(self, store: Store, near: Option<Arc<NearTier>>, redacted_url: String) -> Cache {
         let keys = Keys {
             prefix: self.prefix,
             max_len: self.max_key_len,
         };
         // Whole seconds: Redis's `EX`.
         let default_ttl = Duration::from_secs(self.default_ttl.as_secs());
-        Ok(Cache::new(
-            store,
-            near,
-            keys,
-            self.codec,
-            default_ttl,
-            redacted_url,
-        ))
+        Cache::new(store, near, keys, self.codec, default_ttl, redacted_url)
     }
 }
 
@@ -286,6 +425,7 @@ impl fmt::Debug for CacheBuilder {
             memory_bytes,
             codec,
             near,
+            replicated,
             #[cfg(feature = "tls")]
             root_certificate,
         } = self;
@@ -301,7 +441,8 @@ impl fmt::Debug for CacheBuilder {
             .field("max_value_len", max_value_len)
             .field("memory_capacity", memory_bytes)
             .field("codec", codec)
-            .field("near_cache", near);
+            .field("near_cache", near)
+            .field("replicated_invalidation", replicated);
         #[cfg(feature = "tls")]
         debug.field(
             "tls_root_certificate",
@@ -315,9 +456,11 @@ impl fmt::Debug for CacheBuilder {
 
 /// The URL schemes this build opens, for error messages.
 const SCHEMES: &str = if cfg!(feature = "tls") {
-    "`redis://`, `rediss://`, `redis+unix://`, `unix://` or `mem://`"
+    "`redis://`, `rediss://`, `redis+unix://`, `unix://`, `redis+cluster://`, \
+     `rediss+cluster://`, `redis+sentinel://`, `rediss+sentinel://` or `mem://`"
 } else {
-    "`redis://`, `redis+unix://`, `unix://` or `mem://` (`rediss://` with the `tls` feature)"
+    "`redis://`, `redis+unix://`, `unix://`, `redis+cluster://`, `redis+sentinel://` or \
+     `mem://` (`rediss://` and the other TLS forms with the `tls` feature)"
 };
 
 /// The scheme of `url`, or what is wrong with it.
@@ -328,7 +471,11 @@ fn scheme(url: &str) -> Result<&str, String> {
     let example = "as in `redis://127.0.0.1:6379`";
     match url.split_once(':') {
         Some(("mem", _)) => Err("`mem:` must be followed by `//`: write `mem://`".into()),
-        Some((scheme @ ("redis" | "rediss" | "redis+unix" | "unix"), _)) => Err(format!(
+        Some((
+            scheme @ ("redis" | "rediss" | "redis+unix" | "unix" | "redis+cluster"
+            | "rediss+cluster" | "redis+sentinel" | "rediss+sentinel"),
+            _,
+        )) => Err(format!(
             "`{scheme}:` must be followed by `//` and the address, {example}"
         )),
         _ => Err(format!(
@@ -337,18 +484,21 @@ fn scheme(url: &str) -> Result<&str, String> {
     }
 }
 
-/// The same server and credentials over RESP3, which carries tracking invalidations.
-fn resp3(client: &redis::Client) -> redis::Client {
-    let info = client.get_connection_info().clone();
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    match redis::Client::open(info.clone().set_redis_settings(settings)) {
-        Ok(client) => client,
-        // Opening from a parsed connection info does not fail; keep the original if it did.
-        Err(_) => client.clone(),
+/// The TLS roots a client trusts beyond the system's (nothing to hold without TLS).
+#[cfg(feature = "tls")]
+pub(crate) type Certificates = redis::TlsCertificates;
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+pub(crate) struct Certificates;
+
+/// The client of one node's URL, trusting `certificates` for TLS.
+fn node_client(url: &str, certificates: Option<Certificates>) -> redis::RedisResult<Client> {
+    #[cfg(feature = "tls")]
+    if let (true, Some(certificates)) = (url.starts_with("rediss://"), certificates.clone()) {
+        return Client::build_with_tls(url, certificates);
     }
+    let _ = certificates;
+    Client::open(url)
 }
 
 /// The URL with its password, if any, replaced by `***`: the user-info password, and the

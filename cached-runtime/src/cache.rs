@@ -106,7 +106,7 @@ impl Cache {
         self.inner.default_ttl
     }
 
-    /// `"redis"` or `"memory"`.
+    /// `"redis"` (one server), `"redis-cluster"`, `"redis-sentinel"` or `"memory"`.
     pub fn backend_kind(&self) -> &'static str {
         self.inner.store.kind()
     }
@@ -127,14 +127,18 @@ impl Cache {
     }
 
     /// Deletes entries by their rendered keys (without the prefix, which is added), in one
-    /// command, as `#[invalidates]` does. When the backend cannot be reached, the keys are
-    /// remembered, treated as misses by this process, and deleted in the background once it
-    /// answers again; the error is returned all the same.
+    /// command (on a Redis Cluster, one per hash slot, sent at once), as `#[invalidates]`
+    /// does. Inside a [`transaction`](crate::transaction) scope, the keys are held until
+    /// its commit. Keys whose server cannot be reached are remembered, treated as misses by this
+    /// process, and deleted in the background once it answers again; the error is returned
+    /// all the same.
     ///
     /// # Errors
     ///
     /// [`Error::Unavailable`] while the breaker is open, [`Error::Redis`] or
-    /// [`Error::Timeout`] when the `UNLINK` fails.
+    /// [`Error::Timeout`] when the `UNLINK` fails, [`Error::NotReplicated`] when fewer
+    /// replicas than asked for confirmed it (see
+    /// [`CacheBuilder::replicated_invalidation`](crate::CacheBuilder::replicated_invalidation)).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
@@ -153,6 +157,9 @@ impl Cache {
     /// Deletes `keys` from the store, then evicts them from the near tier, so this process
     /// reads its own writes at once; on failure defers them (see [`Cache::invalidate`]).
     pub(crate) async fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+        if crate::transaction::hold(self, &keys) {
+            return Ok(());
+        }
         let inner = &self.inner;
         // Calls that start from now on must not join a degraded flight that began earlier.
         inner.flights.forget(&keys);
@@ -160,10 +167,10 @@ impl Cache {
         if let Some(near) = &inner.near {
             near.evict(&keys);
         }
-        if result.is_err() {
-            inner.pending.defer(&inner.store, keys);
-        }
-        result
+        result.map_err(|undeleted| {
+            inner.pending.defer(&inner.store, undeleted.keys);
+            undeleted.error
+        })
     }
 }
 

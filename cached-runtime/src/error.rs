@@ -42,6 +42,17 @@ pub enum Error {
     /// breaker is open; it tries again shortly).
     #[error("cache unavailable: recent operations failed to reach it")]
     Unavailable,
+    /// With [`replicated_invalidation`](crate::CacheBuilder::replicated_invalidation): the
+    /// primary deleted the keys, but fewer replicas than asked for confirmed it in time, so a
+    /// failover could bring the entries back. The keys stay invalidated in this process and
+    /// are deleted again until enough replicas confirm.
+    #[error("invalidation acknowledged by {acknowledged} of {wanted} replicas")]
+    NotReplicated {
+        /// Replicas that confirmed the deletion.
+        acknowledged: usize,
+        /// Replicas asked for (at most as many as the primary has).
+        wanted: usize,
+    },
     /// The operation did not finish within the cache's timeout.
     #[error("cache operation timed out after {0:?}")]
     Timeout(std::time::Duration),

@@ -3,6 +3,7 @@
 //! re-exports everything here.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod address;
 mod builder;
 mod cache;
 mod codec;
@@ -18,6 +19,7 @@ mod pending;
 mod store;
 mod task;
 mod telemetry;
+mod transaction;
 
 #[doc(hidden)]
 pub mod private;
@@ -31,3 +33,4 @@ pub use crate::key::{KeyPart, write_escaped};
 pub use crate::near::NearCache;
 pub use crate::outcome::{Outcome, with_outcome};
 pub use crate::telemetry::describe_metrics;
+pub use crate::transaction::{commit, transaction};

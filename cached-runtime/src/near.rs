@@ -1,9 +1,12 @@
 //! The near cache: an optional in-process first tier in front of Redis.
 //!
 //! It stays coherent through Redis's server-assisted client-side caching: a dedicated RESP3
-//! connection runs `CLIENT TRACKING ON BCAST` for the cache's prefix, and every `invalidate`
-//! push (a key was written, deleted or expired, by any client) evicts that key here. While
-//! that connection is down the tier is flushed and bypassed, since invalidations could be
+//! connection to each node that holds entries (one server; the current Sentinel primary;
+//! every node of a Cluster, replicas included, so that a promoted replica is tracked
+//! already) runs `CLIENT TRACKING ON BCAST` for the cache's prefix, and every `invalidate`
+//! push (a key was written, deleted or expired, by any client) evicts that key here. Unless
+//! every one of those connections is up, and whenever the set of nodes changes (a failover,
+//! a node added or removed), the tier is flushed and bypassed, since invalidations could be
 //! missed; an entry never outlives the Redis entry it copies, nor the tier's maximum lifetime.
 
 use crate::expiry::{self, Expiring};
@@ -16,7 +19,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// Settings of the near cache, for [`CacheBuilder::near_cache`](crate::CacheBuilder::near_cache).
 ///
@@ -105,11 +108,11 @@ pub(crate) struct NearTier {
 }
 
 impl NearTier {
-    /// The tier, with a task that keeps its tracking connection up for as long as the
-    /// tier lives.
+    /// The tier, with a task that keeps a tracking connection to each of `nodes` (RESP3
+    /// clients; the set may change) up for as long as the tier lives.
     pub(crate) fn start(
         settings: NearCache,
-        client: Client,
+        nodes: watch::Receiver<Vec<Client>>,
         prefix: String,
         timeout: Duration,
     ) -> Arc<NearTier> {
@@ -121,7 +124,7 @@ impl NearTier {
             live: AtomicBool::new(false),
             disconnected: Notify::new(),
         });
-        spawn_detached(track(Arc::downgrade(&tier), client, prefix, timeout));
+        spawn_detached(track(Arc::downgrade(&tier), nodes, prefix, timeout));
         tier
     }
 
@@ -229,30 +232,52 @@ impl AsyncPushSender for ToTier {
     }
 }
 
-/// Keeps a tracking connection up while the tier lives: connect, turn tracking on, serve
-/// until disconnected, then flush and start again.
-async fn track(tier: Weak<NearTier>, client: Client, prefix: String, timeout: Duration) {
+/// Keeps a tracking connection to every node up while the tier lives: connect to all, turn
+/// tracking on, serve until one disconnects or the set of nodes changes, then flush and
+/// start again.
+async fn track(
+    tier: Weak<NearTier>,
+    mut nodes: watch::Receiver<Vec<Client>>,
+    prefix: String,
+    timeout: Duration,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     loop {
-        let connected = connect(&tier, &client, &prefix, timeout).await;
+        let clients = nodes.borrow_and_update().clone();
+        if clients.is_empty() {
+            // No topology read yet (a cluster): nothing to track, nothing served.
+            tokio::select! {
+                () = changed(&mut nodes) => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if tier.strong_count() == 0 {
+                return;
+            }
+            continue;
+        }
+        let connected = connect_all(&tier, &clients, &prefix, timeout).await;
         let Some(strong) = tier.upgrade() else { return };
         match connected {
-            Ok(_connection) => {
+            Ok(_connections) => {
                 backoff.reset();
                 strong.flush();
                 strong.live.store(true, Ordering::Release);
-                // Serve until the connection drops, checking now and then whether the
-                // tier is still wanted; the connection stays open while `_connection` lives.
+                // Serve until a connection drops or the nodes change, checking now and then
+                // whether the tier is still wanted; the connections stay open while
+                // `_connections` lives.
                 loop {
                     let dropped = strong.disconnected.notified();
                     tokio::select! {
                         () = dropped => break,
+                        () = changed(&mut nodes) => break,
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                     if Arc::strong_count(&strong) == 1 {
                         return;
                     }
                 }
+                strong.live.store(false, Ordering::Release);
+                strong.flush();
             }
             Err(error) => {
                 tracing::warn!(%error, "near cache: tracking connection failed; serving from Redis only");
@@ -261,8 +286,34 @@ async fn track(tier: Weak<NearTier>, client: Client, prefix: String, timeout: Du
             }
         }
         drop(strong);
-        tokio::time::sleep(backoff.next()).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next()) => {}
+            () = changed(&mut nodes) => {}
+        }
     }
+}
+
+/// Resolves when the set of nodes changes; never, once nobody can change it.
+async fn changed(nodes: &mut watch::Receiver<Vec<Client>>) {
+    if nodes.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// One tracking connection per node; an error unless all are up.
+async fn connect_all(
+    tier: &Weak<NearTier>,
+    clients: &[Client],
+    prefix: &str,
+    timeout: Duration,
+) -> Result<Vec<MultiplexedConnection>, redis::RedisError> {
+    let connections = clients
+        .iter()
+        .map(|client| connect(tier, client, prefix, timeout));
+    futures_util::future::join_all(connections)
+        .await
+        .into_iter()
+        .collect()
 }
 
 async fn connect(
@@ -275,7 +326,7 @@ async fn connect(
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
         .set_push_sender(ToTier(tier.clone()));
-    let mut connection = client
+    let mut connection = resp3(client)?
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
     let mut tracking = redis::cmd("CLIENT");
@@ -285,4 +336,14 @@ async fn connect(
     }
     tracking.query_async::<()>(&mut connection).await?;
     Ok(connection)
+}
+
+/// The same server and credentials over RESP3, which carries tracking invalidations.
+fn resp3(client: &Client) -> redis::RedisResult<Client> {
+    let info = client.get_connection_info().clone();
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    Client::open(info.set_redis_settings(settings))
 }

@@ -75,20 +75,33 @@ async fn retry(store: WeakStore, pending: Arc<Pending>) {
             () = strong.reachable_again() => {}
         }
         let keys: Vec<String> = pending.keys().iter().cloned().collect();
-        match strong.delete_unguarded(&keys).await {
-            Ok(()) if pending.remove(&keys) => {
+        let (deleted, error) = match strong.delete_unguarded(&keys).await {
+            Ok(()) => (keys, None),
+            Err(undeleted) => {
+                let undeleted_keys: HashSet<&String> = undeleted.keys.iter().collect();
+                let deleted = keys
+                    .iter()
+                    .filter(|key| !undeleted_keys.contains(key))
+                    .cloned()
+                    .collect();
+                (deleted, Some(undeleted.error))
+            }
+        };
+        let none_left = pending.remove(&deleted);
+        match error {
+            None if none_left => {
                 tracing::info!(
-                    keys = keys.len(),
+                    keys = deleted.len(),
                     failures,
                     "deferred cache invalidations applied"
                 );
                 return;
             }
-            Ok(()) => backoff.reset(),
-            Err(error) => {
+            None => backoff.reset(),
+            Some(error) => {
                 // One line per outage: the retries go on every `BACKOFF` at most.
                 if failures == 0 {
-                    tracing::warn!(%error, keys = keys.len(), "deferred cache invalidation failed; retrying until the cache answers");
+                    tracing::warn!(%error, "deferred cache invalidation failed; retrying until the cache answers");
                 }
                 failures = failures.saturating_add(1);
             }

@@ -2,15 +2,19 @@
 //! `THRESHOLD` consecutive connection failures it opens and calls skip Redis; after
 //! `BACKOFF` one call probes it (half-open), and a success closes it again.
 //!
-//! Only failures of the connection count: an error reply (`OOM`, `READONLY`, `NOREPLICAS`)
-//! means Redis is there and refused one write.
+//! Only failures to reach a server count: an error reply (`OOM`, `READONLY`, `NOREPLICAS`)
+//! means Redis is there and refused one write. On a cluster, a redirect or `CLUSTERDOWN`
+//! that outlived the client's own retries counts: the slot's primary is gone.
 //!
 //! The breaker logs its transitions (opened, with the cause; closed, with how many
 //! operations skipped Redis meanwhile), so that an outage is a few log lines, not one per
 //! call, and wakes whoever waits for Redis to answer again ([`Breaker::closed`]).
 
 use crate::Error;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -29,11 +33,12 @@ pub(crate) struct Breaker {
     outage_since: AtomicU64,
     /// Operations that skipped Redis since the breaker opened.
     skipped: AtomicU64,
-    closed: Notify,
+    /// Shared by the store's breakers: signalled when any of them closes.
+    closed: Arc<Notify>,
 }
 
 impl Breaker {
-    pub(crate) fn new(address: String) -> Breaker {
+    fn new(address: String, closed: Arc<Notify>) -> Breaker {
         Breaker {
             address,
             started: Instant::now(),
@@ -42,13 +47,8 @@ impl Breaker {
             probing: AtomicBool::new(false),
             outage_since: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            closed: Notify::new(),
+            closed,
         }
-    }
-
-    /// Resolves the next time the breaker closes (Redis answers again).
-    pub(crate) async fn closed(&self) {
-        self.closed.notified().await;
     }
 
     fn now(&self) -> u64 {
@@ -126,7 +126,121 @@ fn is_connection_failure(error: &Error) -> bool {
                 || error.is_timeout()
                 || error.is_connection_dropped()
                 || error.is_connection_refusal()
+                || error.is_cluster_error()
+                || matches!(error.code(), Some("MASTERDOWN" | "LOADING"))
         }
         _ => false,
+    }
+}
+
+/// A store's breakers: one for a single server (or a Sentinel-managed primary), one per
+/// primary on a Redis Cluster, so that a dead primary fails fast for its own slots only.
+pub(crate) struct Breakers {
+    /// The single server's breaker; on a cluster, the one of slots whose primary is not known
+    /// yet (before the first topology read).
+    default: Arc<Breaker>,
+    /// Cluster: each hash slot's breaker, replaced whenever the topology is read.
+    slots: Option<ArcSwap<SlotBreakers>>,
+    /// Cluster: breakers by primary address, so that a breaker outlives topology reads.
+    by_address: Mutex<HashMap<String, Arc<Breaker>>>,
+    closed: Arc<Notify>,
+}
+
+struct SlotBreakers {
+    /// Per slot, an index into `breakers`.
+    owners: Box<[u16]>,
+    breakers: Vec<Arc<Breaker>>,
+}
+
+/// Redis Cluster's number of hash slots.
+pub(crate) const SLOTS: usize = 16384;
+
+impl Breakers {
+    /// One breaker for the server at `address`.
+    pub(crate) fn single(address: String) -> Breakers {
+        Breakers::new(address, false)
+    }
+
+    /// A breaker per primary of the cluster at `address` (its seeds), once
+    /// [`update`](Self::update) has named the primaries.
+    pub(crate) fn per_primary(address: String) -> Breakers {
+        Breakers::new(address, true)
+    }
+
+    fn new(address: String, per_primary: bool) -> Breakers {
+        let closed = Arc::new(Notify::new());
+        let default = Arc::new(Breaker::new(address, closed.clone()));
+        let slots = per_primary.then(|| {
+            ArcSwap::from_pointee(SlotBreakers {
+                owners: vec![0; SLOTS].into_boxed_slice(),
+                breakers: vec![default.clone()],
+            })
+        });
+        Breakers {
+            default,
+            slots,
+            by_address: Mutex::default(),
+            closed,
+        }
+    }
+
+    /// The breaker of the primary serving `slot` (`None`: a single server).
+    pub(crate) fn for_slot(&self, slot: Option<u16>) -> Arc<Breaker> {
+        match (&self.slots, slot) {
+            (Some(slots), Some(slot)) => {
+                let slots = slots.load();
+                let owner = slots.owners.get(usize::from(slot)).copied().unwrap_or(0);
+                slots
+                    .breakers
+                    .get(usize::from(owner))
+                    .unwrap_or(&self.default)
+                    .clone()
+            }
+            _ => self.default.clone(),
+        }
+    }
+
+    /// Cluster: records which primary serves which slots (`(first, last, address)` ranges).
+    pub(crate) fn update(&self, ranges: &[(u16, u16, String)]) {
+        let Some(slots) = &self.slots else { return };
+        let mut by_address = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut breakers = vec![self.default.clone()];
+        let mut index = HashMap::new();
+        let mut owners = vec![0_u16; SLOTS].into_boxed_slice();
+        for (first, last, address) in ranges {
+            let owner = *index.entry(address.clone()).or_insert_with(|| {
+                let breaker = by_address
+                    .entry(address.clone())
+                    .or_insert_with(|| Arc::new(Breaker::new(address.clone(), self.closed.clone())))
+                    .clone();
+                breakers.push(breaker);
+                u16::try_from(breakers.len() - 1).unwrap_or(0)
+            });
+            for slot in usize::from(*first)..=usize::from(*last).min(SLOTS - 1) {
+                owners[slot] = owner;
+            }
+        }
+        // Forget primaries that serve nothing any more.
+        by_address.retain(|address, _| index.contains_key(address));
+        slots.store(Arc::new(SlotBreakers { owners, breakers }));
+    }
+
+    /// Whether any breaker is open.
+    pub(crate) fn any_open(&self) -> bool {
+        self.default.is_open()
+            || self
+                .by_address
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .any(|breaker| breaker.is_open())
+    }
+
+    /// Resolves the next time a breaker closes (a server answers again).
+    pub(crate) async fn closed(&self) {
+        self.closed.notified().await;
     }
 }

@@ -2,21 +2,26 @@
 //!
 //! [`Store`] owns the connection(s), the circuit breaker, the fill-lease length and the
 //! value-size cap, and is the one place that decides whether fill leases are on. Below it,
-//! one type per topology performs the operations atomically (`redis.rs`: one Redis server
-//! through a reconnecting multiplexed connection; `memory.rs`: `mem://`); a topology more is
-//! a file more and a variant of [`Backend`].
+//! one type per kind of store performs the operations atomically (`redis.rs`: Redis, whose
+//! `connection.rs` is one server, a Cluster (`cluster.rs`) or a Sentinel-managed primary
+//! (`sentinel.rs`); `memory.rs`: `mem://`).
 
 pub(crate) mod breaker;
+pub(crate) mod cluster;
+pub(crate) mod connection;
 pub(crate) mod lease;
 mod memory;
 mod redis;
+pub(crate) mod sentinel;
 
-use self::breaker::Breaker;
+use self::breaker::{Breaker, Breakers};
 use self::lease::Lease;
 use self::memory::MemoryStore;
-pub(crate) use self::redis::RedisStore;
+pub(crate) use self::redis::{RedisStore, Replicated, manager_config};
 use crate::Error;
 use crate::task::spawn_detached;
+use futures_util::future::join_all;
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::{Arc, Weak};
@@ -79,10 +84,17 @@ impl WeakStore {
     }
 }
 
+/// Keys an invalidation could not delete, and why.
+pub(crate) struct Undeleted {
+    pub(crate) error: Error,
+    pub(crate) keys: Vec<String>,
+}
+
 struct Inner {
     backend: Backend,
-    /// Skips the backend for a while after consecutive connection failures.
-    breaker: Breaker,
+    /// Skip the backend (or, on a cluster, one primary) for a while after consecutive
+    /// connection failures.
+    breakers: Arc<Breakers>,
     /// How long a fill lease holds a key; `None`: leases (and single-flight) are off.
     lease_ttl: Option<Duration>,
     /// Values larger than this are neither stored nor read back.
@@ -90,14 +102,14 @@ struct Inner {
 }
 
 impl Store {
-    /// A store on Redis; `address` (redacted) names it in log lines.
+    /// A store on Redis, with its breakers (see [`RedisStore::breakers`]).
     pub(crate) fn redis(
         redis: RedisStore,
-        address: String,
+        breakers: Arc<Breakers>,
         lease_ttl: Option<Duration>,
         max_value_len: usize,
     ) -> Store {
-        Store::new(Backend::Redis(redis), address, lease_ttl, max_value_len)
+        Store::new(Backend::Redis(redis), breakers, lease_ttl, max_value_len)
     }
 
     /// A `mem://` store of at most `max_bytes`.
@@ -107,18 +119,19 @@ impl Store {
         max_value_len: usize,
     ) -> Store {
         let backend = Backend::Memory(MemoryStore::new(max_bytes));
-        Store::new(backend, "mem://".into(), lease_ttl, max_value_len)
+        let breakers = Arc::new(Breakers::single("mem://".into()));
+        Store::new(backend, breakers, lease_ttl, max_value_len)
     }
 
     fn new(
         backend: Backend,
-        address: String,
+        breakers: Arc<Breakers>,
         lease_ttl: Option<Duration>,
         max_value_len: usize,
     ) -> Store {
         Store(Arc::new(Inner {
             backend,
-            breaker: Breaker::new(address),
+            breakers,
             lease_ttl,
             max_value_len,
         }))
@@ -129,12 +142,25 @@ impl Store {
         WeakStore(Arc::downgrade(&self.0))
     }
 
-    /// `"redis"` or `"memory"`.
+    /// `"redis"`, `"redis-cluster"`, `"redis-sentinel"` or `"memory"`.
     pub(crate) fn kind(&self) -> &'static str {
-        match self.0.backend {
-            Backend::Redis(_) => "redis",
+        match &self.0.backend {
+            Backend::Redis(redis) => redis.kind(),
             Backend::Memory(_) => "memory",
         }
+    }
+
+    /// The hash slot of `key` on a cluster; `None` elsewhere.
+    fn slot(&self, key: &str) -> Option<u16> {
+        match &self.0.backend {
+            Backend::Redis(redis) if redis.is_cluster() => Some(cluster::slot(key)),
+            _ => None,
+        }
+    }
+
+    /// The breaker guarding the server of `slot` (`None`: the only server).
+    fn breaker(&self, slot: Option<u16>) -> Arc<Breaker> {
+        self.0.breakers.for_slot(slot)
     }
 
     /// How long a fill lease holds a key, or `None` when leases are off.
@@ -147,35 +173,49 @@ impl Store {
         bytes.len() > self.0.max_value_len
     }
 
-    /// Whether the breaker is open: recent operations failed to reach the backend.
+    /// Whether a breaker is open: recent operations failed to reach the backend (on a
+    /// cluster: one of its primaries).
     pub(crate) fn is_degraded(&self) -> bool {
-        self.0.breaker.is_open()
+        self.0.breakers.any_open()
     }
 
-    /// Resolves the next time the backend answers again after an outage.
+    /// Resolves the next time the backend (or one primary) answers again after an outage.
     pub(crate) async fn reachable_again(&self) {
-        self.0.breaker.closed().await;
+        self.0.breakers.closed().await;
     }
 
-    /// Runs one backend operation unless the breaker is open, and tells the breaker how it went.
-    async fn guarded<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        if !self.0.breaker.allow() {
+    /// Runs one operation on the server of `slot` unless its breaker is open, and tells
+    /// the breaker how it went.
+    async fn guarded<T>(
+        &self,
+        slot: Option<u16>,
+        op: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let breaker = self.breaker(slot);
+        if !breaker.allow() {
             return Err(Error::Unavailable);
         }
-        self.unguarded(op).await
-    }
-
-    /// Runs one backend operation past the breaker, and tells the breaker how it went.
-    async fn unguarded<T>(&self, op: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
         let result = op.await;
-        self.0.breaker.record(&result);
+        breaker.record(&result);
         result
     }
 
-    /// Checks that the backend answers within the timeout.
+    /// Runs one operation on the server of `slot` past its breaker, and tells the breaker
+    /// how it went.
+    async fn unguarded<T>(
+        &self,
+        slot: Option<u16>,
+        op: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let result = op.await;
+        self.breaker(slot).record(&result);
+        result
+    }
+
+    /// Checks that the backend answers within the timeout (on a cluster: every primary).
     pub(crate) async fn ping(&self) -> Result<(), Error> {
         match &self.0.backend {
-            Backend::Redis(redis) => self.unguarded(redis.ping()).await,
+            Backend::Redis(redis) => self.unguarded(None, redis.ping()).await,
             Backend::Memory(_) => Ok(()),
         }
     }
@@ -190,17 +230,32 @@ impl Store {
         want_ttl: bool,
     ) -> Result<Fetch, Error> {
         // Without a lease length, leases are off: a plain read.
-        let lease = self.0.lease_ttl.map(|ttl| (lease, ttl));
-        match &self.0.backend {
-            Backend::Redis(redis) => self.guarded(redis.fetch(key, lease, want_ttl)).await,
-            Backend::Memory(memory) => self.guarded(async { Ok(memory.fetch(key, lease)) }).await,
+        let leased = self.0.lease_ttl.map(|ttl| (lease, ttl));
+        let fetched = match &self.0.backend {
+            Backend::Redis(redis) => {
+                self.guarded(self.slot(key), redis.fetch(key, leased, want_ttl))
+                    .await
+            }
+            Backend::Memory(memory) => {
+                self.guarded(self.slot(key), async { Ok(memory.fetch(key, leased)) })
+                    .await
+            }
+        };
+        // Our own marker: the lookup was applied, its reply lost and the command retried
+        // (the cluster client retries after a dropped connection). The lease is ours.
+        match fetched? {
+            Fetch::Theirs(seen) if seen == *lease => Ok(Fetch::Ours),
+            fetched => Ok(fetched),
         }
     }
 
     /// Puts `lease` on `key` whatever it holds (to refresh or overwrite an entry).
     pub(crate) async fn take_lease(&self, key: &str, lease: &Lease) -> Result<(), Error> {
         match self.0.lease_ttl {
-            Some(ttl) => self.guarded(self.set(key, lease.as_bytes(), ttl)).await,
+            Some(ttl) => {
+                self.guarded(self.slot(key), self.set(key, lease.as_bytes(), ttl))
+                    .await
+            }
             None => Ok(()),
         }
     }
@@ -219,13 +274,21 @@ impl Store {
             return Ok(false);
         }
         if self.0.lease_ttl.is_none() {
-            return self.guarded(self.set(key, value, ttl)).await.map(|()| true);
+            return self
+                .guarded(self.slot(key), self.set(key, value, ttl))
+                .await
+                .map(|()| true);
         }
         match &self.0.backend {
-            Backend::Redis(redis) => self.guarded(redis.fill(key, lease, value, ttl)).await,
-            Backend::Memory(memory) => {
-                self.guarded(async { Ok(memory.fill(key, lease, value, ttl)) })
+            Backend::Redis(redis) => {
+                self.guarded(self.slot(key), redis.fill(key, lease, value, ttl))
                     .await
+            }
+            Backend::Memory(memory) => {
+                self.guarded(self.slot(key), async {
+                    Ok(memory.fill(key, lease, value, ttl))
+                })
+                .await
             }
         }
     }
@@ -245,7 +308,8 @@ impl Store {
         if self.0.lease_ttl.is_none() {
             return Ok(());
         }
-        self.guarded(self.release_unguarded(key, lease)).await
+        self.guarded(self.slot(key), self.release_unguarded(key, lease))
+            .await
     }
 
     async fn release_unguarded(&self, key: &str, lease: &Lease) -> Result<(), Error> {
@@ -270,14 +334,46 @@ impl Store {
         });
     }
 
-    /// Deletes every key, values and leases alike, in one command.
-    pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
-        self.guarded(self.delete_keys(keys)).await
+    /// Deletes every key, values and leases alike: one command per server (on a cluster,
+    /// one per hash slot, all sent at once). Says which keys could not be deleted, and why.
+    pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Undeleted> {
+        self.delete_groups(keys, true).await
     }
 
-    /// Deletes past the breaker: the deferred-invalidation task is its own probe.
-    pub(crate) async fn delete_unguarded(&self, keys: &[String]) -> Result<(), Error> {
-        self.unguarded(self.delete_keys(keys)).await
+    /// Deletes past the breakers: the deferred-invalidation task is its own probe.
+    pub(crate) async fn delete_unguarded(&self, keys: &[String]) -> Result<(), Undeleted> {
+        self.delete_groups(keys, false).await
+    }
+
+    async fn delete_groups(&self, keys: &[String], guarded: bool) -> Result<(), Undeleted> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut groups: HashMap<Option<u16>, Vec<String>> = HashMap::new();
+        for key in keys {
+            groups.entry(self.slot(key)).or_default().push(key.clone());
+        }
+        let deletions = groups.into_iter().map(|(slot, group)| async move {
+            let delete = self.delete_keys(&group);
+            let result = if guarded {
+                self.guarded(slot, delete).await
+            } else {
+                self.unguarded(slot, delete).await
+            };
+            (group, result)
+        });
+        let mut undeleted: Option<Undeleted> = None;
+        for (group, result) in join_all(deletions).await {
+            if let Err(error) = result {
+                match &mut undeleted {
+                    Some(undeleted) => undeleted.keys.extend(group),
+                    None => {
+                        undeleted = Some(Undeleted { error, keys: group });
+                    }
+                }
+            }
+        }
+        undeleted.map_or(Ok(()), Err)
     }
 
     async fn delete_keys(&self, keys: &[String]) -> Result<(), Error> {

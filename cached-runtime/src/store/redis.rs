@@ -1,18 +1,23 @@
-//! Redis through redis-rs's multiplexed `ConnectionManager`: one connection serves every
-//! concurrent call and reconnects by itself after a failure. A lookup is one native
-//! `SET .. NX GET` (read, or take the fill lease if absent); a fill is a Lua script (store
-//! only while our lease holds the key). Each is one round trip and atomic on the server.
+//! Redis, on one server, a Cluster or a Sentinel-managed primary ([`Connection`]): each
+//! multiplexed, so that one connection (per node) serves every concurrent call, and
+//! reconnecting by itself after a failure. A lookup is one native `SET .. NX GET` (read, or
+//! take the fill lease if absent); a fill is a Lua script (store only while our lease holds
+//! the key). Each touches one key, so it routes by slot on a cluster, and each is one round
+//! trip and atomic on the server.
 //!
 //! Redis-specific policy lives here: the script fallback for servers before 7.0, the plain
-//! `GET` when Redis refuses writes, and the shaping of TTLs into `EX` or `PX`.
+//! `GET` when Redis refuses writes, the shaping of TTLs into `EX` or `PX`, and replicated
+//! invalidation (`UNLINK` followed by `WAIT`).
 
+use super::connection::Connection;
 use super::{Bytes, Fetch};
 use crate::Error;
 use crate::store::lease::Lease;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation, Value};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// For servers before 7.0: GET; if absent, SET the caller's lease marker with a short
@@ -57,29 +62,49 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
-#[derive(Clone)]
 pub(crate) struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     /// Set once the server rejected `SET .. NX GET` (Redis before 7.0).
-    scripted_lookup: Arc<AtomicBool>,
+    scripted_lookup: AtomicBool,
+    /// With replicated invalidation: a connection of its own (`WAIT` blocks the connection
+    /// it runs on), and how many replicas must acknowledge within how long.
+    replicated: Option<Replicated>,
+}
+
+pub(crate) struct Replicated {
+    pub(crate) connection: Connection,
+    pub(crate) replicas: usize,
+    pub(crate) timeout: Duration,
+}
+
+/// The single-node connection manager's settings: every request bounded by `timeout`.
+pub(crate) fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_max_delay(Duration::from_secs(2))
+        // Fail a request with the real cause (refused credentials, refused connection)
+        // rather than retrying until the timeout; the next request reconnects.
+        .set_number_of_retries(0)
 }
 
 impl RedisStore {
-    /// Opens the manager; unless `lazy`, first checks that Redis answers at `address` (the
-    /// redacted URL, named in the error).
-    pub(crate) async fn open(
+    pub(crate) fn new(connection: Connection, replicated: Option<Replicated>) -> RedisStore {
+        RedisStore {
+            connection,
+            scripted_lookup: AtomicBool::new(false),
+            replicated,
+        }
+    }
+
+    /// One server's connection; unless `lazy`, first checks that Redis answers at
+    /// `address` (the redacted URL, named in the error).
+    pub(crate) async fn single(
         client: Client,
         address: &str,
         timeout: Duration,
         lazy: bool,
-    ) -> Result<Self, Error> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_max_delay(Duration::from_secs(2))
-            // Fail a request with the real cause (refused credentials, refused connection)
-            // rather than retrying until the timeout; the next request reconnects.
-            .set_number_of_retries(0);
+    ) -> Result<ConnectionManager, Error> {
         if !lazy {
             // One plain connection first: it fails with the real cause ("connection
             // refused") where the manager would retry until the timeout.
@@ -92,11 +117,23 @@ impl RedisStore {
                 .map_err(|_| connect_error(format!("no answer within {timeout:?}")))?
                 .map_err(|error| connect_error(error.to_string()))?;
         }
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
-            connection,
-            scripted_lookup: Arc::new(AtomicBool::new(false)),
-        })
+        Ok(ConnectionManager::new_lazy_with_config(
+            client,
+            manager_config(timeout),
+        )?)
+    }
+
+    /// `"redis"`, `"redis-cluster"` or `"redis-sentinel"`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.connection {
+            Connection::Single(_) => "redis",
+            Connection::Cluster(_) => "redis-cluster",
+            Connection::Sentinel(_) => "redis-sentinel",
+        }
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.connection, Connection::Cluster(_))
     }
 
     /// Runs one command. The connection's own response and connection timeouts (both the
@@ -219,14 +256,56 @@ impl RedisStore {
         self.invoke(RELEASE.key(key).arg(lease.as_bytes())).await
     }
 
+    /// `UNLINK` of keys on one server (on a cluster, in one slot). With replicated
+    /// invalidation, on its own connection and followed by `WAIT`: fails unless as many
+    /// replicas as asked for acknowledged it, or every replica the primary has (`ROLE`),
+    /// when it has fewer (after a failover left it without).
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
         if keys.is_empty() {
             return Ok(());
         }
-        self.run(redis::cmd("UNLINK").arg(keys)).await
+        let Some(replicated) = &self.replicated else {
+            return self.run(redis::cmd("UNLINK").arg(keys)).await;
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("UNLINK")
+            .arg(keys)
+            .ignore()
+            .cmd("WAIT")
+            .arg(replicated.replicas)
+            .arg(u64::try_from(replicated.timeout.as_millis()).unwrap_or(u64::MAX))
+            .cmd("ROLE");
+        let mut connection = replicated.connection.clone();
+        let (acknowledged, role): (usize, Value) = pipe.query_async(&mut connection).await?;
+        // `ROLE` on a primary: `["master", offset, [[host, port, offset], ...]]`.
+        let attached = match &role {
+            Value::Array(fields) => match fields.get(2) {
+                Some(Value::Array(replicas)) => replicas.len(),
+                _ => 0,
+            },
+            _ => 0,
+        };
+        let wanted = replicated.replicas.min(attached);
+        if acknowledged < wanted {
+            return Err(Error::NotReplicated {
+                acknowledged,
+                wanted,
+            });
+        }
+        Ok(())
     }
 
+    /// `PING`; on a cluster, every primary.
     pub(crate) async fn ping(&self) -> Result<(), Error> {
+        if let Connection::Cluster(cluster) = &self.connection {
+            let routing = RoutingInfo::MultiNode((
+                MultipleNodeRoutingInfo::AllMasters,
+                Some(ResponsePolicy::AllSucceeded),
+            ));
+            let mut cluster = cluster.clone();
+            cluster.route_command(redis::cmd("PING"), routing).await?;
+            return Ok(());
+        }
         self.run(&redis::cmd("PING")).await
     }
 }

@@ -1,0 +1,242 @@
+//! Multi-node URLs, which redis-rs does not parse: `redis+cluster://` (seed nodes of a Redis
+//! Cluster) and `redis+sentinel://` (the sentinels watching a named primary).
+//!
+//! ```text
+//! redis+cluster://[user:password@]host:port[,host:port...][?query]
+//! redis+sentinel://[user:password@]host:port[,host:port...]/service[/db][?sentinel_username=..&sentinel_password=..]
+//! ```
+//!
+//! Each node becomes a single-node `redis://` (or `rediss://`) URL that redis-rs parses, with
+//! the credentials and query it applies to: the user and password are the data nodes'; the
+//! sentinels' own credentials, if they have any, come from the query.
+
+/// Cluster seed nodes, as single-node URLs.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterAddress {
+    pub(crate) nodes: Vec<String>,
+    /// A node's URL is `{scheme}://{userinfo}` + `host:port` + `?query`.
+    before_host: String,
+    after_host: String,
+}
+
+impl ClusterAddress {
+    /// The URL of the node at `host_port` (as `CLUSTER SLOTS` names it), with the seeds'
+    /// scheme, credentials and query.
+    pub(crate) fn node(&self, host_port: &str) -> String {
+        format!("{}{host_port}{}", self.before_host, self.after_host)
+    }
+}
+
+/// The sentinels (as single-node URLs), the service they watch and how to reach its nodes.
+#[derive(Debug)]
+pub(crate) struct SentinelAddress {
+    pub(crate) sentinels: Vec<String>,
+    pub(crate) service: String,
+    /// The primary's URL without a host: credentials and database, for redis-rs to parse.
+    pub(crate) node: String,
+    pub(crate) tls: bool,
+}
+
+const CLUSTER_PORT: u16 = 6379;
+const SENTINEL_PORT: u16 = 26379;
+
+/// Parses a `redis+cluster://` or `rediss+cluster://` URL.
+pub(crate) fn cluster(url: &str) -> Result<ClusterAddress, String> {
+    let parts = split(url)?;
+    if !parts.path.trim_matches('/').is_empty() {
+        return Err("a cluster URL has no path: Redis Cluster has only database 0".into());
+    }
+    let nodes = parts
+        .hosts(CLUSTER_PORT)?
+        .iter()
+        .map(|host| parts.node_url(host, "", &parts.query))
+        .collect();
+    let template = parts.node_url("\0", "", &parts.query);
+    let (before_host, after_host) = template.split_once('\0').unwrap_or((&template, ""));
+    Ok(ClusterAddress {
+        nodes,
+        before_host: before_host.to_owned(),
+        after_host: after_host.to_owned(),
+    })
+}
+
+/// Parses a `redis+sentinel://` or `rediss+sentinel://` URL.
+pub(crate) fn sentinel(url: &str) -> Result<SentinelAddress, String> {
+    let parts = split(url)?;
+    let mut path = parts.path.trim_matches('/').split('/');
+    let service = match path.next() {
+        Some(service) if !service.is_empty() => service.to_owned(),
+        _ => {
+            return Err(
+                "name the primary the sentinels watch after the hosts: `.../mymaster`".into(),
+            );
+        }
+    };
+    let db = match (path.next(), path.next()) {
+        (None, _) => String::new(),
+        (Some(db), None) if db.parse::<u32>().is_ok() => db.to_owned(),
+        _ => return Err("after the service name only a database number may follow".into()),
+    };
+    // The sentinels' credentials travel in the query; the rest of the query is the data
+    // nodes'.
+    let mut sentinel_auth = (None, None);
+    let mut node_query = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(parts.query.as_bytes()) {
+        match &*name {
+            "sentinel_username" => sentinel_auth.0 = Some(value.into_owned()),
+            "sentinel_password" => sentinel_auth.1 = Some(value.into_owned()),
+            _ => node_query.push((name.into_owned(), value.into_owned())),
+        }
+    }
+    let encode = |pairs: &[(String, String)]| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    };
+    let sentinel_userinfo = match sentinel_auth {
+        (None, None) => String::new(),
+        (user, password) => {
+            let encoded = |text: Option<String>| {
+                url::form_urlencoded::byte_serialize(text.unwrap_or_default().as_bytes())
+                    .collect::<String>()
+            };
+            format!("{}:{}@", encoded(user), encoded(password))
+        }
+    };
+    let scheme = if parts.tls { "rediss" } else { "redis" };
+    let sentinels = parts
+        .hosts(SENTINEL_PORT)?
+        .iter()
+        .map(|host| format!("{scheme}://{sentinel_userinfo}{host}"))
+        .collect();
+    Ok(SentinelAddress {
+        sentinels,
+        service,
+        node: parts.node_url("localhost", &db, &encode(&node_query)),
+        tls: parts.tls,
+    })
+}
+
+struct Parts<'a> {
+    tls: bool,
+    /// `user:password@`, as written (still percent-encoded), or empty.
+    userinfo: &'a str,
+    hosts: &'a str,
+    path: &'a str,
+    query: String,
+}
+
+fn split(url: &str) -> Result<Parts<'_>, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("expected `scheme://host:port,...`")?;
+    let tls = scheme.starts_with("rediss+");
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, query.to_owned()),
+        None => (rest, String::new()),
+    };
+    // The password may contain `/` only percent-encoded, so the authority ends at the first.
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    Ok(Parts {
+        tls,
+        userinfo,
+        hosts,
+        path,
+        query,
+    })
+}
+
+impl Parts<'_> {
+    /// `host:port` of each node, with the default port where none is given.
+    fn hosts(&self, default_port: u16) -> Result<Vec<String>, String> {
+        if self.hosts.is_empty() {
+            return Err("no host: list at least one `host:port`".into());
+        }
+        self.hosts
+            .split(',')
+            .map(|host| {
+                // `[v6]:port`, `[v6]`, `name:port` or `name`.
+                let (name, port) = match host.rsplit_once(':') {
+                    Some((name, port)) if !port.contains(']') => (name, Some(port)),
+                    _ => (host, None),
+                };
+                if name.is_empty() {
+                    return Err(format!("`{host}` has no host name"));
+                }
+                let port = match port {
+                    Some(port) => port
+                        .parse::<u16>()
+                        .map_err(|_| format!("`{port}` in `{host}` is not a port number"))?,
+                    None => default_port,
+                };
+                Ok(format!("{name}:{port}"))
+            })
+            .collect()
+    }
+
+    fn node_url(&self, host: &str, db: &str, query: &str) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let mut node = format!("{scheme}://{}{host}", self.userinfo);
+        if !db.is_empty() {
+            node.push('/');
+            node.push_str(db);
+        }
+        if !query.is_empty() {
+            node.push('?');
+            node.push_str(query);
+        }
+        node
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls() {
+        let parsed = cluster("redis+cluster://u:p%40ss@a:7000,b,[::1]:7002?protocol=resp3")
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            parsed.nodes,
+            [
+                "redis://u:p%40ss@a:7000?protocol=resp3",
+                "redis://u:p%40ss@b:6379?protocol=resp3",
+                "redis://u:p%40ss@[::1]:7002?protocol=resp3",
+            ]
+        );
+        assert_eq!(
+            parsed.node("c:7005"),
+            "redis://u:p%40ss@c:7005?protocol=resp3"
+        );
+        let tls = cluster("rediss+cluster://a:1").unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(tls.nodes, ["rediss://a:1"]);
+        assert!(cluster("redis+cluster://a:1/2").is_err());
+        assert!(cluster("redis+cluster://").is_err());
+        assert!(cluster("redis+cluster://a:x").is_err());
+    }
+
+    #[test]
+    fn sentinel_urls() {
+        let parsed = sentinel(
+            "redis+sentinel://:secret@s1:1,s2/mymaster/2?sentinel_password=x%2Fy&protocol=resp3",
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            parsed.sentinels,
+            ["redis://:x%2Fy@s1:1", "redis://:x%2Fy@s2:26379"]
+        );
+        assert_eq!(parsed.service, "mymaster");
+        assert_eq!(parsed.node, "redis://:secret@localhost/2?protocol=resp3");
+        assert!(sentinel("redis+sentinel://s1:1").is_err());
+        assert!(sentinel("redis+sentinel://s1:1/m/x").is_err());
+        assert!(sentinel("redis+sentinel://s1:1/m/1/2").is_err());
+    }
+}

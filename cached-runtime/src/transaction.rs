@@ -1,0 +1,137 @@
+//! Invalidation after commit: inside [`transaction`], invalidations are held until the
+//! database transaction commits, so that no reader can cache the old row between an
+//! invalidation and the commit that makes the new row visible.
+
+use crate::cache::Cache;
+use crate::task::spawn_detached;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+tokio::task_local! {
+    static SCOPE: Arc<Scope>;
+}
+
+#[derive(Default)]
+struct Scope(Mutex<State>);
+
+#[derive(Default)]
+struct State {
+    phase: Phase,
+    /// Invalidations held for the commit: each cache with its rendered keys.
+    owed: Vec<(Cache, Vec<String>)>,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before [`commit`]: a scope that ends here was rolled back; its keys are dropped.
+    #[default]
+    Open,
+    /// [`commit`] started: the keys are deleted however the scope ends.
+    Committing,
+    /// [`commit`] returned: later invalidations run at once.
+    Committed,
+}
+
+impl Scope {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs `body` as a database transaction's scope: the invalidations it makes
+/// (`#[invalidates]` functions, [`Cache::invalidate`]) are held, and applied only once the
+/// transaction commits through [`commit`].
+///
+/// Without it, an invalidation made inside a transaction deletes the entry before the
+/// commit makes the new row visible, and a reader that runs in between caches the old row
+/// again, for the whole TTL. With it:
+///
+/// - the held keys are deleted when `body` finishes, if it reached [`commit`], whether the
+///   commit succeeded or failed (a failed commit may still have been applied: its outcome is
+///   unknown), and in the background if `body` is dropped during or after the commit;
+/// - a `body` that finishes or is dropped without reaching [`commit`] (a rollback)
+///   discards them: its writes never became visible;
+/// - a deletion that fails goes to the pending set, as any failed invalidation does.
+///
+/// Invalidations made after the commit, and those made by tasks `body` spawns (which do not
+/// inherit the scope), run at once. Scopes nest: the innermost one holds the keys.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+/// # let cache = redis_cached::Cache::connect("mem://").await?;
+/// # struct Transaction; impl Transaction { async fn commit(self) -> Result<(), redis_cached::Error> { Ok(()) } }
+/// # let begin = || async { Ok::<_, redis_cached::Error>(Transaction) };
+/// redis_cached::transaction(async {
+///     let tx = begin().await?;
+///     // ... writes through `tx` ...
+///     cache.invalidate(&["user:42"]).await?; // held
+///     redis_cached::commit(tx.commit()).await // deleted once this returns
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn transaction<F: Future>(body: F) -> F::Output {
+    let scope = Arc::new(Scope::default());
+    let settle = Settle(scope.clone());
+    let output = SCOPE.scope(scope, body).await;
+    if let Some(owed) = settle.take() {
+        for (cache, keys) in owed {
+            let _ = cache.delete(keys).await;
+        }
+    }
+    output
+}
+
+/// Runs the transaction's `commit` (for example sqlx's `tx.commit()`) inside a
+/// [`transaction`] scope, so that the invalidations the scope holds are applied once it
+/// ends. Outside a scope it only runs `commit`.
+///
+/// # Errors
+///
+/// Those of `commit`, unchanged.
+pub async fn commit<T, E>(commit: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    let _ = SCOPE.try_with(|scope| scope.state().phase = Phase::Committing);
+    let result = commit.await;
+    let _ = SCOPE.try_with(|scope| scope.state().phase = Phase::Committed);
+    result
+}
+
+/// Holds `keys` of `cache` for the current transaction scope; says whether it did (there is
+/// a scope, and its commit has not returned).
+pub(crate) fn hold(cache: &Cache, keys: &[String]) -> bool {
+    SCOPE
+        .try_with(|scope| {
+            let mut state = scope.state();
+            if state.phase == Phase::Committed {
+                return false;
+            }
+            state.owed.push((cache.clone(), keys.to_vec()));
+            true
+        })
+        .unwrap_or(false)
+}
+
+/// Settles a scope however it ends: what it owes after a commit is deleted, in the
+/// background when the scope was dropped.
+struct Settle(Arc<Scope>);
+
+impl Settle {
+    /// The deletions owed (none after a rollback), leaving nothing for `drop`.
+    fn take(&self) -> Option<Vec<(Cache, Vec<String>)>> {
+        let mut state = self.0.state();
+        let owed = std::mem::take(&mut state.owed);
+        (state.phase != Phase::Open && !owed.is_empty()).then_some(owed)
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(owed) = self.take() {
+            spawn_detached(async move {
+                for (cache, keys) in owed {
+                    let _ = cache.delete(keys).await;
+                }
+            });
+        }
+    }
+}
