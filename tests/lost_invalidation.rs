@@ -1,7 +1,8 @@
 //! The lost invalidation, made deterministic (SCALE-OUT-NOTES §8), on a cluster and behind
-//! Sentinel: the replica is paused (SIGSTOP), an invalidation goes through the cache, the
-//! primary is killed before the replica had it (SIGKILL), and the replica, continued, is
-//! promoted with the old value.
+//! Sentinel: the replica is paused (SIGSTOP) and its replication link closed by the primary
+//! (a paused replica still receives the stream into its socket buffer: pausing alone loses
+//! nothing), an invalidation goes through the cache, the primary is killed before the
+//! replica had it (SIGKILL), and the replica, continued, is promoted with the old value.
 //!
 //! Without `replicated_invalidation` the old value is read back after the invalidation
 //! returned (printed: the hazard the README states). With it, the invalidation's `WAIT`
@@ -59,7 +60,8 @@ impl Reads {
     }
 }
 
-/// The scenario on any topology: `pause_replica`, `kill_primary_promote_replica` (which
+/// The scenario on any topology: `pause_replica` (which also cuts its link),
+/// `kill_primary_promote_replica` (which
 /// returns once the replica is the primary) and `exists_on_primary` (whether the key is
 /// on the current primary) act on it. Returns the reads made after the invalidation, until
 /// the key was a hit again, or (for a pending key) deleted on the new primary and 5 s more.
@@ -136,7 +138,10 @@ async fn on_cluster(replicated: bool) -> Reads {
     lost_invalidation(
         cache,
         cluster.wait_replicated(primary, Duration::from_secs(5)),
-        || cluster.stop(replica),
+        || {
+            cluster.stop(replica);
+            cluster.disconnect_replicas(primary);
+        },
         || async move {
             cluster.kill(primary);
             cluster.cont(replica);
@@ -161,7 +166,10 @@ async fn behind_sentinel(replicated: bool) -> Reads {
     lost_invalidation(
         cache,
         setup.wait_replicated(Duration::from_secs(5)),
-        || setup.replica().stop(),
+        || {
+            setup.replica().stop();
+            setup.disconnect_replica();
+        },
         || async move {
             setup.kill_primary();
             setup.replica().cont();

@@ -527,6 +527,17 @@ impl RedisCluster {
             .expect("CLUSTER FAILOVER TAKEOVER");
     }
 
+    /// Closes the replication links of primary `index` (`CLIENT KILL TYPE replica`), so that
+    /// its next writes reach no replica until one reconnects. A SIGSTOPped replica does not
+    /// reconnect, and without this it still gets every write: the kernel keeps accepting
+    /// the replication stream into its socket buffer, which it reads once continued.
+    pub fn disconnect_replicas(&self, index: usize) {
+        let killed: u64 = self.nodes[index]
+            .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica"))
+            .expect("CLIENT KILL TYPE replica");
+        assert!(killed > 0, "node {index} had no replica connected");
+    }
+
     /// `CONFIG SET name value` on every running node.
     pub fn config_set_all(&self, name: &str, value: &str) {
         for node in self.running() {

@@ -229,6 +229,17 @@ impl RedisSentinel {
         Ok(())
     }
 
+    /// Closes the primary's replication link (`CLIENT KILL TYPE replica`), so that its next
+    /// writes reach the replica only once it reconnects (a SIGSTOPped replica does not; see
+    /// `RedisCluster::disconnect_replicas` for why stopping it is not enough).
+    pub fn disconnect_replica(&self) {
+        let killed: u64 = self
+            .primary()
+            .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica"))
+            .expect("CLIENT KILL TYPE replica");
+        assert!(killed > 0, "the primary had no replica connected");
+    }
+
     /// SIGKILLs the primary; [`wait_new_primary`](Self::wait_new_primary) then waits for the
     /// sentinels to promote the replica.
     pub fn kill_primary(&self) {
