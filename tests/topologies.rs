@@ -112,6 +112,8 @@ async fn a_sentinel_setup_starts_healthy_and_promotes_the_replica() {
         .iter()
         .map(|sentinel| sentinel.url())
         .collect();
+    // A `String`: redis-rs takes one without TLS, `impl AsRef<str>` with (`--all-features`).
+    #[allow(clippy::unnecessary_to_owned)]
     let connect = || async {
         let mut client = redis::sentinel::SentinelClient::build(
             sentinels.clone(),

@@ -30,6 +30,7 @@ use std::time::Duration;
 /// scenarios::scenario_tests!(all, cluster_cache, cluster_cache_with_default_ttl);
 /// scenarios::scenario_tests!(invalidation, common::redis_cache);
 /// ```
+#[allow(unused_macros)] // by `stale_set.rs`, which runs none of them
 macro_rules! scenario_tests {
     (all, $cache:path, $cache_with_default_ttl:path) => {
         $crate::scenarios::scenario_tests!(caching, $cache, $cache_with_default_ttl);
@@ -113,6 +114,7 @@ macro_rules! scenario_tests {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use scenario_tests;
 
 // ---------------------------------------------------------------------------------------
