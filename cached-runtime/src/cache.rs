@@ -70,7 +70,20 @@ impl Keys {
         render(&mut key);
         key.finish()
     }
+
+    /// The key of the tag `render` writes: the prefix, `\@`, then the tag. No entry's key
+    /// contains `\@` (templates have no `\`, and key parts escape it), so tags and entries
+    /// never share a key.
+    pub(crate) fn render_tag(&self, render: impl FnOnce(&mut KeyBuilder)) -> String {
+        self.render(|key| {
+            key.literal(TAG_MARK);
+            render(key);
+        })
+    }
 }
+
+/// What separates a tag key's prefix from its tag.
+const TAG_MARK: &str = "\\@";
 
 impl Cache {
     pub(crate) fn new(
@@ -150,6 +163,35 @@ impl Cache {
         let keys = keys
             .iter()
             .map(|key| self.inner.keys.render(|builder| builder.literal(key)))
+            .collect();
+        self.delete(keys).await
+    }
+
+    /// Invalidates every entry carrying one of `tags` (rendered tags, as a function's
+    /// `tags = [...]` renders them: `department:7`), in one command per tag's server,
+    /// however many entries carry them. Works like [`Cache::invalidate`]: held inside a
+    /// [`transaction`](crate::transaction), and deferred (the tag's entries are misses in this
+    /// process) when the store cannot be reached.
+    ///
+    /// Each tag is a small key holding a random version; an entry records its tags'
+    /// versions, read before its body ran, and is served only while they are current.
+    /// Invalidating a tag deletes its key, so every entry stamped with the old version is a
+    /// miss from then on, including one whose body was running meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::invalidate`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+    /// let cache = redis_cached::Cache::connect("mem://").await?;
+    /// cache.invalidate_tags(&["department:7"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_tags(&self, tags: &[&str]) -> Result<(), Error> {
+        let keys = tags
+            .iter()
+            .map(|tag| self.inner.keys.render_tag(|builder| builder.literal(tag)))
             .collect();
         self.delete(keys).await
     }

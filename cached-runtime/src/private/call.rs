@@ -17,8 +17,9 @@ use crate::key::KeyBuilder;
 use crate::near::NearTier;
 use crate::private::shape::Shape;
 use crate::private::stored::Stores;
-use crate::store::Fetch;
 use crate::store::lease::Lease;
+use crate::store::tags::Stamp;
+use crate::store::{Fetch, Tags};
 use crate::task::Backoff;
 use crate::telemetry::{self, Op};
 use crate::{Error, Outcome};
@@ -31,6 +32,8 @@ use std::time::{Duration, Instant};
 pub struct Call {
     function: &'static str,
     target: Option<(Cache, String)>,
+    /// Rendered tag keys (see `store/tags.rs`).
+    tags: Vec<String>,
     ttl: Option<Duration>,
     refresh: bool,
     cache_none: bool,
@@ -51,11 +54,20 @@ impl Call {
         Call {
             function,
             target,
+            tags: Vec::new(),
             ttl: None,
             refresh: false,
             cache_none: false,
             near: None,
         }
+    }
+
+    /// Renders one more tag at once, if there is a cache.
+    pub fn tag(mut self, render: impl FnOnce(&mut KeyBuilder)) -> Self {
+        if let Some((cache, _)) = &self.target {
+            self.tags.push(cache.inner.keys.render_tag(render));
+        }
+        self
     }
 
     /// Use (or not) the cache's near tier, whatever its default.
@@ -80,6 +92,16 @@ impl Call {
     pub fn cache_none(mut self, cache_none: bool) -> Self {
         self.cache_none = cache_none;
         self
+    }
+}
+
+impl Call {
+    /// The call's tags, with how long a tag key it creates lives.
+    fn tags(&self, default_ttl: Duration, lease_ttl: Option<Duration>) -> Tags<'_> {
+        Tags {
+            keys: &self.tags,
+            ttl: self.ttl.unwrap_or(default_ttl) + lease_ttl.unwrap_or_default(),
+        }
     }
 }
 
@@ -109,16 +131,18 @@ where
     };
     let parts = &*cache.inner;
     let store = &parts.store;
-    if parts.pending.contains(key) {
-        // The key's invalidation has not reached the store: neither read nor write it.
+    if parts.pending.contains(key) || call.tags.iter().any(|tag| parts.pending.contains(tag)) {
+        // The key's (or a tag's) invalidation has not reached the store: neither read nor
+        // write it.
         return degraded::<S, R, _>(&call, stores, cache, key, body).await;
     }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
-    // kept locally only if no invalidation of the key came in meanwhile.
+    // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
+    // skip the tier: an invalidated tag changes no entry's key, so no push would evict them.
     let near = parts
         .near
         .as_deref()
-        .filter(|tier| tier.serves(call.near))
+        .filter(|tier| call.tags.is_empty() && tier.serves(call.near))
         .map(|tier| (tier, tier.epoch(key)));
     if let Some((tier, _)) = near
         && !call.refresh
@@ -134,11 +158,26 @@ where
     }
     let lease = Lease::new();
     let want_ttl = near.is_some();
+    let tags = call.tags(parts.default_ttl, store.lease_ttl());
+    // The tags' versions as last read, before the body runs: what a fill records.
+    let mut stamp = Stamp::default();
     let mut fetched = if call.refresh {
-        store.take_lease(key, &lease).await.map(|()| Fetch::Ours)
+        store
+            .take_lease(key, &lease, tags)
+            .await
+            .map(|read| (Fetch::Ours, read))
     } else {
-        telemetry::timed(function, Op::Fetch, store.fetch(key, &lease, want_ttl)).await
-    };
+        telemetry::timed(
+            function,
+            Op::Fetch,
+            store.fetch(key, &lease, want_ttl, tags),
+        )
+        .await
+    }
+    .map(|(fetched, read)| {
+        stamp = read;
+        fetched
+    });
     let mut poll = POLL;
     // Set when another caller's lease is first seen: a hit needs no clock.
     let mut give_up = None;
@@ -164,10 +203,14 @@ where
                     }
                 }
                 // Undecodable, oversized or not of this function's shape: overwrite it.
-                fetched = store.take_lease(key, &lease).await.map(|()| Fetch::Ours);
+                fetched = store.take_lease(key, &lease, tags).await.map(|read| {
+                    stamp = read;
+                    Fetch::Ours
+                });
             }
             Ok(Fetch::Ours) => {
-                return fill::<S, R, _>(&call, stores, cache, key, &lease, near, body).await;
+                let lease = (&lease, &stamp);
+                return fill::<S, R, _>(&call, stores, cache, key, lease, near, body).await;
             }
             Ok(Fetch::Theirs(other)) => {
                 if flight::is_filling(key) {
@@ -189,15 +232,22 @@ where
                     // Another process's lease, or a marker that outlived any lease's length
                     // (a stray value of the lease's form): take the key over once it is up.
                     Waited::LookAgain if Instant::now() >= give_up => {
-                        fetched = store.take_lease(key, &lease).await.map(|()| Fetch::Ours);
+                        fetched = store.take_lease(key, &lease, tags).await.map(|read| {
+                            stamp = read;
+                            Fetch::Ours
+                        });
                     }
                     Waited::LookAgain => {
                         fetched = telemetry::timed(
                             function,
                             Op::Fetch,
-                            store.fetch(key, &lease, want_ttl),
+                            store.fetch(key, &lease, want_ttl, tags),
                         )
-                        .await;
+                        .await
+                        .map(|(fetched, read)| {
+                            stamp = read;
+                            fetched
+                        });
                     }
                 }
             }
@@ -249,13 +299,13 @@ async fn wait_for_filler(
 }
 
 /// Runs the body under our lease, shares the result with this process's joiners, and
-/// stores it if the lease still holds the key.
+/// stores it if the lease still holds the key, stamped with the tag versions read before.
 async fn fill<S, R, F>(
     call: &Call,
     stores: Stores<S::Stored>,
     cache: &Cache,
     key: &str,
-    lease: &Lease,
+    (lease, stamp): (&Lease, &Stamp),
     near: Option<(&NearTier, u64)>,
     body: F,
 ) -> R
@@ -278,18 +328,23 @@ where
     let stored = match (&encoded, entry) {
         (Some(bytes), Some(entry)) => {
             let ttl = call.ttl.unwrap_or(parts.default_ttl);
-            telemetry::timed(function, Op::Fill, store.fill(key, lease, bytes, ttl))
-                .await
-                .map(|filled| match near {
-                    _ if !filled => tracing::debug!(
-                        function,
-                        "fill lease lost (invalidated or expired); value not stored"
-                    ),
-                    Some((tier, epoch)) => {
-                        tier.keep(key, stores.hold(bytes, entry), bytes.len(), ttl, epoch);
-                    }
-                    None => {}
-                })
+            let tags = call.tags(parts.default_ttl, store.lease_ttl());
+            telemetry::timed(
+                function,
+                Op::Fill,
+                store.fill(key, lease, bytes, ttl, tags, stamp),
+            )
+            .await
+            .map(|filled| match near {
+                _ if !filled => tracing::debug!(
+                    function,
+                    "fill lease lost (invalidated or expired); value not stored"
+                ),
+                Some((tier, epoch)) => {
+                    tier.keep(key, stores.hold(bytes, entry), bytes.len(), ttl, epoch);
+                }
+                None => {}
+            })
         }
         _ => store.release(key, lease).await,
     };

@@ -32,6 +32,15 @@ impl Invalidation {
         }
         self
     }
+
+    /// Renders one more tag at once, if there is a cache: its key is deleted with the rest,
+    /// which makes every entry carrying the tag a miss.
+    pub fn tag(mut self, render: impl FnOnce(&mut KeyBuilder)) -> Self {
+        if let Some(cache) = &self.cache {
+            self.keys.push(cache.inner.keys.render_tag(render));
+        }
+        self
+    }
 }
 
 /// Runs `body`, then deletes the keys in one command whatever it returned. If the caller

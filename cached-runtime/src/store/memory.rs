@@ -2,6 +2,7 @@
 //! Every operation is atomic per key (moka's `and_compute_with`), so leases, fills and
 //! invalidations behave as the Redis store's scripts do.
 
+use super::tags::VERSION_LEN;
 use super::{Bytes, Fetch};
 use crate::expiry::{self, Expiring};
 use crate::store::lease::Lease;
@@ -95,6 +96,34 @@ impl MemoryStore {
                 Some(slot) if *slot.value().bytes == *lease.as_bytes() => Op::Remove,
                 _ => Op::Nop,
             });
+    }
+
+    /// As the Redis store's `READ_TAGS`: each tag's version, created when absent.
+    pub(crate) fn read_tags(&self, tags: &[String], candidates: &[u8], ttl: Duration) -> Vec<u8> {
+        let mut versions = Vec::with_capacity(candidates.len());
+        for (tag, candidate) in tags.iter().zip(candidates.chunks(VERSION_LEN)) {
+            let slot = self
+                .slots
+                .entry_by_ref(tag)
+                .or_insert_with(|| Slot::new(candidate, ttl));
+            versions.extend_from_slice(&slot.into_value().bytes);
+        }
+        versions
+    }
+
+    /// As the Redis store's `EXTEND_TAGS`: existing tags live at least `ttl` more.
+    pub(crate) fn extend_tags(&self, tags: &[String], ttl: Duration) {
+        for tag in tags {
+            self.slots
+                .entry_by_ref(tag)
+                .and_compute_with(|slot| match slot {
+                    // moka measures a TTL from the last write: rewriting restarts it.
+                    Some(slot) => {
+                        Op::Put(Slot::new(&slot.value().bytes, ttl.max(slot.value().ttl)))
+                    }
+                    None => Op::Nop,
+                });
+        }
     }
 
     pub(crate) fn delete(&self, keys: &[String]) {

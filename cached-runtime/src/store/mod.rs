@@ -13,11 +13,13 @@ pub(crate) mod lease;
 mod memory;
 mod redis;
 pub(crate) mod sentinel;
+pub(crate) mod tags;
 
 use self::breaker::{Breaker, Breakers};
 use self::lease::Lease;
 use self::memory::MemoryStore;
 pub(crate) use self::redis::{RedisStore, Replicated, manager_config};
+use self::tags::Stamp;
 use crate::Error;
 use crate::task::spawn_detached;
 use futures_util::future::join_all;
@@ -63,6 +65,14 @@ impl Fetch {
             Some(bytes) => Fetch::Hit(bytes, ttl),
         }
     }
+}
+
+/// The tag keys of a call, and how long a tag key it creates lives (the function's TTL and
+/// the lease: longer than any entry filled after the read).
+#[derive(Clone, Copy)]
+pub(crate) struct Tags<'a> {
+    pub(crate) keys: &'a [String],
+    pub(crate) ttl: Duration,
 }
 
 /// The topologies.
@@ -223,12 +233,38 @@ impl Store {
     /// Looks `key` up, taking `lease` on it if it is absent (when leases are on). A value over
     /// the size cap is returned as is: the caller treats it like one that does not decode.
     /// With `want_ttl` (Redis), a value comes with its remaining time to live.
+    ///
+    /// With tags, their versions are read in the same round trip and returned: a value is a
+    /// hit only if stamped with them (it comes out of its envelope); a stale one is replaced
+    /// by the caller's lease.
     pub(crate) async fn fetch(
         &self,
         key: &str,
         lease: &Lease,
         want_ttl: bool,
-    ) -> Result<Fetch, Error> {
+        tags: Tags<'_>,
+    ) -> Result<(Fetch, Stamp), Error> {
+        if tags.keys.is_empty() {
+            return Ok((self.lookup(key, lease, want_ttl).await?, Stamp::default()));
+        }
+        let (fetched, stamp) =
+            tokio::join!(self.lookup(key, lease, want_ttl), self.read_tags(tags));
+        let stamp = stamp?;
+        let fetched = match fetched? {
+            Fetch::Hit(bytes, ttl) => match stamp.unwrap(&bytes) {
+                Some(value) => Fetch::Hit(Bytes::Owned(value.to_vec()), ttl),
+                // Stale (a tag was invalidated since it was stored), or stored untagged.
+                None => {
+                    self.put_lease(key, lease).await?;
+                    Fetch::Ours
+                }
+            },
+            fetched => fetched,
+        };
+        Ok((fetched, stamp))
+    }
+
+    async fn lookup(&self, key: &str, lease: &Lease, want_ttl: bool) -> Result<Fetch, Error> {
         // Without a lease length, leases are off: a plain read.
         let leased = self.0.lease_ttl.map(|ttl| (lease, ttl));
         let fetched = match &self.0.backend {
@@ -249,8 +285,37 @@ impl Store {
         }
     }
 
-    /// Puts `lease` on `key` whatever it holds (to refresh or overwrite an entry).
-    pub(crate) async fn take_lease(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+    /// The current versions of `tags`, creating missing tag keys.
+    async fn read_tags(&self, tags: Tags<'_>) -> Result<Stamp, Error> {
+        let candidates = tags::candidates(tags.keys.len());
+        let slot = tags.keys.first().and_then(|tag| self.slot(tag));
+        let versions = match &self.0.backend {
+            Backend::Redis(redis) => {
+                self.guarded(slot, redis.read_tags(tags.keys, &candidates, tags.ttl))
+                    .await?
+            }
+            Backend::Memory(memory) => memory.read_tags(tags.keys, &candidates, tags.ttl),
+        };
+        Ok(Stamp(versions))
+    }
+
+    /// Puts `lease` on `key` whatever it holds (to refresh or overwrite an entry), and reads
+    /// the versions of `tags` for the fill that follows.
+    pub(crate) async fn take_lease(
+        &self,
+        key: &str,
+        lease: &Lease,
+        tags: Tags<'_>,
+    ) -> Result<Stamp, Error> {
+        if tags.keys.is_empty() {
+            return self.put_lease(key, lease).await.map(|()| Stamp::default());
+        }
+        let (taken, stamp) = tokio::join!(self.put_lease(key, lease), self.read_tags(tags));
+        taken?;
+        stamp
+    }
+
+    async fn put_lease(&self, key: &str, lease: &Lease) -> Result<(), Error> {
         match self.0.lease_ttl {
             Some(ttl) => {
                 self.guarded(self.slot(key), self.set(key, lease.as_bytes(), ttl))
@@ -262,17 +327,39 @@ impl Store {
 
     /// Stores `value` if `lease` still holds `key` (unconditionally when leases are off);
     /// says whether it did. A value over the size cap is not stored, and the lease released.
+    /// A tagged value is stored in an envelope recording `stamp`, and its tag keys are made
+    /// to outlive it.
     pub(crate) async fn fill(
         &self,
         key: &str,
         lease: &Lease,
         value: &[u8],
         ttl: Duration,
+        tags: Tags<'_>,
+        stamp: &Stamp,
     ) -> Result<bool, Error> {
         if self.oversized(value) {
             self.release(key, lease).await?;
             return Ok(false);
         }
+        if tags.keys.is_empty() {
+            return self.fill_value(key, lease, value, ttl).await;
+        }
+        let wrapped = stamp.wrap(value);
+        let (filled, _) = tokio::join!(
+            self.fill_value(key, lease, &wrapped, ttl),
+            self.extend_tags(tags.keys, ttl)
+        );
+        filled
+    }
+
+    async fn fill_value(
+        &self,
+        key: &str,
+        lease: &Lease,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Error> {
         if self.0.lease_ttl.is_none() {
             return self
                 .guarded(self.slot(key), self.set(key, value, ttl))
@@ -290,6 +377,17 @@ impl Store {
                 })
                 .await
             }
+        }
+    }
+
+    /// Best effort: a tag key that expires early only costs misses.
+    async fn extend_tags(&self, tags: &[String], ttl: Duration) {
+        let slot = tags.first().and_then(|tag| self.slot(tag));
+        match &self.0.backend {
+            Backend::Redis(redis) => {
+                let _ = self.guarded(slot, redis.extend_tags(tags, ttl)).await;
+            }
+            Backend::Memory(memory) => memory.extend_tags(tags, ttl),
         }
     }
 

@@ -10,9 +10,11 @@
 //! invalidation (`UNLINK` followed by `WAIT`).
 
 use super::connection::Connection;
+use super::tags::VERSION_LEN;
 use super::{Bytes, Fetch};
 use crate::Error;
 use crate::store::lease::Lease;
+use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation, Value};
@@ -50,6 +52,36 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then
             return redis.call('DEL', KEYS[1])
+          end
+          return 0",
+    )
+});
+
+/// Each tag's version: read, or created from the caller's candidate (`ARGV[1]`, 8 bytes a
+/// tag) to live `ARGV[2]` ms when absent. Returns the versions, concatenated.
+static READ_TAGS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local versions = {}
+          for i, key in ipairs(KEYS) do
+            local version = redis.call('GET', key)
+            if not version then
+              version = string.sub(ARGV[1], i * 8 - 7, i * 8)
+              redis.call('SET', key, version, 'PX', ARGV[2])
+            end
+            versions[i] = version
+          end
+          return table.concat(versions)",
+    )
+});
+
+/// Makes each existing tag key live at least `ARGV[1]` ms more (never shorter).
+static EXTEND_TAGS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"for _, key in ipairs(KEYS) do
+            local left = redis.call('PTTL', key)
+            if left >= 0 and left < tonumber(ARGV[1]) then
+              redis.call('PEXPIRE', key, ARGV[1])
+            end
           end
           return 0",
     )
@@ -293,6 +325,57 @@ impl RedisStore {
             });
         }
         Ok(())
+    }
+
+    /// The versions of `tags` (see `tags.rs`), creating absent tag keys from `candidates` to
+    /// live `ttl`. One script for all on one server; on a cluster, one per tag, at once.
+    pub(crate) async fn read_tags(
+        &self,
+        tags: &[String],
+        candidates: &[u8],
+        ttl: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        let ttl = millis(ttl);
+        if !self.is_cluster() {
+            let mut invocation = READ_TAGS.prepare_invoke();
+            invocation.arg(candidates).arg(ttl);
+            for tag in tags {
+                invocation.key(tag);
+            }
+            return self.invoke(&invocation).await;
+        }
+        let reads =
+            tags.iter()
+                .zip(candidates.chunks(VERSION_LEN))
+                .map(|(tag, candidate)| async move {
+                    let mut invocation = READ_TAGS.prepare_invoke();
+                    invocation.key(tag).arg(candidate).arg(ttl);
+                    self.invoke::<Vec<u8>>(&invocation).await
+                });
+        let mut versions = Vec::with_capacity(candidates.len());
+        for version in join_all(reads).await {
+            versions.extend(version?);
+        }
+        Ok(versions)
+    }
+
+    /// Makes `tags` live at least `ttl` more, so that they outlive the entry just stored.
+    pub(crate) async fn extend_tags(&self, tags: &[String], ttl: Duration) -> Result<(), Error> {
+        let ttl = millis(ttl);
+        let groups: Vec<&[String]> = if self.is_cluster() {
+            tags.chunks(1).collect()
+        } else {
+            vec![tags]
+        };
+        let extensions = groups.into_iter().map(|group| async move {
+            let mut invocation = EXTEND_TAGS.prepare_invoke();
+            invocation.arg(ttl);
+            for tag in group {
+                invocation.key(tag);
+            }
+            self.invoke::<()>(&invocation).await
+        });
+        join_all(extensions).await.into_iter().collect()
     }
 
     /// `PING`; on a cluster, every primary.

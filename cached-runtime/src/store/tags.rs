@@ -1,0 +1,90 @@
+//! Versioned tags: invalidating a group of entries in one command, without finding them.
+//!
+//! Each tag is a small key holding a random 8-byte version. A lookup of a tagged function
+//! reads its tags' versions alongside the entry (one round trip: the commands travel
+//! together), creating a missing tag key with a fresh random version. A fill stores the
+//! value inside an envelope that records the versions read *before the body ran*. A hit
+//! is served only if the envelope's versions are the tags' current ones.
+//!
+//! Invalidating a tag deletes its key, so the next lookup creates a new version and every
+//! entry stamped with an older one is a miss: O(1), no member sets, and the same `UNLINK`
+//! path (slot grouping, pending set, transaction scopes, replicated `WAIT`) as data keys.
+//! An evicted or expired tag key is an invalidation too; versions are random, never
+//! counters, so a re-created tag never matches an old entry. A tag invalidated while a body
+//! runs leaves that fill's entry stale on arrival.
+//!
+//! Envelope: `MARKER`, `T`, the number of tags (one byte), each version (8 bytes), then the
+//! value's bytes.
+
+use crate::entry::MARKER;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+/// The second byte of a tagged entry's envelope.
+const KIND: u8 = b'T';
+
+/// Bytes per tag version.
+pub(crate) const VERSION_LEN: usize = 8;
+
+/// The versions of a call's tags as read before its body ran (empty for untagged calls).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stamp(pub(crate) Vec<u8>);
+
+impl Stamp {
+    /// `value` in an envelope recording this stamp, or `value` itself when untagged.
+    pub(crate) fn wrap(&self, value: &[u8]) -> Vec<u8> {
+        let count = self.0.len() / VERSION_LEN;
+        let mut out = Vec::with_capacity(3 + self.0.len() + value.len());
+        out.extend_from_slice(&[MARKER, KIND, u8::try_from(count).unwrap_or(u8::MAX)]);
+        out.extend_from_slice(&self.0);
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// The value inside `stored` if its envelope records exactly this stamp; `None` when it
+    /// is stale, of another tag set, or no envelope.
+    pub(crate) fn unwrap<'a>(&self, stored: &'a [u8]) -> Option<&'a [u8]> {
+        let count = u8::try_from(self.0.len() / VERSION_LEN).ok()?;
+        let header_len = 3 + self.0.len();
+        let header = stored.get(..header_len)?;
+        (header[..3] == [MARKER, KIND, count] && header[3..] == self.0[..])
+            .then(|| &stored[header_len..])
+    }
+}
+
+/// Fresh random versions for `count` tags, for the tag keys a lookup may have to create
+/// (each `RandomState` is keyed anew from the OS's randomness).
+pub(crate) fn candidates(count: usize) -> Vec<u8> {
+    let state = RandomState::new();
+    let mut out = Vec::with_capacity(count * VERSION_LEN);
+    for index in 0..count {
+        let mut hasher = state.build_hasher();
+        hasher.write_usize(index);
+        out.extend_from_slice(&hasher.finish().to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_hold_exactly_their_stamp() {
+        let stamp = Stamp(candidates(2));
+        let wrapped = stamp.wrap(b"{\"a\":1}");
+        assert_eq!(stamp.unwrap(&wrapped), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(
+            Stamp(candidates(2)).unwrap(&wrapped),
+            None,
+            "another version"
+        );
+        assert_eq!(
+            Stamp(candidates(1)).unwrap(&wrapped),
+            None,
+            "another tag set"
+        );
+        assert_eq!(stamp.unwrap(b"{\"a\":1}"), None, "no envelope");
+        assert_ne!(candidates(1), candidates(1), "versions are random");
+    }
+}
