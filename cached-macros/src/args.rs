@@ -15,10 +15,11 @@ mod kw {
     syn::custom_keyword!(cache_none);
     syn::custom_keyword!(near_cache);
     syn::custom_keyword!(key_ignores);
+    syn::custom_keyword!(tags);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., refresh = ..., cache = ..., cache_none = ...,
-/// near_cache = ..., key_ignores = [...])]`
+/// near_cache = ..., key_ignores = [...], tags = [...])]`
 pub(crate) struct CachedArgs {
     /// Required; reported missing by `model`, together with the other mistakes.
     pub(crate) key: Option<LitStr>,
@@ -29,14 +30,50 @@ pub(crate) struct CachedArgs {
     pub(crate) cache_none: Option<LitBool>,
     pub(crate) near_cache: Option<LitBool>,
     pub(crate) key_ignores: Option<KeyIgnores>,
+    pub(crate) tags: Option<Tags>,
 }
 
-/// `#[invalidates("...", "...", cache = ..., key_ignores = [...])]`
+/// `#[invalidates("...", "...", cache = ..., key_ignores = [...], tags = [...])]`
 pub(crate) struct InvalidatesArgs {
-    /// At least one; reported empty by `model`.
+    /// At least one key or tag; reported empty by `model`.
     pub(crate) keys: Vec<LitStr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) key_ignores: Option<KeyIgnores>,
+    pub(crate) tags: Option<Tags>,
+}
+
+/// `tags = ["department:<dept>", "employees"]`: tag templates, at least one.
+pub(crate) struct Tags(pub(crate) Vec<LitStr>);
+
+impl Parse for Tags {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let expected = "`tags` takes a bracketed list of tag templates, as in \
+                        `tags = [\"department:<dept>\", \"employees\"]`";
+        if !input.peek(syn::token::Bracket) {
+            return Err(input.error(expected));
+        }
+        let content;
+        let brackets = bracketed!(content in input);
+        let mut tags = Vec::new();
+        while !content.is_empty() {
+            tags.push(
+                content
+                    .parse::<LitStr>()
+                    .map_err(|error| syn::Error::new(error.span(), expected))?,
+            );
+            if !content.is_empty() {
+                content.parse::<Token![,]>()?;
+            }
+        }
+        if tags.is_empty() {
+            return Err(syn::Error::new(
+                brackets.span.join(),
+                "`tags = []` lists no tag: name at least one, as in `tags = [\"employees\"]`, \
+                 or remove the argument",
+            ));
+        }
+        Ok(Tags(tags))
+    }
 }
 
 /// `key_ignores = [E, db]`: type and const parameters, and `impl Trait` arguments by their
@@ -95,8 +132,9 @@ impl Parse for CachedArgs {
         let mut cache_none = None;
         let mut near_cache = None;
         let mut key_ignores = None;
+        let mut tags = None;
         let expected = "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`, \
-                        `near_cache`, `key_ignores`";
+                        `near_cache`, `key_ignores`, `tags`";
         parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
@@ -121,6 +159,8 @@ impl Parse for CachedArgs {
                     &mut key_ignores,
                     value::<kw::key_ignores, KeyIgnores>(input)?,
                 )?;
+            } else if lookahead.peek(kw::tags) {
+                set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
@@ -136,6 +176,7 @@ impl Parse for CachedArgs {
             cache_none,
             near_cache,
             key_ignores,
+            tags,
         })
     }
 }
@@ -145,8 +186,9 @@ impl Parse for InvalidatesArgs {
         let mut keys = Vec::new();
         let mut cache = None;
         let mut key_ignores = None;
-        let expected = "#[invalidates] takes key templates such as \"user:<id>\", `cache = ...` \
-                        and `key_ignores = [...]`";
+        let mut tags = None;
+        let expected = "#[invalidates] takes key templates such as \"user:<id>\", `cache = ...`, \
+                        `key_ignores = [...]` and `tags = [...]`";
         parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(LitStr) {
                 keys.push(input.parse()?);
@@ -157,6 +199,8 @@ impl Parse for InvalidatesArgs {
                     &mut key_ignores,
                     value::<kw::key_ignores, KeyIgnores>(input)?,
                 )?;
+            } else if lookahead.peek(kw::tags) {
+                set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
             } else {
                 return Ok(false);
             }
@@ -166,6 +210,7 @@ impl Parse for InvalidatesArgs {
             keys,
             cache,
             key_ignores,
+            tags,
         })
     }
 }

@@ -30,6 +30,7 @@ use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 //                 __redis_cached_key.part(&id);
 //             },
 //         )
+//         // `.tag(|__redis_cached_key| ..)` per tag, then
 //         .ttl(60u64); // and `.refresh(..)`, `.cache_none(..)`, `.near(..)` as given
 //         // Pinned here, in the function's own future, so that the runtime's futures hold a
 //         // pointer to the body rather than copies of it.
@@ -61,6 +62,11 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let function = cached.function;
     let cache = cache_source(&cached.cache);
     let name = function_name(function);
+    let tags: Vec<TokenStream> = cached
+        .tags
+        .iter()
+        .map(|tag| render(&tag.template))
+        .collect();
     let render = render(&cached.key.template);
     let ttl = cached.ttl.map(|seconds| quote!(.ttl(#seconds)));
     let refresh =
@@ -83,7 +89,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         function,
         quote! {
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
-                #ttl #refresh #cache_none #near;
+                #(.tag(#tags))* #ttl #refresh #cache_none #near;
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
             let __redis_cached_body = ::redis_cached::__private::pin!(#body);
@@ -119,7 +125,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
 //         })
 //         .key(|__redis_cached_key: &mut __private::KeyBuilder| {
 //             __redis_cached_key.literal("users:all");
-//         });
+//         }); // and `.tag(|__redis_cached_key| ..)` per tag of `tags = [...]`
 //         let __redis_cached_body = __private::pin!(async move {
 //             #[allow(unreachable_code, /* and clippy's lints on the next lines */)]
 //             if false {
@@ -134,8 +140,9 @@ pub(crate) fn invalidates(invalidating: &InvalidatingFn) -> TokenStream {
     let function = invalidating.function;
     let cache = cache_source(&invalidating.cache);
     let name = function_name(function);
-    let count = invalidating.keys.len();
+    let count = invalidating.keys.len() + invalidating.tags.len();
     let renders = invalidating.keys.iter().map(|key| render(&key.template));
+    let tags = invalidating.tags.iter().map(|tag| render(&tag.template));
     let output_span = output_span(function);
     let body = body(function);
     rewrite(
@@ -143,7 +150,7 @@ pub(crate) fn invalidates(invalidating: &InvalidatingFn) -> TokenStream {
         quote! {
             let __redis_cached_invalidation =
                 ::redis_cached::__private::Invalidation::new(#cache, #name, #count)
-                    #(.key(#renders))*;
+                    #(.key(#renders))* #(.tag(#tags))*;
             let __redis_cached_body = ::redis_cached::__private::pin!(#body);
             ::redis_cached::__private::invalidate(__redis_cached_invalidation, __redis_cached_body)
         },

@@ -30,15 +30,19 @@ pub(crate) struct CachedFn<'a> {
     pub(crate) stored: Stored<'a>,
     /// `None` when not given, which the error messages tell from an empty list.
     pub(crate) key_ignores: Option<Vec<Ident>>,
+    /// The tags its entries carry (same grammar as keys).
+    pub(crate) tags: Vec<Key>,
 }
 
 /// `#[invalidates(...)]` on `function`.
 pub(crate) struct InvalidatingFn<'a> {
     pub(crate) function: &'a ItemFn,
-    /// At least one.
+    /// With `tags`, at least one.
     pub(crate) keys: Vec<Key>,
     pub(crate) cache: CacheSource,
     pub(crate) key_ignores: Option<Vec<Ident>>,
+    /// The tags whose entries it makes stale.
+    pub(crate) tags: Vec<Key>,
 }
 
 /// A key template as written, and parsed against the function's names.
@@ -68,7 +72,8 @@ impl<'a> CachedFn<'a> {
             )),
         };
         let asyncness = check_async(function, "redis_cached");
-        let ((ttl, key), ()) = join(join(ttl, key), asyncness)?;
+        let tags = parse_all(args.tags, &scope);
+        let (((ttl, key), ()), tags) = join(join(join(ttl, key), asyncness), tags)?;
         Ok(CachedFn {
             function,
             key,
@@ -80,6 +85,7 @@ impl<'a> CachedFn<'a> {
             shape: Shape::of(&function.sig.output),
             stored: Stored::of(&function.sig.output),
             key_ignores: args.key_ignores.map(|list| list.0),
+            tags,
         })
     }
 
@@ -93,21 +99,24 @@ impl<'a> CachedFn<'a> {
 impl<'a> InvalidatingFn<'a> {
     pub(crate) fn from_syn(args: InvalidatesArgs, function: &'a ItemFn) -> syn::Result<Self> {
         let scope = scope(function);
-        let keys = if args.keys.is_empty() {
+        let keys = if args.keys.is_empty() && args.tags.is_none() {
             Err(syn::Error::new(
                 Span::call_site(),
-                "#[invalidates] needs at least one key template, as in #[invalidates(\"user:<id>\")]",
+                "#[invalidates] needs at least one key template or tag, as in \
+                 #[invalidates(\"user:<id>\")] or #[invalidates(tags = [\"department:<name>\"])]",
             ))
         } else {
             join_all(args.keys.into_iter().map(|lit| Key::parse(lit, &scope)))
         };
         let asyncness = check_async(function, "invalidates");
-        let (keys, ()) = join(keys, asyncness)?;
+        let tags = parse_all(args.tags, &scope);
+        let ((keys, ()), tags) = join(join(keys, asyncness), tags)?;
         Ok(InvalidatingFn {
             function,
             keys,
             cache: CacheSource::from(args.cache),
             key_ignores: args.key_ignores.map(|list| list.0),
+            tags,
         })
     }
 }
@@ -117,6 +126,12 @@ impl Key {
         let template = Template::parse(&lit, scope)?;
         Ok(Key { lit, template })
     }
+}
+
+/// Every tag template parsed against the function's names (none when not given).
+fn parse_all(tags: Option<args::Tags>, scope: &Scope) -> syn::Result<Vec<Key>> {
+    let tags = tags.map_or_else(Vec::new, |tags| tags.0);
+    join_all(tags.into_iter().map(|lit| Key::parse(lit, scope)))
 }
 
 impl From<Option<Expr>> for CacheSource {

@@ -1,0 +1,246 @@
+//! Tags: `#[redis_cached(tags = [...])]` entries, invalidated as a group by
+//! `#[invalidates(tags = [...])]` and `Cache::invalidate_tags`, against a real redis-server
+//! (and `mem://`, where the semantics carry over).
+
+mod common;
+mod support;
+
+use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use support::mem_cache;
+use tokio::sync::Notify;
+
+/// The "database": every employee's name is `<name>-v<version>`, and a write bumps the
+/// version, so a stale read is visible as an old version.
+#[derive(Default)]
+struct Db {
+    version: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl Db {
+    fn name(&self, id: u64) -> String {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        format!("employee {id} v{}", self.version.load(Ordering::SeqCst))
+    }
+
+    fn write(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[redis_cached(key = "employee:<id>", ttl = 600, tags = ["department:<dept>", "employees"], cache = cache)]
+async fn employee(cache: &Cache, db: &Db, dept: u32, id: u64) -> String {
+    db.name(id)
+}
+
+#[invalidates(tags = ["department:<dept>"], cache = cache)]
+async fn rename_department(cache: &Cache, db: &Db, dept: u32) {
+    db.write();
+}
+
+async fn outcome(cache: &Cache, db: &Db, dept: u32, id: u64) -> (String, Option<Outcome>) {
+    with_outcome(employee(cache, db, dept, id)).await
+}
+
+/// Entries of department 7 are misses after its tag is invalidated; department 8's stay hits.
+async fn a_tag_invalidates_every_entry_carrying_it(cache: Cache) {
+    let db = Db::default();
+    for id in 1..=3 {
+        employee(&cache, &db, 7, id).await;
+    }
+    employee(&cache, &db, 8, 4).await;
+    for id in 1..=3 {
+        assert_eq!(outcome(&cache, &db, 7, id).await.1, Some(Outcome::Hit));
+    }
+    rename_department(&cache, &db, 7).await;
+    for id in 1..=3 {
+        let (name, outcome) = outcome(&cache, &db, 7, id).await;
+        assert_eq!(
+            (name, outcome),
+            (format!("employee {id} v1"), Some(Outcome::Miss))
+        );
+    }
+    // Untouched: another department's entry still carries a current version.
+    assert_eq!(
+        outcome(&cache, &db, 8, 4).await,
+        ("employee 4 v0".to_owned(), Some(Outcome::Hit))
+    );
+    // The shared tag invalidates them all, through the handle too.
+    cache
+        .invalidate_tags(&["employees"])
+        .await
+        .expect("invalidated");
+    assert_eq!(outcome(&cache, &db, 8, 4).await.1, Some(Outcome::Miss));
+    assert_eq!(outcome(&cache, &db, 7, 1).await.1, Some(Outcome::Miss));
+}
+
+#[redis_cached(key = "slow:<id>", ttl = 600, tags = ["department:<dept>"], cache = cache)]
+async fn slow_employee(cache: &Cache, db: &Db, gate: &Notify, dept: u32, id: u64) -> String {
+    let name = db.name(id);
+    // The body has read the source; now the write and its invalidation happen.
+    gate.notified().await;
+    name
+}
+
+/// A tag invalidated while a body runs: the value it read before is returned to its caller,
+/// but the entry it stores is stale on arrival, so the next call reads the source again.
+async fn a_tag_invalidated_during_the_body_leaves_its_entry_stale(cache: Cache) {
+    let db = Arc::new(Db::default());
+    let gate = Arc::new(Notify::new());
+    let filling = {
+        let (cache, db, gate) = (cache.clone(), db.clone(), gate.clone());
+        tokio::spawn(async move { slow_employee(&cache, &db, &gate, 7, 1).await })
+    };
+    support::eventually(Duration::from_secs(2), "the body ran", || async {
+        db.reads.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    rename_department(&cache, &db, 7).await;
+    gate.notify_one();
+    assert_eq!(filling.await.expect("joined"), "employee 1 v0");
+    let open = Notify::new();
+    open.notify_one();
+    let (name, outcome) = with_outcome(slow_employee(&cache, &db, &open, 7, 1)).await;
+    assert_eq!(
+        (name, outcome),
+        ("employee 1 v1".to_owned(), Some(Outcome::Miss))
+    );
+}
+
+#[tokio::test]
+async fn redis_a_tag_invalidates_every_entry_carrying_it() {
+    a_tag_invalidates_every_entry_carrying_it(common::redis_cache("tags_group").await).await;
+}
+
+#[tokio::test]
+async fn mem_a_tag_invalidates_every_entry_carrying_it() {
+    a_tag_invalidates_every_entry_carrying_it(mem_cache().await).await;
+}
+
+#[tokio::test]
+async fn redis_a_tag_invalidated_during_the_body_leaves_its_entry_stale() {
+    a_tag_invalidated_during_the_body_leaves_its_entry_stale(
+        common::redis_cache("tags_race").await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mem_a_tag_invalidated_during_the_body_leaves_its_entry_stale() {
+    a_tag_invalidated_during_the_body_leaves_its_entry_stale(mem_cache().await).await;
+}
+
+/// A hit on a tagged entry is the lookup and one tag script, sent together: two commands,
+/// one round trip, nothing written.
+#[tokio::test]
+async fn a_tagged_hit_is_the_lookup_and_one_tag_read() {
+    let server = common::RedisServer::start();
+    let cache = Cache::connect(&server.url()).await.expect("connects");
+    let db = Db::default();
+    employee(&cache, &db, 7, 1).await;
+    let mut admin = server.connection().await;
+    let before = common::command_calls_on(&mut admin).await;
+    assert_eq!(outcome(&cache, &db, 7, 1).await.1, Some(Outcome::Hit));
+    let after = common::command_calls_on(&mut admin).await;
+    let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    assert_eq!((delta("set"), delta("evalsha")), (1, 1), "{after:?}");
+    assert_eq!(delta("unlink") + delta("del") + delta("pexpire"), 0);
+}
+
+/// As `employee`, with 600 bytes of padding, so that entries fill the server's memory.
+#[redis_cached(key = "padded:<id>", ttl = 600, tags = ["department:<dept>", "employees"], cache = cache)]
+async fn padded_employee(cache: &Cache, db: &Db, dept: u32, id: u64) -> String {
+    format!("{} {}", db.name(id), "x".repeat(600))
+}
+
+/// Tag keys are versions, not counters: a tag key that is evicted (or expires, or is
+/// deleted) is re-created with a new random version, so no entry stamped before is ever
+/// served again. Here under `maxmemory` with `allkeys-lru`, which evicts tag keys and
+/// entries alike while every department is rewritten.
+#[tokio::test]
+async fn evicted_tag_keys_never_resurrect_stale_entries() {
+    let server = common::RedisServer::start_with(&[
+        "--maxmemory",
+        "2mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+    ]);
+    let cache = Cache::connect(&server.url()).await.expect("connects");
+    let db = Db::default();
+    let mut evicted_before = 0_u64;
+    for round in 0..4_u64 {
+        for id in 0..3_000_u64 {
+            let dept = (id % 300) as u32;
+            let name = padded_employee(&cache, &db, dept, id).await;
+            let current = format!("employee {id} v{round} ");
+            assert!(
+                name.starts_with(&current),
+                "a stale entry was served: {name:.20}"
+            );
+        }
+        // Every department's data changes: all tags invalidated.
+        db.write();
+        cache
+            .invalidate_tags(&["employees"])
+            .await
+            .expect("invalidated");
+        evicted_before = evicted_keys(&server).await;
+    }
+    assert!(
+        evicted_before > 0,
+        "the server evicted nothing: the test did not test eviction"
+    );
+}
+
+async fn evicted_keys(server: &common::RedisServer) -> u64 {
+    let mut admin = server.connection().await;
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut admin)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix("evicted_keys:"))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A fill makes its tag keys outlive the entry it stores.
+#[tokio::test]
+async fn tag_keys_outlive_their_entries() {
+    let cache = common::redis_cache("tags_ttl").await;
+    let db = Db::default();
+    employee(&cache, &db, 7, 1).await;
+    let tag = format!("{}\\@department:7", cache.prefix());
+    let ttl = support::raw_ttl(&tag).await;
+    assert!(ttl >= 600, "tag key TTL {ttl} s, entry 600 s");
+}
+
+/// Tagged entries are not kept by the near tier (an invalidated tag changes no entry's key,
+/// so no push would evict them): another process's tag invalidation is seen at once.
+#[tokio::test]
+async fn tagged_entries_skip_the_near_tier() {
+    let near =
+        || common::shared_builder("tags_near").near_cache(redis_cached::NearCache::new(1 << 20));
+    let reader = near().build().await.expect("connects");
+    let writer = Cache::builder(common::shared_url())
+        .prefix(reader.prefix())
+        .build()
+        .await
+        .expect("connects");
+    let db = Db::default();
+    employee(&reader, &db, 7, 1).await;
+    assert_eq!(outcome(&reader, &db, 7, 1).await.1, Some(Outcome::Hit));
+    db.write();
+    writer
+        .invalidate_tags(&["department:7"])
+        .await
+        .expect("invalidated");
+    assert_eq!(
+        outcome(&reader, &db, 7, 1).await,
+        ("employee 1 v1".to_owned(), Some(Outcome::Miss))
+    );
+}
