@@ -25,51 +25,7 @@ async fn cache_with_default_ttl(test: &str, ttl: Duration) -> Cache {
 // ---------------------------------------------------------------------------------------
 // The behaviour `memory.rs` checks on mem://, here on Redis.
 
-#[tokio::test]
-async fn body_runs_once_for_repeated_calls() {
-    scenarios::body_runs_once(common::redis_cache("body_runs_once").await).await;
-}
-
-#[tokio::test]
-async fn err_is_not_stored() {
-    scenarios::err_not_stored(common::redis_cache("err_not_stored").await).await;
-}
-
-#[tokio::test]
-async fn none_is_not_stored() {
-    scenarios::none_not_stored(common::redis_cache("none_not_stored").await).await;
-}
-
-#[tokio::test]
-async fn cache_none_stores_none() {
-    scenarios::cache_none_stores(common::redis_cache("cache_none_stores").await).await;
-}
-
-#[tokio::test]
-async fn result_option_stores_only_ok_some_unless_cache_none() {
-    scenarios::result_option(common::redis_cache("result_option").await).await;
-}
-
-#[tokio::test]
-async fn refresh_recomputes_and_overwrites() {
-    scenarios::refresh_recomputes(common::redis_cache("refresh").await).await;
-}
-
-#[tokio::test]
-async fn with_outcome_reports_miss_hit_refresh() {
-    scenarios::outcomes(common::redis_cache("outcomes").await).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn entries_expire_after_their_ttl() {
-    scenarios::ttl_expiry(common::redis_cache("ttl_expiry").await).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn default_ttl_applies_when_ttl_is_omitted() {
-    let cache = cache_with_default_ttl("default_ttl_expiry", Duration::from_secs(1)).await;
-    scenarios::default_ttl_expiry(cache).await;
-}
+scenarios::scenario_tests!(caching, common::redis_cache, cache_with_default_ttl);
 
 /// An application's own name for `Result`, as many crates have.
 type AppResult<T> = Result<T, String>;

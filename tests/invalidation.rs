@@ -9,20 +9,7 @@ use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::atomic::AtomicUsize;
 use support::{bump, raw_exists, runs};
 
-#[tokio::test]
-async fn invalidates_deletes_and_the_next_call_recomputes() {
-    scenarios::invalidation_recomputes(common::redis_cache("inv_recompute").await).await;
-}
-
-#[tokio::test]
-async fn invalidates_deletes_even_when_the_body_fails() {
-    scenarios::invalidation_after_err(common::redis_cache("inv_after_err").await).await;
-}
-
-#[tokio::test]
-async fn invalidates_renders_keys_like_redis_cached() {
-    scenarios::invalidation_renders_like_cached(common::redis_cache("inv_rendering").await).await;
-}
+scenarios::scenario_tests!(invalidation, common::redis_cache);
 
 // ---------------------------------------------------------------------------------------
 

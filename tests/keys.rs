@@ -198,10 +198,7 @@ async fn pair(cache: &Cache, a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
 }
 
-#[tokio::test]
-async fn colliding_strings_get_different_entries() {
-    scenarios::colliding_strings(common::redis_cache("colliding_scenario").await).await;
-}
+scenarios::scenario_tests!(keys, common::redis_cache);
 
 #[tokio::test]
 async fn colliding_strings_get_different_keys() {

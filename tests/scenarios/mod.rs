@@ -1,16 +1,155 @@
-//! Behaviour every backend must show, written once against a `Cache` and run by
-//! `caching.rs` / `invalidation.rs` on a real redis-server and by `memory.rs` on `mem://`.
+//! Behaviour every backend must show, written once against a `Cache`, and the one list of
+//! it, [`scenario_tests!`]: run by `caching.rs`, `invalidation.rs` and `keys.rs` on a
+//! single redis-server, by `memory.rs` on `mem://`, by `cluster.rs` on a Redis Cluster and
+//! by `sentinel.rs` behind Sentinel.
 //!
 //! Every scenario observes the cache only through the public API: how often a body runs,
 //! what a call returns and what `with_outcome` reports. Redis-specific checks (key text,
-//! TTL in Redis) live in the test files.
+//! TTL in Redis) live in the test files. The stale-set checker (`stale_set`) is shared too,
+//! but not listed: it needs a source apart from the cache and runs longer.
 #![allow(dead_code)]
+
+pub mod failover;
+pub mod stale_set;
 
 use crate::support::{bump, runs};
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
+
+/// Declares one `#[tokio::test]` per scenario of this module, each on a cache of its own:
+/// the one list every topology runs.
+///
+/// `$cache` is an `async fn(&str) -> Cache` (a test's name to a cache with a prefix of its
+/// own), `$cache_with_default_ttl` an `async fn(&str, Duration) -> Cache` giving that
+/// default TTL. `all` declares every group; a single node runs them from three files:
+///
+/// ```ignore
+/// scenarios::scenario_tests!(all, cluster_cache, cluster_cache_with_default_ttl);
+/// scenarios::scenario_tests!(invalidation, common::redis_cache);
+/// ```
+#[allow(unused_macros)] // by `stale_set.rs`, which runs none of them
+macro_rules! scenario_tests {
+    (all, $cache:path, $cache_with_default_ttl:path) => {
+        $crate::scenarios::scenario_tests!(caching, $cache, $cache_with_default_ttl);
+        $crate::scenarios::scenario_tests!(invalidation, $cache);
+        $crate::scenarios::scenario_tests!(keys, $cache);
+    };
+    (caching, $cache:path, $cache_with_default_ttl:path) => {
+        #[tokio::test]
+        async fn body_runs_once_for_repeated_calls() {
+            $crate::scenarios::body_runs_once($cache("body_runs_once").await).await;
+        }
+
+        #[tokio::test]
+        async fn err_is_not_stored() {
+            $crate::scenarios::err_not_stored($cache("err_not_stored").await).await;
+        }
+
+        #[tokio::test]
+        async fn none_is_not_stored() {
+            $crate::scenarios::none_not_stored($cache("none_not_stored").await).await;
+        }
+
+        #[tokio::test]
+        async fn cache_none_stores_none() {
+            $crate::scenarios::cache_none_stores($cache("cache_none_stores").await).await;
+        }
+
+        #[tokio::test]
+        async fn result_option_stores_only_ok_some_unless_cache_none() {
+            $crate::scenarios::result_option($cache("result_option").await).await;
+        }
+
+        #[tokio::test]
+        async fn refresh_recomputes_and_overwrites() {
+            $crate::scenarios::refresh_recomputes($cache("refresh").await).await;
+        }
+
+        #[tokio::test]
+        async fn with_outcome_reports_miss_hit_refresh() {
+            $crate::scenarios::outcomes($cache("outcomes").await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_cold_calls_run_the_body_once() {
+            $crate::scenarios::stampede($cache("stampede").await, 1000).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn entries_expire_after_their_ttl() {
+            $crate::scenarios::ttl_expiry($cache("ttl_expiry").await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn default_ttl_applies_when_ttl_is_omitted() {
+            let one_second = ::std::time::Duration::from_secs(1);
+            let cache = $cache_with_default_ttl("default_ttl_expiry", one_second).await;
+            $crate::scenarios::default_ttl_expiry(cache).await;
+        }
+    };
+    (invalidation, $cache:path) => {
+        #[tokio::test]
+        async fn invalidates_deletes_and_the_next_call_recomputes() {
+            $crate::scenarios::invalidation_recomputes($cache("inv_recompute").await).await;
+        }
+
+        #[tokio::test]
+        async fn invalidates_deletes_even_when_the_body_fails() {
+            $crate::scenarios::invalidation_after_err($cache("inv_after_err").await).await;
+        }
+
+        #[tokio::test]
+        async fn invalidates_renders_keys_like_redis_cached() {
+            $crate::scenarios::invalidation_renders_like_cached($cache("inv_rendering").await)
+                .await;
+        }
+    };
+    (keys, $cache:path) => {
+        #[tokio::test]
+        async fn colliding_strings_get_different_entries() {
+            $crate::scenarios::colliding_strings($cache("colliding_scenario").await).await;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use scenario_tests;
+
+// ---------------------------------------------------------------------------------------
+// Concurrent cold calls on one key run the body once (single-flight and the fill lease).
+
+#[redis_cached(key = "stampede:<id>", ttl = 60, cache = cache)]
+async fn slow_read(cache: &Cache, counter: &AtomicUsize, id: u64) -> u64 {
+    bump(counter);
+    // Slow enough that every concurrent call arrives while the first one fills.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    id * 10
+}
+
+/// `calls` concurrent cold calls on one key: every call gets the value, the body runs once.
+pub async fn stampede(cache: Cache, calls: usize) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..calls)
+        .map(|_| {
+            let (cache, counter) = (cache.clone(), counter.clone());
+            tokio::spawn(async move { slow_read(&cache, &counter, 1).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("no call panics"), 10);
+    }
+    assert_eq!(
+        runs(&counter),
+        1,
+        "{calls} concurrent cold calls ran the body more than once"
+    );
+    assert_eq!(
+        with_outcome(slow_read(&cache, &counter, 1)).await,
+        (10, Some(Outcome::Hit))
+    );
+}
 
 // ---------------------------------------------------------------------------------------
 // The body runs once for repeated calls.

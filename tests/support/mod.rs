@@ -218,3 +218,33 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
         self.clone()
     }
 }
+
+/// A source of truth for tests that write and invalidate: a version per id (0 until the
+/// first write), and how many reads the cached bodies made.
+#[derive(Default)]
+pub struct Versions {
+    versions: Mutex<std::collections::HashMap<u64, u64>>,
+    pub reads: AtomicUsize,
+}
+
+impl Versions {
+    /// The current version of `id`, counted as a read of the source.
+    pub fn read(&self, id: u64) -> u64 {
+        bump(&self.reads);
+        self.current(id)
+    }
+
+    /// The current version of `id`, not counted.
+    pub fn current(&self, id: u64) -> u64 {
+        let versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        versions.get(&id).copied().unwrap_or(0)
+    }
+
+    /// A write: the next version of `id`, returned.
+    pub fn write(&self, id: u64) -> u64 {
+        let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        let version = versions.entry(id).or_insert(0);
+        *version += 1;
+        *version
+    }
+}

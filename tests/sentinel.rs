@@ -1,0 +1,170 @@
+//! Sentinel (a primary, one replica and three sentinels, started by `common::sentinel`):
+//! the scenario list, the database in the URL, failover under load, and invalidations after
+//! a failover reaching the new primary while the demoted one still takes writes.
+//!
+//! Tests that kill or fail over a primary start a setup of their own and run one at a time
+//! (`SERIAL`); the others share one setup. What they measure is printed (`--nocapture`).
+
+mod common;
+mod scenarios;
+mod support;
+
+use common::sentinel::RedisSentinel;
+use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use support::Versions;
+
+/// Tests that kill or fail over a primary run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The setup shared by the tests that leave its servers alone.
+fn shared_setup() -> &'static RedisSentinel {
+    static SETUP: OnceLock<RedisSentinel> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let started = Instant::now();
+        let setup = RedisSentinel::start();
+        eprintln!("shared sentinel setup started in {:?}", started.elapsed());
+        setup
+    })
+}
+
+/// A cache behind `setup`'s sentinels with a prefix of its own, and room for a loaded
+/// machine in its timeout.
+fn builder(setup: &RedisSentinel, test: &str) -> CacheBuilder {
+    Cache::builder(&setup.url())
+        .prefix(common::unique_prefix(test))
+        .timeout(Duration::from_secs(1))
+}
+
+async fn sentinel_cache(test: &str) -> Cache {
+    builder(shared_setup(), test)
+        .build()
+        .await
+        .expect("the sentinels name a primary")
+}
+
+async fn sentinel_cache_with_default_ttl(test: &str, ttl: Duration) -> Cache {
+    builder(shared_setup(), test)
+        .default_ttl(ttl)
+        .build()
+        .await
+        .expect("the sentinels name a primary")
+}
+
+scenarios::scenario_tests!(all, sentinel_cache, sentinel_cache_with_default_ttl);
+
+#[redis_cached(key = "item:<id>", ttl = 600, cache = cache)]
+async fn item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
+    (id, source.read(id))
+}
+
+#[invalidates("item:<id>", cache = cache)]
+async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
+    source.write(id)
+}
+
+#[tokio::test]
+async fn a_sentinel_url_opens_a_cache_on_the_primary_in_its_database() {
+    let setup = shared_setup();
+    let cache = Cache::connect(&setup.url())
+        .await
+        .expect("the sentinels name a primary");
+    assert_eq!(cache.backend_kind(), "redis-sentinel");
+    cache.ping().await.expect("ping");
+
+    // `/<db>` after the service name: the entries go to that database of the primary.
+    let prefix = common::unique_prefix("database");
+    let cache = Cache::builder(&format!("{}/3", setup.url()))
+        .prefix(prefix.clone())
+        .build()
+        .await
+        .expect("the sentinels name a primary");
+    assert_eq!(cache.backend_kind(), "redis-sentinel");
+    let source = Versions::default();
+    item(&cache, &source, 1).await;
+    let primary = setup.primary().connection().await;
+    let key = format!("{prefix}item:1");
+    let in_database = |db: u8| {
+        let key = key.clone();
+        let mut primary = primary.clone();
+        async move {
+            let () = redis::cmd("SELECT")
+                .arg(db)
+                .query_async(&mut primary)
+                .await
+                .expect("SELECT");
+            let exists: u64 = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut primary)
+                .await
+                .expect("EXISTS");
+            exists == 1
+        }
+    };
+    assert!(in_database(3).await, "{key} is in database 3");
+    assert!(!in_database(0).await, "{key} is not in database 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_primary_killed_under_load_fails_no_call() {
+    let _serial = SERIAL.lock().await;
+    let setup = RedisSentinel::start();
+    let cache = Cache::builder(&setup.url())
+        .prefix(common::unique_prefix("failover"))
+        .build()
+        .await
+        .expect("the sentinels name a primary");
+    let ids: Vec<u64> = (0..24).collect();
+    scenarios::failover::failover_under_load(cache, ids.clone(), ids, || async {
+        setup.kill_primary();
+        let switched = setup.wait_new_primary(Duration::from_secs(20)).await;
+        eprintln!("the sentinels switched to the replica {switched:?} after the kill");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_invalidations_reach_the_new_primary() {
+    let _serial = SERIAL.lock().await;
+    let setup = RedisSentinel::start();
+    let cache = builder(&setup, "switch")
+        .build()
+        .await
+        .expect("the sentinels name a primary");
+    let source = Versions::default();
+    let key = format!("{}item:1", cache.prefix());
+    item(&cache, &source, 1).await;
+    assert_eq!(
+        with_outcome(item(&cache, &source, 1)).await,
+        ((1, 0), Some(Outcome::Hit))
+    );
+    setup.wait_replicated(Duration::from_secs(5)).await;
+
+    // A coordinated failover: the old primary stays a primary, taking writes, until the
+    // sentinels reconfigure it (up to 10 s later, at their next look at it).
+    let old_primary = setup.primary().port();
+    setup.failover().await;
+    let switched = setup.wait_new_primary(Duration::from_secs(20)).await;
+    eprintln!("SENTINEL FAILOVER: switched in {switched:?}");
+    assert_ne!(setup.primary().port(), old_primary);
+
+    write_item(&cache, &source, 1).await;
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut setup.primary().connection().await)
+        .await
+        .expect("EXISTS on the new primary");
+    assert_eq!(
+        exists, 0,
+        "the invalidation went to the demoted primary: the new one still holds the old value"
+    );
+    assert_eq!(item(&cache, &source, 1).await, (1, 1));
+    // Once the demoted primary follows the new one, the value read is still the new one.
+    let settled = setup.wait_healthy(Duration::from_secs(30)).await;
+    eprintln!("the demoted primary replicated the new one {settled:?} later");
+    assert_eq!(
+        with_outcome(item(&cache, &source, 1)).await,
+        ((1, 1), Some(Outcome::Hit))
+    );
+}
