@@ -193,12 +193,14 @@ impl CacheBuilder {
     /// replica received it, and the promoted replica serves the old entry.
     ///
     /// Each `UNLINK` is followed by `WAIT replicas timeout` on a connection of its own (so
-    /// that lookups do not queue behind it). When fewer replicas confirm (at most as many as
-    /// the primary has: a primary left without replicas after a failover needs none), the
-    /// invalidation returns [`Error::NotReplicated`], its keys stay invalidated in this
-    /// process (misses, never stored) and are deleted again in the background until enough
-    /// replicas confirm. An invalidation then takes up to `timeout` longer when a replica
-    /// is slow or gone.
+    /// that lookups do not queue behind it). When fewer replicas confirm, the invalidation
+    /// returns [`Error::NotReplicated`], its keys stay invalidated in this process (misses,
+    /// never stored) and are deleted again in the background until enough replicas confirm.
+    /// Strictly: a replica that is paused, cut off or down may be the one a failover
+    /// promotes, so it is waited for; a primary with fewer replicas than asked for (after a
+    /// failover, until the old primary rejoins as a replica) keeps its invalidated keys
+    /// misses in this process until it has them. An invalidation takes up to `timeout`
+    /// longer while a replica is slow or gone.
     pub fn replicated_invalidation(mut self, replicas: usize, timeout: Duration) -> Self {
         self.replicated = Some((replicas, timeout));
         self

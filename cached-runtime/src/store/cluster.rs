@@ -172,26 +172,6 @@ fn parse_slots(reply: &Value) -> (Vec<(u16, u16, String)>, BTreeSet<String>) {
     (ranges, nodes)
 }
 
-/// From a `CLUSTER SLOTS` reply, how many replicas serve `slot` (failed replicas are not
-/// listed).
-pub(crate) fn replicas_of(reply: &Value, slot: u16) -> Option<usize> {
-    let Value::Array(entries) = reply else {
-        return None;
-    };
-    entries.iter().find_map(|entry| {
-        let Value::Array(fields) = entry else {
-            return None;
-        };
-        let (Some(Value::Int(first)), Some(Value::Int(last))) = (fields.first(), fields.get(1))
-        else {
-            return None;
-        };
-        (*first..=*last)
-            .contains(&i64::from(slot))
-            .then(|| fields.len().saturating_sub(3))
-    })
-}
-
 /// `host:port` from a node entry `[host, port, id, ...]`.
 fn node_address(node: &Value) -> Option<String> {
     let Value::Array(fields) = node else {

@@ -16,9 +16,7 @@ use crate::Error;
 use crate::store::lease::Lease;
 use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_routing::{
-    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
-};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -292,17 +290,17 @@ impl RedisStore {
 
     /// `UNLINK` of keys on one server (on a cluster, in one slot). With replicated
     /// invalidation, on its own connection and followed by `WAIT`: fails unless as many
-    /// replicas as asked for acknowledged it, or, when the topology says the primary has
-    /// fewer healthy replicas (a failover left it without), all of those. A replica whose
-    /// replication link is down still counts as healthy: it is the one a failover could
-    /// promote with the old entry.
+    /// replicas as asked for acknowledged it. Strictly so: a replica that is paused, cut off
+    /// or down may be the one a failover promotes, with the old entry; and a primary left
+    /// with fewer replicas (after a failover, until the old primary rejoins) cannot give the
+    /// guarantee, so its invalidated keys stay misses until it can.
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
         let Some(replicated) = &self.replicated else {
             return self.run(redis::cmd("UNLINK").arg(keys)).await;
         };
-        let Some(first) = keys.first() else {
+        if keys.is_empty() {
             return Ok(());
-        };
+        }
         let mut pipe = redis::pipe();
         pipe.cmd("UNLINK")
             .arg(keys)
@@ -312,40 +310,13 @@ impl RedisStore {
             .arg(u64::try_from(replicated.timeout.as_millis()).unwrap_or(u64::MAX));
         let mut connection = replicated.connection.clone();
         let (acknowledged,): (usize,) = pipe.query_async(&mut connection).await?;
-        if acknowledged >= replicated.replicas {
-            return Ok(());
-        }
-        let wanted = match self.healthy_replicas(first).await {
-            Some(healthy) => replicated.replicas.min(healthy),
-            None => replicated.replicas,
-        };
-        if acknowledged < wanted {
+        if acknowledged < replicated.replicas {
             return Err(Error::NotReplicated {
                 acknowledged,
-                wanted,
+                wanted: replicated.replicas,
             });
         }
         Ok(())
-    }
-
-    /// How many replicas the topology gives the primary of `key`, failed ones left out
-    /// (`None`: one server, whose replicas the cache cannot tell).
-    async fn healthy_replicas(&self, key: &str) -> Option<usize> {
-        match &self.connection {
-            Connection::Single(_) => None,
-            Connection::Sentinel(sentinel) => sentinel.healthy_replicas().await,
-            Connection::Cluster(cluster) => {
-                let mut cluster = cluster.clone();
-                let slots = cluster
-                    .route_command(
-                        redis::cmd("CLUSTER").arg("SLOTS").clone(),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-                    )
-                    .await
-                    .ok()?;
-                super::cluster::replicas_of(&slots, super::cluster::slot(key))
-            }
-        }
     }
 
     /// The versions of `tags` (see `tags.rs`), creating absent tag keys from `candidates` to

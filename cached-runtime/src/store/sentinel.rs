@@ -32,8 +32,6 @@ pub(crate) struct SentinelConnection {
 
 struct Shared {
     sentinel: Mutex<Sentinel>,
-    /// The name the sentinels know the primary by.
-    service: String,
     /// `None` until a primary is resolved (a lazy cache started while none was).
     current: ArcSwapOption<Primary>,
     config: ConnectionManagerConfig,
@@ -100,7 +98,6 @@ impl SentinelConnection {
         let (primaries, _) = watch::channel(clients);
         let shared = Arc::new(Shared {
             sentinel: Mutex::new(sentinel),
-            service: service.to_owned(),
             current: ArcSwapOption::new(primary),
             config,
             resolve_timeout,
@@ -119,46 +116,6 @@ impl SentinelConnection {
             shared: self.shared.clone(),
             invalidations: true,
         }
-    }
-
-    /// How many replicas of the primary the sentinels consider up (a replica whose link to
-    /// the primary is down counts: a failover could promote it). `None` when no sentinel
-    /// answers in time.
-    pub(crate) async fn healthy_replicas(&self) -> Option<usize> {
-        let service = self.shared.service.clone();
-        let client = {
-            let mut sentinel = self.shared.sentinel.lock().await;
-            tokio::time::timeout(
-                self.shared.resolve_timeout,
-                sentinel.client.async_get_sentinel_client(),
-            )
-            .await
-            .ok()?
-            .ok()?
-        };
-        let replicas = async {
-            let mut connection = client.get_multiplexed_async_connection().await?;
-            redis::cmd("SENTINEL")
-                .arg("REPLICAS")
-                .arg(&service)
-                .query_async::<Vec<std::collections::HashMap<String, String>>>(&mut connection)
-                .await
-        };
-        let replicas = tokio::time::timeout(self.shared.resolve_timeout, replicas)
-            .await
-            .ok()?
-            .ok()?;
-        let down = |flags: &str| {
-            flags
-                .split(',')
-                .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"))
-        };
-        Some(
-            replicas
-                .iter()
-                .filter(|replica| !replica.get("flags").is_some_and(|flags| down(flags)))
-                .count(),
-        )
     }
 
     /// The current primary, and each new one, for the near tier.
