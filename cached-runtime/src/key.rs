@@ -338,17 +338,26 @@ mod tests {
             .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
     }
 
-    /// Builds a key from `(kind, text)` steps (`L` literal, `P` part, `{`, `}`) twice: under
-    /// the limit and over it. Returns (full, digested).
-    fn both_forms(prefix: &str, steps: &[(char, &str)]) -> (String, String) {
+    /// One call of the generated code on a `KeyBuilder`.
+    enum Step<'a> {
+        Lit(&'a str),
+        Part(&'a str),
+        Open,
+        Close,
+    }
+
+    use Step::{Close, Lit, Open, Part};
+
+    /// Builds a key from `steps` twice: under the limit and over it. Returns (full, digested).
+    fn both_forms(prefix: &str, steps: &[Step]) -> (String, String) {
         let build = |max_len| {
             let mut key = KeyBuilder::new(prefix, max_len);
-            for (kind, text) in steps {
-                match kind {
-                    'L' => key.literal(text),
-                    'P' => key.part(*text),
-                    '{' => key.hash_tag_open(),
-                    _ => key.hash_tag_close(),
+            for step in steps {
+                match step {
+                    Lit(text) => key.literal(text),
+                    Part(text) => key.part(*text),
+                    Open => key.hash_tag_open(),
+                    Close => key.hash_tag_close(),
                 }
             }
             key.finish()
@@ -363,17 +372,17 @@ mod tests {
     fn the_digest_form_keeps_the_hash_tag_and_its_slot() {
         let long = "x".repeat(300);
         let long_literal = "l".repeat(300);
-        let cases: [(&str, &[(char, &str)], &str); 7] = [
+        let cases: [(&str, &[Step], &str); 7] = [
             // The head ends inside the tag: cut before its `{`, then the tag.
             (
                 "app:",
                 &[
-                    ('{', ""),
-                    ('L', "tenant:"),
-                    ('P', "7"),
-                    ('}', ""),
-                    ('L', ":user:"),
-                    ('P', &long),
+                    Open,
+                    Lit("tenant:"),
+                    Part("7"),
+                    Close,
+                    Lit(":user:"),
+                    Part(&long),
                 ],
                 "app:{tenant:7}",
             ),
@@ -381,50 +390,37 @@ mod tests {
             (
                 "app:",
                 &[
-                    ('L', "users:"),
-                    ('{', ""),
-                    ('L', "all"),
-                    ('}', ""),
-                    ('L', ":"),
-                    ('P', &long),
+                    Lit("users:"),
+                    Open,
+                    Lit("all"),
+                    Close,
+                    Lit(":"),
+                    Part(&long),
                 ],
                 "app:users:{all}:",
             ),
             // A part before the tag: the head, then the tag.
             (
                 "app:",
-                &[
-                    ('L', "a:"),
-                    ('P', &long),
-                    ('L', ":"),
-                    ('{', ""),
-                    ('P', "7"),
-                    ('}', ""),
-                ],
+                &[Lit("a:"), Part(&long), Lit(":"), Open, Part("7"), Close],
                 "app:a:{7}",
             ),
             // Only a part in the tag, and braces in it escaped.
             (
                 "",
-                &[
-                    ('{', ""),
-                    ('P', "t{1}"),
-                    ('}', ""),
-                    ('L', ":"),
-                    ('P', &long),
-                ],
+                &[Open, Part("t{1}"), Close, Lit(":"), Part(&long)],
                 r"{t\(1\)}",
             ),
             // A literal head longer than 256 bytes before the tag: the head is cut at 256.
             (
                 "p:",
                 &[
-                    ('L', &long_literal),
-                    ('{', ""),
-                    ('P', "7"),
-                    ('}', ""),
-                    ('L', ":"),
-                    ('P', &long),
+                    Lit(&long_literal),
+                    Open,
+                    Part("7"),
+                    Close,
+                    Lit(":"),
+                    Part(&long),
                 ],
                 &format!("p:{}{{7}}", &long_literal[..254]),
             ),
@@ -432,25 +428,19 @@ mod tests {
             (
                 "",
                 &[
-                    ('L', &long_literal[..250]),
-                    ('{', ""),
-                    ('L', "abcdefghij"),
-                    ('P', "7"),
-                    ('}', ""),
-                    ('P', &long),
+                    Lit(&long_literal[..250]),
+                    Open,
+                    Lit("abcdefghij"),
+                    Part("7"),
+                    Close,
+                    Part(&long),
                 ],
                 &format!("{}{{abcdefghij7}}", &long_literal[..250]),
             ),
             // The tag's own text is long, but not over 256 bytes with its braces.
             (
                 "",
-                &[
-                    ('{', ""),
-                    ('P', &long[..254]),
-                    ('}', ""),
-                    ('L', ":"),
-                    ('P', &long),
-                ],
+                &[Open, Part(&long[..254]), Close, Lit(":"), Part(&long)],
                 &format!("{{{}}}", &long[..254]),
             ),
         ];
@@ -477,12 +467,12 @@ mod tests {
             both_forms(
                 "app:",
                 &[
-                    ('{', ""),
-                    ('L', "t:"),
-                    ('P', &long[..len - 4]),
-                    ('}', ""),
-                    ('L', ":"),
-                    ('P', &long),
+                    Open,
+                    Lit("t:"),
+                    Part(&long[..len - 4]),
+                    Close,
+                    Lit(":"),
+                    Part(&long),
                 ],
             )
         };
