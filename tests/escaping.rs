@@ -1,7 +1,7 @@
-//! The escaping of string key parts, without Redis: `write_escaped` leaves no bare `:` and
-//! no lone `\`, can be undone, and makes `a:b` joins injective. Property tests over
-//! arbitrary strings (empty, separators, escapes, `%`, unicode) and an exhaustive check over
-//! short strings of the dangerous characters.
+//! The escaping of string key parts, without Redis: `write_escaped` leaves no bare `:`, no
+//! brace and no lone `\`, can be undone, and makes `a:b` joins injective. Property tests
+//! over arbitrary strings (empty, separators, escapes, braces, `%`, unicode) and an
+//! exhaustive check over short strings of the dangerous characters.
 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -22,8 +22,8 @@ fn joined(a: &str, b: &str) -> String {
     out
 }
 
-/// Undoes `write_escaped`; `None` for text it cannot have written (a bare `:`, a lone `\`,
-/// or `\` before anything but `\` and `:`).
+/// Undoes `write_escaped`; `None` for text it cannot have written (a bare `:`, a brace, a
+/// lone `\`, or `\` before anything but `\`, `:`, `(` and `)`).
 fn unescape(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -31,9 +31,11 @@ fn unescape(s: &str) -> Option<String> {
         match c {
             '\\' => match chars.next() {
                 Some(escaped @ ('\\' | ':')) => out.push(escaped),
+                Some('(') => out.push('{'),
+                Some(')') => out.push('}'),
                 _ => return None,
             },
-            ':' => return None,
+            ':' | '{' | '}' => return None,
             other => out.push(other),
         }
     }
@@ -54,26 +56,29 @@ fn split_joined(key: &str) -> Option<(String, String)> {
     None
 }
 
-/// Whether every `:` in `s` is escaped and every `\` starts an escape pair.
+/// Whether every `:` in `s` is escaped, every `\` starts an escape pair, and no brace is
+/// left (Redis Cluster would hash the text between braces, escaped or not).
 fn only_escaped_separators(s: &str) -> bool {
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' if matches!(chars.next(), Some('\\' | ':')) => {}
-            '\\' | ':' => return false,
+            '\\' if matches!(chars.next(), Some('\\' | ':' | '(' | ')')) => {}
+            '\\' | ':' | '{' | '}' => return false,
             _ => {}
         }
     }
     true
 }
 
-/// Mostly short strings of separators, escapes, `%` and a few non-ASCII characters, so that
-/// pairs often collide under a faulty scheme; sometimes any string at all.
+/// Mostly short strings of separators, escapes, braces, `%` and a few non-ASCII characters,
+/// so that pairs often collide under a faulty scheme; sometimes any string at all.
 fn key_text() -> impl Strategy<Value = String> {
     prop_oneof![
-        5 => proptest::string::string_regex(r"[:\\%a#é✓\x00 ]{0,6}").expect("a valid regex"),
+        5 => proptest::string::string_regex(r"[:\\%a#é✓\x00 {}()]{0,6}").expect("a valid regex"),
         2 => proptest::collection::vec(
-            prop::sample::select(vec![":", "\\", "\\:", "\\\\", "%3A", "a", "", "é"]),
+            prop::sample::select(vec![
+                ":", "\\", "\\:", "\\\\", "%3A", "a", "", "é", "{", "}", "\\(", "\\)", "(",
+            ]),
             0..5
         )
         .prop_map(|parts| parts.concat()),
@@ -92,8 +97,8 @@ proptest! {
     fn escaped_text_has_no_bare_separator(s in key_text()) {
         let out = escaped(&s);
         prop_assert!(only_escaped_separators(&out), "{:?} escaped to {:?}", s, out);
-        // Only `:` and `\` grow, by one byte each.
-        let specials = s.chars().filter(|c| matches!(c, ':' | '\\')).count();
+        // Only `:`, `\` and the braces grow, by one byte each.
+        let specials = s.chars().filter(|c| matches!(c, ':' | '\\' | '{' | '}')).count();
         prop_assert_eq!(out.len(), s.len() + specials);
     }
 
@@ -137,14 +142,14 @@ proptest! {
     }
 }
 
-/// Every string of up to three characters from `a`, `:`, `\`.
+/// Every string of up to three characters from `a`, `:`, `\`, `{`, `}`, `(`.
 fn short_strings() -> Vec<String> {
     let mut all = vec![String::new()];
     let mut last = vec![String::new()];
     for _ in 0..3 {
         last = last
             .iter()
-            .flat_map(|s| ['a', ':', '\\'].map(|c| format!("{s}{c}")))
+            .flat_map(|s| ['a', ':', '\\', '{', '}', '('].map(|c| format!("{s}{c}")))
             .collect();
         all.extend(last.iter().cloned());
     }
@@ -154,7 +159,7 @@ fn short_strings() -> Vec<String> {
 #[test]
 fn joins_of_short_strings_are_exhaustively_injective() {
     let strings = short_strings();
-    assert_eq!(strings.len(), 40);
+    assert_eq!(strings.len(), 1 + 6 + 36 + 216);
     let mut seen = std::collections::HashMap::new();
     for a in &strings {
         for b in &strings {
@@ -166,7 +171,7 @@ fn joins_of_short_strings_are_exhaustively_injective() {
             }
         }
     }
-    assert_eq!(seen.len(), 40 * 40);
+    assert_eq!(seen.len(), strings.len() * strings.len());
 }
 
 #[test]
@@ -177,9 +182,15 @@ fn known_escapes() {
     assert_eq!(escaped(r"\:"), r"\\\:");
     assert_eq!(escaped("%3A%"), "%3A%");
     assert_eq!(escaped("ü:✓"), r"ü\:✓");
+    assert_eq!(escaped("{tenant:7}"), r"\(tenant\:7\)");
+    assert_eq!(escaped("}{"), r"\)\(");
+    assert_eq!(escaped(r"\(x)"), r"\\(x)");
+    assert_eq!(joined("{a", "b}"), r"\(a:b\)");
     assert_eq!(joined("a:b", "c"), r"a\:b:c");
     assert_eq!(joined("a", "b:c"), r"a:b\:c");
     assert_eq!(unescape(r"a\b"), None);
     assert_eq!(unescape(r"a\"), None);
     assert_eq!(unescape("a:b"), None);
+    assert_eq!(unescape("{a}"), None);
+    assert_eq!(unescape(r"\(a\)"), Some("{a}".into()));
 }

@@ -1,5 +1,5 @@
 //! Key rendering as Redis sees it: exact key text, escaping, injectivity (fixed pairs and a
-//! property test), and the digest form of long keys.
+//! property test), hash tags (`#{...}`), and the digest form of long keys.
 
 mod common;
 mod scenarios;
@@ -7,7 +7,8 @@ mod support;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
-use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
+use redis::cluster_routing::Slot;
+use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use support::{bump, keys_under, runs};
@@ -88,13 +89,17 @@ async fn by_char(cache: &Cache, c: char) -> char {
 }
 
 #[tokio::test]
-async fn strings_escape_backslash_and_colon_only() {
+async fn strings_escape_backslash_colon_and_braces_only() {
     let cache = common::redis_cache("string_keys").await;
     let cases = [
         ("plain", "plain"),
         ("a:b", r"a\:b"),
         (r"a\b", r"a\\b"),
         (r"\:", r"\\\:"),
+        ("{x}", r"\(x\)"),
+        ("a}b{", r"a\)b\("),
+        (r"\(", r"\\("),
+        ("()", "()"),
         ("", ""),
         ("%3A %", "%3A %"),
         ("ünï cødé ✓", "ünï cødé ✓"),
@@ -108,10 +113,102 @@ async fn strings_escape_backslash_and_colon_only() {
     by_char(&cache, ':').await;
     by_char(&cache, '\\').await;
     by_char(&cache, 'z').await;
+    by_char(&cache, '{').await;
+    by_char(&cache, '}').await;
     let mut want: Vec<String> = cases.iter().map(|(_, key)| format!("name:{key}")).collect();
-    want.extend([r"owned:x\:y", r"char:\:", r"char:\\", "char:z"].map(String::from));
+    want.extend(
+        [
+            r"owned:x\:y",
+            r"char:\:",
+            r"char:\\",
+            "char:z",
+            r"char:\(",
+            r"char:\)",
+        ]
+        .map(String::from),
+    );
     want.sort();
     assert_eq!(rendered(&cache).await, want);
+}
+
+// ---------------------------------------------------------------------------------------
+// Hash tags: `#{...}` writes its braces; arguments cannot.
+
+#[redis_cached(key = "#{tenant:<tenant>}:user:<id>", ttl = 60, cache = cache)]
+async fn tenant_user(cache: &Cache, counter: &AtomicUsize, tenant: &str, id: &str) -> String {
+    bump(counter);
+    format!("{tenant}/{id}")
+}
+
+#[invalidates("#{tenant:<tenant>}:user:<id>", cache = cache)]
+async fn rename_tenant_user(cache: &Cache, tenant: &str, id: &str) {
+    let _ = (tenant, id);
+}
+
+#[redis_cached(key = "orders:#{<tenant>}:<id>", ttl = 60, cache = cache)]
+async fn tenant_orders(cache: &Cache, tenant: &str, id: u64) -> u64 {
+    id
+}
+
+#[tokio::test]
+async fn a_hash_tag_renders_its_braces_and_arguments_escape_theirs() {
+    let cache = common::redis_cache("hash_tag").await;
+    let counter = AtomicUsize::new(0);
+    tenant_user(&cache, &counter, "acme", "42").await;
+    tenant_orders(&cache, "acme", 7).await;
+    // Braces in arguments, inside the tag and out: escaped, so that the tag's text stays
+    // what the template says and no argument forms a tag of its own.
+    tenant_user(&cache, &counter, "a}b{c", "{x}").await;
+    let mut want = vec![
+        "{tenant:acme}:user:42".to_owned(),
+        "orders:{acme}:7".to_owned(),
+        r"{tenant:a\)b\(c}:user:\(x\)".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(rendered(&cache).await, want);
+    let prefix = cache.prefix();
+    assert_eq!(
+        support::raw_get_text(&format!("{prefix}{{tenant:acme}}:user:42"))
+            .await
+            .as_deref(),
+        Some(r#""acme/42""#)
+    );
+    // The keys of one tenant share the slot of the tag's text, whatever else they hold.
+    for key in keys_under(prefix).await {
+        let tag = key.split(['{', '}']).nth(1).expect("a tag");
+        assert_eq!(Slot::for_key(&key), Slot::for_key(tag), "{key}");
+    }
+    assert_eq!(
+        Slot::for_key(format!("{prefix}{{tenant:acme}}:user:42")),
+        Slot::for_key("tenant:acme")
+    );
+}
+
+#[tokio::test]
+async fn invalidation_with_the_same_hash_tag_deletes_the_entry() {
+    let cache = common::redis_cache("hash_tag_invalidation").await;
+    let counter = AtomicUsize::new(0);
+    let long = "i".repeat(2000);
+    for (tenant, id) in [("acme", "42"), ("{a}", "}"), ("acme", long.as_str())] {
+        tenant_user(&cache, &counter, tenant, id).await;
+        assert_eq!(
+            with_outcome(tenant_user(&cache, &counter, tenant, id))
+                .await
+                .1,
+            Some(Outcome::Hit)
+        );
+        assert_eq!(keys_under(cache.prefix()).await.len(), 1);
+        rename_tenant_user(&cache, tenant, id).await;
+        assert_eq!(keys_under(cache.prefix()).await, Vec::<String>::new());
+        assert_eq!(
+            with_outcome(tenant_user(&cache, &counter, tenant, id))
+                .await
+                .1,
+            Some(Outcome::Miss)
+        );
+        rename_tenant_user(&cache, tenant, id).await;
+    }
+    assert_eq!(runs(&counter), 6);
 }
 
 #[derive(Clone)]
@@ -238,13 +335,16 @@ async fn prop_pair(cache: &Cache, case: u64, a: &str, b: &str) -> (String, Strin
     (a.to_owned(), b.to_owned())
 }
 
-/// Mostly short strings of separators, escapes and their encoded forms, so that a case's
-/// tuples often render alike under a faulty scheme (plain join, escaping only `:`,
-/// percent-encoding only `:`); now and then arbitrary ones, the empty string included.
+/// Mostly short strings of separators, escapes, braces and their encoded forms, so that a
+/// case's tuples often render alike under a faulty scheme (plain join, escaping only `:`,
+/// percent-encoding only `:`, braces escaped as `(` or `\{`); now and then arbitrary ones,
+/// the empty string included.
 fn key_string() -> impl Strategy<Value = String> {
-    let fragment = prop::sample::select(vec![":", "\\", "a", "%3A", "\\:", "#"]);
+    let fragment = prop::sample::select(vec![
+        ":", "\\", "a", "%3A", "\\:", "#", "{", "}", "\\(", "\\)", "(",
+    ]);
     prop_oneof![
-        6 => proptest::string::string_regex(r"[a:\\]{0,3}").expect("a valid regex"),
+        6 => proptest::string::string_regex(r"[a:\\{}(]{0,3}").expect("a valid regex"),
         3 => proptest::collection::vec(fragment, 0..4).prop_map(|parts| parts.concat()),
         1 => any::<String>(),
     ]
@@ -280,6 +380,13 @@ fn different_argument_tuples_render_different_keys() {
         });
         for (tuple, value) in tuples.iter().zip(&returned) {
             prop_assert_eq!(value, tuple, "a call was served another tuple's entry");
+        }
+        for key in &keys {
+            prop_assert!(
+                !key.contains(['{', '}']),
+                "an argument wrote a brace: {:?}",
+                key
+            );
         }
         let distinct: BTreeSet<&(String, String)> = tuples.iter().collect();
         prop_assert_eq!(
@@ -390,6 +497,31 @@ async fn max_key_len_sets_the_digest_threshold() {
         1,
         "{keys:?}"
     );
+}
+
+#[tokio::test]
+async fn the_digest_form_keeps_the_hash_tag_and_its_slot() {
+    let cache = common::redis_cache("long_tagged").await;
+    let prefix = cache.prefix().to_owned();
+    let counter = AtomicUsize::new(0);
+    let id = "y".repeat(2000);
+    tenant_user(&cache, &counter, "acme", &id).await;
+    assert_eq!(
+        with_outcome(tenant_user(&cache, &counter, "acme", &id))
+            .await
+            .1,
+        Some(Outcome::Hit)
+    );
+    let keys = keys_under(&prefix).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    // The head is cut before the tag's `{`, and the whole tag follows it.
+    assert!(
+        is_digest_of(&keys[0], &format!("{prefix}{{tenant:acme}}")),
+        "{keys:?}"
+    );
+    let full = format!("{prefix}{{tenant:acme}}:user:{id}");
+    assert_eq!(Slot::for_key(&keys[0]), Slot::for_key(&full));
+    assert_eq!(Slot::for_key(&keys[0]), Slot::for_key("tenant:acme"));
 }
 
 #[tokio::test]

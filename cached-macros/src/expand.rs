@@ -58,6 +58,10 @@ use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 // shape's check (`stored_whole`, `stored_ok`, `stored_some`, `stored_ok_some`) written on its
 // own tokens, so that an unstorable type is reported once, at its name: `cached` puts no
 // bound on it. Through an alias, or with an `impl Trait`, the check infers the type (`_`).
+//
+// A hash tag's `#{` and `}` are `.hash_tag_open()` and `.hash_tag_close()` between the
+// other steps: `"#{tenant:<t>}:<id>"` is `hash_tag_open(); literal("tenant:"); part(&t);
+// hash_tag_close(); literal(":"); part(&id);`.
 pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let function = cached.function;
     let cache = cache_source(&cached.cache);
@@ -264,6 +268,8 @@ fn stores(cached: &CachedFn, unit: Span) -> TokenStream {
 fn render(template: &Template) -> TokenStream {
     let steps = template.segments.iter().map(|segment| match segment {
         Segment::Literal(text) => quote!(__redis_cached_key.literal(#text);),
+        Segment::TagOpen => quote!(__redis_cached_key.hash_tag_open();),
+        Segment::TagClose => quote!(__redis_cached_key.hash_tag_close();),
         // A whole parameter that cannot be rendered is reported at its declaration; a field,
         // at the template.
         Segment::Placeholder(Placeholder {

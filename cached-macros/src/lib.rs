@@ -28,10 +28,9 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 /// Arguments:
 /// - `key = "user:<id>"` (required): the key template; `<name>` is a parameter (or a name a
 ///   parameter's pattern binds), `<name.field>` a field, `<self.field>` a field of `self`,
-///   `<T>` a type parameter of the function and `<N>` a const parameter (see below). `{`
-///   and `}` may not appear in it: `"user:{id}"` is literal text, not a placeholder (write
-///   `<id>`), and braces are reserved because Redis Cluster hashes the text between them to
-///   choose a key's slot.
+///   `<T>` a type parameter of the function and `<N>` a const parameter (see below), and at
+///   most one Redis Cluster hash tag `#{...}` (see below). Otherwise `{` and `}` may not
+///   appear in it: `"user:{id}"` is literal text, not a placeholder (write `<id>`).
 /// - `ttl = 3600` or `ttl = "15m"` (`s`, `m`, `h`, `d`): how long entries live; omitted,
 ///   the cache's default TTL.
 /// - `refresh = <bool expr>`: when true, skip the lookup, run the body, overwrite the entry.
@@ -57,6 +56,34 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 /// assert_eq!(square(12).await, 144); // from the cache
 /// # Ok(()) }
 /// ```
+///
+/// # Keys
+///
+/// Literal text is written as it is; placeholders render through [`KeyPart`], strings with
+/// `\` escaped as `\\`, `:` as `\:`, `{` as `\(` and `}` as `\)`, so that different
+/// arguments never render the same key and no argument writes a brace. Keys longer than the
+/// cache's `max_key_len` (1024 bytes by default) become their literal head, `\#` and a
+/// SHA-256 digest.
+///
+/// A hash tag `#{...}` chooses the key's Redis Cluster slot on purpose: Cluster hashes only
+/// the text between a key's first `{` and the next `}`, so keys with the same tag share a
+/// slot and a node (one tenant's entries, say). The `#` is not written, the braces are:
+/// `"#{tenant:<tenant>}:user:<id>"` renders `{tenant:7}:user:42`. Placeholders in the tag are
+/// escaped like any other, so an argument cannot close the tag. A template has at most one
+/// tag, not empty, closed, holding no brace; `#[invalidates]` takes the same grammar. The
+/// digest form of a long key keeps the tag (up to 256 bytes) and so its slot.
+///
+/// ```
+/// use redis_cached::redis_cached;
+///
+/// // `{tenant:7}:user:42`: in the slot of `tenant:7`, with tenant 7's other keys.
+/// #[redis_cached(key = "#{tenant:<tenant>}:user:<id>", ttl = 60)]
+/// async fn user_name(tenant: u64, id: u64) -> String {
+///     format!("user {id} of tenant {tenant}")
+/// }
+/// ```
+///
+/// [`KeyPart`]: https://docs.rs/redis-cached/latest/redis_cached/trait.KeyPart.html
 ///
 /// # Generic functions
 ///
@@ -177,9 +204,10 @@ pub fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Deletes cache keys rendered from an `async fn`'s arguments after its body ran.
 ///
-/// Takes one or more key templates (the grammar of `#[redis_cached]`'s `key`), an
-/// optional `cache = <expr>` and an optional `key_ignores = [E, ...]`. The keys are rendered
-/// at entry and deleted with one command after the body, whatever it returned.
+/// Takes one or more key templates (the grammar of `#[redis_cached]`'s `key`, hash tags
+/// `#{...}` included), an optional `cache = <expr>` and an optional `key_ignores = [E, ...]`.
+/// The keys are rendered at entry and deleted with one command after the body, whatever it
+/// returned.
 ///
 /// A generic invalidator follows the rule of `#[redis_cached]` for its type and const
 /// parameters (each key names `<T>` or renders an argument whose type has `T`), so that it

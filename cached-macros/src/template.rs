@@ -1,6 +1,7 @@
 //! The key template grammar: literal text with `<name>` or `<name.field.subfield>`
 //! placeholders, checked against the names the function's parameters bind and its own type
-//! and const parameters (`<T>`, `<N>`).
+//! and const parameters (`<T>`, `<N>`), and at most one Redis Cluster hash tag `#{...}`
+//! around part of it (`"#{tenant:<tenant>}:user:<id>"` renders `{tenant:7}:user:42`).
 
 use proc_macro2::Span;
 use syn::{Ident, LitStr, Member};
@@ -11,8 +12,13 @@ pub(crate) struct Template {
 }
 
 pub(crate) enum Segment {
+    /// Never holds `\\`, `{` or `}`.
     Literal(String),
     Placeholder(Placeholder),
+    /// The `#{` that opens the hash tag; renders `{`.
+    TagOpen,
+    /// The `}` that closes it.
+    TagClose,
 }
 
 /// `<root.member.member>`: `root` is a parameter binding or `self`; or `<T>`, a type or
@@ -91,36 +97,55 @@ impl Scope {
     }
 }
 
+/// Where the parser is with respect to the template's one hash tag.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    NotYet,
+    Open,
+    Closed,
+}
+
 impl Template {
     /// Parses `lit` and resolves its placeholders in `scope`; errors point at the literal.
     pub(crate) fn parse(lit: &LitStr, scope: &Scope) -> syn::Result<Template> {
         let text = lit.value();
         let error = |message: String| syn::Error::new_spanned(lit, message);
         let mut segments = Vec::new();
+        let mut tag = Tag::NotYet;
         let mut rest = text.as_str();
         while !rest.is_empty() {
-            let literal_end = rest.find(['<', '>']).unwrap_or(rest.len());
-            let (literal, tail) = rest.split_at(literal_end);
+            let literal_end = rest.find(['<', '>', '{', '}']).unwrap_or(rest.len());
+            let (mut literal, tail) = rest.split_at(literal_end);
             if literal.contains('\\') {
                 return Err(error(
                     "`\\` may not appear in a key template: it is the escape character of rendered keys"
                         .into(),
                 ));
             }
-            if let Some(at) = literal.find(['{', '}']) {
-                return Err(error(braces(&literal[at..], scope)));
+            // The `#` of `#{` is not written.
+            let opens_tag = tail.starts_with('{') && literal.ends_with('#');
+            if opens_tag {
+                literal = &literal[..literal.len() - 1];
             }
             if !literal.is_empty() {
                 segments.push(Segment::Literal(literal.to_owned()));
             }
-            if tail.is_empty() {
+            let Some(next) = tail.chars().next() else {
                 break;
-            }
-            if tail.starts_with('>') {
-                return Err(error(
-                    "unmatched `>` in key template: `<` and `>` only delimit placeholders such as `<id>`"
-                        .into(),
-                ));
+            };
+            match next {
+                '{' | '}' => {
+                    tag = hash_tag(tail, opens_tag, tag, &mut segments, scope, &error)?;
+                    rest = &tail[1..];
+                    continue;
+                }
+                '>' => {
+                    return Err(error(
+                        "unmatched `>` in key template: `<` and `>` only delimit placeholders such as `<id>`"
+                            .into(),
+                    ));
+                }
+                _ => {}
             }
             let Some(close) = tail
                 .find('>')
@@ -140,13 +165,59 @@ impl Template {
             )?));
             rest = &tail[close + 1..];
         }
+        if tag == Tag::Open {
+            return Err(error(
+                "unclosed hash tag in key template: close `#{` with `}`, as in \
+                 `#{tenant:<tenant>}:user:<id>`"
+                    .into(),
+            ));
+        }
         check_separated(&segments, &error)?;
         Ok(Template { segments })
     }
 }
 
-/// The error for a brace in literal text (`text` starts at it): `{id}` is taken for a
-/// `format!` placeholder when it holds a name in scope.
+/// Takes the brace `text` starts with: the hash tag's `#{` (`opens_tag`) or `}`, or an error.
+/// Returns where the parser is then.
+fn hash_tag(
+    text: &str,
+    opens_tag: bool,
+    tag: Tag,
+    segments: &mut Vec<Segment>,
+    scope: &Scope,
+    error: &impl Fn(String) -> syn::Error,
+) -> syn::Result<Tag> {
+    let open = text.starts_with('{');
+    match (tag, open) {
+        (Tag::Open, true) => Err(error(
+            "a hash tag may not contain `{`: tags do not nest, and Redis Cluster hashes only the \
+             text up to the first `}`"
+                .into(),
+        )),
+        (Tag::Open, false) if matches!(segments.last(), Some(Segment::TagOpen)) => Err(error(
+            "empty hash tag `#{}` in key template: Redis Cluster ignores an empty tag; put in it \
+             what the keys to keep in one slot share, as in `#{tenant:<tenant>}`"
+                .into(),
+        )),
+        (Tag::Open, false) => {
+            segments.push(Segment::TagClose);
+            Ok(Tag::Closed)
+        }
+        (Tag::Closed, true) if opens_tag => Err(error(
+            "a key template may have only one hash tag `#{...}`: Redis Cluster hashes only the \
+             first, so put everything that chooses the slot in one tag"
+                .into(),
+        )),
+        (Tag::NotYet, true) if opens_tag => {
+            segments.push(Segment::TagOpen);
+            Ok(Tag::Open)
+        }
+        _ => Err(error(braces(text, scope))),
+    }
+}
+
+/// The error for a brace in literal text that is not part of a hash tag (`text` starts at
+/// it): `{id}` is taken for a `format!` placeholder when it holds a name in scope.
 fn braces(text: &str, scope: &Scope) -> String {
     let held = text
         .strip_prefix('{')
@@ -157,13 +228,19 @@ fn braces(text: &str, scope: &Scope) -> String {
         let root = inner.split('.').next().unwrap_or_default();
         if scope.resolve(root).is_some() {
             return format!(
-                "`{{{inner}}}` in a key template is literal text, not a placeholder: write `<{inner}>`"
+                "`{{{inner}}}` in a key template is literal text, not a placeholder: write \
+                 `<{inner}>` (or `#{{<{inner}>}}` to make it the key's Redis Cluster hash tag)"
             );
         }
     }
-    "`{` and `}` may not appear in a key template: they are reserved, because Redis Cluster \
-     hashes only the text between them to choose a key's slot (a later version will offer a \
-     syntax for such hash tags)"
+    if text.starts_with('}') {
+        return "unmatched `}` in key template: braces only enclose the key's Redis Cluster hash \
+                tag, opened with `#{` as in `#{tenant:<tenant>}:user:<id>`"
+            .to_owned();
+    }
+    "`{` and `}` may appear in a key template only around its Redis Cluster hash tag, written \
+     `#{...}` as in `#{tenant:<tenant>}:user:<id>`: Cluster hashes only the text between them \
+     to choose a key's slot, so keys with the same tag share a slot"
         .to_owned()
 }
 
@@ -275,7 +352,8 @@ fn check_separated(segments: &[Segment], error: &impl Fn(String) -> syn::Error) 
             }
             Segment::Placeholder(_) => previous_was_placeholder = true,
             Segment::Literal(text) if text.contains(':') => previous_was_placeholder = false,
-            Segment::Literal(_) => {}
+            // A tag's braces do not separate: `#{<a>}<b>` needs a `:` as `<a><b>` does.
+            Segment::Literal(_) | Segment::TagOpen | Segment::TagClose => {}
         }
     }
     Ok(())

@@ -1,9 +1,9 @@
 //! Deterministic fuzzing of [`Template::parse`] (no crates: an xorshift generator):
 //! 200,000 random templates over an alphabet rich in the grammar's own characters. The
 //! parser never panics, and what it accepts keeps the grammar's promises: literals
-//! without `\`, `{` or `}`, placeholders separated by text containing `:`, known roots
-//! (type and const parameters without field paths), and the segments re-forming the
-//! input.
+//! without `\`, `{` or `}`, at most one hash tag `#{...}` (closed, not empty, holding no
+//! brace), placeholders separated by text containing `:`, known roots (type and const
+//! parameters without field paths), and the segments re-forming the input.
 
 use super::{Placeholder, RootKind, Scope, Segment, Template};
 use proc_macro2::Span;
@@ -37,6 +37,7 @@ const PIECES: &[&str] = &[
     "id", "id", "name", "name", "self", "self", "a", "x", "Z", "field", "_", "0", "1", "9", "01",
     "0x1", "1_0", "1u8", "r#", "r#type", " ", " ", "\t", "\n", "é", "ü", "✓", "λ", "日", "\u{0}",
     "\"", "'", "#", "/", "*", "(", ")", "-", "%", "//", "/*", "*/", "{", "}", "{id}", "T", "N",
+    "#{", "#{", "#{", "}", "}", "#", "#{id}", "#{<id>}", "#{}",
 ];
 
 /// Placeholder roots: the names in scope, and near misses.
@@ -75,7 +76,7 @@ const MEMBERS: &[&str] = &[
 
 /// Literal text between placeholders, mostly without `<`, `>`.
 const LITERALS: &[&str] = &[
-    ":", ":", ":", "a", "x", "-", " ", "%", "é", "✓", ".", "\\", "{", "}",
+    ":", ":", ":", "a", "x", "-", " ", "%", "é", "✓", ".", "\\", "{", "}", "#",
 ];
 
 fn pick<'a>(rng: &mut Rng, from: &[&'a str]) -> &'a str {
@@ -84,33 +85,43 @@ fn pick<'a>(rng: &mut Rng, from: &[&'a str]) -> &'a str {
 
 /// Half the cases: any sequence of pieces. The other half: literals and placeholders
 /// built from the grammar's parts, with roots and members that may be wrong or oddly
-/// spelled, and now and then a `>` dropped or a piece of noise put in.
+/// spelled, and now and then a `>` dropped or a piece of noise put in; a third of those
+/// get a hash tag `#{...}` around a run of their tokens.
 fn template(rng: &mut Rng) -> String {
     let target = rng.below(MAX_CHARS + 1);
-    let mut text = String::new();
+    let mut tokens: Vec<String> = Vec::new();
+    let mut chars = 0;
     let structured = rng.below(2) == 0;
-    while text.chars().count() < target {
-        if !structured {
-            text.push_str(pick(rng, PIECES));
-            continue;
-        }
-        match rng.below(8) {
-            0..=2 => text.push_str(pick(rng, LITERALS)),
-            3..=6 => {
-                text.push('<');
-                text.push_str(pick(rng, ROOTS));
-                for _ in 0..rng.below(3) {
-                    text.push('.');
-                    text.push_str(pick(rng, MEMBERS));
+    while chars < target {
+        let token = if !structured {
+            pick(rng, PIECES).to_owned()
+        } else {
+            match rng.below(8) {
+                0..=2 => pick(rng, LITERALS).to_owned(),
+                3..=6 => {
+                    let mut token = format!("<{}", pick(rng, ROOTS));
+                    for _ in 0..rng.below(3) {
+                        token.push('.');
+                        token.push_str(pick(rng, MEMBERS));
+                    }
+                    if rng.below(12) != 0 {
+                        token.push('>');
+                    }
+                    token
                 }
-                if rng.below(12) != 0 {
-                    text.push('>');
-                }
+                _ => pick(rng, PIECES).to_owned(),
             }
-            _ => text.push_str(pick(rng, PIECES)),
-        }
+        };
+        chars += token.chars().count();
+        tokens.push(token);
     }
-    text
+    if structured && !tokens.is_empty() && rng.below(3) == 0 {
+        let open = rng.below(tokens.len());
+        let close = open + 1 + rng.below(tokens.len() - open);
+        tokens.insert(close, "}".to_owned());
+        tokens.insert(open, "#{".to_owned());
+    }
+    tokens.concat()
 }
 
 fn scope(receiver: bool) -> Scope {
@@ -157,6 +168,8 @@ fn reformed(template: &Template) -> String {
         .map(|segment| match segment {
             Segment::Literal(text) => text.clone(),
             Segment::Placeholder(placeholder) => placeholder_text(placeholder),
+            Segment::TagOpen => "#{".to_owned(),
+            Segment::TagClose => "}".to_owned(),
         })
         .collect()
 }
@@ -166,21 +179,39 @@ enum Piece<'a> {
     Literal(&'a str),
     /// What is between `<` and `>`.
     Placeholder(&'a str),
+    /// `#{`.
+    TagOpen,
+    /// `}`.
+    TagClose,
 }
 
-/// The input cut at `<` and `>`: literal text and `<...>`, or `None` when they do not
-/// pair up.
+/// The input cut at `<`, `>`, `#{` and `}`: literal text, `<...>` and the braces, or `None`
+/// when `<` and `>` do not pair up or a `{` has no `#` before it.
 fn split(text: &str) -> Option<Vec<Piece<'_>>> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
-        let at = rest.find(['<', '>']).unwrap_or(rest.len());
-        if at > 0 {
-            pieces.push(Piece::Literal(&rest[..at]));
-        }
+        let at = rest.find(['<', '>', '{', '}']).unwrap_or(rest.len());
+        let mut literal = &rest[..at];
         rest = &rest[at..];
+        let opens_tag = rest.starts_with('{');
+        if opens_tag {
+            literal = literal.strip_suffix('#')?;
+        }
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(literal));
+        }
         if rest.is_empty() {
             break;
+        }
+        if let Some(after) = rest.strip_prefix(['{', '}']) {
+            pieces.push(if opens_tag {
+                Piece::TagOpen
+            } else {
+                Piece::TagClose
+            });
+            rest = after;
+            continue;
         }
         let inner = rest.strip_prefix('<')?;
         let close = inner.find(['<', '>'])?;
@@ -225,13 +256,19 @@ fn canonical(text: &str, receiver: bool) -> bool {
         return false;
     };
     let mut separated = true;
+    // Tags opened and closed so far, and whether the open one holds anything yet.
+    let (mut opened, mut closed, mut holds) = (0, 0, false);
     for piece in &pieces {
         match piece {
+            Piece::TagOpen if opened == 0 => (opened, holds) = (1, false),
+            Piece::TagClose if opened == 1 && closed == 0 && holds => closed = 1,
+            Piece::TagOpen | Piece::TagClose => return false,
             Piece::Literal(literal) => {
-                if literal.contains(['\\', '{', '}']) {
+                if literal.contains('\\') {
                     return false;
                 }
                 separated |= literal.contains(':');
+                holds = true;
             }
             Piece::Placeholder(inner) => {
                 let mut path = inner.split('.');
@@ -244,10 +281,11 @@ fn canonical(text: &str, receiver: bool) -> bool {
                     return false;
                 }
                 separated = false;
+                holds = true;
             }
         }
     }
-    true
+    opened == closed
 }
 
 /// Checks one accepted template against its input; returns whether the segments
@@ -256,9 +294,26 @@ fn check_accepted(text: &str, template: &Template, receiver: bool) -> bool {
     let pieces =
         split(text).unwrap_or_else(|| panic!("{text:?}: accepted with unpaired `<` or `>`"));
     assert!(!text.contains('\\'), "{text:?}: accepted with a `\\`");
-    assert!(
-        !text.contains(['{', '}']),
-        "{text:?}: accepted with a brace in the literal text"
+    let tag: Vec<usize> = (template.segments.iter().enumerate())
+        .filter(|(_, segment)| matches!(segment, Segment::TagOpen | Segment::TagClose))
+        .map(|(at, _)| at)
+        .collect();
+    match tag[..] {
+        [] => {}
+        [open, close] => {
+            assert!(
+                matches!(template.segments[open], Segment::TagOpen)
+                    && matches!(template.segments[close], Segment::TagClose),
+                "{text:?}: a tag closed before it opened"
+            );
+            assert!(close > open + 1, "{text:?}: an empty tag");
+        }
+        _ => panic!("{text:?}: accepted with an unpaired brace or two tags"),
+    }
+    assert_eq!(
+        text.matches('{').count(),
+        text.matches("#{").count(),
+        "{text:?}: accepted with a `{{` not opening a tag"
     );
     assert_eq!(
         pieces.len(),
@@ -270,9 +325,13 @@ fn check_accepted(text: &str, template: &Template, receiver: bool) -> bool {
         match (piece, segment) {
             (Piece::Literal(input), Segment::Literal(literal)) => {
                 assert_eq!(input, literal, "{text:?}: a literal changed");
-                assert!(!literal.contains('\\'), "{text:?}: `\\` in a literal");
+                assert!(
+                    !literal.contains(['\\', '{', '}']),
+                    "{text:?}: `\\` or a brace in a literal"
+                );
                 separated |= literal.contains(':');
             }
+            (Piece::TagOpen, Segment::TagOpen) | (Piece::TagClose, Segment::TagClose) => {}
             (Piece::Placeholder(inner), Segment::Placeholder(placeholder)) => {
                 assert!(
                     separated,
@@ -319,7 +378,7 @@ fn check_accepted(text: &str, template: &Template, receiver: bool) -> bool {
 fn run(cases: usize) -> Vec<(String, String)> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (with_self, without_self) = (scope(true), scope(false));
-    let (mut accepted, mut with_fields) = (0, 0);
+    let (mut accepted, mut with_fields, mut with_tags) = (0, 0, 0);
     let mut not_reformed = Vec::new();
     for case in 0..cases {
         let text = template(&mut rng);
@@ -331,6 +390,9 @@ fn run(cases: usize) -> Vec<(String, String)> {
                 with_fields += usize::from(template.segments.iter().any(
                     |segment| matches!(segment, Segment::Placeholder(p) if !p.members.is_empty()),
                 ));
+                with_tags += usize::from(
+                    (template.segments.iter()).any(|segment| matches!(segment, Segment::TagOpen)),
+                );
                 if !check_accepted(&text, &template, receiver) {
                     assert!(
                         !canonical(&text, receiver),
@@ -356,6 +418,10 @@ fn run(cases: usize) -> Vec<(String, String)> {
         with_fields > cases / 100,
         "only {with_fields} of {cases} accepted with a field path"
     );
+    assert!(
+        with_tags > cases / 100,
+        "only {with_tags} of {cases} accepted with a hash tag"
+    );
     not_reformed
 }
 
@@ -378,6 +444,15 @@ fn known_templates() {
         "é:<id.é>",
         "count:<T>:<id>",
         "<N>:<T>",
+        "#{tenant:<id>}:user:<name>",
+        "#{<id>}",
+        "#{<id>}:<name>",
+        "<id>:#{<name>}",
+        "a:#{b}:<id>",
+        "##{x}#",
+        "#{<id>:<name>}",
+        "#{#}",
+        "#{<T>}:<N>",
     ] {
         let template = parse(valid, &with_self).unwrap_or_else(|e| panic!("{valid:?}: {e}"));
         assert_eq!(reformed(&template), valid);
@@ -413,6 +488,24 @@ fn known_templates() {
         "<T.x>",
         "<N.0>",
         "<t>",
+        "{x}",
+        "}",
+        "#}",
+        "#{}",
+        "#{",
+        "#{<id>",
+        "#{a}#{b}",
+        "#{a}:#{<id>}",
+        "#{a{b}}",
+        "#{a#{b}}",
+        "#{a}}",
+        "#{a}{",
+        "a}#{b}",
+        "# {a}",
+        "#{<id>}<name>",
+        "<id>#{<name>}",
+        "#{<id><name>}",
+        "#{a\\b}",
     ] {
         assert!(
             parse(invalid, &with_self).is_err(),
