@@ -169,7 +169,9 @@ impl KeyBuilder {
         }
     }
 
-    /// Appends literal template text (never a brace: the macro checks it).
+    /// Appends literal text: a template's, which holds no brace (a hash tag's are written by
+    /// [`hash_tag_open`](Self::hash_tag_open) and [`hash_tag_close`](Self::hash_tag_close)),
+    /// or a key given to `Cache::invalidate` as it is.
     pub fn literal(&mut self, text: &str) {
         if self.head == self.buf.len() {
             self.head += text.len();
