@@ -2,9 +2,12 @@
 //! `ConnectionManager` with the same settings, against a `redis-server` started here.
 //!
 //! `cargo bench --bench cache` measures; `cargo test --benches` runs each benchmark once.
-//! Groups: `hit`, `miss`, `key`, `mem_hit`, `invalidate`, `codec`. Before them, the hit, miss
-//! and invalidation comparisons run once more with the contenders interleaved call by call
-//! (see [`interleaved`]), printing medians, ratios and the server's time per command.
+//! Groups: `hit`, `miss`, `key`, `mem_hit`, `invalidate`, `codec`, and `hit_concurrent` (CPU
+//! time per hit with many tasks on a multi-thread runtime, see [`Concurrent`]). Before them, the
+//! hit, miss and invalidation comparisons run once more with the contenders interleaved call
+//! by call (see [`interleaved`]), printing medians, ratios and the server's time per command;
+//! and the concurrent hits in interleaved rounds, then once more with a Prometheus recorder
+//! installed (last: it stays installed), printing the CPU per hit of each.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -593,6 +596,203 @@ fn interleaved_comparisons(bench: &Bench, rounds: usize) {
     });
 }
 
+/// Hits under concurrency: `TASKS` tasks on a multi-thread runtime of two workers, all on
+/// one connection (the cache's, or the hand-written `ConnectionManager`), as a server's
+/// handlers are. What is measured is this process's **CPU time per hit** (all its threads,
+/// from `/proc/self/task/*/schedstat`): with many round trips in flight the wall clock says
+/// little, but every microsecond the library adds to a hit is CPU the server spends.
+struct Concurrent {
+    runtime: Runtime,
+    cache: Cache,
+    plain: Cache,
+    manager: ConnectionManager,
+}
+
+/// Tasks in flight in [`Concurrent`].
+const TASKS: usize = 64;
+
+/// The CPU time this process's threads have run, from the scheduler's statistics.
+fn process_cpu() -> Duration {
+    let mut total = 0_u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
+}
+
+/// What one concurrent hit reads: the 1 KiB product or a `u64` (where the library's fixed
+/// cost is most of a hit), through the cache with leases, without, or by hand.
+#[derive(Clone, Copy, Debug)]
+enum HitKind {
+    Product,
+    ProductWithoutLeases,
+    ProductByHand,
+    Count,
+    CountByHand,
+}
+
+impl HitKind {
+    const ALL: [HitKind; 5] = [
+        HitKind::Product,
+        HitKind::ProductWithoutLeases,
+        HitKind::ProductByHand,
+        HitKind::Count,
+        HitKind::CountByHand,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            HitKind::Product => "product redis_cached",
+            HitKind::ProductWithoutLeases => "product redis_cached_without_leases",
+            HitKind::ProductByHand => "product hand_written_get",
+            HitKind::Count => "u64 redis_cached",
+            HitKind::CountByHand => "u64 hand_written_get",
+        }
+    }
+}
+
+impl Concurrent {
+    fn start(url: &str) -> Concurrent {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (cache, plain, manager) = runtime.block_on(async {
+            let cache = Cache::connect(url).await.expect("redis-server answers");
+            let plain = Cache::builder(url)
+                .without_fill_leases()
+                .build()
+                .await
+                .expect("redis-server answers");
+            let client = redis::Client::open(url).expect("a valid URL");
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_millis(250)))
+                .set_response_timeout(Some(Duration::from_millis(250)))
+                .set_max_delay(Duration::from_secs(2));
+            let manager = ConnectionManager::new_with_config(client, config)
+                .await
+                .expect("redis-server answers");
+            // Filled, and checked to read back the same by hand.
+            assert_eq!(get_count(&cache, 7).await, 7);
+            assert_eq!(get_product(&cache, 42).await, product(42));
+            (cache, plain, manager)
+        });
+        let concurrent = Concurrent {
+            runtime,
+            cache,
+            plain,
+            manager,
+        };
+        for kind in HitKind::ALL {
+            concurrent.hits(kind, TASKS);
+        }
+        concurrent
+    }
+
+    async fn hit(cache: &Cache, plain: &Cache, manager: &ConnectionManager, kind: HitKind) {
+        match kind {
+            HitKind::Product => drop(black_box(get_product(cache, black_box(42)).await)),
+            HitKind::ProductWithoutLeases => {
+                drop(black_box(get_product(plain, black_box(42)).await));
+            }
+            HitKind::ProductByHand => {
+                let found = by_hand::get(&mut manager.clone(), black_box(42)).await;
+                assert!(black_box(found).is_some(), "a hit");
+            }
+            HitKind::Count => drop(black_box(get_count(cache, black_box(7)).await)),
+            HitKind::CountByHand => {
+                let id: u64 = black_box(7);
+                let bytes: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(format!("count:{id}"))
+                    .query_async(&mut manager.clone())
+                    .await
+                    .ok()
+                    .flatten();
+                let count: Option<u64> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+                assert_eq!(black_box(count), Some(7), "a hit");
+            }
+        }
+    }
+
+    /// Runs `total` hits of `kind` from `TASKS` tasks at once; returns the CPU time spent.
+    fn hits(&self, kind: HitKind, total: usize) -> Duration {
+        let per_task = total.div_ceil(TASKS);
+        let started = process_cpu();
+        self.runtime.block_on(async {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let (cache, plain, manager) =
+                        (self.cache.clone(), self.plain.clone(), self.manager.clone());
+                    tokio::spawn(async move {
+                        for _ in 0..per_task {
+                            Concurrent::hit(&cache, &plain, &manager, kind).await;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("hits do not panic");
+            }
+        });
+        let spent = process_cpu().saturating_sub(started);
+        spent.mul_f64(total as f64 / (per_task * TASKS) as f64)
+    }
+}
+
+/// (g) CPU time per hit with 64 tasks on two workers and one connection.
+fn hit_concurrent(c: &mut Criterion, concurrent: &Concurrent) {
+    let mut group = c.benchmark_group("hit_concurrent");
+    for kind in HitKind::ALL {
+        group.bench_function(kind.name(), |b| {
+            b.iter_custom(|iters| {
+                concurrent.hits(kind, usize::try_from(iters).unwrap_or(usize::MAX).max(1))
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The concurrent hits in `rounds` rounds of `TASKS * 100` hits per contender, the order
+/// rotated from round to round; prints each one's median CPU per hit and its ratio to the
+/// hand-written hit of the same value.
+fn interleaved_concurrent(concurrent: &Concurrent, rounds: usize, title: &str) {
+    let kinds = HitKind::ALL;
+    let per_round = TASKS * 100;
+    let mut times = vec![Vec::with_capacity(rounds); kinds.len()];
+    for round in 0..rounds {
+        for turn in 0..kinds.len() {
+            let which = (round + turn) % kinds.len();
+            let spent = concurrent.hits(kinds[which], per_round);
+            times[which].push(spent / u32::try_from(per_round).unwrap_or(u32::MAX));
+        }
+    }
+    let medians: Vec<Duration> = times.iter_mut().map(|t| percentile(t, 0.5)).collect();
+    println!(
+        "interleaved concurrent hits, {title} ({rounds} rounds of {per_round} hits, {TASKS} tasks, CPU time per hit):"
+    );
+    for (i, kind) in kinds.iter().enumerate() {
+        let baseline = match kind {
+            HitKind::Count | HitKind::CountByHand => medians[4],
+            _ => medians[2],
+        };
+        println!(
+            "  {:40} median {:>9.2?}  ratio {:.3}  difference {:+.2} µs",
+            kind.name(),
+            medians[i],
+            medians[i].as_secs_f64() / baseline.as_secs_f64(),
+            (medians[i].as_secs_f64() - baseline.as_secs_f64()) * 1e6
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not, and then each
     // benchmark runs once and the interleaved pass only a few rounds.
@@ -610,5 +810,15 @@ fn main() {
     mem_hit(&mut c, &bench);
     invalidate(&mut c, &bench);
     codec(&mut c);
+    let concurrent = Concurrent::start(&bench._server.url());
+    let rounds = if measuring { 15 } else { 1 };
+    interleaved_concurrent(&concurrent, rounds, "no recorder");
+    hit_concurrent(&mut c, &concurrent);
+    // Last, since it stays installed: what the library's metrics cost in a real recorder.
+    let _prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder of this process");
+    redis_cached::describe_metrics();
+    interleaved_concurrent(&concurrent, rounds, "Prometheus recorder installed");
     c.final_summary();
 }

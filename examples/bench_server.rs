@@ -10,12 +10,17 @@
 //! | `/manual/{id}`   | (c) hand-written redis-rs: `GET` + serde_json decode; on a miss the query and `SET .. EX` |
 //! | `/memory/{id}`   | (d) the document from an in-process map: no cache, no database       |
 //! | `/db/{id}`       | (e) the uncached path: two SQLite queries through sqlx, no added latency |
+//! | `/cached_crate/{id}` | (f) the `cached` crate: `#[concurrent_cached]` over its `AsyncRedisCache` (on a `ConnectionManager`), same Redis |
+//!
+//! Started with `--prometheus`, the server installs a Prometheus recorder process-wide first,
+//! as the example server does (`/metrics` renders it): the load test's (g) is (a) on such a
+//! second server.
 //!
 //! `?size=100|1024|102400` picks the document: a profile with its project history, padded
 //! so that its JSON is exactly that many bytes (default 1024). Every route answers with
 //! axum's `Json` over the same struct, so the serialisation is the same everywhere and the
-//! only difference is where the value comes from. (a), (a'), (b) and (c) read the same
-//! Redis keys, `profile:<size>:<id>`.
+//! only difference is where the value comes from. (a), (a'), (b), (c) and (g) read the same
+//! Redis keys, `profile:<size>:<id>`; (f) reads its own (`cached` stores MessagePack).
 //!
 //! At start-up the server (re)creates the SQLite database, fills it, warms every key through
 //! every cache (and checks that each path returns the document it generated), waits until
@@ -33,13 +38,16 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
+use cached::AsyncRedisCache;
+use cached::macros::concurrent_cached;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis_cached::{Cache, NearCache, redis_cached};
 use serde::{Deserialize, Serialize, Serializer};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Time to live of every entry, (a) to (c) alike: longer than any run.
@@ -312,6 +320,59 @@ async fn profile_by_hand(
     Ok(profile)
 }
 
+/// (f): the same read through the `cached` crate, as its documentation writes it: the key
+/// from the arguments (`convert`), the store built once on first use (`create`), values in
+/// its own format (MessagePack) under its own keys, on a `ConnectionManager`.
+#[concurrent_cached(
+    map_error = r##"|error| sqlx::Error::Protocol(format!("cached: {error:?}"))"##,
+    ty = "cached::AsyncRedisCache<String, Option<Profile>>",
+    key = "String",
+    convert = r##"{ format!("{size}:{id}") }"##,
+    create = r##"{
+        AsyncRedisCache::builder("profile:")
+            .ttl(Duration::from_secs(TTL_SECS))
+            .connection_string(CACHED_CRATE_URL.get().expect("set before the first call"))
+            .connection_manager(true)
+            .build()
+            .await
+            .expect("the cached crate's store connects")
+    }"##
+)]
+async fn profile_cached_crate(
+    db: &Db,
+    size: usize,
+    id: i64,
+) -> Result<Option<Profile>, sqlx::Error> {
+    db.profile(size, id).await
+}
+
+/// The Redis URL of (f)'s store, which its `create` block reads.
+static CACHED_CRATE_URL: OnceLock<String> = OnceLock::new();
+
+/// With `--prometheus`: a Prometheus recorder installed process-wide, set up as the example
+/// server's (histograms with buckets, upkeep every 5 s), before any cache is built. The load
+/// test starts a second server so, and sends (g)'s requests to its `/cached/{id}`.
+fn install_prometheus() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_duration_seconds".to_owned()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ],
+        )
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
 #[derive(Clone)]
 struct App {
     db: Db,
@@ -320,6 +381,8 @@ struct App {
     near: Cache,
     manual: ConnectionManager,
     memory: Arc<HashMap<(usize, i64), Arc<Profile>>>,
+    /// With `--prometheus`.
+    metrics: Option<PrometheusHandle>,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +441,14 @@ async fn memory(
     }
 }
 
+async fn cached_crate(
+    State(app): State<App>,
+    Path(id): Path<i64>,
+    Query(q): Query<Params>,
+) -> Answer {
+    answer(profile_cached_crate(&app.db, q.size(), id).await)
+}
+
 async fn db(State(app): State<App>, Path(id): Path<i64>, Query(q): Query<Params>) -> Answer {
     answer(app.db.profile(q.size(), id).await)
 }
@@ -390,6 +461,16 @@ fn router(app: App) -> Router {
         .route("/manual/{id}", get(manual))
         .route("/memory/{id}", get(memory))
         .route("/db/{id}", get(db))
+        .route("/cached_crate/{id}", get(cached_crate))
+        .route(
+            "/metrics",
+            get(|State(app): State<App>| async move {
+                app.metrics
+                    .as_ref()
+                    .map(PrometheusHandle::render)
+                    .unwrap_or_default()
+            }),
+        )
         .route("/health", get(|| async { "ok" }))
         .with_state(app)
 }
@@ -403,10 +484,11 @@ struct Config {
     database: String,
     ids: i64,
     sizes: Vec<usize>,
+    prometheus: bool,
 }
 
 const USAGE: &str = "usage: bench_server [--redis-url URL] [--bind ADDR] [--database PATH] \
-                     [--ids N] [--sizes 100,1024,102400]";
+                     [--ids N] [--sizes 100,1024,102400] [--prometheus]";
 
 impl Config {
     fn from_args() -> Result<Config, String> {
@@ -419,6 +501,7 @@ impl Config {
                 .to_string(),
             ids: 100,
             sizes: vec![100, 1024, 102_400],
+            prometheus: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -434,6 +517,7 @@ impl Config {
                         .filter(|ids| *ids >= 1)
                         .ok_or("--ids takes a positive number")?;
                 }
+                "--prometheus" => config.prometheus = true,
                 "--sizes" => {
                     config.sizes = value()?
                         .split(',')
@@ -501,6 +585,11 @@ async fn run() -> Result<(), String> {
     let plain = connect(Cache::builder(&config.redis_url).without_fill_leases()).await?;
     let near =
         connect(Cache::builder(&config.redis_url).near_cache(NearCache::new(256 << 20))).await?;
+    CACHED_CRATE_URL
+        .set(config.redis_url.clone())
+        .map_err(|_| "the URL is set once")?;
+    // Before the caches are built: building one describes the metrics to the recorder.
+    let metrics = config.prometheus.then(install_prometheus).transpose()?;
     let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| e.to_string())?;
     let manual = ConnectionManager::new_with_config(
         client.clone(),
@@ -523,6 +612,7 @@ async fn run() -> Result<(), String> {
                 .map(|(size, profile)| ((*size, profile.id), profile.clone()))
                 .collect(),
         ),
+        metrics,
     };
 
     warm(&app, &client, &documents).await?;
@@ -613,6 +703,14 @@ async fn warm(
             profile_by_hand(&app.manual, &app.db, size, id).await,
             want,
         )?;
+        // (f) fills its own keys here (a miss), and the check reads them back.
+        for _ in 0..2 {
+            check(
+                "cached_crate",
+                profile_cached_crate(&app.db, size, id).await,
+                want,
+            )?;
+        }
     }
     let keys: usize = redis::cmd("DBSIZE")
         .query_async(&mut admin)

@@ -89,9 +89,51 @@ macro_rules! display_key_part {
     )*};
 }
 
-display_key_part!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, bool
-);
+display_key_part!(u128, i128, bool);
+
+/// Integers up to 64 bits, in decimal as `Display` writes them, without the formatting
+/// machinery (a key part is rendered on every call, hits included).
+macro_rules! unsigned_key_part {
+    ($($ty:ty),* $(,)?) => {$(
+        impl KeyPart for $ty {
+            fn write_key(&self, out: &mut String) {
+                write_decimal(false, u64::try_from(*self).unwrap_or(u64::MAX), out);
+            }
+        }
+    )*};
+}
+
+macro_rules! signed_key_part {
+    ($($ty:ty),* $(,)?) => {$(
+        impl KeyPart for $ty {
+            fn write_key(&self, out: &mut String) {
+                let magnitude = u64::try_from(self.unsigned_abs()).unwrap_or(u64::MAX);
+                write_decimal(*self < 0, magnitude, out);
+            }
+        }
+    )*};
+}
+
+unsigned_key_part!(u8, u16, u32, u64, usize);
+signed_key_part!(i8, i16, i32, i64, isize);
+
+fn write_decimal(negative: bool, mut value: u64, out: &mut String) {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push('-');
+    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
 
 impl KeyPart for char {
     fn write_key(&self, out: &mut String) {
@@ -257,6 +299,28 @@ mod tests {
             key.part(*part);
         }
         key.finish()
+    }
+
+    #[test]
+    fn integers_render_as_display_does() {
+        fn key<P: KeyPart>(part: P) -> String {
+            let mut out = String::new();
+            part.write_key(&mut out);
+            out
+        }
+        for value in [0, 1, 9, 10, 42, 1_234_567, i64::MAX, i64::MIN, -1, -10] {
+            assert_eq!(key(value), value.to_string());
+            assert_eq!(key(value as isize), value.to_string());
+        }
+        for value in [0, 7, 10, 99, 100, u64::MAX] {
+            assert_eq!(key(value), value.to_string());
+            assert_eq!(key(value as usize), value.to_string());
+        }
+        assert_eq!(key(u8::MAX), "255");
+        assert_eq!(key(i8::MIN), "-128");
+        assert_eq!(key(i16::MIN), "-32768");
+        assert_eq!(key(i32::MIN), "-2147483648");
+        assert_eq!(key(u32::MAX), "4294967295");
     }
 
     #[test]

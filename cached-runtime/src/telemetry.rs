@@ -2,8 +2,11 @@
 //! function's path, never a key or a value.
 
 use crate::Outcome;
+use arc_swap::ArcSwapOption;
+use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A function logs at most one failure line per `LOG_EVERY` and cache; the rest are counted
@@ -36,14 +39,14 @@ impl Op {
 }
 
 pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
-    let name = match outcome {
-        Outcome::Hit => "redis_cached_hits_total",
-        Outcome::Coalesced => "redis_cached_coalesced_total",
-        Outcome::Miss => "redis_cached_misses_total",
-        Outcome::Refresh => "redis_cached_refreshes_total",
-        Outcome::Bypass => "redis_cached_bypasses_total",
+    let metric = match outcome {
+        Outcome::Hit => Metric::Hits,
+        Outcome::Coalesced => Metric::Coalesced,
+        Outcome::Miss => Metric::Misses,
+        Outcome::Refresh => Metric::Refreshes,
+        Outcome::Bypass => Metric::Bypasses,
     };
-    metrics::counter!(name, "function" => function).increment(1);
+    Metrics::of(function).counter(metric, 1);
     crate::outcome::record(outcome);
 }
 
@@ -55,22 +58,230 @@ pub(crate) async fn timed<T>(
 ) -> T {
     let started = Instant::now();
     let result = op.await;
-    cache_time(function, operation, started.elapsed());
+    let metric = match operation {
+        Op::Fetch => Metric::FetchTime,
+        Op::Fill => Metric::FillTime,
+        Op::Delete => Metric::DeleteTime,
+        Op::Encode | Op::Decode => return result,
+    };
+    Metrics::of(function).histogram(metric, started.elapsed());
     result
 }
 
-fn cache_time(function: &'static str, operation: Op, elapsed: Duration) {
-    metrics::histogram!(
-        "redis_cached_cache_duration_seconds",
-        "function" => function,
-        "operation" => operation.as_str()
-    )
-    .record(elapsed);
+pub(crate) fn body_time(function: &'static str, elapsed: Duration) {
+    Metrics::of(function).histogram(Metric::BodyTime, elapsed);
 }
 
-pub(crate) fn body_time(function: &'static str, elapsed: Duration) {
-    metrics::histogram!("redis_cached_body_duration_seconds", "function" => function)
-        .record(elapsed);
+/// The per-call metrics of a function: the counters of its outcomes and the histograms of
+/// its operations' durations.
+#[derive(Clone, Copy)]
+enum Metric {
+    Hits,
+    Coalesced,
+    Misses,
+    Refreshes,
+    Bypasses,
+    FetchTime,
+    FillTime,
+    DeleteTime,
+    BodyTime,
+}
+
+const METRICS: usize = 9;
+
+impl Metric {
+    /// The metric's key, with the function's labels.
+    fn key(self, function: &'static str) -> Key {
+        let (name, operation) = match self {
+            Metric::Hits => ("redis_cached_hits_total", None),
+            Metric::Coalesced => ("redis_cached_coalesced_total", None),
+            Metric::Misses => ("redis_cached_misses_total", None),
+            Metric::Refreshes => ("redis_cached_refreshes_total", None),
+            Metric::Bypasses => ("redis_cached_bypasses_total", None),
+            Metric::FetchTime => ("redis_cached_cache_duration_seconds", Some(Op::Fetch)),
+            Metric::FillTime => ("redis_cached_cache_duration_seconds", Some(Op::Fill)),
+            Metric::DeleteTime => ("redis_cached_cache_duration_seconds", Some(Op::Delete)),
+            Metric::BodyTime => ("redis_cached_body_duration_seconds", None),
+        };
+        let mut labels = vec![Label::from_static_parts("function", function)];
+        if let Some(operation) = operation {
+            labels.push(Label::from_static_parts("operation", operation.as_str()));
+        }
+        Key::from_parts(name, labels)
+    }
+}
+
+/// What `metrics::counter!` and `histogram!` would give for `target: module_path!()`.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// A function's metric keys, built once (the `metrics!` macros build a label vector and
+/// hash it on every call), and its handles in the process-wide recorder, registered once
+/// per metric (a recorder looks a key up in its registry on every registration).
+///
+/// Handles are kept only for a recorder that was the process-wide one when
+/// [`describe_metrics`] last looked (cache builds call it): such a recorder lives until the
+/// process ends, so no other recorder can later stand at its address. Under any other
+/// recorder (`metrics::with_local_recorder`, or one installed later without a
+/// `describe_metrics` call) every call registers its metric again, as the macros do.
+pub(crate) struct Metrics {
+    keys: [Key; METRICS],
+    resolved: ArcSwapOption<Resolved>,
+}
+
+/// A function's handles in one recorder, each registered on first use.
+struct Resolved {
+    recorder: RecorderId,
+    counters: [OnceLock<Counter>; METRICS],
+    histograms: [OnceLock<Histogram>; METRICS],
+}
+
+/// A recorder's identity: its address and vtable (never dereferenced).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RecorderId(*const dyn Recorder);
+
+// SAFETY: only compared, never dereferenced.
+unsafe impl Send for RecorderId {}
+// SAFETY: as above.
+unsafe impl Sync for RecorderId {}
+
+impl RecorderId {
+    fn of(recorder: &dyn Recorder) -> RecorderId {
+        let pointer: *const (dyn Recorder + '_) = recorder;
+        // SAFETY: only the lifetime bound changes; the pointer is never dereferenced.
+        RecorderId(unsafe {
+            std::mem::transmute::<*const (dyn Recorder + '_), *const (dyn Recorder + 'static)>(
+                pointer,
+            )
+        })
+    }
+
+    fn same(self, other: RecorderId) -> bool {
+        // Address and vtable: two recorders of different types may share an address
+        // (zero-sized ones). A type with two vtables only costs the slower path.
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+/// The process-wide recorder (or the no-op one, before any is installed), as
+/// `describe_metrics` last saw it from a thread without a local recorder.
+static PROCESS_RECORDER: ArcSwapOption<RecorderId> = ArcSwapOption::const_empty();
+
+impl Metrics {
+    /// The metrics of `function`, found by the address of its name: a thread-local slot
+    /// per address, else a process-wide map by name (each function's metrics live as long
+    /// as the process: there are as many as cached functions).
+    fn of(function: &'static str) -> &'static Metrics {
+        const SLOTS: usize = 64;
+        type Slot = Cell<Option<(*const u8, &'static Metrics)>>;
+        thread_local! {
+            static RECENT: [Slot; SLOTS] = const { [const { Cell::new(None) }; SLOTS] };
+        }
+        let address = function.as_ptr();
+        let slot = (address as usize >> 3) % SLOTS;
+        let recent = RECENT
+            .try_with(|recent| match recent[slot].get() {
+                Some((seen, metrics)) if seen == address => Some(metrics),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        if let Some(metrics) = recent {
+            return metrics;
+        }
+        static BY_NAME: Mutex<Option<HashMap<&'static str, &'static Metrics>>> = Mutex::new(None);
+        let metrics = *BY_NAME
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(HashMap::new)
+            .entry(function)
+            .or_insert_with(|| {
+                Box::leak(Box::new(Metrics {
+                    keys: [
+                        Metric::Hits,
+                        Metric::Coalesced,
+                        Metric::Misses,
+                        Metric::Refreshes,
+                        Metric::Bypasses,
+                        Metric::FetchTime,
+                        Metric::FillTime,
+                        Metric::DeleteTime,
+                        Metric::BodyTime,
+                    ]
+                    .map(|metric| metric.key(function)),
+                    resolved: ArcSwapOption::const_empty(),
+                }))
+            });
+        let _ = RECENT.try_with(|recent| recent[slot].set(Some((address, metrics))));
+        metrics
+    }
+
+    fn counter(&self, metric: Metric, value: u64) {
+        let key = &self.keys[metric as usize];
+        self.with_handles(
+            |recorder| recorder.register_counter(key, &METADATA).increment(value),
+            |resolved, recorder| {
+                resolved.counters[metric as usize]
+                    .get_or_init(|| recorder.register_counter(key, &METADATA))
+                    .increment(value);
+            },
+        );
+    }
+
+    fn histogram(&self, metric: Metric, elapsed: Duration) {
+        let key = &self.keys[metric as usize];
+        self.with_handles(
+            |recorder| recorder.register_histogram(key, &METADATA).record(elapsed),
+            |resolved, recorder| {
+                resolved.histograms[metric as usize]
+                    .get_or_init(|| recorder.register_histogram(key, &METADATA))
+                    .record(elapsed);
+            },
+        );
+    }
+
+    /// Calls `kept` with this function's handles in the recorder in effect if they may be
+    /// kept (see [`Metrics`]), else `each_call` with the recorder.
+    fn with_handles(
+        &self,
+        each_call: impl FnOnce(&dyn Recorder),
+        kept: impl FnOnce(&Resolved, &dyn Recorder),
+    ) {
+        metrics::with_recorder(|recorder| {
+            let id = RecorderId::of(recorder);
+            if let Some(resolved) = &*self.resolved.load()
+                && resolved.recorder.same(id)
+            {
+                return kept(resolved, recorder);
+            }
+            let process = PROCESS_RECORDER.load();
+            if process.as_deref().is_some_and(|process| process.same(id)) {
+                let resolved = Arc::new(Resolved {
+                    recorder: id,
+                    counters: Default::default(),
+                    histograms: Default::default(),
+                });
+                self.resolved.store(Some(resolved.clone()));
+                return kept(&resolved, recorder);
+            }
+            each_call(recorder);
+        });
+    }
+}
+
+/// Records which recorder is the process-wide one, from a thread of its own (the calling
+/// thread may have a local recorder), so that functions keep their handles in it.
+fn note_process_recorder() {
+    let seen = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .spawn_scoped(scope, || metrics::with_recorder(RecorderId::of))
+            .ok()?
+            .join()
+            .ok()
+    });
+    if let Some(seen) = seen {
+        PROCESS_RECORDER.store(Some(Arc::new(seen)));
+    }
 }
 
 pub(crate) fn invalidation(function: &'static str, keys: usize) {
@@ -106,6 +317,7 @@ pub(crate) fn invalidation(function: &'static str, keys: usize) {
 /// ```
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_histogram};
+    note_process_recorder();
     describe_counter!(
         "redis_cached_hits_total",
         Unit::Count,

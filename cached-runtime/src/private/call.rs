@@ -118,6 +118,11 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 ///
 /// `stores` comes from the macro's check of the stored type (`stored_ok::<User>()`, ..):
 /// this function puts no bound of its own on that type.
+///
+/// Everything but a hit (fills, waits, degraded runs, lease takeovers) is awaited boxed, so
+/// that the future of a call, which a server allocates and moves per request, holds only
+/// what a hit needs (for a `Result<Option<T>, _>` function with a trivial body, release
+/// build: 2.8 KiB, against 6.6 KiB with those paths inline).
 pub async fn cached<S, R, F>(call: Call, stores: Stores<S::Stored>, body: Pin<&mut F>) -> R
 where
     S: Shape<R>,
@@ -134,7 +139,7 @@ where
     if parts.pending.contains(key) || call.tags.iter().any(|tag| parts.pending.contains(tag)) {
         // The key's (or a tag's) invalidation has not reached the store: neither read nor
         // write it.
-        return degraded::<S, R, _>(&call, stores, cache, key, body).await;
+        return Box::pin(degraded::<S, R, _>(&call, stores, cache, key, body)).await;
     }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
     // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
@@ -162,8 +167,7 @@ where
     // The tags' versions as last read, before the body runs: what a fill records.
     let mut stamp = Stamp::default();
     let mut fetched = if call.refresh {
-        store
-            .take_lease(key, &lease, tags)
+        Box::pin(store.take_lease(key, &lease, tags))
             .await
             .map(|read| (Fetch::Ours, read))
     } else {
@@ -203,22 +207,25 @@ where
                     }
                 }
                 // Undecodable, oversized or not of this function's shape: overwrite it.
-                fetched = store.take_lease(key, &lease, tags).await.map(|read| {
-                    stamp = read;
-                    Fetch::Ours
-                });
+                fetched = Box::pin(store.take_lease(key, &lease, tags))
+                    .await
+                    .map(|read| {
+                        stamp = read;
+                        Fetch::Ours
+                    });
             }
             Ok(Fetch::Ours) => {
                 let lease = (&lease, &stamp);
-                return fill::<S, R, _>(&call, stores, cache, key, lease, near, body).await;
+                let fill = fill::<S, R, _>(&call, stores, cache, key, lease, near, body);
+                return Box::pin(fill).await;
             }
             Ok(Fetch::Theirs(other)) => {
                 if flight::is_filling(key) {
-                    return uncached(function, key, body, Outcome::Bypass).await;
+                    return Box::pin(uncached(function, key, body, Outcome::Bypass)).await;
                 }
                 let give_up = *give_up
                     .get_or_insert_with(|| Instant::now() + store.lease_ttl().unwrap_or_default());
-                match wait_for_filler(parts, key, &other, give_up, &mut poll).await {
+                match Box::pin(wait_for_filler(parts, key, &other, give_up, &mut poll)).await {
                     Waited::Landed(bytes) => {
                         if let Some(output) =
                             decode(stores, cache, &bytes, function).and_then(S::output)
@@ -226,16 +233,20 @@ where
                             telemetry::outcome(function, Outcome::Coalesced);
                             return output;
                         }
-                        return uncached(function, key, body, Outcome::Miss).await;
+                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
                     }
-                    Waited::RunBody => return uncached(function, key, body, Outcome::Miss).await,
+                    Waited::RunBody => {
+                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                    }
                     // Another process's lease, or a marker that outlived any lease's length
                     // (a stray value of the lease's form): take the key over once it is up.
                     Waited::LookAgain if Instant::now() >= give_up => {
-                        fetched = store.take_lease(key, &lease, tags).await.map(|read| {
-                            stamp = read;
-                            Fetch::Ours
-                        });
+                        fetched = Box::pin(store.take_lease(key, &lease, tags))
+                            .await
+                            .map(|read| {
+                                stamp = read;
+                                Fetch::Ours
+                            });
                     }
                     Waited::LookAgain => {
                         fetched = telemetry::timed(
@@ -258,7 +269,7 @@ where
                     // on it; a release queued behind it on the connection undoes that.
                     store.release_detached(key, &lease);
                 }
-                return degraded::<S, R, _>(&call, stores, cache, key, body).await;
+                return Box::pin(degraded::<S, R, _>(&call, stores, cache, key, body)).await;
             }
         }
     }

@@ -97,6 +97,10 @@ impl Breaker {
                     );
                 }
             }
+            // The common case, a success with nothing to reset: no write, so that
+            // concurrent calls on every core do not contend for this cache line.
+            _ if self.consecutive_failures.load(Ordering::Acquire) == 0
+                && !self.probing.load(Ordering::Acquire) => {}
             _ => {
                 let failures = self.consecutive_failures.swap(0, Ordering::AcqRel);
                 self.probing.store(false, Ordering::Release);
@@ -146,6 +150,24 @@ pub(crate) struct Breakers {
     closed: Arc<Notify>,
 }
 
+/// A breaker as [`Breakers::for_slot`] gives it: a cluster's slot map may be replaced while an
+/// operation runs, so a primary's breaker is held by reference count.
+pub(crate) enum BreakerRef<'a> {
+    Borrowed(&'a Breaker),
+    Owned(Arc<Breaker>),
+}
+
+impl std::ops::Deref for BreakerRef<'_> {
+    type Target = Breaker;
+
+    fn deref(&self) -> &Breaker {
+        match self {
+            BreakerRef::Borrowed(breaker) => breaker,
+            BreakerRef::Owned(breaker) => breaker,
+        }
+    }
+}
+
 struct SlotBreakers {
     /// Per slot, an index into `breakers`.
     owners: Box<[u16]>,
@@ -184,19 +206,22 @@ impl Breakers {
         }
     }
 
-    /// The breaker of the primary serving `slot` (`None`: a single server).
-    pub(crate) fn for_slot(&self, slot: Option<u16>) -> Arc<Breaker> {
+    /// The breaker of the primary serving `slot` (`None`: a single server), borrowed where
+    /// it can be: a single server's needs no reference count per operation.
+    pub(crate) fn for_slot(&self, slot: Option<u16>) -> BreakerRef<'_> {
         match (&self.slots, slot) {
             (Some(slots), Some(slot)) => {
                 let slots = slots.load();
                 let owner = slots.owners.get(usize::from(slot)).copied().unwrap_or(0);
-                slots
-                    .breakers
-                    .get(usize::from(owner))
-                    .unwrap_or(&self.default)
-                    .clone()
+                BreakerRef::Owned(
+                    slots
+                        .breakers
+                        .get(usize::from(owner))
+                        .unwrap_or(&self.default)
+                        .clone(),
+                )
             }
-            _ => self.default.clone(),
+            _ => BreakerRef::Borrowed(&self.default),
         }
     }
 

@@ -5,6 +5,7 @@
 //! it one key, one slot, and a plain `DEL` revokes it.
 
 use crate::entry::MARKER;
+use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::LazyLock;
@@ -29,12 +30,11 @@ impl Lease {
     pub(crate) fn new() -> Lease {
         // From the OS, through RandomState.
         static SEED: LazyLock<u64> = LazyLock::new(|| RandomState::new().build_hasher().finish());
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         let mut marker = [0; LEN];
         marker[0] = MARKER;
         marker[1] = KIND;
         marker[2..10].copy_from_slice(&SEED.to_be_bytes());
-        marker[10..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        marker[10..].copy_from_slice(&next_counter().to_be_bytes());
         Lease::Own(marker)
     }
 
@@ -53,6 +53,30 @@ impl Lease {
             Lease::Seen(marker) => marker,
         }
     }
+}
+
+/// A counter value no other lease of this process has: each thread takes a block of them at
+/// a time, so that concurrent calls on every core do not contend for one atomic.
+fn next_counter() -> u64 {
+    const BLOCK: u64 = 1024;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        /// The next value of this thread's block, and the block's end.
+        static BLOCK_LEFT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    BLOCK_LEFT
+        .try_with(|left| {
+            let (next, end) = left.get();
+            if next < end {
+                left.set((next + 1, end));
+                return next;
+            }
+            let start = NEXT.fetch_add(BLOCK, Ordering::Relaxed);
+            left.set((start + 1, start + BLOCK));
+            start
+        })
+        // A thread being torn down takes one value alone.
+        .unwrap_or_else(|_| NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 impl PartialEq for Lease {

@@ -15,7 +15,7 @@ mod redis;
 pub(crate) mod sentinel;
 pub(crate) mod tags;
 
-use self::breaker::{Breaker, Breakers};
+use self::breaker::{BreakerRef, Breakers};
 use self::lease::Lease;
 use self::memory::MemoryStore;
 pub(crate) use self::redis::{RedisStore, Replicated, manager_config};
@@ -169,7 +169,7 @@ impl Store {
     }
 
     /// The breaker guarding the server of `slot` (`None`: the only server).
-    fn breaker(&self, slot: Option<u16>) -> Arc<Breaker> {
+    fn breaker(&self, slot: Option<u16>) -> BreakerRef<'_> {
         self.0.breakers.for_slot(slot)
     }
 
@@ -247,6 +247,17 @@ impl Store {
         if tags.keys.is_empty() {
             return Ok((self.lookup(key, lease, want_ttl).await?, Stamp::default()));
         }
+        // Boxed: an untagged lookup's future need not be the size of a tagged one's.
+        Box::pin(self.fetch_tagged(key, lease, want_ttl, tags)).await
+    }
+
+    async fn fetch_tagged(
+        &self,
+        key: &str,
+        lease: &Lease,
+        want_ttl: bool,
+        tags: Tags<'_>,
+    ) -> Result<(Fetch, Stamp), Error> {
         let (fetched, stamp) =
             tokio::join!(self.lookup(key, lease, want_ttl), self.read_tags(tags));
         let stamp = stamp?;

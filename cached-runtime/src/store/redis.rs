@@ -196,14 +196,15 @@ impl RedisStore {
             None => self.get(key).await.map(|value| (value, None)),
         };
         let (read, ttl) = match looked_up {
-            Err(error) if error.is_refused_write() => (self.get(key).await?, None),
+            Err(error) if error.is_refused_write() => (Box::pin(self.get(key)).await?, None),
             looked_up => looked_up?,
         };
         Ok(Fetch::from_read(read.map(Bytes::Owned), ttl))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.run(redis::cmd("GET").arg(key)).await
+        self.run(Cmd::with_capacity(2, key.len() + 3).arg("GET").arg(key))
+            .await
     }
 
     /// `SET key lease NX PX ms GET` (with `PTTL key` in the same pipeline when the TTL is
@@ -217,8 +218,11 @@ impl RedisStore {
     ) -> Result<(Option<Vec<u8>>, Option<Duration>), Error> {
         let ttl = |millis: i64| Duration::from_millis(u64::try_from(millis).unwrap_or(0));
         if !self.scripted_lookup.load(Ordering::Relaxed) {
-            let mut set = redis::cmd("SET");
-            set.arg(key)
+            // Sized up front: growing the buffers argument by argument costs several
+            // reallocations per lookup.
+            let mut set = Cmd::with_capacity(7, key.len() + lease.as_bytes().len() + 32);
+            set.arg("SET")
+                .arg(key)
                 .arg(lease.as_bytes())
                 .arg("NX")
                 .arg("PX")
@@ -228,7 +232,8 @@ impl RedisStore {
                 let mut pipe = redis::pipe();
                 pipe.add_command(set).cmd("PTTL").arg(key);
                 let mut connection = self.connection.clone();
-                pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut connection)
+                // Boxed, as the script below: a lookup's future is the size of the common case.
+                Box::pin(pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut connection))
                     .await
                     .map(|(value, millis)| (value, Some(ttl(millis))))
                     .map_err(Error::from)
@@ -243,15 +248,13 @@ impl RedisStore {
             }
             self.scripted_lookup.store(true, Ordering::Relaxed);
         }
-        let found: Option<(Vec<u8>, i64)> = self
-            .invoke(
-                FETCH
-                    .key(key)
-                    .arg(lease.as_bytes())
-                    .arg(millis(lease_ttl))
-                    .arg(if want_ttl { "1" } else { "0" }),
-            )
-            .await?;
+        let mut invocation = FETCH.prepare_invoke();
+        invocation
+            .key(key)
+            .arg(lease.as_bytes())
+            .arg(millis(lease_ttl))
+            .arg(if want_ttl { "1" } else { "0" });
+        let found: Option<(Vec<u8>, i64)> = Box::pin(self.invoke(&invocation)).await?;
         Ok(match found {
             Some((value, millis)) => (Some(value), want_ttl.then(|| ttl(millis))),
             None => (None, None),
@@ -260,8 +263,8 @@ impl RedisStore {
 
     /// `SET .. EX` for whole seconds, `SET .. PX` otherwise (short leases).
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
+        let mut cmd = Cmd::with_capacity(5, key.len() + value.len() + 24);
+        cmd.arg("SET").arg(key).arg(value);
         if ttl.subsec_nanos() == 0 {
             cmd.arg("EX").arg(ttl.as_secs().max(1));
         } else {
