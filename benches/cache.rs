@@ -802,8 +802,18 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .sample_size(30)
         .configure_from_args();
+    // A filter (`cargo bench --bench cache -- hit_concurrent`) skips the interleaved passes
+    // of the other groups.
+    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let wanted = |group: &str| {
+        filter
+            .as_deref()
+            .is_none_or(|filter| group.contains(filter) || filter.contains(group))
+    };
     let bench = Bench::start();
-    interleaved_comparisons(&bench, if measuring { 3000 } else { 3 });
+    if wanted("hit miss invalidate") {
+        interleaved_comparisons(&bench, if measuring { 3000 } else { 3 });
+    }
     hit(&mut c, &bench);
     miss(&mut c, &bench);
     key(&mut c);
@@ -812,13 +822,17 @@ fn main() {
     codec(&mut c);
     let concurrent = Concurrent::start(&bench._server.url());
     let rounds = if measuring { 15 } else { 1 };
-    interleaved_concurrent(&concurrent, rounds, "no recorder");
+    if wanted("hit_concurrent") {
+        interleaved_concurrent(&concurrent, rounds, "no recorder");
+    }
     hit_concurrent(&mut c, &concurrent);
     // Last, since it stays installed: what the library's metrics cost in a real recorder.
-    let _prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .expect("the only recorder of this process");
-    redis_cached::describe_metrics();
-    interleaved_concurrent(&concurrent, rounds, "Prometheus recorder installed");
+    if wanted("hit_concurrent") {
+        let _prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only recorder of this process");
+        redis_cached::describe_metrics();
+        interleaved_concurrent(&concurrent, rounds, "Prometheus recorder installed");
+    }
     c.final_summary();
 }
