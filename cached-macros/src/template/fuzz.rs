@@ -5,7 +5,7 @@
 //! brace), placeholders separated by text containing `:`, known roots (type and const
 //! parameters without field paths), and the segments re-forming the input.
 
-use super::{Placeholder, RootKind, Scope, Segment, Template};
+use super::{Placeholder, ResultScope, RootKind, Scope, Segment, Template};
 use proc_macro2::Span;
 use syn::{Ident, LitStr, Member};
 
@@ -42,7 +42,8 @@ const PIECES: &[&str] = &[
 
 /// Placeholder roots: the names in scope, and near misses.
 const ROOTS: &[&str] = &[
-    "id", "id", "name", "name", "self", "T", "N", "nope", "", " id", "Id", "é", "t",
+    "id", "id", "name", "name", "self", "T", "N", "return", "nope", "", " id", "Id", "é", "t",
+    "r#return",
 ];
 
 /// Field paths' members: canonical ones, and spellings `syn` might accept as well.
@@ -135,6 +136,7 @@ fn scope(receiver: bool) -> Scope {
             (Ident::new("T", Span::call_site()), RootKind::Type),
             (Ident::new("N", Span::call_site()), RootKind::Const),
         ],
+        result: ResultScope::Value,
     }
 }
 
@@ -274,7 +276,7 @@ fn canonical(text: &str, receiver: bool) -> bool {
                 let mut path = inner.split('.');
                 let root = path.next().unwrap_or_default();
                 let generic = matches!(root, "T" | "N");
-                let known = matches!(root, "id" | "name")
+                let known = matches!(root, "id" | "name" | "return")
                     || (receiver && root == "self")
                     || (generic && !inner.contains('.'));
                 if !separated || !known || !path.all(canonical_member) {
@@ -344,6 +346,7 @@ fn check_accepted(text: &str, template: &Template, receiver: bool) -> bool {
                     "self" if receiver => (RootKind::Value, false),
                     "T" => (RootKind::Type, true),
                     "N" => (RootKind::Const, true),
+                    "return" => (RootKind::Result, false),
                     _ => panic!("{text:?}: resolved to unknown root `{root}`"),
                 };
                 assert!(
