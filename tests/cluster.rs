@@ -304,6 +304,55 @@ async fn the_checker_finds_stale_reads_without_fill_leases_on_the_cluster_too() 
     assert!(violations > 0, "the checker should see the classic race");
 }
 
+/// A primary that refuses writes (`OOM` under `noeviction`) still serves reads: hits on its
+/// keys stay hits through the plain `GET` fallback, a miss returns its value unstored, and
+/// the other primaries' keys are stored as usual.
+#[tokio::test]
+async fn a_primary_refusing_writes_keeps_its_hits_hits() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start();
+    let cache = builder(&cluster, "refused")
+        .build()
+        .await
+        .expect("connects");
+    let source = Versions::default();
+    item(&cache, &source, 1).await;
+    let full = cluster.primary_for(&item_key(&cache, 1));
+    let mut primary = cluster.connection(full).await;
+    let set = |name: &'static str, value: &'static str| {
+        redis::cmd("CONFIG").arg("SET").arg(name).arg(value).clone()
+    };
+    let _: () = set("maxmemory-policy", "noeviction")
+        .query_async(&mut primary)
+        .await
+        .expect("CONFIG SET");
+    let _: () = set("maxmemory", "1")
+        .query_async(&mut primary)
+        .await
+        .expect("CONFIG SET");
+    assert_eq!(
+        with_outcome(item(&cache, &source, 1)).await,
+        ((1, 0), Some(Outcome::Hit))
+    );
+    let same_primary = (2..).find(|id| cluster.primary_for(&item_key(&cache, *id)) == full);
+    let other_primary = (2..).find(|id| cluster.primary_for(&item_key(&cache, *id)) != full);
+    let (Some(same), Some(other)) = (same_primary, other_primary) else {
+        panic!("ids on both kinds of primary")
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            with_outcome(item(&cache, &source, same)).await,
+            ((same, 0), Some(Outcome::Miss)),
+            "refused, so not stored"
+        );
+    }
+    item(&cache, &source, other).await;
+    assert_eq!(
+        with_outcome(item(&cache, &source, other)).await,
+        ((other, 0), Some(Outcome::Hit))
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Braces in arguments do not choose the slot.
 

@@ -168,3 +168,51 @@ async fn after_a_failover_invalidations_reach_the_new_primary() {
         ((1, 1), Some(Outcome::Hit))
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The stale-set race, and refused writes, behind Sentinel.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_stale_reads_after_invalidation_over_20k_operations() {
+    let cache = sentinel_cache("stale_set").await;
+    let violations = scenarios::stale_set::run_checker(cache, 20_000).await;
+    assert_eq!(violations, 0);
+}
+
+/// A primary that refuses writes (`OOM` under `noeviction`) still serves reads: hits stay
+/// hits through the plain `GET` fallback, and a miss returns its value without storing it.
+#[tokio::test]
+async fn a_primary_refusing_writes_keeps_hits_hits() {
+    let _serial = SERIAL.lock().await;
+    let setup = RedisSentinel::start();
+    let cache = builder(&setup, "refused").build().await.expect("connects");
+    let source = Versions::default();
+    item(&cache, &source, 1).await;
+    let mut primary = setup.primary().connection().await;
+    let set = |name: &'static str, value: &'static str| {
+        redis::cmd("CONFIG").arg("SET").arg(name).arg(value).clone()
+    };
+    let _: () = set("maxmemory-policy", "noeviction")
+        .query_async(&mut primary)
+        .await
+        .expect("CONFIG SET");
+    let _: () = set("maxmemory", "1")
+        .query_async(&mut primary)
+        .await
+        .expect("CONFIG SET");
+    assert_eq!(
+        with_outcome(item(&cache, &source, 1)).await,
+        ((1, 0), Some(Outcome::Hit))
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            with_outcome(item(&cache, &source, 2)).await,
+            ((2, 0), Some(Outcome::Miss)),
+            "refused, so not stored"
+        );
+    }
+    let _: () = set("maxmemory", "0")
+        .query_async(&mut primary)
+        .await
+        .expect("CONFIG SET");
+}

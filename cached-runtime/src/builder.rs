@@ -10,8 +10,8 @@ use crate::near::{NearCache, NearTier};
 use crate::store::breaker::Breakers;
 use crate::store::cluster::{self, Topology};
 use crate::store::connection::Connection;
-use crate::store::sentinel::SentinelConnection;
-use crate::store::{RedisStore, Replicated, Store};
+use crate::store::sentinel::{Configs, SentinelConnection};
+use crate::store::{RedisStore, Replicated, Store, manager_config};
 use redis::{Client, IntoConnectionInfo};
 use std::fmt;
 use std::sync::Arc;
@@ -336,11 +336,14 @@ impl CacheBuilder {
                     redis::sentinel::SentinelServerType::Master,
                 )
                 .map_err(not_valid)?;
-                let config = crate::store::manager_config(timeout);
+                let configs = Configs {
+                    calls: manager_config(timeout),
+                    invalidations: manager_config(self.invalidation_timeout()),
+                };
                 let connection = SentinelConnection::open(
                     sentinel,
                     &address.service,
-                    config,
+                    configs,
                     timeout,
                     self.lazy,
                 )
@@ -379,7 +382,7 @@ impl CacheBuilder {
                 let client = self.client(&self.url)?;
                 Connection::Single(redis::aio::ConnectionManager::new_lazy_with_config(
                     client,
-                    crate::store::manager_config(self.timeout),
+                    manager_config(self.invalidation_timeout()),
                 )?)
             }
             Connection::Cluster(_) => {
@@ -389,16 +392,20 @@ impl CacheBuilder {
                     .iter()
                     .map(|node| node.as_str().into_connection_info())
                     .collect::<Result<Vec<_>, _>>()?;
-                let client = cluster::client(seeds, self.timeout, self.certificates())?;
-                // The `WAIT` itself may take up to its own timeout.
-                let wait = self.replicated.map_or(Duration::ZERO, |(_, wait)| wait);
+                let timeout = self.invalidation_timeout();
+                let client = cluster::client(seeds, timeout, self.certificates())?;
                 let config = redis::cluster::ClusterConfig::new()
                     .set_connection_timeout(self.timeout)
-                    .set_response_timeout(self.timeout + wait);
+                    .set_response_timeout(timeout);
                 Connection::Cluster(client.get_pending_async_connection_with_config(config))
             }
             Connection::Sentinel(sentinel) => Connection::Sentinel(sentinel.for_invalidations()),
         })
+    }
+
+    /// The bound on an invalidation: the timeout, and the `WAIT` of replicated ones.
+    fn invalidation_timeout(&self) -> Duration {
+        self.timeout + self.replicated.map_or(Duration::ZERO, |(_, wait)| wait)
     }
 
     fn finish(self, store: Store, near: Option<Arc<NearTier>>, redacted_url: String) -> Cache {

@@ -1,7 +1,7 @@
 //! Behaviour every backend must show, written once against a `Cache`, and the one list of
 //! it, [`scenario_tests!`]: run by `caching.rs`, `invalidation.rs` and `keys.rs` on a
 //! single redis-server, by `memory.rs` on `mem://`, by `cluster.rs` on a Redis Cluster and
-//! by `sentinel.rs` behind Sentinel.
+//! by `sentinel.rs` behind Sentinel (`tags.rs` runs the tag scenarios on a single server).
 //!
 //! Every scenario observes the cache only through the public API: how often a body runs,
 //! what a call returns and what `with_outcome` reports. Redis-specific checks (key text,
@@ -11,6 +11,7 @@
 
 pub mod failover;
 pub mod stale_set;
+pub mod tags;
 
 use crate::support::{bump, runs};
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
@@ -36,6 +37,7 @@ macro_rules! scenario_tests {
         $crate::scenarios::scenario_tests!(caching, $cache, $cache_with_default_ttl);
         $crate::scenarios::scenario_tests!(invalidation, $cache);
         $crate::scenarios::scenario_tests!(keys, $cache);
+        $crate::scenarios::scenario_tests!(tags, $cache);
     };
     (caching, $cache:path, $cache_with_default_ttl:path) => {
         #[tokio::test]
@@ -105,6 +107,23 @@ macro_rules! scenario_tests {
         async fn invalidates_renders_keys_like_redis_cached() {
             $crate::scenarios::invalidation_renders_like_cached($cache("inv_rendering").await)
                 .await;
+        }
+    };
+    (tags, $cache:path) => {
+        #[tokio::test]
+        async fn a_tag_invalidates_every_entry_carrying_it() {
+            $crate::scenarios::tags::a_tag_invalidates_every_entry_carrying_it(
+                $cache("tags_group").await,
+            )
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_tag_invalidated_during_the_body_leaves_its_entry_stale() {
+            $crate::scenarios::tags::a_tag_invalidated_during_the_body_leaves_its_entry_stale(
+                $cache("tags_race").await,
+            )
+            .await;
         }
     };
     (keys, $cache:path) => {

@@ -34,7 +34,8 @@ struct Shared {
     sentinel: Mutex<Sentinel>,
     /// `None` until a primary is resolved (a lazy cache started while none was).
     current: ArcSwapOption<Primary>,
-    config: ConnectionManagerConfig,
+    /// For lookups and fills, and for invalidations (whose `WAIT` takes longer).
+    configs: Configs,
     /// Bounds one resolution (several sentinels and the primary's `ROLE`).
     resolve_timeout: Duration,
     /// The current primary's client, for the near tier's tracking connection.
@@ -55,11 +56,23 @@ struct Primary {
     invalidations: ConnectionManager,
 }
 
+/// The settings of a primary's two connections.
+pub(crate) struct Configs {
+    pub(crate) calls: ConnectionManagerConfig,
+    pub(crate) invalidations: ConnectionManagerConfig,
+}
+
 impl Primary {
-    fn new(client: Client, config: &ConnectionManagerConfig) -> RedisResult<Primary> {
+    fn new(client: Client, configs: &Configs) -> RedisResult<Primary> {
         Ok(Primary {
-            connection: ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
-            invalidations: ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
+            connection: ConnectionManager::new_lazy_with_config(
+                client.clone(),
+                configs.calls.clone(),
+            )?,
+            invalidations: ConnectionManager::new_lazy_with_config(
+                client.clone(),
+                configs.invalidations.clone(),
+            )?,
             client,
         })
     }
@@ -72,7 +85,7 @@ impl SentinelConnection {
     pub(crate) async fn open(
         client: SentinelClient,
         service: &str,
-        config: ConnectionManagerConfig,
+        configs: Configs,
         timeout: Duration,
         lazy: bool,
     ) -> Result<SentinelConnection, Error> {
@@ -82,7 +95,7 @@ impl SentinelConnection {
         };
         let resolve_timeout = timeout.max(Duration::from_secs(1));
         let primary = match resolve(&mut sentinel, resolve_timeout).await {
-            Ok(client) => Some(Arc::new(Primary::new(client, &config)?)),
+            Ok(client) => Some(Arc::new(Primary::new(client, &configs)?)),
             Err(_) if lazy => None,
             Err(reason) => {
                 return Err(Error::Connect {
@@ -99,7 +112,7 @@ impl SentinelConnection {
         let shared = Arc::new(Shared {
             sentinel: Mutex::new(sentinel),
             current: ArcSwapOption::new(primary),
-            config,
+            configs,
             resolve_timeout,
             primaries,
         });
@@ -188,7 +201,7 @@ impl Shared {
         if from.as_ref() == Some(&to) {
             return;
         }
-        let Ok(primary) = Primary::new(client.clone(), &self.config) else {
+        let Ok(primary) = Primary::new(client.clone(), &self.configs) else {
             return;
         };
         tracing::warn!(?from, %to, "sentinel: following the primary to its address");
