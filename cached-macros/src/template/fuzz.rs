@@ -456,6 +456,9 @@ fn known_templates() {
         "#{<id>:<name>}",
         "#{#}",
         "#{<T>}:<N>",
+        "e:<return>",
+        "<return.id>:<return.department.0>",
+        "#{<return.tenant>}:<id>",
     ] {
         let template = parse(valid, &with_self).unwrap_or_else(|e| panic!("{valid:?}: {e}"));
         assert_eq!(reformed(&template), valid);
@@ -509,6 +512,10 @@ fn known_templates() {
         "<id>#{<name>}",
         "#{<id><name>}",
         "#{a\\b}",
+        "<return.>",
+        "<return><id>",
+        "<r#return>",
+        "<return.T>x<id>",
     ] {
         assert!(
             parse(invalid, &with_self).is_err(),
@@ -517,6 +524,18 @@ fn known_templates() {
     }
     assert!(parse("<self>", &scope(false)).is_err());
     assert!(parse("<self.x>:<id>", &scope(false)).is_err());
+    // `<return>` only where the scope has a result to render.
+    for result in [
+        ResultScope::Unavailable,
+        ResultScope::Nothing("`()`".to_owned()),
+    ] {
+        let scope = Scope {
+            result,
+            ..scope(true)
+        };
+        assert!(parse("e:<return>", &scope).is_err());
+        assert!(parse("e:<id>", &scope).is_ok());
+    }
 }
 
 /// The README's grammar is `<name.field.subfield>`; member text goes through
