@@ -55,11 +55,17 @@ impl RedisServer {
     fn spawn(&mut self) {
         // The shell starts redis-server, prints its pid, and kills it once our end of its
         // stdin closes: when this handle drops or the test process dies.
+        // A directory of its own: a replica writes the snapshot it receives there, which
+        // a server started later in a shared directory (the crate's) would load at start,
+        // and an older version refuses to start on a newer snapshot format.
+        let dir = self.data_dir();
+        std::fs::create_dir_all(&dir).expect("a temp directory for the server");
         let mut command = format!(
             "{} --port {} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-             --loglevel warning",
+             --loglevel warning --dir '{}'",
             server_binary(),
-            self.port
+            self.port,
+            dir.display()
         );
         for arg in &self.extra_args {
             command.push_str(&format!(" '{arg}'"));
@@ -79,6 +85,15 @@ impl RedisServer {
         self.pid = line.trim().parse().expect("a pid");
         self.watchdog = Some((child, stdin));
         self.wait_until_up();
+    }
+
+    /// The server's working directory (snapshots), removed when the handle drops.
+    fn data_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "redis-cached-test-{}-{}",
+            std::process::id(),
+            self.port
+        ))
     }
 
     fn wait_until_up(&self) {
@@ -146,6 +161,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop_watchdog();
+        let _ = std::fs::remove_dir_all(self.data_dir());
     }
 }
 
@@ -278,6 +294,8 @@ pub fn tls_unsupported() -> Option<&'static str> {
                 .filter(|line| !line.is_empty())
                 .last()
                 .unwrap_or("no output");
+            // Without the log line's pid, role and time: `... # Failed finding TLS support.`
+            let last = last.split_once(" # ").map_or(last, |(_, said)| said);
             Some(format!("this server is built without TLS ({last})"))
         })
         .as_deref()
