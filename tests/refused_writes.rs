@@ -136,7 +136,7 @@ async fn without_enough_replicas_hits_stay_hits() {
 async fn after_a_failed_snapshot_hits_stay_hits() {
     // Snapshots on, into a directory no file can be created in (even by root): the next
     // BGSAVE fails, and with `stop-writes-on-bgsave-error` (the default) writes are refused.
-    let server = RedisServer::start_with(&["--dir", "/proc", "--save", "3600 1"]);
+    let server = RedisServer::start_with(&["--dir", "/proc", "--save", "3600", "1"]);
     let cache = cache_on(&server.url()).await;
     store_one(&cache).await;
     let mut redis = server.connection().await;
