@@ -291,8 +291,7 @@ pub fn tls_unsupported() -> Option<&'static str> {
             let last = text
                 .lines()
                 .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .last()
+                .rfind(|line| !line.is_empty())
                 .unwrap_or("no output");
             // Without the log line's pid, role and time: `... # Failed finding TLS support.`
             let last = last.split_once(" # ").map_or(last, |(_, said)| said);
