@@ -58,7 +58,8 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Each tag's version: read, or created from the caller's candidate (`ARGV[1]`, 8 bytes a
-/// tag) to live `ARGV[2]` ms when absent. Returns the versions, concatenated.
+/// tag) to live `ARGV[2]` ms when absent. Returns the versions, concatenated. Called only
+/// for tags a plain read found absent.
 static READ_TAGS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local versions = {}
@@ -320,33 +321,34 @@ impl RedisStore {
     }
 
     /// The versions of `tags` (see `tags.rs`), creating absent tag keys from `candidates` to
-    /// live `ttl`. One script for all on one server; on a cluster, one per tag, at once.
+    /// live `ttl`. A plain `MGET` (one `GET` per tag on a cluster, at once) reads them; only
+    /// when one is absent (after an invalidation or an eviction) does a script create it.
     pub(crate) async fn read_tags(
         &self,
         tags: &[String],
         candidates: &[u8],
         ttl: Duration,
     ) -> Result<Vec<u8>, Error> {
-        let ttl = millis(ttl);
-        if !self.is_cluster() {
-            let mut invocation = READ_TAGS.prepare_invoke();
-            invocation.arg(candidates).arg(ttl);
-            for tag in tags {
-                invocation.key(tag);
-            }
-            return self.invoke(&invocation).await;
-        }
-        let reads =
-            tags.iter()
-                .zip(candidates.chunks(VERSION_LEN))
-                .map(|(tag, candidate)| async move {
-                    let mut invocation = READ_TAGS.prepare_invoke();
-                    invocation.key(tag).arg(candidate).arg(ttl);
-                    self.invoke::<Vec<u8>>(&invocation).await
-                });
+        let read: Vec<Option<Vec<u8>>> = if self.is_cluster() {
+            let gets = tags.iter().map(|tag| self.get(tag));
+            join_all(gets).await.into_iter().collect::<Result<_, _>>()?
+        } else {
+            self.run(redis::cmd("MGET").arg(tags)).await?
+        };
         let mut versions = Vec::with_capacity(candidates.len());
-        for version in join_all(reads).await {
-            versions.extend(version?);
+        for ((tag, candidate), version) in tags.iter().zip(candidates.chunks(VERSION_LEN)).zip(read)
+        {
+            let version = match version {
+                Some(version) if version.len() == VERSION_LEN => version,
+                // Absent (or not a version): create it, or read the one a racing lookup
+                // created.
+                _ => {
+                    let mut invocation = READ_TAGS.prepare_invoke();
+                    invocation.key(tag).arg(candidate).arg(millis(ttl));
+                    self.invoke::<Vec<u8>>(&invocation).await?
+                }
+            };
+            versions.extend(version);
         }
         Ok(versions)
     }
