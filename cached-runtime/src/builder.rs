@@ -294,12 +294,7 @@ impl CacheBuilder {
             }
             "redis+cluster" | "rediss+cluster" => {
                 let address = address::cluster(&self.url).map_err(invalid)?;
-                let seeds = address
-                    .nodes
-                    .iter()
-                    .map(|node| node.as_str().into_connection_info())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(not_valid)?;
+                let seeds = address.seeds().map_err(not_valid)?;
                 let client =
                     cluster::client(seeds, timeout, self.certificates()).map_err(not_valid)?;
                 let connection =
@@ -387,11 +382,7 @@ impl CacheBuilder {
             }
             Connection::Cluster(_) => {
                 let address = address::cluster(&self.url).map_err(Error::InvalidConfig)?;
-                let seeds = address
-                    .nodes
-                    .iter()
-                    .map(|node| node.as_str().into_connection_info())
-                    .collect::<Result<Vec<_>, _>>()?;
+                let seeds = address.seeds()?;
                 let timeout = self.invalidation_timeout();
                 let client = cluster::client(seeds, timeout, self.certificates())?;
                 let config = redis::cluster::ClusterConfig::new()
