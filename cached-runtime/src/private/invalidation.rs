@@ -57,14 +57,15 @@ impl Invalidation {
 }
 
 /// Runs `body`, then deletes the keys in one command whatever it returned. If the caller
-/// is dropped before that (cancelled mid-write), the keys are deleted in the background.
+/// is dropped before that (cancelled mid-write), or while the deletion waits for Redis, the
+/// keys are deleted in the background.
 pub async fn invalidate<R, F: Future<Output = R>>(
     mut invalidation: Invalidation,
     body: Pin<&mut F>,
 ) -> R {
     let output = body.await;
     if let Some(delete) = invalidation.take() {
-        delete.await;
+        Completing::new(delete).await;
     }
     output
 }
@@ -89,9 +90,42 @@ where
         from_result(&mut invalidation, part);
     }
     if let Some(delete) = invalidation.take() {
-        delete.await;
+        Completing::new(delete).await;
     }
     output
+}
+
+/// A deletion that finishes even if its caller is dropped while awaiting it: dropped
+/// unfinished, it goes on in a task of its own.
+struct Completing<F: Future<Output = ()> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output = ()> + Send + 'static> Completing<F> {
+    fn new(delete: F) -> Self {
+        Completing(Some(Box::pin(delete)))
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Future for Completing<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let Some(delete) = self.0.as_mut() else {
+            return std::task::Poll::Ready(());
+        };
+        let polled = delete.as_mut().poll(cx);
+        if polled.is_ready() {
+            self.0 = None;
+        }
+        polled
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Drop for Completing<F> {
+    fn drop(&mut self) {
+        if let Some(delete) = self.0.take() {
+            spawn_detached(delete);
+        }
+    }
 }
 
 impl Invalidation {
