@@ -76,6 +76,17 @@ async fn a_cluster_url_opens_a_cluster_cache() {
     }
 }
 
+/// A single-node URL pointing at a cluster node would half-work (only that node's slots
+/// cached): it is refused at start-up, naming the scheme to use.
+#[tokio::test]
+async fn a_single_node_url_to_a_cluster_node_names_the_cluster_scheme() {
+    let port = shared_cluster().nodes()[0].port();
+    let error = Cache::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .expect_err("a cluster node is no single server");
+    assert!(error.to_string().contains("redis+cluster://"), "{error}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Invalidation across slots.
 

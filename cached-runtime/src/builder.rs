@@ -247,7 +247,10 @@ impl CacheBuilder {
         let redacted_url = redact(&self.url);
         if self.prefix.contains(['\\', '{', '}']) {
             return Err(Error::InvalidConfig(
-                "the key prefix may not contain `\\`, `{` or `}`".into(),
+                "the key prefix may not contain `\\` (the escape character of keys), `{` or `}` \
+                 (on a Redis Cluster a brace would put every key in one hash slot; a template \
+                 chooses a slot on purpose with `#{...}`)"
+                    .into(),
             ));
         }
         if self.default_ttl < Duration::from_secs(1)

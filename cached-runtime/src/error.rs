@@ -50,7 +50,7 @@ pub enum Error {
     NotReplicated {
         /// Replicas that confirmed the deletion.
         acknowledged: usize,
-        /// Replicas asked for (at most as many as the primary has).
+        /// Replicas asked for.
         wanted: usize,
     },
     /// The operation did not finish within the cache's timeout.

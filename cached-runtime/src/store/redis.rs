@@ -145,10 +145,25 @@ impl RedisStore {
                 address: address.to_owned(),
                 reason,
             };
-            tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
-                .await
-                .map_err(|_| connect_error(format!("no answer within {timeout:?}")))?
-                .map_err(|error| connect_error(error.to_string()))?;
+            let mut connection =
+                tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+                    .await
+                    .map_err(|_| connect_error(format!("no answer within {timeout:?}")))?
+                    .map_err(|error| connect_error(error.to_string()))?;
+            // A cluster node answers single-node URLs too, but only for its own slots: every
+            // other key would be redirected, and skip the cache.
+            let info: Result<String, _> = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut connection)
+                .await;
+            if info.is_ok_and(|info| info.contains("cluster_enabled:1")) {
+                return Err(Error::InvalidUrl {
+                    url: address.to_owned(),
+                    reason: "this server is a Redis Cluster node: connect with \
+                             `redis+cluster://host:port[,host:port...]`"
+                        .into(),
+                });
+            }
         }
         Ok(ConnectionManager::new_lazy_with_config(
             client,
