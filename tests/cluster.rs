@@ -76,6 +76,17 @@ async fn a_cluster_url_opens_a_cluster_cache() {
     }
 }
 
+/// A single-node URL pointing at a cluster node would half-work (only that node's slots
+/// cached): it is refused at start-up, naming the scheme to use.
+#[tokio::test]
+async fn a_single_node_url_to_a_cluster_node_names_the_cluster_scheme() {
+    let port = shared_cluster().nodes()[0].port();
+    let error = Cache::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .expect_err("a cluster node is no single server");
+    assert!(error.to_string().contains("redis+cluster://"), "{error}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Invalidation across slots.
 
@@ -289,8 +300,8 @@ async fn with_a_primary_frozen_the_other_slots_are_deleted_at_once_and_its_keys_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_stale_reads_after_invalidation_over_20k_operations() {
     let cache = cluster_cache("stale_set").await;
-    let violations = scenarios::stale_set::run_checker(cache, 20_000).await;
-    assert_eq!(violations, 0);
+    let checked = scenarios::stale_set::run_checker(cache, 20_000).await;
+    scenarios::stale_set::assert_fresh_and_cached(&checked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -300,8 +311,11 @@ async fn the_checker_finds_stale_reads_without_fill_leases_on_the_cluster_too() 
         .build()
         .await
         .expect("the cluster answers");
-    let violations = scenarios::stale_set::run_checker(cache, 20_000).await;
-    assert!(violations > 0, "the checker should see the classic race");
+    let checked = scenarios::stale_set::run_checker(cache, 20_000).await;
+    assert!(
+        checked.violations > 0,
+        "the checker should see the classic race"
+    );
 }
 
 /// A primary that refuses writes (`OOM` under `noeviction`) still serves reads: hits on its

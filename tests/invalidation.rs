@@ -166,3 +166,64 @@ async fn long_keys_are_invalidated_by_their_digest() {
     document(&cache, &counter, &path).await;
     assert_eq!(runs(&counter), 3);
 }
+
+// ---------------------------------------------------------------------------------------
+// A caller dropped while its UNLINK waits for the connection still deletes.
+
+#[invalidates("user:<id>", cache = cache)]
+async fn rename(cache: &Cache, id: u64) {
+    let _ = id;
+}
+
+/// The connection is being re-established to a frozen server when the invalidation starts,
+/// so its `UNLINK` waits, unsent; the caller gives up (a request timeout) and drops it. The
+/// deletion must go on without the caller: once the server answers, the entry is gone.
+#[tokio::test]
+async fn a_caller_dropped_while_its_unlink_waits_still_deletes() {
+    let server = common::RedisServer::start();
+    let cache = Cache::builder(&server.url())
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .await
+        .expect("connects");
+    let counter = AtomicUsize::new(0);
+    get_user(&cache, &counter, 1).await;
+    let mut admin = server.connection().await;
+    // Cut the cache's connection, then freeze the server: the reconnect hangs in its
+    // handshake, with the `UNLINK` queued behind it.
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT KILL");
+    server.signal("STOP");
+    // The first command finds the connection cut and starts a reconnect, which hangs.
+    let _ = cache.ping().await;
+    let dropped = tokio::time::timeout(std::time::Duration::from_millis(100), rename(&cache, 1));
+    assert!(
+        dropped.await.is_err(),
+        "the invalidation waited for the frozen server"
+    );
+    server.signal("CONT");
+    let key = format!("{}user:1", cache.prefix());
+    support::eventually(
+        std::time::Duration::from_secs(5),
+        "the entry deleted",
+        || {
+            let (mut admin, key) = (admin.clone(), key.clone());
+            async move {
+                let exists: u64 = redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async(&mut admin)
+                    .await
+                    .expect("EXISTS");
+                exists == 0
+            }
+        },
+    )
+    .await;
+}

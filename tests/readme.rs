@@ -23,6 +23,15 @@ fn first_block<'a>(markdown: &'a str, language: &str) -> &'a str {
 
 #[test]
 fn the_first_readme_block_builds_in_a_new_crate_and_shows_the_cache_at_work() {
+    // It uses `mem://`, not the server: scripts/test runs it on its first pass only.
+    if std::env::var_os("REDIS_CACHED_RERUN").is_some() {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(
+            b"SKIPPED the_first_readme_block_builds_in_a_new_crate_and_shows_the_cache_at_work: \
+              a rerun on another server (REDIS_CACHED_RERUN); run on the first pass\n",
+        );
+        return;
+    }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(workspace.join("README.md")).expect("README.md");
     let dependencies = first_block(&readme, "toml");

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -184,7 +184,8 @@ impl Reply {
     }
 }
 
-/// An HTTP client for one server.
+/// An HTTP client for one server (a clone shares its connections).
+#[derive(Clone)]
 struct Api {
     base: String,
     client: reqwest::Client,
@@ -644,6 +645,64 @@ async fn writes_invalidate_exactly_the_keys_they_make_stale() {
     let support = api.get("/departments/Support/employees").await;
     assert_eq!(support.cache(), "MISS");
     assert_eq!(ids(&support.body).last(), Some(&1001));
+}
+
+/// A create's keys come from the row it inserted (`<return.department>`, `<return.id>`):
+/// after the POST, the department's list and the new employee's status (a "no such
+/// employee" was cached for its id) are read fresh, while readers polled them throughout.
+#[tokio::test]
+async fn a_create_is_seen_at_once_by_its_department_list_and_its_status() {
+    let t = setup().await;
+    let Setup { api, .. } = t;
+    let before = api.get("/departments/Finance/employees").await;
+    assert_eq!(before.cache(), "MISS");
+    let absent = api.get("/employees/1001/status").await;
+    assert_eq!(absent.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.get("/employees/1001/status").await.cache(),
+        "HIT",
+        "the absence is cached"
+    );
+
+    // Readers poll both while the POST runs, refilling the entries as they go.
+    let polling = Arc::new(AtomicBool::new(true));
+    let pollers: Vec<_> = ["/departments/Finance/employees", "/employees/1001/status"]
+        .into_iter()
+        .map(|path| {
+            let (api, polling) = (api.clone(), Arc::clone(&polling));
+            tokio::spawn(async move {
+                while polling.load(Ordering::SeqCst) {
+                    api.get(path).await;
+                }
+            })
+        })
+        .collect();
+    let new = json!({"name": "Ada Lovelace", "email": "ada@example.com",
+                     "department": "Finance", "title": "Analyst"});
+    let created = api.json(Method::POST, "/employees", &new).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_i64().expect("an id");
+    assert_eq!(id, 1001);
+
+    // Every read that starts after the POST returned sees the new employee.
+    for _ in 0..3 {
+        let list = api.get("/departments/Finance/employees").await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert_eq!(ids(&list.body).last(), Some(&id), "{}", list.cache());
+        let status = api.get("/employees/1001/status").await;
+        assert_eq!(
+            (status.status, &status.body["status"]),
+            (StatusCode::OK, &json!("out")),
+            "{}",
+            status.cache()
+        );
+    }
+    polling.store(false, Ordering::SeqCst);
+    for poller in pollers {
+        poller.await.expect("the poller finished");
+    }
+    let employee = api.get("/employees/1001").await;
+    assert_eq!(employee.body, created.body);
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! `rediss://` against a TLS-enabled local redis-server whose certificates the test makes with
 //! the `openssl` CLI: a CA and a leaf for `127.0.0.1`/`localhost` signed by it. Trusting that
 //! CA caches; the system roots or another CA fail `build()`, and a lazy cache that cannot
-//! complete the handshake still returns correct values from every call.
+//! complete the handshake still returns correct values from every call. On a server built
+//! without TLS (the Valkey 8.1 and Redis 6.2 of `scripts/servers`) every test says so and
+//! is skipped.
 #![cfg(feature = "tls")]
 
 mod common;
@@ -148,7 +150,12 @@ struct TlsServer {
 }
 
 impl TlsServer {
-    fn start() -> TlsServer {
+    /// The server, or `None` (the skip said why) when this server binary has no TLS.
+    fn start(test: &str) -> Option<TlsServer> {
+        if let Some(reason) = common::tls_unsupported() {
+            common::skip(test, reason);
+            return None;
+        }
         let certs = Certs::generate();
         let tls_port = common::free_port();
         let path = |file: &str| path_text(&certs.path(file));
@@ -165,11 +172,11 @@ impl TlsServer {
             "no",
         ]);
         common::wait_for_port(tls_port);
-        TlsServer {
+        Some(TlsServer {
             server,
             tls_port,
             certs,
-        }
+        })
     }
 
     fn tls_url(&self) -> String {
@@ -197,7 +204,9 @@ fn path_text(path: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rediss_with_the_test_ca_caches() {
-    let server = TlsServer::start();
+    let Some(server) = TlsServer::start("rediss_with_the_test_ca_caches") else {
+        return;
+    };
     let cache = Cache::builder(&server.tls_url())
         .prefix("tls:")
         .timeout(TIMEOUT)
@@ -241,11 +250,17 @@ async fn rediss_with_the_test_ca_caches() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_certificate_also_names_localhost() {
-    let server = TlsServer::start();
+    let Some(server) = TlsServer::start("the_certificate_also_names_localhost") else {
+        return;
+    };
     // The server listens on 127.0.0.1 only: skip where `localhost` has no IPv4 address.
     let has_ipv4 = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", server.tls_port))
         .is_ok_and(|mut addrs| addrs.any(|addr| addr.is_ipv4()));
     if !has_ipv4 {
+        common::skip(
+            "the_certificate_also_names_localhost",
+            "`localhost` has no IPv4 address here",
+        );
         return;
     }
     let cache = Cache::builder(&format!("rediss://localhost:{}", server.tls_port))
@@ -259,7 +274,9 @@ async fn the_certificate_also_names_localhost() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rediss_without_the_ca_fails_at_build() {
-    let server = TlsServer::start();
+    let Some(server) = TlsServer::start("rediss_without_the_ca_fails_at_build") else {
+        return;
+    };
     let started = Instant::now();
     let err = Cache::builder(&server.tls_url())
         .timeout(Duration::from_secs(2))
@@ -294,7 +311,9 @@ async fn rediss_without_the_ca_fails_at_build() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_root_certificate_that_is_not_pem_fails_at_build() {
-    let server = TlsServer::start();
+    let Some(server) = TlsServer::start("a_root_certificate_that_is_not_pem_fails_at_build") else {
+        return;
+    };
     for garbage in [
         &b""[..],
         b"not a certificate",
@@ -316,7 +335,11 @@ async fn a_root_certificate_that_is_not_pem_fails_at_build() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lazy_cache_with_the_wrong_ca_still_returns_correct_values() {
-    let server = TlsServer::start();
+    let Some(server) =
+        TlsServer::start("a_lazy_cache_with_the_wrong_ca_still_returns_correct_values")
+    else {
+        return;
+    };
     let cache = Cache::builder(&server.tls_url())
         .prefix("tls:")
         .timeout(TIMEOUT)
@@ -345,7 +368,9 @@ async fn a_lazy_cache_with_the_wrong_ca_still_returns_correct_values() {
 /// A client that speaks the wrong protocol for the port never fails a call either.
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_and_plain_ports_mixed_up() {
-    let server = TlsServer::start();
+    let Some(server) = TlsServer::start("tls_and_plain_ports_mixed_up") else {
+        return;
+    };
     let mixed_up = [
         // Plain text to the TLS port.
         format!("redis://127.0.0.1:{}", server.tls_port),
@@ -386,7 +411,9 @@ async fn tls_and_plain_ports_mixed_up() {
 /// (without redis-rs's `tls-rustls-insecure`) refuses it instead of connecting unverified.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_insecure_fragment_does_not_skip_verification() {
-    let server = TlsServer::start();
+    let Some(server) = TlsServer::start("the_insecure_fragment_does_not_skip_verification") else {
+        return;
+    };
     let url = format!("{}#insecure", server.tls_url());
     let without_ca = Cache::builder(&url).timeout(TIMEOUT).build().await;
     assert!(

@@ -193,3 +193,22 @@ async fn invalidations_after_the_commit_run_at_once() {
     .await
     .expect("scope");
 }
+
+#[tokio::test]
+async fn after_commit_returns_the_scope_reads_its_own_write() {
+    let (db, _dir) = database().await;
+    let cache = common::redis_cache("tx_read_back").await;
+    assert_eq!(user_name(&cache, &db, 1).await, Ok("old".to_owned()));
+    let read_back = transaction(async {
+        let mut tx = db.begin().await.map_err(|error| error.to_string())?;
+        rename(&cache, &mut tx, 1, "new").await?;
+        commit(async { tx.commit().await.map_err(|error| error.to_string()) }).await?;
+        Ok::<_, String>(with_outcome(user_name(&cache, &db, 1)).await)
+    })
+    .await;
+    assert_eq!(
+        read_back,
+        Ok((Ok("new".to_owned()), Some(Outcome::Miss))),
+        "the held key is deleted when commit returns, not when the scope ends"
+    );
+}

@@ -2,11 +2,11 @@
 //! written, with its body run through the runtime's cache-aside (`cached`) or invalidation
 //! (`invalidate`) helper. Every runtime item is reached through `::redis_cached::__private`.
 
-use crate::model::{CacheSource, CachedFn, InvalidatingFn, output_span};
+use crate::model::{CacheSource, CachedFn, InvalidatingFn, Key, output_span};
 use crate::shape::{Shape, Stored};
 use crate::template::{Placeholder, RootKind, Segment, Template};
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 
@@ -121,7 +121,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
 //         let __redis_cached_invalidation = __private::Invalidation::new(
 //             __private::global(), // or `__private::explicit(&(<expr>))` for `cache = <expr>`
 //             __private::concat!(__private::module_path!(), "::", "rename_user"),
-//             2usize, // the number of keys
+//             2usize, // the number of keys and tags
 //         )
 //         .key(|__redis_cached_key: &mut __private::KeyBuilder| {
 //             __redis_cached_key.literal("user:");
@@ -140,15 +140,55 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
 //         });
 //         __private::invalidate(__redis_cached_invalidation, __redis_cached_body).await
 //     }
+//
+// Keys and tags naming the result (`"department:<return.department>"` on a function
+// returning `Result<Employee, Error>`) are left out of the chain above and rendered after
+// the body, from the stored part of the result (by the same shapes as `#[redis_cached]`),
+// only when there is one:
+//
+//         __private::invalidate_with_result::<__private::OkOf, _, _, _>(
+//             __redis_cached_invalidation,
+//             __redis_cached_body,
+//             |__redis_cached_invalidation: &mut __private::Invalidation, __redis_cached_result| {
+//                 __redis_cached_invalidation.add_key(|__redis_cached_key: &mut __private::KeyBuilder| {
+//                     __redis_cached_key.literal("department:");
+//                     __redis_cached_key.part(&__redis_cached_result.department);
+//                 }); // `.add_tag(..)` for a tag
+//             },
+//         )
+//         .await
+//
+// `__redis_cached_result` is a `&Employee`: a field it does not have is rustc's "no field"
+// error, spanned on the template. The call is spanned on the return type, as `cached` is.
 pub(crate) fn invalidates(invalidating: &InvalidatingFn) -> TokenStream {
     let function = invalidating.function;
     let cache = cache_source(&invalidating.cache);
     let name = function_name(function);
     let count = invalidating.keys.len() + invalidating.tags.len();
-    let renders = invalidating.keys.iter().map(|key| render(&key.template));
-    let tags = invalidating.tags.iter().map(|tag| render(&tag.template));
+    let at_entry = |keys: &[Key]| -> Vec<TokenStream> {
+        (keys.iter())
+            .filter(|key| !key.template.names_result())
+            .map(|key| render(&key.template))
+            .collect()
+    };
+    let (renders, tags) = (at_entry(&invalidating.keys), at_entry(&invalidating.tags));
     let output_span = output_span(function);
     let body = body(function);
+    let call = if invalidating.names_result() {
+        let from_result = from_result(invalidating);
+        let shape = shape(invalidating.shape, output_span);
+        quote_spanned! {output_span=>
+            ::redis_cached::__private::invalidate_with_result::<#shape, _, _, _>(
+                __redis_cached_invalidation,
+                __redis_cached_body,
+                #from_result,
+            )
+        }
+    } else {
+        quote! {
+            ::redis_cached::__private::invalidate(__redis_cached_invalidation, __redis_cached_body)
+        }
+    };
     rewrite(
         function,
         quote! {
@@ -156,10 +196,32 @@ pub(crate) fn invalidates(invalidating: &InvalidatingFn) -> TokenStream {
                 ::redis_cached::__private::Invalidation::new(#cache, #name, #count)
                     #(.key(#renders))* #(.tag(#tags))*;
             let __redis_cached_body = ::redis_cached::__private::pin!(#body);
-            ::redis_cached::__private::invalidate(__redis_cached_invalidation, __redis_cached_body)
+            #call
         },
         output_span,
     )
+}
+
+/// The closure that adds the keys and tags naming the result, rendered from
+/// `__redis_cached_result`.
+fn from_result(invalidating: &InvalidatingFn) -> TokenStream {
+    let from_result = |keys: &[Key], add: Ident| -> Vec<TokenStream> {
+        (keys.iter())
+            .filter(|key| key.template.names_result())
+            .map(|key| {
+                let render = render(&key.template);
+                quote!(__redis_cached_invalidation.#add(#render);)
+            })
+            .collect()
+    };
+    let keys = from_result(&invalidating.keys, format_ident!("add_key"));
+    let tags = from_result(&invalidating.tags, format_ident!("add_tag"));
+    quote! {
+        |__redis_cached_invalidation: &mut ::redis_cached::__private::Invalidation,
+         __redis_cached_result| {
+            #(#keys)* #(#tags)*
+        }
+    }
 }
 
 /// The user's attributes, visibility and signature, around a new body.
@@ -280,6 +342,10 @@ fn render(template: &Template) -> TokenStream {
         }) => {
             if *kind == RootKind::Type {
                 quote_spanned!(root.span()=> __redis_cached_key.type_name::<#root>();)
+            } else if *kind == RootKind::Result {
+                // Already a reference: `&Employee`.
+                let result = Ident::new("__redis_cached_result", *span);
+                quote_spanned!(*span=> __redis_cached_key.part(&#result #(.#members)*);)
             } else if members.is_empty() {
                 quote_spanned!(root.span()=> __redis_cached_key.part(&#root);)
             } else {

@@ -307,6 +307,8 @@ impl<'a> Generics<'a> {
                 match placeholder.kind {
                     RootKind::Value => rendered.push(&placeholder.root),
                     RootKind::Type | RootKind::Const => named.push(&placeholder.root),
+                    // The result's type is not checked for the parameters: name them.
+                    RootKind::Result => {}
                 }
             }
         }

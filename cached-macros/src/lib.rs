@@ -202,12 +202,48 @@ pub fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
     })
 }
 
-/// Deletes cache keys rendered from an `async fn`'s arguments after its body ran.
+/// Deletes cache keys rendered from an `async fn`'s arguments, or from its result, after its
+/// body ran.
 ///
 /// Takes one or more key templates (the grammar of `#[redis_cached]`'s `key`, hash tags
-/// `#{...}` included), an optional `cache = <expr>` and an optional `key_ignores = [E, ...]`.
-/// The keys are rendered at entry and deleted with one command after the body, whatever it
-/// returned.
+/// `#{...}` included), an optional `cache = <expr>`, an optional `key_ignores = [E, ...]` and
+/// optional `tags = [...]`. The keys are rendered at entry and deleted with one command after
+/// the body, whatever it returned.
+///
+/// # Keys from the result
+///
+/// A template may name the function's return value, `<return>`, or a field of it,
+/// `<return.field.subfield>` (`return` is a keyword: no parameter can take the name), for the
+/// keys a write knows only once it has run, such as the id an insert gave the new row. Which
+/// value it names follows the return type as for `#[redis_cached]`: the value for `T`, `t`
+/// of `Ok(t)`, `Some(t)` or `Ok(Some(t))` for `Result<T, E>`, `Option<T>` or
+/// `Result<Option<T>, E>`. Such templates (keys or tags) are rendered after the body, only
+/// when the result has that part, and deleted in the same command as the others; an `Err`
+/// or a `None` deletes only the keys rendered from the arguments. A field the value does not
+/// have is rustc's "no field" error at the template; `<return>` on a function returning
+/// `()`, or in a `#[redis_cached]` key (rendered before the body), is a compile error there.
+///
+/// ```
+/// use redis_cached::invalidates;
+///
+/// struct Employee {
+///     id: u64,
+///     department: String,
+/// }
+///
+/// // On `Ok(row)`: `department:Sales:employees` and `employee:7:status`, from the row;
+/// // `audit:<by>` from the argument, in any case.
+/// #[invalidates(
+///     "department:<return.department>:employees",
+///     "employee:<return.id>:status",
+///     "audit:<by>"
+/// )]
+/// async fn create_employee(by: &str, department: &str) -> Result<Employee, String> {
+///     Ok(Employee { id: 7, department: department.to_owned() })
+/// }
+/// ```
+///
+/// # Generic functions and transactions
 ///
 /// A generic invalidator follows the rule of `#[redis_cached]` for its type and const
 /// parameters (each key names `<T>` or renders an argument whose type has `T`), so that it
@@ -215,8 +251,10 @@ pub fn redis_cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// parameters (and `impl Trait` arguments, by name) whose choice does not change which keys
 /// are stale, such as a database executor: every choice of them deletes the same keys. It
 /// applies to every key; naming one that every key already tells apart is an error. Run
-/// inside a transaction, an invalidator deletes its keys before the commit, so a read in
-/// between can store the old row again: invalidate after the commit.
+/// inside a database transaction, an invalidator deletes its keys before the commit, so a
+/// read in between can store the old row again, unless the transaction runs inside
+/// `redis_cached::transaction` and commits through `redis_cached::commit`: the keys are then
+/// held until the commit.
 ///
 /// ```
 /// # mod sqlx {

@@ -10,10 +10,10 @@
 use crate::args::{self, CachedArgs, InvalidatesArgs};
 use crate::errors::{join, join_all};
 use crate::shape::{Shape, Stored};
-use crate::template::{RootKind, Scope, Template};
+use crate::template::{ResultScope, RootKind, Scope, Template};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{Expr, FnArg, GenericParam, Ident, ItemFn, LitBool, LitStr, Pat, ReturnType};
+use syn::{Expr, FnArg, GenericParam, Ident, ItemFn, LitBool, LitStr, Pat, ReturnType, Type};
 
 /// `#[redis_cached(...)]` on `function`.
 pub(crate) struct CachedFn<'a> {
@@ -43,6 +43,8 @@ pub(crate) struct InvalidatingFn<'a> {
     pub(crate) key_ignores: Option<Vec<Ident>>,
     /// The tags whose entries it makes stale.
     pub(crate) tags: Vec<Key>,
+    /// Which part of the result `<return>` names.
+    pub(crate) shape: Shape,
 }
 
 /// A key template as written, and parsed against the function's names.
@@ -61,7 +63,7 @@ pub(crate) enum CacheSource {
 
 impl<'a> CachedFn<'a> {
     pub(crate) fn from_syn(args: CachedArgs, function: &'a ItemFn) -> syn::Result<Self> {
-        let scope = scope(function);
+        let scope = scope(function, ResultScope::Unavailable);
         let ttl = args.ttl.as_ref().map(args::ttl_seconds).transpose();
         let key = match args.key {
             Some(lit) => Key::parse(lit, &scope),
@@ -98,7 +100,8 @@ impl<'a> CachedFn<'a> {
 
 impl<'a> InvalidatingFn<'a> {
     pub(crate) fn from_syn(args: InvalidatesArgs, function: &'a ItemFn) -> syn::Result<Self> {
-        let scope = scope(function);
+        let shape = Shape::of(&function.sig.output);
+        let scope = scope(function, result_scope(&function.sig.output, shape));
         let keys = if args.keys.is_empty() && args.tags.is_none() {
             Err(syn::Error::new(
                 Span::call_site(),
@@ -117,7 +120,14 @@ impl<'a> InvalidatingFn<'a> {
             cache: CacheSource::from(args.cache),
             key_ignores: args.key_ignores.map(|list| list.0),
             tags,
+            shape,
         })
+    }
+
+    /// Whether some key or tag names the result, so that the expansion renders after the
+    /// body.
+    pub(crate) fn names_result(&self) -> bool {
+        (self.keys.iter().chain(&self.tags)).any(|key| key.template.names_result())
     }
 }
 
@@ -159,9 +169,26 @@ pub(crate) fn output_span(function: &ItemFn) -> Span {
     }
 }
 
+/// What `<return>` names in an `#[invalidates]` template of a function returning `output`:
+/// the part `shape` stores, unless that is `()`.
+fn result_scope(output: &ReturnType, shape: Shape) -> ResultScope {
+    let is_unit = |ty: &Type| matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty());
+    let returns = match Stored::of(output) {
+        Stored::Unit => "`()`",
+        Stored::Named(ty) if is_unit(ty) => match shape {
+            Shape::Whole => "`()`",
+            Shape::OkOf => "a `Result` whose `Ok` is `()`",
+            Shape::SomeOf => "an `Option` whose `Some` is `()`",
+            Shape::OkSomeOf => "a `Result<Option<_>, _>` whose `Ok(Some)` is `()`",
+        },
+        _ => return ResultScope::Value,
+    };
+    ResultScope::Nothing(returns.to_owned())
+}
+
 /// Every name the parameters bind (through patterns such as `Path(id): Path<u64>` too), the
-/// receiver, and the function's own type and const parameters.
-fn scope(function: &ItemFn) -> Scope {
+/// receiver, the function's own type and const parameters, and what `<return>` is.
+fn scope(function: &ItemFn, result: ResultScope) -> Scope {
     let mut bindings = Vec::new();
     let mut receiver = None;
     for input in &function.sig.inputs {
@@ -185,6 +212,7 @@ fn scope(function: &ItemFn) -> Scope {
         bindings,
         receiver,
         generics,
+        result,
     }
 }
 

@@ -2,6 +2,8 @@
 //! placeholders, checked against the names the function's parameters bind and its own type
 //! and const parameters (`<T>`, `<N>`), and at most one Redis Cluster hash tag `#{...}`
 //! around part of it (`"#{tenant:<tenant>}:user:<id>"` renders `{tenant:7}:user:42`).
+//! An `#[invalidates]` template may also name the function's result, `<return>` or
+//! `<return.field>`: `return` is a keyword, so no parameter can have that name.
 
 use proc_macro2::Span;
 use syn::{Ident, LitStr, Member};
@@ -21,9 +23,10 @@ pub(crate) enum Segment {
     TagClose,
 }
 
-/// `<root.member.member>`: `root` is a parameter binding or `self`; or `<T>`, a type or
-/// const parameter of the function.
+/// `<root.member.member>`: `root` is a parameter binding, `self` or `return`; or `<T>`, a
+/// type or const parameter of the function.
 pub(crate) struct Placeholder {
+    /// `return` (spanned on the template) for the result.
     pub(crate) root: Ident,
     pub(crate) kind: RootKind,
     /// Always empty for type and const parameters.
@@ -41,6 +44,8 @@ pub(crate) enum RootKind {
     Type,
     /// A const parameter: its value's `KeyPart` impl.
     Const,
+    /// `return`: the stored part of the function's result, rendered after the body.
+    Result,
 }
 
 /// The names a template may use, with the spans they were declared at.
@@ -49,6 +54,20 @@ pub(crate) struct Scope {
     pub(crate) receiver: Option<Span>,
     /// The function's own type and const parameters (`RootKind::Type` or `Const`).
     pub(crate) generics: Vec<(Ident, RootKind)>,
+    /// Whether `<return>` names something here.
+    pub(crate) result: ResultScope,
+}
+
+/// What `<return>` means in a template.
+#[derive(Clone)]
+pub(crate) enum ResultScope {
+    /// An `#[invalidates]` template of a function returning a value: its stored part.
+    Value,
+    /// An `#[invalidates]` template of a function whose result holds nothing to render;
+    /// the text says what it returns (`()`, `Result<(), E>`...).
+    Nothing(String),
+    /// A `#[redis_cached]` key or tag: rendered before the body, to look the entry up.
+    Unavailable,
 }
 
 impl Scope {
@@ -175,6 +194,13 @@ impl Template {
         check_separated(&segments, &error)?;
         Ok(Template { segments })
     }
+
+    /// Whether it names the function's result (`<return...>`), so renders after the body.
+    pub(crate) fn names_result(&self) -> bool {
+        self.segments.iter().any(|segment| {
+            matches!(segment, Segment::Placeholder(placeholder) if placeholder.kind == RootKind::Result)
+        })
+    }
 }
 
 /// Takes the brace `text` starts with: the hash tag's `#{` (`opens_tag`) or `}`, or an error.
@@ -257,7 +283,12 @@ fn placeholder(
     }
     let mut path = inner.split('.');
     let name = path.next().unwrap_or_default();
-    let Some((root, kind)) = scope.resolve(name) else {
+    let resolved = if name == "return" {
+        Some((result_root(inner, scope, span, error)?, RootKind::Result))
+    } else {
+        scope.resolve(name)
+    };
+    let Some((root, kind)) = resolved else {
         let problem = if name == "self" {
             format!("`<{inner}>` needs a method with a `self` receiver")
         } else {
@@ -280,7 +311,7 @@ fn placeholder(
              function; rename one of them"
         )));
     }
-    if kind != RootKind::Value && inner.contains('.') {
+    if matches!(kind, RootKind::Type | RootKind::Const) && inner.contains('.') {
         let renders = match kind {
             RootKind::Type => "renders as its type's name",
             _ => "renders as its value",
@@ -328,6 +359,28 @@ fn placeholder(
         members,
         span,
     })
+}
+
+/// The root of `<return...>`, where the scope has a result to render.
+fn result_root(
+    inner: &str,
+    scope: &Scope,
+    span: Span,
+    error: &impl Fn(String) -> syn::Error,
+) -> syn::Result<Ident> {
+    match &scope.result {
+        ResultScope::Value => Ok(Ident::new("return", span)),
+        ResultScope::Nothing(returns) => Err(error(format!(
+            "`<{inner}>` names the function's result, but this function returns {returns}, \
+             which holds no value to render: return the value the key needs (the created \
+             row, say), or name parameters only"
+        ))),
+        ResultScope::Unavailable => Err(error(format!(
+            "`<{inner}>` names the function's result, which a `#[redis_cached]` key or tag \
+             cannot use: it is rendered before the body runs, to look the entry up; only \
+             `#[invalidates]` templates may name the result"
+        ))),
+    }
 }
 
 fn generic_label(kind: RootKind) -> &'static str {

@@ -20,6 +20,15 @@ pub(crate) struct ClusterAddress {
 }
 
 impl ClusterAddress {
+    /// The seed nodes, parsed by redis-rs.
+    pub(crate) fn seeds(&self) -> redis::RedisResult<Vec<redis::ConnectionInfo>> {
+        use redis::IntoConnectionInfo;
+        self.nodes
+            .iter()
+            .map(|node| node.as_str().into_connection_info())
+            .collect()
+    }
+
     /// The URL of the node at `host_port` (as `CLUSTER SLOTS` names it), with the seeds'
     /// scheme, credentials and query.
     pub(crate) fn node(&self, host_port: &str) -> String {

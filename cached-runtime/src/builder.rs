@@ -247,7 +247,10 @@ impl CacheBuilder {
         let redacted_url = redact(&self.url);
         if self.prefix.contains(['\\', '{', '}']) {
             return Err(Error::InvalidConfig(
-                "the key prefix may not contain `\\`, `{` or `}`".into(),
+                "the key prefix may not contain `\\` (the escape character of keys), `{` or `}` \
+                 (on a Redis Cluster a brace would put every key in one hash slot; a template \
+                 chooses a slot on purpose with `#{...}`)"
+                    .into(),
             ));
         }
         if self.default_ttl < Duration::from_secs(1)
@@ -294,12 +297,7 @@ impl CacheBuilder {
             }
             "redis+cluster" | "rediss+cluster" => {
                 let address = address::cluster(&self.url).map_err(invalid)?;
-                let seeds = address
-                    .nodes
-                    .iter()
-                    .map(|node| node.as_str().into_connection_info())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(not_valid)?;
+                let seeds = address.seeds().map_err(not_valid)?;
                 let client =
                     cluster::client(seeds, timeout, self.certificates()).map_err(not_valid)?;
                 let connection =
@@ -387,11 +385,7 @@ impl CacheBuilder {
             }
             Connection::Cluster(_) => {
                 let address = address::cluster(&self.url).map_err(Error::InvalidConfig)?;
-                let seeds = address
-                    .nodes
-                    .iter()
-                    .map(|node| node.as_str().into_connection_info())
-                    .collect::<Result<Vec<_>, _>>()?;
+                let seeds = address.seeds()?;
                 let timeout = self.invalidation_timeout();
                 let client = cluster::client(seeds, timeout, self.certificates())?;
                 let config = redis::cluster::ClusterConfig::new()

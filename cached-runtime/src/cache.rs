@@ -139,7 +139,9 @@ impl Cache {
         self.inner.store.is_degraded()
     }
 
-    /// Deletes entries by their rendered keys (without the prefix, which is added), in one
+    /// Deletes entries by their rendered keys (without the prefix, which is added; values
+    /// escaped as templates escape them, see [`write_escaped`](crate::write_escaped); a hash
+    /// tag as stored, `{tenant:7}`, not `#{tenant:7}`), in one
     /// command (on a Redis Cluster, one per hash slot, sent at once), as `#[invalidates]`
     /// does. Inside a [`transaction`](crate::transaction) scope, the keys are held until
     /// its commit. Keys whose server cannot be reached are remembered, treated as misses by this
@@ -168,7 +170,8 @@ impl Cache {
     }
 
     /// Invalidates every entry carrying one of `tags` (rendered tags, as a function's
-    /// `tags = [...]` renders them: `department:7`), in one command per tag's server,
+    /// `tags = [...]` renders them: `department:7`; a value that needs escaping is written
+    /// escaped, see [`write_escaped`](crate::write_escaped)), in one command per tag's server,
     /// however many entries carry them. Works like [`Cache::invalidate`]: held inside a
     /// [`transaction`](crate::transaction), and deferred (the tag's entries are misses in this
     /// process) when the store cannot be reached.

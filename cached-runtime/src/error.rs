@@ -50,7 +50,7 @@ pub enum Error {
     NotReplicated {
         /// Replicas that confirmed the deletion.
         acknowledged: usize,
-        /// Replicas asked for (at most as many as the primary has).
+        /// Replicas asked for.
         wanted: usize,
     },
     /// The operation did not finish within the cache's timeout.
@@ -60,9 +60,23 @@ pub enum Error {
 
 impl Error {
     /// Whether Redis is up but refused a write (`OOM` under `noeviction`, `READONLY` on a
-    /// replica, `NOREPLICAS`, `MISCONF`): reads still work.
+    /// replica, `NOREPLICAS`, `MISCONF`): reads still work. Inside a script (the lookup on
+    /// servers before 7.0) the refusal comes wrapped in an `ERR Error running script ...`
+    /// whose text carries the code (`... -OOM command not allowed ...`).
     pub(crate) fn is_refused_write(&self) -> bool {
-        matches!(self, Error::Redis(error)
-            if matches!(error.code(), Some("OOM" | "READONLY" | "NOREPLICAS" | "MISCONF")))
+        const REFUSALS: [&str; 4] = ["OOM", "READONLY", "NOREPLICAS", "MISCONF"];
+        let Error::Redis(error) = self else {
+            return false;
+        };
+        match error.code() {
+            Some(code) if REFUSALS.contains(&code) => true,
+            Some("ERR") => error.detail().is_some_and(|detail| {
+                detail.contains("Error running script")
+                    && REFUSALS
+                        .iter()
+                        .any(|code| detail.contains(&format!("-{code} ")))
+            }),
+            _ => false,
+        }
     }
 }

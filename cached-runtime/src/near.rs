@@ -78,6 +78,8 @@ struct NearEntry {
     /// The stored size, for the tier's bound.
     weight: u32,
     ttl: Duration,
+    /// The key's stripe epoch when its value was read: served only while it is current.
+    epoch: u64,
 }
 
 impl Expiring for NearEntry {
@@ -142,11 +144,14 @@ impl NearTier {
         self.stripe(key).load(Ordering::Acquire)
     }
 
+    /// The value held for `key`, unless an invalidation of its stripe came in since it was
+    /// read (the eviction that follows may not have happened yet).
     pub(crate) fn get(&self, key: &str) -> Option<NearValue> {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        self.entries.get(key).map(|entry| entry.value)
+        let entry = self.entries.get(key)?;
+        (self.epoch(key) == entry.epoch).then_some(entry.value)
     }
 
     /// Keeps a value read from (or written to) Redis, `stored_len` bytes there, for at most
@@ -166,10 +171,11 @@ impl NearTier {
             value,
             weight: u32::try_from(stored_len).unwrap_or(u32::MAX),
             ttl: ttl.min(self.settings.max_lifetime),
+            epoch,
         };
         self.entries.insert(key.to_owned(), entry);
         // An invalidation that bumped the epoch after the check may have evicted before the
-        // insert: look again, and undo.
+        // insert: `get` will not serve the entry (its epoch is old); drop it now.
         if self.epoch(key) != epoch {
             self.entries.invalidate(key);
         }

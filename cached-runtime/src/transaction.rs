@@ -39,16 +39,17 @@ impl Scope {
 }
 
 /// Runs `body` as a database transaction's scope: the invalidations it makes
-/// (`#[invalidates]` functions, [`Cache::invalidate`]) are held, and applied only once the
-/// transaction commits through [`commit`].
+/// (`#[invalidates]` functions, [`Cache::invalidate`], [`Cache::invalidate_tags`]) are held,
+/// and applied only once the transaction commits through [`commit`].
 ///
 /// Without it, an invalidation made inside a transaction deletes the entry before the
 /// commit makes the new row visible, and a reader that runs in between caches the old row
 /// again, for the whole TTL. With it:
 ///
-/// - the held keys are deleted when `body` finishes, if it reached [`commit`], whether the
-///   commit succeeded or failed (a failed commit may still have been applied: its outcome is
-///   unknown), and in the background if `body` is dropped during or after the commit;
+/// - the held keys are deleted as soon as [`commit`]'s future returns, before it returns to
+///   `body` (so `body` can read its own writes back), whether the commit succeeded or failed
+///   (a failed commit may still have been applied: its outcome is unknown); if `body` is
+///   dropped during the commit, they are deleted in the background;
 /// - a `body` that finishes or is dropped without reaching [`commit`] (a rollback)
 ///   discards them: its writes never became visible;
 /// - a deletion that fails goes to the pending set, as any failed invalidation does.
@@ -75,25 +76,42 @@ pub async fn transaction<F: Future>(body: F) -> F::Output {
     let settle = Settle(scope.clone());
     let output = SCOPE.scope(scope, body).await;
     if let Some(owed) = settle.take() {
-        for (cache, keys) in owed {
-            let _ = cache.delete(keys).await;
-        }
+        delete_all(owed).await;
     }
     output
 }
 
 /// Runs the transaction's `commit` (for example sqlx's `tx.commit()`) inside a
-/// [`transaction`] scope, so that the invalidations the scope holds are applied once it
-/// ends. Outside a scope it only runs `commit`.
+/// [`transaction`] scope, then applies the invalidations the scope held, before returning
+/// (in a task of their own, which finishes even if this call is dropped). Outside a scope it
+/// only runs `commit`.
 ///
 /// # Errors
 ///
-/// Those of `commit`, unchanged.
+/// Those of `commit`, unchanged: the invalidations are applied either way, and a deletion
+/// that fails goes to the pending set.
 pub async fn commit<T, E>(commit: impl Future<Output = Result<T, E>>) -> Result<T, E> {
     let _ = SCOPE.try_with(|scope| scope.state().phase = Phase::Committing);
     let result = commit.await;
-    let _ = SCOPE.try_with(|scope| scope.state().phase = Phase::Committed);
+    let owed = SCOPE
+        .try_with(|scope| {
+            let mut state = scope.state();
+            state.phase = Phase::Committed;
+            std::mem::take(&mut state.owed)
+        })
+        .unwrap_or_default();
+    if !owed.is_empty() {
+        // A task of its own: the deletion goes on if this future is dropped, and runs
+        // outside the scope, so it is not held again.
+        let _ = tokio::spawn(delete_all(owed)).await;
+    }
     result
+}
+
+async fn delete_all(owed: Vec<(Cache, Vec<String>)>) {
+    for (cache, keys) in owed {
+        let _ = cache.delete(keys).await;
+    }
 }
 
 /// Holds `keys` of `cache` for the current transaction scope; says whether it did (there is
@@ -127,11 +145,7 @@ impl Settle {
 impl Drop for Settle {
     fn drop(&mut self) {
         if let Some(owed) = self.take() {
-            spawn_detached(async move {
-                for (cache, keys) in owed {
-                    let _ = cache.delete(keys).await;
-                }
-            });
+            spawn_detached(delete_all(owed));
         }
     }
 }

@@ -14,6 +14,9 @@ use std::time::Duration;
 /// The errors of database calls.
 pub type DbError = sqlx::Error;
 
+/// A write transaction (see [`Db::begin`]); dropped without a commit, it rolls back.
+pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_employees.sql")];
 
@@ -137,18 +140,32 @@ impl Db {
         .await
     }
 
-    /// Replaces an employee's fields, but only while it is still in `department`: `None`
-    /// when the id is gone or the employee was moved to another department meanwhile.
-    pub async fn update_employee_in(
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock at once, so
+    /// what the transaction reads stays true until it commits: no other writer can move or
+    /// delete the employee in between.
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// The department of an employee, read inside `tx`; `None` if the id does not exist.
+    pub async fn department_of(&self, tx: &mut Tx, id: i64) -> Result<Option<String>, DbError> {
+        self.round_trip().await;
+        sqlx::query_scalar("SELECT department FROM employees WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+    }
+
+    /// Replaces an employee's fields inside `tx`; `None` if the id does not exist.
+    pub async fn update_employee(
         &self,
+        tx: &mut Tx,
         id: i64,
-        department: &str,
         changes: &EmployeeInput,
     ) -> Result<Option<Employee>, DbError> {
         self.round_trip().await;
         sqlx::query_as(
-            "UPDATE employees SET name = ?, email = ?, department = ?, title = ? \
-             WHERE id = ? AND department = ? \
+            "UPDATE employees SET name = ?, email = ?, department = ?, title = ? WHERE id = ? \
              RETURNING id, name, email, department, title",
         )
         .bind(&changes.name)
@@ -156,20 +173,17 @@ impl Db {
         .bind(&changes.department)
         .bind(&changes.title)
         .bind(id)
-        .bind(department)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut **tx)
         .await
     }
 
-    /// Deletes an employee, but only while it is still in `department`; whether it did.
-    pub async fn delete_employee_in(&self, id: i64, department: &str) -> Result<bool, DbError> {
+    /// Deletes an employee; the department it was in, `None` if the id did not exist.
+    pub async fn delete_employee(&self, id: i64) -> Result<Option<String>, DbError> {
         self.round_trip().await;
-        let deleted = sqlx::query("DELETE FROM employees WHERE id = ? AND department = ?")
+        sqlx::query_scalar("DELETE FROM employees WHERE id = ? RETURNING department")
             .bind(id)
-            .bind(department)
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected() > 0)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// Sets an employee's status; `since` moves only when the status actually changes.

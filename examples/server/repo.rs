@@ -3,7 +3,8 @@
 //!
 //! Reads are cache-aside with `#[redis_cached]`: look the key up, or run the query and
 //! store its result for the TTL. Each write names, with `#[invalidates]`, every key it makes
-//! stale; the keys are deleted after the write ran.
+//! stale, from its arguments or from its result (`<return.id>`); the keys are deleted after
+//! the write ran, or, inside a database transaction, after it committed.
 //!
 //! | key                           | TTL       | deleted by                                   |
 //! |-------------------------------|-----------|----------------------------------------------|
@@ -22,7 +23,7 @@
 //! (`?invalidate_cache=true` or `Cache-Control: no-cache`) the query runs and its result
 //! overwrites the entry, without looking it up first.
 
-use super::db::{Db, DbError};
+use super::db::{Db, DbError, Tx};
 use super::model::{Employee, EmployeeInput, Presence, Status};
 use redis_cached::{Cache, invalidates, redis_cached};
 
@@ -98,12 +99,14 @@ impl Repo {
     // ---- Writes -----------------------------------------------------------------------
     //
     // Three situations, three shapes:
-    // - the keys are known from the arguments: annotate the write itself (`set_status`);
-    // - the keys depend on the current row (the department an employee leaves): read the
-    //   row, then call a write that takes the old value as a parameter and only applies
-    //   while it still holds (`update_employee`, `delete_employee`);
-    // - the keys are known only after the write (a new id): call an invalidating function
-    //   once the write is done (`create_employee`).
+    // - the keys are known from the arguments: annotate the write (`set_status`);
+    // - some keys are known only from the write's result (a new id, the department a
+    //   deleted row was in): name the result in the template, `<return.id>`
+    //   (`create_employee`, `delete_employee`);
+    // - the keys depend on the row as it was before the write (the department an employee
+    //   leaves): read it and write in one database transaction, inside
+    //   `redis_cached::transaction`, so that the keys are deleted once the transaction has
+    //   committed (`update_employee`).
 
     /// Sets an employee's status; `None` for an unknown id. Only the status key is stale:
     /// neither the employee nor the department lists contain the status.
@@ -113,48 +116,50 @@ impl Repo {
     }
 
     /// Adds an employee and returns it with its new id.
-    pub async fn create_employee(&self, new: &EmployeeInput) -> Result<Employee, DbError> {
-        let employee = self.db.insert_employee(new).await?;
-        self.employee_created(&employee).await;
-        Ok(employee)
-    }
-
-    /// Deletes what a new employee makes stale: its department's list, and the "no such
-    /// employee" status a poller may have stored for this id before it existed. Called
-    /// after the insert, when the id is known.
+    ///
+    /// What it makes stale is known from the inserted row: its department's list, and the
+    /// "no such employee" status a poller may have stored for the new id before it existed.
+    /// Both keys name the result, so they are rendered from the `Ok` row after the insert
+    /// (an `Err` inserted nothing, and deletes nothing).
     #[invalidates(
-        "department:<employee.department>:employees",
-        "employee:<employee.id>:status",
+        "department:<return.department>:employees",
+        "employee:<return.id>:status",
         cache = &self.cache
     )]
-    async fn employee_created(&self, employee: &Employee) {}
+    pub async fn create_employee(&self, new: &EmployeeInput) -> Result<Employee, DbError> {
+        self.db.insert_employee(new).await
+    }
 
     /// Replaces an employee's fields; `None` for an unknown id.
     ///
     /// Moving an employee makes two department lists stale, and the old department is known
-    /// only from the row. It is read from the database (never from the cache), then passed
-    /// to [`Repo::replace_employee`], whose write applies only while the employee is still
-    /// in that department: if another request moved it in between, read again.
+    /// only from the row. The row is read and written in one database transaction (which
+    /// holds SQLite's write lock, so the department read is still the employee's when the
+    /// update runs). [`Repo::replace_employee`] invalidates inside it; in
+    /// `redis_cached::transaction`, its keys are held until `redis_cached::commit` and
+    /// deleted once the commit has made the new row visible: a reader between the
+    /// invalidation and the commit would otherwise cache the old row again.
     pub async fn update_employee(
         &self,
         id: i64,
         changes: &EmployeeInput,
     ) -> Result<Option<Employee>, DbError> {
-        loop {
-            let Some(current) = self.db.employee(id).await? else {
+        redis_cached::transaction(async {
+            let mut tx = self.db.begin().await?;
+            let Some(department) = self.db.department_of(&mut tx, id).await? else {
                 return Ok(None);
             };
-            if let Some(updated) = self
-                .replace_employee(id, &current.department, changes)
-                .await?
-            {
-                return Ok(Some(updated));
-            }
-        }
+            let updated = self
+                .replace_employee(&mut tx, id, &department, changes)
+                .await?;
+            redis_cached::commit(tx.commit()).await?;
+            Ok(updated)
+        })
+        .await
     }
 
-    /// The write of [`Repo::update_employee`]: `None` when the employee is no longer in
-    /// `old_department` (or gone). The keys are deleted either way.
+    /// The write of [`Repo::update_employee`], inside its transaction `tx`, whose employee
+    /// is in `old_department`.
     #[invalidates(
         "employee:<id>",
         "department:<old_department>:employees",
@@ -163,36 +168,26 @@ impl Repo {
     )]
     async fn replace_employee(
         &self,
+        tx: &mut Tx,
         id: i64,
         old_department: &str,
         changes: &EmployeeInput,
     ) -> Result<Option<Employee>, DbError> {
-        self.db
-            .update_employee_in(id, old_department, changes)
-            .await
+        self.db.update_employee(tx, id, changes).await
     }
 
-    /// Deletes an employee; whether it existed. Like an update, it needs the department
-    /// from the row first.
-    pub async fn delete_employee(&self, id: i64) -> Result<bool, DbError> {
-        loop {
-            let Some(current) = self.db.employee(id).await? else {
-                return Ok(false);
-            };
-            if self.remove_employee(id, &current.department).await? {
-                return Ok(true);
-            }
-        }
-    }
-
-    /// The write of [`Repo::delete_employee`]: everything cached about the employee goes.
+    /// Deletes an employee: the department it was in, `None` for an unknown id.
+    ///
+    /// Everything cached about the employee goes, and its department's list, which the
+    /// deleted row names (`DELETE ... RETURNING department`, one statement): a key from the
+    /// result, rendered when the row existed.
     #[invalidates(
         "employee:<id>",
         "employee:<id>:status",
-        "department:<department>:employees",
+        "department:<return>:employees",
         cache = &self.cache
     )]
-    async fn remove_employee(&self, id: i64, department: &str) -> Result<bool, DbError> {
-        self.db.delete_employee_in(id, department).await
+    pub async fn delete_employee(&self, id: i64) -> Result<Option<String>, DbError> {
+        self.db.delete_employee(id).await
     }
 }

@@ -310,7 +310,7 @@ async fn delete_employee(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if app.repo.delete_employee(id).await? {
+    if app.repo.delete_employee(id).await?.is_some() {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::employee_not_found(id))

@@ -73,11 +73,17 @@ impl RedisServer {
             Some(path) => format!(" '{path}'"),
             None => String::new(),
         };
+        // A directory of its own: a replica writes the snapshot it receives there, which
+        // a server started later in a shared directory (the crate's) would load at start,
+        // and an older version refuses to start on a newer snapshot format.
+        let dir = self.data_dir();
+        std::fs::create_dir_all(&dir).expect("a temp directory for the server");
         let mut command = format!(
             "{}{config_file} --port {} --bind 127.0.0.1 --save '' --appendonly no \
-             --daemonize no --loglevel warning",
+             --daemonize no --loglevel warning --dir '{}'",
             server_binary(),
-            self.port
+            self.port,
+            dir.display()
         );
         for arg in &self.extra_args {
             command.push_str(&format!(" '{arg}'"));
@@ -97,6 +103,15 @@ impl RedisServer {
         self.pid = line.trim().parse().expect("a pid");
         self.watchdog = Some((child, stdin));
         self.wait_until_up();
+    }
+
+    /// The server's working directory (snapshots), removed when the handle drops.
+    fn data_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "redis-cached-test-{}-{}",
+            std::process::id(),
+            self.port
+        ))
     }
 
     fn wait_until_up(&self) {
@@ -161,6 +176,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop_watchdog();
+        let _ = std::fs::remove_dir_all(self.data_dir());
     }
 }
 
@@ -448,4 +464,185 @@ pub async fn raw_connection() -> MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("the shared redis-server answers")
+}
+
+/// Says, on the test process's own stderr (past libtest's capture, so that it shows in every
+/// run), that `test` was skipped and why. A test that needs what this server lacks calls
+/// this and returns: never a silent pass.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIPPED {test}: {reason} (server: {})\n", server_binary());
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Why the server binary cannot serve TLS, or `None` when it can; checked once. The binary
+/// is started with a TLS port and no certificate: a build with TLS refuses for lack of the
+/// certificate (its output names `tls-cert-file`); one without refuses the port itself
+/// (Redis 6.2 from a wheel: "Bad directive"; Valkey: "Failed finding TLS support").
+pub fn tls_unsupported() -> Option<&'static str> {
+    static REASON: OnceLock<Option<String>> = OnceLock::new();
+    REASON
+        .get_or_init(|| {
+            let output = Command::new(server_binary())
+                .args(["--port", "0", "--save", "", "--tls-port"])
+                .arg(free_port().to_string())
+                .stdin(Stdio::null())
+                .output()
+                .expect("the server binary runs");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            if text.contains("tls-cert-file") {
+                return None;
+            }
+            let last = text
+                .lines()
+                .map(str::trim)
+                .rfind(|line| !line.is_empty())
+                .unwrap_or("no output");
+            // Without the log line's pid, role and time: `... # Failed finding TLS support.`
+            let last = last.split_once(" # ").map_or(last, |(_, said)| said);
+            Some(format!("this server is built without TLS ({last})"))
+        })
+        .as_deref()
+}
+
+/// The server's version as `INFO server` gives it (`redis_version`: Valkey 8.1 says 7.2.4,
+/// the Redis version it is compatible with), as (major, minor).
+pub async fn server_version(redis: &mut MultiplexedConnection) -> (u32, u32) {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(redis)
+        .await
+        .expect("INFO server");
+    let version = info
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("redis_version:"))
+        .expect("INFO server has redis_version");
+    let mut parts = version.split('.').map(|part| part.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether the server behind `redis` answers a lookup with the native `SET .. NX GET`
+/// (Redis 7.0 and later, every Valkey); before 7.0 the cache uses its `FETCH` script.
+pub async fn native_lookup(redis: &mut MultiplexedConnection) -> bool {
+    server_version(redis).await >= (7, 0)
+}
+
+/// The server binary's own version, from `--version` (`v=7.0.15`; Valkey's own numbering,
+/// `v=8.1.8`), as (major, minor). Read once, before any server starts: for arguments that
+/// only some versions accept.
+pub fn binary_version() -> (u32, u32) {
+    static VERSION: OnceLock<(u32, u32)> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let output = Command::new(server_binary())
+            .arg("--version")
+            .output()
+            .expect("the server binary runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let version = text
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("v="))
+            .unwrap_or_else(|| panic!("no version in {text:?}"));
+        let mut parts = version.split('.').map(|part| part.parse().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    })
+}
+
+/// Starts a server on which `DEBUG` may be sent (from Redis 7.0 on, and on Valkey, it must
+/// be enabled; 6.2 has no such switch and always allows it).
+pub fn start_with_debug(args: &[&str]) -> RedisServer {
+    let mut all = args.to_vec();
+    if binary_version() >= (7, 0) {
+        all.extend(["--enable-debug-command", "yes"]);
+    }
+    RedisServer::start_with(&all)
+}
+
+/// A TCP relay in front of a server, to hold back what the server sends on its tracking
+/// connections (those whose client sent `CLIENT TRACKING`): Redis's invalidation pushes then
+/// arrive only when the test lets them. Everything else passes at once; the server is real.
+/// The relay's tasks run on the test's runtime and end with it.
+pub struct Relay {
+    port: u16,
+    hold: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Relay {
+    /// A relay on a free port to the server on `server_port`.
+    pub async fn start(server_port: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("a bound port").port();
+        let hold = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+        let relay_hold = hold.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", server_port)).await
+                else {
+                    continue;
+                };
+                relay_connection(client, server, relay_hold.subscribe());
+            }
+        });
+        Relay { port, hold }
+    }
+
+    /// `redis://127.0.0.1:PORT` of the relay.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Holds back (`true`) or lets through (`false`, which also sends what was held) what
+    /// the server sends on tracking connections.
+    pub fn hold_pushes(&self, hold: bool) {
+        self.hold.send_replace(hold);
+    }
+}
+
+fn relay_connection(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    mut hold: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tracking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let is_tracking = tracking.clone();
+    tokio::spawn(async move {
+        let mut buffer = vec![0; 64 * 1024];
+        while let Ok(read) = client_read.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+            let sent = &buffer[..read];
+            if sent
+                .windows(8)
+                .any(|window| window.eq_ignore_ascii_case(b"TRACKING"))
+            {
+                is_tracking.store(true, Ordering::SeqCst);
+            }
+            if server_write.write_all(sent).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut buffer = vec![0; 64 * 1024];
+        while let Ok(read) = server_read.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+            if tracking.load(Ordering::SeqCst) && hold.wait_for(|held| !held).await.is_err() {
+                break;
+            }
+            if client_write.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
+    });
 }

@@ -8,7 +8,7 @@
 
 use crate::common;
 use redis::aio::MultiplexedConnection;
-use redis_cached::{Cache, invalidates, redis_cached};
+use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -62,6 +62,8 @@ struct History {
     writes: Vec<(Instant, u64)>,
     /// (time the read started, version it returned)
     reads: Vec<(Instant, u64)>,
+    /// Reads answered from the cache without running the body (`Hit`, `Coalesced`).
+    hits: usize,
 }
 
 impl History {
@@ -89,9 +91,22 @@ impl History {
     }
 }
 
-/// Runs `operations` reads and writes over a few items from 32 tasks; returns the
-/// violations found.
-pub async fn run_checker(cache: Cache, operations: u64) -> usize {
+/// What a run of the checker saw.
+pub struct Checked {
+    pub reads: usize,
+    pub hits: usize,
+    pub violations: usize,
+}
+
+impl Checked {
+    /// The share of reads answered from the cache.
+    fn hit_ratio(&self) -> f64 {
+        self.hits as f64 / self.reads as f64
+    }
+}
+
+/// Runs `operations` reads and writes over a few items from 32 tasks; returns what it saw.
+pub async fn run_checker(cache: Cache, operations: u64) -> Checked {
     let store = Store {
         redis: common::raw_connection().await,
         key: common::unique_prefix("store"),
@@ -117,13 +132,18 @@ pub async fn run_checker(cache: Cache, operations: u64) -> usize {
                         local.writes.push((Instant::now(), version));
                     } else {
                         let started = Instant::now();
-                        let seen = read_version(&cache, &store, 0, mixed % 300).await;
+                        let (seen, outcome) =
+                            with_outcome(read_version(&cache, &store, 0, mixed % 300)).await;
                         local.reads.push((started, seen));
+                        if matches!(outcome, Some(Outcome::Hit | Outcome::Coalesced)) {
+                            local.hits += 1;
+                        }
                     }
                 }
                 let mut history = history.lock().await;
                 history.writes.extend(local.writes);
                 history.reads.extend(local.reads);
+                history.hits += local.hits;
             })
         })
         .collect();
@@ -132,11 +152,30 @@ pub async fn run_checker(cache: Cache, operations: u64) -> usize {
     }
     let mut history = history.lock().await;
     assert!(history.reads.len() as u64 > operations / 2);
-    let violations = history.violations();
+    let checked = Checked {
+        reads: history.reads.len(),
+        hits: history.hits,
+        violations: history.violations(),
+    };
     eprintln!(
-        "{} reads, {} writes, {violations} stale reads",
-        history.reads.len(),
-        history.writes.len()
+        "{} reads ({} from the cache, {:.0}%), {} writes, {} stale reads",
+        checked.reads,
+        checked.hits,
+        checked.hit_ratio() * 100.0,
+        history.writes.len(),
+        checked.violations
     );
-    violations
+    checked
+}
+
+/// No stale read, and the cache did serve: at least a third of the reads were answered from
+/// it, as hits or by joining another caller's fill (about half are, with one write in eight).
+pub fn assert_fresh_and_cached(checked: &Checked) {
+    assert_eq!(checked.violations, 0, "stale reads");
+    assert!(
+        checked.hit_ratio() >= 1.0 / 3.0,
+        "only {} of {} reads were answered from the cache: the run did not exercise it",
+        checked.hits,
+        checked.reads
+    );
 }

@@ -5,7 +5,7 @@
 //! brace), placeholders separated by text containing `:`, known roots (type and const
 //! parameters without field paths), and the segments re-forming the input.
 
-use super::{Placeholder, RootKind, Scope, Segment, Template};
+use super::{Placeholder, ResultScope, RootKind, Scope, Segment, Template};
 use proc_macro2::Span;
 use syn::{Ident, LitStr, Member};
 
@@ -42,7 +42,8 @@ const PIECES: &[&str] = &[
 
 /// Placeholder roots: the names in scope, and near misses.
 const ROOTS: &[&str] = &[
-    "id", "id", "name", "name", "self", "T", "N", "nope", "", " id", "Id", "é", "t",
+    "id", "id", "name", "name", "self", "T", "N", "return", "nope", "", " id", "Id", "é", "t",
+    "r#return",
 ];
 
 /// Field paths' members: canonical ones, and spellings `syn` might accept as well.
@@ -135,6 +136,7 @@ fn scope(receiver: bool) -> Scope {
             (Ident::new("T", Span::call_site()), RootKind::Type),
             (Ident::new("N", Span::call_site()), RootKind::Const),
         ],
+        result: ResultScope::Value,
     }
 }
 
@@ -274,7 +276,7 @@ fn canonical(text: &str, receiver: bool) -> bool {
                 let mut path = inner.split('.');
                 let root = path.next().unwrap_or_default();
                 let generic = matches!(root, "T" | "N");
-                let known = matches!(root, "id" | "name")
+                let known = matches!(root, "id" | "name" | "return")
                     || (receiver && root == "self")
                     || (generic && !inner.contains('.'));
                 if !separated || !known || !path.all(canonical_member) {
@@ -344,6 +346,7 @@ fn check_accepted(text: &str, template: &Template, receiver: bool) -> bool {
                     "self" if receiver => (RootKind::Value, false),
                     "T" => (RootKind::Type, true),
                     "N" => (RootKind::Const, true),
+                    "return" => (RootKind::Result, false),
                     _ => panic!("{text:?}: resolved to unknown root `{root}`"),
                 };
                 assert!(
@@ -453,6 +456,9 @@ fn known_templates() {
         "#{<id>:<name>}",
         "#{#}",
         "#{<T>}:<N>",
+        "e:<return>",
+        "<return.id>:<return.department.0>",
+        "#{<return.tenant>}:<id>",
     ] {
         let template = parse(valid, &with_self).unwrap_or_else(|e| panic!("{valid:?}: {e}"));
         assert_eq!(reformed(&template), valid);
@@ -506,6 +512,10 @@ fn known_templates() {
         "<id>#{<name>}",
         "#{<id><name>}",
         "#{a\\b}",
+        "<return.>",
+        "<return><id>",
+        "<r#return>",
+        "<return.T>x<id>",
     ] {
         assert!(
             parse(invalid, &with_self).is_err(),
@@ -514,6 +524,18 @@ fn known_templates() {
     }
     assert!(parse("<self>", &scope(false)).is_err());
     assert!(parse("<self.x>:<id>", &scope(false)).is_err());
+    // `<return>` only where the scope has a result to render.
+    for result in [
+        ResultScope::Unavailable,
+        ResultScope::Nothing("`()`".to_owned()),
+    ] {
+        let scope = Scope {
+            result,
+            ..scope(true)
+        };
+        assert!(parse("e:<return>", &scope).is_err());
+        assert!(parse("e:<id>", &scope).is_ok());
+    }
 }
 
 /// The README's grammar is `<name.field.subfield>`; member text goes through

@@ -164,30 +164,31 @@ where
     let lease = Lease::new();
     let want_ttl = near.is_some();
     let tags = call.tags(parts.default_ttl, store.lease_ttl());
-    // The tags' versions as last read, before the body runs: what a fill records.
-    let mut stamp = Stamp::default();
-    let mut fetched = if call.refresh {
-        Box::pin(store.take_lease(key, &lease, tags))
-            .await
-            .map(|read| (Fetch::Ours, read))
-    } else {
+    // With each lookup, the tags' versions it read (before the body runs): what a fill
+    // records.
+    let look_up = || {
         telemetry::timed(
             function,
             Op::Fetch,
             store.fetch(key, &lease, want_ttl, tags),
         )
-        .await
-    }
-    .map(|(fetched, read)| {
-        stamp = read;
-        fetched
-    });
+    };
+    // Boxed, as every path but a hit's (see above).
+    let take_over = || async {
+        let stamp = Box::pin(store.take_lease(key, &lease, tags)).await?;
+        Ok((Fetch::Ours, stamp))
+    };
+    let mut fetched = if call.refresh {
+        take_over().await
+    } else {
+        look_up().await
+    };
     let mut poll = POLL;
     // Set when another caller's lease is first seen: a hit needs no clock.
     let mut give_up = None;
     loop {
         match fetched {
-            Ok(Fetch::Hit(bytes, ttl)) => {
+            Ok((Fetch::Hit(bytes, ttl), _)) => {
                 if let Some(entry) = decode(stores, cache, &bytes, function) {
                     let held = near
                         .zip(ttl)
@@ -207,19 +208,14 @@ where
                     }
                 }
                 // Undecodable, oversized or not of this function's shape: overwrite it.
-                fetched = Box::pin(store.take_lease(key, &lease, tags))
-                    .await
-                    .map(|read| {
-                        stamp = read;
-                        Fetch::Ours
-                    });
+                fetched = take_over().await;
             }
-            Ok(Fetch::Ours) => {
+            Ok((Fetch::Ours, stamp)) => {
                 let lease = (&lease, &stamp);
                 let fill = fill::<S, R, _>(&call, stores, cache, key, lease, near, body);
                 return Box::pin(fill).await;
             }
-            Ok(Fetch::Theirs(other)) => {
+            Ok((Fetch::Theirs(other), _)) => {
                 if flight::is_filling(key) {
                     return Box::pin(uncached(function, key, body, Outcome::Bypass)).await;
                 }
@@ -241,25 +237,9 @@ where
                     // Another process's lease, or a marker that outlived any lease's length
                     // (a stray value of the lease's form): take the key over once it is up.
                     Waited::LookAgain if Instant::now() >= give_up => {
-                        fetched = Box::pin(store.take_lease(key, &lease, tags))
-                            .await
-                            .map(|read| {
-                                stamp = read;
-                                Fetch::Ours
-                            });
+                        fetched = take_over().await;
                     }
-                    Waited::LookAgain => {
-                        fetched = telemetry::timed(
-                            function,
-                            Op::Fetch,
-                            store.fetch(key, &lease, want_ttl, tags),
-                        )
-                        .await
-                        .map(|(fetched, read)| {
-                            stamp = read;
-                            fetched
-                        });
-                    }
+                    Waited::LookAgain => fetched = look_up().await,
                 }
             }
             Err(error) => {

@@ -1,8 +1,11 @@
 //! The deletion of an `#[invalidates]` call: its keys are rendered at entry and deleted
 //! after the body, whatever it returned, and in the background if the caller is dropped.
+//! Keys naming the result (`<return.id>`) are rendered after the body, from the part of the
+//! output its shape stores, and only when there is one; all go in the same deletion.
 
 use crate::cache::Cache;
 use crate::key::KeyBuilder;
+use crate::private::shape::Shape;
 use crate::task::spawn_detached;
 use crate::telemetry::{self, Op};
 use std::future::Future;
@@ -27,33 +30,102 @@ impl Invalidation {
 
     /// Renders one more key at once, if there is a cache.
     pub fn key(mut self, render: impl FnOnce(&mut KeyBuilder)) -> Self {
-        if let Some(cache) = &self.cache {
-            self.keys.push(cache.inner.keys.render(render));
-        }
+        self.add_key(render);
         self
     }
 
     /// Renders one more tag at once, if there is a cache: its key is deleted with the rest,
     /// which makes every entry carrying the tag a miss.
     pub fn tag(mut self, render: impl FnOnce(&mut KeyBuilder)) -> Self {
+        self.add_tag(render);
+        self
+    }
+
+    /// [`Invalidation::key`] in place: for the keys rendered from the result.
+    pub fn add_key(&mut self, render: impl FnOnce(&mut KeyBuilder)) {
+        if let Some(cache) = &self.cache {
+            self.keys.push(cache.inner.keys.render(render));
+        }
+    }
+
+    /// [`Invalidation::tag`] in place: for the tags rendered from the result.
+    pub fn add_tag(&mut self, render: impl FnOnce(&mut KeyBuilder)) {
         if let Some(cache) = &self.cache {
             self.keys.push(cache.inner.keys.render_tag(render));
         }
-        self
     }
 }
 
 /// Runs `body`, then deletes the keys in one command whatever it returned. If the caller
-/// is dropped before that (cancelled mid-write), the keys are deleted in the background.
+/// is dropped before that (cancelled mid-write), or while the deletion waits for Redis, the
+/// keys are deleted in the background.
 pub async fn invalidate<R, F: Future<Output = R>>(
     mut invalidation: Invalidation,
     body: Pin<&mut F>,
 ) -> R {
     let output = body.await;
     if let Some(delete) = invalidation.take() {
-        delete.await;
+        Completing::new(delete).await;
     }
     output
+}
+
+/// [`invalidate`] for a function whose templates name its result: after `body`, when its
+/// output has the part the shape `S` stores (the value, `Ok(t)`, `Some(t)`, `Ok(Some(t))`),
+/// `from_result` adds the keys and tags rendered from it; then every key goes in one
+/// command. Without that part (an `Err`, a `None`), only the keys rendered at entry go. If
+/// the caller is dropped before the body returns, those are deleted in the background.
+pub async fn invalidate_with_result<S, R, F, K>(
+    mut invalidation: Invalidation,
+    body: Pin<&mut F>,
+    from_result: K,
+) -> R
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+    K: FnOnce(&mut Invalidation, &S::Stored),
+{
+    let output = body.await;
+    if let Some(part) = crate::private::shape::part::<S, R>(&output) {
+        from_result(&mut invalidation, part);
+    }
+    if let Some(delete) = invalidation.take() {
+        Completing::new(delete).await;
+    }
+    output
+}
+
+/// A deletion that finishes even if its caller is dropped while awaiting it: dropped
+/// unfinished, it goes on in a task of its own.
+struct Completing<F: Future<Output = ()> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output = ()> + Send + 'static> Completing<F> {
+    fn new(delete: F) -> Self {
+        Completing(Some(Box::pin(delete)))
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Future for Completing<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let Some(delete) = self.0.as_mut() else {
+            return std::task::Poll::Ready(());
+        };
+        let polled = delete.as_mut().poll(cx);
+        if polled.is_ready() {
+            self.0 = None;
+        }
+        polled
+    }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Drop for Completing<F> {
+    fn drop(&mut self) {
+        if let Some(delete) = self.0.take() {
+            spawn_detached(delete);
+        }
+    }
 }
 
 impl Invalidation {

@@ -10,7 +10,7 @@ mod shape;
 mod stored;
 
 pub use self::call::{Call, cached};
-pub use self::invalidation::{Invalidation, invalidate};
+pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 pub use self::stored::{
     NearClone, StorableOk, StorableOkSome, StorableSome, StorableWhole, Stores, near_clone,

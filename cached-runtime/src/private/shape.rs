@@ -9,10 +9,20 @@
 
 use crate::entry::Entry;
 
-/// How a return type maps to the entry stored under its key.
+/// The part of `output` the shape `S` stores (never a `None`): what `<return>` names in an
+/// `#[invalidates]` template.
+pub fn part<S: Shape<R>, R>(output: &R) -> Option<&S::Stored> {
+    match S::stored(output, false)? {
+        Entry::Value(value) => Some(value),
+        Entry::Absent => None,
+    }
+}
+
+/// How a return type maps to the entry stored under its key (and to the value `<return>`
+/// names in an `#[invalidates]` template).
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "`#[redis_cached]` cannot tell which part of `{R}` to store",
+    message = "`#[redis_cached]` (or `<return>` in `#[invalidates]`) cannot tell which part of `{R}` is its value",
     label = "read as a `Result` or an `Option` by its name, but it is not one",
     note = "a cached function returns `T` (stored whole), `Result<T, E>`, `Option<T>` or `Result<Option<T>, E>`; a generic type whose name ends in `Result` is read as an alias of `Result<T, E>`"
 )]

@@ -71,8 +71,13 @@ impl MemoryStore {
         Fetch::from_read(found, None)
     }
 
+    // Every write goes through `and_compute_with`, which serialises operations on a key:
+    // a plain `insert` or `invalidate` could interleave with a fill's check of its lease
+    // and let it store after a deletion.
     pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Duration) {
-        self.slots.insert(key.to_owned(), Slot::new(value, ttl));
+        self.slots
+            .entry_by_ref(key)
+            .and_compute_with(|_| Op::Put(Slot::new(value, ttl)));
     }
 
     pub(crate) fn fill(&self, key: &str, lease: &Lease, value: &[u8], ttl: Duration) -> bool {
@@ -128,7 +133,9 @@ impl MemoryStore {
 
     pub(crate) fn delete(&self, keys: &[String]) {
         for key in keys {
-            self.slots.invalidate(key);
+            self.slots
+                .entry_by_ref(key)
+                .and_compute_with(|_| Op::<Slot>::Remove);
         }
     }
 }

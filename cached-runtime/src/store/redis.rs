@@ -58,7 +58,8 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Each tag's version: read, or created from the caller's candidate (`ARGV[1]`, 8 bytes a
-/// tag) to live `ARGV[2]` ms when absent. Returns the versions, concatenated.
+/// tag) to live `ARGV[2]` ms when absent. Returns the versions, concatenated. Called only
+/// for tags a plain read found absent.
 static READ_TAGS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local versions = {}
@@ -144,10 +145,25 @@ impl RedisStore {
                 address: address.to_owned(),
                 reason,
             };
-            tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
-                .await
-                .map_err(|_| connect_error(format!("no answer within {timeout:?}")))?
-                .map_err(|error| connect_error(error.to_string()))?;
+            let mut connection =
+                tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+                    .await
+                    .map_err(|_| connect_error(format!("no answer within {timeout:?}")))?
+                    .map_err(|error| connect_error(error.to_string()))?;
+            // A cluster node answers single-node URLs too, but only for its own slots: every
+            // other key would be redirected, and skip the cache.
+            let info: Result<String, _> = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut connection)
+                .await;
+            if info.is_ok_and(|info| info.contains("cluster_enabled:1")) {
+                return Err(Error::InvalidUrl {
+                    url: address.to_owned(),
+                    reason: "this server is a Redis Cluster node: connect with \
+                             `redis+cluster://host:port[,host:port...]`"
+                        .into(),
+                });
+            }
         }
         Ok(ConnectionManager::new_lazy_with_config(
             client,
@@ -323,33 +339,34 @@ impl RedisStore {
     }
 
     /// The versions of `tags` (see `tags.rs`), creating absent tag keys from `candidates` to
-    /// live `ttl`. One script for all on one server; on a cluster, one per tag, at once.
+    /// live `ttl`. A plain `MGET` (one `GET` per tag on a cluster, at once) reads them; only
+    /// when one is absent (after an invalidation or an eviction) does a script create it.
     pub(crate) async fn read_tags(
         &self,
         tags: &[String],
         candidates: &[u8],
         ttl: Duration,
     ) -> Result<Vec<u8>, Error> {
-        let ttl = millis(ttl);
-        if !self.is_cluster() {
-            let mut invocation = READ_TAGS.prepare_invoke();
-            invocation.arg(candidates).arg(ttl);
-            for tag in tags {
-                invocation.key(tag);
-            }
-            return self.invoke(&invocation).await;
-        }
-        let reads =
-            tags.iter()
-                .zip(candidates.chunks(VERSION_LEN))
-                .map(|(tag, candidate)| async move {
-                    let mut invocation = READ_TAGS.prepare_invoke();
-                    invocation.key(tag).arg(candidate).arg(ttl);
-                    self.invoke::<Vec<u8>>(&invocation).await
-                });
+        let read: Vec<Option<Vec<u8>>> = if self.is_cluster() {
+            let gets = tags.iter().map(|tag| self.get(tag));
+            join_all(gets).await.into_iter().collect::<Result<_, _>>()?
+        } else {
+            self.run(redis::cmd("MGET").arg(tags)).await?
+        };
         let mut versions = Vec::with_capacity(candidates.len());
-        for version in join_all(reads).await {
-            versions.extend(version?);
+        for ((tag, candidate), version) in tags.iter().zip(candidates.chunks(VERSION_LEN)).zip(read)
+        {
+            let version = match version {
+                Some(version) if version.len() == VERSION_LEN => version,
+                // Absent (or not a version): create it, or read the one a racing lookup
+                // created.
+                _ => {
+                    let mut invocation = READ_TAGS.prepare_invoke();
+                    invocation.key(tag).arg(candidate).arg(millis(ttl));
+                    self.invoke::<Vec<u8>>(&invocation).await?
+                }
+            };
+            versions.extend(version);
         }
         Ok(versions)
     }

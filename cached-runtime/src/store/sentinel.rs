@@ -204,7 +204,8 @@ impl Shared {
         let Ok(primary) = Primary::new(client.clone(), &self.configs) else {
             return;
         };
-        tracing::warn!(?from, %to, "sentinel: following the primary to its address");
+        let from = from.as_deref().unwrap_or("none");
+        tracing::warn!(%from, %to, "sentinel: following the primary to its address");
         self.current.store(Some(Arc::new(primary)));
         self.primaries.send_replace(vec![client]);
     }

@@ -1,0 +1,198 @@
+//! Redis refusing commands is not an outage. When it refuses writes but serves reads
+//! (`OOM` under `noeviction`, `READONLY` from a replica, `NOREPLICAS`, `MISCONF`), the
+//! lookup falls back to a plain `GET`: hits stay hits, and a miss returns its value without
+//! storing it. Other refusals (`WRONGTYPE`: another program stored a list under the key)
+//! run the body uncached and leave the key alone. In every case the breaker stays closed.
+//! Each test makes one server refuse in one way, with an entry stored before.
+
+mod common;
+mod support;
+
+use common::RedisServer;
+use redis::aio::MultiplexedConnection;
+use redis_cached::{Cache, Outcome};
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+use support::{checked_square, get_text, runs};
+
+async fn cache_on(url: &str) -> Cache {
+    Cache::builder(url)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .expect("the test's server answers")
+}
+
+async fn config_set(redis: &mut MultiplexedConnection, name: &str, value: &str) {
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async(redis)
+        .await
+        .expect("CONFIG SET");
+}
+
+/// `key` of `INFO section` on the server behind `redis`.
+async fn info_field(redis: &mut MultiplexedConnection, section: &str, key: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(redis)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("INFO {section} has no {key}"))
+        .to_owned()
+}
+
+/// With `cache`'s server refusing writes with `code`, and `square(2)` stored before: the
+/// stored entry is still a hit; a new key runs its body on every call and is not stored;
+/// the breaker stays closed. `redis` is a connection to the same server.
+async fn hits_stay_hits(cache: &Cache, redis: &mut MultiplexedConnection, code: &str) {
+    let counter = AtomicUsize::new(0);
+    // The server does refuse writes, with this code.
+    let refused = redis::cmd("SET")
+        .arg("refused:probe")
+        .arg("x")
+        .query_async::<()>(redis)
+        .await
+        .expect_err("the server refuses writes");
+    assert_eq!(refused.code(), Some(code), "{refused}");
+
+    for _ in 0..3 {
+        assert_eq!(
+            checked_square(cache, &counter, 2).await,
+            Some(Outcome::Hit),
+            "a stored entry is a hit while Redis refuses writes with {code}"
+        );
+    }
+    assert_eq!(runs(&counter), 0);
+    for round in 1..=3 {
+        assert_eq!(
+            checked_square(cache, &counter, 9).await,
+            Some(Outcome::Miss)
+        );
+        assert_eq!(runs(&counter), round, "nothing could be stored");
+    }
+    assert_eq!(get_text(redis, "square:9").await, None);
+    assert!(
+        !cache.is_degraded(),
+        "{code} replies are refused writes, not connection failures"
+    );
+}
+
+/// Stores `square(2)` through `cache` and checks that it is a hit.
+async fn store_one(cache: &Cache) {
+    let counter = AtomicUsize::new(0);
+    assert_eq!(
+        checked_square(cache, &counter, 2).await,
+        Some(Outcome::Miss)
+    );
+    assert_eq!(checked_square(cache, &counter, 2).await, Some(Outcome::Hit));
+}
+
+#[tokio::test]
+async fn under_oom_hits_stay_hits() {
+    let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let cache = cache_on(&server.url()).await;
+    store_one(&cache).await;
+    let mut redis = server.connection().await;
+    config_set(&mut redis, "maxmemory", "1").await;
+    hits_stay_hits(&cache, &mut redis, "OOM").await;
+}
+
+#[tokio::test]
+async fn on_a_read_only_replica_hits_stay_hits() {
+    let primary = RedisServer::start();
+    store_one(&cache_on(&primary.url()).await).await;
+    let replica =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port().to_string()]);
+    let mut redis = replica.connection().await;
+    support::eventually(
+        Duration::from_secs(10),
+        "the replica never received the entry",
+        || {
+            let mut redis = redis.clone();
+            async move { get_text(&mut redis, "square:2").await.is_some() }
+        },
+    )
+    .await;
+    let cache = cache_on(&replica.url()).await;
+    hits_stay_hits(&cache, &mut redis, "READONLY").await;
+}
+
+#[tokio::test]
+async fn without_enough_replicas_hits_stay_hits() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server.url()).await;
+    store_one(&cache).await;
+    let mut redis = server.connection().await;
+    config_set(&mut redis, "min-replicas-to-write", "1").await;
+    hits_stay_hits(&cache, &mut redis, "NOREPLICAS").await;
+}
+
+#[tokio::test]
+async fn after_a_failed_snapshot_hits_stay_hits() {
+    // Snapshots on, into a directory no file can be created in (even by root): the next
+    // BGSAVE fails, and with `stop-writes-on-bgsave-error` (the default) writes are refused.
+    let server = RedisServer::start_with(&["--dir", "/proc", "--save", "3600", "1"]);
+    let cache = cache_on(&server.url()).await;
+    store_one(&cache).await;
+    let mut redis = server.connection().await;
+    let _: String = redis::cmd("BGSAVE")
+        .query_async(&mut redis)
+        .await
+        .expect("BGSAVE starts");
+    support::eventually(Duration::from_secs(10), "BGSAVE never failed", || {
+        let mut redis = redis.clone();
+        async move {
+            info_field(&mut redis, "persistence", "rdb_bgsave_in_progress").await == "0"
+                && info_field(&mut redis, "persistence", "rdb_last_bgsave_status").await == "err"
+        }
+    })
+    .await;
+    hits_stay_hits(&cache, &mut redis, "MISCONF").await;
+}
+
+#[tokio::test]
+async fn a_key_of_another_type_runs_the_body_uncached_and_is_left_alone() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server.url()).await;
+    let mut redis = server.connection().await;
+    // Another program keeps a list under the key the function renders.
+    let _: u64 = redis::cmd("RPUSH")
+        .arg("square:5")
+        .arg("someone else's")
+        .query_async(&mut redis)
+        .await
+        .expect("RPUSH");
+    let counter = AtomicUsize::new(0);
+    for round in 1..=5 {
+        assert_eq!(
+            checked_square(&cache, &counter, 5).await,
+            Some(Outcome::Bypass),
+            "WRONGTYPE: the body runs, uncached"
+        );
+        assert_eq!(runs(&counter), round);
+    }
+    let kind: String = redis::cmd("TYPE")
+        .arg("square:5")
+        .query_async(&mut redis)
+        .await
+        .expect("TYPE");
+    assert_eq!(kind, "list", "the other program's list is left alone");
+    assert!(
+        !cache.is_degraded(),
+        "WRONGTYPE is a refusal, not a connection failure: the breaker stays closed"
+    );
+    // Other keys are cached as usual.
+    assert_eq!(
+        checked_square(&cache, &counter, 6).await,
+        Some(Outcome::Miss)
+    );
+    assert_eq!(
+        checked_square(&cache, &counter, 6).await,
+        Some(Outcome::Hit)
+    );
+}
