@@ -149,6 +149,32 @@ async fn after_a_failover_invalidations_reach_the_new_primary() {
     eprintln!("SENTINEL FAILOVER: switched in {switched:?}");
     assert_ne!(setup.primary().port(), old_primary);
 
+    // The cache follows on the sentinels' `+switch-master`, a moment after they switch:
+    // until then its writes go to the demoted primary (the window the README states, which
+    // `replicated_invalidation` covers). Wait until its fills land on the new primary.
+    let following = std::time::Instant::now();
+    let mut new_primary = setup.primary().connection().await;
+    for probe in 1000_u64.. {
+        item(&cache, &source, probe).await;
+        let landed: u64 = redis::cmd("EXISTS")
+            .arg(format!("{}item:{probe}", cache.prefix()))
+            .query_async(&mut new_primary)
+            .await
+            .expect("EXISTS on the new primary");
+        if landed == 1 {
+            break;
+        }
+        assert!(
+            following.elapsed() < Duration::from_secs(5),
+            "the cache did not follow the new primary within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "the cache followed the new primary {:?} after the harness saw it",
+        following.elapsed()
+    );
+
     write_item(&cache, &source, 1).await;
     let exists: u64 = redis::cmd("EXISTS")
         .arg(&key)
