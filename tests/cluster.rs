@@ -247,6 +247,14 @@ async fn with_a_primary_frozen_the_other_slots_are_deleted_at_once_and_its_keys_
     for &id in &other_ids {
         assert_eq!(item(&cache, &source, id).await, (id, 1));
     }
+    // Only the frozen primary's keys went pending: the others were stored again, and hit.
+    for &id in &other_ids {
+        assert_eq!(
+            with_outcome(item(&cache, &source, id)).await,
+            ((id, 1), Some(Outcome::Hit)),
+            "a running primary's key went pending with the frozen one's"
+        );
+    }
 
     // Continued, the frozen primary first runs what was sent to it meanwhile (the timed-out
     // UNLINK among it): no lookup of a key whose invalidation was pending.
