@@ -126,10 +126,7 @@ fn is_connection_failure(error: &Error) -> bool {
     match error {
         Error::Timeout(_) => true,
         Error::Redis(error) => {
-            error.is_io_error()
-                || error.is_timeout()
-                || error.is_connection_dropped()
-                || error.is_connection_refusal()
+            is_unreachable(error)
                 || error.is_cluster_error()
                 || matches!(error.code(), Some("MASTERDOWN" | "LOADING"))
         }
@@ -268,4 +265,13 @@ impl Breakers {
     pub(crate) async fn closed(&self) {
         self.closed.notified().await;
     }
+}
+
+/// Whether the server could not be reached at all (I/O, timeout, dropped or refused
+/// connection), as opposed to an error reply.
+pub(crate) fn is_unreachable(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
 }

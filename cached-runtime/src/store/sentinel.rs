@@ -8,6 +8,7 @@
 //! and on a `READONLY` reply (the node was demoted). A `READONLY` reply is passed on as a
 //! connection failure, so that no caller falls back to reading a demoted node.
 
+use super::breaker::is_unreachable;
 use crate::Error;
 use crate::task::{Backoff, spawn_detached};
 use arc_swap::ArcSwapOption;
@@ -156,7 +157,7 @@ impl SentinelConnection {
     /// primary to be resolved again in the background.
     fn inspect<T>(&self, result: RedisResult<T>, demoted: bool) -> RedisResult<T> {
         let failed = match &result {
-            Err(error) => is_connection_failure(error),
+            Err(error) => is_unreachable(error),
             Ok(_) => false,
         };
         if demoted || failed {
@@ -283,13 +284,6 @@ async fn follow_switches(shared: Weak<Shared>, service: String) {
         }
         tokio::time::sleep(backoff.next()).await;
     }
-}
-
-fn is_connection_failure(error: &RedisError) -> bool {
-    error.is_io_error()
-        || error.is_timeout()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
 }
 
 fn is_read_only(error: &RedisError) -> bool {
