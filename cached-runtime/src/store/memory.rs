@@ -2,7 +2,7 @@
 //! Every operation is atomic per key (moka's `and_compute_with`), so leases, fills and
 //! invalidations behave as the Redis store's scripts do.
 
-use super::tags::VERSION_LEN;
+use super::tags::{VERSION_LEN, fresh_version};
 use super::{Bytes, Fetch};
 use crate::expiry::{self, Expiring};
 use crate::store::lease::Lease;
@@ -104,13 +104,13 @@ impl MemoryStore {
     }
 
     /// As the Redis store's `READ_TAGS`: each tag's version, created when absent.
-    pub(crate) fn read_tags(&self, tags: &[String], candidates: &[u8], ttl: Duration) -> Vec<u8> {
-        let mut versions = Vec::with_capacity(candidates.len());
-        for (tag, candidate) in tags.iter().zip(candidates.chunks(VERSION_LEN)) {
+    pub(crate) fn read_tags(&self, tags: &[String], ttl: Duration) -> Vec<u8> {
+        let mut versions = Vec::with_capacity(tags.len() * VERSION_LEN);
+        for tag in tags {
             let slot = self
                 .slots
                 .entry_by_ref(tag)
-                .or_insert_with(|| Slot::new(candidate, ttl));
+                .or_insert_with(|| Slot::new(&fresh_version(), ttl));
             versions.extend_from_slice(&slot.into_value().bytes);
         }
         versions

@@ -298,14 +298,13 @@ impl Store {
 
     /// The current versions of `tags`, creating missing tag keys.
     async fn read_tags(&self, tags: Tags<'_>) -> Result<Stamp, Error> {
-        let candidates = tags::candidates(tags.keys.len());
         let slot = tags.keys.first().and_then(|tag| self.slot(tag));
         let versions = match &self.0.backend {
             Backend::Redis(redis) => {
-                self.guarded(slot, redis.read_tags(tags.keys, &candidates, tags.ttl))
+                self.guarded(slot, redis.read_tags(tags.keys, tags.ttl))
                     .await?
             }
-            Backend::Memory(memory) => memory.read_tags(tags.keys, &candidates, tags.ttl),
+            Backend::Memory(memory) => memory.read_tags(tags.keys, tags.ttl),
         };
         Ok(Stamp(versions))
     }

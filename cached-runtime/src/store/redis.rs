@@ -10,7 +10,7 @@
 //! invalidation (`UNLINK` followed by `WAIT`).
 
 use super::connection::Connection;
-use super::tags::VERSION_LEN;
+use super::tags::{VERSION_LEN, fresh_version};
 use super::{Bytes, Fetch};
 use crate::Error;
 use crate::store::lease::Lease;
@@ -338,31 +338,28 @@ impl RedisStore {
         Ok(())
     }
 
-    /// The versions of `tags` (see `tags.rs`), creating absent tag keys from `candidates` to
-    /// live `ttl`. A plain `MGET` (one `GET` per tag on a cluster, at once) reads them; only
+    /// The versions of `tags` (see `tags.rs`), creating absent tag keys with fresh versions
+    /// to live `ttl`. A plain `MGET` (one `GET` per tag on a cluster, at once) reads them; only
     /// when one is absent (after an invalidation or an eviction) does a script create it.
-    pub(crate) async fn read_tags(
-        &self,
-        tags: &[String],
-        candidates: &[u8],
-        ttl: Duration,
-    ) -> Result<Vec<u8>, Error> {
+    pub(crate) async fn read_tags(&self, tags: &[String], ttl: Duration) -> Result<Vec<u8>, Error> {
         let read: Vec<Option<Vec<u8>>> = if self.is_cluster() {
             let gets = tags.iter().map(|tag| self.get(tag));
             join_all(gets).await.into_iter().collect::<Result<_, _>>()?
         } else {
             self.run(redis::cmd("MGET").arg(tags)).await?
         };
-        let mut versions = Vec::with_capacity(candidates.len());
-        for ((tag, candidate), version) in tags.iter().zip(candidates.chunks(VERSION_LEN)).zip(read)
-        {
+        let mut versions = Vec::with_capacity(tags.len() * VERSION_LEN);
+        for (tag, version) in tags.iter().zip(read) {
             let version = match version {
                 Some(version) if version.len() == VERSION_LEN => version,
                 // Absent (or not a version): create it, or read the one a racing lookup
                 // created.
                 _ => {
                     let mut invocation = READ_TAGS.prepare_invoke();
-                    invocation.key(tag).arg(candidate).arg(millis(ttl));
+                    invocation
+                        .key(tag)
+                        .arg(&fresh_version()[..])
+                        .arg(millis(ttl));
                     self.invoke::<Vec<u8>>(&invocation).await?
                 }
             };
