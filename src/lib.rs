@@ -4,7 +4,7 @@
 
 pub use redis_cached_macros::{invalidates, redis_cached};
 pub use redis_cached_runtime::{
-    Cache, CacheBuilder, Codec, Error, KeyPart, NearCache, Outcome, commit, describe_metrics, init,
+    Cache, CacheBuilder, Codec, Error, IntoTtl, KeyPart, NearCache, Outcome, commit, describe_metrics, init,
     install, installed, transaction, with_outcome, write_escaped,
 };
 

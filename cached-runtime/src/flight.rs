@@ -76,6 +76,8 @@ pub(crate) struct Flights {
     leased: Board,
     /// Flights of calls that could not reach the store.
     degraded: Board,
+    /// Refreshes of entries served stale or ahead of their expiry, by the claim they hold.
+    refreshing: Board,
 }
 
 /// What waiting for a flight gave.
@@ -153,6 +155,17 @@ impl Flights {
             .degraded
             .depart_locked(&mut board, key, &Lease::new(), None);
         Boarding::Pilot(pilot)
+    }
+
+    /// Registers this process's refresh of `key` under `claim`, unless one is in progress:
+    /// other callers then serve the entry they read without asking the store for a claim.
+    /// The refresh ends when the returned pilot is dropped.
+    pub(crate) fn refresh(&self, key: &str, claim: &Lease) -> Option<Pilot> {
+        let mut board = self.refreshing.lock();
+        if board.contains_key(key) {
+            return None;
+        }
+        Some(self.refreshing.depart_locked(&mut board, key, claim, None))
     }
 
     /// Takes `keys`' degraded flights off the board (they are being invalidated): later calls

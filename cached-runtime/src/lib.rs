@@ -10,6 +10,7 @@ mod codec;
 mod entry;
 mod error;
 mod expiry;
+mod freshness;
 mod flight;
 mod global;
 mod key;
@@ -20,6 +21,7 @@ mod store;
 mod task;
 mod telemetry;
 mod transaction;
+mod ttl;
 
 #[doc(hidden)]
 pub mod private;
@@ -34,3 +36,4 @@ pub use crate::near::NearCache;
 pub use crate::outcome::{Outcome, with_outcome};
 pub use crate::telemetry::describe_metrics;
 pub use crate::transaction::{commit, transaction};
+pub use crate::ttl::IntoTtl;

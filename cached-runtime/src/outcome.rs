@@ -25,8 +25,14 @@ pub enum Outcome {
     /// The body ran with the cache available: its value was stored (unless it was not to be:
     /// an `Err`, a `None`, an invalidation during the body).
     Miss,
-    /// The body ran because the caller asked for a refresh, and the entry was overwritten.
+    /// The body ran to refresh the entry (the caller asked for it, or the call claimed the
+    /// refresh of an entry ahead of its expiry or in its `stale` window), and its value was
+    /// stored unless an invalidation came first.
     Refresh,
+    /// A value past its TTL was returned: in the `stale` window, while another caller
+    /// refreshes it (or after the refresh failed), or in the `stale_if_error` window because
+    /// the body returned an `Err`.
+    Stale,
     /// The cache was not used: none is installed, Redis is unreachable (or the breaker is
     /// open), the key's invalidation has not reached Redis yet, or the call came from inside
     /// the body filling the same key. The body ran, or concurrent calls on the key shared
@@ -35,7 +41,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// `"HIT"`, `"COALESCED"`, `"MISS"`, `"REFRESH"` or `"BYPASS"`, as in an `X-Cache`
+    /// `"HIT"`, `"COALESCED"`, `"MISS"`, `"REFRESH"`, `"STALE"` or `"BYPASS"`, as in an `X-Cache`
     /// response header.
     ///
     /// ```
@@ -47,6 +53,7 @@ impl Outcome {
             Outcome::Coalesced => "COALESCED",
             Outcome::Miss => "MISS",
             Outcome::Refresh => "REFRESH",
+            Outcome::Stale => "STALE",
             Outcome::Bypass => "BYPASS",
         }
     }

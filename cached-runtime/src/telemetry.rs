@@ -44,6 +44,7 @@ pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
         Outcome::Coalesced => Metric::Coalesced,
         Outcome::Miss => Metric::Misses,
         Outcome::Refresh => Metric::Refreshes,
+        Outcome::Stale => Metric::Stale,
         Outcome::Bypass => Metric::Bypasses,
     };
     Metrics::of(function).counter(metric, 1);
@@ -102,6 +103,7 @@ enum Metric {
     Coalesced,
     Misses,
     Refreshes,
+    Stale,
     Bypasses,
     FetchTime,
     FillTime,
@@ -109,7 +111,7 @@ enum Metric {
     BodyTime,
 }
 
-const METRICS: usize = 9;
+const METRICS: usize = 10;
 
 impl Metric {
     /// The metric's key, with the function's labels.
@@ -119,6 +121,7 @@ impl Metric {
             Metric::Coalesced => ("redis_cached_coalesced_total", None),
             Metric::Misses => ("redis_cached_misses_total", None),
             Metric::Refreshes => ("redis_cached_refreshes_total", None),
+            Metric::Stale => ("redis_cached_stale_total", None),
             Metric::Bypasses => ("redis_cached_bypasses_total", None),
             Metric::FetchTime => ("redis_cached_cache_duration_seconds", Some(Op::Fetch)),
             Metric::FillTime => ("redis_cached_cache_duration_seconds", Some(Op::Fill)),
@@ -226,6 +229,7 @@ impl Metrics {
                         Metric::Coalesced,
                         Metric::Misses,
                         Metric::Refreshes,
+                        Metric::Stale,
                         Metric::Bypasses,
                         Metric::FetchTime,
                         Metric::FillTime,
@@ -338,7 +342,8 @@ pub(crate) fn invalidation(function: &'static str, keys: usize) {
 /// |---|---|---|
 /// | `redis_cached_hits_total` | counter | calls answered from the cache |
 /// | `redis_cached_misses_total` | counter | calls that ran the body and stored (or tried to) |
-/// | `redis_cached_refreshes_total` | counter | calls with `refresh` true: body run, entry overwritten |
+/// | `redis_cached_refreshes_total` | counter | calls that refreshed the entry: `refresh` true, or a claimed refresh ahead of expiry or in the `stale` window |
+/// | `redis_cached_stale_total` | counter | calls answered with a value past its TTL (`stale`, `stale_if_error`) |
 /// | `redis_cached_coalesced_total` | counter | calls that waited for another caller's fill and got its value |
 /// | `redis_cached_bypasses_total` | counter | calls that did not use the cache (none installed, unreachable, invalidation pending) |
 /// | `redis_cached_errors_total` | counter; also `operation` (`fetch`, `fill`, `encode`, `decode`, `delete`) | failed cache operations, each logged at most once a second per function |
@@ -368,7 +373,12 @@ pub fn describe_metrics() {
     describe_counter!(
         "redis_cached_refreshes_total",
         Unit::Count,
-        "Cached calls asked to refresh: body run and entry overwritten, by function."
+        "Cached calls that refreshed their entry (asked to, or ahead of expiry), by function."
+    );
+    describe_counter!(
+        "redis_cached_stale_total",
+        Unit::Count,
+        "Cached calls answered with a value past its TTL, by function."
     );
     describe_counter!(
         "redis_cached_coalesced_total",

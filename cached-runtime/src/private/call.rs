@@ -13,6 +13,7 @@
 use crate::cache::Cache;
 use crate::entry::Entry;
 use crate::flight::{self, Boarding, Joined};
+use crate::freshness::{self, Freshness, Windows};
 use crate::key::KeyBuilder;
 use crate::near::NearTier;
 use crate::private::shape::Shape;
@@ -22,7 +23,8 @@ use crate::store::tags::Stamp;
 use crate::store::{Fetch, Tags};
 use crate::task::Backoff;
 use crate::telemetry::{self, Op};
-use crate::{Error, Outcome};
+use crate::{Error, IntoTtl, Outcome};
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,6 +37,10 @@ pub struct Call {
     /// Rendered tag keys (see `store/tags.rs`).
     tags: Vec<String>,
     ttl: Option<Duration>,
+    /// `ttl = <expr>` gave a TTL that is not positive: nothing is stored.
+    ttl_refused: bool,
+    /// `stale`, `stale_if_error`, `refresh_ahead`.
+    windows: Windows,
     refresh: bool,
     cache_none: bool,
     near: Option<bool>,
@@ -56,6 +62,8 @@ impl Call {
             target,
             tags: Vec::new(),
             ttl: None,
+            ttl_refused: false,
+            windows: Windows::default(),
             refresh: false,
             cache_none: false,
             near: None,
@@ -82,6 +90,33 @@ impl Call {
         self
     }
 
+    /// A TTL computed at run time (`ttl = <expr>`); one that is not positive stores nothing.
+    pub fn ttl_value(mut self, ttl: impl IntoTtl) -> Self {
+        match ttl.into_ttl() {
+            Some(ttl) => self.ttl = Some(ttl),
+            None => self.ttl_refused = true,
+        }
+        self
+    }
+
+    /// Serve entries up to `seconds` past their TTL while one caller refreshes them.
+    pub fn stale(mut self, seconds: u64) -> Self {
+        self.windows.stale = Duration::from_secs(seconds);
+        self
+    }
+
+    /// Answer an `Err` of the body with an entry up to `seconds` past its TTL.
+    pub fn stale_if_error(mut self, seconds: u64) -> Self {
+        self.windows.stale_if_error = Duration::from_secs(seconds);
+        self
+    }
+
+    /// Refresh ahead of the TTL, by XFetch with this `beta` (checked positive by the macro).
+    pub fn refresh_ahead(mut self, beta: f64) -> Self {
+        self.windows.beta = beta;
+        self
+    }
+
     /// Skip the lookup and overwrite the entry.
     pub fn refresh(mut self, refresh: bool) -> Self {
         self.refresh = refresh;
@@ -100,8 +135,47 @@ impl Call {
     fn tags(&self, default_ttl: Duration, lease_ttl: Option<Duration>) -> Tags<'_> {
         Tags {
             keys: &self.tags,
-            ttl: self.ttl.unwrap_or(default_ttl) + lease_ttl.unwrap_or_default(),
+            ttl: self.ttl.unwrap_or(default_ttl)
+                + self.windows.extra()
+                + lease_ttl.unwrap_or_default(),
         }
+    }
+
+    /// The TTL to store `entry` with: `ttl_from`'s, the call's or the cache's default;
+    /// `None` (logged) when it is not positive.
+    fn entry_ttl<T>(
+        &self,
+        stores: Stores<T>,
+        entry: Entry<&T>,
+        parts: &crate::cache::Inner,
+    ) -> Option<Duration> {
+        let ttl = match stores.ttl_of(entry) {
+            Some(from_value) => from_value,
+            None if self.ttl_refused => None,
+            None => Some(self.ttl.unwrap_or(parts.default_ttl)),
+        };
+        if ttl.is_none() {
+            let error = "the TTL is not positive: the value is returned but not stored";
+            telemetry::error(&parts.log, self.function, Op::Fill, &error);
+        }
+        ttl
+    }
+
+    /// The bytes to store for `encoded` and how long the store keeps them: with `stale`,
+    /// `stale_if_error` or `refresh_ahead`, in an envelope fresh for `ttl` (computed in
+    /// `took`), kept for the longer window past it.
+    fn stored_form<'a>(
+        &self,
+        encoded: &'a [u8],
+        ttl: Duration,
+        took: Duration,
+    ) -> (Cow<'a, [u8]>, Duration) {
+        if !self.windows.any() {
+            return (Cow::Borrowed(encoded), ttl);
+        }
+        let fresh_until = freshness::now().saturating_add(freshness::millis(ttl));
+        let wrapped = freshness::wrap(encoded, fresh_until, took);
+        (Cow::Owned(wrapped), ttl + self.windows.extra())
     }
 }
 
@@ -123,7 +197,7 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 /// that the future of a call, which a server allocates and moves per request, holds only
 /// what a hit needs (for a `Result<Option<T>, _>` function with a trivial body, release
 /// build: 2.9 KiB, against 6.6 KiB with those paths inline).
-pub async fn cached<S, R, F>(call: Call, stores: Stores<S::Stored>, body: Pin<&mut F>) -> R
+pub async fn cached<S, R, F>(call: Call, stores: Stores<S::Stored>, mut body: Pin<&mut F>) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
@@ -147,7 +221,7 @@ where
     let near = parts
         .near
         .as_deref()
-        .filter(|tier| call.tags.is_empty() && tier.serves(call.near))
+        .filter(|tier| call.tags.is_empty() && !call.windows.any() && tier.serves(call.near))
         .map(|tier| (tier, tier.epoch(key)));
     if let Some((tier, _)) = near
         && !call.refresh
@@ -186,8 +260,20 @@ where
     let mut poll = POLL;
     // Set when another caller's lease is first seen: a hit needs no clock.
     let mut give_up = None;
+    // An entry past its TTL within `stale_if_error`, for when the body fails.
+    let mut fallback = None;
     loop {
         match fetched {
+            Ok((Fetch::Hit(bytes, _), stamp)) if call.windows.any() => {
+                let judged = judge::<S, R, _>(&call, stores, cache, key, &bytes, &stamp, body.as_mut());
+                match Box::pin(judged).await {
+                    Judged::Served(output) => return output,
+                    Judged::Miss(found) => {
+                        fallback = found;
+                        fetched = take_over().await;
+                    }
+                }
+            }
             Ok((Fetch::Hit(bytes, ttl), _)) => {
                 if let Some(entry) = decode(stores, cache, &bytes, function) {
                     let held = near
@@ -212,7 +298,7 @@ where
             }
             Ok((Fetch::Ours, stamp)) => {
                 let lease = (&lease, &stamp);
-                let fill = fill::<S, R, _>(&call, stores, cache, key, lease, near, body);
+                let fill = fill::<S, R, _>(&call, stores, cache, key, lease, near, fallback, body);
                 return Box::pin(fill).await;
             }
             Ok((Fetch::Theirs(other), _)) => {
@@ -291,6 +377,9 @@ async fn wait_for_filler(
 
 /// Runs the body under our lease, shares the result with this process's joiners, and
 /// stores it if the lease still holds the key, stamped with the tag versions read before.
+/// With a `fallback` (an entry within `stale_if_error`), an `Err` of the body is answered
+/// with it, and it is put back.
+#[allow(clippy::too_many_arguments)] // One call site; the arguments are the fill's state.
 async fn fill<S, R, F>(
     call: &Call,
     stores: Stores<S::Stored>,
@@ -298,6 +387,7 @@ async fn fill<S, R, F>(
     key: &str,
     (lease, stamp): (&Lease, &Stamp),
     near: Option<(&NearTier, u64)>,
+    fallback: Option<Fallback>,
     body: F,
 ) -> R
 where
@@ -307,23 +397,42 @@ where
     let function = call.function;
     let parts = &*cache.inner;
     let store = &parts.store;
+    let tags = call.tags(parts.default_ttl, store.lease_ttl());
     let pilot = store
         .lease_ttl()
         .map(|_| parts.flights.depart(store, key, lease));
+    let started = Instant::now();
     let output = run(function, key, body).await;
+    let took = started.elapsed();
+    if S::failed(&output)
+        && let Some(fallback) = fallback
+        && let Some(stale) = decode(stores, cache, fallback.value(), function).and_then(S::output)
+    {
+        // Joiners get the old value too, and later callers find it again (unless an
+        // invalidation took our lease meanwhile).
+        if let Some(pilot) = pilot {
+            pilot.land(Some(fallback.value().into()));
+        }
+        let restore = store.fill(key, lease, &fallback.stored, fallback.left, tags, stamp);
+        if let Err(error) = restore.await {
+            telemetry::error(&parts.log, function, Op::Fill, &error);
+        }
+        telemetry::outcome(function, Outcome::Stale);
+        return stale;
+    }
     let entry = S::stored(&output, call.cache_none);
     let encoded = entry.and_then(|entry| encode(stores, cache, entry, function));
     if let Some(pilot) = pilot {
         pilot.land(encoded.clone());
     }
-    let stored = match (&encoded, entry) {
-        (Some(bytes), Some(entry)) => {
-            let ttl = call.ttl.unwrap_or(parts.default_ttl);
-            let tags = call.tags(parts.default_ttl, store.lease_ttl());
+    let ttl = entry.and_then(|entry| call.entry_ttl(stores, entry, parts));
+    let stored = match (&encoded, entry, ttl) {
+        (Some(bytes), Some(entry), Some(ttl)) => {
+            let (stored, kept) = call.stored_form(bytes, ttl, took);
             telemetry::timed(
                 function,
                 Op::Fill,
-                store.fill(key, lease, bytes, ttl, tags, stamp),
+                store.fill(key, lease, &stored, kept, tags, stamp),
             )
             .await
             .map(|filled| match near {
@@ -349,6 +458,129 @@ where
     };
     telemetry::outcome(function, outcome);
     output
+}
+
+/// An entry within `stale_if_error`, as read: what a failing body is answered with.
+struct Fallback {
+    /// The stored bytes (out of any tag envelope), to put back.
+    stored: Vec<u8>,
+    /// Until the end of the longer window.
+    left: Duration,
+}
+
+impl Fallback {
+    fn value(&self) -> &[u8] {
+        &self.stored[freshness::HEADER_LEN..]
+    }
+}
+
+/// What judging an entry past (or near) its TTL gave.
+enum Judged<R> {
+    /// The call's output: the entry, or the refresh the call ran.
+    Served(R),
+    /// A miss, with the entry if it can answer a failing body.
+    Miss(Option<Fallback>),
+}
+
+/// An entry of a function with `stale`, `stale_if_error` or `refresh_ahead`, by its envelope
+/// (see `freshness.rs`): served, refreshed by this call (one caller across processes: the
+/// claim is taken in the entry), or a miss.
+async fn judge<S, R, F>(
+    call: &Call,
+    stores: Stores<S::Stored>,
+    cache: &Cache,
+    key: &str,
+    bytes: &[u8],
+    stamp: &Stamp,
+    body: F,
+) -> Judged<R>
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+{
+    let function = call.function;
+    let parts = &*cache.inner;
+    let store = &parts.store;
+    let Some((header, value)) = freshness::open(bytes) else {
+        // Stored by a function without these options (or not a value): overwrite it.
+        return Judged::Miss(None);
+    };
+    let serve = |outcome| match decode(stores, cache, value, function).and_then(S::output) {
+        Some(output) => {
+            telemetry::outcome(function, outcome);
+            Judged::Served(output)
+        }
+        None => Judged::Miss(None),
+    };
+    let now = freshness::now();
+    let served_as = match call.windows.judge(&header, now) {
+        Freshness::Fresh => return serve(Outcome::Hit),
+        Freshness::RefreshEarly => Outcome::Hit,
+        Freshness::Stale => Outcome::Stale,
+        Freshness::ErrorFallback => {
+            let kept_until = header
+                .fresh_until
+                .saturating_add(freshness::millis(call.windows.extra()));
+            let left = Duration::from_millis(kept_until.saturating_sub(now));
+            let stored = bytes.to_vec();
+            return Judged::Miss(Some(Fallback { stored, left }));
+        }
+        Freshness::Expired => return Judged::Miss(None),
+    };
+    // Another caller's claim is current, in the entry or in this process: serve the entry.
+    let claim = Lease::new();
+    if header.claimed_until > now {
+        return serve(served_as);
+    }
+    let Some(_refreshing) = parts.flights.refresh(key, &claim) else {
+        return serve(served_as);
+    };
+    let tags = call.tags(parts.default_ttl, store.lease_ttl());
+    let until = now.saturating_add(freshness::millis(store.lease_ttl().unwrap_or_default()));
+    match store.claim(key, tags, (header.fresh_until, now, until), &claim).await {
+        Ok(true) => {}
+        Ok(false) => return serve(served_as),
+        Err(error) => {
+            telemetry::error(&parts.log, function, Op::Fetch, &error);
+            return serve(served_as);
+        }
+    }
+    let started = Instant::now();
+    let output = run(function, key, body).await;
+    let took = started.elapsed();
+    if S::failed(&output) {
+        // Every other caller is served the entry meanwhile: so is this one. The claim
+        // lapses by itself, which spaces out the retries of a failing source.
+        tracing::debug!(function, "refresh failed; serving the stored value");
+        return match serve(served_as) {
+            Judged::Miss(_) => Judged::Served(output),
+            served => served,
+        };
+    }
+    // The new value, or (a `None` not to be stored, a value that does not encode or whose
+    // TTL is not positive) no entry at all: the old one is not served again.
+    let entry = S::stored(&output, call.cache_none);
+    let encoded = entry.and_then(|entry| encode(stores, cache, entry, function));
+    let ttl = entry.and_then(|entry| call.entry_ttl(stores, entry, parts));
+    let replacement = encoded
+        .as_deref()
+        .zip(ttl)
+        .map(|(bytes, ttl)| call.stored_form(bytes, ttl, took));
+    let (value, kept) = match &replacement {
+        Some((stored, kept)) => (Some(&stored[..]), *kept),
+        None => (None, Duration::ZERO),
+    };
+    let replace = store.fill_claimed(key, &claim, value, kept, (tags, stamp));
+    match telemetry::timed(function, Op::Fill, replace).await {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!(
+            function,
+            "refresh claim lost (invalidated or overtaken); value not stored"
+        ),
+        Err(error) => telemetry::error(&parts.log, function, Op::Fill, &error),
+    }
+    telemetry::outcome(function, Outcome::Refresh);
+    Judged::Served(output)
 }
 
 /// For calls that cannot use the store (it is unreachable, or the key's invalidation is

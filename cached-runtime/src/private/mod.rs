@@ -14,7 +14,7 @@ pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 pub use self::stored::{
     NearClone, StorableOk, StorableOkSome, StorableSome, StorableWhole, Stores, near_clone,
-    stored_ok, stored_ok_some, stored_some, stored_whole,
+    stored_ok, stored_ok_some, stored_some, stored_whole, ttl_from,
 };
 pub use crate::entry::Entry;
 pub use crate::key::KeyBuilder;

@@ -36,6 +36,11 @@ pub trait Shape<R> {
     /// The output a stored entry stands for, if it stands for one of this shape (a stored
     /// `None` stands for no `T` or `Result<T, E>`).
     fn output(stored: Entry<Self::Stored>) -> Option<R>;
+
+    /// Whether `output` is an `Err` (what `stale_if_error` answers with a stored value).
+    fn failed(_output: &R) -> bool {
+        false
+    }
 }
 
 /// Stores the whole value.
@@ -79,6 +84,10 @@ impl<T, E> Shape<Result<T, E>> for OkOf {
     fn output(stored: Entry<T>) -> Option<Result<T, E>> {
         Whole::output(stored).map(Ok)
     }
+
+    fn failed(output: &Result<T, E>) -> bool {
+        output.is_err()
+    }
 }
 
 impl<T> Shape<Option<T>> for SomeOf {
@@ -111,5 +120,9 @@ impl<T, E> Shape<Result<Option<T>, E>> for OkSomeOf {
 
     fn output(stored: Entry<T>) -> Option<Result<Option<T>, E>> {
         SomeOf::output(stored).map(Ok)
+    }
+
+    fn failed(output: &Result<Option<T>, E>) -> bool {
+        output.is_err()
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How the values of a function's stored type `T` are encoded, decoded and held in the near
 /// tier; made by a check (`stored_whole`, `stored_ok`, ..), so only for storable types.
@@ -21,6 +22,8 @@ pub struct Stores<T> {
     decode: fn(Codec, &[u8]) -> Result<Entry<T>, CodecError>,
     /// With `near_cache = true`: the decoded entry is held, and cloned on each near hit.
     clone: Option<Cloning<T>>,
+    /// With `ttl_from = <fn>`: each value's TTL (`None`: not positive, not stored).
+    ttl_from: Option<fn(&T) -> Option<Duration>>,
 }
 
 /// How the near tier holds decoded entries of `T` and clones them back.
@@ -51,6 +54,7 @@ impl<T: Serialize + DeserializeOwned> Stores<T> {
             encode: Codec::encode_entry::<T>,
             decode: Codec::decode_entry::<T>,
             clone: None,
+            ttl_from: None,
         }
     }
 }
@@ -64,6 +68,15 @@ impl<T> Stores<T> {
     /// The entry stored as `bytes`.
     pub(crate) fn decode(&self, codec: Codec, bytes: &[u8]) -> Result<Entry<T>, CodecError> {
         (self.decode)(codec, bytes)
+    }
+
+    /// The TTL `ttl_from` gives `entry`: `None` without `ttl_from` (or for a stored `None`),
+    /// `Some(None)` for one that is not positive.
+    pub(crate) fn ttl_of(&self, entry: Entry<&T>) -> Option<Option<Duration>> {
+        match (self.ttl_from, entry) {
+            (Some(ttl_from), Entry::Value(value)) => Some(ttl_from(value)),
+            _ => None,
+        }
     }
 
     /// What the near tier holds for an entry stored as `bytes`: the bytes, decoded on each
@@ -160,6 +173,14 @@ impl<T: Serialize + DeserializeOwned> StorableOkSome for T {}
 /// The check on the `T` of a function returning `Result<Option<T>, E>`.
 pub fn stored_ok_some<T: StorableOkSome>() -> Stores<T> {
     Stores::new()
+}
+
+/// `ttl_from = <fn>`: each value's TTL is `ttl_from(&value)` (see [`IntoTtl`](crate::IntoTtl)).
+pub fn ttl_from<T>(stores: Stores<T>, ttl_from: fn(&T) -> Option<Duration>) -> Stores<T> {
+    Stores {
+        ttl_from: Some(ttl_from),
+        ..stores
+    }
 }
 
 /// Implemented by every `Clone + Send + Sync + 'static` type: what `near_cache = true` needs

@@ -5,30 +5,32 @@
 use super::tags::{VERSION_LEN, fresh_version};
 use super::{Bytes, Fetch};
 use crate::expiry::{self, Expiring};
+use crate::freshness;
 use crate::store::lease::Lease;
 use moka::ops::compute::Op;
 use moka::sync::Cache as Moka;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 struct Slot {
     bytes: Arc<[u8]>,
-    ttl: Duration,
+    /// An instant rather than a TTL: rewriting an entry in place (a refresh claim) keeps it.
+    expires: Instant,
 }
 
 impl Slot {
     fn new(bytes: &[u8], ttl: Duration) -> Slot {
         Slot {
             bytes: bytes.into(),
-            ttl,
+            expires: Instant::now() + ttl,
         }
     }
 }
 
 impl Expiring for Slot {
     fn ttl(&self) -> Duration {
-        self.ttl
+        self.expires.saturating_duration_since(Instant::now())
     }
 
     fn weight(&self) -> usize {
@@ -124,11 +126,71 @@ impl MemoryStore {
                 .and_compute_with(|slot| match slot {
                     // moka measures a TTL from the last write: rewriting restarts it.
                     Some(slot) => {
-                        Op::Put(Slot::new(&slot.value().bytes, ttl.max(slot.value().ttl)))
+                        Op::Put(Slot::new(&slot.value().bytes, ttl.max(slot.value().ttl())))
                     }
                     None => Op::Nop,
                 });
         }
+    }
+
+    /// As the Redis store's `CLAIM` script: writes `claim` into the envelope at byte `at` if
+    /// it is fresh until `fresh_until` and unclaimed at `now`, keeping the entry's expiry.
+    pub(crate) fn claim(
+        &self,
+        key: &str,
+        at: usize,
+        fresh_until: u64,
+        now: u64,
+        claim: &[u8],
+    ) -> bool {
+        let mut claimed = false;
+        self.slots
+            .entry_by_ref(key)
+            .and_compute_with(|slot| {
+                let Some(slot) = slot else { return Op::Nop };
+                let slot = slot.into_value();
+                let claimable = slot.bytes.get(at..).and_then(freshness::open).is_some_and(
+                    |(header, _)| header.fresh_until == fresh_until && header.claimed_until <= now,
+                );
+                if !claimable {
+                    return Op::Nop;
+                }
+                let mut bytes = slot.bytes.to_vec();
+                let from = at + freshness::CLAIM_AT;
+                bytes[from..from + claim.len()].copy_from_slice(claim);
+                claimed = true;
+                Op::Put(Slot {
+                    bytes: bytes.into(),
+                    expires: slot.expires,
+                })
+            });
+        claimed
+    }
+
+    /// As the Redis store's `REPLACE_CLAIMED` script: stores `value` (removes the entry for
+    /// `None`) if `lease`'s claim is still at byte `at`.
+    pub(crate) fn replace_claimed(
+        &self,
+        key: &str,
+        at: usize,
+        lease: &Lease,
+        value: Option<&[u8]>,
+        ttl: Duration,
+    ) -> bool {
+        let mut replaced = false;
+        self.slots
+            .entry_by_ref(key)
+            .and_compute_with(|slot| match slot {
+                Some(slot)
+                    if slot.value().bytes.get(at..at + lease.as_bytes().len())
+                        == Some(lease.as_bytes()) =>
+                {
+                    replaced = true;
+                    value.map_or(Op::Remove, |value| Op::Put(Slot::new(value, ttl)))
+                }
+                _ => Op::Nop,
+            });
+        replaced
     }
 
     pub(crate) fn delete(&self, keys: &[String]) {

@@ -21,6 +21,7 @@ use self::memory::MemoryStore;
 pub(crate) use self::redis::{RedisStore, Replicated, manager_config};
 use self::tags::Stamp;
 use crate::Error;
+use crate::freshness;
 use crate::task::spawn_detached;
 use futures_util::future::join_all;
 use std::collections::HashMap;
@@ -388,6 +389,69 @@ impl Store {
                 .await
             }
         }
+    }
+
+    /// Claims the refresh of the entry under `key` that was read fresh until `fresh_until`
+    /// (see `freshness.rs`), for `lease`'s holder until `until` (ms since the epoch); says
+    /// whether the claim is ours. `false` too when the entry changed or went since it was
+    /// read, or another caller's claim is current at `now`.
+    pub(crate) async fn claim(
+        &self,
+        key: &str,
+        tags: Tags<'_>,
+        (fresh_until, now, until): (u64, u64, u64),
+        lease: &Lease,
+    ) -> Result<bool, Error> {
+        let at = tags::envelope_len(tags.keys.len());
+        let claim = freshness::claim(until, lease);
+        match &self.0.backend {
+            Backend::Redis(redis) => {
+                self.guarded(
+                    self.slot(key),
+                    redis.claim(key, at, fresh_until, now, &claim),
+                )
+                .await
+            }
+            Backend::Memory(memory) => Ok(memory.claim(key, at, fresh_until, now, &claim)),
+        }
+    }
+
+    /// Stores a refresh's `value` (for `None`, deletes the entry) if `lease`'s claim is
+    /// still in the entry under `key`: an invalidation since the claim deleted it. A tagged
+    /// value is wrapped as [`Store::fill`] does. Says whether it stored.
+    pub(crate) async fn fill_claimed(
+        &self,
+        key: &str,
+        lease: &Lease,
+        value: Option<&[u8]>,
+        ttl: Duration,
+        (tags, stamp): (Tags<'_>, &Stamp),
+    ) -> Result<bool, Error> {
+        let value = value.filter(|value| !self.oversized(value));
+        let at = tags::envelope_len(tags.keys.len()) + freshness::CLAIMANT_AT;
+        let wrapped = value.map(|value| match tags.keys {
+            [] => value.to_vec(),
+            _ => stamp.wrap(value),
+        });
+        let value = wrapped.as_deref();
+        let replace = async {
+            match &self.0.backend {
+                Backend::Redis(redis) => {
+                    self.guarded(
+                        self.slot(key),
+                        redis.replace_claimed(key, at, lease, value, ttl),
+                    )
+                    .await
+                }
+                Backend::Memory(memory) => {
+                    Ok(memory.replace_claimed(key, at, lease, value, ttl))
+                }
+            }
+        };
+        if value.is_none() || tags.keys.is_empty() {
+            return replace.await;
+        }
+        tokio::join!(replace, self.extend_tags(tags.keys, ttl)).0
     }
 
     /// Best effort: a tag key that expires early only costs misses.

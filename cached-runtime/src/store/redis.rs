@@ -13,6 +13,7 @@ use super::connection::Connection;
 use super::tags::{VERSION_LEN, fresh_version};
 use super::{Bytes, Fetch};
 use crate::Error;
+use crate::freshness;
 use crate::store::lease::Lease;
 use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -36,14 +37,47 @@ static FETCH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// SET the value only while the caller's lease still holds the key.
+/// SET the value (to live `ARGV[3]` ms) only while the caller's lease still holds the key.
 static FILL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-            redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
             return 1
           end
           return 0",
+    )
+});
+
+/// Claims the refresh of a fresh-until envelope (see `freshness.rs`) at byte `ARGV[1]` of
+/// the key: only if the envelope is the one the caller read (its fresh-until, `ARGV[2]`) and
+/// no claim is current at `ARGV[3]` (ms since the epoch); writes the claim (`ARGV[4]`) in
+/// place, which keeps the key's TTL.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local at = tonumber(ARGV[1])
+          local head = redis.call('GETRANGE', KEYS[1], at, at + 55)
+          if string.len(head) < 56 or string.sub(head, 1, 15) ~= '\193F' .. ARGV[2] then
+            return 0
+          end
+          if tonumber(string.sub(head, 26, 38)) > tonumber(ARGV[3]) then return 0 end
+          redis.call('SETRANGE', KEYS[1], at + 25, ARGV[4])
+          return 1",
+    )
+});
+
+/// Stores a refresh (`ARGV[3]`, to live `ARGV[4]` ms; an empty value deletes the entry)
+/// only while the caller's claim (`ARGV[2]`, at byte `ARGV[1]`) is still in the entry: an
+/// invalidation deleted it with the entry, a newer claim overwrote it.
+static REPLACE_CLAIMED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local at = tonumber(ARGV[1])
+          if redis.call('GETRANGE', KEYS[1], at, at + 17) ~= ARGV[2] then return 0 end
+          if ARGV[3] == '' then
+            redis.call('DEL', KEYS[1])
+          else
+            redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+          end
+          return 1",
     )
 });
 
@@ -296,11 +330,52 @@ impl RedisStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, Error> {
-        let seconds = ttl.as_secs().max(1);
         let filled: i64 = self
-            .invoke(FILL.key(key).arg(lease.as_bytes()).arg(value).arg(seconds))
+            .invoke(FILL.key(key).arg(lease.as_bytes()).arg(value).arg(millis(ttl)))
             .await?;
         Ok(filled == 1)
+    }
+
+    /// Writes `claim` at byte `at + CLAIM_AT` of `key` if the envelope at `at` is fresh until
+    /// `fresh_until` and unclaimed at `now`; says whether it did.
+    pub(crate) async fn claim(
+        &self,
+        key: &str,
+        at: usize,
+        fresh_until: u64,
+        now: u64,
+        claim: &[u8],
+    ) -> Result<bool, Error> {
+        let mut invocation = CLAIM.prepare_invoke();
+        invocation
+            .key(key)
+            .arg(at)
+            .arg(freshness::fresh_until_field(fresh_until))
+            .arg(now)
+            .arg(claim);
+        let claimed: i64 = self.invoke(&invocation).await?;
+        Ok(claimed == 1)
+    }
+
+    /// Stores `value` (deletes the entry for `None`) if `lease`'s claim is still at byte
+    /// `at` of `key`; says whether it did.
+    pub(crate) async fn replace_claimed(
+        &self,
+        key: &str,
+        at: usize,
+        lease: &Lease,
+        value: Option<&[u8]>,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let mut invocation = REPLACE_CLAIMED.prepare_invoke();
+        invocation
+            .key(key)
+            .arg(at)
+            .arg(lease.as_bytes())
+            .arg(value.unwrap_or_default())
+            .arg(millis(ttl));
+        let replaced: i64 = self.invoke(&invocation).await?;
+        Ok(replaced == 1)
     }
 
     pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {

@@ -52,6 +52,14 @@ impl Stamp {
     }
 }
 
+/// The length of the envelope of an entry with `tags` tags (none for an untagged entry).
+pub(crate) fn envelope_len(tags: usize) -> usize {
+    match tags {
+        0 => 0,
+        tags => 3 + tags * VERSION_LEN,
+    }
+}
+
 /// A fresh random version, for a tag key a lookup found absent (each `RandomState` is
 /// keyed anew from the OS's randomness).
 pub(crate) fn fresh_version() -> [u8; VERSION_LEN] {
