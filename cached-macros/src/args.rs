@@ -16,15 +16,26 @@ mod kw {
     syn::custom_keyword!(near_cache);
     syn::custom_keyword!(key_ignores);
     syn::custom_keyword!(tags);
+    syn::custom_keyword!(ttl_from);
+    syn::custom_keyword!(stale);
+    syn::custom_keyword!(stale_if_error);
+    syn::custom_keyword!(refresh_ahead);
 }
 
-/// `#[redis_cached(key = "...", ttl = ..., refresh = ..., cache = ..., cache_none = ...,
-/// near_cache = ..., key_ignores = [...], tags = [...])]`
+/// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., refresh = ..., cache = ...,
+/// cache_none = ..., near_cache = ..., key_ignores = [...], tags = [...], stale = ...,
+/// stale_if_error = ..., refresh_ahead = ...)]`
 pub(crate) struct CachedArgs {
     /// Required; reported missing by `model`, together with the other mistakes.
     pub(crate) key: Option<LitStr>,
     /// Converted to seconds by [`ttl_seconds`] in `model`.
     pub(crate) ttl: Option<Expr>,
+    pub(crate) ttl_from: Option<(Ident, Expr)>,
+    /// Durations, as `ttl`'s literals.
+    pub(crate) stale: Option<(Ident, Expr)>,
+    pub(crate) stale_if_error: Option<(Ident, Expr)>,
+    /// `true`, or XFetch's beta.
+    pub(crate) refresh_ahead: Option<(Ident, Lit)>,
     pub(crate) refresh: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
@@ -133,8 +144,13 @@ impl Parse for CachedArgs {
         let mut near_cache = None;
         let mut key_ignores = None;
         let mut tags = None;
-        let expected = "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`, \
-                        `near_cache`, `key_ignores`, `tags`";
+        let mut ttl_from = None;
+        let mut stale = None;
+        let mut stale_if_error = None;
+        let mut refresh_ahead = None;
+        let expected = "expected one of `key`, `ttl`, `ttl_from`, `refresh`, `cache`, \
+                        `cache_none`, `near_cache`, `key_ignores`, `tags`, `stale`, \
+                        `stale_if_error`, `refresh_ahead`";
         parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
@@ -146,8 +162,16 @@ impl Parse for CachedArgs {
                     )
                 })?;
                 set_once(&mut key, (name, template))?;
+            } else if lookahead.peek(kw::ttl_from) {
+                set_once(&mut ttl_from, named::<kw::ttl_from, Expr>(input)?)?;
             } else if lookahead.peek(kw::ttl) {
                 set_once(&mut ttl, value::<kw::ttl, Expr>(input)?)?;
+            } else if lookahead.peek(kw::stale_if_error) {
+                set_once(&mut stale_if_error, named::<kw::stale_if_error, Expr>(input)?)?;
+            } else if lookahead.peek(kw::stale) {
+                set_once(&mut stale, named::<kw::stale, Expr>(input)?)?;
+            } else if lookahead.peek(kw::refresh_ahead) {
+                set_once(&mut refresh_ahead, named::<kw::refresh_ahead, Lit>(input)?)?;
             } else if lookahead.peek(kw::refresh) {
                 set_once(&mut refresh, value::<kw::refresh, Expr>(input)?)?;
             } else if lookahead.peek(kw::cache_none) {
@@ -177,6 +201,10 @@ impl Parse for CachedArgs {
             near_cache,
             key_ignores,
             tags,
+            ttl_from,
+            stale,
+            stale_if_error,
+            refresh_ahead,
         })
     }
 }
@@ -252,6 +280,15 @@ fn value<K: Parse + Spanned, V: Parse>(input: ParseStream) -> syn::Result<(K, V)
     Ok((name, input.parse()?))
 }
 
+/// Parses `name = value`, keeping the name with the value (for errors spanned on it later).
+fn named<K: Parse + Spanned + quote::ToTokens, V: Parse>(
+    input: ParseStream,
+) -> syn::Result<(K, (Ident, V))> {
+    let (keyword, value) = value::<K, V>(input)?;
+    let name = Ident::new(&keyword.to_token_stream().to_string(), keyword.span());
+    Ok((keyword, (name, value)))
+}
+
 /// Stores an argument, rejecting a second occurrence at its name.
 fn set_once<K: Spanned + quote::ToTokens, V>(
     slot: &mut Option<V>,
@@ -268,8 +305,52 @@ fn set_once<K: Spanned + quote::ToTokens, V>(
     Ok(())
 }
 
-/// `3600` or `"1h"`: whole seconds, at least one.
-pub(crate) fn ttl_seconds(expr: &Expr) -> syn::Result<u64> {
+/// A `ttl`: a literal (whole seconds, checked here) or an expression evaluated per call.
+pub(crate) enum Ttl {
+    Seconds(u64),
+    Expr(Expr),
+}
+
+/// `3600` or `"1h"` (whole seconds, at least one), or any expression but a literal.
+pub(crate) fn ttl(expr: &Expr) -> syn::Result<Ttl> {
+    let literal = match expr {
+        Expr::Lit(_) => true,
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_),
+            expr,
+            ..
+        }) => matches!(**expr, Expr::Lit(_)),
+        _ => false,
+    };
+    if literal {
+        duration_seconds(expr, "ttl").map(Ttl::Seconds)
+    } else {
+        Ok(Ttl::Expr(expr.clone()))
+    }
+}
+
+/// XFetch's beta of `refresh_ahead = true` or `refresh_ahead = 2.0`: positive.
+pub(crate) fn beta(lit: &Lit) -> syn::Result<Option<f64>> {
+    let beta = match lit {
+        Lit::Bool(flag) => Some(if flag.value { 1.0 } else { 0.0 }),
+        Lit::Float(float) => float.base10_parse::<f64>().ok(),
+        Lit::Int(int) => int.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match beta {
+        Some(beta) if beta == 0.0 => Ok(None),
+        Some(beta) if beta.is_finite() && beta > 0.0 => Ok(Some(beta)),
+        _ => Err(syn::Error::new_spanned(
+            lit,
+            "`refresh_ahead` is `true` or XFetch's beta, a positive number (`refresh_ahead = \
+             2.0` refreshes earlier; 1.0 is the default)",
+        )),
+    }
+}
+
+/// A duration argument (`ttl`, `stale`, `stale_if_error`), `3600` or `"1h"`: whole seconds,
+/// at least one.
+pub(crate) fn duration_seconds(expr: &Expr, name: &str) -> syn::Result<u64> {
     let seconds = match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
@@ -284,15 +365,21 @@ pub(crate) fn ttl_seconds(expr: &Expr) -> syn::Result<u64> {
         _ => None,
     };
     match seconds {
-        Some(0) => Err(syn::Error::new_spanned(
+        Some(0) if name == "ttl" => Err(syn::Error::new_spanned(
             expr,
             "ttl must be positive: entries always expire, so give at least one second",
+        )),
+        Some(0) => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{name}` must be positive: give at least one second, or remove it"),
         )),
         Some(seconds) => Ok(seconds),
         None => Err(syn::Error::new_spanned(
             expr,
-            "ttl must be whole seconds (`ttl = 3600`) or a duration string with units s, m, h, d \
-             (`ttl = \"15m\"`, `ttl = \"1h30m\"`)",
+            format!(
+                "{name} must be whole seconds (`{name} = 3600`) or a duration string with units \
+                 s, m, h, d (`{name} = \"15m\"`, `{name} = \"1h30m\"`)"
+            ),
         )),
     }
 }

@@ -2,6 +2,7 @@
 //! written, with its body run through the runtime's cache-aside (`cached`) or invalidation
 //! (`invalidate`) helper. Every runtime item is reached through `::redis_cached::__private`.
 
+use crate::args::Ttl;
 use crate::model::{CacheSource, CachedFn, InvalidatingFn, Key, output_span};
 use crate::shape::{Shape, Stored};
 use crate::template::{Placeholder, RootKind, Segment, Template};
@@ -72,7 +73,16 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         .map(|tag| render(&tag.template))
         .collect();
     let render = render(&cached.key.template);
-    let ttl = cached.ttl.map(|seconds| quote!(.ttl(#seconds)));
+    let ttl = cached.ttl.as_ref().map(|ttl| match ttl {
+        Ttl::Seconds(seconds) => quote!(.ttl(#seconds)),
+        Ttl::Expr(expr) => quote_spanned!(expr.span()=> .ttl_value(#expr)),
+    });
+    let windows = &cached.windows;
+    let stale = (windows.stale.as_ref()).map(|(_, seconds)| quote!(.stale(#seconds)));
+    let stale_if_error = (windows.stale_if_error.as_ref())
+        .map(|(_, seconds)| quote!(.stale_if_error(#seconds)));
+    let refresh_ahead =
+        (windows.refresh_ahead.as_ref()).map(|(_, beta)| quote!(.refresh_ahead(#beta)));
     let refresh =
         (cached.refresh.as_ref()).map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
     let cache_none = (cached.cache_none.as_ref()).map(|flag| quote!(.cache_none(#flag)));
@@ -93,7 +103,8 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         function,
         quote! {
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
-                #(.tag(#tags))* #ttl #refresh #cache_none #near;
+                #(.tag(#tags))* #ttl #refresh #cache_none #near #stale #stale_if_error
+                #refresh_ahead;
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
             let __redis_cached_body = ::redis_cached::__private::pin!(#body);
@@ -315,15 +326,23 @@ fn stores(cached: &CachedFn, unit: Span) -> TokenStream {
         Shape::SomeOf => quote_spanned!(span=> stored_some),
         Shape::OkSomeOf => quote_spanned!(span=> stored_ok_some),
     };
-    let stores = quote_spanned!(span=> ::redis_cached::__private::#check::<#ty>());
+    let mut stores = quote_spanned!(span=> ::redis_cached::__private::#check::<#ty>());
     if cached.near_holds_values() {
         // The call itself is not spanned on the type: the compiler, taking the type for an
         // expression at the same place, would suggest borrowing it instead of showing the
         // message. The error still points at the type argument.
-        quote!(::redis_cached::__private::near_clone::<#ty>(#stores))
-    } else {
-        stores
+        stores = quote!(::redis_cached::__private::near_clone::<#ty>(#stores));
     }
+    if let Some(ttl_from) = &cached.ttl_from {
+        // Spanned on the function's path: a wrong argument or return type is reported there.
+        let ttl = quote_spanned! {ttl_from.span()=>
+            ::redis_cached::IntoTtl::into_ttl((#ttl_from)(__redis_cached_value))
+        };
+        stores = quote! {
+            ::redis_cached::__private::ttl_from(#stores, |__redis_cached_value| #ttl)
+        };
+    }
+    stores
 }
 
 /// A closure that writes the template into the key builder.

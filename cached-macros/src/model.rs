@@ -7,7 +7,7 @@
 //! names what the function does not have. The rules between the parts (the generics and
 //! the keys, `cache_none` and the return type) are `valid`'s.
 
-use crate::args::{self, CachedArgs, InvalidatesArgs};
+use crate::args::{self, CachedArgs, InvalidatesArgs, Ttl};
 use crate::errors::{join, join_all};
 use crate::shape::{Shape, Stored};
 use crate::template::{ResultScope, RootKind, Scope, Template};
@@ -19,8 +19,12 @@ use syn::{Expr, FnArg, GenericParam, Ident, ItemFn, LitBool, LitStr, Pat, Return
 pub(crate) struct CachedFn<'a> {
     pub(crate) function: &'a ItemFn,
     pub(crate) key: Key,
-    /// Whole seconds, at least one; `None` for the cache's default.
-    pub(crate) ttl: Option<u64>,
+    /// Whole seconds (at least one) or an expression; `None` for the cache's default.
+    pub(crate) ttl: Option<Ttl>,
+    /// `ttl_from = <fn>`: each value's TTL.
+    pub(crate) ttl_from: Option<Expr>,
+    /// Past the TTL: `stale` and `stale_if_error` (whole seconds), and `refresh_ahead`'s beta.
+    pub(crate) windows: Windows,
     pub(crate) refresh: Option<Expr>,
     pub(crate) cache: CacheSource,
     pub(crate) cache_none: Option<LitBool>,
@@ -32,6 +36,23 @@ pub(crate) struct CachedFn<'a> {
     pub(crate) key_ignores: Option<Vec<Ident>>,
     /// The tags its entries carry (same grammar as keys).
     pub(crate) tags: Vec<Key>,
+}
+
+/// How entries outlive their TTL, each argument with its name (for errors).
+#[derive(Default)]
+pub(crate) struct Windows {
+    pub(crate) stale: Option<(Ident, u64)>,
+    pub(crate) stale_if_error: Option<(Ident, u64)>,
+    pub(crate) refresh_ahead: Option<(Ident, f64)>,
+}
+
+impl Windows {
+    /// The first argument given, for errors about the combination.
+    pub(crate) fn first(&self) -> Option<&Ident> {
+        (self.stale.as_ref().map(|(name, _)| name))
+            .or(self.stale_if_error.as_ref().map(|(name, _)| name))
+            .or(self.refresh_ahead.as_ref().map(|(name, _)| name))
+    }
 }
 
 /// `#[invalidates(...)]` on `function`.
@@ -64,7 +85,8 @@ pub(crate) enum CacheSource {
 impl<'a> CachedFn<'a> {
     pub(crate) fn from_syn(args: CachedArgs, function: &'a ItemFn) -> syn::Result<Self> {
         let scope = scope(function, ResultScope::Unavailable);
-        let ttl = args.ttl.as_ref().map(args::ttl_seconds).transpose();
+        let ttl = args.ttl.as_ref().map(args::ttl).transpose();
+        let windows = windows(&args);
         let key = match args.key {
             Some(lit) => Key::parse(lit, &scope),
             None => Err(syn::Error::new(
@@ -75,11 +97,14 @@ impl<'a> CachedFn<'a> {
         };
         let asyncness = check_async(function, "redis_cached");
         let tags = parse_all(args.tags, &scope);
-        let (((ttl, key), ()), tags) = join(join(join(ttl, key), asyncness), tags)?;
+        let ((((ttl, key), ()), tags), windows) =
+            join(join(join(join(ttl, key), asyncness), tags), windows)?;
         Ok(CachedFn {
             function,
             key,
             ttl,
+            ttl_from: args.ttl_from.map(|(_, expr)| expr),
+            windows,
             refresh: args.refresh,
             cache: CacheSource::from(args.cache),
             cache_none: args.cache_none,
@@ -96,6 +121,32 @@ impl<'a> CachedFn<'a> {
     pub(crate) fn near_holds_values(&self) -> bool {
         self.near_cache.as_ref().is_some_and(LitBool::value)
     }
+}
+
+/// `stale`, `stale_if_error` and `refresh_ahead`, checked.
+fn windows(args: &CachedArgs) -> syn::Result<Windows> {
+    let seconds = |arg: &Option<(Ident, Expr)>, label: &str| {
+        arg.as_ref()
+            .map(|(name, expr)| {
+                args::duration_seconds(expr, label).map(|seconds| (name.clone(), seconds))
+            })
+            .transpose()
+    };
+    let stale = seconds(&args.stale, "stale");
+    let stale_if_error = seconds(&args.stale_if_error, "stale_if_error");
+    let refresh_ahead = args
+        .refresh_ahead
+        .as_ref()
+        .map(|(name, lit)| args::beta(lit).map(|beta| beta.map(|beta| (name.clone(), beta))))
+        .transpose()
+        .map(Option::flatten);
+    let ((stale, stale_if_error), refresh_ahead) =
+        join(join(stale, stale_if_error), refresh_ahead)?;
+    Ok(Windows {
+        stale,
+        stale_if_error,
+        refresh_ahead,
+    })
 }
 
 impl<'a> InvalidatingFn<'a> {

@@ -38,6 +38,11 @@ impl Shape {
     pub(crate) fn is_option(self) -> bool {
         matches!(self, Shape::SomeOf | Shape::OkSomeOf)
     }
+
+    /// Whether the function returns a `Result`, whose `Err` is not stored.
+    pub(crate) fn is_result(self) -> bool {
+        matches!(self, Shape::OkOf | Shape::OkSomeOf)
+    }
 }
 
 /// The stored type as written in the return type, for the check on it.

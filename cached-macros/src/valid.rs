@@ -24,6 +24,25 @@ impl CachedFn<'_> {
                 "`cache_none` only applies to functions returning `Option<T>` or `Result<Option<T>, E>`",
             ));
         }
+        if let Some((name, _)) = &self.windows.stale_if_error
+            && !self.shape.is_result()
+        {
+            errors.push(syn::Error::new(
+                name.span(),
+                "`stale_if_error` answers an `Err` of the body with the last stored value, but \
+                 this function returns no `Result`: return `Result<T, E>`, or remove it",
+            ));
+        }
+        if let (Some(flag), Some(window)) = (&self.near_cache, self.windows.first()) {
+            errors.push(syn::Error::new_spanned(
+                flag,
+                format!(
+                    "`near_cache` cannot be combined with `{window}`: an entry that may be \
+                     served past its TTL is judged on every read from Redis, never held in the \
+                     near cache; remove `near_cache`"
+                ),
+            ));
+        }
         errors.finish()
     }
 }

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod failover;
+pub mod freshness;
 pub mod stale_set;
 pub mod tags;
 
@@ -38,6 +39,7 @@ macro_rules! scenario_tests {
         $crate::scenarios::scenario_tests!(invalidation, $cache);
         $crate::scenarios::scenario_tests!(keys, $cache);
         $crate::scenarios::scenario_tests!(tags, $cache);
+        $crate::scenarios::scenario_tests!(freshness, $cache);
     };
     (caching, $cache:path, $cache_with_default_ttl:path) => {
         #[tokio::test]
@@ -122,6 +124,56 @@ macro_rules! scenario_tests {
         async fn a_tag_invalidated_during_the_body_leaves_its_entry_stale() {
             $crate::scenarios::tags::a_tag_invalidated_during_the_body_leaves_its_entry_stale(
                 $cache("tags_race").await,
+            )
+            .await;
+        }
+    };
+    (freshness, $cache:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn stale_entries_are_served_at_once_while_one_caller_refreshes() {
+            $crate::scenarios::freshness::stale_entries_are_served_while_one_caller_refreshes(
+                $cache("fresh_swr").await,
+                1000,
+            )
+            .await;
+        }
+
+        #[tokio::test]
+        async fn an_invalidated_entry_is_never_served_stale() {
+            $crate::scenarios::freshness::an_invalidated_entry_is_never_served_stale(
+                $cache("fresh_invalidated").await,
+            )
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_refresh_racing_an_invalidation_does_not_store() {
+            $crate::scenarios::freshness::a_refresh_racing_an_invalidation_does_not_store(
+                $cache("fresh_race").await,
+            )
+            .await;
+        }
+
+        #[tokio::test]
+        async fn stale_if_error_answers_a_failing_body_with_the_stored_value() {
+            $crate::scenarios::freshness::stale_if_error_answers_a_failing_body(
+                $cache("fresh_sie").await,
+            )
+            .await;
+        }
+
+        #[tokio::test]
+        async fn refresh_ahead_keeps_hot_keys_from_expiring() {
+            $crate::scenarios::freshness::refresh_ahead_keeps_hot_keys_from_expiring(
+                $cache("fresh_ahead").await,
+            )
+            .await;
+        }
+
+        #[tokio::test]
+        async fn ttls_from_arguments_and_values() {
+            $crate::scenarios::freshness::ttls_from_arguments_and_values(
+                $cache("fresh_ttls").await,
             )
             .await;
         }
