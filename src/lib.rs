@@ -4,8 +4,8 @@
 
 pub use redis_cached_macros::{invalidates, redis_cached};
 pub use redis_cached_runtime::{
-    Cache, CacheBuilder, Codec, Error, IntoTtl, KeyPart, NearCache, Outcome, commit, describe_metrics, init,
-    install, installed, transaction, with_outcome, write_escaped,
+    Cache, CacheBuilder, Codec, Error, IntoTtl, KeyPart, NearCache, Outcome, commit,
+    describe_metrics, init, install, installed, transaction, with_outcome, write_escaped,
 };
 
 /// Not public API: what the macros' generated code calls.

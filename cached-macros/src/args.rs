@@ -167,7 +167,10 @@ impl Parse for CachedArgs {
             } else if lookahead.peek(kw::ttl) {
                 set_once(&mut ttl, value::<kw::ttl, Expr>(input)?)?;
             } else if lookahead.peek(kw::stale_if_error) {
-                set_once(&mut stale_if_error, named::<kw::stale_if_error, Expr>(input)?)?;
+                set_once(
+                    &mut stale_if_error,
+                    named::<kw::stale_if_error, Expr>(input)?,
+                )?;
             } else if lookahead.peek(kw::stale) {
                 set_once(&mut stale, named::<kw::stale, Expr>(input)?)?;
             } else if lookahead.peek(kw::refresh_ahead) {

@@ -79,8 +79,8 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     });
     let windows = &cached.windows;
     let stale = (windows.stale.as_ref()).map(|(_, seconds)| quote!(.stale(#seconds)));
-    let stale_if_error = (windows.stale_if_error.as_ref())
-        .map(|(_, seconds)| quote!(.stale_if_error(#seconds)));
+    let stale_if_error =
+        (windows.stale_if_error.as_ref()).map(|(_, seconds)| quote!(.stale_if_error(#seconds)));
     let refresh_ahead =
         (windows.refresh_ahead.as_ref()).map(|(_, beta)| quote!(.refresh_ahead(#beta)));
     let refresh =

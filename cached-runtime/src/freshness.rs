@@ -133,7 +133,9 @@ impl Windows {
 pub(crate) fn wrap(value: &[u8], fresh_until: u64, delta: Duration) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + value.len());
     out.extend_from_slice(&[MARKER, KIND]);
-    out.extend_from_slice(format!("{fresh_until:013}{:010}", millis(delta).min(9_999_999_999)).as_bytes());
+    out.extend_from_slice(
+        format!("{fresh_until:013}{:010}", millis(delta).min(9_999_999_999)).as_bytes(),
+    );
     out.extend_from_slice(&[b'0'; CLAIMANT.start - CLAIMED_UNTIL.start]);
     out.extend_from_slice(&[0; CLAIMANT.end - CLAIMANT.start]);
     out.extend_from_slice(value);

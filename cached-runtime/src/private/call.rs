@@ -265,7 +265,8 @@ where
     loop {
         match fetched {
             Ok((Fetch::Hit(bytes, _), stamp)) if call.windows.any() => {
-                let judged = judge::<S, R, _>(&call, stores, cache, key, &bytes, &stamp, body.as_mut());
+                let judged =
+                    judge::<S, R, _>(&call, stores, cache, key, &bytes, &stamp, body.as_mut());
                 match Box::pin(judged).await {
                     Judged::Served(output) => return output,
                     Judged::Miss(found) => {
@@ -537,7 +538,10 @@ where
     };
     let tags = call.tags(parts.default_ttl, store.lease_ttl());
     let until = now.saturating_add(freshness::millis(store.lease_ttl().unwrap_or_default()));
-    match store.claim(key, tags, (header.fresh_until, now, until), &claim).await {
+    match store
+        .claim(key, tags, (header.fresh_until, now, until), &claim)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return serve(served_as),
         Err(error) => {

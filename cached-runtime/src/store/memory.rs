@@ -144,26 +144,28 @@ impl MemoryStore {
         claim: &[u8],
     ) -> bool {
         let mut claimed = false;
-        self.slots
-            .entry_by_ref(key)
-            .and_compute_with(|slot| {
-                let Some(slot) = slot else { return Op::Nop };
-                let slot = slot.into_value();
-                let claimable = slot.bytes.get(at..).and_then(freshness::open).is_some_and(
-                    |(header, _)| header.fresh_until == fresh_until && header.claimed_until <= now,
-                );
-                if !claimable {
-                    return Op::Nop;
-                }
-                let mut bytes = slot.bytes.to_vec();
-                let from = at + freshness::CLAIM_AT;
-                bytes[from..from + claim.len()].copy_from_slice(claim);
-                claimed = true;
-                Op::Put(Slot {
-                    bytes: bytes.into(),
-                    expires: slot.expires,
-                })
-            });
+        self.slots.entry_by_ref(key).and_compute_with(|slot| {
+            let Some(slot) = slot else { return Op::Nop };
+            let slot = slot.into_value();
+            let claimable =
+                slot.bytes
+                    .get(at..)
+                    .and_then(freshness::open)
+                    .is_some_and(|(header, _)| {
+                        header.fresh_until == fresh_until && header.claimed_until <= now
+                    });
+            if !claimable {
+                return Op::Nop;
+            }
+            let mut bytes = slot.bytes.to_vec();
+            let from = at + freshness::CLAIM_AT;
+            bytes[from..from + claim.len()].copy_from_slice(claim);
+            claimed = true;
+            Op::Put(Slot {
+                bytes: bytes.into(),
+                expires: slot.expires,
+            })
+        });
         claimed
     }
 

@@ -443,9 +443,7 @@ impl Store {
                     )
                     .await
                 }
-                Backend::Memory(memory) => {
-                    Ok(memory.replace_claimed(key, at, lease, value, ttl))
-                }
+                Backend::Memory(memory) => Ok(memory.replace_claimed(key, at, lease, value, ttl)),
             }
         };
         if value.is_none() || tags.keys.is_empty() {

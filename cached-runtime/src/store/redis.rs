@@ -331,7 +331,12 @@ impl RedisStore {
         ttl: Duration,
     ) -> Result<bool, Error> {
         let filled: i64 = self
-            .invoke(FILL.key(key).arg(lease.as_bytes()).arg(value).arg(millis(ttl)))
+            .invoke(
+                FILL.key(key)
+                    .arg(lease.as_bytes())
+                    .arg(value)
+                    .arg(millis(ttl)),
+            )
             .await?;
         Ok(filled == 1)
     }
