@@ -4,6 +4,7 @@
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 use redis_cached::{Cache, invalidates, redis_cached};
+use std::time::Duration;
 
 #[redis_cached(key = "metric:<id>", ttl = 60, cache = cache)]
 async fn read(cache: &Cache, id: u64) -> u64 {
@@ -12,6 +13,12 @@ async fn read(cache: &Cache, id: u64) -> u64 {
 
 #[invalidates("metric:<id>", "metrics:all", cache = cache)]
 async fn write(cache: &Cache, id: u64) {}
+
+/// Fails when `fail`: past its 100 ms TTL, answered from the stored value.
+#[redis_cached(key = "stale:<id>", ttl = Duration::from_millis(100), stale_if_error = 60, cache = cache)]
+async fn flaky(cache: &Cache, id: u64, fail: bool) -> Result<u64, String> {
+    if fail { Err("down".into()) } else { Ok(id) }
+}
 
 /// The value of `name{function="metrics::<function>"}` on the page, 0 if absent.
 fn count(page: &str, name: &str, function: &str) -> u64 {
@@ -32,10 +39,14 @@ async fn metrics_are_described_and_count_what_they_say() {
     read(&cache, 1).await;
     read(&cache, 1).await;
     write(&cache, 1).await;
+    assert_eq!(flaky(&cache, 2, false).await, Ok(2));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(flaky(&cache, 2, true).await, Ok(2));
     let page = handle.render();
     for metric in [
         "redis_cached_hits_total",
         "redis_cached_misses_total",
+        "redis_cached_stale_total",
         "redis_cached_invalidations_total",
         "redis_cached_invalidated_keys_total",
         "redis_cached_body_duration_seconds",
@@ -52,6 +63,11 @@ async fn metrics_are_described_and_count_what_they_say() {
         "{page}"
     );
     assert_eq!(count(&page, "redis_cached_hits_total", "read"), 1, "{page}");
+    assert_eq!(
+        count(&page, "redis_cached_stale_total", "flaky"),
+        1,
+        "{page}"
+    );
     assert_eq!(
         count(&page, "redis_cached_invalidations_total", "write"),
         1,

@@ -174,7 +174,16 @@ impl Parse for CachedArgs {
             } else if lookahead.peek(kw::stale) {
                 set_once(&mut stale, named::<kw::stale, Expr>(input)?)?;
             } else if lookahead.peek(kw::refresh_ahead) {
-                set_once(&mut refresh_ahead, named::<kw::refresh_ahead, Lit>(input)?)?;
+                // Alone, `refresh_ahead` is `refresh_ahead = true`.
+                let flag = if input.peek2(Token![=]) {
+                    named::<kw::refresh_ahead, Lit>(input)?
+                } else {
+                    let keyword = input.parse::<kw::refresh_ahead>()?;
+                    let name = Ident::new("refresh_ahead", keyword.span);
+                    let on = Lit::Bool(LitBool::new(true, keyword.span));
+                    (keyword, (name, on))
+                };
+                set_once(&mut refresh_ahead, flag)?;
             } else if lookahead.peek(kw::refresh) {
                 set_once(&mut refresh, value::<kw::refresh, Expr>(input)?)?;
             } else if lookahead.peek(kw::cache_none) {
@@ -335,13 +344,13 @@ pub(crate) fn ttl(expr: &Expr) -> syn::Result<Ttl> {
 /// XFetch's beta of `refresh_ahead = true` or `refresh_ahead = 2.0`: positive.
 pub(crate) fn beta(lit: &Lit) -> syn::Result<Option<f64>> {
     let beta = match lit {
-        Lit::Bool(flag) => Some(if flag.value { 1.0 } else { 0.0 }),
+        Lit::Bool(flag) if !flag.value => return Ok(None),
+        Lit::Bool(_) => Some(1.0),
         Lit::Float(float) => float.base10_parse::<f64>().ok(),
         Lit::Int(int) => int.base10_parse::<f64>().ok(),
         _ => None,
     };
     match beta {
-        Some(beta) if beta == 0.0 => Ok(None),
         Some(beta) if beta.is_finite() && beta > 0.0 => Ok(Some(beta)),
         _ => Err(syn::Error::new_spanned(
             lit,

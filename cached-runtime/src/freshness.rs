@@ -176,7 +176,7 @@ pub(crate) fn claim(until: u64, lease: &Lease) -> Vec<u8> {
 pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| millis(since))
+        .map_or(0, millis)
 }
 
 /// A duration in whole ms, saturating.

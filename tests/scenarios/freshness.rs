@@ -234,7 +234,7 @@ pub async fn ttl_negative(cache: &Cache, source: &Source, id: u64, seconds: i64)
 
 /// A value whose TTL it chooses: `"volatile"` ones live `TTL`, `"uncacheable"` ones zero
 /// (not stored), others a minute.
-fn ttl_of(value: &String) -> Duration {
+fn ttl_of(value: &str) -> Duration {
     if value.contains("uncacheable") {
         Duration::ZERO
     } else if value.contains("volatile") {
