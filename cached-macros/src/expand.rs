@@ -32,7 +32,9 @@ use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 //             },
 //         )
 //         // `.tag(|__redis_cached_key| ..)` per tag, then
-//         .ttl(60u64); // and `.refresh(..)`, `.cache_none(..)`, `.near(..)` as given
+//         .ttl(60u64); // `.ttl_value(<expr>)` for `ttl = <expr>`; and `.refresh(..)`,
+//         // `.cache_none(..)`, `.near(..)`, `.stale(..)`, `.stale_if_error(..)`,
+//         // `.refresh_ahead(..)` as given
 //         // Pinned here, in the function's own future, so that the runtime's futures hold a
 //         // pointer to the body rather than copies of it.
 //         let __redis_cached_body = __private::pin!(async move {
@@ -43,7 +45,8 @@ use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 //             }
 //             /* body */
 //         });
-//         // `near_clone::<User>(..)` around the check, for `near_cache = true`.
+//         // `near_clone::<User>(..)` around the check, for `near_cache = true`, and
+//         // `ttl_from(.., |value| IntoTtl::into_ttl((<fn>)(value)))` for `ttl_from = <fn>`.
 //         let __redis_cached_stores = __private::stored_ok::<User>();
 //         __private::cached::<__private::OkOf, _, _>(
 //             __redis_cached_call,
