@@ -16,10 +16,11 @@ mod kw {
     syn::custom_keyword!(near_cache);
     syn::custom_keyword!(key_ignores);
     syn::custom_keyword!(tags);
+    syn::custom_keyword!(batch);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., refresh = ..., cache = ..., cache_none = ...,
-/// near_cache = ..., key_ignores = [...], tags = [...])]`
+/// near_cache = ..., key_ignores = [...], tags = [...], batch = ids)]`
 pub(crate) struct CachedArgs {
     /// Required; reported missing by `model`, together with the other mistakes.
     pub(crate) key: Option<LitStr>,
@@ -31,6 +32,8 @@ pub(crate) struct CachedArgs {
     pub(crate) near_cache: Option<LitBool>,
     pub(crate) key_ignores: Option<KeyIgnores>,
     pub(crate) tags: Option<Tags>,
+    /// The parameter holding a batch function's ids.
+    pub(crate) batch: Option<Ident>,
 }
 
 /// `#[invalidates("...", "...", cache = ..., key_ignores = [...], tags = [...])]`
@@ -133,8 +136,9 @@ impl Parse for CachedArgs {
         let mut near_cache = None;
         let mut key_ignores = None;
         let mut tags = None;
+        let mut batch = None;
         let expected = "expected one of `key`, `ttl`, `refresh`, `cache`, `cache_none`, \
-                        `near_cache`, `key_ignores`, `tags`";
+                        `near_cache`, `key_ignores`, `tags`, `batch`";
         parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
@@ -161,6 +165,16 @@ impl Parse for CachedArgs {
                 )?;
             } else if lookahead.peek(kw::tags) {
                 set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
+            } else if lookahead.peek(kw::batch) {
+                let name = input.parse::<kw::batch>()?;
+                input.parse::<Token![=]>()?;
+                let ids = input.parse::<Ident>().map_err(|error| {
+                    syn::Error::new(
+                        error.span(),
+                        "`batch` names the parameter that holds the ids, as in `batch = ids`",
+                    )
+                })?;
+                set_once(&mut batch, (name, ids))?;
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
@@ -177,6 +191,7 @@ impl Parse for CachedArgs {
             near_cache,
             key_ignores,
             tags,
+            batch,
         })
     }
 }

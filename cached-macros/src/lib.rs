@@ -8,6 +8,7 @@
 //! (`expand`). The errors of a step are reported together (`errors`).
 
 mod args;
+mod batch;
 mod errors;
 mod expand;
 mod generics;
