@@ -8,7 +8,7 @@ use super::{FETCH, FILL, RELEASE, RedisStore, millis};
 use crate::Error;
 use crate::store::lease::Lease;
 use crate::store::{Bytes, Fetch};
-use redis::{FromRedisValue, Script, ScriptInvocation};
+use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ impl RedisStore {
             let result = pipe
                 .query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
                 .await
-                .map_err(Error::from);
+                .map_err(first_error);
             // As `lookup`: a server before 7.0 rejects `SET .. GET` as a syntax error.
             let rejected = matches!(&result, Err(Error::Redis(error)) if error.to_string().contains("syntax error"));
             if !rejected {
@@ -128,7 +128,9 @@ impl RedisStore {
                 .ignore();
         }
         let mut connection = self.connection.clone();
-        Ok(pipe.query_async::<()>(&mut connection).await?)
+        pipe.query_async::<()>(&mut connection)
+            .await
+            .map_err(first_error)
     }
 
     /// Deletes each key our lease still holds.
@@ -163,9 +165,23 @@ impl RedisStore {
             let mut connection = self.connection.clone();
             async move { pipe.query_async::<Vec<T>>(&mut connection).await }
         };
-        match run(false).await {
-            Err(error) if error.code() == Some("NOSCRIPT") => Ok(run(true).await?),
-            result => Ok(result?),
+        match run(false).await.map_err(first_error) {
+            Err(Error::Redis(error)) if error.code() == Some("NOSCRIPT") => {
+                run(true).await.map_err(first_error)
+            }
+            result => result,
         }
     }
+}
+
+/// A pipeline's error replies as the first one alone. redis-rs gathers them into one error
+/// that keeps the code only of the replies it knows, and `OOM`, `READONLY`, `NOREPLICAS` or
+/// `MISCONF` are not among them: without this, a refused write would be taken for any other
+/// error (the batch then runs the body for every id, hits included).
+fn first_error(error: RedisError) -> Error {
+    let first = error
+        .clone()
+        .into_server_errors()
+        .and_then(|errors| errors.first().map(|(_, first)| first.clone()));
+    Error::Redis(first.map_or(error, RedisError::from))
 }
