@@ -99,9 +99,10 @@ async fn employee(cache: &Cache, source: &Source, id: i64) -> Result<Employee, S
     found.remove(&id).ok_or_else(|| format!("no employee {id}"))
 }
 
-/// A batch function over a `Vec` parameter, returning a plain map.
+/// A batch function over a `Vec` parameter (bound `mut`), returning a plain map.
 #[redis_cached(key = "name:<ids>", ttl = 60, batch = ids, cache = cache)]
-async fn names(cache: &Cache, source: &Source, ids: Vec<i64>) -> HashMap<i64, String> {
+async fn names(cache: &Cache, source: &Source, mut ids: Vec<i64>) -> HashMap<i64, String> {
+    ids.sort_unstable();
     let read = source.read(&ids).await.unwrap_or_default();
     read.into_iter()
         .map(|(id, employee)| (id, format!("employee {id} v{}", employee.version)))

@@ -9,7 +9,7 @@ use crate::template::{Placeholder, RootKind, Segment, Template};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{AttrStyle, Ident, ItemFn, ReturnType};
+use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 
 // `#[redis_cached]`: render the key at entry, then look up, or run the body and store.
 //
@@ -176,6 +176,16 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
         quote!(&__redis_cached_missing[..])
     };
     let body = body(function);
+    // The parameter's `mut` moves to its rebinding: the parameter itself is only borrowed.
+    let mut signed = function.clone();
+    for input in &mut signed.sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && let Pat::Ident(binding) = &mut *typed.pat
+            && binding.ident == *ids
+        {
+            binding.mutability = None;
+        }
+    }
     let lookup = quote_spanned! {output_span=>
         ::redis_cached::__private::batch_lookup::<#shape, _>(
             __redis_cached_batch,
@@ -190,7 +200,7 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
         )
     };
     rewrite(
-        function,
+        &signed,
         quote! {
             let __redis_cached_batch =
                 ::redis_cached::__private::Batch::new(#cache, #name, &#ids[..], #render) #ttl;
