@@ -1277,7 +1277,7 @@ async fn openapi_states_the_constraints_and_the_error_answers() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 9);
+    assert_eq!(seen, 10);
     assert_eq!(
         schemas["ValidationErrors"]["properties"]["detail"]["items"]["$ref"],
         json!("#/components/schemas/FieldError")
