@@ -651,6 +651,64 @@ async fn writes_invalidate_exactly_the_keys_they_make_stale() {
 /// after the POST, the department's list and the new employee's status (a "no such
 /// employee" was cached for its id) are read fresh, while readers polled them throughout.
 #[tokio::test]
+async fn a_list_of_ids_is_read_through_the_same_entries_as_single_reads() {
+    let t = setup().await;
+    let Setup { api, mut keys, .. } = t;
+    assert_eq!(api.get("/employees/1").await.cache(), "MISS");
+
+    // One cached (1), two missing (3, 2), one that does not exist: the found ones, in the
+    // order asked for, each now stored under its single read's key.
+    let list = api.get("/employees?ids=3,1,2,99999").await;
+    assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
+    assert_eq!(ids(&list.body), [3, 1, 2]);
+    assert_eq!(list.body[1], api.get("/employees/1").await.body);
+    keys.assert_present(&[
+        ("employee:2", true),
+        ("employee:3", true),
+        ("employee:99999", false),
+    ])
+    .await;
+    assert_eq!(
+        api.get("/employees/2").await.cache(),
+        "HIT",
+        "stored by the list"
+    );
+
+    // A write invalidates `employee:2`: the next list reads it again.
+    let changes = json!({"name": "Renamed Person", "email": "renamed@example.com",
+                         "department": "Sales", "title": "Clerk"});
+    let put = api.json(Method::PUT, "/employees/2", &changes).await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let after = api.get("/employees?ids=2,3").await;
+    assert_eq!(after.body[0]["name"], "Renamed Person");
+    assert_eq!(after.body[1], list.body[0]);
+
+    // Bad lists: a 422 naming the query parameter.
+    let too_many = (1..=101)
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for path in [
+        "/employees?ids=1,x".to_owned(),
+        "/employees".to_owned(),
+        format!("/employees?ids={too_many}"),
+    ] {
+        let bad = api.get(&path).await;
+        assert_eq!(
+            bad.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {:?}",
+            bad.body
+        );
+        assert_eq!(
+            bad.body["detail"][0]["loc"],
+            json!(["query", "ids"]),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_create_is_seen_at_once_by_its_department_list_and_its_status() {
     let t = setup().await;
     let Setup { api, .. } = t;
@@ -1079,6 +1137,7 @@ async fn openapi_lists_every_route_and_docs_are_served() {
         [
             "DELETE /employees/{id}",
             "GET /departments/{name}/employees",
+            "GET /employees",
             "GET /employees/{id}",
             "GET /employees/{id}/status",
             "GET /health",
@@ -1218,7 +1277,7 @@ async fn openapi_states_the_constraints_and_the_error_answers() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 9);
+    assert_eq!(seen, 10);
     assert_eq!(
         schemas["ValidationErrors"]["properties"]["detail"]["items"]["$ref"],
         json!("#/components/schemas/FieldError")

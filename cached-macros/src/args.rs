@@ -20,11 +20,12 @@ mod kw {
     syn::custom_keyword!(stale);
     syn::custom_keyword!(stale_if_error);
     syn::custom_keyword!(refresh_ahead);
+    syn::custom_keyword!(batch);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., refresh = ..., cache = ...,
 /// cache_none = ..., near_cache = ..., key_ignores = [...], tags = [...], stale = ...,
-/// stale_if_error = ..., refresh_ahead = ...)]`
+/// stale_if_error = ..., refresh_ahead = ..., batch = ids)]`
 pub(crate) struct CachedArgs {
     /// Required; reported missing by `model`, together with the other mistakes.
     pub(crate) key: Option<LitStr>,
@@ -42,6 +43,8 @@ pub(crate) struct CachedArgs {
     pub(crate) near_cache: Option<LitBool>,
     pub(crate) key_ignores: Option<KeyIgnores>,
     pub(crate) tags: Option<Tags>,
+    /// The parameter holding a batch function's ids.
+    pub(crate) batch: Option<Ident>,
 }
 
 /// `#[invalidates("...", "...", cache = ..., key_ignores = [...], tags = [...])]`
@@ -148,9 +151,10 @@ impl Parse for CachedArgs {
         let mut stale = None;
         let mut stale_if_error = None;
         let mut refresh_ahead = None;
+        let mut batch = None;
         let expected = "expected one of `key`, `ttl`, `ttl_from`, `refresh`, `cache`, \
                         `cache_none`, `near_cache`, `key_ignores`, `tags`, `stale`, \
-                        `stale_if_error`, `refresh_ahead`";
+                        `stale_if_error`, `refresh_ahead`, `batch`";
         parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
@@ -197,6 +201,16 @@ impl Parse for CachedArgs {
                 )?;
             } else if lookahead.peek(kw::tags) {
                 set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
+            } else if lookahead.peek(kw::batch) {
+                let name = input.parse::<kw::batch>()?;
+                input.parse::<Token![=]>()?;
+                let ids = input.parse::<Ident>().map_err(|error| {
+                    syn::Error::new(
+                        error.span(),
+                        "`batch` names the parameter that holds the ids, as in `batch = ids`",
+                    )
+                })?;
+                set_once(&mut batch, (name, ids))?;
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
@@ -217,6 +231,7 @@ impl Parse for CachedArgs {
             stale,
             stale_if_error,
             refresh_ahead,
+            batch,
         })
     }
 }

@@ -3,13 +3,14 @@
 //! (`invalidate`) helper. Every runtime item is reached through `::redis_cached::__private`.
 
 use crate::args::Ttl;
+use crate::batch::BatchParam;
 use crate::model::{CacheSource, CachedFn, InvalidatingFn, Key, output_span};
 use crate::shape::{Shape, Stored};
 use crate::template::{Placeholder, RootKind, Segment, Template};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{AttrStyle, Ident, ItemFn, ReturnType};
+use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 
 // `#[redis_cached]`: render the key at entry, then look up, or run the body and store.
 //
@@ -67,6 +68,9 @@ use syn::{AttrStyle, Ident, ItemFn, ReturnType};
 // other steps: `"#{tenant:<t>}:<id>"` is `hash_tag_open(); literal("tenant:"); part(&t);
 // hash_tag_close(); literal(":"); part(&id);`.
 pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
+    if let Some(batch) = &cached.batch {
+        return self::batch(cached, batch);
+    }
     let function = cached.function;
     let cache = cache_source(&cached.cache);
     let name = function_name(function);
@@ -115,6 +119,121 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
             // `cached` (the compiler would suggest borrowing instead of showing the message).
             let __redis_cached_stores = #stores;
             #call
+        },
+        output_span,
+    )
+}
+
+// `#[redis_cached(batch = ids)]`: render one key per id at entry, look them all up, run the
+// body with the missing ids only, then store what it returned.
+//
+// Input:
+//
+//     #[redis_cached(key = "employee:<ids>", ttl = 60, batch = ids)]
+//     async fn employees(ids: &[i64]) -> Result<HashMap<i64, Employee>, Error> {
+//         /* body */
+//     }
+//
+// Output (`__private` is `::redis_cached::__private`):
+//
+//     async fn employees(ids: &[i64]) -> Result<HashMap<i64, Employee>, Error> {
+//         let __redis_cached_batch = __private::Batch::new(
+//             __private::global(),
+//             __private::concat!(__private::module_path!(), "::", "employees"),
+//             &ids[..],
+//             // `ids` here is one id: the template's `<ids>` renders an element.
+//             |__redis_cached_key: &mut __private::KeyBuilder, ids| {
+//                 __redis_cached_key.literal("employee:");
+//                 __redis_cached_key.part(&ids);
+//             },
+//         )
+//         .ttl(60u64);
+//         let __redis_cached_stores = __private::stored_batch::<Employee>();
+//         let (__redis_cached_filling, __redis_cached_missing) =
+//             match __private::batch_lookup::<__private::OkOf, _>(
+//                 __redis_cached_batch,
+//                 __redis_cached_stores,
+//             )
+//             .await
+//             {
+//                 __private::Looked::Done(__redis_cached_output) => return __redis_cached_output,
+//                 __private::Looked::Run(filling, missing) => (filling, missing),
+//             };
+//         // The parameter, rebound to the missing ids (`Vec<K>` for a `Vec<K>` parameter).
+//         let ids = &__redis_cached_missing[..];
+//         let __redis_cached_body = __private::pin!(async move { /* as for `cached` */ });
+//         __private::batch_fill::<__private::OkOf, _, _>(
+//             __redis_cached_filling,
+//             __redis_cached_stores,
+//             __redis_cached_body,
+//         )
+//         .await
+//     }
+fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
+    let function = cached.function;
+    let cache = cache_source(&cached.cache);
+    let name = function_name(function);
+    let ids = &batch.ident;
+    let steps = steps(&cached.key.template);
+    let render = quote! {
+        |__redis_cached_key: &mut ::redis_cached::__private::KeyBuilder, #ids| { #(#steps)* }
+    };
+    // A TTL expression is refused with `batch` by `valid`.
+    let ttl = match &cached.ttl {
+        Some(Ttl::Seconds(seconds)) => Some(quote!(.ttl(#seconds))),
+        _ => None,
+    };
+    let output_span = output_span(function);
+    let shape = shape(cached.shape, output_span);
+    let value = batch.value;
+    let stores = quote_spanned!(value.span()=> ::redis_cached::__private::stored_batch::<#value>());
+    let mutability = batch.mutability;
+    let missing = if batch.owned {
+        quote!(__redis_cached_missing)
+    } else {
+        quote!(&__redis_cached_missing[..])
+    };
+    let body = body(function);
+    // The parameter's `mut` moves to its rebinding: the parameter itself is only borrowed.
+    let mut signed = function.clone();
+    for input in &mut signed.sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && let Pat::Ident(binding) = &mut *typed.pat
+            && binding.ident == *ids
+        {
+            binding.mutability = None;
+        }
+    }
+    let lookup = quote_spanned! {output_span=>
+        ::redis_cached::__private::batch_lookup::<#shape, _>(
+            __redis_cached_batch,
+            __redis_cached_stores,
+        )
+    };
+    let fill = quote_spanned! {output_span=>
+        ::redis_cached::__private::batch_fill::<#shape, _, _>(
+            __redis_cached_filling,
+            __redis_cached_stores,
+            __redis_cached_body,
+        )
+    };
+    rewrite(
+        &signed,
+        quote! {
+            let __redis_cached_batch =
+                ::redis_cached::__private::Batch::new(#cache, #name, &#ids[..], #render) #ttl;
+            let __redis_cached_stores = #stores;
+            let (__redis_cached_filling, __redis_cached_missing) = match #lookup.await {
+                ::redis_cached::__private::Looked::Done(__redis_cached_output) => {
+                    return __redis_cached_output;
+                }
+                ::redis_cached::__private::Looked::Run(__redis_cached_filling, __redis_cached_missing) => {
+                    (__redis_cached_filling, __redis_cached_missing)
+                }
+            };
+            let #mutability #ids = #missing;
+            let __redis_cached_body = ::redis_cached::__private::pin!(#body);
+            #fill
         },
         output_span,
     )
@@ -350,7 +469,15 @@ fn stores(cached: &CachedFn, unit: Span) -> TokenStream {
 
 /// A closure that writes the template into the key builder.
 fn render(template: &Template) -> TokenStream {
-    let steps = template.segments.iter().map(|segment| match segment {
+    let steps = steps(template);
+    quote! {
+        |__redis_cached_key: &mut ::redis_cached::__private::KeyBuilder| { #(#steps)* }
+    }
+}
+
+/// The key builder's calls that write the template.
+fn steps(template: &Template) -> impl Iterator<Item = TokenStream> + '_ {
+    template.segments.iter().map(|segment| match segment {
         Segment::Literal(text) => quote!(__redis_cached_key.literal(#text);),
         Segment::TagOpen => quote!(__redis_cached_key.hash_tag_open();),
         Segment::TagClose => quote!(__redis_cached_key.hash_tag_close();),
@@ -375,8 +502,5 @@ fn render(template: &Template) -> TokenStream {
                 quote_spanned!(*span=> __redis_cached_key.part(&#root #(.#members)*);)
             }
         }
-    });
-    quote! {
-        |__redis_cached_key: &mut ::redis_cached::__private::KeyBuilder| { #(#steps)* }
-    }
+    })
 }

@@ -8,6 +8,7 @@
 //! (`expand`). The errors of a step are reported together (`errors`).
 
 mod args;
+mod batch;
 mod errors;
 mod expand;
 mod generics;
@@ -41,6 +42,13 @@ use syn::{ItemFn, TraitItemFn, parse_macro_input};
 /// - `key_ignores = [E, db]`: type and const parameters of the function, and `impl Trait`
 ///   arguments by name, whose choice does not change the result (a database executor), so
 ///   that the key need not tell them apart (see below).
+/// - `batch = ids`: the batch form. `ids` is a `&[K]` or `Vec<K>` parameter that the key
+///   names (`key = "employee:<ids>"`, rendered once per id); the function returns
+///   `HashMap<K, V>` or `Result<HashMap<K, V>, E>`. All ids are looked up in one round trip
+///   (per hash slot on a cluster), the body runs once with the parameter rebound to the ids
+///   that missed, and each value is stored under its id's key and fill lease. Not combined
+///   with `tags`, `near_cache`, `refresh` or `cache_none`. See the README's "Batch
+///   functions".
 ///
 /// ```
 /// use redis_cached::redis_cached;

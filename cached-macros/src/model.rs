@@ -8,6 +8,7 @@
 //! the keys, `cache_none` and the return type) are `valid`'s.
 
 use crate::args::{self, CachedArgs, InvalidatesArgs, Ttl};
+use crate::batch::BatchParam;
 use crate::errors::{join, join_all};
 use crate::shape::{Shape, Stored};
 use crate::template::{ResultScope, RootKind, Scope, Template};
@@ -36,6 +37,8 @@ pub(crate) struct CachedFn<'a> {
     pub(crate) key_ignores: Option<Vec<Ident>>,
     /// The tags its entries carry (same grammar as keys).
     pub(crate) tags: Vec<Key>,
+    /// With `batch = ids`: the batch form.
+    pub(crate) batch: Option<BatchParam<'a>>,
 }
 
 /// How entries outlive their TTL, each argument with its name (for errors).
@@ -97,8 +100,11 @@ impl<'a> CachedFn<'a> {
         };
         let asyncness = check_async(function, "redis_cached");
         let tags = parse_all(args.tags, &scope);
-        let ((((ttl, key), ()), tags), windows) =
-            join(join(join(join(ttl, key), asyncness), tags), windows)?;
+        let batch = (args.batch.as_ref())
+            .map(|ids| BatchParam::read(ids, function))
+            .transpose();
+        let (((((ttl, key), ()), tags), windows), batch) =
+            join(join(join(join(join(ttl, key), asyncness), tags), windows), batch)?;
         Ok(CachedFn {
             function,
             key,
@@ -113,6 +119,7 @@ impl<'a> CachedFn<'a> {
             stored: Stored::of(&function.sig.output),
             key_ignores: args.key_ignores.map(|list| list.0),
             tags,
+            batch,
         })
     }
 

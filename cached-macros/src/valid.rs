@@ -1,6 +1,7 @@
 //! The rules between the parts of a view, all reported together: the keys tell a generic
 //! function's instantiations apart, or `key_ignores` says why they need not (`generics`),
-//! and `cache_none` is only given where the stored part is an `Option`.
+//! `cache_none` is only given where the stored part is an `Option`, and a batch function's
+//! key names its ids (`batch`).
 
 use crate::errors::Errors;
 use crate::generics::{self, Use};
@@ -16,7 +17,11 @@ impl CachedFn<'_> {
             self.key_ignores.as_deref(),
             Use::Cached,
         ));
-        if let Some(flag) = &self.cache_none
+        if let Some(batch) = &self.batch {
+            self.batch_errors(batch)
+                .into_iter()
+                .for_each(|error| errors.push(error));
+        } else if let Some(flag) = &self.cache_none
             && !self.shape.is_option()
         {
             errors.push(syn::Error::new_spanned(

@@ -104,6 +104,23 @@ impl Db {
             .await
     }
 
+    /// The employees among `ids` that exist, in one query.
+    pub async fn employees(&self, ids: &[i64]) -> Result<Vec<Employee>, DbError> {
+        self.round_trip().await;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let sql = format!(
+            "SELECT id, name, email, department, title FROM employees WHERE id IN ({placeholders})"
+        );
+        let mut query = sqlx::query_as(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.fetch_all(&self.pool).await
+    }
+
     /// The employees of a department, by id (empty for an unknown department).
     pub async fn department_employees(&self, department: &str) -> Result<Vec<Employee>, DbError> {
         self.round_trip().await;

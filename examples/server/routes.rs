@@ -6,10 +6,12 @@
 
 use super::db::DbError;
 use super::edge;
-use super::extract::{ApiError, ApiJson, ApiPath, Detail, Refresh, ValidationErrors};
+use super::extract::{
+    ApiError, ApiJson, ApiPath, Detail, FieldError, LocItem, Refresh, ValidationErrors,
+};
 use super::model::{Employee, EmployeeInput, Status, StatusUpdate};
 use super::repo::Repo;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -70,7 +72,7 @@ struct ApiDoc;
 /// error answers (404, 405, 413, 414, ...), the `X-Cache` header and a log line per request.
 pub fn app(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(create_employee))
+        .routes(routes!(create_employee, list_employees))
         .routes(routes!(get_employee, update_employee, delete_employee))
         .routes(routes!(get_status, set_status))
         .routes(routes!(department_employees))
@@ -200,6 +202,62 @@ async fn get_employee(
     Refresh(refresh): Refresh,
 ) -> Result<Json<Employee>, ApiError> {
     found(app.repo.employee(id, refresh).await, id)
+}
+
+/// The most ids `GET /employees?ids=..` takes.
+const MAX_IDS: usize = 100;
+
+/// Many employees at once, `?ids=1,2,3` (at most 100), in the order asked for; ids that do
+/// not exist are left out. One cache round trip for all ids (they share `employee:<id>`
+/// with `GET /employees/{id}`), one query for those not cached.
+#[utoipa::path(
+    get,
+    path = "/employees",
+    tag = "employees",
+    params(("ids" = String, Query, description = "Comma-separated employee ids, at most 100", example = "1,2,3")),
+    responses(
+        (status = 200, description = "The employees found, in the order asked for", body = Vec<Employee>),
+        (status = 422, description = "Missing, invalid or too many ids", body = ValidationErrors),
+        UsesDatabase, AnyRoute,
+    )
+)]
+async fn list_employees(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<Employee>>, ApiError> {
+    let ids = parse_ids(query.as_deref().unwrap_or_default())?;
+    let mut found = app.repo.employees(&ids).await?;
+    Ok(Json(ids.iter().filter_map(|id| found.remove(id)).collect()))
+}
+
+/// The `ids` of a query string: comma-separated integers, at least one, at most
+/// [`MAX_IDS`].
+fn parse_ids(query: &str) -> Result<Vec<i64>, ApiError> {
+    let invalid = |kind: &str, msg: &str, input: &str| {
+        let loc = vec![LocItem::Name("query".into()), LocItem::Name("ids".into())];
+        ApiError::Invalid(vec![FieldError::new(loc, kind, msg, Some(input.into()))])
+    };
+    let Some(text) = form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "ids")
+        .map(|(_, value)| value.into_owned())
+    else {
+        return Err(invalid("missing", "Field required", ""));
+    };
+    let ids = text
+        .split(',')
+        .map(|id| id.trim().parse::<i64>())
+        .collect::<Result<Vec<i64>, _>>()
+        .map_err(|_| {
+            invalid(
+                "int_parsing",
+                "Input should be comma-separated integers",
+                &text,
+            )
+        })?;
+    if ids.len() > MAX_IDS {
+        return Err(invalid("too_long", "At most 100 ids", &text));
+    }
+    Ok(ids)
 }
 
 /// An employee's in/out status and when it changed. Cached for 30 seconds as

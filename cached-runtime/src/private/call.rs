@@ -652,7 +652,7 @@ async fn run<R, F: Future<Output = R>>(function: &'static str, key: &str, body: 
 }
 
 /// The bytes to store for `entry`, unless it does not encode (logged).
-fn encode<T>(
+pub(crate) fn encode<T>(
     stores: Stores<T>,
     cache: &Cache,
     entry: Entry<&T>,
@@ -666,7 +666,7 @@ fn encode<T>(
 }
 
 /// A stored entry, unless it is oversized or does not decode (both logged).
-fn decode<T>(
+pub(crate) fn decode<T>(
     stores: Stores<T>,
     cache: &Cache,
     bytes: &[u8],

@@ -1,20 +1,23 @@
 //! What generated code calls. Not public API: names and signatures change without notice.
 //!
-//! `call.rs` holds the cache-aside algorithm of `#[redis_cached]`, `invalidation.rs` the
-//! deletion of `#[invalidates]`, `shape.rs` which part of a return value is stored,
-//! `stored.rs` what the stored type must implement (the one place that checks it).
+//! `call.rs` holds the cache-aside algorithm of `#[redis_cached]`, `batch.rs` that of its
+//! batch form, `invalidation.rs` the deletion of `#[invalidates]`, `shape.rs` which part of
+//! a return value is stored, `stored.rs` what the stored type must implement (the one place
+//! that checks it).
 
+mod batch;
 mod call;
 mod invalidation;
 mod shape;
 mod stored;
 
+pub use self::batch::{Batch, BatchShape, Filling, Looked, batch_fill, batch_lookup};
 pub use self::call::{Call, cached};
 pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 pub use self::stored::{
-    NearClone, StorableOk, StorableOkSome, StorableSome, StorableWhole, Stores, near_clone,
-    stored_ok, stored_ok_some, stored_some, stored_whole, ttl_from,
+    NearClone, StorableBatch, StorableOk, StorableOkSome, StorableSome, StorableWhole, Stores,
+    near_clone, stored_batch, stored_ok, stored_ok_some, stored_some, stored_whole, ttl_from,
 };
 pub use crate::entry::Entry;
 pub use crate::key::KeyBuilder;

@@ -183,6 +183,23 @@ pub fn ttl_from<T>(stores: Stores<T>, ttl_from: fn(&T) -> Option<Duration>) -> S
     }
 }
 
+/// What the stored type of a batch function must implement (see [`stored_batch`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "this value is stored in Redis: encoded on a miss, decoded on a hit",
+    note = "a batch function returning `HashMap<K, V>` or `Result<HashMap<K, V>, E>` stores each `V` under its id's key: here `{Self}`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (serde's `derive` feature), or for a type parameter the bounds `serde::Serialize + serde::de::DeserializeOwned`; it must deserialize without borrowing from the input"
+)]
+pub trait StorableBatch: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> StorableBatch for T {}
+
+/// The check on the `V` of a batch function returning `HashMap<K, V>` (or in a `Result`).
+pub fn stored_batch<T: StorableBatch>() -> Stores<T> {
+    Stores::new()
+}
+
 /// Implemented by every `Clone + Send + Sync + 'static` type: what `near_cache = true` needs
 /// of the stored type.
 #[diagnostic::on_unimplemented(

@@ -6,6 +6,7 @@
 //! `connection.rs` is one server, a Cluster (`cluster.rs`) or a Sentinel-managed primary
 //! (`sentinel.rs`); `memory.rs`: `mem://`).
 
+mod batch;
 pub(crate) mod breaker;
 pub(crate) mod cluster;
 pub(crate) mod connection;

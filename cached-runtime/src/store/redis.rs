@@ -9,6 +9,8 @@
 //! `GET` when Redis refuses writes, the shaping of TTLs into `EX` or `PX`, and replicated
 //! invalidation (`UNLINK` followed by `WAIT`).
 
+mod batch;
+
 use super::connection::Connection;
 use super::tags::{VERSION_LEN, fresh_version};
 use super::{Bytes, Fetch};

@@ -1,0 +1,174 @@
+//! The batch form, `#[redis_cached(key = "employee:<ids>", batch = ids)]`: the parameter
+//! holding the ids (`&[K]` or `Vec<K>`), the map the function returns
+//! (`HashMap<K, V>` or `Result<HashMap<K, V>, E>`), and the options it does not combine
+//! with. Read in `model`, checked in `valid`, expanded by `expand::batch`.
+
+use crate::args::Ttl;
+use crate::model::CachedFn;
+use crate::template::{Placeholder, Segment};
+use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Token, Type};
+
+/// The batch parameter of a function, and the value type of its map.
+pub(crate) struct BatchParam<'a> {
+    pub(crate) ident: Ident,
+    pub(crate) mutability: Option<Token![mut]>,
+    /// `Vec<K>` (rebound to a `Vec` of the missing ids) rather than `&[K]` (to a slice).
+    pub(crate) owned: bool,
+    /// `V` in the returned `HashMap<K, V>`: what is stored under each id's key.
+    pub(crate) value: &'a Type,
+}
+
+impl<'a> BatchParam<'a> {
+    /// The parameter `name` names, and the map's value type; the errors of both.
+    pub(crate) fn read(name: &Ident, function: &'a ItemFn) -> syn::Result<BatchParam<'a>> {
+        crate::errors::join(parameter(name, function), map_value(function)).map(
+            |((ident, mutability, owned), value)| BatchParam {
+                ident,
+                mutability,
+                owned,
+                value,
+            },
+        )
+    }
+}
+
+/// The parameter `name`, by a plain binding, of type `&[K]` or `Vec<K>`.
+fn parameter(name: &Ident, function: &ItemFn) -> syn::Result<(Ident, Option<Token![mut]>, bool)> {
+    let found = function.sig.inputs.iter().find_map(|input| match input {
+        FnArg::Typed(typed) => match &*typed.pat {
+            Pat::Ident(binding) if binding.ident == *name => Some((binding, &*typed.ty)),
+            _ => None,
+        },
+        FnArg::Receiver(_) => None,
+    });
+    let Some((binding, ty)) = found else {
+        return Err(syn::Error::new_spanned(
+            name,
+            format!(
+                "`batch = {name}` names no parameter of `{}`: name the parameter that holds \
+                 the ids, as in `batch = ids` for `ids: &[i64]`",
+                function.sig.ident
+            ),
+        ));
+    };
+    let owned = match ty {
+        Type::Reference(reference)
+            if reference.mutability.is_none() && matches!(&*reference.elem, Type::Slice(_)) =>
+        {
+            false
+        }
+        ty if generic_args(ty, "Vec").is_some_and(|args| args.len() == 1) => true,
+        _ => {
+            return Err(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "the batch parameter `{name}` must be a slice `&[K]` or a `Vec<K>` of ids, \
+                     as in `{name}: &[i64]`"
+                ),
+            ));
+        }
+    };
+    if binding.by_ref.is_some() || binding.subpat.is_some() {
+        return Err(syn::Error::new_spanned(
+            binding,
+            format!("bind the batch parameter by name alone, as in `{name}: &[i64]`"),
+        ));
+    }
+    Ok((binding.ident.clone(), binding.mutability, owned))
+}
+
+/// `V` of a return type `HashMap<K, V>` or `Result<HashMap<K, V>, E>`.
+fn map_value(function: &ItemFn) -> syn::Result<&Type> {
+    let expected = "a batch function returns `HashMap<K, V>` or `Result<HashMap<K, V>, E>`: \
+                    the ids found (`K`, the batch parameter's element) and their values";
+    let ReturnType::Type(_, ty) = &function.sig.output else {
+        return Err(syn::Error::new_spanned(&function.sig.ident, expected));
+    };
+    let map = match generic_args(ty, "Result") {
+        Some(args) => args.first().copied().unwrap_or(ty),
+        None => ty,
+    };
+    match generic_args(map, "HashMap").as_deref() {
+        Some([_, value, ..]) => Ok(value),
+        _ => Err(syn::Error::new_spanned(ty, expected)),
+    }
+}
+
+/// The type arguments of `ty` when its path's last segment is `name`.
+fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
+    let Type::Path(path) = ty else { return None };
+    let segment = path.path.segments.last()?;
+    if segment.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    Some(
+        args.args
+            .iter()
+            .filter_map(|arg| match arg {
+                GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+impl CachedFn<'_> {
+    /// A batch function's rules: its key names the batch parameter, and it takes no option
+    /// the batch form does not support.
+    pub(crate) fn batch_errors(&self, batch: &BatchParam) -> Vec<syn::Error> {
+        let mut errors = Vec::new();
+        let names_ids = self.key.template.segments.iter().any(|segment| {
+            matches!(segment, Segment::Placeholder(Placeholder { root, .. }) if *root == batch.ident)
+        });
+        if !names_ids {
+            let ids = &batch.ident;
+            errors.push(syn::Error::new_spanned(
+                &self.key.lit,
+                format!(
+                    "the key of a batch function must name its batch parameter `<{ids}>`: it is \
+                     rendered once per id, as in `key = \"employee:<{ids}>\"`"
+                ),
+            ));
+        }
+        let unsupported = |option: &str, span: &dyn quote::ToTokens| {
+            syn::Error::new_spanned(
+                span,
+                format!(
+                    "`{option}` is not supported with `batch`: remove it, or cache a function \
+                     of one id instead"
+                ),
+            )
+        };
+        if let Some(tag) = self.tags.first() {
+            errors.push(unsupported("tags", &tag.lit));
+        }
+        if let Some(flag) = &self.near_cache {
+            errors.push(unsupported("near_cache", flag));
+        }
+        if let Some(refresh) = &self.refresh {
+            errors.push(unsupported("refresh", refresh));
+        }
+        if let Some(flag) = &self.cache_none {
+            errors.push(unsupported("cache_none", flag));
+        }
+        if let Some(Ttl::Expr(expr)) = &self.ttl {
+            errors.push(unsupported("ttl = <expression>", expr));
+        }
+        if let Some(ttl_from) = &self.ttl_from {
+            errors.push(unsupported("ttl_from", ttl_from));
+        }
+        let windows = &self.windows;
+        let names = [
+            windows.stale.as_ref().map(|(name, _)| name),
+            windows.stale_if_error.as_ref().map(|(name, _)| name),
+            windows.refresh_ahead.as_ref().map(|(name, _)| name),
+        ];
+        for name in names.into_iter().flatten() {
+            errors.push(unsupported(&name.to_string(), name));
+        }
+        errors
+    }
+}

@@ -1,0 +1,355 @@
+//! The cache-aside algorithm of a batch function, `#[redis_cached(batch = ids)]`:
+//!
+//! ```text
+//! render one key per distinct id
+//! any key's invalidation pending?            -> body for every id, nothing stored
+//! look every key up (one round trip per server, per slot on a cluster), taking our
+//! lease on each absent key
+//!   error (or breaker open)                  -> body for every id, nothing stored
+//!   value that decodes                       -> hit
+//!   value that does not decode (not a marker)-> take our lease over it: a miss we fill
+//!   absent (our lease set)                   -> a miss we fill
+//!   another caller's lease, or any other marker (a tagged entry, a stored `None`)
+//!                                            -> a miss we do not store
+//! all hits                                   -> the map, the body not run
+//! else the body, once, with the missing ids (the generated code rebinds the parameter)
+//!   Err                                      -> our leases released, the Err returned
+//!   Ok(map)                                  -> each returned id we hold a lease for is
+//!                                               stored under it (an id invalidated since
+//!                                               is not); leases of ids it did not return
+//!                                               are released; the hits are added to the map
+//! ```
+//!
+//! The generated code calls [`batch_lookup`], then runs the body itself (so that the
+//! parameter can be rebound to the missing ids), then [`batch_fill`].
+
+use crate::Outcome;
+use crate::cache::Cache;
+use crate::entry::{Entry, MARKER};
+use crate::key::KeyBuilder;
+use crate::private::call::{decode, encode};
+use crate::private::shape::{OkOf, Whole};
+use crate::private::stored::Stores;
+use crate::store::Fetch;
+use crate::store::lease::Lease;
+use crate::telemetry::{self, Op};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// How the return type of a batch function holds its values: `HashMap<K, V>`, or the `Ok`
+/// of a `Result<HashMap<K, V>, E>`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a batch function must return `HashMap<K, V>` or `Result<HashMap<K, V>, E>`, not `{R}`",
+    label = "the map of the ids found to their values",
+    note = "`K` is the element type of the batch parameter (`&[K]` or `Vec<K>`)"
+)]
+pub trait BatchShape<R> {
+    /// The id type: the element of the batch parameter and the map's key.
+    type Id: Hash + Eq + Clone;
+    /// The value stored under each id's key.
+    type Value;
+
+    /// The value the output holds for `id`; `None` for an id it does not hold, or an `Err`.
+    fn value<'a>(output: &'a R, id: &Self::Id) -> Option<&'a Self::Value>
+    where
+        Self::Value: 'a;
+
+    /// Adds the values read from the cache to an `Ok` output.
+    fn add_hits(output: &mut R, hits: Vec<(Self::Id, Self::Value)>);
+
+    /// The output made of values read from the cache only.
+    fn from_hits(hits: Vec<(Self::Id, Self::Value)>) -> R;
+}
+
+impl<K, V, H> BatchShape<HashMap<K, V, H>> for Whole
+where
+    K: Hash + Eq + Clone,
+    H: BuildHasher + Default,
+{
+    type Id = K;
+    type Value = V;
+
+    fn value<'a>(output: &'a HashMap<K, V, H>, id: &K) -> Option<&'a V>
+    where
+        V: 'a,
+    {
+        output.get(id)
+    }
+
+    fn add_hits(output: &mut HashMap<K, V, H>, hits: Vec<(K, V)>) {
+        output.extend(hits);
+    }
+
+    fn from_hits(hits: Vec<(K, V)>) -> HashMap<K, V, H> {
+        hits.into_iter().collect()
+    }
+}
+
+impl<K, V, H, E> BatchShape<Result<HashMap<K, V, H>, E>> for OkOf
+where
+    K: Hash + Eq + Clone,
+    H: BuildHasher + Default,
+{
+    type Id = K;
+    type Value = V;
+
+    fn value<'a>(output: &'a Result<HashMap<K, V, H>, E>, id: &K) -> Option<&'a V>
+    where
+        V: 'a,
+    {
+        output.as_ref().ok()?.get(id)
+    }
+
+    fn add_hits(output: &mut Result<HashMap<K, V, H>, E>, hits: Vec<(K, V)>) {
+        if let Ok(map) = output {
+            map.extend(hits);
+        }
+    }
+
+    fn from_hits(hits: Vec<(K, V)>) -> Result<HashMap<K, V, H>, E> {
+        Ok(hits.into_iter().collect())
+    }
+}
+
+/// One call of a batch function: its cache, and its distinct ids with their keys.
+pub struct Batch<K> {
+    function: &'static str,
+    cache: Option<Cache>,
+    /// Distinct by key, in the order of the input; every id, unrendered, without a cache.
+    ids: Vec<K>,
+    /// One per id; empty without a cache.
+    keys: Vec<String>,
+    ttl: Option<Duration>,
+}
+
+impl<K: Clone> Batch<K> {
+    /// Renders each id's key at once (before the body can move the arguments), if there is
+    /// a cache. Ids whose keys are equal are looked up, and given to the body, once.
+    pub fn new(
+        cache: Option<Cache>,
+        function: &'static str,
+        ids: &[K],
+        render: impl Fn(&mut KeyBuilder, &K),
+    ) -> Self {
+        let (ids, keys) = match &cache {
+            None => (ids.to_vec(), Vec::new()),
+            Some(cache) => {
+                let mut seen = HashSet::with_capacity(ids.len());
+                ids.iter()
+                    .map(|id| (id, cache.inner.keys.render(|key| render(key, id))))
+                    .filter(|(_, key)| seen.insert(key.clone()))
+                    .map(|(id, key)| (id.clone(), key))
+                    .unzip()
+            }
+        };
+        Batch {
+            function,
+            cache,
+            ids,
+            keys,
+            ttl: None,
+        }
+    }
+
+    /// A TTL in whole seconds, checked to be positive by the macro.
+    pub fn ttl(mut self, seconds: u64) -> Self {
+        self.ttl = Some(Duration::from_secs(seconds));
+        self
+    }
+}
+
+/// What the lookup of a batch gave the generated code.
+pub enum Looked<R, K, V> {
+    /// Every id was a hit: the output, the body not run.
+    Done(R),
+    /// Run the body with these ids, then [`batch_fill`].
+    Run(Filling<K, V>, Vec<K>),
+}
+
+/// What a batch's fill needs from its lookup: the hits, and the keys it holds leases on.
+pub struct Filling<K, V> {
+    function: &'static str,
+    /// `None`: the body's values are not stored (no cache, the store failed, or a pending
+    /// invalidation).
+    cache: Option<Cache>,
+    lease: Lease,
+    ttl: Option<Duration>,
+    hits: Vec<(K, V)>,
+    /// The missing ids we hold a lease on, with their keys.
+    leased: Vec<(K, String)>,
+    /// How many ids the body is given.
+    missing: usize,
+}
+
+impl<K, V> Filling<K, V> {
+    /// Nothing read, nothing to store: the body runs for every id.
+    fn uncached(function: &'static str, missing: usize) -> Self {
+        Filling {
+            function,
+            cache: None,
+            lease: Lease::new(),
+            ttl: None,
+            hits: Vec::new(),
+            leased: Vec::new(),
+            missing,
+        }
+    }
+}
+
+/// Looks every id of `batch` up: [`Looked::Done`] when all are hits, else the ids to run
+/// the body with (see the module's docs). Records one outcome per hit.
+pub async fn batch_lookup<S, R>(
+    batch: Batch<S::Id>,
+    stores: Stores<S::Value>,
+) -> Looked<R, S::Id, S::Value>
+where
+    S: BatchShape<R>,
+{
+    let Batch {
+        function,
+        cache,
+        ids,
+        keys,
+        ttl,
+    } = batch;
+    let Some(cache) = cache else {
+        return Looked::Run(Filling::uncached(function, ids.len()), ids);
+    };
+    if ids.is_empty() {
+        return Looked::Done(S::from_hits(Vec::new()));
+    }
+    let parts = &*cache.inner;
+    let store = &parts.store;
+    // As a single call: a key whose invalidation has not reached the store is neither read
+    // nor written.
+    if keys.iter().any(|key| parts.pending.contains(key)) {
+        return Looked::Run(Filling::uncached(function, ids.len()), ids);
+    }
+    let lease = Lease::new();
+    let found = match telemetry::timed(function, Op::Fetch, store.fetch_many(&keys, &lease)).await {
+        Ok(found) => found,
+        Err(error) => {
+            telemetry::error(&parts.log, function, Op::Fetch, &error);
+            return Looked::Run(Filling::uncached(function, ids.len()), ids);
+        }
+    };
+    let mut hits = Vec::new();
+    let mut missing = Vec::new();
+    let mut leased = Vec::new();
+    let mut take_over = Vec::new();
+    for ((id, key), found) in ids.into_iter().zip(keys).zip(found) {
+        match found {
+            Some(Fetch::Hit(bytes, _)) if bytes.first() == Some(&MARKER) => missing.push(id),
+            Some(Fetch::Hit(bytes, _)) => match decode(stores, &cache, &bytes, function) {
+                Some(Entry::Value(value)) => hits.push((id, value)),
+                // Undecodable or oversized: overwritten, as a single call does.
+                Some(Entry::Absent) | None => take_over.push((id, key)),
+            },
+            Some(Fetch::Ours) => leased.push((id, key)),
+            // Another caller is filling the key: the body is asked for it, but what it
+            // returns is not stored (the lease is not ours).
+            Some(Fetch::Theirs(_)) | None => missing.push(id),
+        }
+    }
+    if !take_over.is_empty() {
+        let keys: Vec<String> = take_over.iter().map(|(_, key)| key.clone()).collect();
+        match store.take_leases(&keys, &lease).await {
+            Ok(()) => leased.extend(take_over),
+            Err(error) => {
+                telemetry::error(&parts.log, function, Op::Fetch, &error);
+                missing.extend(take_over.into_iter().map(|(id, _)| id));
+            }
+        }
+    }
+    for _ in &hits {
+        telemetry::outcome(function, Outcome::Hit);
+    }
+    if missing.is_empty() && leased.is_empty() {
+        return Looked::Done(S::from_hits(hits));
+    }
+    missing.extend(leased.iter().map(|(id, _)| id.clone()));
+    let filling = Filling {
+        function,
+        cache: Some(cache),
+        lease,
+        ttl,
+        hits,
+        leased,
+        missing: missing.len(),
+    };
+    Looked::Run(filling, missing)
+}
+
+/// Runs the body (already given the missing ids), stores what it returned under our leases,
+/// releases the leases of ids it did not return (all of them on an `Err`), and adds the
+/// hits. Records one outcome per id given to the body.
+pub async fn batch_fill<S, R, F>(
+    filling: Filling<S::Id, S::Value>,
+    stores: Stores<S::Value>,
+    body: Pin<&mut F>,
+) -> R
+where
+    S: BatchShape<R>,
+    F: Future<Output = R>,
+{
+    let Filling {
+        function,
+        cache,
+        lease,
+        ttl,
+        hits,
+        leased,
+        missing,
+    } = filling;
+    let started = Instant::now();
+    let mut output = body.await;
+    telemetry::body_time(function, started.elapsed());
+    let Some(cache) = cache else {
+        for _ in 0..missing {
+            telemetry::outcome(function, Outcome::Bypass);
+        }
+        return output;
+    };
+    let parts = &*cache.inner;
+    let store = &parts.store;
+    // Ids the body did not return (all of them after an `Err`), and values that do not
+    // encode, are released rather than stored.
+    let mut encoded = Vec::new();
+    let mut release = Vec::new();
+    for (id, key) in &leased {
+        match S::value(&output, id)
+            .and_then(|value| encode(stores, &cache, Entry::Value(value), function))
+        {
+            Some(bytes) => encoded.push((key.as_str(), bytes)),
+            None => release.push(key.clone()),
+        }
+    }
+    let entries: Vec<(&str, &[u8])> = encoded
+        .iter()
+        .map(|(key, bytes)| (*key, &bytes[..]))
+        .collect();
+    let ttl = ttl.unwrap_or(parts.default_ttl);
+    let fill = telemetry::timed(function, Op::Fill, store.fill_many(&entries, &lease, ttl));
+    let (filled, released) = tokio::join!(fill, store.release_many(&release, &lease));
+    match filled {
+        Ok(stored) if stored < entries.len() => tracing::debug!(
+            function,
+            lost = entries.len() - stored,
+            "fill leases lost (invalidated or expired); those values not stored"
+        ),
+        Ok(_) => {}
+        Err(error) => telemetry::error(&parts.log, function, Op::Fill, &error),
+    }
+    if let Err(error) = released {
+        telemetry::error(&parts.log, function, Op::Fill, &error);
+    }
+    for _ in 0..missing {
+        telemetry::outcome(function, Outcome::Miss);
+    }
+    S::add_hits(&mut output, hits);
+    output
+}

@@ -1,0 +1,440 @@
+//! Batch functions, `#[redis_cached(key = "employee:<ids>", batch = ids)]`, against a real
+//! redis-server, `mem://` and a Redis Cluster: hits and misses in one call (the body sees
+//! exactly the missing ids), partial results, errors, an invalidation racing the body (the
+//! fill lease), outages, the lookup's one round trip, and ids spread over many slots.
+
+mod common;
+mod support;
+
+use common::RedisServer;
+use common::cluster::RedisCluster;
+use redis_cached::{Cache, invalidates, redis_cached};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Employee {
+    id: i64,
+    version: u32,
+}
+
+/// The source of truth behind the batch function: employees by id with a version each,
+/// the id lists the body was called with, and switches for failures and pauses.
+#[derive(Default)]
+struct Source {
+    versions: Mutex<HashMap<i64, u32>>,
+    /// Ids the source does not have (the body leaves them out of its map).
+    unknown: Mutex<HashSet<i64>>,
+    calls: Mutex<Vec<Vec<i64>>>,
+    fail: AtomicBool,
+    /// When set, the body reads, then signals `entered` and waits for `resume`.
+    pause: AtomicBool,
+    entered: Notify,
+    resume: Notify,
+}
+
+impl Source {
+    fn calls(&self) -> Vec<Vec<i64>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn bump(&self, id: i64) {
+        *self
+            .versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id)
+            .or_default() += 1;
+    }
+
+    async fn read(&self, ids: &[i64]) -> Result<HashMap<i64, Employee>, String> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(ids.to_vec());
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("the database is down".into());
+        }
+        let read: HashMap<i64, Employee> = {
+            let versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+            let unknown = self.unknown.lock().unwrap_or_else(PoisonError::into_inner);
+            ids.iter()
+                .filter(|id| !unknown.contains(id))
+                .map(|&id| {
+                    let version = versions.get(&id).copied().unwrap_or_default();
+                    (id, Employee { id, version })
+                })
+                .collect()
+        };
+        if self.pause.load(Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.resume.notified().await;
+        }
+        Ok(read)
+    }
+}
+
+#[redis_cached(key = "employee:<ids>", ttl = 60, batch = ids, cache = cache)]
+async fn employees(
+    cache: &Cache,
+    source: &Source,
+    ids: &[i64],
+) -> Result<HashMap<i64, Employee>, String> {
+    source.read(ids).await
+}
+
+/// The same entries, one id at a time.
+#[redis_cached(key = "employee:<id>", ttl = 60, cache = cache)]
+async fn employee(cache: &Cache, source: &Source, id: i64) -> Result<Employee, String> {
+    let mut found = source.read(&[id]).await?;
+    found.remove(&id).ok_or_else(|| format!("no employee {id}"))
+}
+
+/// A batch function over a `Vec` parameter (bound `mut`), returning a plain map.
+#[redis_cached(key = "name:<ids>", ttl = 60, batch = ids, cache = cache)]
+async fn names(cache: &Cache, source: &Source, mut ids: Vec<i64>) -> HashMap<i64, String> {
+    ids.sort_unstable();
+    let read = source.read(&ids).await.unwrap_or_default();
+    read.into_iter()
+        .map(|(id, employee)| (id, format!("employee {id} v{}", employee.version)))
+        .collect()
+}
+
+#[invalidates("employee:<id>", cache = cache)]
+async fn update(cache: &Cache, source: &Source, id: i64) {
+    source.bump(id);
+}
+
+fn ids(found: &HashMap<i64, Employee>) -> Vec<i64> {
+    let mut ids: Vec<i64> = found.keys().copied().collect();
+    ids.sort_unstable();
+    ids
+}
+
+// ---------------------------------------------------------------------------------------
+// The scenarios, each run on Redis, `mem://` and the cluster.
+
+/// Hits and misses mixed: the map holds every id, the body saw only the missing ones, once.
+async fn hits_and_misses(cache: Cache) {
+    let source = Source::default();
+    let warm = employees(&cache, &source, &[1, 2]).await.expect("Ok");
+    assert_eq!(ids(&warm), [1, 2]);
+    let mixed = employees(&cache, &source, &[1, 2, 3, 4, 3])
+        .await
+        .expect("Ok");
+    assert_eq!(ids(&mixed), [1, 2, 3, 4]);
+    assert_eq!(mixed[&3], Employee { id: 3, version: 0 });
+    assert_eq!(
+        source.calls(),
+        [vec![1, 2], vec![3, 4]],
+        "the body saw exactly the missing ids, each once"
+    );
+    let hits = employees(&cache, &source, &[4, 3, 2, 1]).await.expect("Ok");
+    assert_eq!(hits, mixed);
+    assert_eq!(source.calls().len(), 2, "all hits: the body did not run");
+    assert_eq!(
+        employees(&cache, &source, &[]).await,
+        Ok(HashMap::new()),
+        "no ids: an empty map"
+    );
+    // A `Vec` parameter, a plain map.
+    let named = names(&cache, &source, vec![5, 6]).await;
+    assert_eq!(named.len(), 2);
+    assert_eq!(names(&cache, &source, vec![6, 7]).await.len(), 2);
+    assert_eq!(source.calls()[2..], [vec![5, 6], vec![7]]);
+}
+
+/// Ids the body does not return are not stored, and their leases are released: a single
+/// call of such a key runs at once instead of waiting for the lease.
+async fn partial_results(cache: Cache) {
+    let source = Source::default();
+    source
+        .unknown
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(5);
+    let found = employees(&cache, &source, &[4, 5]).await.expect("Ok");
+    assert_eq!(ids(&found), [4]);
+    let started = Instant::now();
+    assert!(employee(&cache, &source, 5).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a single call of an id the batch did not return waited {:?}: its lease was not released",
+        started.elapsed()
+    );
+    let again = employees(&cache, &source, &[4, 5]).await.expect("Ok");
+    assert_eq!(ids(&again), [4]);
+    assert_eq!(source.calls()[2], [5], "4 was stored, 5 asked for again");
+}
+
+/// An `Err` is returned, nothing stored, every lease released.
+async fn errors_are_not_stored(cache: Cache) {
+    let source = Source::default();
+    employees(&cache, &source, &[1]).await.expect("Ok");
+    source.fail.store(true, Ordering::SeqCst);
+    assert_eq!(
+        employees(&cache, &source, &[1, 6, 7]).await,
+        Err("the database is down".into()),
+        "the Err is returned, hits or not"
+    );
+    source.fail.store(false, Ordering::SeqCst);
+    let started = Instant::now();
+    employee(&cache, &source, 6).await.expect("Ok");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a single call after a failed batch waited {:?}: the batch's lease was not released",
+        started.elapsed()
+    );
+    employees(&cache, &source, &[1, 6, 7]).await.expect("Ok");
+    assert_eq!(
+        source.calls()[1..],
+        [vec![6, 7], vec![6], vec![7]],
+        "nothing of the failed call was stored"
+    );
+}
+
+/// An invalidation of one id while the body runs: that id is not stored (the lease was
+/// revoked with the key), the others are.
+async fn an_invalidation_during_the_body_is_not_stored(cache: Cache) {
+    let source = Arc::new(Source::default());
+    source.pause.store(true, Ordering::SeqCst);
+    let batch = tokio::spawn({
+        let (cache, source) = (cache.clone(), source.clone());
+        async move { employees(&cache, &source, &[8, 9]).await }
+    });
+    source.entered.notified().await;
+    source.pause.store(false, Ordering::SeqCst);
+    update(&cache, &source, 8).await;
+    source.resume.notify_one();
+    let read = batch.await.expect("the batch task").expect("Ok");
+    assert_eq!(read[&8].version, 0, "the body read before the write");
+    let after = employees(&cache, &source, &[8, 9]).await.expect("Ok");
+    assert_eq!(
+        after[&8].version, 1,
+        "the value read before the invalidation was stored over it"
+    );
+    assert_eq!(source.calls()[1], [8], "9 was stored, 8 was not");
+}
+
+async fn all<F: Future<Output = Cache>>(cache: impl Fn() -> F) {
+    hits_and_misses(cache().await).await;
+    partial_results(cache().await).await;
+    errors_are_not_stored(cache().await).await;
+    an_invalidation_during_the_body_is_not_stored(cache().await).await;
+}
+
+#[tokio::test]
+async fn on_redis() {
+    all(|| common::redis_cache("batch")).await;
+}
+
+#[tokio::test]
+async fn on_mem() {
+    all(support::mem_cache).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_with_ids_across_slots() {
+    let cluster = RedisCluster::start();
+    let cache = || {
+        Cache::builder(&cluster.url())
+            .prefix(common::unique_prefix("batch_cluster"))
+            .timeout(Duration::from_secs(1))
+            .build()
+    };
+    let cache = || async { cache().await.expect("the cluster answers") };
+    all(cache).await;
+    // 100 ids over many slots: each group its own pipeline, all filled and then hit.
+    let cache = cache().await;
+    let source = Source::default();
+    let ids: Vec<i64> = (0..100).collect();
+    let keys: Vec<String> = ids.iter().map(|id| format!("employee:{id}")).collect();
+    let slots: HashSet<u16> = cluster.slots(&keys).into_iter().collect();
+    assert!(
+        slots.len() > 50,
+        "the ids spread over {} slots",
+        slots.len()
+    );
+    assert_eq!(
+        employees(&cache, &source, &ids).await.expect("Ok").len(),
+        100
+    );
+    assert_eq!(
+        employees(&cache, &source, &ids).await.expect("Ok").len(),
+        100
+    );
+    assert_eq!(source.calls().len(), 1, "the second call was all hits");
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis only.
+
+/// With Redis down, the body runs for every id and nothing is stored.
+#[tokio::test]
+async fn with_redis_down_the_body_runs_for_every_id() {
+    let cache = Cache::builder(&format!("redis://127.0.0.1:{}", common::free_port()))
+        .timeout(Duration::from_millis(200))
+        .lazy(true)
+        .build()
+        .await
+        .expect("a valid URL");
+    let source = Source::default();
+    for _ in 0..2 {
+        let found = employees(&cache, &source, &[1, 2, 3]).await.expect("Ok");
+        assert_eq!(ids(&found), [1, 2, 3]);
+    }
+    assert_eq!(source.calls(), [vec![1, 2, 3], vec![1, 2, 3]]);
+}
+
+/// While Redis refuses writes (`OOM`), cached ids stay hits (a plain `MGET` reads them) and
+/// the others come from the body; nothing fails.
+#[tokio::test]
+async fn under_oom_hits_stay_hits() {
+    let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let cache = Cache::builder(&server.url())
+        .build()
+        .await
+        .expect("the server answers");
+    let source = Source::default();
+    employees(&cache, &source, &[1, 2]).await.expect("Ok");
+    let mut redis = server.connection().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query_async(&mut redis)
+        .await
+        .expect("CONFIG SET");
+    let found = employees(&cache, &source, &[1, 2, 3]).await.expect("Ok");
+    assert_eq!(ids(&found), [1, 2, 3]);
+    assert_eq!(source.calls()[1], [3], "1 and 2 were hits under OOM");
+    employees(&cache, &source, &[1, 2, 3]).await.expect("Ok");
+    assert_eq!(source.calls()[2], [3], "3 could not be stored");
+}
+
+/// A tagged entry (or any other marker) under an id's key is never decoded as a value: a
+/// miss, and left alone.
+#[tokio::test]
+async fn markers_are_misses_and_left_alone() {
+    let prefix = common::unique_prefix("batch_markers");
+    let cache = Cache::builder(common::shared_url())
+        .prefix(prefix.clone())
+        .build()
+        .await
+        .expect("the shared redis-server answers");
+    let source = Source::default();
+    employees(&cache, &source, &[1]).await.expect("Ok");
+    let key = format!("{prefix}employee:1");
+    assert!(support::raw_exists(&key).await, "the entry is under {key}");
+    let marker = b"\xC1T\x01\x02{\"id\":1,\"version\":7}".to_vec();
+    support::raw_set(&key, &marker).await;
+    let found = employees(&cache, &source, &[1]).await.expect("Ok");
+    assert_eq!(found[&1].version, 0, "the marker's contents were decoded");
+    assert_eq!(source.calls().len(), 2, "a marker is a miss");
+    assert_eq!(
+        support::raw_get(&key).await,
+        Some(marker),
+        "and is not overwritten"
+    );
+    // Garbage that is no marker is overwritten, as a single call does.
+    support::raw_set(&key, b"not json").await;
+    employees(&cache, &source, &[1]).await.expect("Ok");
+    employees(&cache, &source, &[1]).await.expect("Ok");
+    assert_eq!(
+        source.calls().len(),
+        3,
+        "the garbage was replaced by the value"
+    );
+}
+
+/// The lookup of 100 ids is one round trip: behind a relay that delays every request by
+/// 100 ms, 100 hits take about 100 ms (one round trip after another would take 10 s), and
+/// the server saw exactly one `SET .. NX GET` per id (the `FETCH` script before 7.0) and
+/// nothing else.
+#[tokio::test]
+async fn the_lookup_of_100_ids_is_one_round_trip() {
+    let server = RedisServer::start();
+    let relay = delaying_relay(server.port(), Duration::from_millis(100)).await;
+    let cache = Cache::builder(&relay)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .expect("the relay answers");
+    let source = Source::default();
+    let ids: Vec<i64> = (0..100).collect();
+    employees(&cache, &source, &ids).await.expect("Ok");
+    let mut control = server.connection().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut control)
+        .await
+        .expect("CONFIG RESETSTAT");
+    let started = Instant::now();
+    let found = employees(&cache, &source, &ids).await.expect("Ok");
+    let took = started.elapsed();
+    assert_eq!(found.len(), 100);
+    assert_eq!(source.calls().len(), 1, "all hits");
+    assert!(
+        took < Duration::from_millis(350),
+        "100 hits took {took:?} behind a 100 ms relay: more than one round trip"
+    );
+    let calls = common::command_calls_on(&mut control).await;
+    let data: HashMap<&str, u64> = calls
+        .iter()
+        .filter(|(name, _)| !name.starts_with("config"))
+        .map(|(name, count)| (name.as_str(), *count))
+        .collect();
+    // Before 7.0 the lookup is the `FETCH` script, whose own `GET` the server counts too
+    // (run inside the script, not a round trip).
+    let expected = if common::native_lookup(&mut control).await {
+        HashMap::from([("set", 100)])
+    } else {
+        HashMap::from([("evalsha", 100), ("get", 100)])
+    };
+    assert_eq!(data, expected, "one lookup per id, nothing else");
+}
+
+/// A relay to `port` that holds every chunk the client sends for `delay`.
+async fn delaying_relay(port: u16, delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let url = format!(
+        "redis://127.0.0.1:{}",
+        listener.local_addr().expect("bound").port()
+    );
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                continue;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 256 * 1024];
+                while let Ok(read) = client_read.read(&mut buffer).await {
+                    if read == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    if server_write.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+        }
+    });
+    url
+}
