@@ -356,6 +356,67 @@ async fn markers_are_misses_and_left_alone() {
     );
 }
 
+/// Each id's entry lives the function's TTL (60 s) in Redis.
+#[tokio::test]
+async fn batch_entries_live_the_functions_ttl() {
+    let prefix = common::unique_prefix("batch_ttl");
+    let cache = Cache::builder(common::shared_url())
+        .prefix(prefix.clone())
+        .build()
+        .await
+        .expect("the shared redis-server answers");
+    employees(&cache, &Source::default(), &[1, 2])
+        .await
+        .expect("Ok");
+    let mut redis = common::raw_connection().await;
+    for id in [1, 2] {
+        let left: i64 = redis::cmd("PTTL")
+            .arg(format!("{prefix}employee:{id}"))
+            .query_async(&mut redis)
+            .await
+            .expect("PTTL");
+        assert!(
+            (55_000..=60_000).contains(&left),
+            "employee {id} lives {left} ms"
+        );
+    }
+}
+
+/// As `employee`, with a stale window: its entries sit in a freshness envelope.
+#[redis_cached(key = "employee:<id>", ttl = Duration::from_millis(300), stale = 60, cache = cache)]
+async fn employee_with_stale(cache: &Cache, source: &Source, id: i64) -> Result<Employee, String> {
+    let mut read = source.read(&[id]).await?;
+    read.remove(&id)
+        .ok_or_else(|| "no such employee".to_owned())
+}
+
+/// A batch sharing keys with a single function that has `stale`: the entry's value is a hit
+/// while it is fresh, and past its TTL a miss that is not stored over (the single function
+/// refreshes it).
+#[tokio::test]
+async fn a_fresh_entry_of_a_function_with_stale_is_a_hit() {
+    let prefix = common::unique_prefix("batch_fresh_envelope");
+    let cache = Cache::builder(common::shared_url())
+        .prefix(prefix.clone())
+        .build()
+        .await
+        .expect("the shared redis-server answers");
+    let source = Source::default();
+    employee_with_stale(&cache, &source, 1).await.expect("Ok");
+    let found = employees(&cache, &source, &[1]).await.expect("Ok");
+    assert_eq!(found[&1].version, 0);
+    assert_eq!(source.calls().len(), 1, "the fresh entry was a hit");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    source.bump(1);
+    let found = employees(&cache, &source, &[1]).await.expect("Ok");
+    assert_eq!(found[&1].version, 1, "past its TTL: the source");
+    let stored = support::raw_get(&format!("{prefix}employee:1")).await;
+    assert!(
+        stored.is_some_and(|bytes| bytes.starts_with(b"\xC1F")),
+        "the envelope was not stored over"
+    );
+}
+
 /// The lookup of 100 ids is one round trip: behind a relay that delays every request by
 /// 100 ms, 100 hits take about 100 ms (one round trip after another would take 10 s), and
 /// the server saw exactly one `SET .. NX GET` per id (the `FETCH` script before 7.0) and

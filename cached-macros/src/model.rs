@@ -103,8 +103,10 @@ impl<'a> CachedFn<'a> {
         let batch = (args.batch.as_ref())
             .map(|ids| BatchParam::read(ids, function))
             .transpose();
-        let (((((ttl, key), ()), tags), windows), batch) =
-            join(join(join(join(join(ttl, key), asyncness), tags), windows), batch)?;
+        let (((((ttl, key), ()), tags), windows), batch) = join(
+            join(join(join(join(ttl, key), asyncness), tags), windows),
+            batch,
+        )?;
         Ok(CachedFn {
             function,
             key,

@@ -159,6 +159,15 @@ pub(crate) fn open(stored: &[u8]) -> Option<(Header, &[u8])> {
     Some((header_read, &stored[HEADER_LEN..]))
 }
 
+/// The value inside an envelope still fresh at `now` (ms since the epoch): what a batch
+/// function, which has no windows of its own, may serve from an entry a single function
+/// with them stored.
+pub(crate) fn fresh_value(stored: &[u8], now: u64) -> Option<&[u8]> {
+    open(stored)
+        .filter(|(header, _)| now < header.fresh_until)
+        .map(|(_, value)| value)
+}
+
 /// The fresh-until field of an envelope, as the claim script compares it.
 pub(crate) fn fresh_until_field(fresh_until: u64) -> String {
     format!("{fresh_until:013}")

@@ -26,6 +26,7 @@
 use crate::Outcome;
 use crate::cache::Cache;
 use crate::entry::{Entry, MARKER};
+use crate::freshness;
 use crate::key::KeyBuilder;
 use crate::private::call::{decode, encode};
 use crate::private::shape::{OkOf, Whole};
@@ -237,13 +238,24 @@ where
             return Looked::Run(Filling::uncached(function, ids.len()), ids);
         }
     };
+    let now = freshness::now();
     let mut hits = Vec::new();
     let mut missing = Vec::new();
     let mut leased = Vec::new();
     let mut take_over = Vec::new();
     for ((id, key), found) in ids.into_iter().zip(keys).zip(found) {
         match found {
-            Some(Fetch::Hit(bytes, _)) if bytes.first() == Some(&MARKER) => missing.push(id),
+            // A marker, or an entry in an envelope: only a fresh value in a freshness
+            // envelope (stored by a single function with `stale`, ..) is served; the rest
+            // are misses, not stored over.
+            Some(Fetch::Hit(bytes, _)) if bytes.first() == Some(&MARKER) => {
+                match freshness::fresh_value(&bytes, now)
+                    .and_then(|value| decode(stores, &cache, value, function))
+                {
+                    Some(Entry::Value(value)) => hits.push((id, value)),
+                    _ => missing.push(id),
+                }
+            }
             Some(Fetch::Hit(bytes, _)) => match decode(stores, &cache, &bytes, function) {
                 Some(Entry::Value(value)) => hits.push((id, value)),
                 // Undecodable or oversized: overwritten, as a single call does.

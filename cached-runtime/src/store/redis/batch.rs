@@ -95,7 +95,7 @@ impl RedisStore {
         lease: &Lease,
         ttl: Duration,
     ) -> Result<Vec<bool>, Error> {
-        let seconds = ttl.as_secs().max(1);
+        let ttl = millis(ttl);
         let invocations: Vec<ScriptInvocation> = entries
             .iter()
             .map(|(key, value)| {
@@ -104,7 +104,7 @@ impl RedisStore {
                     .key(*key)
                     .arg(lease.as_bytes())
                     .arg(*value)
-                    .arg(seconds);
+                    .arg(ttl);
                 invocation
             })
             .collect();
