@@ -1,5 +1,5 @@
 //! Batch functions, `#[redis_cached(key = "employee:<ids>", batch = ids)]`, against a real
-//! redis-server, `mem://` and a Redis Cluster: hits and misses in one call (the body sees
+//! redis-server, `mem://`, a Redis Cluster and Sentinel: hits and misses in one call (the body sees
 //! exactly the missing ids), partial results, errors, an invalidation racing the body (the
 //! fill lease), outages, the lookup's one round trip, and ids spread over many slots.
 
@@ -8,6 +8,7 @@ mod support;
 
 use common::RedisServer;
 use common::cluster::RedisCluster;
+use common::sentinel::RedisSentinel;
 use redis_cached::{Cache, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -240,6 +241,20 @@ async fn on_redis() {
 #[tokio::test]
 async fn on_mem() {
     all(support::mem_cache).await;
+}
+
+#[tokio::test]
+async fn behind_sentinel() {
+    let sentinel = RedisSentinel::start();
+    let cache = || async {
+        Cache::builder(&sentinel.url())
+            .prefix(common::unique_prefix("batch_sentinel"))
+            .timeout(Duration::from_secs(1))
+            .build()
+            .await
+            .expect("the sentinel's primary answers")
+    };
+    all(cache).await;
 }
 
 #[tokio::test]
