@@ -8,7 +8,7 @@ mod support;
 
 scenarios::scenario_tests!(freshness, common::redis_cache);
 
-use redis_cached::{Cache, Outcome, with_outcome};
+use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use scenarios::freshness::{Source, swr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,4 +126,54 @@ async fn a_fresh_hit_is_one_command_and_a_refresh_two_scripts_more() {
             );
         }
     }
+}
+
+#[redis_cached(key = "forever:<id>", ttl = Duration::MAX, stale = 60, cache = cache)]
+async fn forever(cache: &Cache, source: &Source, id: u64) -> Result<String, String> {
+    source.read(id).await
+}
+
+#[redis_cached(key = "ahead_kept:<id>", ttl = Duration::from_millis(300), refresh_ahead, cache = cache)]
+async fn ahead_kept(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+/// A TTL longer than Redis takes (`Duration::MAX`) is capped at 100 years: no panic, no
+/// refused fill leaving a lease behind (the second call is a hit at once). An entry with
+/// `refresh_ahead` is kept a lease's length past its TTL, so that a refresh claimed just
+/// before the expiry still finds it.
+#[tokio::test]
+async fn ttls_are_capped_and_refresh_ahead_entries_outlive_their_ttl_by_a_lease() {
+    let cache = common::redis_cache("fresh_caps").await;
+    let source = Source::default();
+    let mut redis = common::raw_connection().await;
+    let pttl = |key: String| {
+        let mut redis = redis.clone();
+        async move {
+            redis::cmd("PTTL")
+                .arg(key)
+                .query_async::<i64>(&mut redis)
+                .await
+                .expect("PTTL")
+        }
+    };
+    assert_eq!(
+        forever(&cache, &source, 1).await.as_deref(),
+        Ok("item 1 v0")
+    );
+    let started = std::time::Instant::now();
+    let (_, outcome) = with_outcome(forever(&cache, &source, 1)).await;
+    assert_eq!(outcome, Some(Outcome::Hit));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let hundred_years = 100 * 365 * 86_400 * 1000_i64;
+    let left = pttl(format!("{}forever:1", cache.prefix())).await;
+    assert!(
+        (hundred_years..=hundred_years + 61_000).contains(&left),
+        "lives {left} ms"
+    );
+    ahead_kept(&cache, 2).await;
+    let left = pttl(format!("{}ahead_kept:2", cache.prefix())).await;
+    // The TTL and the default lease (5 s).
+    assert!((5_000..=5_300).contains(&left), "lives {left} ms");
+    let _ = &mut redis;
 }

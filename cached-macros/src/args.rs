@@ -375,6 +375,9 @@ pub(crate) fn beta(lit: &Lit) -> syn::Result<Option<f64>> {
     }
 }
 
+/// The longest duration argument: 100 years, the runtime's cap on TTLs.
+const MAX_SECONDS: u64 = 100 * 365 * 86_400;
+
 /// A duration argument (`ttl`, `stale`, `stale_if_error`), `3600` or `"1h"`: whole seconds,
 /// at least one.
 pub(crate) fn duration_seconds(expr: &Expr, name: &str) -> syn::Result<u64> {
@@ -399,6 +402,10 @@ pub(crate) fn duration_seconds(expr: &Expr, name: &str) -> syn::Result<u64> {
         Some(0) => Err(syn::Error::new_spanned(
             expr,
             format!("`{name}` must be positive: give at least one second, or remove it"),
+        )),
+        Some(seconds) if seconds > MAX_SECONDS => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{name}` is at most 100 years (`\"36500d\"`)"),
         )),
         Some(seconds) => Ok(seconds),
         None => Err(syn::Error::new_spanned(

@@ -229,7 +229,15 @@ pub(crate) fn is_filling(key: &str) -> bool {
 
 /// Runs `body` as the current task's fill of `key`.
 pub(crate) async fn filling<F: Future>(key: &str, body: F) -> F::Output {
-    let mut keys = FILLING.try_with(Vec::clone).unwrap_or_default();
-    keys.push(key.to_owned());
-    FILLING.scope(keys, body).await
+    filling_all([key], body).await
+}
+
+/// Runs `body` as the current task's fill of every key of `keys` (a batch's).
+pub(crate) async fn filling_all<'a, F: Future>(
+    keys: impl IntoIterator<Item = &'a str>,
+    body: F,
+) -> F::Output {
+    let mut filling = FILLING.try_with(Vec::clone).unwrap_or_default();
+    filling.extend(keys.into_iter().map(str::to_owned));
+    FILLING.scope(filling, body).await
 }

@@ -3,11 +3,21 @@
 
 use std::time::Duration;
 
+/// The longest TTL an entry gets (100 years): longer ones are capped, so that every TTL is
+/// one Redis accepts and no deadline overflows.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `seconds`, capped at [`MAX_TTL`].
+pub(crate) fn seconds(seconds: u64) -> Duration {
+    Duration::from_secs(seconds).min(MAX_TTL)
+}
+
 /// What `ttl = <expression>` and the function of `ttl_from = <fn>` may return: a
 /// [`Duration`], or whole seconds as an integer.
 ///
 /// A TTL of zero (or a negative number of seconds) cannot be stored (every entry expires):
-/// the value is returned to the caller but not stored, and the call logs a warning.
+/// the value is returned to the caller but not stored, and the call logs a warning. A TTL
+/// over 100 years (`Duration::MAX` included) is capped at 100 years.
 ///
 /// ```
 /// use redis_cached::IntoTtl;
@@ -24,13 +34,13 @@ use std::time::Duration;
     note = "for example `ttl = Duration::from_secs(60)`, `ttl = if hot {{ 60 }} else {{ 3600 }}`, or a `ttl_from` function returning a `Duration`"
 )]
 pub trait IntoTtl {
-    /// The TTL, or `None` when it is not positive.
+    /// The TTL (at most 100 years), or `None` when it is not positive.
     fn into_ttl(self) -> Option<Duration>;
 }
 
 impl IntoTtl for Duration {
     fn into_ttl(self) -> Option<Duration> {
-        (!self.is_zero()).then_some(self)
+        (!self.is_zero()).then_some(self.min(MAX_TTL))
     }
 }
 
@@ -41,7 +51,7 @@ macro_rules! seconds {
                 u64::try_from(self)
                     .ok()
                     .filter(|&seconds| seconds > 0)
-                    .map(Duration::from_secs)
+                    .map(seconds)
             }
         }
     )*};

@@ -44,7 +44,7 @@ impl Source {
         gate
     }
 
-    async fn read(&self, id: u64) -> Result<String, String> {
+    pub async fn read(&self, id: u64) -> Result<String, String> {
         bump(&self.runs);
         let value = format!("item {id} v{}", self.version.load(Ordering::SeqCst));
         let gate = self.gate.lock().expect("gate").clone();
@@ -202,6 +202,36 @@ pub async fn stale_if_error_answers_a_failing_body(cache: Cache) {
     assert_eq!(
         (value.as_deref(), outcome),
         (Ok("item 4 v1"), Some(Outcome::Hit))
+    );
+}
+
+/// Calls that read an entry in its `stale_if_error` window run the body once between them:
+/// one takes the key over, the others wait for its fill. With the source down, all get
+/// the stored value.
+pub async fn stale_if_error_calls_in_its_window_run_the_body_once(cache: Cache, callers: usize) {
+    let source = Arc::new(Source::default());
+    assert_eq!(sie(&cache, &source, 9).await.as_deref(), Ok("item 9 v0"));
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+    source.fail(true);
+    let gate = source.hold();
+    let calls: Vec<_> = (0..callers)
+        .map(|_| {
+            let (cache, source) = (cache.clone(), source.clone());
+            tokio::spawn(async move { sie(&cache, &source, 9).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gate.add_permits(callers);
+    for call in calls {
+        assert_eq!(
+            call.await.expect("no call panics").as_deref(),
+            Ok("item 9 v0")
+        );
+    }
+    assert_eq!(
+        source.runs(),
+        2,
+        "{callers} calls in the window ran the body more than once"
     );
 }
 

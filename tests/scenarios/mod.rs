@@ -162,6 +162,15 @@ macro_rules! scenario_tests {
             .await;
         }
 
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn stale_if_error_calls_in_its_window_run_the_body_once() {
+            $crate::scenarios::freshness::stale_if_error_calls_in_its_window_run_the_body_once(
+                $cache("fresh_sie_once").await,
+                50,
+            )
+            .await;
+        }
+
         #[tokio::test]
         async fn refresh_ahead_keeps_hot_keys_from_expiring() {
             $crate::scenarios::freshness::refresh_ahead_keeps_hot_keys_from_expiring(

@@ -26,6 +26,7 @@
 use crate::Outcome;
 use crate::cache::Cache;
 use crate::entry::{Entry, MARKER};
+use crate::flight;
 use crate::freshness;
 use crate::key::KeyBuilder;
 use crate::private::call::{decode, encode};
@@ -158,7 +159,7 @@ impl<K: Clone> Batch<K> {
 
     /// A TTL in whole seconds, checked to be positive by the macro.
     pub fn ttl(mut self, seconds: u64) -> Self {
-        self.ttl = Some(Duration::from_secs(seconds));
+        self.ttl = Some(crate::ttl::seconds(seconds));
         self
     }
 }
@@ -318,7 +319,10 @@ where
         missing,
     } = filling;
     let started = Instant::now();
-    let mut output = body.await;
+    // A single call of a leased id from inside the body runs its body at once, as inside a
+    // single fill: it would otherwise wait for this batch's lease.
+    let keys = leased.iter().map(|(_, key)| key.as_str());
+    let mut output = flight::filling_all(keys, body).await;
     telemetry::body_time(function, started.elapsed());
     let Some(cache) = cache else {
         for _ in 0..missing {
@@ -354,7 +358,12 @@ where
             "fill leases lost (invalidated or expired); those values not stored"
         ),
         Ok(_) => {}
-        Err(error) => telemetry::error(&parts.log, function, Op::Fill, &error),
+        Err(error) => {
+            telemetry::error(&parts.log, function, Op::Fill, &error);
+            // Refused fills leave our leases: the next callers would wait for them.
+            let keys: Vec<String> = entries.iter().map(|(key, _)| (*key).to_owned()).collect();
+            let _ = store.release_many(&keys, &lease).await;
+        }
     }
     if let Err(error) = released {
         telemetry::error(&parts.log, function, Op::Fill, &error);

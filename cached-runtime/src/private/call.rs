@@ -23,6 +23,7 @@ use crate::store::tags::Stamp;
 use crate::store::{Fetch, Tags};
 use crate::task::Backoff;
 use crate::telemetry::{self, Op};
+use crate::ttl;
 use crate::{Error, IntoTtl, Outcome};
 use std::borrow::Cow;
 use std::future::Future;
@@ -86,7 +87,7 @@ impl Call {
 
     /// A TTL in whole seconds, checked to be positive by the macro.
     pub fn ttl(mut self, seconds: u64) -> Self {
-        self.ttl = Some(Duration::from_secs(seconds));
+        self.ttl = Some(ttl::seconds(seconds));
         self
     }
 
@@ -101,13 +102,13 @@ impl Call {
 
     /// Serve entries up to `seconds` past their TTL while one caller refreshes them.
     pub fn stale(mut self, seconds: u64) -> Self {
-        self.windows.stale = Duration::from_secs(seconds);
+        self.windows.stale = ttl::seconds(seconds);
         self
     }
 
     /// Answer an `Err` of the body with an entry up to `seconds` past its TTL.
     pub fn stale_if_error(mut self, seconds: u64) -> Self {
-        self.windows.stale_if_error = Duration::from_secs(seconds);
+        self.windows.stale_if_error = ttl::seconds(seconds);
         self
     }
 
@@ -136,7 +137,7 @@ impl Call {
         Tags {
             keys: &self.tags,
             ttl: self.ttl.unwrap_or(default_ttl)
-                + self.windows.extra()
+                + self.kept_past_ttl(lease_ttl)
                 + lease_ttl.unwrap_or_default(),
         }
     }
@@ -161,13 +162,25 @@ impl Call {
         ttl
     }
 
+    /// How long past its TTL the store keeps an entry: the longer window; with
+    /// `refresh_ahead`, at least a lease's length, so that a refresh claimed just before the
+    /// expiry still finds the entry to store over.
+    fn kept_past_ttl(&self, lease_ttl: Option<Duration>) -> Duration {
+        let extra = self.windows.extra();
+        if self.windows.beta > 0.0 {
+            extra.max(lease_ttl.unwrap_or_default())
+        } else {
+            extra
+        }
+    }
+
     /// The bytes to store for `encoded` and how long the store keeps them: with `stale`,
     /// `stale_if_error` or `refresh_ahead`, in an envelope fresh for `ttl` (computed in
-    /// `took`), kept for the longer window past it.
+    /// `took`), kept [`kept_past_ttl`](Self::kept_past_ttl) longer.
     fn stored_form<'a>(
         &self,
         encoded: &'a [u8],
-        ttl: Duration,
+        (ttl, lease_ttl): (Duration, Option<Duration>),
         took: Duration,
     ) -> (Cow<'a, [u8]>, Duration) {
         if !self.windows.any() {
@@ -175,7 +188,7 @@ impl Call {
         }
         let fresh_until = freshness::now().saturating_add(freshness::millis(ttl));
         let wrapped = freshness::wrap(encoded, fresh_until, took);
-        (Cow::Owned(wrapped), ttl + self.windows.extra())
+        (Cow::Owned(wrapped), ttl + self.kept_past_ttl(lease_ttl))
     }
 }
 
@@ -269,9 +282,17 @@ where
                     judge::<S, R, _>(&call, stores, cache, key, &bytes, &stamp, body.as_mut());
                 match Box::pin(judged).await {
                     Judged::Served(output) => return output,
-                    Judged::Miss(found) => {
+                    Judged::Miss => fetched = take_over().await,
+                    // Of the callers that read it, one takes the key over; the others look
+                    // again, find its lease, and wait for its fill.
+                    Judged::Expired(fresh_until, found) => {
                         fallback = found;
-                        fetched = take_over().await;
+                        let taken = store.take_over(key, tags, fresh_until, &lease);
+                        fetched = match Box::pin(taken).await {
+                            Ok(true) => Ok((Fetch::Ours, stamp)),
+                            Ok(false) => look_up().await,
+                            Err(error) => Err(error),
+                        };
                     }
                 }
             }
@@ -417,6 +438,7 @@ where
         let restore = store.fill(key, lease, &fallback.stored, fallback.left, tags, stamp);
         if let Err(error) = restore.await {
             telemetry::error(&parts.log, function, Op::Fill, &error);
+            store.release_detached(key, lease);
         }
         telemetry::outcome(function, Outcome::Stale);
         return stale;
@@ -429,7 +451,7 @@ where
     let ttl = entry.and_then(|entry| call.entry_ttl(stores, entry, parts));
     let stored = match (&encoded, entry, ttl) {
         (Some(bytes), Some(entry), Some(ttl)) => {
-            let (stored, kept) = call.stored_form(bytes, ttl, took);
+            let (stored, kept) = call.stored_form(bytes, (ttl, store.lease_ttl()), took);
             telemetry::timed(
                 function,
                 Op::Fill,
@@ -451,6 +473,8 @@ where
     };
     if let Err(error) = stored {
         telemetry::error(&parts.log, function, Op::Fill, &error);
+        // A refused fill (or release) leaves our lease: the next caller would wait for it.
+        store.release_detached(key, lease);
     }
     let outcome = if call.refresh {
         Outcome::Refresh
@@ -479,8 +503,11 @@ impl Fallback {
 enum Judged<R> {
     /// The call's output: the entry, or the refresh the call ran.
     Served(R),
-    /// A miss, with the entry if it can answer a failing body.
-    Miss(Option<Fallback>),
+    /// A miss (an entry that is no envelope, or does not decode): overwritten.
+    Miss,
+    /// An entry past its windows (or within `stale_if_error` only: with it): a miss, whose
+    /// key is taken over only if it still holds the entry read, fresh until this.
+    Expired(u64, Option<Fallback>),
 }
 
 /// An entry of a function with `stale`, `stale_if_error` or `refresh_ahead`, by its envelope
@@ -504,14 +531,14 @@ where
     let store = &parts.store;
     let Some((header, value)) = freshness::open(bytes) else {
         // Stored by a function without these options (or not a value): overwrite it.
-        return Judged::Miss(None);
+        return Judged::Miss;
     };
     let serve = |outcome| match decode(stores, cache, value, function).and_then(S::output) {
         Some(output) => {
             telemetry::outcome(function, outcome);
             Judged::Served(output)
         }
-        None => Judged::Miss(None),
+        None => Judged::Miss,
     };
     let now = freshness::now();
     let served_as = match call.windows.judge(&header, now) {
@@ -519,14 +546,13 @@ where
         Freshness::RefreshEarly => Outcome::Hit,
         Freshness::Stale => Outcome::Stale,
         Freshness::ErrorFallback => {
-            let kept_until = header
-                .fresh_until
-                .saturating_add(freshness::millis(call.windows.extra()));
+            let kept = call.kept_past_ttl(store.lease_ttl());
+            let kept_until = header.fresh_until.saturating_add(freshness::millis(kept));
             let left = Duration::from_millis(kept_until.saturating_sub(now));
             let stored = bytes.to_vec();
-            return Judged::Miss(Some(Fallback { stored, left }));
+            return Judged::Expired(header.fresh_until, Some(Fallback { stored, left }));
         }
-        Freshness::Expired => return Judged::Miss(None),
+        Freshness::Expired => return Judged::Expired(header.fresh_until, None),
     };
     // Another caller's claim is current, in the entry or in this process: serve the entry.
     let claim = Lease::new();
@@ -557,7 +583,7 @@ where
         // lapses by itself, which spaces out the retries of a failing source.
         tracing::debug!(function, "refresh failed; serving the stored value");
         return match serve(served_as) {
-            Judged::Miss(_) => Judged::Served(output),
+            Judged::Miss => Judged::Served(output),
             served => served,
         };
     }
@@ -569,7 +595,7 @@ where
     let replacement = encoded
         .as_deref()
         .zip(ttl)
-        .map(|(bytes, ttl)| call.stored_form(bytes, ttl, took));
+        .map(|(bytes, ttl)| call.stored_form(bytes, (ttl, store.lease_ttl()), took));
     let (value, kept) = match &replacement {
         Some((stored, kept)) => (Some(&stored[..]), *kept),
         None => (None, Duration::ZERO),

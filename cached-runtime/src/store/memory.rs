@@ -169,6 +169,35 @@ impl MemoryStore {
         claimed
     }
 
+    /// As the Redis store's `TAKE_OVER` script: puts `lease` on `key` if it still holds the
+    /// envelope at byte `at`, fresh until `fresh_until`.
+    pub(crate) fn take_over(
+        &self,
+        key: &str,
+        at: usize,
+        fresh_until: u64,
+        (lease, lease_ttl): (&Lease, Duration),
+    ) -> bool {
+        let mut taken = false;
+        self.slots
+            .entry_by_ref(key)
+            .and_compute_with(|slot| match slot {
+                Some(slot)
+                    if slot
+                        .value()
+                        .bytes
+                        .get(at..)
+                        .and_then(freshness::open)
+                        .is_some_and(|(header, _)| header.fresh_until == fresh_until) =>
+                {
+                    taken = true;
+                    Op::Put(Slot::new(lease.as_bytes(), lease_ttl))
+                }
+                _ => Op::Nop,
+            });
+        taken
+    }
+
     /// As the Redis store's `REPLACE_CLAIMED` script: stores `value` (removes the entry for
     /// `None`) if `lease`'s claim is still at byte `at`.
     pub(crate) fn replace_claimed(

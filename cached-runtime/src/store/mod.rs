@@ -417,6 +417,35 @@ impl Store {
         }
     }
 
+    /// Puts `lease` on `key` if it still holds the envelope read fresh until `fresh_until`
+    /// (see `freshness.rs`): of the callers that read an entry past its windows, one takes
+    /// it over and fills it, the others find its lease and wait for it. Says whether the
+    /// lease is ours (always, when leases are off).
+    pub(crate) async fn take_over(
+        &self,
+        key: &str,
+        tags: Tags<'_>,
+        fresh_until: u64,
+        lease: &Lease,
+    ) -> Result<bool, Error> {
+        let Some(lease_ttl) = self.0.lease_ttl else {
+            return Ok(true);
+        };
+        let at = tags::envelope_len(tags.keys.len());
+        match &self.0.backend {
+            Backend::Redis(redis) => {
+                self.guarded(
+                    self.slot(key),
+                    redis.take_over(key, at, fresh_until, lease, lease_ttl),
+                )
+                .await
+            }
+            Backend::Memory(memory) => {
+                Ok(memory.take_over(key, at, fresh_until, (lease, lease_ttl)))
+            }
+        }
+    }
+
     /// Stores a refresh's `value` (for `None`, deletes the entry) if `lease`'s claim is
     /// still in the entry under `key`: an invalidation since the claim deleted it. A tagged
     /// value is wrapped as [`Store::fill`] does. Says whether it stored.

@@ -67,6 +67,21 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Puts the caller's lease (`ARGV[3]`, for `ARGV[4]` ms) on the key only if it still holds
+/// the fresh-until envelope (at byte `ARGV[1]`) the caller read (fresh until `ARGV[2]`): of
+/// the callers that read an entry past its windows, one takes it over, the others find its
+/// lease.
+static TAKE_OVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local at = tonumber(ARGV[1])
+          if redis.call('GETRANGE', KEYS[1], at, at + 14) ~= '\193F' .. ARGV[2] then
+            return 0
+          end
+          redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+          return 1",
+    )
+});
+
 /// Stores a refresh (`ARGV[3]`, to live `ARGV[4]` ms; an empty value deletes the entry)
 /// only while the caller's claim (`ARGV[2]`, at byte `ARGV[1]`) is still in the entry: an
 /// invalidation deleted it with the entry, a newer claim overwrote it.
@@ -362,6 +377,27 @@ impl RedisStore {
             .arg(claim);
         let claimed: i64 = self.invoke(&invocation).await?;
         Ok(claimed == 1)
+    }
+
+    /// Puts `lease` on `key` for `lease_ttl` if it still holds the envelope at byte `at`,
+    /// fresh until `fresh_until`; says whether it did.
+    pub(crate) async fn take_over(
+        &self,
+        key: &str,
+        at: usize,
+        fresh_until: u64,
+        lease: &Lease,
+        lease_ttl: Duration,
+    ) -> Result<bool, Error> {
+        let mut invocation = TAKE_OVER.prepare_invoke();
+        invocation
+            .key(key)
+            .arg(at)
+            .arg(freshness::fresh_until_field(fresh_until))
+            .arg(lease.as_bytes())
+            .arg(millis(lease_ttl));
+        let taken: i64 = self.invoke(&invocation).await?;
+        Ok(taken == 1)
     }
 
     /// Stores `value` (deletes the entry for `None`) if `lease`'s claim is still at byte
