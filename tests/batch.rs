@@ -371,6 +371,38 @@ async fn markers_are_misses_and_left_alone() {
     );
 }
 
+#[redis_cached(key = "employee:<ids>", ttl = 60, batch = ids, cache = cache)]
+async fn employees_one_by_one(
+    cache: &Cache,
+    source: &Source,
+    ids: &[i64],
+) -> Result<HashMap<i64, Employee>, String> {
+    let mut found = HashMap::new();
+    for &id in ids {
+        found.insert(id, employee(cache, source, id).await?);
+    }
+    Ok(found)
+}
+
+/// A single call of an id from inside a batch body (which holds that id's lease) runs its
+/// body at once, as a call inside a single fill does, rather than waiting for the batch.
+#[tokio::test]
+async fn a_single_call_inside_a_batch_body_does_not_wait_for_the_batch() {
+    let cache = common::redis_cache("batch_nested").await;
+    let source = Source::default();
+    let started = Instant::now();
+    let found = employees_one_by_one(&cache, &source, &[1, 2]).await.expect("Ok");
+    assert_eq!(found.len(), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}: the inner calls waited for the batch's leases",
+        started.elapsed()
+    );
+    // The batch stored both.
+    employees(&cache, &source, &[1, 2]).await.expect("Ok");
+    assert_eq!(source.calls().len(), 2, "{:?}", source.calls());
+}
+
 /// Each id's entry lives the function's TTL (60 s) in Redis.
 #[tokio::test]
 async fn batch_entries_live_the_functions_ttl() {
