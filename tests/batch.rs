@@ -391,7 +391,9 @@ async fn a_single_call_inside_a_batch_body_does_not_wait_for_the_batch() {
     let cache = common::redis_cache("batch_nested").await;
     let source = Source::default();
     let started = Instant::now();
-    let found = employees_one_by_one(&cache, &source, &[1, 2]).await.expect("Ok");
+    let found = employees_one_by_one(&cache, &source, &[1, 2])
+        .await
+        .expect("Ok");
     assert_eq!(found.len(), 2);
     assert!(
         started.elapsed() < Duration::from_secs(2),

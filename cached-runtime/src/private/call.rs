@@ -143,7 +143,8 @@ impl Call {
     }
 
     /// The TTL to store `entry` with: `ttl_from`'s, the call's or the cache's default;
-    /// `None` (logged) when it is not positive.
+    /// `None` (logged at debug level: a TTL of zero is how a value says "do not cache me")
+    /// when it is not positive.
     fn entry_ttl<T>(
         &self,
         stores: Stores<T>,
@@ -156,8 +157,10 @@ impl Call {
             None => Some(self.ttl.unwrap_or(parts.default_ttl)),
         };
         if ttl.is_none() {
-            let error = "the TTL is not positive: the value is returned but not stored";
-            telemetry::error(&parts.log, self.function, Op::Fill, &error);
+            tracing::debug!(
+                function = self.function,
+                "the TTL is not positive: the value is returned but not stored"
+            );
         }
         ttl
     }
