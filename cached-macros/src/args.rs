@@ -21,11 +21,12 @@ mod kw {
     syn::custom_keyword!(stale_if_error);
     syn::custom_keyword!(refresh_ahead);
     syn::custom_keyword!(batch);
+    syn::custom_keyword!(revalidate);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., refresh = ..., cache = ...,
 /// cache_none = ..., near_cache = ..., key_ignores = [...], tags = [...], stale = ...,
-/// stale_if_error = ..., refresh_ahead = ..., batch = ids)]`
+/// stale_if_error = ..., refresh_ahead = ..., revalidate = "...", batch = ids)]`
 pub(crate) struct CachedArgs {
     /// Required; reported missing by `model`, together with the other mistakes.
     pub(crate) key: Option<LitStr>,
@@ -37,6 +38,8 @@ pub(crate) struct CachedArgs {
     pub(crate) stale_if_error: Option<(Ident, Expr)>,
     /// `true`, or XFetch's beta.
     pub(crate) refresh_ahead: Option<(Ident, Lit)>,
+    /// `"background"` or `"inline"`.
+    pub(crate) revalidate: Option<(Ident, LitStr)>,
     pub(crate) refresh: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
@@ -152,9 +155,10 @@ impl Parse for CachedArgs {
         let mut stale_if_error = None;
         let mut refresh_ahead = None;
         let mut batch = None;
+        let mut revalidate = None;
         let expected = "expected one of `key`, `ttl`, `ttl_from`, `refresh`, `cache`, \
                         `cache_none`, `near_cache`, `key_ignores`, `tags`, `stale`, \
-                        `stale_if_error`, `refresh_ahead`, `batch`";
+                        `stale_if_error`, `refresh_ahead`, `revalidate`, `batch`";
         parse_list(input, expected, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
@@ -175,6 +179,8 @@ impl Parse for CachedArgs {
                     &mut stale_if_error,
                     named::<kw::stale_if_error, Expr>(input)?,
                 )?;
+            } else if lookahead.peek(kw::revalidate) {
+                set_once(&mut revalidate, named::<kw::revalidate, LitStr>(input)?)?;
             } else if lookahead.peek(kw::stale) {
                 set_once(&mut stale, named::<kw::stale, Expr>(input)?)?;
             } else if lookahead.peek(kw::refresh_ahead) {
@@ -231,6 +237,7 @@ impl Parse for CachedArgs {
             stale,
             stale_if_error,
             refresh_ahead,
+            revalidate,
             batch,
         })
     }

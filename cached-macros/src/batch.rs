@@ -165,6 +165,7 @@ impl CachedFn<'_> {
             windows.stale.as_ref().map(|(name, _)| name),
             windows.stale_if_error.as_ref().map(|(name, _)| name),
             windows.refresh_ahead.as_ref().map(|(name, _)| name),
+            windows.background.as_ref(),
         ];
         for name in names.into_iter().flatten() {
             errors.push(unsupported(&name.to_string(), name));

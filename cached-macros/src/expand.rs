@@ -98,9 +98,21 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let shape = shape(cached.shape, output_span);
     let stores = stores(cached, function.sig.ident.span());
     let body = body(function);
+    // With `revalidate = "background"`, boxed: a claimed refresh runs it in a task of its own.
+    let (pinned, cached_fn) = if windows.background.is_some() {
+        let boxed = quote_spanned! {function.sig.ident.span()=>
+            ::redis_cached::__private::Box::pin(#body)
+        };
+        (boxed, quote!(cached_revalidating))
+    } else {
+        (
+            quote!(::redis_cached::__private::pin!(#body)),
+            quote!(cached),
+        )
+    };
     // Spanned on the return type: a return type of no known shape is reported there.
     let call = quote_spanned! {output_span=>
-        ::redis_cached::__private::cached::<#shape, _, _>(
+        ::redis_cached::__private::#cached_fn::<#shape, _, _>(
             __redis_cached_call,
             __redis_cached_stores,
             __redis_cached_body,
@@ -114,7 +126,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
                 #refresh_ahead;
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
-            let __redis_cached_body = ::redis_cached::__private::pin!(#body);
+            let __redis_cached_body = #pinned;
             // A statement of its own: an error in it is not taken for one in an argument of
             // `cached` (the compiler would suggest borrowing instead of showing the message).
             let __redis_cached_stores = #stores;

@@ -47,6 +47,8 @@ pub(crate) struct Windows {
     pub(crate) stale: Option<(Ident, u64)>,
     pub(crate) stale_if_error: Option<(Ident, u64)>,
     pub(crate) refresh_ahead: Option<(Ident, f64)>,
+    /// `revalidate = "background"`: claimed refreshes run in a task of their own.
+    pub(crate) background: Option<Ident>,
 }
 
 impl Windows {
@@ -149,12 +151,35 @@ fn windows(args: &CachedArgs) -> syn::Result<Windows> {
         .map(|(name, lit)| args::beta(lit).map(|beta| beta.map(|beta| (name.clone(), beta))))
         .transpose()
         .map(Option::flatten);
-    let ((stale, stale_if_error), refresh_ahead) =
-        join(join(stale, stale_if_error), refresh_ahead)?;
+    let background = args
+        .revalidate
+        .as_ref()
+        .map(|(name, mode)| match mode.value().as_str() {
+            "background" => Ok(Some(name.clone())),
+            "inline" => Ok(None),
+            _ => Err(syn::Error::new_spanned(
+                mode,
+                "`revalidate` is `\"inline\"` (the default: the caller that claims a refresh \
+                 runs it) or `\"background\"` (a spawned task runs it; the body must own its \
+                 arguments)",
+            )),
+        })
+        .transpose()
+        .map(Option::flatten);
+    let (((stale, stale_if_error), refresh_ahead), background) =
+        join(join(join(stale, stale_if_error), refresh_ahead), background)?;
+    if let (Some(name), None, None) = (&background, &stale, &refresh_ahead) {
+        return Err(syn::Error::new(
+            name.span(),
+            "`revalidate` says where the refreshes of `stale` and `refresh_ahead` run: add one \
+             of them, or remove it",
+        ));
+    }
     Ok(Windows {
         stale,
         stale_if_error,
         refresh_ahead,
+        background,
     })
 }
 

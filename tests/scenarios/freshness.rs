@@ -205,6 +205,97 @@ pub async fn stale_if_error_answers_a_failing_body(cache: Cache) {
     );
 }
 
+/// As `swr`, with the claimed refresh run in a task of its own: the body owns its arguments.
+#[redis_cached(key = "bg:<id>", ttl = TTL, stale = "10s", revalidate = "background", cache = cache)]
+pub async fn bg(cache: Cache, source: Arc<Source>, id: u64) -> Result<String, String> {
+    source.read(id).await
+}
+
+#[invalidates("bg:<id>", cache = cache)]
+pub async fn write_bg(cache: &Cache, source: &Source, id: u64) {
+    source.write();
+}
+
+/// Waits (at most 5 s) until a call of `bg` is a hit on `expected`.
+async fn until_bg_hits(cache: &Cache, source: &Arc<Source>, id: u64, expected: &str) {
+    for _ in 0..500 {
+        let (value, outcome) = with_outcome(bg(cache.clone(), source.clone(), id)).await;
+        if value.as_deref() == Ok(expected) && outcome == Some(Outcome::Hit) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no hit on {expected} within 5 s");
+}
+
+/// With `revalidate = "background"`, every caller of a stale entry, the one that claimed its
+/// refresh included, returns the entry at once; the refresh runs once, in a task, and later
+/// calls hit its value.
+pub async fn background_revalidation_answers_every_caller_at_once(cache: Cache, callers: usize) {
+    let source = Arc::new(Source::default());
+    assert_eq!(
+        bg(cache.clone(), source.clone(), 1).await.as_deref(),
+        Ok("item 1 v0")
+    );
+    source.write();
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+    let gate = source.hold();
+    let calls: Vec<_> = (0..callers)
+        .map(|_| {
+            let (cache, source) = (cache.clone(), source.clone());
+            tokio::spawn(async move { with_outcome(bg(cache, source, 1)).await })
+        })
+        .collect();
+    // Every call returns while the refresh's body is held.
+    for call in calls {
+        let (value, outcome) = tokio::time::timeout(Duration::from_secs(2), call)
+            .await
+            .expect("a caller waited for the refresh")
+            .expect("no call panics");
+        assert_eq!(
+            (value.as_deref(), outcome),
+            (Ok("item 1 v0"), Some(Outcome::Stale))
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(source.runs(), 2, "one refresh for {callers} callers");
+    *source.gate.lock().expect("gate") = None;
+    gate.add_permits(1);
+    until_bg_hits(&cache, &source, 1, "item 1 v1").await;
+    assert_eq!(source.runs(), 2);
+}
+
+/// A background refresh that read the source before a write whose invalidation landed while
+/// it ran does not store: the next call reads the source.
+pub async fn a_background_refresh_racing_an_invalidation_does_not_store(cache: Cache) {
+    let source = Arc::new(Source::default());
+    assert_eq!(
+        bg(cache.clone(), source.clone(), 2).await.as_deref(),
+        Ok("item 2 v0")
+    );
+    tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+    let gate = source.hold();
+    let (value, outcome) = with_outcome(bg(cache.clone(), source.clone(), 2)).await;
+    assert_eq!(
+        (value.as_deref(), outcome),
+        (Ok("item 2 v0"), Some(Outcome::Stale))
+    );
+    while source.runs() < 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    write_bg(&cache, &source, 2).await;
+    *source.gate.lock().expect("gate") = None;
+    gate.add_permits(1);
+    // Let the refresh finish (and fail to store).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (value, outcome) = with_outcome(bg(cache.clone(), source.clone(), 2)).await;
+    assert_eq!(
+        (value.as_deref(), outcome),
+        (Ok("item 2 v1"), Some(Outcome::Miss)),
+        "the background refresh stored what it read before the invalidation"
+    );
+}
+
 /// Calls that read an entry in its `stale_if_error` window run the body once between them:
 /// one takes the key over, the others wait for its fill. With the source down, all get
 /// the stored value.

@@ -163,6 +163,23 @@ macro_rules! scenario_tests {
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn background_revalidation_answers_every_caller_at_once() {
+            $crate::scenarios::freshness::background_revalidation_answers_every_caller_at_once(
+                $cache("fresh_background").await,
+                1000,
+            )
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_background_refresh_racing_an_invalidation_does_not_store() {
+            $crate::scenarios::freshness::a_background_refresh_racing_an_invalidation_does_not_store(
+                $cache("fresh_background_race").await,
+            )
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn stale_if_error_calls_in_its_window_run_the_body_once() {
             $crate::scenarios::freshness::stale_if_error_calls_in_its_window_run_the_body_once(
                 $cache("fresh_sie_once").await,

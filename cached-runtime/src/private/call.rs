@@ -16,6 +16,7 @@ use crate::flight::{self, Boarding, Joined};
 use crate::freshness::{self, Freshness, Windows};
 use crate::key::KeyBuilder;
 use crate::near::NearTier;
+use crate::private::revalidate::Refresh;
 use crate::private::shape::Shape;
 use crate::private::stored::Stores;
 use crate::store::lease::Lease;
@@ -28,7 +29,7 @@ use crate::{Error, IntoTtl, Outcome};
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// One call of a `#[redis_cached]` function: its cache, rendered key and options.
@@ -45,6 +46,9 @@ pub struct Call {
     refresh: bool,
     cache_none: bool,
     near: Option<bool>,
+    /// With `revalidate = "background"`: where `judge` leaves the refresh this call claimed,
+    /// for `cached_revalidating` to run in a task of its own.
+    background: Option<Box<Mutex<Option<Refresh>>>>,
 }
 
 impl Call {
@@ -68,6 +72,7 @@ impl Call {
             refresh: false,
             cache_none: false,
             near: None,
+            background: None,
         }
     }
 
@@ -132,6 +137,22 @@ impl Call {
 }
 
 impl Call {
+    /// The function's path, and its cache and rendered key if it has a cache.
+    pub(crate) fn parts(&self) -> (&'static str, Option<&(Cache, String)>) {
+        (self.function, self.target.as_ref())
+    }
+
+    /// Claimed refreshes are left for the caller to run in the background.
+    pub(crate) fn revalidate_in_background(&mut self) {
+        self.background = Some(Box::default());
+    }
+
+    /// The refresh `judge` claimed and left, if any.
+    pub(crate) fn take_claimed(&self) -> Option<Refresh> {
+        let slot = self.background.as_ref()?;
+        slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
     /// The call's tags, with how long a tag key it creates lives.
     fn tags(&self, default_ttl: Duration, lease_ttl: Option<Duration>) -> Tags<'_> {
         Tags {
@@ -213,7 +234,20 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 /// that the future of a call, which a server allocates and moves per request, holds only
 /// what a hit needs (for a `Result<Option<T>, _>` function with a trivial body, release
 /// build: 2.9 KiB, against 6.6 KiB with those paths inline).
-pub async fn cached<S, R, F>(call: Call, stores: Stores<S::Stored>, mut body: Pin<&mut F>) -> R
+pub async fn cached<S, R, F>(call: Call, stores: Stores<S::Stored>, body: Pin<&mut F>) -> R
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+{
+    cached_with::<S, R, F>(&call, stores, body).await
+}
+
+/// [`cached`], on a borrowed call: `cached_revalidating` reads the call again after it.
+pub(crate) async fn cached_with<S, R, F>(
+    call: &Call,
+    stores: Stores<S::Stored>,
+    mut body: Pin<&mut F>,
+) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
@@ -229,7 +263,7 @@ where
     if parts.pending.contains(key) || call.tags.iter().any(|tag| parts.pending.contains(tag)) {
         // The key's (or a tag's) invalidation has not reached the store: neither read nor
         // write it.
-        return Box::pin(degraded::<S, R, _>(&call, stores, cache, key, body)).await;
+        return Box::pin(degraded::<S, R, _>(call, stores, cache, key, body)).await;
     }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
     // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
@@ -282,7 +316,7 @@ where
         match fetched {
             Ok((Fetch::Hit(bytes, _), stamp)) if call.windows.any() => {
                 let judged =
-                    judge::<S, R, _>(&call, stores, cache, key, &bytes, &stamp, body.as_mut());
+                    judge::<S, R, _>(call, stores, cache, key, &bytes, &stamp, body.as_mut());
                 match Box::pin(judged).await {
                     Judged::Served(output) => return output,
                     Judged::Miss => fetched = take_over().await,
@@ -323,7 +357,7 @@ where
             }
             Ok((Fetch::Ours, stamp)) => {
                 let lease = (&lease, &stamp);
-                let fill = fill::<S, R, _>(&call, stores, cache, key, lease, near, fallback, body);
+                let fill = fill::<S, R, _>(call, stores, cache, key, lease, near, fallback, body);
                 return Box::pin(fill).await;
             }
             Ok((Fetch::Theirs(other), _)) => {
@@ -360,7 +394,7 @@ where
                     // on it; a release queued behind it on the connection undoes that.
                     store.release_detached(key, &lease);
                 }
-                return Box::pin(degraded::<S, R, _>(&call, stores, cache, key, body)).await;
+                return Box::pin(degraded::<S, R, _>(call, stores, cache, key, body)).await;
             }
         }
     }
@@ -562,7 +596,7 @@ where
     if header.claimed_until > now {
         return serve(served_as);
     }
-    let Some(_refreshing) = parts.flights.refresh(key, &claim) else {
+    let Some(refreshing) = parts.flights.refresh(key, &claim) else {
         return serve(served_as);
     };
     let tags = call.tags(parts.default_ttl, store.lease_ttl());
@@ -578,6 +612,20 @@ where
             return serve(served_as);
         }
     }
+    if let Some(slot) = &call.background {
+        // The caller serves the entry like everyone else, and runs the refresh in a task.
+        let served = serve(served_as);
+        if matches!(served, Judged::Served(_)) {
+            let stamp = stamp.clone();
+            let refresh = Refresh {
+                claim,
+                stamp,
+                _refreshing: refreshing,
+            };
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(refresh);
+        }
+        return served;
+    }
     let started = Instant::now();
     let output = run(function, key, body).await;
     let took = started.elapsed();
@@ -590,20 +638,53 @@ where
             served => served,
         };
     }
-    // The new value, or (a `None` not to be stored, a value that does not encode or whose
-    // TTL is not positive) no entry at all: the old one is not served again.
-    let entry = S::stored(&output, call.cache_none);
-    let encoded = entry.and_then(|entry| encode(stores, cache, entry, function));
-    let ttl = entry.and_then(|entry| call.entry_ttl(stores, entry, parts));
-    let replacement = encoded
-        .as_deref()
-        .zip(ttl)
-        .map(|(bytes, ttl)| call.stored_form(bytes, (ttl, store.lease_ttl()), took));
+    let replacement = replacement::<S, R>(call, stores, &output, took);
+    store_refresh(call, key, (&claim, stamp), replacement).await;
+    drop(refreshing);
+    Judged::Served(output)
+}
+
+/// What a claimed refresh stores for `output` (computed in `took`), and for how long; `None`
+/// for a `None` not to be stored, a value that does not encode or whose TTL is not
+/// positive: the entry is deleted instead (the old value is not served again).
+pub(crate) fn replacement<S, R>(
+    call: &Call,
+    stores: Stores<S::Stored>,
+    output: &R,
+    took: Duration,
+) -> Option<(Vec<u8>, Duration)>
+where
+    S: Shape<R>,
+{
+    let (cache, _) = call.target.as_ref()?;
+    let parts = &*cache.inner;
+    let entry = S::stored(output, call.cache_none)?;
+    let encoded = encode(stores, cache, entry, call.function)?;
+    let ttl = call.entry_ttl(stores, entry, parts)?;
+    let (stored, kept) = call.stored_form(&encoded, (ttl, parts.store.lease_ttl()), took);
+    Some((stored.into_owned(), kept))
+}
+
+/// Stores a claimed refresh's `replacement` (see [`replacement`]) if the claim is still in
+/// the entry. Records a `Refresh`.
+pub(crate) async fn store_refresh(
+    call: &Call,
+    key: &str,
+    (claim, stamp): (&Lease, &Stamp),
+    replacement: Option<(Vec<u8>, Duration)>,
+) {
+    let function = call.function;
+    let Some((cache, _)) = &call.target else {
+        return;
+    };
+    let parts = &*cache.inner;
+    let store = &parts.store;
+    let tags = call.tags(parts.default_ttl, store.lease_ttl());
     let (value, kept) = match &replacement {
         Some((stored, kept)) => (Some(&stored[..]), *kept),
         None => (None, Duration::ZERO),
     };
-    let replace = store.fill_claimed(key, &claim, value, kept, (tags, stamp));
+    let replace = store.fill_claimed(key, claim, value, kept, (tags, stamp));
     match telemetry::timed(function, Op::Fill, replace).await {
         Ok(true) => {}
         Ok(false) => tracing::debug!(
@@ -613,7 +694,6 @@ where
         Err(error) => telemetry::error(&parts.log, function, Op::Fill, &error),
     }
     telemetry::outcome(function, Outcome::Refresh);
-    Judged::Served(output)
 }
 
 /// For calls that cannot use the store (it is unreachable, or the key's invalidation is
@@ -673,7 +753,7 @@ async fn uncached<R, F: Future<Output = R>>(
 }
 
 /// Runs the body for `key`: calls of `key` from inside it run their bodies at once.
-async fn run<R, F: Future<Output = R>>(function: &'static str, key: &str, body: F) -> R {
+pub(crate) async fn run<R, F: Future<Output = R>>(function: &'static str, key: &str, body: F) -> R {
     let started = Instant::now();
     let output = flight::filling(key, body).await;
     telemetry::body_time(function, started.elapsed());

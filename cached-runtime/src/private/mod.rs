@@ -8,12 +8,14 @@
 mod batch;
 mod call;
 mod invalidation;
+mod revalidate;
 mod shape;
 mod stored;
 
 pub use self::batch::{Batch, BatchShape, Filling, Looked, batch_fill, batch_lookup};
 pub use self::call::{Call, cached};
 pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
+pub use self::revalidate::cached_revalidating;
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 pub use self::stored::{
     NearClone, StorableBatch, StorableOk, StorableOkSome, StorableSome, StorableWhole, Stores,
@@ -24,6 +26,7 @@ pub use crate::key::KeyBuilder;
 pub use crate::near::NearValue;
 // Through here, so that a user crate named `core` cannot break an expansion.
 pub use ::core::{concat, module_path, pin::pin};
+pub use ::std::boxed::Box;
 
 use crate::Cache;
 
