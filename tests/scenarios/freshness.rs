@@ -275,7 +275,10 @@ pub async fn a_background_refresh_racing_an_invalidation_does_not_store(cache: C
     );
     tokio::time::sleep(TTL + Duration::from_millis(100)).await;
     let gate = source.hold();
-    let (value, outcome) = with_outcome(bg(cache.clone(), source.clone(), 2)).await;
+    let call = with_outcome(bg(cache.clone(), source.clone(), 2));
+    let (value, outcome) = tokio::time::timeout(Duration::from_secs(2), call)
+        .await
+        .expect("the caller waited for the refresh");
     assert_eq!(
         (value.as_deref(), outcome),
         (Ok("item 2 v0"), Some(Outcome::Stale))
