@@ -41,6 +41,12 @@ impl Directory {
     }
 }
 
+/// The refresh runs in a task of its own: the arguments are owned.
+#[redis_cached(key = "owned:<id>", ttl = 60, stale = "1m", refresh_ahead, revalidate = "background")]
+async fn owned(id: u64, directory: std::sync::Arc<Directory>) -> Result<u64, std::io::Error> {
+    Ok(id + directory.hot_seconds)
+}
+
 fn assert_send<T: Send>(_: T) {}
 
 fn main() {
@@ -48,4 +54,5 @@ fn main() {
     assert_send(directory.employee(1));
     assert_send(directory.count());
     assert_send(directory.name(1));
+    assert_send(owned(1, std::sync::Arc::new(Directory { hot_seconds: 1 })));
 }
