@@ -13,11 +13,11 @@
 use crate::cache::Cache;
 use crate::entry::Entry;
 use crate::flight::{self, Boarding, Joined};
-use crate::freshness::{self, Freshness, Windows};
+use crate::freshness::{self, Windows};
 use crate::key::KeyBuilder;
 use crate::near::NearTier;
-use crate::private::revalidate::Refresh;
 use crate::private::shape::Shape;
+use crate::private::stale::{Fallback, Judged, Refresh, judge};
 use crate::private::stored::Stores;
 use crate::store::lease::Lease;
 use crate::store::tags::Stamp;
@@ -34,21 +34,21 @@ use std::time::{Duration, Instant};
 
 /// One call of a `#[redis_cached]` function: its cache, rendered key and options.
 pub struct Call {
-    function: &'static str,
-    target: Option<(Cache, String)>,
+    pub(crate) function: &'static str,
+    pub(crate) target: Option<(Cache, String)>,
     /// Rendered tag keys (see `store/tags.rs`).
     tags: Vec<String>,
     ttl: Option<Duration>,
     /// `ttl = <expr>` gave a TTL that is not positive: nothing is stored.
     ttl_refused: bool,
     /// `stale`, `stale_if_error`, `refresh_ahead`.
-    windows: Windows,
+    pub(crate) windows: Windows,
     refresh: bool,
-    cache_none: bool,
+    pub(crate) cache_none: bool,
     near: Option<bool>,
     /// With `revalidate = "background"`: where `judge` leaves the refresh this call claimed,
     /// for `cached_revalidating` to run in a task of its own.
-    background: Option<Box<Mutex<Option<Refresh>>>>,
+    pub(crate) background: Option<Box<Mutex<Option<Refresh>>>>,
 }
 
 impl Call {
@@ -154,7 +154,7 @@ impl Call {
     }
 
     /// The call's tags, with how long a tag key it creates lives.
-    fn tags(&self, default_ttl: Duration, lease_ttl: Option<Duration>) -> Tags<'_> {
+    pub(crate) fn tags(&self, default_ttl: Duration, lease_ttl: Option<Duration>) -> Tags<'_> {
         Tags {
             keys: &self.tags,
             ttl: self.ttl.unwrap_or(default_ttl)
@@ -166,7 +166,7 @@ impl Call {
     /// The TTL to store `entry` with: `ttl_from`'s, the call's or the cache's default;
     /// `None` (logged at debug level: a TTL of zero is how a value says "do not cache me")
     /// when it is not positive.
-    fn entry_ttl<T>(
+    pub(crate) fn entry_ttl<T>(
         &self,
         stores: Stores<T>,
         entry: Entry<&T>,
@@ -189,7 +189,7 @@ impl Call {
     /// How long past its TTL the store keeps an entry: the longer window; with
     /// `refresh_ahead`, at least a lease's length, so that a refresh claimed just before the
     /// expiry still finds the entry to store over.
-    fn kept_past_ttl(&self, lease_ttl: Option<Duration>) -> Duration {
+    pub(crate) fn kept_past_ttl(&self, lease_ttl: Option<Duration>) -> Duration {
         let extra = self.windows.extra();
         if self.windows.beta > 0.0 {
             extra.max(lease_ttl.unwrap_or_default())
@@ -201,7 +201,7 @@ impl Call {
     /// The bytes to store for `encoded` and how long the store keeps them: with `stale`,
     /// `stale_if_error` or `refresh_ahead`, in an envelope fresh for `ttl` (computed in
     /// `took`), kept [`kept_past_ttl`](Self::kept_past_ttl) longer.
-    fn stored_form<'a>(
+    pub(crate) fn stored_form<'a>(
         &self,
         encoded: &'a [u8],
         (ttl, lease_ttl): (Duration, Option<Duration>),
@@ -520,180 +520,6 @@ where
     };
     telemetry::outcome(function, outcome);
     output
-}
-
-/// An entry within `stale_if_error`, as read: what a failing body is answered with.
-struct Fallback {
-    /// The stored bytes (out of any tag envelope), to put back.
-    stored: Vec<u8>,
-    /// Until the end of the longer window.
-    left: Duration,
-}
-
-impl Fallback {
-    fn value(&self) -> &[u8] {
-        &self.stored[freshness::HEADER_LEN..]
-    }
-}
-
-/// What judging an entry past (or near) its TTL gave.
-enum Judged<R> {
-    /// The call's output: the entry, or the refresh the call ran.
-    Served(R),
-    /// A miss (an entry that is no envelope, or does not decode): overwritten.
-    Miss,
-    /// An entry past its windows (or within `stale_if_error` only: with it): a miss, whose
-    /// key is taken over only if it still holds the entry read, fresh until this.
-    Expired(u64, Option<Fallback>),
-}
-
-/// An entry of a function with `stale`, `stale_if_error` or `refresh_ahead`, by its envelope
-/// (see `freshness.rs`): served, refreshed by this call (one caller across processes: the
-/// claim is taken in the entry), or a miss.
-async fn judge<S, R, F>(
-    call: &Call,
-    stores: Stores<S::Stored>,
-    cache: &Cache,
-    key: &str,
-    bytes: &[u8],
-    stamp: &Stamp,
-    body: F,
-) -> Judged<R>
-where
-    S: Shape<R>,
-    F: Future<Output = R>,
-{
-    let function = call.function;
-    let parts = &*cache.inner;
-    let store = &parts.store;
-    let Some((header, value)) = freshness::open(bytes) else {
-        // Stored by a function without these options (or not a value): overwrite it.
-        return Judged::Miss;
-    };
-    let serve = |outcome| match decode(stores, cache, value, function).and_then(S::output) {
-        Some(output) => {
-            telemetry::outcome(function, outcome);
-            Judged::Served(output)
-        }
-        None => Judged::Miss,
-    };
-    let now = freshness::now();
-    let served_as = match call.windows.judge(&header, now) {
-        Freshness::Fresh => return serve(Outcome::Hit),
-        Freshness::RefreshEarly => Outcome::Hit,
-        Freshness::Stale => Outcome::Stale,
-        Freshness::ErrorFallback => {
-            let kept = call.kept_past_ttl(store.lease_ttl());
-            let kept_until = header.fresh_until.saturating_add(freshness::millis(kept));
-            let left = Duration::from_millis(kept_until.saturating_sub(now));
-            let stored = bytes.to_vec();
-            return Judged::Expired(header.fresh_until, Some(Fallback { stored, left }));
-        }
-        Freshness::Expired => return Judged::Expired(header.fresh_until, None),
-    };
-    // Another caller's claim is current, in the entry or in this process: serve the entry.
-    let claim = Lease::new();
-    if header.claimed_until > now {
-        return serve(served_as);
-    }
-    let Some(refreshing) = parts.flights.refresh(key, &claim) else {
-        return serve(served_as);
-    };
-    let tags = call.tags(parts.default_ttl, store.lease_ttl());
-    let until = now.saturating_add(freshness::millis(store.lease_ttl().unwrap_or_default()));
-    match store
-        .claim(key, tags, (header.fresh_until, now, until), &claim)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return serve(served_as),
-        Err(error) => {
-            telemetry::error(&parts.log, function, Op::Fetch, &error);
-            return serve(served_as);
-        }
-    }
-    if let Some(slot) = &call.background {
-        // The caller serves the entry like everyone else, and runs the refresh in a task.
-        let served = serve(served_as);
-        if matches!(served, Judged::Served(_)) {
-            let stamp = stamp.clone();
-            let refresh = Refresh {
-                claim,
-                stamp,
-                _refreshing: refreshing,
-            };
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(refresh);
-        }
-        return served;
-    }
-    let started = Instant::now();
-    let output = run(function, key, body).await;
-    let took = started.elapsed();
-    if S::failed(&output) {
-        // Every other caller is served the entry meanwhile: so is this one. The claim
-        // lapses by itself, which spaces out the retries of a failing source.
-        tracing::debug!(function, "refresh failed; serving the stored value");
-        return match serve(served_as) {
-            Judged::Miss => Judged::Served(output),
-            served => served,
-        };
-    }
-    let replacement = replacement::<S, R>(call, stores, &output, took);
-    store_refresh(call, key, (&claim, stamp), replacement).await;
-    drop(refreshing);
-    Judged::Served(output)
-}
-
-/// What a claimed refresh stores for `output` (computed in `took`), and for how long; `None`
-/// for a `None` not to be stored, a value that does not encode or whose TTL is not
-/// positive: the entry is deleted instead (the old value is not served again).
-pub(crate) fn replacement<S, R>(
-    call: &Call,
-    stores: Stores<S::Stored>,
-    output: &R,
-    took: Duration,
-) -> Option<(Vec<u8>, Duration)>
-where
-    S: Shape<R>,
-{
-    let (cache, _) = call.target.as_ref()?;
-    let parts = &*cache.inner;
-    let entry = S::stored(output, call.cache_none)?;
-    let encoded = encode(stores, cache, entry, call.function)?;
-    let ttl = call.entry_ttl(stores, entry, parts)?;
-    let (stored, kept) = call.stored_form(&encoded, (ttl, parts.store.lease_ttl()), took);
-    Some((stored.into_owned(), kept))
-}
-
-/// Stores a claimed refresh's `replacement` (see [`replacement`]) if the claim is still in
-/// the entry. Records a `Refresh`.
-pub(crate) async fn store_refresh(
-    call: &Call,
-    key: &str,
-    (claim, stamp): (&Lease, &Stamp),
-    replacement: Option<(Vec<u8>, Duration)>,
-) {
-    let function = call.function;
-    let Some((cache, _)) = &call.target else {
-        return;
-    };
-    let parts = &*cache.inner;
-    let store = &parts.store;
-    let tags = call.tags(parts.default_ttl, store.lease_ttl());
-    let (value, kept) = match &replacement {
-        Some((stored, kept)) => (Some(&stored[..]), *kept),
-        None => (None, Duration::ZERO),
-    };
-    let replace = store.fill_claimed(key, claim, value, kept, (tags, stamp));
-    match telemetry::timed(function, Op::Fill, replace).await {
-        Ok(true) => {}
-        Ok(false) => tracing::debug!(
-            function,
-            "refresh claim lost (invalidated or overtaken); value not stored"
-        ),
-        Err(error) => telemetry::error(&parts.log, function, Op::Fill, &error),
-    }
-    telemetry::outcome(function, Outcome::Refresh);
 }
 
 /// For calls that cannot use the store (it is unreachable, or the key's invalidation is

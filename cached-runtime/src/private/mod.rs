@@ -3,20 +3,20 @@
 //! `call.rs` holds the cache-aside algorithm of `#[redis_cached]`, `batch.rs` that of its
 //! batch form, `invalidation.rs` the deletion of `#[invalidates]`, `shape.rs` which part of
 //! a return value is stored, `stored.rs` what the stored type must implement (the one place
-//! that checks it).
+//! that checks it), `stale.rs` what a call does with an entry past (or near) its TTL.
 
 mod batch;
 mod call;
 mod invalidation;
-mod revalidate;
 mod shape;
+mod stale;
 mod stored;
 
 pub use self::batch::{Batch, BatchShape, Filling, Looked, batch_fill, batch_lookup};
 pub use self::call::{Call, cached};
 pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
-pub use self::revalidate::cached_revalidating;
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
+pub use self::stale::cached_revalidating;
 pub use self::stored::{
     NearClone, StorableBatch, StorableOk, StorableOkSome, StorableSome, StorableWhole, Stores,
     near_clone, stored_batch, stored_ok, stored_ok_some, stored_some, stored_whole, ttl_from,
