@@ -125,7 +125,9 @@ async fn one_invalidation_deletes_keys_in_many_slots_on_every_primary() {
     primaries.dedup();
     slots.sort();
     slots.dedup();
-    assert!(slots.len() > 250, "300 keys in {} slots", slots.len());
+    // CRC16 is linear: keys differing only in their last digits collide more than at random
+    // (210 distinct slots for the worst prefix seen, about 299 on average).
+    assert!(slots.len() > 150, "300 keys in {} slots", slots.len());
     assert_eq!(primaries.len(), 3);
 
     for &id in &ids {
