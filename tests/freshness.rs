@@ -100,7 +100,13 @@ async fn a_fresh_hit_is_one_command_and_a_refresh_two_scripts_more() {
         Some(Outcome::Hit)
     );
     let after = common::command_calls_on(&mut admin).await;
-    assert_eq!(commands(&before, &after), [(lookup.to_owned(), 1)]);
+    // Before Redis 7.0 the lookup is a script, whose own `GET` the server counts too.
+    let hit: Vec<(String, u64)> = if lookup == "set" {
+        vec![("set".to_owned(), 1)]
+    } else {
+        vec![("evalsha".to_owned(), 1), ("get".to_owned(), 1)]
+    };
+    assert_eq!(commands(&before, &after), hit);
     // A refresh: the lookup, the claim and the conditional store (two scripts; what they
     // run inside is counted too, so only the scripts are compared). Once, to load them.
     for round in 0..2 {
