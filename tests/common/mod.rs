@@ -88,7 +88,11 @@ impl RedisServer {
         for arg in &self.extra_args {
             command.push_str(&format!(" '{arg}'"));
         }
-        let script = format!("{command} >/dev/null 2>&1 & echo $!; read _; kill -9 $! 2>/dev/null");
+        // Its output goes to a log in its directory, quoted if it never starts listening.
+        let script = format!(
+            "{command} >'{}' 2>&1 & echo $!; read _; kill -9 $! 2>/dev/null",
+            dir.join("server.log").display()
+        );
         let mut child = Command::new("sh")
             .args(["-c", &script])
             .stdin(Stdio::piped())
@@ -114,8 +118,22 @@ impl RedisServer {
         ))
     }
 
+    /// Waits (at most 10 s) until the server accepts connections; if it never does, fails
+    /// with what it logged (a port taken meanwhile, a refused argument, ...).
     fn wait_until_up(&self) {
-        wait_for_port(self.port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() >= deadline {
+                let log =
+                    std::fs::read_to_string(self.data_dir().join("server.log")).unwrap_or_default();
+                panic!(
+                    "redis-server does not listen on port {}; is it installed? run \
+                     scripts/test. It logged:\n{log}",
+                    self.port
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// `redis://127.0.0.1:PORT`
