@@ -28,6 +28,16 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// The header of the fresh-until envelope at byte `at`, if the slot holds one there.
+    fn envelope(&self, at: usize) -> Option<freshness::Header> {
+        self.bytes
+            .get(at..)
+            .and_then(freshness::open)
+            .map(|(header, _)| header)
+    }
+}
+
 impl Expiring for Slot {
     fn ttl(&self) -> Duration {
         self.expires.saturating_duration_since(Instant::now())
@@ -147,13 +157,9 @@ impl MemoryStore {
         self.slots.entry_by_ref(key).and_compute_with(|slot| {
             let Some(slot) = slot else { return Op::Nop };
             let slot = slot.into_value();
-            let claimable =
-                slot.bytes
-                    .get(at..)
-                    .and_then(freshness::open)
-                    .is_some_and(|(header, _)| {
-                        header.fresh_until == fresh_until && header.claimed_until <= now
-                    });
+            let claimable = slot.envelope(at).is_some_and(|header| {
+                header.fresh_until == fresh_until && header.claimed_until <= now
+            });
             if !claimable {
                 return Op::Nop;
             }
@@ -185,10 +191,8 @@ impl MemoryStore {
                 Some(slot)
                     if slot
                         .value()
-                        .bytes
-                        .get(at..)
-                        .and_then(freshness::open)
-                        .is_some_and(|(header, _)| header.fresh_until == fresh_until) =>
+                        .envelope(at)
+                        .is_some_and(|header| header.fresh_until == fresh_until) =>
                 {
                     taken = true;
                     Op::Put(Slot::new(lease.as_bytes(), lease_ttl))
