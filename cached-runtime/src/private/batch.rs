@@ -358,12 +358,7 @@ where
             "fill leases lost (invalidated or expired); those values not stored"
         ),
         Ok(_) => {}
-        Err(error) => {
-            telemetry::error(&parts.log, function, Op::Fill, &error);
-            // Refused fills leave our leases: the next callers would wait for them.
-            let keys: Vec<String> = entries.iter().map(|(key, _)| (*key).to_owned()).collect();
-            let _ = store.release_many(&keys, &lease).await;
-        }
+        Err(error) => telemetry::error(&parts.log, function, Op::Fill, &error),
     }
     if let Err(error) = released {
         telemetry::error(&parts.log, function, Op::Fill, &error);

@@ -101,7 +101,7 @@ impl Store {
         let entries = &entries;
         let fills = groups.iter().map(|(slot, members)| async move {
             let group: Vec<(&str, &[u8])> = members.iter().map(|&index| entries[index]).collect();
-            match &self.0.backend {
+            let filled = match &self.0.backend {
                 Backend::Redis(redis) => {
                     self.guarded(*slot, redis.fill_group(&group, lease, ttl))
                         .await
@@ -115,7 +115,13 @@ impl Store {
                     };
                     self.guarded(*slot, fill).await
                 }
+            };
+            if filled.is_err() {
+                // A refused fill leaves our leases: the next callers would wait for them.
+                let keys: Vec<String> = group.iter().map(|(key, _)| (*key).to_owned()).collect();
+                self.release_many_detached(&keys, lease);
             }
+            filled
         });
         let (filled, released) =
             tokio::join!(join_all(fills), self.release_many(&oversized, lease));

@@ -378,7 +378,7 @@ impl Store {
                 .await
                 .map(|()| true);
         }
-        match &self.0.backend {
+        let filled = match &self.0.backend {
             Backend::Redis(redis) => {
                 self.guarded(self.slot(key), redis.fill(key, lease, value, ttl))
                     .await
@@ -389,7 +389,13 @@ impl Store {
                 })
                 .await
             }
+        };
+        if filled.is_err() {
+            // A refused fill (a TTL out of range, an error reply) leaves our lease: the next
+            // caller would wait for it.
+            self.release_detached(key, lease);
         }
+        filled
     }
 
     /// Claims the refresh of the entry under `key` that was read fresh until `fresh_until`
