@@ -137,11 +137,6 @@ impl Call {
 }
 
 impl Call {
-    /// The function's path, and its cache and rendered key if it has a cache.
-    pub(crate) fn parts(&self) -> (&'static str, Option<&(Cache, String)>) {
-        (self.function, self.target.as_ref())
-    }
-
     /// Claimed refreshes are left for the caller to run in the background.
     pub(crate) fn revalidate_in_background(&mut self) {
         self.background = Some(Box::default());
@@ -460,9 +455,7 @@ where
     let pilot = store
         .lease_ttl()
         .map(|_| parts.flights.depart(store, key, lease));
-    let started = Instant::now();
-    let output = run(function, key, body).await;
-    let took = started.elapsed();
+    let (output, took) = run(function, key, body).await;
     if S::failed(&output)
         && let Some(fallback) = fallback
         && let Some(stale) = decode(stores, cache, fallback.value(), function).and_then(S::output)
@@ -475,7 +468,6 @@ where
         let restore = store.fill(key, lease, &fallback.stored, fallback.left, tags, stamp);
         if let Err(error) = restore.await {
             telemetry::error(&parts.log, function, Op::Fill, &error);
-            store.release_detached(key, lease);
         }
         telemetry::outcome(function, Outcome::Stale);
         return stale;
@@ -510,8 +502,6 @@ where
     };
     if let Err(error) = stored {
         telemetry::error(&parts.log, function, Op::Fill, &error);
-        // A refused fill (or release) leaves our lease: the next caller would wait for it.
-        store.release_detached(key, lease);
     }
     let outcome = if call.refresh {
         Outcome::Refresh
@@ -548,7 +538,7 @@ where
     }
     match parts.flights.board_degraded(key) {
         Boarding::Pilot(pilot) => {
-            let output = run(function, key, body).await;
+            let (output, _) = run(function, key, body).await;
             let entry = S::stored(&output, call.cache_none);
             pilot.land(entry.and_then(|entry| encode(stores, cache, entry, function)));
             telemetry::outcome(function, Outcome::Bypass);
@@ -573,17 +563,23 @@ async fn uncached<R, F: Future<Output = R>>(
     body: F,
     outcome: Outcome,
 ) -> R {
-    let output = run(function, key, body).await;
+    let (output, _) = run(function, key, body).await;
     telemetry::outcome(function, outcome);
     output
 }
 
-/// Runs the body for `key`: calls of `key` from inside it run their bodies at once.
-pub(crate) async fn run<R, F: Future<Output = R>>(function: &'static str, key: &str, body: F) -> R {
+/// Runs the body for `key` (calls of `key` from inside it run their bodies at once), and
+/// says how long it took: recorded here, and what a freshness envelope keeps as XFetch's delta.
+pub(crate) async fn run<R, F: Future<Output = R>>(
+    function: &'static str,
+    key: &str,
+    body: F,
+) -> (R, Duration) {
     let started = Instant::now();
     let output = flight::filling(key, body).await;
-    telemetry::body_time(function, started.elapsed());
-    output
+    let took = started.elapsed();
+    telemetry::body_time(function, took);
+    (output, took)
 }
 
 /// The bytes to store for `entry`, unless it does not encode (logged).

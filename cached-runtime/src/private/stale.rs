@@ -19,7 +19,7 @@ use crate::telemetry::{self, Op};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::PoisonError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A refresh a call claimed and left to run in the background.
 pub(crate) struct Refresh {
@@ -63,11 +63,10 @@ async fn refresh_detached<S, R, F>(
     S: Shape<R>,
     F: Future<Output = R>,
 {
-    let (function, Some((_, key))) = call.parts() else {
+    let (function, Some((_, key))) = (call.function, &call.target) else {
         return;
     };
-    let started = Instant::now();
-    let output = run(function, key, body).await;
+    let (output, took) = run(function, key, body).await;
     if S::failed(&output) {
         tracing::debug!(
             function,
@@ -75,7 +74,7 @@ async fn refresh_detached<S, R, F>(
         );
         return;
     }
-    let replacement = replacement::<S, R>(&call, stores, &output, started.elapsed());
+    let replacement = replacement::<S, R>(&call, stores, &output, took);
     drop(output);
     store_refresh(&call, key, (&refresh.claim, &refresh.stamp), replacement).await;
 }
@@ -184,9 +183,7 @@ where
         }
         return served;
     }
-    let started = Instant::now();
-    let output = run(function, key, body).await;
-    let took = started.elapsed();
+    let (output, took) = run(function, key, body).await;
     if S::failed(&output) {
         // Every other caller is served the entry meanwhile: so is this one. The claim
         // lapses by itself, which spaces out the retries of a failing source.
