@@ -340,12 +340,8 @@ async fn under_oom_hits_stay_hits() {
 /// miss, and left alone.
 #[tokio::test]
 async fn markers_are_misses_and_left_alone() {
-    let prefix = common::unique_prefix("batch_markers");
-    let cache = Cache::builder(common::shared_url())
-        .prefix(prefix.clone())
-        .build()
-        .await
-        .expect("the shared redis-server answers");
+    let cache = common::redis_cache("batch_markers").await;
+    let prefix = cache.prefix();
     let source = Source::default();
     employees(&cache, &source, &[1]).await.expect("Ok");
     let key = format!("{prefix}employee:1");
@@ -408,12 +404,8 @@ async fn a_single_call_inside_a_batch_body_does_not_wait_for_the_batch() {
 /// Each id's entry lives the function's TTL (60 s) in Redis.
 #[tokio::test]
 async fn batch_entries_live_the_functions_ttl() {
-    let prefix = common::unique_prefix("batch_ttl");
-    let cache = Cache::builder(common::shared_url())
-        .prefix(prefix.clone())
-        .build()
-        .await
-        .expect("the shared redis-server answers");
+    let cache = common::redis_cache("batch_ttl").await;
+    let prefix = cache.prefix();
     employees(&cache, &Source::default(), &[1, 2])
         .await
         .expect("Ok");
@@ -444,12 +436,8 @@ async fn employee_with_stale(cache: &Cache, source: &Source, id: i64) -> Result<
 /// refreshes it).
 #[tokio::test]
 async fn a_fresh_entry_of_a_function_with_stale_is_a_hit() {
-    let prefix = common::unique_prefix("batch_fresh_envelope");
-    let cache = Cache::builder(common::shared_url())
-        .prefix(prefix.clone())
-        .build()
-        .await
-        .expect("the shared redis-server answers");
+    let cache = common::redis_cache("batch_fresh_envelope").await;
+    let prefix = cache.prefix();
     let source = Source::default();
     employee_with_stale(&cache, &source, 1).await.expect("Ok");
     let found = employees(&cache, &source, &[1]).await.expect("Ok");

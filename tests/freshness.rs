@@ -40,12 +40,7 @@ async fn a_refresh_is_claimed_once_across_processes() {
         let (one, source) = (one.clone(), source.clone());
         async move { with_outcome(swr(&one, &source, 1)).await }
     });
-    common::wait_until_async(Duration::from_secs(5), "the refresh runs", || {
-        (source.runs() == 2)
-            .then_some(())
-            .ok_or_else(|| "not yet".to_owned())
-    })
-    .await;
+    source.until_runs(2).await;
     let elsewhere = tokio::time::timeout(
         Duration::from_secs(2),
         with_outcome(swr(&other, &source, 1)),
@@ -57,7 +52,7 @@ async fn a_refresh_is_claimed_once_across_processes() {
         (Ok("item 1 v0"), Some(Outcome::Stale))
     );
     assert_eq!(source.runs(), 2, "one refresh across both processes");
-    gate.add_permits(1);
+    source.release(&gate);
     let (value, outcome) = refresh.await.expect("the refresh");
     assert_eq!(
         (value.as_deref(), outcome),

@@ -44,6 +44,19 @@ impl Source {
         gate
     }
 
+    /// Lets the read held by `gate` go on, and holds no read from now on.
+    pub fn release(&self, gate: &Semaphore) {
+        *self.gate.lock().expect("gate") = None;
+        gate.add_permits(1);
+    }
+
+    /// Waits until the body has run `runs` times (a refresh is held in it).
+    pub async fn until_runs(&self, runs: usize) {
+        while self.runs() < runs {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     pub async fn read(&self, id: u64) -> Result<String, String> {
         bump(&self.runs);
         let value = format!("item {id} v{}", self.version.load(Ordering::SeqCst));
@@ -95,9 +108,7 @@ pub async fn stale_entries_are_served_while_one_caller_refreshes(cache: Cache, c
         async move { with_outcome(swr(&cache, &source, 1)).await }
     });
     // The refresh has claimed the entry and is held in its body.
-    while source.runs() < 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    source.until_runs(2).await;
     let stale: Vec<_> = (0..callers)
         .map(|_| {
             let (cache, source) = (cache.clone(), source.clone());
@@ -111,7 +122,7 @@ pub async fn stale_entries_are_served_while_one_caller_refreshes(cache: Cache, c
         assert_eq!(outcome, Some(Outcome::Stale));
     }
     assert_eq!(source.runs(), 2, "only the claimant ran the body");
-    gate.add_permits(1);
+    source.release(&gate);
     let (value, outcome) = refresh.await.expect("the refresh");
     assert_eq!(
         (value.as_deref(), outcome),
@@ -151,13 +162,10 @@ pub async fn a_refresh_racing_an_invalidation_does_not_store(cache: Cache) {
         let (cache, source) = (cache.clone(), source.clone());
         async move { with_outcome(swr(&cache, &source, 3)).await }
     });
-    while source.runs() < 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    source.until_runs(2).await;
     // The write and its invalidation, while the refresh holds what it read (v0).
     write_swr(&cache, &source, 3).await;
-    *source.gate.lock().expect("gate") = None;
-    gate.add_permits(1);
+    source.release(&gate);
     let (value, outcome) = refresh.await.expect("the refresh");
     assert_eq!(
         (value.as_deref(), outcome),
@@ -259,8 +267,7 @@ pub async fn background_revalidation_answers_every_caller_at_once(cache: Cache, 
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(source.runs(), 2, "one refresh for {callers} callers");
-    *source.gate.lock().expect("gate") = None;
-    gate.add_permits(1);
+    source.release(&gate);
     until_bg_hits(&cache, &source, 1, "item 1 v1").await;
     assert_eq!(source.runs(), 2);
 }
@@ -283,12 +290,9 @@ pub async fn a_background_refresh_racing_an_invalidation_does_not_store(cache: C
         (value.as_deref(), outcome),
         (Ok("item 2 v0"), Some(Outcome::Stale))
     );
-    while source.runs() < 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    source.until_runs(2).await;
     write_bg(&cache, &source, 2).await;
-    *source.gate.lock().expect("gate") = None;
-    gate.add_permits(1);
+    source.release(&gate);
     // Let the refresh finish (and fail to store).
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (value, outcome) = with_outcome(bg(cache.clone(), source.clone(), 2)).await;
