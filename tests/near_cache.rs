@@ -12,44 +12,48 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The source of truth, shared by the caches of this process.
-static VERSION: AtomicU64 = AtomicU64::new(0);
+/// The source of truth, shared by the caches of this process: a version per id, so that
+/// tests running at once do not move each other's.
+fn version(id: u64) -> &'static AtomicU64 {
+    static VERSIONS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+    &VERSIONS[id as usize % VERSIONS.len()]
+}
 
 #[redis_cached(key = "near:<id>", ttl = 60, cache = cache)]
 async fn read(cache: &Cache, id: u64) -> u64 {
-    VERSION.load(Ordering::SeqCst)
+    version(id).load(Ordering::SeqCst)
 }
 
 #[redis_cached(key = "near-short:<id>", ttl = 1, cache = cache)]
 async fn read_short(cache: &Cache, id: u64) -> u64 {
-    VERSION.load(Ordering::SeqCst)
+    version(id).load(Ordering::SeqCst)
 }
 
 #[redis_cached(key = "near-off:<id>", ttl = 60, cache = cache, near_cache = false)]
 async fn read_remote_only(cache: &Cache, id: u64) -> u64 {
-    VERSION.load(Ordering::SeqCst)
+    version(id).load(Ordering::SeqCst)
 }
 
 /// Held decoded in the near tier (an `Arc`, cloned cheaply on each hit).
 #[redis_cached(key = "near-decoded:<id>", ttl = 60, cache = cache, near_cache = true)]
 async fn read_decoded(cache: &Cache, id: u64) -> Arc<Vec<u64>> {
-    Arc::new(vec![id, VERSION.load(Ordering::SeqCst)])
+    Arc::new(vec![id, version(id).load(Ordering::SeqCst)])
 }
 
 /// The same type without `near_cache = true`: the tier holds its bytes.
 #[redis_cached(key = "near-bytes:<id>", ttl = 60, cache = cache)]
 async fn read_as_bytes(cache: &Cache, id: u64) -> Arc<Vec<u64>> {
-    Arc::new(vec![id, VERSION.load(Ordering::SeqCst)])
+    Arc::new(vec![id, version(id).load(Ordering::SeqCst)])
 }
 
 #[invalidates("near-decoded:<id>", cache = cache)]
 async fn write_decoded(cache: &Cache, id: u64) -> u64 {
-    VERSION.fetch_add(1, Ordering::SeqCst) + 1
+    version(id).fetch_add(1, Ordering::SeqCst) + 1
 }
 
 #[invalidates("near:<id>", cache = cache)]
 async fn write(cache: &Cache, id: u64) -> u64 {
-    VERSION.fetch_add(1, Ordering::SeqCst) + 1
+    version(id).fetch_add(1, Ordering::SeqCst) + 1
 }
 
 async fn near_cache(url: &str) -> Cache {
@@ -219,6 +223,58 @@ async fn the_writer_reads_its_own_write_at_once() {
     relay.hold_pushes(false);
 }
 
+/// A value Redis sent before an invalidation of its key, whose reply reaches the tier only
+/// after the invalidation's push, is returned to its caller (it was current when read) but
+/// not kept: the next read goes to Redis. The relay holds back the reply to the read while
+/// the push passes, so the push is handled first; with the order the other way round the
+/// push evicts what was kept, so the test cannot fail falsely.
+#[tokio::test]
+async fn a_value_read_before_its_invalidation_arrived_is_not_kept() {
+    let server = RedisServer::start();
+    let relay = common::Relay::start(server.port()).await;
+    let cache = Cache::builder(&relay.url())
+        .near_cache(NearCache::new(1 << 20))
+        .timeout(Duration::from_secs(10)) // the reply is held for a while on purpose
+        .build()
+        .await
+        .expect("redis answers");
+    let writer = Cache::connect(&server.url()).await.expect("redis");
+    warm(&cache, &server, 10).await; // tracking is up
+    let old = write(&writer, 11).await;
+    assert_eq!(read(&writer, 11).await, old, "in Redis, not in the tier");
+
+    relay.hold_replies(true);
+    let reader = cache.clone();
+    let held_read = tokio::spawn(async move { read(&reader, 11).await });
+    support::eventually(
+        Duration::from_secs(5),
+        "the read never reached Redis",
+        || {
+            let held = relay.replies_held();
+            async move { held > 0 }
+        },
+    )
+    .await;
+    let pushes = relay.pushes_passed();
+    let new = write(&writer, 11).await;
+    support::eventually(Duration::from_secs(5), "no push for the write", || {
+        let passed = relay.pushes_passed();
+        async move { passed > pushes }
+    })
+    .await;
+    // The push is on the tracking connection's socket; give the tier's task time to take it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    relay.hold_replies(false);
+    assert_eq!(held_read.await.expect("the read"), old);
+
+    let (value, outcome) = with_outcome(read(&cache, 11)).await;
+    assert_eq!(
+        (value, outcome),
+        (new, Some(Outcome::Miss)),
+        "the tier kept a value read before its invalidation arrived"
+    );
+}
+
 /// Invalidations sent while the tracking connection is down are lost to the tier: it must
 /// flush what it held, not serve it, and serve again once tracking is back.
 #[tokio::test]
@@ -372,7 +428,7 @@ async fn near_writer_worker() {
         return;
     };
     let cache = Cache::connect(&url).await.expect("redis");
-    VERSION.store(1000, Ordering::SeqCst);
+    version(6).store(1000, Ordering::SeqCst);
     write(&cache, 6).await;
 }
 
@@ -382,7 +438,7 @@ async fn an_invalidation_in_another_process_evicts_the_entry() {
     let cache = near_cache(&server.url()).await;
     warm(&cache, &server, 6).await;
     let stale = read(&cache, 6).await;
-    VERSION.store(stale + 500, Ordering::SeqCst);
+    version(6).store(stale + 500, Ordering::SeqCst);
     let status = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "near_writer_worker", "--ignored"])
         .env("NEAR_URL", server.url())

@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -579,13 +579,24 @@ pub fn start_with_debug(args: &[&str]) -> RedisServer {
     RedisServer::start_with(&all)
 }
 
-/// A TCP relay in front of a server, to hold back what the server sends on its tracking
-/// connections (those whose client sent `CLIENT TRACKING`): Redis's invalidation pushes then
-/// arrive only when the test lets them. Everything else passes at once; the server is real.
+/// A TCP relay in front of a server, to hold back what the server sends: on its tracking
+/// connections (those whose client sent `CLIENT TRACKING`), so that Redis's invalidation
+/// pushes arrive only when the test lets them, or on the others, so that replies to reads
+/// arrive after the pushes sent meanwhile. Everything else passes at once; the server is real.
 /// The relay's tasks run on the test's runtime and end with it.
 pub struct Relay {
     port: u16,
-    hold: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    state: std::sync::Arc<RelayState>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    /// What is held back: (on tracking connections, on the others).
+    hold: tokio::sync::watch::Sender<(bool, bool)>,
+    /// Reads from the server held back on connections that do not track.
+    replies_held: AtomicUsize,
+    /// Reads from the server passed on to tracking connections.
+    pushes_passed: AtomicUsize,
 }
 
 impl Relay {
@@ -595,18 +606,18 @@ impl Relay {
             .await
             .expect("a free port");
         let port = listener.local_addr().expect("a bound port").port();
-        let hold = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
-        let relay_hold = hold.clone();
+        let state = std::sync::Arc::new(RelayState::default());
+        let relay_state = state.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", server_port)).await
                 else {
                     continue;
                 };
-                relay_connection(client, server, relay_hold.subscribe());
+                relay_connection(client, server, relay_state.clone());
             }
         });
-        Relay { port, hold }
+        Relay { port, state }
     }
 
     /// `redis://127.0.0.1:PORT` of the relay.
@@ -617,14 +628,30 @@ impl Relay {
     /// Holds back (`true`) or lets through (`false`, which also sends what was held) what
     /// the server sends on tracking connections.
     pub fn hold_pushes(&self, hold: bool) {
-        self.hold.send_replace(hold);
+        self.state.hold.send_modify(|(pushes, _)| *pushes = hold);
+    }
+
+    /// Holds back (`true`) or lets through (`false`, which also sends what was held) what
+    /// the server sends on the connections that do not track: replies to commands.
+    pub fn hold_replies(&self, hold: bool) {
+        self.state.hold.send_modify(|(_, replies)| *replies = hold);
+    }
+
+    /// How many reads from the server are held back on connections that do not track.
+    pub fn replies_held(&self) -> usize {
+        self.state.replies_held.load(Ordering::SeqCst)
+    }
+
+    /// How many reads from the server were passed on to tracking connections so far.
+    pub fn pushes_passed(&self) -> usize {
+        self.state.pushes_passed.load(Ordering::SeqCst)
     }
 }
 
 fn relay_connection(
     client: tokio::net::TcpStream,
     server: tokio::net::TcpStream,
-    mut hold: tokio::sync::watch::Receiver<bool>,
+    state: std::sync::Arc<RelayState>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tracking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -650,16 +677,31 @@ fn relay_connection(
         }
     });
     tokio::spawn(async move {
+        let mut hold = state.hold.subscribe();
         let mut buffer = vec![0; 64 * 1024];
         while let Ok(read) = server_read.read(&mut buffer).await {
             if read == 0 {
                 break;
             }
-            if tracking.load(Ordering::SeqCst) && hold.wait_for(|held| !held).await.is_err() {
-                break;
+            let tracks = tracking.load(Ordering::SeqCst);
+            let held = |&(pushes, replies): &(bool, bool)| if tracks { pushes } else { replies };
+            if held(&hold.borrow()) {
+                state
+                    .replies_held
+                    .fetch_add(usize::from(!tracks), Ordering::SeqCst);
+                let released = hold.wait_for(|hold| !held(hold)).await.is_ok();
+                state
+                    .replies_held
+                    .fetch_sub(usize::from(!tracks), Ordering::SeqCst);
+                if !released {
+                    break;
+                }
             }
             if client_write.write_all(&buffer[..read]).await.is_err() {
                 break;
+            }
+            if tracks {
+                state.pushes_passed.fetch_add(1, Ordering::SeqCst);
             }
         }
     });
