@@ -15,7 +15,7 @@ mod common;
 use common::RedisServer;
 use criterion::{BenchmarkId, Criterion};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis_cached::{Cache, KeyPart, invalidates, redis_cached};
+use redis_cached::{Cache, Codec, KeyPart, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -123,6 +123,45 @@ async fn get_product(cache: &Cache, id: u64) -> Product {
 #[redis_cached(key = "count:<id>", ttl = 3600, cache = cache)]
 async fn get_count(cache: &Cache, id: u64) -> u64 {
     id
+}
+
+/// The Redis URL of the `cached` crate's stores, which their `create` blocks read.
+static CACHED_CRATE_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The `cached` crate's store for the contenders below, as its documentation builds one.
+macro_rules! cached_crate_store {
+    ($prefix:literal) => {
+        cached::AsyncRedisCache::builder($prefix)
+            .ttl(Duration::from_secs(TTL))
+            .connection_string(CACHED_CRATE_URL.get().expect("set before the first call"))
+            .connection_manager(true)
+            .build()
+            .await
+            .expect("the cached crate's store connects")
+    };
+}
+
+/// The product through the `cached` crate (`#[concurrent_cached]` over `AsyncRedisCache`, on
+/// a `ConnectionManager`): the peer users would pick instead.
+#[cached::macros::concurrent_cached(
+    map_error = r##"|error| format!("{error:?}")"##,
+    ty = "cached::AsyncRedisCache<u64, Product>",
+    convert = r##"{ id }"##,
+    create = r##"{ cached_crate_store!("cached-crate-product:") }"##
+)]
+async fn get_product_cached_crate(id: u64) -> Result<Product, String> {
+    Ok(product(id))
+}
+
+/// The `u64` through the `cached` crate.
+#[cached::macros::concurrent_cached(
+    map_error = r##"|error| format!("{error:?}")"##,
+    ty = "cached::AsyncRedisCache<u64, u64>",
+    convert = r##"{ id }"##,
+    create = r##"{ cached_crate_store!("cached-crate-count:") }"##
+)]
+async fn get_count_cached_crate(id: u64) -> Result<u64, String> {
+    Ok(id)
 }
 
 #[invalidates("product:<id>", cache = cache)]
@@ -603,8 +642,16 @@ fn interleaved_comparisons(bench: &Bench, rounds: usize) {
 /// little, but every microsecond the library adds to a hit is CPU the server spends.
 struct Concurrent {
     runtime: Runtime,
+    clients: Clients,
+}
+
+/// What the contenders of [`Concurrent`] read through.
+#[derive(Clone)]
+struct Clients {
     cache: Cache,
     plain: Cache,
+    /// Stores MessagePack (with field names), as the `cached` crate stores MessagePack.
+    msgpack: Cache,
     manager: ConnectionManager,
 }
 
@@ -628,47 +675,82 @@ fn process_cpu() -> Duration {
 }
 
 /// What one concurrent hit reads: the 1 KiB product or a `u64` (where the library's fixed
-/// cost is most of a hit), through the cache with leases, without, or by hand.
-#[derive(Clone, Copy, Debug)]
+/// cost is most of a hit), through the cache with leases, without, by hand, or through the
+/// `cached` crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HitKind {
     Product,
     ProductWithoutLeases,
+    ProductMessagePack,
     ProductByHand,
+    ProductCachedCrate,
     Count,
     CountByHand,
+    CountCachedCrate,
 }
 
 impl HitKind {
-    const ALL: [HitKind; 5] = [
+    const ALL: [HitKind; 8] = [
         HitKind::Product,
         HitKind::ProductWithoutLeases,
+        HitKind::ProductMessagePack,
         HitKind::ProductByHand,
+        HitKind::ProductCachedCrate,
         HitKind::Count,
         HitKind::CountByHand,
+        HitKind::CountCachedCrate,
     ];
+
+    /// The hand-written hit of the same value, the baseline of the ratios.
+    fn baseline(self) -> HitKind {
+        match self {
+            HitKind::Count | HitKind::CountByHand | HitKind::CountCachedCrate => {
+                HitKind::CountByHand
+            }
+            _ => HitKind::ProductByHand,
+        }
+    }
+
+    /// The `cached` crate's hit of the same value.
+    fn peer(self) -> HitKind {
+        match self.baseline() {
+            HitKind::CountByHand => HitKind::CountCachedCrate,
+            _ => HitKind::ProductCachedCrate,
+        }
+    }
 
     fn name(self) -> &'static str {
         match self {
             HitKind::Product => "product redis_cached",
             HitKind::ProductWithoutLeases => "product redis_cached_without_leases",
+            HitKind::ProductMessagePack => "product redis_cached_msgpack",
             HitKind::ProductByHand => "product hand_written_get",
+            HitKind::ProductCachedCrate => "product cached_crate",
             HitKind::Count => "u64 redis_cached",
             HitKind::CountByHand => "u64 hand_written_get",
+            HitKind::CountCachedCrate => "u64 cached_crate",
         }
     }
 }
 
 impl Concurrent {
     fn start(url: &str) -> Concurrent {
+        CACHED_CRATE_URL.get_or_init(|| url.to_owned());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
-        let (cache, plain, manager) = runtime.block_on(async {
+        let clients = runtime.block_on(async {
             let cache = Cache::connect(url).await.expect("redis-server answers");
             let plain = Cache::builder(url)
                 .without_fill_leases()
+                .build()
+                .await
+                .expect("redis-server answers");
+            let msgpack = Cache::builder(url)
+                .prefix("msgpack:")
+                .codec(Codec::MessagePack)
                 .build()
                 .await
                 .expect("redis-server answers");
@@ -683,29 +765,42 @@ impl Concurrent {
             // Filled, and checked to read back the same by hand.
             assert_eq!(get_count(&cache, 7).await, 7);
             assert_eq!(get_product(&cache, 42).await, product(42));
-            (cache, plain, manager)
+            Clients {
+                cache,
+                plain,
+                msgpack,
+                manager,
+            }
         });
-        let concurrent = Concurrent {
-            runtime,
-            cache,
-            plain,
-            manager,
-        };
+        let concurrent = Concurrent { runtime, clients };
         for kind in HitKind::ALL {
             concurrent.hits(kind, TASKS);
         }
         concurrent
     }
 
-    async fn hit(cache: &Cache, plain: &Cache, manager: &ConnectionManager, kind: HitKind) {
+    async fn hit(clients: &Clients, kind: HitKind) {
+        let Clients {
+            cache,
+            plain,
+            msgpack,
+            manager,
+        } = clients;
         match kind {
             HitKind::Product => drop(black_box(get_product(cache, black_box(42)).await)),
             HitKind::ProductWithoutLeases => {
                 drop(black_box(get_product(plain, black_box(42)).await));
             }
+            HitKind::ProductMessagePack => {
+                drop(black_box(get_product(msgpack, black_box(42)).await));
+            }
             HitKind::ProductByHand => {
                 let found = by_hand::get(&mut manager.clone(), black_box(42)).await;
                 assert!(black_box(found).is_some(), "a hit");
+            }
+            HitKind::ProductCachedCrate => {
+                let found = get_product_cached_crate(black_box(42)).await;
+                assert!(black_box(found).is_ok(), "a hit");
             }
             HitKind::Count => drop(black_box(get_count(cache, black_box(7)).await)),
             HitKind::CountByHand => {
@@ -719,6 +814,10 @@ impl Concurrent {
                 let count: Option<u64> = bytes.and_then(|b| serde_json::from_slice(&b).ok());
                 assert_eq!(black_box(count), Some(7), "a hit");
             }
+            HitKind::CountCachedCrate => {
+                let count = get_count_cached_crate(black_box(7)).await;
+                assert_eq!(black_box(count), Ok(7), "a hit");
+            }
         }
     }
 
@@ -729,11 +828,10 @@ impl Concurrent {
         self.runtime.block_on(async {
             let tasks: Vec<_> = (0..TASKS)
                 .map(|_| {
-                    let (cache, plain, manager) =
-                        (self.cache.clone(), self.plain.clone(), self.manager.clone());
+                    let clients = self.clients.clone();
                     tokio::spawn(async move {
                         for _ in 0..per_task {
-                            Concurrent::hit(&cache, &plain, &manager, kind).await;
+                            Concurrent::hit(&clients, kind).await;
                         }
                     })
                 })
@@ -779,16 +877,17 @@ fn interleaved_concurrent(concurrent: &Concurrent, rounds: usize, title: &str) {
         "interleaved concurrent hits, {title} ({rounds} rounds of {per_round} hits, {TASKS} tasks, CPU time per hit):"
     );
     for (i, kind) in kinds.iter().enumerate() {
-        let baseline = match kind {
-            HitKind::Count | HitKind::CountByHand => medians[4],
-            _ => medians[2],
+        let median_of = |of: HitKind| {
+            medians[kinds.iter().position(|other| *other == of).unwrap_or(i)].as_secs_f64()
         };
+        let (median, baseline) = (medians[i].as_secs_f64(), median_of(kind.baseline()));
         println!(
-            "  {:40} median {:>9.2?}  ratio {:.3}  difference {:+.2} µs",
+            "  {:40} median {:>9.2?}  ratio {:.3}  difference {:+.2} µs, {:+.2} µs to the cached crate",
             kind.name(),
             medians[i],
-            medians[i].as_secs_f64() / baseline.as_secs_f64(),
-            (medians[i].as_secs_f64() - baseline.as_secs_f64()) * 1e6
+            median / baseline,
+            (median - baseline) * 1e6,
+            (median - median_of(kind.peer())) * 1e6
         );
     }
 }
