@@ -89,6 +89,22 @@ impl Parse for Tags {
                  or remove the argument",
             ));
         }
+        for (index, tag) in tags.iter().enumerate() {
+            let value = tag.value();
+            if value.is_empty() {
+                return Err(syn::Error::new(
+                    tag.span(),
+                    "an empty tag names no group of entries: write what the tagged entries \
+                     share, as in `tags = [\"employees\"]`",
+                ));
+            }
+            if tags[..index].iter().any(|earlier| earlier.value() == value) {
+                return Err(syn::Error::new(
+                    tag.span(),
+                    format!("`tags` lists {value:?} twice: remove this one"),
+                ));
+            }
+        }
         Ok(Tags(tags))
     }
 }

@@ -137,7 +137,7 @@ impl Template {
             let (mut literal, tail) = rest.split_at(literal_end);
             if literal.contains('\\') {
                 return Err(error(
-                    "`\\` may not appear in a key template: it is the escape character of rendered keys"
+                    "`\\` may not appear in a key or tag template: it is the escape character of rendered keys"
                         .into(),
                 ));
             }
@@ -160,7 +160,7 @@ impl Template {
                 }
                 '>' => {
                     return Err(error(
-                        "unmatched `>` in key template: `<` and `>` only delimit placeholders such as `<id>`"
+                        "unmatched `>` in key or tag template: `<` and `>` only delimit placeholders such as `<id>`"
                             .into(),
                     ));
                 }
@@ -171,7 +171,7 @@ impl Template {
                 .filter(|close| !tail[1..*close].contains('<'))
             else {
                 return Err(error(
-                    "unclosed `<` in key template: close the placeholder with `>`, as in `<id>`"
+                    "unclosed `<` in key or tag template: close the placeholder with `>`, as in `<id>`"
                         .into(),
                 ));
             };
@@ -186,7 +186,7 @@ impl Template {
         }
         if tag == Tag::Open {
             return Err(error(
-                "unclosed hash tag in key template: close `#{` with `}`, as in \
+                "unclosed hash tag in key or tag template: close `#{` with `}`, as in \
                  `#{tenant:<tenant>}:user:<id>`"
                     .into(),
             ));
@@ -221,7 +221,7 @@ fn hash_tag(
                 .into(),
         )),
         (Tag::Open, false) if matches!(segments.last(), Some(Segment::TagOpen)) => Err(error(
-            "empty hash tag `#{}` in key template: Redis Cluster ignores an empty tag; put in it \
+            "empty hash tag `#{}` in key or tag template: Redis Cluster ignores an empty tag; put in it \
              what the keys to keep in one slot share, as in `#{tenant:<tenant>}`"
                 .into(),
         )),
@@ -230,7 +230,7 @@ fn hash_tag(
             Ok(Tag::Closed)
         }
         (Tag::Closed, true) if opens_tag => Err(error(
-            "a key template may have only one hash tag `#{...}`: Redis Cluster hashes only the \
+            "a key or tag template may have only one hash tag `#{...}`: Redis Cluster hashes only the \
              first, so put everything that chooses the slot in one tag"
                 .into(),
         )),
@@ -254,17 +254,17 @@ fn braces(text: &str, scope: &Scope) -> String {
         let root = inner.split('.').next().unwrap_or_default();
         if scope.resolve(root).is_some() {
             return format!(
-                "`{{{inner}}}` in a key template is literal text, not a placeholder: write \
+                "`{{{inner}}}` in a key or tag template is literal text, not a placeholder: write \
                  `<{inner}>` (or `#{{<{inner}>}}` to make it the key's Redis Cluster hash tag)"
             );
         }
     }
     if text.starts_with('}') {
-        return "unmatched `}` in key template: braces only enclose the key's Redis Cluster hash \
+        return "unmatched `}` in key or tag template: braces only enclose the key's Redis Cluster hash \
                 tag, opened with `#{` as in `#{tenant:<tenant>}:user:<id>`"
             .to_owned();
     }
-    "`{` and `}` may appear in a key template only around its Redis Cluster hash tag, written \
+    "`{` and `}` may appear in a key or tag template only around its Redis Cluster hash tag, written \
      `#{...}` as in `#{tenant:<tenant>}:user:<id>`: Cluster hashes only the text between them \
      to choose a key's slot, so keys with the same tag share a slot"
         .to_owned()
@@ -278,7 +278,7 @@ fn placeholder(
 ) -> syn::Result<Placeholder> {
     if inner.is_empty() {
         return Err(error(
-            "empty placeholder `<>` in key template: name a parameter, as in `<id>`".into(),
+            "empty placeholder `<>` in key or tag template: name a parameter, as in `<id>`".into(),
         ));
     }
     let mut path = inner.split('.');
@@ -292,7 +292,7 @@ fn placeholder(
         let problem = if name == "self" {
             format!("`<{inner}>` needs a method with a `self` receiver")
         } else {
-            format!("unknown parameter `{name}` in key template `<{inner}>`")
+            format!("unknown parameter `{name}` in key or tag template `<{inner}>`")
         };
         let mut message = format!("{problem}: {}", scope.names());
         // In a method, `<tenant>` is most likely meant as a field of `self`.
@@ -398,7 +398,7 @@ fn check_separated(segments: &[Segment], error: &impl Fn(String) -> syn::Error) 
         match segment {
             Segment::Placeholder(_) if previous_was_placeholder => {
                 return Err(error(
-                    "placeholders in a key template must be separated by text containing `:`, \
+                    "placeholders in a key or tag template must be separated by text containing `:`, \
                      as in `<a>:<b>`, so that different arguments always give different keys"
                         .into(),
                 ));
