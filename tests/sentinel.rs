@@ -106,6 +106,38 @@ async fn a_sentinel_url_opens_a_cache_on_the_primary_in_its_database() {
     assert!(!in_database(0).await, "{key} is not in database 0");
 }
 
+/// A primary the sentinels cannot name fails the build with an error that names the service
+/// and the sentinels asked (the password redacted), for sentinels that are down and for a
+/// service they do not watch.
+#[tokio::test]
+async fn an_unresolved_primary_names_the_service_and_the_sentinels() {
+    let (one, two) = (common::free_port(), common::free_port());
+    let down = format!("redis+sentinel://:hunter2@127.0.0.1:{one},127.0.0.1:{two}/mymaster");
+    let setup = shared_setup();
+    let unknown = setup.url().replace("/mymaster", "/nosuchservice");
+    assert_ne!(
+        unknown,
+        setup.url(),
+        "the harness names its service mymaster"
+    );
+    for (url, service) in [(down, "mymaster"), (unknown, "nosuchservice")] {
+        let error = match Cache::builder(&url)
+            .timeout(Duration::from_millis(200))
+            .build()
+            .await
+        {
+            Ok(_) => panic!("{url}: no primary to open"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains(&format!("`{service}`")), "{error}");
+        let hosts = url.rsplit('@').next().unwrap_or(&url);
+        let hosts = hosts.rsplit("://").next().unwrap_or(hosts);
+        let hosts = hosts.split('/').next().unwrap_or(hosts);
+        assert!(error.contains(hosts), "{error} names {hosts}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_primary_killed_under_load_fails_no_call() {
     let _serial = SERIAL.lock().await;

@@ -341,6 +341,7 @@ impl CacheBuilder {
                 let connection = SentinelConnection::open(
                     sentinel,
                     &address.service,
+                    &redacted_url,
                     configs,
                     timeout,
                     self.lazy,
@@ -504,20 +505,15 @@ fn node_client(url: &str, certificates: Option<Certificates>) -> redis::RedisRes
     Client::open(url)
 }
 
-/// The URL with its password, if any, replaced by `***`: the user-info password, and the
-/// `pass` / `password` query parameters that socket URLs carry.
+/// The URL with its passwords, if any, replaced by `***`: the user-info password, and the
+/// `pass` / `password` query parameters that socket URLs carry (`sentinel_password` too).
 fn redact(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        // Unparsable: keep only what cannot hold a secret.
-        return match url.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://…"),
-            None => "…".to_owned(),
-        };
+        return redact_by_hand(url);
     };
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some("***"));
     }
-    let is_secret = |name: &str| matches!(name, "pass" | "password");
     if parsed.query_pairs().any(|(name, _)| is_secret(&name)) {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
@@ -535,6 +531,41 @@ fn redact(url: &str) -> String {
     parsed.to_string()
 }
 
+fn is_secret(name: &str) -> bool {
+    matches!(name, "pass" | "password" | "sentinel_password")
+}
+
+/// [`redact`] for what `url` does not parse: multi-host URLs (`redis+cluster://a:1,b:2`,
+/// `redis+sentinel://...`) and malformed ones. The hosts stay, so that errors and logs
+/// still say which servers were meant.
+fn redact_by_hand(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "…".to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{hosts}"),
+            None => format!("{userinfo}@{hosts}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_secret(name) => format!("{name}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact;
@@ -550,5 +581,22 @@ mod tests {
         let socket = redact("redis+unix:///tmp/r.sock?user=alice&pass=hunter2&db=1");
         assert!(!socket.contains("hunter2"), "{socket}");
         assert!(socket.contains("db=1"), "{socket}");
+    }
+
+    #[test]
+    fn redacts_multi_host_urls_and_keeps_their_hosts() {
+        assert_eq!(
+            redact("redis+cluster://user:hunter2@a:7000,b:7001?protocol=resp3"),
+            "redis+cluster://user:***@a:7000,b:7001?protocol=resp3"
+        );
+        assert_eq!(
+            redact("redis+sentinel://:p@ss@a:1,b:2/mymaster/2?sentinel_password=hunter2&x=1"),
+            "redis+sentinel://:***@a:1,b:2/mymaster/2?sentinel_password=***&x=1"
+        );
+        assert_eq!(
+            redact("redis+cluster://a:7000,b:7001"),
+            "redis+cluster://a:7000,b:7001"
+        );
+        assert_eq!(redact("not a url"), "…");
     }
 }

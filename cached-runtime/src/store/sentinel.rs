@@ -82,10 +82,12 @@ impl Primary {
 impl SentinelConnection {
     /// Resolves the primary through the sentinels (bounded by `timeout`, at least a second,
     /// per resolution) and follows it from then on. Unless `lazy`, fails when no primary
-    /// is resolved; `service` names it in the error.
+    /// is resolved; the error names `service` and the sentinels, as `url` (redacted) lists
+    /// them.
     pub(crate) async fn open(
         client: SentinelClient,
         service: &str,
+        url: &str,
         configs: Configs,
         timeout: Duration,
         lazy: bool,
@@ -100,7 +102,7 @@ impl SentinelConnection {
             Err(_) if lazy => None,
             Err(reason) => {
                 return Err(Error::Connect {
-                    address: format!("the primary `{service}` named by the sentinels"),
+                    address: format!("the primary `{service}` named by the sentinels of {url}"),
                     reason,
                 });
             }
