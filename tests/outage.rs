@@ -136,17 +136,39 @@ async fn deferred_invalidations_land_as_soon_as_redis_answers_again() {
     );
 }
 
-/// The source of truth of `versioned`: bumped by `bump_version`.
-static VERSION: AtomicU64 = AtomicU64::new(1);
+/// The source of truth of `versioned`, a version per id (each test its own id), bumped by
+/// `bump_version`.
+fn version(id: u64) -> &'static AtomicU64 {
+    static VERSIONS: [AtomicU64; 4] = [const { AtomicU64::new(1) }; 4];
+    &VERSIONS[id as usize % VERSIONS.len()]
+}
 
 #[redis_cached(key = "versioned:<id>", ttl = 60, cache = cache)]
 async fn versioned(cache: &Cache, id: u64) -> u64 {
-    VERSION.load(Ordering::SeqCst)
+    version(id).load(Ordering::SeqCst)
 }
 
 #[invalidates("versioned:<id>", cache = cache)]
 async fn bump_version(cache: &Cache, id: u64) {
-    VERSION.fetch_add(1, Ordering::SeqCst);
+    version(id).fetch_add(1, Ordering::SeqCst);
+}
+
+/// `ACL SETUSER app` with `rules`.
+async fn acl(admin: &mut redis::aio::MultiplexedConnection, rules: &[&str]) {
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg(rules)
+        .query_async(admin)
+        .await
+        .expect("ACL SETUSER");
+}
+
+/// Creates the user `app`, allowed everything but `UNLINK`; returns `url` (the server's, or
+/// a relay's to it) with its credentials.
+async fn user_without_unlink(admin: &mut redis::aio::MultiplexedConnection, url: &str) -> String {
+    acl(admin, &["on", ">secret", "~*", "+@all", "-unlink"]).await;
+    url.replace("redis://", "redis://app:secret@")
 }
 
 /// An invalidation whose `UNLINK` Redis refuses (an ACL user without `unlink`, while reads
@@ -156,16 +178,7 @@ async fn bump_version(cache: &Cache, id: u64) {
 async fn a_refused_invalidation_is_deferred_and_its_key_neither_read_nor_stored() {
     let server = RedisServer::start();
     let mut admin = server.connection().await;
-    let acl = |rules: &'static [&'static str]| {
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER").arg("app").arg(rules);
-        cmd
-    };
-    let _: () = acl(&["on", ">secret", "~*", "+@all", "-unlink"])
-        .query_async(&mut admin)
-        .await
-        .expect("ACL SETUSER");
-    let url = server.url().replace("redis://", "redis://app:secret@");
+    let url = user_without_unlink(&mut admin, &server.url()).await;
     let cache = lazy_cache(&url).await;
     let key = "versioned:1";
     assert_eq!(versioned(&cache, 1).await, 1);
@@ -199,10 +212,7 @@ async fn a_refused_invalidation_is_deferred_and_its_key_neither_read_nor_stored(
         .expect("GET");
     assert_eq!(still.as_deref(), Some("1"), "nor stored over while pending");
 
-    let _: () = acl(&["+unlink"])
-        .query_async(&mut admin)
-        .await
-        .expect("ACL SETUSER");
+    acl(&mut admin, &["+unlink"]).await;
     let allowed = Instant::now();
     loop {
         let exists: bool = redis::cmd("EXISTS")
@@ -222,4 +232,55 @@ async fn a_refused_invalidation_is_deferred_and_its_key_neither_read_nor_stored(
         assert!(Instant::now() < deadline, "hits never resumed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// A `Cache::invalidate` call dropped while its `UNLINK` is in flight (a cancelled request)
+/// still finishes: here Redis refuses the `UNLINK` (`NOPERM`), and the refusal, answered
+/// after the caller is gone, still defers the key, so the stale entry is never served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_invalidate_call_still_defers_its_refused_unlink() {
+    let server = RedisServer::start();
+    let mut admin = server.connection().await;
+    let relay = common::Relay::start(server.port()).await;
+    let url = user_without_unlink(&mut admin, &relay.url()).await;
+    let cache = Cache::builder(&url)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .expect("redis answers");
+    let old = versioned(&cache, 2).await;
+    assert_eq!(
+        with_outcome(versioned(&cache, 2)).await,
+        (old, Some(Outcome::Hit))
+    );
+
+    // The write, then its invalidation, dropped while Redis's answer is held back.
+    version(2).fetch_add(1, Ordering::SeqCst);
+    relay.hold_replies(true);
+    let dropped =
+        tokio::time::timeout(Duration::from_millis(200), cache.invalidate(&["versioned:2"]))
+            .await;
+    assert!(dropped.is_err(), "the call was dropped in flight");
+    relay.hold_replies(false);
+
+    // Once the refusal arrives, the key is pending: never the stale entry again.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (value, outcome) = with_outcome(versioned(&cache, 2)).await;
+        if value > old {
+            assert_eq!(outcome, Some(Outcome::Bypass), "pending: neither read nor stored");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped invalidation was lost: the stale entry is still served"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    acl(&mut admin, &["+unlink"]).await;
+    support::eventually(Duration::from_secs(5), "the deferred UNLINK never landed", || {
+        let cache = cache.clone();
+        async move { with_outcome(versioned(&cache, 2)).await.1 == Some(Outcome::Hit) }
+    })
+    .await;
 }

@@ -9,6 +9,7 @@ use crate::key::KeyBuilder;
 use crate::near::NearTier;
 use crate::pending::Pending;
 use crate::store::Store;
+use crate::task::Completing;
 use crate::telemetry::LogLimit;
 use std::fmt;
 use std::sync::Arc;
@@ -146,7 +147,8 @@ impl Cache {
     /// does. Inside a [`transaction`](crate::transaction) scope, the keys are held until
     /// its commit. Keys whose server cannot be reached are remembered, treated as misses by this
     /// process, and deleted in the background once it answers again; the error is returned
-    /// all the same.
+    /// all the same. A call dropped before it finished (a cancelled request) goes on in the
+    /// background: an invalidation once started is never lost.
     ///
     /// # Errors
     ///
@@ -166,7 +168,7 @@ impl Cache {
             .iter()
             .map(|key| self.inner.keys.render(|builder| builder.literal(key)))
             .collect();
-        self.delete(keys).await
+        self.delete_completing(keys).await
     }
 
     /// Invalidates every entry carrying one of `tags` (rendered tags, as a function's
@@ -196,7 +198,13 @@ impl Cache {
             .iter()
             .map(|tag| self.inner.keys.render_tag(|builder| builder.literal(tag)))
             .collect();
-        self.delete(keys).await
+        self.delete_completing(keys).await
+    }
+
+    /// [`Cache::delete`], finished in a task of its own if the caller is dropped meanwhile.
+    async fn delete_completing(&self, keys: Vec<String>) -> Result<(), Error> {
+        let cache = self.clone();
+        Completing::new(async move { cache.delete(keys).await }).await
     }
 
     /// Deletes `keys` from the store, then evicts them from the near tier, so this process

@@ -6,7 +6,7 @@
 use crate::cache::Cache;
 use crate::key::KeyBuilder;
 use crate::private::shape::Shape;
-use crate::task::spawn_detached;
+use crate::task::{Completing, spawn_detached};
 use crate::telemetry::{self, Op};
 use std::future::Future;
 use std::pin::Pin;
@@ -93,39 +93,6 @@ where
         Completing::new(delete).await;
     }
     output
-}
-
-/// A deletion that finishes even if its caller is dropped while awaiting it: dropped
-/// unfinished, it goes on in a task of its own.
-struct Completing<F: Future<Output = ()> + Send + 'static>(Option<Pin<Box<F>>>);
-
-impl<F: Future<Output = ()> + Send + 'static> Completing<F> {
-    fn new(delete: F) -> Self {
-        Completing(Some(Box::pin(delete)))
-    }
-}
-
-impl<F: Future<Output = ()> + Send + 'static> Future for Completing<F> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        let Some(delete) = self.0.as_mut() else {
-            return std::task::Poll::Ready(());
-        };
-        let polled = delete.as_mut().poll(cx);
-        if polled.is_ready() {
-            self.0 = None;
-        }
-        polled
-    }
-}
-
-impl<F: Future<Output = ()> + Send + 'static> Drop for Completing<F> {
-    fn drop(&mut self) {
-        if let Some(delete) = self.0.take() {
-            spawn_detached(delete);
-        }
-    }
 }
 
 impl Invalidation {
