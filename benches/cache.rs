@@ -733,45 +733,54 @@ impl HitKind {
     }
 }
 
+impl Clients {
+    /// Connects every contender to `url` and fills what they read.
+    async fn connect(url: &str) -> Clients {
+        CACHED_CRATE_URL.get_or_init(|| url.to_owned());
+        let cache = Cache::connect(url).await.expect("redis-server answers");
+        let plain = Cache::builder(url)
+            .without_fill_leases()
+            .build()
+            .await
+            .expect("redis-server answers");
+        let msgpack = Cache::builder(url)
+            .prefix("msgpack:")
+            .codec(Codec::MessagePack)
+            .build()
+            .await
+            .expect("redis-server answers");
+        let client = redis::Client::open(url).expect("a valid URL");
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(250)))
+            .set_response_timeout(Some(Duration::from_millis(250)))
+            .set_max_delay(Duration::from_secs(2));
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .expect("redis-server answers");
+        // Filled, and checked to read back the same by hand.
+        assert_eq!(get_count(&cache, 7).await, 7);
+        assert_eq!(get_product(&cache, 42).await, product(42));
+        let clients = Clients {
+            cache,
+            plain,
+            msgpack,
+            manager,
+        };
+        for kind in HitKind::ALL {
+            Concurrent::hit(&clients, kind).await;
+        }
+        clients
+    }
+}
+
 impl Concurrent {
     fn start(url: &str) -> Concurrent {
-        CACHED_CRATE_URL.get_or_init(|| url.to_owned());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
-        let clients = runtime.block_on(async {
-            let cache = Cache::connect(url).await.expect("redis-server answers");
-            let plain = Cache::builder(url)
-                .without_fill_leases()
-                .build()
-                .await
-                .expect("redis-server answers");
-            let msgpack = Cache::builder(url)
-                .prefix("msgpack:")
-                .codec(Codec::MessagePack)
-                .build()
-                .await
-                .expect("redis-server answers");
-            let client = redis::Client::open(url).expect("a valid URL");
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_millis(250)))
-                .set_response_timeout(Some(Duration::from_millis(250)))
-                .set_max_delay(Duration::from_secs(2));
-            let manager = ConnectionManager::new_with_config(client, config)
-                .await
-                .expect("redis-server answers");
-            // Filled, and checked to read back the same by hand.
-            assert_eq!(get_count(&cache, 7).await, 7);
-            assert_eq!(get_product(&cache, 42).await, product(42));
-            Clients {
-                cache,
-                plain,
-                msgpack,
-                manager,
-            }
-        });
+        let clients = runtime.block_on(Clients::connect(url));
         let concurrent = Concurrent { runtime, clients };
         for kind in HitKind::ALL {
             concurrent.hits(kind, TASKS);
@@ -917,7 +926,42 @@ fn mem_hit_blocks(bench: &Bench, blocks: usize) -> (Duration, Duration) {
     (percentile(&mut ours, 0.5), percentile(&mut control, 0.5))
 }
 
+/// `REDIS_CACHED_COUNT_HITS=<contender> REDIS_CACHED_HITS=<n>` (names as `hit_concurrent`
+/// prints them): only `n` hits of that contender, one after another on a current-thread
+/// runtime, with a Prometheus recorder installed first if `REDIS_CACHED_RECORDER=prometheus`.
+/// `scripts/instructions` counts the instructions of two such runs under callgrind: counts
+/// are the same from run to run, where time on a shared machine is not.
+fn count_hits(name: &str) {
+    let kind = HitKind::ALL
+        .into_iter()
+        .find(|kind| kind.name() == name)
+        .unwrap_or_else(|| panic!("no contender {name:?}"));
+    let hits: usize = std::env::var("REDIS_CACHED_HITS")
+        .ok()
+        .and_then(|hits| hits.parse().ok())
+        .expect("REDIS_CACHED_HITS=<number of hits>");
+    if std::env::var("REDIS_CACHED_RECORDER").as_deref() == Ok("prometheus") {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only recorder of this process");
+    }
+    let server = RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let clients = Clients::connect(&server.url()).await;
+        for _ in 0..hits {
+            Concurrent::hit(&clients, kind).await;
+        }
+    });
+}
+
 fn main() {
+    if let Ok(name) = std::env::var("REDIS_CACHED_COUNT_HITS") {
+        return count_hits(&name);
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` does not, and then each
     // benchmark runs once and the interleaved pass only a few rounds.
     let measuring = std::env::args().any(|arg| arg == "--bench");

@@ -257,9 +257,11 @@ async fn a_dropped_invalidate_call_still_defers_its_refused_unlink() {
     // The write, then its invalidation, dropped while Redis's answer is held back.
     version(2).fetch_add(1, Ordering::SeqCst);
     relay.hold_replies(true);
-    let dropped =
-        tokio::time::timeout(Duration::from_millis(200), cache.invalidate(&["versioned:2"]))
-            .await;
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(200),
+        cache.invalidate(&["versioned:2"]),
+    )
+    .await;
     assert!(dropped.is_err(), "the call was dropped in flight");
     relay.hold_replies(false);
 
@@ -268,7 +270,11 @@ async fn a_dropped_invalidate_call_still_defers_its_refused_unlink() {
     loop {
         let (value, outcome) = with_outcome(versioned(&cache, 2)).await;
         if value > old {
-            assert_eq!(outcome, Some(Outcome::Bypass), "pending: neither read nor stored");
+            assert_eq!(
+                outcome,
+                Some(Outcome::Bypass),
+                "pending: neither read nor stored"
+            );
             break;
         }
         assert!(
@@ -278,9 +284,13 @@ async fn a_dropped_invalidate_call_still_defers_its_refused_unlink() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     acl(&mut admin, &["+unlink"]).await;
-    support::eventually(Duration::from_secs(5), "the deferred UNLINK never landed", || {
-        let cache = cache.clone();
-        async move { with_outcome(versioned(&cache, 2)).await.1 == Some(Outcome::Hit) }
-    })
+    support::eventually(
+        Duration::from_secs(5),
+        "the deferred UNLINK never landed",
+        || {
+            let cache = cache.clone();
+            async move { with_outcome(versioned(&cache, 2)).await.1 == Some(Outcome::Hit) }
+        },
+    )
     .await;
 }
