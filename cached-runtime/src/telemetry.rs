@@ -6,7 +6,10 @@ use arc_swap::ArcSwapOption;
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// A function logs at most one failure line per `LOG_EVERY` and cache; the rest are counted
@@ -54,24 +57,46 @@ pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
 /// Runs a cache operation, recording how long it took. Lookups, the one operation of a hit,
 /// are timed one in [`FETCH_SAMPLE`] per thread and recorded with that weight: two clock
 /// reads cost a hit more than the rest of its metrics.
-pub(crate) async fn timed<T>(
-    function: &'static str,
-    operation: Op,
-    op: impl std::future::Future<Output = T>,
-) -> T {
-    let (metric, weight) = match operation {
-        Op::Fetch => match fetch_sampled() {
-            true => (Metric::FetchTime, FETCH_SAMPLE),
-            false => return op.await,
-        },
-        Op::Fill => (Metric::FillTime, 1),
-        Op::Delete => (Metric::DeleteTime, 1),
-        Op::Encode | Op::Decode => return op.await,
+pub(crate) fn timed<F: Future>(function: &'static str, operation: Op, op: F) -> Timed<F> {
+    let timing = match operation {
+        Op::Fetch => fetch_sampled().then_some((Metric::FetchTime, FETCH_SAMPLE)),
+        Op::Fill => Some((Metric::FillTime, 1)),
+        Op::Delete => Some((Metric::DeleteTime, 1)),
+        Op::Encode | Op::Decode => None,
     };
-    let started = Instant::now();
-    let result = op.await;
-    Metrics::of(function).histogram(metric, started.elapsed(), weight);
-    result
+    Timed {
+        op,
+        function,
+        timing: timing.map(|(metric, weight)| (metric, weight, None)),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`timed`]'s future: the operation's, polled in place (an `async fn` around it would
+    /// copy it, on every hit, into a future of its own).
+    pub(crate) struct Timed<F> {
+        #[pin]
+        op: F,
+        function: &'static str,
+        // The metric, its weight, and when the first poll started.
+        timing: Option<(Metric, usize, Option<Instant>)>,
+    }
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if let Some((_, _, started @ None)) = this.timing {
+            *started = Some(Instant::now());
+        }
+        let output = std::task::ready!(this.op.poll(cx));
+        if let Some((metric, weight, Some(started))) = this.timing.take() {
+            Metrics::of(this.function).histogram(metric, started.elapsed(), weight);
+        }
+        Poll::Ready(output)
+    }
 }
 
 /// One lookup in this many is timed, on each thread.

@@ -229,24 +229,34 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 /// that the future of a call, which a server allocates and moves per request, holds only
 /// what a hit needs (for a `Result<Option<T>, _>` function with a trivial body, release
 /// build: 2.9 KiB, against 6.6 KiB with those paths inline).
-pub async fn cached<S, R, F>(call: Call, stores: Stores<S::Stored>, body: Pin<&mut F>) -> R
+///
+/// Not an `async fn` around [`cached_with`]: that would be one more future, the size of the
+/// whole call, copied into its caller's on every call.
+pub fn cached<S, R, F>(
+    call: Call,
+    stores: Stores<S::Stored>,
+    body: Pin<&mut F>,
+) -> impl Future<Output = R>
 where
     S: Shape<R>,
     F: Future<Output = R>,
 {
-    cached_with::<S, R, F>(&call, stores, body).await
+    cached_with::<S, R, F, Call>(call, stores, body)
 }
 
-/// [`cached`], on a borrowed call: `cached_revalidating` reads the call again after it.
-pub(crate) async fn cached_with<S, R, F>(
-    call: &Call,
+/// [`cached`], on an owned or a borrowed call: `cached_revalidating` reads the call again
+/// after it.
+pub(crate) async fn cached_with<S, R, F, C>(
+    call: C,
     stores: Stores<S::Stored>,
     mut body: Pin<&mut F>,
 ) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
+    C: std::borrow::Borrow<Call>,
 {
+    let call = call.borrow();
     let function = call.function;
     let Some((cache, key)) = &call.target else {
         let output = body.await;

@@ -45,7 +45,7 @@ where
     R: Send + 'static,
 {
     call.revalidate_in_background();
-    let output = cached_with::<S, R, F>(&call, stores, body.as_mut()).await;
+    let output = cached_with::<S, R, F, &Call>(&call, stores, body.as_mut()).await;
     if let Some(refresh) = call.take_claimed() {
         spawn_detached(refresh_detached::<S, R, F>(call, stores, refresh, body));
     }
