@@ -230,7 +230,7 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 /// what a hit needs (for a `Result<Option<T>, _>` function with a trivial body, release
 /// build: 2.9 KiB, against 6.6 KiB with those paths inline).
 ///
-/// Not an `async fn` around [`cached_with`]: that would be one more future, the size of the
+/// Not an `async fn` around `cached_with`: that would be one more future, the size of the
 /// whole call, copied into its caller's on every call.
 pub fn cached<S, R, F>(
     call: Call,
