@@ -140,6 +140,16 @@ fn split(url: &str) -> Result<Parts<'_>, String> {
         .split_once("://")
         .ok_or("expected `scheme://host:port,...`")?;
     let tls = scheme.starts_with("rediss+");
+    // A `@` after the authority is a password's `/`, `?` or `#` left unencoded: the rest
+    // would be read as hosts and named in errors, showing part of the password.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if rest[authority_end..].contains('@') {
+        return Err(
+            "a `@` after the hosts: in a user name or password, write `/`, `?` and `#` \
+                    percent-encoded (`%2F`, `%3F`, `%23`)"
+                .into(),
+        );
+    }
     let (rest, query) = match rest.split_once('?') {
         Some((rest, query)) => (rest, query.to_owned()),
         None => (rest, String::new()),
@@ -230,6 +240,24 @@ mod tests {
         assert!(cluster("redis+cluster://a:1/2").is_err());
         assert!(cluster("redis+cluster://").is_err());
         assert!(cluster("redis+cluster://a:x").is_err());
+        // A password's unencoded `/` or `?` is refused without naming what follows it.
+        for url in [
+            "redis+cluster://u:hun/ter2@a:1,b:2",
+            "redis+cluster://u:hun?ter2@a:1,b:2",
+        ] {
+            let error = cluster(url).err().unwrap_or_default();
+            assert!(
+                error.contains("percent-encoded") && !error.contains("ter2"),
+                "{error}"
+            );
+        }
+        let error = sentinel("redis+sentinel://u:hun/ter2@a:1/mymaster")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            error.contains("percent-encoded") && !error.contains("ter2"),
+            "{error}"
+        );
     }
 
     #[test]

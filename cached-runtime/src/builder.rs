@@ -505,65 +505,53 @@ fn node_client(url: &str, certificates: Option<Certificates>) -> redis::RedisRes
     Client::open(url)
 }
 
-/// The URL with its passwords, if any, replaced by `***`: the user-info password, and the
-/// `pass` / `password` query parameters that socket URLs carry (`sentinel_password` too).
+/// The URL with its passwords replaced by `***`: the user-info's (everything between `://`
+/// and the last `@`, whatever it holds, so that a password with an unencoded `/`, `?` or `#`
+/// is hidden too; the user name is kept only when it is plain) and the `pass`, `password`
+/// and `sentinel_password` query parameters (names compared percent-decoded). The hosts,
+/// path and other parameters stay, so that errors and logs still say which servers were
+/// meant. Without `://` (not a URL this crate opens) the whole is `…` if it could hold a
+/// password (a `@` or a query), else shown as written.
 fn redact(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return redact_by_hand(url);
-    };
-    if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("***"));
-    }
-    if parsed.query_pairs().any(|(name, _)| is_secret(&name)) {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(name, value)| {
-                let value = if is_secret(&name) {
-                    "***".into()
-                } else {
-                    value.into_owned()
-                };
-                (name.into_owned(), value)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.to_string()
-}
-
-fn is_secret(name: &str) -> bool {
-    matches!(name, "pass" | "password" | "sentinel_password")
-}
-
-/// [`redact`] for what `url` does not parse: multi-host URLs (`redis+cluster://a:1,b:2`,
-/// `redis+sentinel://...`) and malformed ones. The hosts stay, so that errors and logs
-/// still say which servers were meant.
-fn redact_by_hand(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return "…".to_owned();
+        return match url.contains(['@', '?']) {
+            true => "…".to_owned(),
+            false => url.to_owned(),
+        };
     };
-    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{hosts}"),
-            None => format!("{userinfo}@{hosts}"),
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((info, rest)) => match info.split_once(':') {
+            Some((user, _)) if !user.contains(['/', '?', '#']) => (format!("{user}:***@"), rest),
+            _ => ("***@".to_owned(), rest),
         },
-        None => authority.to_owned(),
+        None => (String::new(), rest),
     };
-    let tail = match tail.split_once('?') {
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, fragment)) => (rest, format!("#{fragment}")),
+        None => (rest, String::new()),
+    };
+    let rest = match rest.split_once('?') {
         Some((path, query)) => {
             let pairs: Vec<String> = query
                 .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) if is_secret(name) => format!("{name}=***"),
-                    _ => pair.to_owned(),
+                .map(|pair| {
+                    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                    let decoded = url::form_urlencoded::parse(name.as_bytes()).next();
+                    match decoded {
+                        Some((decoded, _)) if is_secret(&decoded) => format!("{name}=***"),
+                        _ => pair.to_owned(),
+                    }
                 })
                 .collect();
             format!("{path}?{}", pairs.join("&"))
         }
-        None => tail.to_owned(),
+        None => rest.to_owned(),
     };
-    format!("{scheme}://{authority}{tail}")
+    format!("{scheme}://{userinfo}{rest}{fragment}")
+}
+
+fn is_secret(name: &str) -> bool {
+    matches!(name, "pass" | "password" | "sentinel_password")
 }
 
 #[cfg(test)]
@@ -597,6 +585,35 @@ mod tests {
             redact("redis+cluster://a:7000,b:7001"),
             "redis+cluster://a:7000,b:7001"
         );
-        assert_eq!(redact("not a url"), "…");
+        assert_eq!(redact("not a url"), "not a url");
+        assert_eq!(redact("not a url?password=x"), "…");
+    }
+
+    /// Found by review: passwords that end the authority early (unencoded `/`, `?`, `#`),
+    /// URLs without `//`, and percent-encoded parameter names showed the password.
+    #[test]
+    fn no_password_shows_whatever_it_holds() {
+        for url in [
+            "redis://u:hun/ter2@127.0.0.1:1",
+            "redis://:hun#ter2@127.0.0.1:1",
+            "redis://:hun?ter2@127.0.0.1:1",
+            "redis://u:123/ter2@127.0.0.1:1",
+            "redis+cluster://u:hun/ter2@127.0.0.1:1,127.0.0.1:2",
+            "redis+cluster://u:hun?ter2@127.0.0.1:1,127.0.0.1:2",
+            "redis+sentinel://u:hun/ter2@127.0.0.1:1,127.0.0.1:2/mymaster",
+            "redis://hun/ter2@127.0.0.1:1",
+            "redis:/u:ter2@127.0.0.1:1",
+            "redis:u:ter2@127.0.0.1:1",
+            "default:ter2@127.0.0.1:6379",
+            "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster?sentinel%5Fpassword=ter2",
+            "redis://127.0.0.1:1/?pass%77ord=ter2#x",
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains("ter2"), "{url} -> {shown}");
+        }
+        assert_eq!(
+            redact("redis+cluster://u:hun/ter2@a:1,b:2"),
+            "redis+cluster://u:***@a:1,b:2"
+        );
     }
 }
