@@ -147,8 +147,9 @@ impl Cache {
     /// does. Inside a [`transaction`](crate::transaction) scope, the keys are held until
     /// its commit. Keys whose server cannot be reached are remembered, treated as misses by this
     /// process, and deleted in the background once it answers again; the error is returned
-    /// all the same. A call dropped before it finished (a cancelled request) goes on in the
-    /// background: an invalidation once started is never lost.
+    /// all the same. A call dropped before it finished (a cancelled request) goes on in a
+    /// task of its own, so a started invalidation is not lost with its caller (unless
+    /// dropped outside a Tokio runtime: that is logged at error level).
     ///
     /// # Errors
     ///

@@ -21,9 +21,10 @@ where
     }
 }
 
-/// Work that finishes even if its caller is dropped while awaiting it (a cancelled request
-/// in the middle of an invalidation): dropped unfinished, it goes on in a task of its own,
-/// and its output is dropped there.
+/// An invalidation that finishes even if its caller is dropped while awaiting it (a
+/// cancelled request): dropped unfinished, it goes on in a task of its own, and its output
+/// is dropped there. Dropped outside a Tokio runtime (or while one shuts down) it cannot go
+/// on; that is logged at error level.
 pub(crate) struct Completing<F>(Option<Pin<Box<F>>>)
 where
     F: Future + Send + 'static,
@@ -65,9 +66,15 @@ where
 {
     fn drop(&mut self) {
         if let Some(work) = self.0.take() {
-            spawn_detached(async move {
+            let spawned = spawn_detached(async move {
                 let _ = work.await;
             });
+            if !spawned {
+                tracing::error!(
+                    "an invalidation dropped outside a Tokio runtime could not finish: its \
+                     entries stay until their TTL"
+                );
+            }
         }
     }
 }

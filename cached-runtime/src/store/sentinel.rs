@@ -102,7 +102,7 @@ impl SentinelConnection {
             Err(_) if lazy => None,
             Err(reason) => {
                 return Err(Error::Connect {
-                    address: format!("the primary `{service}` named by the sentinels of {url}"),
+                    address: format!("primary {service} named by the sentinels of {url}"),
                     reason,
                 });
             }
