@@ -129,7 +129,10 @@ async fn an_unresolved_primary_names_the_service_and_the_sentinels() {
             Ok(_) => panic!("{url}: no primary to open"),
             Err(error) => error.to_string(),
         };
-        assert!(error.contains(&format!("primary {service} named by")), "{error}");
+        assert!(
+            error.contains(&format!("primary {service} named by")),
+            "{error}"
+        );
         let hosts = url.rsplit('@').next().unwrap_or(&url);
         let hosts = hosts.rsplit("://").next().unwrap_or(hosts);
         let hosts = hosts.split('/').next().unwrap_or(hosts);
