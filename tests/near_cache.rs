@@ -8,52 +8,49 @@ mod support;
 use common::RedisServer;
 use redis_cached::{Cache, NearCache, Outcome, invalidates, redis_cached, with_outcome};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
+use support::Versions;
 
 /// The source of truth, shared by the caches of this process: a version per id, so that
 /// tests running at once do not move each other's.
-fn version(id: u64) -> &'static AtomicU64 {
-    static VERSIONS: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
-    &VERSIONS[id as usize % VERSIONS.len()]
-}
+static VERSIONS: LazyLock<Versions> = LazyLock::new(Versions::default);
 
 #[redis_cached(key = "near:<id>", ttl = 60, cache = cache)]
 async fn read(cache: &Cache, id: u64) -> u64 {
-    version(id).load(Ordering::SeqCst)
+    VERSIONS.current(id)
 }
 
 #[redis_cached(key = "near-short:<id>", ttl = 1, cache = cache)]
 async fn read_short(cache: &Cache, id: u64) -> u64 {
-    version(id).load(Ordering::SeqCst)
+    VERSIONS.current(id)
 }
 
 #[redis_cached(key = "near-off:<id>", ttl = 60, cache = cache, near_cache = false)]
 async fn read_remote_only(cache: &Cache, id: u64) -> u64 {
-    version(id).load(Ordering::SeqCst)
+    VERSIONS.current(id)
 }
 
 /// Held decoded in the near tier (an `Arc`, cloned cheaply on each hit).
 #[redis_cached(key = "near-decoded:<id>", ttl = 60, cache = cache, near_cache = true)]
 async fn read_decoded(cache: &Cache, id: u64) -> Arc<Vec<u64>> {
-    Arc::new(vec![id, version(id).load(Ordering::SeqCst)])
+    Arc::new(vec![id, VERSIONS.current(id)])
 }
 
 /// The same type without `near_cache = true`: the tier holds its bytes.
 #[redis_cached(key = "near-bytes:<id>", ttl = 60, cache = cache)]
 async fn read_as_bytes(cache: &Cache, id: u64) -> Arc<Vec<u64>> {
-    Arc::new(vec![id, version(id).load(Ordering::SeqCst)])
+    Arc::new(vec![id, VERSIONS.current(id)])
 }
 
 #[invalidates("near-decoded:<id>", cache = cache)]
 async fn write_decoded(cache: &Cache, id: u64) -> u64 {
-    version(id).fetch_add(1, Ordering::SeqCst) + 1
+    VERSIONS.write(id)
 }
 
 #[invalidates("near:<id>", cache = cache)]
 async fn write(cache: &Cache, id: u64) -> u64 {
-    version(id).fetch_add(1, Ordering::SeqCst) + 1
+    VERSIONS.write(id)
 }
 
 async fn near_cache(url: &str) -> Cache {
@@ -428,7 +425,6 @@ async fn near_writer_worker() {
         return;
     };
     let cache = Cache::connect(&url).await.expect("redis");
-    version(6).store(1000, Ordering::SeqCst);
     write(&cache, 6).await;
 }
 
@@ -438,7 +434,7 @@ async fn an_invalidation_in_another_process_evicts_the_entry() {
     let cache = near_cache(&server.url()).await;
     warm(&cache, &server, 6).await;
     let stale = read(&cache, 6).await;
-    version(6).store(stale + 500, Ordering::SeqCst);
+    VERSIONS.write(6); // the source moves; only the other process invalidates
     let status = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "near_writer_worker", "--ignored"])
         .env("NEAR_URL", server.url())

@@ -7,10 +7,10 @@ mod support;
 
 use common::RedisServer;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
-use support::{bump, runs};
+use support::{Versions, bump, runs};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -137,20 +137,17 @@ async fn deferred_invalidations_land_as_soon_as_redis_answers_again() {
 }
 
 /// The source of truth of `versioned`, a version per id (each test its own id), bumped by
-/// `bump_version`.
-fn version(id: u64) -> &'static AtomicU64 {
-    static VERSIONS: [AtomicU64; 4] = [const { AtomicU64::new(1) }; 4];
-    &VERSIONS[id as usize % VERSIONS.len()]
-}
+/// `bump_version`; `versioned` counts from 1.
+static VERSIONS: LazyLock<Versions> = LazyLock::new(Versions::default);
 
 #[redis_cached(key = "versioned:<id>", ttl = 60, cache = cache)]
 async fn versioned(cache: &Cache, id: u64) -> u64 {
-    version(id).load(Ordering::SeqCst)
+    VERSIONS.current(id) + 1
 }
 
 #[invalidates("versioned:<id>", cache = cache)]
 async fn bump_version(cache: &Cache, id: u64) {
-    version(id).fetch_add(1, Ordering::SeqCst);
+    VERSIONS.write(id);
 }
 
 /// `ACL SETUSER app` with `rules`.
@@ -255,7 +252,7 @@ async fn a_dropped_invalidate_call_still_defers_its_refused_unlink() {
     );
 
     // The write, then its invalidation, dropped while Redis's answer is held back.
-    version(2).fetch_add(1, Ordering::SeqCst);
+    VERSIONS.write(2);
     relay.hold_replies(true);
     let dropped = tokio::time::timeout(
         Duration::from_millis(200),
