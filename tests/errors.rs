@@ -73,6 +73,9 @@ async fn no_error_or_debug_output_shows_a_password() {
         "redis:/u:ter2@127.0.0.1:1",
         "default:ter2@127.0.0.1:6379",
         "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster?sentinel%5Fpassword=ter2",
+        "redis://hun/ter2@127.0.0.1:1",
+        "redis:u:ter2@127.0.0.1:1",
+        "redis://127.0.0.1:1/?pass%77ord=ter2#x",
     ] {
         let builder = Cache::builder(url);
         let debug = format!("{builder:?}");

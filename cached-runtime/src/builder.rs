@@ -587,30 +587,8 @@ mod tests {
         );
         assert_eq!(redact("not a url"), "not a url");
         assert_eq!(redact("not a url?password=x"), "…");
-    }
-
-    /// Found by review: passwords that end the authority early (unencoded `/`, `?`, `#`),
-    /// URLs without `//`, and percent-encoded parameter names showed the password.
-    #[test]
-    fn no_password_shows_whatever_it_holds() {
-        for url in [
-            "redis://u:hun/ter2@127.0.0.1:1",
-            "redis://:hun#ter2@127.0.0.1:1",
-            "redis://:hun?ter2@127.0.0.1:1",
-            "redis://u:123/ter2@127.0.0.1:1",
-            "redis+cluster://u:hun/ter2@127.0.0.1:1,127.0.0.1:2",
-            "redis+cluster://u:hun?ter2@127.0.0.1:1,127.0.0.1:2",
-            "redis+sentinel://u:hun/ter2@127.0.0.1:1,127.0.0.1:2/mymaster",
-            "redis://hun/ter2@127.0.0.1:1",
-            "redis:/u:ter2@127.0.0.1:1",
-            "redis:u:ter2@127.0.0.1:1",
-            "default:ter2@127.0.0.1:6379",
-            "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster?sentinel%5Fpassword=ter2",
-            "redis://127.0.0.1:1/?pass%77ord=ter2#x",
-        ] {
-            let shown = redact(url);
-            assert!(!shown.contains("ter2"), "{url} -> {shown}");
-        }
+        // A password with an unencoded `/` (the forms that once leaked are in
+        // `tests/errors.rs`): hidden, the hosts kept.
         assert_eq!(
             redact("redis+cluster://u:hun/ter2@a:1,b:2"),
             "redis+cluster://u:***@a:1,b:2"
