@@ -67,7 +67,7 @@ pub(crate) fn timed<F: Future>(function: &'static str, operation: Op, op: F) -> 
     Timed {
         op,
         function,
-        timing: timing.map(|(metric, weight)| (metric, weight, None)),
+        timing: timing.map(|(metric, weight)| (metric, weight, Instant::now())),
     }
 }
 
@@ -78,8 +78,9 @@ pin_project_lite::pin_project! {
         #[pin]
         op: F,
         function: &'static str,
-        // The metric, its weight, and when the first poll started.
-        timing: Option<(Metric, usize, Option<Instant>)>,
+        // The metric, its weight, and when the operation was made (every caller awaits
+        // it at once).
+        timing: Option<(Metric, usize, Instant)>,
     }
 }
 
@@ -88,11 +89,8 @@ impl<F: Future> Future for Timed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if let Some((_, _, started @ None)) = this.timing {
-            *started = Some(Instant::now());
-        }
         let output = std::task::ready!(this.op.poll(cx));
-        if let Some((metric, weight, Some(started))) = this.timing.take() {
+        if let Some((metric, weight, started)) = this.timing.take() {
             Metrics::of(this.function).histogram(metric, started.elapsed(), weight);
         }
         Poll::Ready(output)
