@@ -36,10 +36,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The second byte of a fresh-until envelope.
 pub(crate) const KIND: u8 = b'F';
 
-const FRESH_UNTIL: Range<usize> = 2..15;
+pub(crate) const FRESH_UNTIL: Range<usize> = 2..15;
 const DELTA: Range<usize> = 15..25;
-const CLAIMED_UNTIL: Range<usize> = 25..38;
-const CLAIMANT: Range<usize> = 38..56;
+pub(crate) const CLAIMED_UNTIL: Range<usize> = 25..38;
+pub(crate) const CLAIMANT: Range<usize> = 38..56;
 
 /// The envelope's length before the value.
 pub(crate) const HEADER_LEN: usize = CLAIMANT.end;

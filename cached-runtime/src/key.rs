@@ -284,6 +284,34 @@ impl KeyBuilder {
     }
 }
 
+/// How keys are rendered: the prefix, and the length above which a digest stands in.
+pub(crate) struct Keys {
+    pub(crate) prefix: String,
+    pub(crate) max_len: usize,
+}
+
+impl Keys {
+    /// The key `render` writes, after the prefix (its digest form if too long).
+    pub(crate) fn render(&self, render: impl FnOnce(&mut KeyBuilder)) -> String {
+        let mut key = KeyBuilder::new(&self.prefix, self.max_len);
+        render(&mut key);
+        key.finish()
+    }
+
+    /// The key of the tag `render` writes: the prefix, `\@`, then the tag. No entry's key
+    /// contains `\@` (templates have no `\`, and key parts escape it), so tags and entries
+    /// never share a key.
+    pub(crate) fn render_tag(&self, render: impl FnOnce(&mut KeyBuilder)) -> String {
+        self.render(|key| {
+            key.literal(TAG_MARK);
+            render(key);
+        })
+    }
+}
+
+/// What separates a tag key's prefix from its tag.
+const TAG_MARK: &str = "\\@";
+
 #[cfg(test)]
 mod tests {
     use super::*;

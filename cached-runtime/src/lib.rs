@@ -3,7 +3,6 @@
 //! re-exports everything here.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod address;
 mod builder;
 mod cache;
 mod codec;
@@ -13,6 +12,7 @@ mod expiry;
 mod flight;
 mod freshness;
 mod global;
+mod invalidate;
 mod key;
 mod near;
 mod outcome;
@@ -22,6 +22,7 @@ mod task;
 mod telemetry;
 mod transaction;
 mod ttl;
+mod url;
 
 #[doc(hidden)]
 pub mod private;

@@ -1,9 +1,7 @@
-//! Background work: tasks spawned from synchronous code (a `Drop`), work that outlives a
-//! dropped caller, and the pause between retries.
+//! Background work: tasks spawned from synchronous code (a `Drop`), and the pause between
+//! retries.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Spawns `work` on the current Tokio runtime; says whether there was one to spawn on (in a
@@ -21,63 +19,6 @@ where
     }
 }
 
-/// An invalidation that finishes even if its caller is dropped while awaiting it (a
-/// cancelled request): dropped unfinished, it goes on in a task of its own, and its output
-/// is dropped there. Dropped outside a Tokio runtime (or while one shuts down) it cannot go
-/// on; that is logged at error level.
-pub(crate) struct Completing<F>(Option<Pin<Box<F>>>)
-where
-    F: Future + Send + 'static,
-    F::Output: Send;
-
-impl<F> Completing<F>
-where
-    F: Future + Send + 'static,
-    F::Output: Send,
-{
-    pub(crate) fn new(work: F) -> Self {
-        Completing(Some(Box::pin(work)))
-    }
-}
-
-impl<F> Future for Completing<F>
-where
-    F: Future + Send + 'static,
-    F::Output: Send,
-{
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let Some(work) = self.0.as_mut() else {
-            return Poll::Pending; // polled after completion: never again ready
-        };
-        let polled = work.as_mut().poll(cx);
-        if polled.is_ready() {
-            self.0 = None;
-        }
-        polled
-    }
-}
-
-impl<F> Drop for Completing<F>
-where
-    F: Future + Send + 'static,
-    F::Output: Send,
-{
-    fn drop(&mut self) {
-        if let Some(work) = self.0.take() {
-            let spawned = spawn_detached(async move {
-                let _ = work.await;
-            });
-            if !spawned {
-                tracing::error!(
-                    "an invalidation dropped outside a Tokio runtime could not finish: its \
-                     entries stay until their TTL"
-                );
-            }
-        }
-    }
-}
 
 /// A pause that doubles after each failed try, up to a cap.
 #[derive(Clone, Copy, Debug)]

@@ -2,10 +2,14 @@
 //! database transaction commits, so that no reader can cache the old row between an
 //! invalidation and the commit that makes the new row visible.
 
-use crate::cache::Cache;
 use crate::task::spawn_detached;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Work a scope holds for its commit: a deletion, type-erased, so that scopes know nothing
+/// of caches. Its own errors are its business (a failed deletion defers its keys).
+pub(crate) type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 tokio::task_local! {
     static SCOPE: Arc<Scope>;
@@ -17,8 +21,8 @@ struct Scope(Mutex<State>);
 #[derive(Default)]
 struct State {
     phase: Phase,
-    /// Invalidations held for the commit: each cache with its rendered keys.
-    owed: Vec<(Cache, Vec<String>)>,
+    /// Invalidations held for the commit.
+    owed: Vec<Work>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +80,7 @@ pub async fn transaction<F: Future>(body: F) -> F::Output {
     let settle = Settle(scope.clone());
     let output = SCOPE.scope(scope, body).await;
     if let Some(owed) = settle.take() {
-        delete_all(owed).await;
+        run_all(owed).await;
     }
     output
 }
@@ -101,29 +105,29 @@ pub async fn commit<T, E>(commit: impl Future<Output = Result<T, E>>) -> Result<
         })
         .unwrap_or_default();
     if !owed.is_empty() {
-        // A task of its own: the deletion goes on if this future is dropped, and runs
-        // outside the scope, so it is not held again.
-        let _ = tokio::spawn(delete_all(owed)).await;
+        // A task of its own: the deletion goes on if this future is dropped.
+        let _ = tokio::spawn(run_all(owed)).await;
     }
     result
 }
 
-async fn delete_all(owed: Vec<(Cache, Vec<String>)>) {
-    for (cache, keys) in owed {
-        let _ = cache.delete(keys).await;
+async fn run_all(owed: Vec<Work>) {
+    for work in owed {
+        work.await;
     }
 }
 
-/// Holds `keys` of `cache` for the current transaction scope; says whether it did (there is
-/// a scope, and its commit has not returned).
-pub(crate) fn hold(cache: &Cache, keys: &[String]) -> bool {
+/// Holds the work `make` makes for the current transaction scope, and says whether it did:
+/// there is a scope, and its commit has not returned. Otherwise `make` is not called and the
+/// caller does the work itself.
+pub(crate) fn owe(make: impl FnOnce() -> Work) -> bool {
     SCOPE
         .try_with(|scope| {
             let mut state = scope.state();
             if state.phase == Phase::Committed {
                 return false;
             }
-            state.owed.push((cache.clone(), keys.to_vec()));
+            state.owed.push(make());
             true
         })
         .unwrap_or(false)
@@ -135,7 +139,7 @@ struct Settle(Arc<Scope>);
 
 impl Settle {
     /// The deletions owed (none after a rollback), leaving nothing for `drop`.
-    fn take(&self) -> Option<Vec<(Cache, Vec<String>)>> {
+    fn take(&self) -> Option<Vec<Work>> {
         let mut state = self.0.state();
         let owed = std::mem::take(&mut state.owed);
         (state.phase != Phase::Open && !owed.is_empty()).then_some(owed)
@@ -145,7 +149,7 @@ impl Settle {
 impl Drop for Settle {
     fn drop(&mut self) {
         if let Some(owed) = self.take() {
-            spawn_detached(delete_all(owed));
+            spawn_detached(run_all(owed));
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::freshness;
 use crate::key::KeyBuilder;
 use crate::private::call::{decode, encode};
 use crate::private::shape::{OkOf, Whole};
-use crate::private::stored::Stores;
+use crate::private::stored::ValueCodec;
 use crate::store::Fetch;
 use crate::store::lease::Lease;
 use crate::telemetry::{self, Op};
@@ -206,7 +206,7 @@ impl<K, V> Filling<K, V> {
 /// the body with (see the module's docs). Records one outcome per hit.
 pub async fn batch_lookup<S, R>(
     batch: Batch<S::Id>,
-    stores: Stores<S::Value>,
+    codec: ValueCodec<S::Value>,
 ) -> Looked<R, S::Id, S::Value>
 where
     S: BatchShape<R>,
@@ -218,24 +218,24 @@ where
         keys,
         ttl,
     } = batch;
-    let Some(cache) = cache else {
+    let Some(handle) = cache else {
         return Looked::Run(Filling::uncached(function, ids.len()), ids);
     };
     if ids.is_empty() {
         return Looked::Done(S::from_hits(Vec::new()));
     }
-    let parts = &*cache.inner;
-    let store = &parts.store;
+    let cache = &*handle.inner;
+    let store = &cache.store;
     // As a single call: a key whose invalidation has not reached the store is neither read
     // nor written.
-    if keys.iter().any(|key| parts.pending.contains(key)) {
+    if keys.iter().any(|key| cache.pending.contains(key)) {
         return Looked::Run(Filling::uncached(function, ids.len()), ids);
     }
     let lease = Lease::new();
     let found = match telemetry::timed(function, Op::Fetch, store.fetch_many(&keys, &lease)).await {
         Ok(found) => found,
         Err(error) => {
-            telemetry::error(&parts.log, function, Op::Fetch, &error);
+            telemetry::error(&cache.log, function, Op::Fetch, &error);
             return Looked::Run(Filling::uncached(function, ids.len()), ids);
         }
     };
@@ -251,13 +251,13 @@ where
             // are misses, not stored over.
             Some(Fetch::Hit(bytes, _)) if bytes.first() == Some(&MARKER) => {
                 match freshness::fresh_value(&bytes, now)
-                    .and_then(|value| decode(stores, &cache, value, function))
+                    .and_then(|value| decode(codec, cache, value, function))
                 {
                     Some(Entry::Value(value)) => hits.push((id, value)),
                     _ => missing.push(id),
                 }
             }
-            Some(Fetch::Hit(bytes, _)) => match decode(stores, &cache, &bytes, function) {
+            Some(Fetch::Hit(bytes, _)) => match decode(codec, cache, &bytes, function) {
                 Some(Entry::Value(value)) => hits.push((id, value)),
                 // Undecodable or oversized: overwritten, as a single call does.
                 Some(Entry::Absent) | None => take_over.push((id, key)),
@@ -273,7 +273,7 @@ where
         match store.take_leases(&keys, &lease).await {
             Ok(()) => leased.extend(take_over),
             Err(error) => {
-                telemetry::error(&parts.log, function, Op::Fetch, &error);
+                telemetry::error(&cache.log, function, Op::Fetch, &error);
                 missing.extend(take_over.into_iter().map(|(id, _)| id));
             }
         }
@@ -287,7 +287,7 @@ where
     missing.extend(leased.iter().map(|(id, _)| id.clone()));
     let filling = Filling {
         function,
-        cache: Some(cache),
+        cache: Some(handle),
         lease,
         ttl,
         hits,
@@ -297,12 +297,12 @@ where
     Looked::Run(filling, missing)
 }
 
-/// Runs the body (already given the missing ids), stores what it returned under our leases,
+/// Runs the body (already given the missing ids), codec what it returned under our leases,
 /// releases the leases of ids it did not return (all of them on an `Err`), and adds the
 /// hits. Records one outcome per id given to the body.
 pub async fn batch_fill<S, R, F>(
     filling: Filling<S::Id, S::Value>,
-    stores: Stores<S::Value>,
+    codec: ValueCodec<S::Value>,
     body: Pin<&mut F>,
 ) -> R
 where
@@ -324,21 +324,21 @@ where
     let keys = leased.iter().map(|(_, key)| key.as_str());
     let mut output = flight::filling_all(keys, body).await;
     telemetry::body_time(function, started.elapsed());
-    let Some(cache) = cache else {
+    let Some(handle) = cache else {
         for _ in 0..missing {
             telemetry::outcome(function, Outcome::Bypass);
         }
         return output;
     };
-    let parts = &*cache.inner;
-    let store = &parts.store;
+    let cache = &*handle.inner;
+    let store = &cache.store;
     // Ids the body did not return (all of them after an `Err`), and values that do not
     // encode, are released rather than stored.
     let mut encoded = Vec::new();
     let mut release = Vec::new();
     for (id, key) in &leased {
         match S::value(&output, id)
-            .and_then(|value| encode(stores, &cache, Entry::Value(value), function))
+            .and_then(|value| encode(codec, cache, Entry::Value(value), function))
         {
             Some(bytes) => encoded.push((key.as_str(), bytes)),
             None => release.push(key.clone()),
@@ -348,7 +348,7 @@ where
         .iter()
         .map(|(key, bytes)| (*key, &bytes[..]))
         .collect();
-    let ttl = ttl.unwrap_or(parts.default_ttl);
+    let ttl = ttl.unwrap_or(cache.default_ttl);
     let fill = telemetry::timed(function, Op::Fill, store.fill_many(&entries, &lease, ttl));
     let (filled, released) = tokio::join!(fill, store.release_many(&release, &lease));
     match filled {
@@ -358,10 +358,10 @@ where
             "fill leases lost (invalidated or expired); those values not stored"
         ),
         Ok(_) => {}
-        Err(error) => telemetry::error(&parts.log, function, Op::Fill, &error),
+        Err(error) => telemetry::error(&cache.log, function, Op::Fill, &error),
     }
     if let Err(error) = released {
-        telemetry::error(&parts.log, function, Op::Fill, &error);
+        telemetry::error(&cache.log, function, Op::Fill, &error);
     }
     for _ in 0..missing {
         telemetry::outcome(function, Outcome::Miss);

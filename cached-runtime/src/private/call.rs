@@ -1,34 +1,22 @@
-//! The cache-aside algorithm of a `#[redis_cached]` call.
-//!
-//! ```text
-//! near tier hit? -> return
-//! fetch (one command: read, or take our lease if absent)
-//!   Hit(value)   -> decode -> return (undecodable: take the lease, fill)
-//!   Ours         -> fill: run the body as a flight's pilot, store under our lease
-//!   Theirs(lease)-> wait for that filler (its flight here, or its value in the store),
-//!                   at most the lease's length; then run the body ourselves
-//!   error        -> degraded: one body run per key for concurrent calls, nothing stored
-//! ```
+//! One call of a `#[redis_cached]` function: the [`Call`] value generated code builds (its
+//! cache, rendered key and options, and what follows from them: TTLs, tags, the stored
+//! form), the [`Context`] every step of the read algorithm (`cached.rs`, `refresh.rs`) works
+//! in, and the helpers the single and batch forms share: run the body, encode, decode.
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Inner};
 use crate::entry::Entry;
-use crate::flight::{self, Boarding, Joined};
+use crate::flight::{self, Pilot};
 use crate::freshness::{self, Windows};
 use crate::key::KeyBuilder;
-use crate::near::NearTier;
-use crate::private::shape::Shape;
-use crate::private::stale::{Fallback, Judged, Refresh, judge};
-use crate::private::stored::Stores;
-use crate::store::lease::Lease;
+use crate::private::stored::ValueCodec;
+use crate::store::Tags;
+use crate::store::lease::{Lease, Leases};
 use crate::store::tags::Stamp;
-use crate::store::{Fetch, Tags};
-use crate::task::Backoff;
 use crate::telemetry::{self, Op};
 use crate::ttl;
-use crate::{Error, IntoTtl, Outcome};
+use crate::IntoTtl;
 use std::borrow::Cow;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,9 +31,9 @@ pub struct Call {
     ttl_refused: bool,
     /// `stale`, `stale_if_error`, `refresh_ahead`.
     pub(crate) windows: Windows,
-    refresh: bool,
+    pub(crate) refresh: bool,
     pub(crate) cache_none: bool,
-    near: Option<bool>,
+    pub(crate) near: Option<bool>,
     /// With `revalidate = "background"`: where `judge` leaves the refresh this call claimed,
     /// for `cached_revalidating` to run in a task of its own.
     pub(crate) background: Option<Box<Mutex<Option<Refresh>>>>,
@@ -149,28 +137,31 @@ impl Call {
     }
 
     /// The call's tags, with how long a tag key it creates lives.
-    pub(crate) fn tags(&self, default_ttl: Duration, lease_ttl: Option<Duration>) -> Tags<'_> {
+    fn tags(&self, default_ttl: Duration, leases: Leases) -> Tags<'_> {
         Tags {
             keys: &self.tags,
-            ttl: self.ttl.unwrap_or(default_ttl)
-                + self.kept_past_ttl(lease_ttl)
-                + lease_ttl.unwrap_or_default(),
+            ttl: self.ttl.unwrap_or(default_ttl) + self.kept_past_ttl(leases) + leases.ttl(),
         }
+    }
+
+    /// Whether the call carries tags.
+    pub(crate) fn tagged(&self) -> bool {
+        !self.tags.is_empty()
     }
 
     /// The TTL to store `entry` with: `ttl_from`'s, the call's or the cache's default;
     /// `None` (logged at debug level: a TTL of zero is how a value says "do not cache me")
     /// when it is not positive.
-    pub(crate) fn entry_ttl<T>(
+    fn entry_ttl<T>(
         &self,
-        stores: Stores<T>,
+        codec: ValueCodec<T>,
         entry: Entry<&T>,
-        parts: &crate::cache::Inner,
+        default_ttl: Duration,
     ) -> Option<Duration> {
-        let ttl = match stores.ttl_of(entry) {
+        let ttl = match codec.ttl_of(entry) {
             Some(from_value) => from_value,
             None if self.ttl_refused => None,
-            None => Some(self.ttl.unwrap_or(parts.default_ttl)),
+            None => Some(self.ttl.unwrap_or(default_ttl)),
         };
         if ttl.is_none() {
             tracing::debug!(
@@ -184,10 +175,10 @@ impl Call {
     /// How long past its TTL the store keeps an entry: the longer window; with
     /// `refresh_ahead`, at least a lease's length, so that a refresh claimed just before the
     /// expiry still finds the entry to store over.
-    pub(crate) fn kept_past_ttl(&self, lease_ttl: Option<Duration>) -> Duration {
+    pub(crate) fn kept_past_ttl(&self, leases: Leases) -> Duration {
         let extra = self.windows.extra();
         if self.windows.beta > 0.0 {
-            extra.max(lease_ttl.unwrap_or_default())
+            extra.max(leases.ttl())
         } else {
             extra
         }
@@ -196,10 +187,10 @@ impl Call {
     /// The bytes to store for `encoded` and how long the store keeps them: with `stale`,
     /// `stale_if_error` or `refresh_ahead`, in an envelope fresh for `ttl` (computed in
     /// `took`), kept [`kept_past_ttl`](Self::kept_past_ttl) longer.
-    pub(crate) fn stored_form<'a>(
+    fn stored_form<'a>(
         &self,
         encoded: &'a [u8],
-        (ttl, lease_ttl): (Duration, Option<Duration>),
+        (ttl, leases): (Duration, Leases),
         took: Duration,
     ) -> (Cow<'a, [u8]>, Duration) {
         if !self.windows.any() {
@@ -207,375 +198,79 @@ impl Call {
         }
         let fresh_until = freshness::now().saturating_add(freshness::millis(ttl));
         let wrapped = freshness::wrap(encoded, fresh_until, took);
-        (Cow::Owned(wrapped), ttl + self.kept_past_ttl(lease_ttl))
+        (Cow::Owned(wrapped), ttl + self.kept_past_ttl(leases))
     }
 }
 
-/// The first and longest pauses between two looks at a key another process is filling.
-const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
 
-/// Cache-aside around `body`: look up, else run and store. Cache failures only cost time.
-///
-/// One lookup is one command that also takes a fill lease when the key is absent. Then: a
-/// value is a hit; our lease means we run the body and store conditionally; another
-/// caller's lease means we join its flight (same process) or wait for its value (another
-/// process), up to the lease's length, then run the body ourselves. A call from inside the
-/// body of a fill of the same key runs its body at once: it would otherwise wait for itself.
-///
-/// `stores` comes from the macro's check of the stored type (`stored_ok::<User>()`, ..):
-/// this function puts no bound of its own on that type.
-///
-/// Everything but a hit (fills, waits, degraded runs, lease takeovers) is awaited boxed, so
-/// that the future of a call, which a server allocates and moves per request, holds only
-/// what a hit needs (for a `Result<Option<T>, _>` function with a trivial body, release
-/// build: 2.9 KiB, against 6.6 KiB with those paths inline).
-///
-/// Not an `async fn` around `cached_with`: that would be one more future, the size of the
-/// whole call, copied into its caller's on every call.
-pub fn cached<S, R, F>(
-    call: Call,
-    stores: Stores<S::Stored>,
-    body: Pin<&mut F>,
-) -> impl Future<Output = R>
-where
-    S: Shape<R>,
-    F: Future<Output = R>,
-{
-    cached_with::<S, R, F, Call>(call, stores, body)
+/// A refresh a call claimed and left to run in the background.
+pub(crate) struct Refresh {
+    /// The claim written into the entry: the refresh stores only while it is still there.
+    pub(crate) claim: Lease,
+    /// The tag versions read with the entry.
+    pub(crate) stamp: Stamp,
+    /// Keeps this process's other callers from claiming the same refresh meanwhile.
+    pub(crate) _refreshing: Pilot,
 }
 
-/// [`cached`], on an owned or a borrowed call: `cached_revalidating` reads the call again
-/// after it.
-pub(crate) async fn cached_with<S, R, F, C>(
-    call: C,
-    stores: Stores<S::Stored>,
-    mut body: Pin<&mut F>,
-) -> R
-where
-    S: Shape<R>,
-    F: Future<Output = R>,
-    C: std::borrow::Borrow<Call>,
-{
-    let call = call.borrow();
-    let function = call.function;
-    let Some((cache, key)) = &call.target else {
-        let output = body.await;
-        telemetry::outcome(function, Outcome::Bypass);
-        return output;
-    };
-    let parts = &*cache.inner;
-    let store = &parts.store;
-    if parts.pending.contains(key) || call.tags.iter().any(|tag| parts.pending.contains(tag)) {
-        // The key's (or a tag's) invalidation has not reached the store: neither read nor
-        // write it.
-        return Box::pin(degraded::<S, R, _>(call, stores, cache, key, body)).await;
-    }
-    // The near tier's epoch for the key is taken before Redis is read: what is read is
-    // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
-    // skip the tier: an invalidated tag changes no entry's key, so no push would evict them.
-    let near = parts
-        .near
-        .as_deref()
-        .filter(|tier| call.tags.is_empty() && !call.windows.any() && tier.serves(call.near))
-        .map(|tier| (tier, tier.epoch(key)));
-    if let Some((tier, _)) = near
-        && !call.refresh
-        && let Some(output) = tier
-            .get(key)
-            .and_then(|held| {
-                stores.near_value(&held, |bytes| decode(stores, cache, bytes, function))
-            })
-            .and_then(S::output)
-    {
-        telemetry::outcome(function, Outcome::Hit);
-        return output;
-    }
-    let lease = Lease::new();
-    let want_ttl = near.is_some();
-    let tags = call.tags(parts.default_ttl, store.lease_ttl());
-    // With each lookup, the tags' versions it read (before the body runs): what a fill
-    // records.
-    let look_up = || {
-        telemetry::timed(
-            function,
-            Op::Fetch,
-            store.fetch(key, &lease, want_ttl, tags),
-        )
-    };
-    // Boxed, as every path but a hit's (see above).
-    let take_over = || async {
-        let stamp = Box::pin(store.take_lease(key, &lease, tags)).await?;
-        Ok((Fetch::Ours, stamp))
-    };
-    let mut fetched = if call.refresh {
-        take_over().await
-    } else {
-        look_up().await
-    };
-    let mut poll = POLL;
-    // Set when another caller's lease is first seen: a hit needs no clock.
-    let mut give_up = None;
-    // An entry past its TTL within `stale_if_error`, for when the body fails.
-    let mut fallback = None;
-    loop {
-        match fetched {
-            Ok((Fetch::Hit(bytes, _), stamp)) if call.windows.any() => {
-                let judged =
-                    judge::<S, R, _>(call, stores, cache, key, &bytes, &stamp, body.as_mut());
-                match Box::pin(judged).await {
-                    Judged::Served(output) => return output,
-                    Judged::Miss => fetched = take_over().await,
-                    // Of the callers that read it, one takes the key over; the others look
-                    // again, find its lease, and wait for its fill.
-                    Judged::Expired(fresh_until, found) => {
-                        fallback = found;
-                        let taken = store.take_over(key, tags, fresh_until, &lease);
-                        fetched = match Box::pin(taken).await {
-                            Ok(true) => Ok((Fetch::Ours, stamp)),
-                            Ok(false) => look_up().await,
-                            Err(error) => Err(error),
-                        };
-                    }
-                }
-            }
-            Ok((Fetch::Hit(bytes, ttl), _)) => {
-                if let Some(entry) = decode(stores, cache, &bytes, function) {
-                    let held = near
-                        .zip(ttl)
-                        .map(|(near, ttl)| (near, ttl, stores.hold(&bytes, entry.as_ref())));
-                    if let Some(output) = S::output(entry) {
-                        if let Some(((tier, epoch), ttl, held)) = held {
-                            tier.keep(key, held, bytes.len(), ttl, epoch);
-                        }
-                        // After waiting for another process's fill, its value.
-                        let outcome = if give_up.is_some() {
-                            Outcome::Coalesced
-                        } else {
-                            Outcome::Hit
-                        };
-                        telemetry::outcome(function, outcome);
-                        return output;
-                    }
-                }
-                // Undecodable, oversized or not of this function's shape: overwrite it.
-                fetched = take_over().await;
-            }
-            Ok((Fetch::Ours, stamp)) => {
-                let lease = (&lease, &stamp);
-                let fill = fill::<S, R, _>(call, stores, cache, key, lease, near, fallback, body);
-                return Box::pin(fill).await;
-            }
-            Ok((Fetch::Theirs(other), _)) => {
-                if flight::is_filling(key) {
-                    return Box::pin(uncached(function, key, body, Outcome::Bypass)).await;
-                }
-                let give_up = *give_up
-                    .get_or_insert_with(|| Instant::now() + store.lease_ttl().unwrap_or_default());
-                match Box::pin(wait_for_filler(parts, key, &other, give_up, &mut poll)).await {
-                    Waited::Landed(bytes) => {
-                        if let Some(output) =
-                            decode(stores, cache, &bytes, function).and_then(S::output)
-                        {
-                            telemetry::outcome(function, Outcome::Coalesced);
-                            return output;
-                        }
-                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
-                    }
-                    Waited::RunBody => {
-                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
-                    }
-                    // Another process's lease, or a marker that outlived any lease's length
-                    // (a stray value of the lease's form): take the key over once it is up.
-                    Waited::LookAgain if Instant::now() >= give_up => {
-                        fetched = take_over().await;
-                    }
-                    Waited::LookAgain => fetched = look_up().await,
-                }
-            }
-            Err(error) => {
-                telemetry::error(&parts.log, function, Op::Fetch, &error);
-                if !matches!(error, Error::Unavailable) {
-                    // The lookup may still reach Redis and set our lease after we gave up
-                    // on it; a release queued behind it on the connection undoes that.
-                    store.release_detached(key, &lease);
-                }
-                return Box::pin(degraded::<S, R, _>(call, stores, cache, key, body)).await;
-            }
-        }
-    }
+/// What every step of one call with a cache reads: the call, its cache's parts, its key, how
+/// its values are encoded and its tags.
+pub(crate) struct Context<'a, T> {
+    pub(crate) call: &'a Call,
+    pub(crate) function: &'static str,
+    pub(crate) cache: &'a Inner,
+    pub(crate) key: &'a str,
+    pub(crate) codec: ValueCodec<T>,
+    pub(crate) tags: Tags<'a>,
 }
 
-/// What waiting for another caller's fill gave.
-enum Waited {
-    /// The bytes its flight in this process stored.
-    Landed(Arc<[u8]>),
-    /// Its flight ended without a value to share, or outlasted the lease: run the body.
-    RunBody,
-    /// No flight of this process holds that lease: look the key up again.
-    LookAgain,
-}
+impl<'a, T> Context<'a, T> {
+    /// The context of `call`, unless it has no cache.
+    pub(crate) fn new(call: &'a Call, codec: ValueCodec<T>) -> Option<Self> {
+        let (handle, key) = call.target.as_ref()?;
+        let cache: &Inner = &handle.inner;
+        Some(Context {
+            call,
+            function: call.function,
+            cache,
+            key,
+            codec,
+            tags: call.tags(cache.default_ttl, cache.store.leases()),
+        })
+    }
 
-/// Waits for the caller holding `lease` on `key`: this process's flight if it has one (at
-/// most until `give_up`), else a pause before the key is looked up again.
-async fn wait_for_filler(
-    parts: &crate::cache::Inner,
-    key: &str,
-    lease: &Lease,
-    give_up: Instant,
-    poll: &mut Backoff,
-) -> Waited {
-    let left = || give_up.saturating_duration_since(Instant::now());
-    // A flight of this process may register a moment after its lease is seen: look again
-    // after the pause before asking the store again.
-    let mut joined = parts.flights.join(key, lease, left()).await;
-    if matches!(joined, Joined::NoFlight) {
-        tokio::time::sleep(poll.next().min(left())).await;
-        joined = parts.flights.join(key, lease, left()).await;
+    /// The bytes to store for `entry`, unless it does not encode (logged).
+    pub(crate) fn encode(&self, entry: Entry<&T>) -> Option<Arc<[u8]>> {
+        encode(self.codec, self.cache, entry, self.function)
     }
-    match joined {
-        Joined::Value(bytes) => Waited::Landed(bytes),
-        Joined::NoValue | Joined::TimedOut => Waited::RunBody,
-        Joined::NoFlight => Waited::LookAgain,
-    }
-}
 
-/// Runs the body under our lease, shares the result with this process's joiners, and
-/// stores it if the lease still holds the key, stamped with the tag versions read before.
-/// With a `fallback` (an entry within `stale_if_error`), an `Err` of the body is answered
-/// with it, and it is put back.
-#[allow(clippy::too_many_arguments)] // One call site; the arguments are the fill's state.
-async fn fill<S, R, F>(
-    call: &Call,
-    stores: Stores<S::Stored>,
-    cache: &Cache,
-    key: &str,
-    (lease, stamp): (&Lease, &Stamp),
-    near: Option<(&NearTier, u64)>,
-    fallback: Option<Fallback>,
-    body: F,
-) -> R
-where
-    S: Shape<R>,
-    F: Future<Output = R>,
-{
-    let function = call.function;
-    let parts = &*cache.inner;
-    let store = &parts.store;
-    let tags = call.tags(parts.default_ttl, store.lease_ttl());
-    let pilot = store
-        .lease_ttl()
-        .map(|_| parts.flights.depart(store, key, lease));
-    let (output, took) = run(function, key, body).await;
-    if S::failed(&output)
-        && let Some(fallback) = fallback
-        && let Some(stale) = decode(stores, cache, fallback.value(), function).and_then(S::output)
-    {
-        // Joiners get the old value too, and later callers find it again (unless an
-        // invalidation took our lease meanwhile).
-        if let Some(pilot) = pilot {
-            pilot.land(Some(fallback.value().into()));
-        }
-        let restore = store.fill(key, lease, &fallback.stored, fallback.left, tags, stamp);
-        if let Err(error) = restore.await {
-            telemetry::error(&parts.log, function, Op::Fill, &error);
-        }
-        telemetry::outcome(function, Outcome::Stale);
-        return stale;
+    /// A stored entry, unless it is oversized or does not decode (both logged).
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Option<Entry<T>> {
+        decode(self.codec, self.cache, bytes, self.function)
     }
-    let entry = S::stored(&output, call.cache_none);
-    let encoded = entry.and_then(|entry| encode(stores, cache, entry, function));
-    if let Some(pilot) = pilot {
-        pilot.land(encoded.clone());
-    }
-    let ttl = entry.and_then(|entry| call.entry_ttl(stores, entry, parts));
-    let stored = match (&encoded, entry, ttl) {
-        (Some(bytes), Some(entry), Some(ttl)) => {
-            let (stored, kept) = call.stored_form(bytes, (ttl, store.lease_ttl()), took);
-            telemetry::timed(
-                function,
-                Op::Fill,
-                store.fill(key, lease, &stored, kept, tags, stamp),
-            )
-            .await
-            .map(|filled| match near {
-                _ if !filled => tracing::debug!(
-                    function,
-                    "fill lease lost (invalidated or expired); value not stored"
-                ),
-                Some((tier, epoch)) => {
-                    tier.keep(key, stores.hold(bytes, entry), bytes.len(), ttl, epoch);
-                }
-                None => {}
-            })
-        }
-        _ => store.release(key, lease).await,
-    };
-    if let Err(error) = stored {
-        telemetry::error(&parts.log, function, Op::Fill, &error);
-    }
-    let outcome = if call.refresh {
-        Outcome::Refresh
-    } else {
-        Outcome::Miss
-    };
-    telemetry::outcome(function, outcome);
-    output
-}
 
-/// For calls that cannot use the store (it is unreachable, or the key's invalidation is
-/// pending): concurrent calls on a key run the body once and share its result, as a fill's
-/// joiners do, so that an outage does not multiply the load on the source. Nothing is read
-/// from or written to the store.
-async fn degraded<S, R, F>(
-    call: &Call,
-    stores: Stores<S::Stored>,
-    cache: &Cache,
-    key: &str,
-    body: F,
-) -> R
-where
-    S: Shape<R>,
-    F: Future<Output = R>,
-{
-    let function = call.function;
-    let parts = &*cache.inner;
-    // Without leases there is no single-flight, degraded or not.
-    let Some(wait) = parts.store.lease_ttl() else {
-        return uncached(function, key, body, Outcome::Bypass).await;
-    };
-    if flight::is_filling(key) {
-        return uncached(function, key, body, Outcome::Bypass).await;
+    /// The TTL to store `entry` with; `None` when it is not positive (not stored).
+    pub(crate) fn entry_ttl(&self, entry: Entry<&T>) -> Option<Duration> {
+        self.call
+            .entry_ttl(self.codec, entry, self.cache.default_ttl)
     }
-    match parts.flights.board_degraded(key) {
-        Boarding::Pilot(pilot) => {
-            let (output, _) = run(function, key, body).await;
-            let entry = S::stored(&output, call.cache_none);
-            pilot.land(entry.and_then(|entry| encode(stores, cache, entry, function)));
-            telemetry::outcome(function, Outcome::Bypass);
-            output
-        }
-        Boarding::Passenger(passenger) => {
-            if let Joined::Value(bytes) = passenger.wait(wait).await
-                && let Some(output) = decode(stores, cache, &bytes, function).and_then(S::output)
-            {
-                telemetry::outcome(function, Outcome::Bypass);
-                return output;
-            }
-            uncached(function, key, body, Outcome::Bypass).await
-        }
-    }
-}
 
-/// Runs the body without touching the cache, and records `outcome`.
-async fn uncached<R, F: Future<Output = R>>(
-    function: &'static str,
-    key: &str,
-    body: F,
-    outcome: Outcome,
-) -> R {
-    let (output, _) = run(function, key, body).await;
-    telemetry::outcome(function, outcome);
-    output
+    /// The bytes to store for `encoded` (computed in `took`) with a TTL of `ttl`, and how
+    /// long the store keeps them (see [`Call::stored_form`]).
+    pub(crate) fn stored_form<'b>(
+        &self,
+        encoded: &'b [u8],
+        ttl: Duration,
+        took: Duration,
+    ) -> (Cow<'b, [u8]>, Duration) {
+        self.call
+            .stored_form(encoded, (ttl, self.cache.store.leases()), took)
+    }
+
+    /// Logs (rationed) a failed operation of this call.
+    pub(crate) fn error(&self, op: Op, error: &dyn std::fmt::Display) {
+        telemetry::error(&self.cache.log, self.function, op, error);
+    }
 }
 
 /// Runs the body for `key` (calls of `key` from inside it run their bodies at once), and
@@ -594,33 +289,32 @@ pub(crate) async fn run<R, F: Future<Output = R>>(
 
 /// The bytes to store for `entry`, unless it does not encode (logged).
 pub(crate) fn encode<T>(
-    stores: Stores<T>,
-    cache: &Cache,
+    codec: ValueCodec<T>,
+    cache: &Inner,
     entry: Entry<&T>,
     function: &'static str,
 ) -> Option<Arc<[u8]>> {
-    stores
-        .encode(cache.inner.codec, entry)
-        .map_err(|error| telemetry::error(&cache.inner.log, function, Op::Encode, &error))
+    codec
+        .encode(cache.codec, entry)
+        .map_err(|error| telemetry::error(&cache.log, function, Op::Encode, &error))
         .ok()
         .map(Arc::from)
 }
 
 /// A stored entry, unless it is oversized or does not decode (both logged).
 pub(crate) fn decode<T>(
-    stores: Stores<T>,
-    cache: &Cache,
+    codec: ValueCodec<T>,
+    cache: &Inner,
     bytes: &[u8],
     function: &'static str,
 ) -> Option<Entry<T>> {
-    let parts = &*cache.inner;
-    if parts.store.oversized(bytes) {
+    if cache.store.oversized(bytes) {
         let error = "stored value is over the size cap";
-        telemetry::error(&parts.log, function, Op::Decode, &error);
+        telemetry::error(&cache.log, function, Op::Decode, &error);
         return None;
     }
-    stores
-        .decode(parts.codec, bytes)
-        .map_err(|error| telemetry::error(&parts.log, function, Op::Decode, &error))
+    codec
+        .decode(cache.codec, bytes)
+        .map_err(|error| telemetry::error(&cache.log, function, Op::Decode, &error))
         .ok()
 }

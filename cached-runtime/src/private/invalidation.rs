@@ -6,7 +6,8 @@
 use crate::cache::Cache;
 use crate::key::KeyBuilder;
 use crate::private::shape::Shape;
-use crate::task::{Completing, spawn_detached};
+use crate::invalidate::Completing;
+use crate::task::spawn_detached;
 use crate::telemetry::{self, Op};
 use std::future::Future;
 use std::pin::Pin;

@@ -1,24 +1,26 @@
 //! What generated code calls. Not public API: names and signatures change without notice.
 //!
-//! `call.rs` holds the cache-aside algorithm of `#[redis_cached]`, `batch.rs` that of its
-//! batch form, `invalidation.rs` the deletion of `#[invalidates]`, `shape.rs` which part of
-//! a return value is stored, `stored.rs` what the stored type must implement (the one place
-//! that checks it), `stale.rs` what a call does with an entry past (or near) its TTL.
+//! `cached.rs` holds the cache-aside algorithm of `#[redis_cached]`, over the [`Call`] value
+//! and its helpers in `call.rs`; `refresh.rs` what a call does with an entry past (or near)
+//! its TTL; `batch.rs` the algorithm of the batch form; `invalidation.rs` the deletion of
+//! `#[invalidates]`; `shape.rs` which part of a return value is stored; `stored.rs` what the
+//! stored type must implement (the one place that checks it).
 
 mod batch;
+mod cached;
 mod call;
 mod invalidation;
+mod refresh;
 mod shape;
-mod stale;
 mod stored;
 
 pub use self::batch::{Batch, BatchShape, Filling, Looked, batch_fill, batch_lookup};
-pub use self::call::{Call, cached};
+pub use self::cached::{cached, cached_revalidating};
+pub use self::call::Call;
 pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
-pub use self::stale::cached_revalidating;
 pub use self::stored::{
-    NearClone, StorableBatch, StorableOk, StorableOkSome, StorableSome, StorableWhole, Stores,
+    NearClone, StorableBatch, StorableOk, StorableOkSome, StorableSome, StorableWhole, ValueCodec,
     near_clone, stored_batch, stored_ok, stored_ok_some, stored_some, stored_whole, ttl_from,
 };
 pub use crate::entry::Entry;

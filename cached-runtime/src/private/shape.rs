@@ -43,19 +43,19 @@ pub trait Shape<R> {
     }
 }
 
-/// Stores the whole value.
+/// ValueCodec the whole value.
 #[doc(hidden)]
 pub struct Whole;
 
-/// Stores `Ok` values of a `Result`.
+/// ValueCodec `Ok` values of a `Result`.
 #[doc(hidden)]
 pub struct OkOf;
 
-/// Stores `Some` values of an `Option` (and `None` with `cache_none`).
+/// ValueCodec `Some` values of an `Option` (and `None` with `cache_none`).
 #[doc(hidden)]
 pub struct SomeOf;
 
-/// Stores `Ok(Some)` values of a `Result<Option<T>, E>` (and `Ok(None)` with `cache_none`).
+/// ValueCodec `Ok(Some)` values of a `Result<Option<T>, E>` (and `Ok(None)` with `cache_none`).
 #[doc(hidden)]
 pub struct OkSomeOf;
 

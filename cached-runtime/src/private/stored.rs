@@ -2,7 +2,7 @@
 //! type off the return type (`User` in `Result<User, E>`) and calls the check for its shape on
 //! it, spanned on those tokens, as in `stored_ok::<User>()`. The check is the only bound on
 //! `Serialize`/`Deserialize` (and, for `near_cache = true`, `Clone`) that generated code meets:
-//! it returns a [`Stores`], the stored type's encode, decode and near-tier functions, which
+//! it returns a [`ValueCodec`], the stored type's encode, decode and near-tier functions, which
 //! `cached` takes without bounds of its own. So an unstorable type is reported once, at its
 //! own name, in the terms of the user's type rather than of this module's.
 
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// How the values of a function's stored type `T` are encoded, decoded and held in the near
 /// tier; made by a check (`stored_whole`, `stored_ok`, ..), so only for storable types.
-pub struct Stores<T> {
+pub struct ValueCodec<T> {
     encode: fn(Codec, Entry<&T>) -> Result<Vec<u8>, CodecError>,
     decode: fn(Codec, &[u8]) -> Result<Entry<T>, CodecError>,
     /// With `near_cache = true`: the decoded entry is held, and cloned on each near hit.
@@ -32,13 +32,13 @@ struct Cloning<T> {
     value: fn(&(dyn Any + Send + Sync)) -> Option<Entry<T>>,
 }
 
-impl<T> Clone for Stores<T> {
+impl<T> Clone for ValueCodec<T> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T> Copy for Stores<T> {}
+impl<T> Copy for ValueCodec<T> {}
 
 impl<T> Clone for Cloning<T> {
     fn clone(&self) -> Self {
@@ -48,9 +48,9 @@ impl<T> Clone for Cloning<T> {
 
 impl<T> Copy for Cloning<T> {}
 
-impl<T: Serialize + DeserializeOwned> Stores<T> {
+impl<T: Serialize + DeserializeOwned> ValueCodec<T> {
     fn new() -> Self {
-        Stores {
+        ValueCodec {
             encode: Codec::encode_entry::<T>,
             decode: Codec::decode_entry::<T>,
             clone: None,
@@ -59,7 +59,7 @@ impl<T: Serialize + DeserializeOwned> Stores<T> {
     }
 }
 
-impl<T> Stores<T> {
+impl<T> ValueCodec<T> {
     /// The bytes to store for `entry`.
     pub(crate) fn encode(&self, codec: Codec, entry: Entry<&T>) -> Result<Vec<u8>, CodecError> {
         (self.encode)(codec, entry)
@@ -120,8 +120,8 @@ pub trait StorableWhole: Serialize + DeserializeOwned {}
 impl<T: Serialize + DeserializeOwned> StorableWhole for T {}
 
 /// The check on the stored type of a function returning `T`, stored whole.
-pub fn stored_whole<T: StorableWhole>() -> Stores<T> {
-    Stores::new()
+pub fn stored_whole<T: StorableWhole>() -> ValueCodec<T> {
+    ValueCodec::new()
 }
 
 /// What the stored type of a function of this shape must implement (see [`stored_ok`]).
@@ -137,8 +137,8 @@ pub trait StorableOk: Serialize + DeserializeOwned {}
 impl<T: Serialize + DeserializeOwned> StorableOk for T {}
 
 /// The check on the `T` of a function returning `Result<T, E>`.
-pub fn stored_ok<T: StorableOk>() -> Stores<T> {
-    Stores::new()
+pub fn stored_ok<T: StorableOk>() -> ValueCodec<T> {
+    ValueCodec::new()
 }
 
 /// What the stored type of a function of this shape must implement (see [`stored_some`]).
@@ -154,8 +154,8 @@ pub trait StorableSome: Serialize + DeserializeOwned {}
 impl<T: Serialize + DeserializeOwned> StorableSome for T {}
 
 /// The check on the `T` of a function returning `Option<T>`.
-pub fn stored_some<T: StorableSome>() -> Stores<T> {
-    Stores::new()
+pub fn stored_some<T: StorableSome>() -> ValueCodec<T> {
+    ValueCodec::new()
 }
 
 /// What the stored type of a function of this shape must implement (see [`stored_ok_some`]).
@@ -171,13 +171,13 @@ pub trait StorableOkSome: Serialize + DeserializeOwned {}
 impl<T: Serialize + DeserializeOwned> StorableOkSome for T {}
 
 /// The check on the `T` of a function returning `Result<Option<T>, E>`.
-pub fn stored_ok_some<T: StorableOkSome>() -> Stores<T> {
-    Stores::new()
+pub fn stored_ok_some<T: StorableOkSome>() -> ValueCodec<T> {
+    ValueCodec::new()
 }
 
 /// `ttl_from = <fn>`: each value's TTL is `ttl_from(&value)` (see [`IntoTtl`](crate::IntoTtl)).
-pub fn ttl_from<T>(stores: Stores<T>, ttl_from: fn(&T) -> Option<Duration>) -> Stores<T> {
-    Stores {
+pub fn ttl_from<T>(stores: ValueCodec<T>, ttl_from: fn(&T) -> Option<Duration>) -> ValueCodec<T> {
+    ValueCodec {
         ttl_from: Some(ttl_from),
         ..stores
     }
@@ -196,8 +196,8 @@ pub trait StorableBatch: Serialize + DeserializeOwned {}
 impl<T: Serialize + DeserializeOwned> StorableBatch for T {}
 
 /// The check on the `V` of a batch function returning `HashMap<K, V>` (or in a `Result`).
-pub fn stored_batch<T: StorableBatch>() -> Stores<T> {
-    Stores::new()
+pub fn stored_batch<T: StorableBatch>() -> ValueCodec<T> {
+    ValueCodec::new()
 }
 
 /// Implemented by every `Clone + Send + Sync + 'static` type: what `near_cache = true` needs
@@ -215,8 +215,8 @@ impl<T: Clone + Send + Sync + 'static> NearClone for T {}
 
 /// The check for `near_cache = true` on the stored type: the near tier holds decoded
 /// entries and clones them on each hit, rather than decoding the stored bytes.
-pub fn near_clone<T: NearClone>(stores: Stores<T>) -> Stores<T> {
-    Stores {
+pub fn near_clone<T: NearClone>(stores: ValueCodec<T>) -> ValueCodec<T> {
+    ValueCodec {
         clone: Some(Cloning {
             hold: |entry| {
                 let entry = match entry {

@@ -6,7 +6,7 @@
 //! A lookup that fails in one group fails the whole batch (the caller then runs the body
 //! for every id and stores nothing), and the leases the other groups took are released.
 
-use super::lease::Lease;
+use super::lease::{Lease, Leases};
 use super::{Backend, Fetch, Store};
 use crate::Error;
 use crate::task::spawn_detached;
@@ -23,7 +23,7 @@ impl Store {
         keys: &[String],
         lease: &Lease,
     ) -> Result<Vec<Option<Fetch>>, Error> {
-        let leased = self.0.lease_ttl.map(|ttl| (lease, ttl));
+        let leased = self.0.leases.of(lease);
         let groups = self.group(keys.iter().map(String::as_str));
         let lookups = groups.iter().map(|(slot, members)| async move {
             let keys: Vec<&str> = members.iter().map(|&index| keys[index].as_str()).collect();
@@ -68,7 +68,7 @@ impl Store {
 
     /// Puts `lease` on every key whatever it holds (to overwrite values that do not decode).
     pub(crate) async fn take_leases(&self, keys: &[String], lease: &Lease) -> Result<(), Error> {
-        let Some(ttl) = self.0.lease_ttl else {
+        let Leases::On(ttl) = self.0.leases else {
             return Ok(());
         };
         let entries: Vec<(&str, &[u8])> = keys
@@ -90,7 +90,7 @@ impl Store {
         let (oversized, entries): (Vec<_>, Vec<_>) =
             entries.iter().partition(|(_, value)| self.oversized(value));
         let oversized: Vec<String> = oversized.iter().map(|(key, _)| (*key).to_owned()).collect();
-        if self.0.lease_ttl.is_none() {
+        if !self.0.leases.on() {
             let (stored, released) = tokio::join!(
                 self.set_many(&entries, ttl),
                 self.release_many(&oversized, lease)
@@ -143,7 +143,7 @@ impl Store {
 
     /// As [`Store::release_many`], from a task of its own, past the breakers.
     fn release_many_detached(&self, keys: &[String], lease: &Lease) {
-        if self.0.lease_ttl.is_none() {
+        if !self.0.leases.on() {
             return;
         }
         let (store, keys, lease) = (self.clone(), keys.to_vec(), lease.clone());
@@ -158,7 +158,7 @@ impl Store {
         lease: &Lease,
         guarded: bool,
     ) -> Result<(), Error> {
-        if self.0.lease_ttl.is_none() || keys.is_empty() {
+        if !self.0.leases.on() || keys.is_empty() {
             return Ok(());
         }
         let groups = self.group(keys.iter().map(String::as_str));

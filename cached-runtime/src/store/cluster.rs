@@ -8,6 +8,7 @@
 //! to give each primary its own breaker and to tell the near tier which nodes to track.
 
 use super::breaker::{Breakers, SLOTS};
+use super::connection::Certificates;
 use crate::Error;
 use crate::task::spawn_detached;
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
@@ -44,7 +45,7 @@ pub(crate) fn slot(key: &str) -> u16 {
 pub(crate) fn client(
     nodes: Vec<redis::ConnectionInfo>,
     timeout: Duration,
-    certificates: Option<crate::builder::Certificates>,
+    certificates: Option<Certificates>,
 ) -> redis::RedisResult<ClusterClient> {
     let builder = ClusterClientBuilder::new(nodes)
         .connection_timeout(timeout)

@@ -1,10 +1,11 @@
 //! The connection beneath a Redis store, one per topology, all speaking redis-rs's
-//! `ConnectionLike` so that every command and script is written once (`redis.rs`).
+//! `ConnectionLike` so that every command and script is written once (`redis.rs`); and the
+//! client of one node, with the TLS roots it trusts.
 
 use super::sentinel::SentinelConnection;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Client, Cmd, Pipeline, RedisFuture, Value};
 
 #[derive(Clone)]
 pub(crate) enum Connection {
@@ -52,4 +53,40 @@ impl ConnectionLike for Connection {
             Connection::Sentinel(connection) => connection.get_db(),
         }
     }
+}
+
+/// The TLS roots a client trusts beyond the system's (nothing to hold without TLS).
+#[cfg(feature = "tls")]
+pub(crate) type Certificates = redis::TlsCertificates;
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+pub(crate) struct Certificates;
+
+/// Trust `pem`, a CA certificate, beside the system's roots.
+#[cfg(feature = "tls")]
+pub(crate) fn trusting(pem: Vec<u8>) -> Certificates {
+    install_crypto_provider();
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }
+}
+
+/// rustls needs a process-wide crypto provider; one already installed is kept.
+#[cfg(feature = "tls")]
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The client of one node's URL, trusting `certificates` for TLS.
+pub(crate) fn node_client(
+    url: &str,
+    certificates: Option<Certificates>,
+) -> redis::RedisResult<Client> {
+    #[cfg(feature = "tls")]
+    if let (true, Some(certificates)) = (url.starts_with("rediss://"), certificates.clone()) {
+        return Client::build_with_tls(url, certificates);
+    }
+    let _ = certificates;
+    Client::open(url)
 }

@@ -10,6 +10,38 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Whether a cache takes fill leases, and how long one holds its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leases {
+    /// A miss stores with a plain `SET .. EX`: no single-flight, no fencing of fills.
+    Off,
+    /// A miss holds its key this long while it runs the body.
+    On(Duration),
+}
+
+impl Leases {
+    /// How long a lease holds its key; zero when leases are off (nothing waits for one).
+    pub(crate) fn ttl(self) -> Duration {
+        match self {
+            Leases::On(ttl) => ttl,
+            Leases::Off => Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn on(self) -> bool {
+        matches!(self, Leases::On(_))
+    }
+
+    /// `lease` with its length, for the operations that set it; `None` when leases are off.
+    pub(crate) fn of(self, lease: &Lease) -> Option<(&Lease, Duration)> {
+        match self {
+            Leases::On(ttl) => Some((lease, ttl)),
+            Leases::Off => None,
+        }
+    }
+}
 
 /// The second byte of a lease marker (see `entry.rs` for the marker scheme).
 const KIND: u8 = b'L';

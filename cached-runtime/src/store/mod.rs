@@ -1,10 +1,10 @@
 //! Where entries live, and the policy around every store operation.
 //!
-//! [`Store`] owns the connection(s), the circuit breaker, the fill-lease length and the
-//! value-size cap, and is the one place that decides whether fill leases are on. Below it,
-//! one type per kind of store performs the operations atomically (`redis.rs`: Redis, whose
-//! `connection.rs` is one server, a Cluster (`cluster.rs`) or a Sentinel-managed primary
-//! (`sentinel.rs`); `memory.rs`: `mem://`).
+//! [`Store`] owns the connection(s), the circuit breaker, the fill leases and the value-size
+//! cap; its operations take a lease only when [`Leases`] are on. `open.rs` opens a store from
+//! a URL's scheme. Below the store, one type per kind performs the operations atomically
+//! (`redis.rs`: Redis, whose `connection.rs` is one server (`single.rs`), a Cluster
+//! (`cluster.rs`) or a Sentinel-managed primary (`sentinel.rs`); `memory.rs`: `mem://`).
 
 mod batch;
 pub(crate) mod breaker;
@@ -12,14 +12,17 @@ pub(crate) mod cluster;
 pub(crate) mod connection;
 pub(crate) mod lease;
 mod memory;
+mod open;
 mod redis;
 pub(crate) mod sentinel;
+mod single;
 pub(crate) mod tags;
 
 use self::breaker::{BreakerRef, Breakers};
-use self::lease::Lease;
+use self::lease::{Lease, Leases};
 use self::memory::MemoryStore;
-pub(crate) use self::redis::{RedisStore, Replicated, manager_config};
+pub(crate) use self::open::{Settings, open};
+use self::redis::RedisStore;
 use self::tags::Stamp;
 use crate::Error;
 use crate::freshness;
@@ -77,7 +80,7 @@ pub(crate) struct Tags<'a> {
     pub(crate) ttl: Duration,
 }
 
-/// The topologies.
+/// Redis (one server, a Cluster or a Sentinel-managed primary) or `mem://`.
 enum Backend {
     Redis(RedisStore),
     Memory(MemoryStore),
@@ -107,45 +110,31 @@ struct Inner {
     /// Skip the backend (or, on a cluster, one primary) for a while after consecutive
     /// connection failures.
     breakers: Arc<Breakers>,
-    /// How long a fill lease holds a key; `None`: leases (and single-flight) are off.
-    lease_ttl: Option<Duration>,
+    /// Off: no fill leases, and no single-flight.
+    leases: Leases,
     /// Values larger than this are neither stored nor read back.
     max_value_len: usize,
 }
 
 impl Store {
     /// A store on Redis, with its breakers (see [`RedisStore::breakers`]).
-    pub(crate) fn redis(
-        redis: RedisStore,
-        breakers: Arc<Breakers>,
-        lease_ttl: Option<Duration>,
-        max_value_len: usize,
-    ) -> Store {
-        Store::new(Backend::Redis(redis), breakers, lease_ttl, max_value_len)
+    fn redis(redis: RedisStore, breakers: Arc<Breakers>, settings: &Settings) -> Store {
+        Store::new(Backend::Redis(redis), breakers, settings)
     }
 
-    /// A `mem://` store of at most `max_bytes`.
-    pub(crate) fn memory(
-        max_bytes: u64,
-        lease_ttl: Option<Duration>,
-        max_value_len: usize,
-    ) -> Store {
-        let backend = Backend::Memory(MemoryStore::new(max_bytes));
+    /// A `mem://` store of at most `settings.memory_bytes`.
+    fn memory(settings: &Settings) -> Store {
+        let backend = Backend::Memory(MemoryStore::new(settings.memory_bytes));
         let breakers = Arc::new(Breakers::single("mem://".into()));
-        Store::new(backend, breakers, lease_ttl, max_value_len)
+        Store::new(backend, breakers, settings)
     }
 
-    fn new(
-        backend: Backend,
-        breakers: Arc<Breakers>,
-        lease_ttl: Option<Duration>,
-        max_value_len: usize,
-    ) -> Store {
+    fn new(backend: Backend, breakers: Arc<Breakers>, settings: &Settings) -> Store {
         Store(Arc::new(Inner {
             backend,
             breakers,
-            lease_ttl,
-            max_value_len,
+            leases: settings.leases,
+            max_value_len: settings.max_value_len,
         }))
     }
 
@@ -175,9 +164,9 @@ impl Store {
         self.0.breakers.for_slot(slot)
     }
 
-    /// How long a fill lease holds a key, or `None` when leases are off.
-    pub(crate) fn lease_ttl(&self) -> Option<Duration> {
-        self.0.lease_ttl
+    /// Whether fill leases are on, and how long one holds its key.
+    pub(crate) fn leases(&self) -> Leases {
+        self.0.leases
     }
 
     /// Whether stored bytes are too large to be read back.
@@ -278,8 +267,8 @@ impl Store {
     }
 
     async fn lookup(&self, key: &str, lease: &Lease, want_ttl: bool) -> Result<Fetch, Error> {
-        // Without a lease length, leases are off: a plain read.
-        let leased = self.0.lease_ttl.map(|ttl| (lease, ttl));
+        // Leases off: a plain read.
+        let leased = self.0.leases.of(lease);
         let fetched = match &self.0.backend {
             Backend::Redis(redis) => {
                 self.guarded(self.slot(key), redis.fetch(key, leased, want_ttl))
@@ -328,12 +317,12 @@ impl Store {
     }
 
     async fn put_lease(&self, key: &str, lease: &Lease) -> Result<(), Error> {
-        match self.0.lease_ttl {
-            Some(ttl) => {
+        match self.0.leases {
+            Leases::On(ttl) => {
                 self.guarded(self.slot(key), self.set(key, lease.as_bytes(), ttl))
                     .await
             }
-            None => Ok(()),
+            Leases::Off => Ok(()),
         }
     }
 
@@ -372,7 +361,7 @@ impl Store {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, Error> {
-        if self.0.lease_ttl.is_none() {
+        if !self.0.leases.on() {
             return self
                 .guarded(self.slot(key), self.set(key, value, ttl))
                 .await
@@ -434,7 +423,7 @@ impl Store {
         fresh_until: u64,
         lease: &Lease,
     ) -> Result<bool, Error> {
-        let Some(lease_ttl) = self.0.lease_ttl else {
+        let Leases::On(lease_ttl) = self.0.leases else {
             return Ok(true);
         };
         let at = tags::envelope_len(tags.keys.len());
@@ -511,7 +500,7 @@ impl Store {
 
     /// Gives up `lease` on `key`, so that the next caller need not wait for it to expire.
     pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
-        if self.0.lease_ttl.is_none() {
+        if !self.0.leases.on() {
             return Ok(());
         }
         self.guarded(self.slot(key), self.release_unguarded(key, lease))
@@ -531,7 +520,7 @@ impl Store {
     /// Releases `lease` from a task of its own, past the breaker: for callers that cannot
     /// wait (a dropped pilot, a lookup that timed out).
     pub(crate) fn release_detached(&self, key: &str, lease: &Lease) {
-        if self.0.lease_ttl.is_none() {
+        if !self.0.leases.on() {
             return;
         }
         let (store, key, lease) = (self.clone(), key.to_owned(), lease.clone());

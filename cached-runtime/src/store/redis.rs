@@ -15,12 +15,12 @@ use super::connection::Connection;
 use super::tags::{VERSION_LEN, fresh_version};
 use super::{Bytes, Fetch};
 use crate::Error;
+use crate::entry::MARKER;
 use crate::freshness;
 use crate::store::lease::Lease;
 use futures_util::future::join_all;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::{Client, Cmd, FromRedisValue, Script, ScriptInvocation};
+use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -55,16 +55,22 @@ static FILL: LazyLock<Script> = LazyLock::new(|| {
 /// no claim is current at `ARGV[3]` (ms since the epoch); writes the claim (`ARGV[4]`) in
 /// place, which keeps the key's TTL.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    use freshness::{CLAIM_AT, CLAIMED_UNTIL, FRESH_UNTIL, HEADER_LEN};
+    let envelope = envelope_start();
+    Script::new(&format!(
         r"local at = tonumber(ARGV[1])
-          local head = redis.call('GETRANGE', KEYS[1], at, at + 55)
-          if string.len(head) < 56 or string.sub(head, 1, 15) ~= '\193F' .. ARGV[2] then
+          local head = redis.call('GETRANGE', KEYS[1], at, at + {header_last})
+          if string.len(head) < {HEADER_LEN} or string.sub(head, 1, {fresh_end}) ~= '{envelope}' .. ARGV[2] then
             return 0
           end
-          if tonumber(string.sub(head, 26, 38)) > tonumber(ARGV[3]) then return 0 end
-          redis.call('SETRANGE', KEYS[1], at + 25, ARGV[4])
+          if tonumber(string.sub(head, {claimed_first}, {claimed_end})) > tonumber(ARGV[3]) then return 0 end
+          redis.call('SETRANGE', KEYS[1], at + {CLAIM_AT}, ARGV[4])
           return 1",
-    )
+        header_last = HEADER_LEN - 1,
+        fresh_end = FRESH_UNTIL.end,
+        claimed_first = CLAIMED_UNTIL.start + 1,
+        claimed_end = CLAIMED_UNTIL.end,
+    ))
 });
 
 /// Puts the caller's lease (`ARGV[3]`, for `ARGV[4]` ms) on the key only if it still holds
@@ -72,31 +78,39 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
 /// the callers that read an entry past its windows, one takes it over, the others find its
 /// lease.
 static TAKE_OVER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    let envelope = envelope_start();
+    Script::new(&format!(
         r"local at = tonumber(ARGV[1])
-          if redis.call('GETRANGE', KEYS[1], at, at + 14) ~= '\193F' .. ARGV[2] then
+          if redis.call('GETRANGE', KEYS[1], at, at + {fresh_last}) ~= '{envelope}' .. ARGV[2] then
             return 0
           end
           redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
           return 1",
-    )
+        fresh_last = freshness::FRESH_UNTIL.end - 1,
+    ))
 });
 
 /// Stores a refresh (`ARGV[3]`, to live `ARGV[4]` ms; an empty value deletes the entry)
 /// only while the caller's claim (`ARGV[2]`, at byte `ARGV[1]`) is still in the entry: an
 /// invalidation deleted it with the entry, a newer claim overwrote it.
 static REPLACE_CLAIMED: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
         r"local at = tonumber(ARGV[1])
-          if redis.call('GETRANGE', KEYS[1], at, at + 17) ~= ARGV[2] then return 0 end
+          if redis.call('GETRANGE', KEYS[1], at, at + {claimant_last}) ~= ARGV[2] then return 0 end
           if ARGV[3] == '' then
             redis.call('DEL', KEYS[1])
           else
             redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
           end
           return 1",
-    )
+        claimant_last = freshness::CLAIMANT.len() - 1,
+    ))
 });
+
+/// The first two bytes of a fresh-until envelope, as a Lua string literal's contents.
+fn envelope_start() -> String {
+    format!("\\{}{}", MARKER, char::from(freshness::KIND))
+}
 
 /// DEL the key only while the caller's lease still holds it.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
@@ -161,17 +175,6 @@ pub(crate) struct Replicated {
     pub(crate) timeout: Duration,
 }
 
-/// The single-node connection manager's settings: every request bounded by `timeout`.
-pub(crate) fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_max_delay(Duration::from_secs(2))
-        // Fail a request with the real cause (refused credentials, refused connection)
-        // rather than retrying until the timeout; the next request reconnects.
-        .set_number_of_retries(0)
-}
-
 impl RedisStore {
     pub(crate) fn new(connection: Connection, replicated: Option<Replicated>) -> RedisStore {
         RedisStore {
@@ -179,47 +182,6 @@ impl RedisStore {
             scripted_lookup: AtomicBool::new(false),
             replicated,
         }
-    }
-
-    /// One server's connection; unless `lazy`, first checks that Redis answers at
-    /// `address` (the redacted URL, named in the error).
-    pub(crate) async fn single(
-        client: Client,
-        address: &str,
-        timeout: Duration,
-        lazy: bool,
-    ) -> Result<ConnectionManager, Error> {
-        if !lazy {
-            // One plain connection first: it fails with the real cause ("connection
-            // refused") where the manager would retry until the timeout.
-            let connect_error = |reason: String| Error::Connect {
-                address: address.to_owned(),
-                reason,
-            };
-            let mut connection =
-                tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
-                    .await
-                    .map_err(|_| connect_error(format!("no answer within {timeout:?}")))?
-                    .map_err(|error| connect_error(error.to_string()))?;
-            // A cluster node answers single-node URLs too, but only for its own slots: every
-            // other key would be redirected, and skip the cache.
-            let info: Result<String, _> = redis::cmd("INFO")
-                .arg("cluster")
-                .query_async(&mut connection)
-                .await;
-            if info.is_ok_and(|info| info.contains("cluster_enabled:1")) {
-                return Err(Error::InvalidUrl {
-                    url: address.to_owned(),
-                    reason: "this server is a Redis Cluster node: connect with \
-                             `redis+cluster://host:port[,host:port...]`"
-                        .into(),
-                });
-            }
-        }
-        Ok(ConnectionManager::new_lazy_with_config(
-            client,
-            manager_config(timeout),
-        )?)
     }
 
     /// `"redis"`, `"redis-cluster"` or `"redis-sentinel"`.

@@ -1,82 +1,47 @@
-//! Entries of functions with `stale`, `stale_if_error` or `refresh_ahead`: what a call does
-//! with one it read, judged by its envelope (see `freshness.rs`), and the refreshes it
-//! claims, run by the caller or, with `revalidate = "background"`, in a task of their own so
-//! that the claimant is served the stored entry at once, as every other caller is. A
-//! background body outlives its call: it must own what it uses (`Send + 'static`), which the
-//! macro asks for by boxing it.
+//! Entries past or near their TTL, of functions with `stale`, `stale_if_error` or
+//! `refresh_ahead`: what a call does with one it read, judged by its envelope (see
+//! `freshness.rs`), and the refreshes it claims, run by the caller or, with
+//! `revalidate = "background"`, in a task of their own so that the claimant is served the
+//! stored entry at once, as every other caller is.
 
 use crate::Outcome;
-use crate::cache::Cache;
-use crate::flight::Pilot;
 use crate::freshness::{self, Freshness};
-use crate::private::call::{Call, cached_with, decode, encode, run};
+use crate::private::call::{Call, Context, Refresh, run};
 use crate::private::shape::Shape;
-use crate::private::stored::Stores;
+use crate::private::stored::ValueCodec;
 use crate::store::lease::Lease;
 use crate::store::tags::Stamp;
-use crate::task::spawn_detached;
 use crate::telemetry::{self, Op};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-/// A refresh a call claimed and left to run in the background.
-pub(crate) struct Refresh {
-    /// The claim written into the entry: the refresh stores only while it is still there.
-    pub(crate) claim: Lease,
-    /// The tag versions read with the entry.
-    pub(crate) stamp: Stamp,
-    /// Keeps this process's other callers from claiming the same refresh meanwhile.
-    pub(crate) _refreshing: Pilot,
-}
-
-/// [`cached`](crate::private::cached) for `revalidate = "background"`: the same, except that
-/// a refresh the call claims runs in a spawned task after the call returned the entry.
-pub async fn cached_revalidating<S, R, F>(
-    mut call: Call,
-    stores: Stores<S::Stored>,
-    mut body: Pin<Box<F>>,
-) -> R
-where
-    S: Shape<R> + 'static,
-    S::Stored: 'static,
-    F: Future<Output = R> + Send + 'static,
-    R: Send + 'static,
-{
-    call.revalidate_in_background();
-    let output = cached_with::<S, R, F, &Call>(&call, stores, body.as_mut()).await;
-    if let Some(refresh) = call.take_claimed() {
-        spawn_detached(refresh_detached::<S, R, F>(call, stores, refresh, body));
-    }
-    output
-}
-
 /// Runs the body of a claimed refresh and stores its value (an `Err` stores nothing: the
 /// claim lapses after a lease's length, and the entry is served until then).
-async fn refresh_detached<S, R, F>(
+pub(crate) async fn refresh_detached<S, R, F>(
     call: Call,
-    stores: Stores<S::Stored>,
+    codec: ValueCodec<S::Stored>,
     refresh: Refresh,
     body: Pin<Box<F>>,
 ) where
     S: Shape<R>,
     F: Future<Output = R>,
 {
-    let (function, Some((_, key))) = (call.function, &call.target) else {
+    let Some(cx) = Context::new(&call, codec) else {
         return;
     };
-    let (output, took) = run(function, key, body).await;
+    let (output, took) = run(cx.function, cx.key, body).await;
     if S::failed(&output) {
         tracing::debug!(
-            function,
+            function = cx.function,
             "background refresh failed; the entry is served until its claim lapses"
         );
         return;
     }
-    let replacement = replacement::<S, R>(&call, stores, &output, took);
+    let replacement = replacement::<S, R>(&cx, &output, took);
     drop(output);
-    store_refresh(&call, key, (&refresh.claim, &refresh.stamp), replacement).await;
+    store_refresh(&cx, (&refresh.claim, &refresh.stamp), replacement).await;
 }
 
 /// An entry within `stale_if_error`, as read: what a failing body is answered with.
@@ -108,10 +73,7 @@ pub(crate) enum Judged<R> {
 /// (see `freshness.rs`): served, refreshed by this call (one caller across processes: the
 /// claim is taken in the entry), or a miss.
 pub(crate) async fn judge<S, R, F>(
-    call: &Call,
-    stores: Stores<S::Stored>,
-    cache: &Cache,
-    key: &str,
+    cx: &Context<'_, S::Stored>,
     bytes: &[u8],
     stamp: &Stamp,
     body: F,
@@ -120,14 +82,13 @@ where
     S: Shape<R>,
     F: Future<Output = R>,
 {
-    let function = call.function;
-    let parts = &*cache.inner;
-    let store = &parts.store;
+    let (call, cache, key, function) = (cx.call, cx.cache, cx.key, cx.function);
+    let store = &cache.store;
     let Some((header, value)) = freshness::open(bytes) else {
         // Stored by a function without these options (or not a value): overwrite it.
         return Judged::Miss;
     };
-    let serve = |outcome| match decode(stores, cache, value, function).and_then(S::output) {
+    let serve = |outcome| match cx.decode(value).and_then(S::output) {
         Some(output) => {
             telemetry::outcome(function, outcome);
             Judged::Served(output)
@@ -140,7 +101,7 @@ where
         Freshness::RefreshEarly => Outcome::Hit,
         Freshness::Stale => Outcome::Stale,
         Freshness::ErrorFallback => {
-            let kept = call.kept_past_ttl(store.lease_ttl());
+            let kept = call.kept_past_ttl(store.leases());
             let kept_until = header.fresh_until.saturating_add(freshness::millis(kept));
             let left = Duration::from_millis(kept_until.saturating_sub(now));
             let stored = bytes.to_vec();
@@ -153,19 +114,18 @@ where
     if header.claimed_until > now {
         return serve(served_as);
     }
-    let Some(refreshing) = parts.flights.refresh(key, &claim) else {
+    let Some(refreshing) = cache.flights.refresh(key, &claim) else {
         return serve(served_as);
     };
-    let tags = call.tags(parts.default_ttl, store.lease_ttl());
-    let until = now.saturating_add(freshness::millis(store.lease_ttl().unwrap_or_default()));
+    let until = now.saturating_add(freshness::millis(store.leases().ttl()));
     match store
-        .claim(key, tags, (header.fresh_until, now, until), &claim)
+        .claim(key, cx.tags, (header.fresh_until, now, until), &claim)
         .await
     {
         Ok(true) => {}
         Ok(false) => return serve(served_as),
         Err(error) => {
-            telemetry::error(&parts.log, function, Op::Fetch, &error);
+            cx.error(Op::Fetch, &error);
             return serve(served_as);
         }
     }
@@ -193,8 +153,8 @@ where
             served => served,
         };
     }
-    let replacement = replacement::<S, R>(call, stores, &output, took);
-    store_refresh(call, key, (&claim, stamp), replacement).await;
+    let replacement = replacement::<S, R>(cx, &output, took);
+    store_refresh(cx, (&claim, stamp), replacement).await;
     drop(refreshing);
     Judged::Served(output)
 }
@@ -202,51 +162,44 @@ where
 /// What a claimed refresh stores for `output` (computed in `took`), and for how long; `None`
 /// for a `None` not to be stored, a value that does not encode or whose TTL is not
 /// positive: the entry is deleted instead (the old value is not served again).
-pub(crate) fn replacement<S, R>(
-    call: &Call,
-    stores: Stores<S::Stored>,
+fn replacement<S, R>(
+    cx: &Context<'_, S::Stored>,
     output: &R,
     took: Duration,
 ) -> Option<(Vec<u8>, Duration)>
 where
     S: Shape<R>,
 {
-    let (cache, _) = call.target.as_ref()?;
-    let parts = &*cache.inner;
-    let entry = S::stored(output, call.cache_none)?;
-    let encoded = encode(stores, cache, entry, call.function)?;
-    let ttl = call.entry_ttl(stores, entry, parts)?;
-    let (stored, kept) = call.stored_form(&encoded, (ttl, parts.store.lease_ttl()), took);
+    let entry = S::stored(output, cx.call.cache_none)?;
+    let encoded = cx.encode(entry)?;
+    let ttl = cx.entry_ttl(entry)?;
+    let (stored, kept) = cx.stored_form(&encoded, ttl, took);
     Some((stored.into_owned(), kept))
 }
 
-/// Stores a claimed refresh's `replacement` (see [`replacement`]) if the claim is still in
+/// ValueCodec a claimed refresh's `replacement` (see [`replacement`]) if the claim is still in
 /// the entry. Records a `Refresh`.
-pub(crate) async fn store_refresh(
-    call: &Call,
-    key: &str,
+async fn store_refresh<T>(
+    cx: &Context<'_, T>,
     (claim, stamp): (&Lease, &Stamp),
     replacement: Option<(Vec<u8>, Duration)>,
 ) {
-    let function = call.function;
-    let Some((cache, _)) = &call.target else {
-        return;
-    };
-    let parts = &*cache.inner;
-    let store = &parts.store;
-    let tags = call.tags(parts.default_ttl, store.lease_ttl());
+    let (key, function) = (cx.key, cx.function);
     let (value, kept) = match &replacement {
         Some((stored, kept)) => (Some(&stored[..]), *kept),
         None => (None, Duration::ZERO),
     };
-    let replace = store.fill_claimed(key, claim, value, kept, (tags, stamp));
+    let replace = cx
+        .cache
+        .store
+        .fill_claimed(key, claim, value, kept, (cx.tags, stamp));
     match telemetry::timed(function, Op::Fill, replace).await {
         Ok(true) => {}
         Ok(false) => tracing::debug!(
             function,
             "refresh claim lost (invalidated or overtaken); value not stored"
         ),
-        Err(error) => telemetry::error(&parts.log, function, Op::Fill, &error),
+        Err(error) => cx.error(Op::Fill, &error),
     }
     telemetry::outcome(function, Outcome::Refresh);
 }

@@ -1,14 +1,147 @@
-//! Multi-node URLs, which redis-rs does not parse: `redis+cluster://` (seed nodes of a Redis
-//! Cluster) and `redis+sentinel://` (the sentinels watching a named primary).
+//! Every form of cache URL: the [`Scheme`] that says what a URL opens, the multi-node URLs
+//! redis-rs does not parse, and redaction of passwords for errors, logs and `Debug`.
 //!
 //! ```text
 //! redis+cluster://[user:password@]host:port[,host:port...][?query]
 //! redis+sentinel://[user:password@]host:port[,host:port...]/service[/db][?sentinel_username=..&sentinel_password=..]
 //! ```
 //!
-//! Each node becomes a single-node `redis://` (or `rediss://`) URL that redis-rs parses, with
-//! the credentials and query it applies to: the user and password are the data nodes'; the
-//! sentinels' own credentials, if they have any, come from the query.
+//! Each node of a multi-node URL becomes a single-node `redis://` (or `rediss://`) URL that
+//! redis-rs parses, with the credentials and query it applies to: the user and password are
+//! the data nodes'; the sentinels' own credentials, if they have any, come from the query.
+
+/// What a URL opens, and whether over TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `mem://`: the in-process store.
+    Memory,
+    /// `redis://`, `rediss://`, `redis+unix://`, `unix://`: one server.
+    Single { tls: bool },
+    /// `redis+cluster://`, `rediss+cluster://`: a Redis Cluster, from seed nodes.
+    Cluster { tls: bool },
+    /// `redis+sentinel://`, `rediss+sentinel://`: the primary Sentinel names.
+    Sentinel { tls: bool },
+}
+
+/// Every scheme, as written in a URL before `://`.
+const SCHEMES: [(&str, Scheme); 9] = [
+    ("redis", Scheme::Single { tls: false }),
+    ("rediss", Scheme::Single { tls: true }),
+    ("redis+unix", Scheme::Single { tls: false }),
+    ("unix", Scheme::Single { tls: false }),
+    ("redis+cluster", Scheme::Cluster { tls: false }),
+    ("rediss+cluster", Scheme::Cluster { tls: true }),
+    ("redis+sentinel", Scheme::Sentinel { tls: false }),
+    ("rediss+sentinel", Scheme::Sentinel { tls: true }),
+    ("mem", Scheme::Memory),
+];
+
+impl Scheme {
+    /// The scheme of `url`, or what is wrong with it (the URL itself is not quoted: it may
+    /// hold a password).
+    pub(crate) fn of(url: &str) -> Result<Scheme, String> {
+        let example = "as in `redis://127.0.0.1:6379`";
+        let Some((name, _)) = url.split_once("://") else {
+            return match url.split_once(':').and_then(|(name, _)| find(name)) {
+                Some((_, Scheme::Memory)) => {
+                    Err("`mem:` must be followed by `//`: write `mem://`".into())
+                }
+                Some((name, _)) => Err(format!(
+                    "`{name}:` must be followed by `//` and the address, {example}"
+                )),
+                None => Err(format!(
+                    "not a URL: expected a scheme and an address, {example}, or `mem://`"
+                )),
+            };
+        };
+        match find(name) {
+            Some((_, scheme)) if scheme.tls() && !cfg!(feature = "tls") => Err(format!(
+                "`{name}://` (TLS) needs the `tls` feature of redis-cached"
+            )),
+            Some((_, scheme)) => Ok(scheme),
+            None => Err(format!(
+                "unsupported URL scheme `{name}`: use {}",
+                supported()
+            )),
+        }
+    }
+
+    pub(crate) fn tls(self) -> bool {
+        match self {
+            Scheme::Memory => false,
+            Scheme::Single { tls } | Scheme::Cluster { tls } | Scheme::Sentinel { tls } => tls,
+        }
+    }
+}
+
+fn find(name: &str) -> Option<(&'static str, Scheme)> {
+    SCHEMES.into_iter().find(|(written, _)| *written == name)
+}
+
+/// The schemes this build opens, for error messages.
+fn supported() -> String {
+    let names: Vec<String> = SCHEMES
+        .iter()
+        .filter(|(_, scheme)| cfg!(feature = "tls") || !scheme.tls())
+        .map(|(name, _)| format!("`{name}://`"))
+        .collect();
+    let (last, rest) = names.split_last().map_or(("", &[][..]), |(last, rest)| (last, rest));
+    let tls = if cfg!(feature = "tls") {
+        ""
+    } else {
+        " (`rediss://` and the other TLS forms with the `tls` feature)"
+    };
+    format!("{} or {last}{tls}", rest.join(", "))
+}
+
+/// The URL with its passwords replaced by `***`: the user-info's (everything between `://`
+/// and the last `@`, whatever it holds, so that a password with an unencoded `/`, `?` or `#`
+/// is hidden too; the user name is kept only when it is plain) and the `pass`, `password`
+/// and `sentinel_password` query parameters (names compared percent-decoded). The hosts,
+/// path and other parameters stay, so that errors and logs still say which servers were
+/// meant. Without `://` (not a URL this crate opens) the whole is `…` if it could hold a
+/// password (a `@` or a query), else shown as written.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return match url.contains(['@', '?']) {
+            true => "…".to_owned(),
+            false => url.to_owned(),
+        };
+    };
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((info, rest)) => match info.split_once(':') {
+            Some((user, _)) if !user.contains(['/', '?', '#']) => (format!("{user}:***@"), rest),
+            _ => ("***@".to_owned(), rest),
+        },
+        None => (String::new(), rest),
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, fragment)) => (rest, format!("#{fragment}")),
+        None => (rest, String::new()),
+    };
+    let rest = match rest.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| {
+                    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                    let decoded = ::url::form_urlencoded::parse(name.as_bytes()).next();
+                    match decoded {
+                        Some((decoded, _)) if is_secret(&decoded) => format!("{name}=***"),
+                        _ => pair.to_owned(),
+                    }
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{userinfo}{rest}{fragment}")
+}
+
+fn is_secret(name: &str) -> bool {
+    matches!(name, "pass" | "password" | "sentinel_password")
+}
 
 /// Cluster seed nodes, as single-node URLs.
 #[derive(Debug, Clone)]
@@ -43,7 +176,6 @@ pub(crate) struct SentinelAddress {
     pub(crate) service: String,
     /// The primary's URL without a host: credentials and database, for redis-rs to parse.
     pub(crate) node: String,
-    pub(crate) tls: bool,
 }
 
 const CLUSTER_PORT: u16 = 6379;
@@ -90,7 +222,7 @@ pub(crate) fn sentinel(url: &str) -> Result<SentinelAddress, String> {
     // nodes'.
     let mut sentinel_auth = (None, None);
     let mut node_query = Vec::new();
-    for (name, value) in url::form_urlencoded::parse(parts.query.as_bytes()) {
+    for (name, value) in ::url::form_urlencoded::parse(parts.query.as_bytes()) {
         match &*name {
             "sentinel_username" => sentinel_auth.0 = Some(value.into_owned()),
             "sentinel_password" => sentinel_auth.1 = Some(value.into_owned()),
@@ -98,7 +230,7 @@ pub(crate) fn sentinel(url: &str) -> Result<SentinelAddress, String> {
         }
     }
     let encode = |pairs: &[(String, String)]| {
-        url::form_urlencoded::Serializer::new(String::new())
+        ::url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish()
     };
@@ -106,7 +238,7 @@ pub(crate) fn sentinel(url: &str) -> Result<SentinelAddress, String> {
         (None, None) => String::new(),
         (user, password) => {
             let encoded = |text: Option<String>| {
-                url::form_urlencoded::byte_serialize(text.unwrap_or_default().as_bytes())
+                ::url::form_urlencoded::byte_serialize(text.unwrap_or_default().as_bytes())
                     .collect::<String>()
             };
             format!("{}:{}@", encoded(user), encoded(password))
@@ -122,7 +254,6 @@ pub(crate) fn sentinel(url: &str) -> Result<SentinelAddress, String> {
         sentinels,
         service,
         node: parts.node_url("localhost", &db, &encode(&node_query)),
-        tls: parts.tls,
     })
 }
 
@@ -218,6 +349,61 @@ impl Parts<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemes() {
+        assert_eq!(Scheme::of("mem://"), Ok(Scheme::Memory));
+        assert_eq!(Scheme::of("unix:///tmp/r.sock"), Ok(Scheme::Single { tls: false }));
+        assert_eq!(Scheme::of("redis+cluster://a:1"), Ok(Scheme::Cluster { tls: false }));
+        assert_eq!(
+            Scheme::of("redis+sentinel://a:1/m"),
+            Ok(Scheme::Sentinel { tls: false })
+        );
+        let tls = Scheme::of("rediss+cluster://a:1");
+        assert_eq!(tls.is_ok(), cfg!(feature = "tls"), "{tls:?}");
+        let error = Scheme::of("http://a").err().unwrap_or_default();
+        assert!(error.contains("`redis://`") && error.contains("`mem://`"), "{error}");
+        assert!(Scheme::of("mem:").is_err_and(|error| error.contains("write `mem://`")));
+        assert!(Scheme::of("redis:6379").is_err_and(|error| error.contains("`redis:` must")));
+        assert!(Scheme::of("localhost").is_err_and(|error| error.starts_with("not a URL")));
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("redis://user:hunter2@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert!(!redact("redis://:hunter2@ho st").contains("hunter2"));
+        let socket = redact("redis+unix:///tmp/r.sock?user=alice&pass=hunter2&db=1");
+        assert!(!socket.contains("hunter2"), "{socket}");
+        assert!(socket.contains("db=1"), "{socket}");
+    }
+
+    #[test]
+    fn redacts_multi_host_urls_and_keeps_their_hosts() {
+        assert_eq!(
+            redact("redis+cluster://user:hunter2@a:7000,b:7001?protocol=resp3"),
+            "redis+cluster://user:***@a:7000,b:7001?protocol=resp3"
+        );
+        assert_eq!(
+            redact("redis+sentinel://:p@ss@a:1,b:2/mymaster/2?sentinel_password=hunter2&x=1"),
+            "redis+sentinel://:***@a:1,b:2/mymaster/2?sentinel_password=***&x=1"
+        );
+        assert_eq!(
+            redact("redis+cluster://a:7000,b:7001"),
+            "redis+cluster://a:7000,b:7001"
+        );
+        assert_eq!(redact("not a url"), "not a url");
+        assert_eq!(redact("not a url?password=x"), "…");
+        // A password with an unencoded `/` (the forms that once leaked are in
+        // `tests/errors.rs`): hidden, the hosts kept.
+        assert_eq!(
+            redact("redis+cluster://u:hun/ter2@a:1,b:2"),
+            "redis+cluster://u:***@a:1,b:2"
+        );
+    }
 
     #[test]
     fn cluster_urls() {

@@ -1,0 +1,393 @@
+//! The cache-aside algorithm of a `#[redis_cached]` call, which generated code awaits.
+//!
+//! ```text
+//! near tier hit? -> return
+//! fetch (one command: read, or take our lease if absent)
+//!   Hit(value)   -> decode -> return (undecodable: take the lease, fill); with freshness
+//!                   windows, judged by its envelope first (`refresh.rs`)
+//!   Ours         -> fill: run the body as a flight's pilot, store under our lease
+//!   Theirs(lease)-> wait for that filler (its flight here, or its value in the store),
+//!                   at most the lease's length; then run the body ourselves
+//!   error        -> degraded: one body run per key for concurrent calls, nothing stored
+//! ```
+
+use crate::flight::{self, Boarding, Joined};
+use crate::near::NearTier;
+use crate::private::call::{Call, Context, run};
+use crate::private::refresh::{Fallback, Judged, judge, refresh_detached};
+use crate::private::shape::Shape;
+use crate::private::stored::ValueCodec;
+use crate::store::Fetch;
+use crate::store::lease::Lease;
+use crate::store::tags::Stamp;
+use crate::task::{Backoff, spawn_detached};
+use crate::telemetry::{self, Op};
+use crate::cache::Inner;
+use crate::{Error, Outcome};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The first and longest pauses between two looks at a key another process is filling.
+const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+
+/// Cache-aside around `body`: look up, else run and store. Cache failures only cost time.
+///
+/// One lookup is one command that also takes a fill lease when the key is absent. Then: a
+/// value is a hit; our lease means we run the body and store conditionally; another
+/// caller's lease means we join its flight (same process) or wait for its value (another
+/// process), up to the lease's length, then run the body ourselves. A call from inside the
+/// body of a fill of the same key runs its body at once: it would otherwise wait for itself.
+///
+/// `codec` comes from the macro's check of the stored type (`stored_ok::<User>()`, ..):
+/// this function puts no bound of its own on that type.
+///
+/// Everything but a hit (fills, waits, degraded runs, lease takeovers) is awaited boxed, so
+/// that the future of a call, which a server allocates and moves per request, holds only
+/// what a hit needs.
+///
+/// Not an `async fn` around `cached_with`: that would be one more future, the size of the
+/// whole call, copied into its caller's on every call.
+pub fn cached<S, R, F>(
+    call: Call,
+    codec: ValueCodec<S::Stored>,
+    body: Pin<&mut F>,
+) -> impl Future<Output = R>
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+{
+    cached_with::<S, R, F, Call>(call, codec, body)
+}
+
+/// [`cached`] for `revalidate = "background"`: the same, except that a refresh the call
+/// claims runs in a spawned task after the call returned the entry. A background body
+/// outlives its call: it must own what it uses (`Send + 'static`), which the macro asks for
+/// by boxing it.
+pub async fn cached_revalidating<S, R, F>(
+    mut call: Call,
+    codec: ValueCodec<S::Stored>,
+    mut body: Pin<Box<F>>,
+) -> R
+where
+    S: Shape<R> + 'static,
+    S::Stored: 'static,
+    F: Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    call.revalidate_in_background();
+    let output = cached_with::<S, R, F, &Call>(&call, codec, body.as_mut()).await;
+    if let Some(refresh) = call.take_claimed() {
+        spawn_detached(refresh_detached::<S, R, F>(call, codec, refresh, body));
+    }
+    output
+}
+
+/// [`cached`], on an owned or a borrowed call: `cached_revalidating` reads the call again
+/// after it.
+async fn cached_with<S, R, F, C>(call: C, codec: ValueCodec<S::Stored>, mut body: Pin<&mut F>) -> R
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+    C: std::borrow::Borrow<Call>,
+{
+    let call = call.borrow();
+    let Some(cx) = Context::new(call, codec) else {
+        let output = body.await;
+        telemetry::outcome(call.function, Outcome::Bypass);
+        return output;
+    };
+    let (cache, key, function) = (cx.cache, cx.key, cx.function);
+    let store = &cache.store;
+    if cache.pending.contains(key) || cx.tags.keys.iter().any(|tag| cache.pending.contains(tag))
+    {
+        // The key's (or a tag's) invalidation has not reached the store: neither read nor
+        // write it.
+        return Box::pin(degraded::<S, R, _>(&cx, body)).await;
+    }
+    // The near tier's epoch for the key is taken before Redis is read: what is read is
+    // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
+    // skip the tier: an invalidated tag changes no entry's key, so no push would evict them.
+    let near = cache
+        .near
+        .as_deref()
+        .filter(|tier| !call.tagged() && !call.windows.any() && tier.serves(call.near))
+        .map(|tier| (tier, tier.epoch(key)));
+    if let Some((tier, _)) = near
+        && !call.refresh
+        && let Some(output) = tier
+            .get(key)
+            .and_then(|held| codec.near_value(&held, |bytes| cx.decode(bytes)))
+            .and_then(S::output)
+    {
+        telemetry::outcome(function, Outcome::Hit);
+        return output;
+    }
+    let lease = Lease::new();
+    let want_ttl = near.is_some();
+    let tags = cx.tags;
+    // With each lookup, the tags' versions it read (before the body runs): what a fill
+    // records.
+    let look_up = || {
+        telemetry::timed(
+            function,
+            Op::Fetch,
+            store.fetch(key, &lease, want_ttl, tags),
+        )
+    };
+    // Boxed, as every path but a hit's (see above).
+    let take_over = || async {
+        let stamp = Box::pin(store.take_lease(key, &lease, tags)).await?;
+        Ok((Fetch::Ours, stamp))
+    };
+    let mut fetched = if call.refresh {
+        take_over().await
+    } else {
+        look_up().await
+    };
+    let mut poll = POLL;
+    // Set when another caller's lease is first seen: a hit needs no clock.
+    let mut give_up = None;
+    // An entry past its TTL within `stale_if_error`, for when the body fails.
+    let mut fallback = None;
+    loop {
+        match fetched {
+            Ok((Fetch::Hit(bytes, _), stamp)) if call.windows.any() => {
+                match Box::pin(judge::<S, R, _>(&cx, &bytes, &stamp, body.as_mut())).await {
+                    Judged::Served(output) => return output,
+                    Judged::Miss => fetched = take_over().await,
+                    // Of the callers that read it, one takes the key over; the others look
+                    // again, find its lease, and wait for its fill.
+                    Judged::Expired(fresh_until, found) => {
+                        fallback = found;
+                        let taken = store.take_over(key, tags, fresh_until, &lease);
+                        fetched = match Box::pin(taken).await {
+                            Ok(true) => Ok((Fetch::Ours, stamp)),
+                            Ok(false) => look_up().await,
+                            Err(error) => Err(error),
+                        };
+                    }
+                }
+            }
+            Ok((Fetch::Hit(bytes, ttl), _)) => {
+                if let Some(entry) = cx.decode(&bytes) {
+                    let held = near
+                        .zip(ttl)
+                        .map(|(near, ttl)| (near, ttl, codec.hold(&bytes, entry.as_ref())));
+                    if let Some(output) = S::output(entry) {
+                        if let Some(((tier, epoch), ttl, held)) = held {
+                            tier.keep(key, held, bytes.len(), ttl, epoch);
+                        }
+                        // After waiting for another process's fill, its value.
+                        let outcome = if give_up.is_some() {
+                            Outcome::Coalesced
+                        } else {
+                            Outcome::Hit
+                        };
+                        telemetry::outcome(function, outcome);
+                        return output;
+                    }
+                }
+                // Undecodable, oversized or not of this function's shape: overwrite it.
+                fetched = take_over().await;
+            }
+            Ok((Fetch::Ours, stamp)) => {
+                let fill = fill::<S, R, _>(&cx, (&lease, &stamp), near, fallback, body);
+                return Box::pin(fill).await;
+            }
+            Ok((Fetch::Theirs(other), _)) => {
+                if flight::is_filling(key) {
+                    return Box::pin(uncached(function, key, body, Outcome::Bypass)).await;
+                }
+                let give_up =
+                    *give_up.get_or_insert_with(|| Instant::now() + store.leases().ttl());
+                match Box::pin(wait_for_filler(cache, key, &other, give_up, &mut poll)).await {
+                    Waited::Landed(bytes) => {
+                        if let Some(output) = cx.decode(&bytes).and_then(S::output) {
+                            telemetry::outcome(function, Outcome::Coalesced);
+                            return output;
+                        }
+                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                    }
+                    Waited::RunBody => {
+                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                    }
+                    // Another process's lease, or a marker that outlived any lease's length
+                    // (a stray value of the lease's form): take the key over once it is up.
+                    Waited::LookAgain if Instant::now() >= give_up => {
+                        fetched = take_over().await;
+                    }
+                    Waited::LookAgain => fetched = look_up().await,
+                }
+            }
+            Err(error) => {
+                cx.error(Op::Fetch, &error);
+                if !matches!(error, Error::Unavailable) {
+                    // The lookup may still reach Redis and set our lease after we gave up
+                    // on it; a release queued behind it on the connection undoes that.
+                    store.release_detached(key, &lease);
+                }
+                return Box::pin(degraded::<S, R, _>(&cx, body)).await;
+            }
+        }
+    }
+}
+
+/// What waiting for another caller's fill gave.
+enum Waited {
+    /// The bytes its flight in this process stored.
+    Landed(Arc<[u8]>),
+    /// Its flight ended without a value to share, or outlasted the lease: run the body.
+    RunBody,
+    /// No flight of this process holds that lease: look the key up again.
+    LookAgain,
+}
+
+/// Waits for the caller holding `lease` on `key`: this process's flight if it has one (at
+/// most until `give_up`), else a pause before the key is looked up again.
+async fn wait_for_filler(
+    cache: &Inner,
+    key: &str,
+    lease: &Lease,
+    give_up: Instant,
+    poll: &mut Backoff,
+) -> Waited {
+    let left = || give_up.saturating_duration_since(Instant::now());
+    // A flight of this process may register a moment after its lease is seen: look again
+    // after the pause before asking the store again.
+    let mut joined = cache.flights.join(key, lease, left()).await;
+    if matches!(joined, Joined::NoFlight) {
+        tokio::time::sleep(poll.next().min(left())).await;
+        joined = cache.flights.join(key, lease, left()).await;
+    }
+    match joined {
+        Joined::Value(bytes) => Waited::Landed(bytes),
+        Joined::NoValue | Joined::TimedOut => Waited::RunBody,
+        Joined::NoFlight => Waited::LookAgain,
+    }
+}
+
+/// Runs the body under our lease, shares the result with this process's joiners, and
+/// stores it if the lease still holds the key, stamped with the tag versions read before.
+/// With a `fallback` (an entry within `stale_if_error`), an `Err` of the body is answered
+/// with it, and it is put back.
+async fn fill<S, R, F>(
+    cx: &Context<'_, S::Stored>,
+    (lease, stamp): (&Lease, &Stamp),
+    near: Option<(&NearTier, u64)>,
+    fallback: Option<Fallback>,
+    body: F,
+) -> R
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+{
+    let (cache, key, function) = (cx.cache, cx.key, cx.function);
+    let store = &cache.store;
+    let pilot = store
+        .leases()
+        .on()
+        .then(|| cache.flights.depart(store, key, lease));
+    let (output, took) = run(function, key, body).await;
+    if S::failed(&output)
+        && let Some(fallback) = fallback
+        && let Some(stale) = cx.decode(fallback.value()).and_then(S::output)
+    {
+        // Joiners get the old value too, and later callers find it again (unless an
+        // invalidation took our lease meanwhile).
+        if let Some(pilot) = pilot {
+            pilot.land(Some(fallback.value().into()));
+        }
+        let restore = store.fill(key, lease, &fallback.stored, fallback.left, cx.tags, stamp);
+        if let Err(error) = restore.await {
+            cx.error(Op::Fill, &error);
+        }
+        telemetry::outcome(function, Outcome::Stale);
+        return stale;
+    }
+    let entry = S::stored(&output, cx.call.cache_none);
+    let encoded = entry.and_then(|entry| cx.encode(entry));
+    if let Some(pilot) = pilot {
+        pilot.land(encoded.clone());
+    }
+    let ttl = entry.and_then(|entry| cx.entry_ttl(entry));
+    let stored = match (&encoded, entry, ttl) {
+        (Some(bytes), Some(entry), Some(ttl)) => {
+            let (stored, kept) = cx.stored_form(bytes, ttl, took);
+            telemetry::timed(
+                function,
+                Op::Fill,
+                store.fill(key, lease, &stored, kept, cx.tags, stamp),
+            )
+            .await
+            .map(|filled| match near {
+                _ if !filled => tracing::debug!(
+                    function,
+                    "fill lease lost (invalidated or expired); value not stored"
+                ),
+                Some((tier, epoch)) => {
+                    tier.keep(key, cx.codec.hold(bytes, entry), bytes.len(), ttl, epoch);
+                }
+                None => {}
+            })
+        }
+        _ => store.release(key, lease).await,
+    };
+    if let Err(error) = stored {
+        cx.error(Op::Fill, &error);
+    }
+    let outcome = if cx.call.refresh {
+        Outcome::Refresh
+    } else {
+        Outcome::Miss
+    };
+    telemetry::outcome(function, outcome);
+    output
+}
+
+/// For calls that cannot use the store (it is unreachable, or the key's invalidation is
+/// pending): concurrent calls on a key run the body once and share its result, as a fill's
+/// joiners do, so that an outage does not multiply the load on the source. Nothing is read
+/// from or written to the store.
+async fn degraded<S, R, F>(cx: &Context<'_, S::Stored>, body: F) -> R
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+{
+    let (cache, key, function) = (cx.cache, cx.key, cx.function);
+    // Without leases there is no single-flight, degraded or not.
+    if !cache.store.leases().on() || flight::is_filling(key) {
+        return uncached(function, key, body, Outcome::Bypass).await;
+    }
+    match cache.flights.board_degraded(key) {
+        Boarding::Pilot(pilot) => {
+            let (output, _) = run(function, key, body).await;
+            let entry = S::stored(&output, cx.call.cache_none);
+            pilot.land(entry.and_then(|entry| cx.encode(entry)));
+            telemetry::outcome(function, Outcome::Bypass);
+            output
+        }
+        Boarding::Passenger(passenger) => {
+            if let Joined::Value(bytes) = passenger.wait(cache.store.leases().ttl()).await
+                && let Some(output) = cx.decode(&bytes).and_then(S::output)
+            {
+                telemetry::outcome(function, Outcome::Bypass);
+                return output;
+            }
+            uncached(function, key, body, Outcome::Bypass).await
+        }
+    }
+}
+
+/// Runs the body without touching the cache, and records `outcome`.
+async fn uncached<R, F: Future<Output = R>>(
+    function: &'static str,
+    key: &str,
+    body: F,
+    outcome: Outcome,
+) -> R {
+    let (output, _) = run(function, key, body).await;
+    telemetry::outcome(function, outcome);
+    output
+}

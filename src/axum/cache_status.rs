@@ -1,0 +1,158 @@
+//! [`CacheStatusLayer`]: the `X-Cache` response header from the cached calls a request made.
+
+use crate::with_outcome;
+use ::axum::http::header::Entry;
+use ::axum::http::{HeaderName, HeaderValue, Request, Response};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A tower layer that reports, on each response, what the cached calls made while handling
+/// the request did: `X-Cache: HIT`, `MISS`, `REFRESH`, `COALESCED` or `BYPASS`, the
+/// [`Outcome::as_str`](crate::Outcome::as_str) of the outcome (so outcomes added later
+/// appear without a change here).
+///
+/// The whole request, extractors and handler, runs inside [`with_outcome`], so the header
+/// needs no code in handlers. Guarantees and limits:
+///
+/// - **Several cached calls:** the header reports the last one that completed (for a
+///   cached function calling another, the outermost), as [`with_outcome`] does.
+/// - **No cached call:** no header. Nor when the inner service fails (its error is passed
+///   through unchanged).
+/// - **What is seen:** cached calls polled by the request's own future, which is where axum
+///   runs handlers. Calls in a task the handler spawns (`tokio::spawn`), or inside a
+///   [`with_outcome`] of the handler's own, are not reported here.
+/// - **The handler's own header wins:** if the response already has the header, it is kept.
+/// - The [`Outcome`](crate::Outcome) is also put in the response's extensions, for logging middleware
+///   outside this layer (`response.extensions().get::<Outcome>()`).
+///
+/// Cost: one allocation per request (the boxed response future).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use redis_cached::axum::CacheStatusLayer;
+///
+/// # async fn handler() -> &'static str { "" }
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(handler))
+///     .layer(CacheStatusLayer::new());
+/// ```
+#[derive(Clone, Debug)]
+pub struct CacheStatusLayer {
+    header: HeaderName,
+}
+
+impl CacheStatusLayer {
+    /// A layer setting `X-Cache`.
+    ///
+    /// ```
+    /// let layer = redis_cached::axum::CacheStatusLayer::new();
+    /// assert_eq!(layer.header_name(), "x-cache");
+    /// ```
+    pub fn new() -> CacheStatusLayer {
+        CacheStatusLayer {
+            header: HeaderName::from_static("x-cache"),
+        }
+    }
+
+    /// Sets another response header instead of `X-Cache`, such as `x-myapp-cache`.
+    ///
+    /// ```
+    /// use axum::http::HeaderName;
+    /// use redis_cached::axum::CacheStatusLayer;
+    ///
+    /// let layer = CacheStatusLayer::new().header(HeaderName::from_static("x-myapp-cache"));
+    /// assert_eq!(layer.header_name(), "x-myapp-cache");
+    /// ```
+    pub fn header(mut self, name: HeaderName) -> CacheStatusLayer {
+        self.header = name;
+        self
+    }
+
+    /// The response header this layer sets.
+    ///
+    /// ```
+    /// let layer = redis_cached::axum::CacheStatusLayer::default();
+    /// assert_eq!(layer.header_name().as_str(), "x-cache");
+    /// ```
+    pub fn header_name(&self) -> &HeaderName {
+        &self.header
+    }
+}
+
+impl Default for CacheStatusLayer {
+    fn default() -> CacheStatusLayer {
+        CacheStatusLayer::new()
+    }
+}
+
+impl<S> tower_layer::Layer<S> for CacheStatusLayer {
+    type Service = CacheStatus<S>;
+
+    fn layer(&self, inner: S) -> CacheStatus<S> {
+        CacheStatus {
+            inner,
+            header: self.header.clone(),
+        }
+    }
+}
+
+/// The service [`CacheStatusLayer`] wraps around an inner service: see there.
+#[derive(Clone, Debug)]
+pub struct CacheStatus<S> {
+    inner: S,
+    header: HeaderName,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for CacheStatus<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = CacheStatusFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Creating the inner future runs nothing: the handler runs when it is polled, which
+        // happens inside `with_outcome`.
+        let future = self.inner.call(request);
+        let header = self.header.clone();
+        CacheStatusFuture(Box::pin(async move {
+            let (result, outcome) = with_outcome(future).await;
+            let mut response = result?;
+            if let Some(outcome) = outcome {
+                if let Entry::Vacant(entry) = response.headers_mut().entry(header) {
+                    // `as_str` gives the runtime's constants, all valid header values.
+                    entry.insert(HeaderValue::from_static(outcome.as_str()));
+                }
+                response.extensions_mut().insert(outcome);
+            }
+            Ok(response)
+        }))
+    }
+}
+
+/// The response future of [`CacheStatus`].
+pub struct CacheStatusFuture<ResBody, E>(BoxedResponse<ResBody, E>);
+
+type BoxedResponse<ResBody, E> = Pin<Box<dyn Future<Output = Result<Response<ResBody>, E>> + Send>>;
+
+impl<ResBody, E> Future for CacheStatusFuture<ResBody, E> {
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<ResBody, E> fmt::Debug for CacheStatusFuture<ResBody, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheStatusFuture").finish_non_exhaustive()
+    }
+}

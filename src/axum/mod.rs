@@ -1,0 +1,49 @@
+//! axum integration (feature `axum`): the `X-Cache` response header and the "fresh data"
+//! request, with no caching code in handlers.
+//!
+//! - [`CacheStatusLayer`] runs each request's handler inside [`with_outcome`] and sets
+//!   `X-Cache` on the response (`HIT`, `MISS`, `REFRESH`, `COALESCED` or `BYPASS`) from the
+//!   cached calls the handler made;
+//!   the header is absent when it made none.
+//! - [`FreshRequested`] extracts whether the client asks for fresh data (`Cache-Control:
+//!   no-cache`, and optionally a query flag of your choosing): the `bool` that
+//!   `#[redis_cached(refresh = ...)]` takes.
+//!
+//! ```toml
+//! [dependencies]
+//! redis-cached = { version = "0.1", features = ["axum"] }
+//! ```
+//!
+//! ```
+//! use axum::{Json, Router, extract::Path, routing::get};
+//! use redis_cached::axum::{CacheStatusLayer, FreshQueryParam, FreshRequested};
+//! use redis_cached::redis_cached;
+//!
+//! #[redis_cached(key = "user:<id>", ttl = 60, refresh = refresh)]
+//! async fn user_name(id: u64, refresh: bool) -> String {
+//!     format!("user {id}") // the database read
+//! }
+//!
+//! /// `?invalidate_cache=true` asks for fresh data, as `Cache-Control: no-cache` does.
+//! struct InvalidateCache;
+//! impl FreshQueryParam for InvalidateCache {
+//!     const NAME: &'static str = "invalidate_cache";
+//! }
+//!
+//! async fn get_user(
+//!     Path(id): Path<u64>,
+//!     FreshRequested(refresh, _): FreshRequested<InvalidateCache>,
+//! ) -> Json<String> {
+//!     Json(user_name(id, refresh).await)
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(get_user))
+//!     .layer(CacheStatusLayer::new()); // X-Cache: HIT, MISS, REFRESH, ...
+//! ```
+
+mod cache_status;
+mod fresh;
+
+pub use self::cache_status::{CacheStatus, CacheStatusFuture, CacheStatusLayer};
+pub use self::fresh::{FreshQueryParam, FreshRequested, HeadersOnly, InvalidFreshParam};
