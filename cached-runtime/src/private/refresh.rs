@@ -177,7 +177,7 @@ where
     Some((stored.into_owned(), kept))
 }
 
-/// ValueCodec a claimed refresh's `replacement` (see [`replacement`]) if the claim is still in
+/// Stores a claimed refresh's `replacement` (see [`replacement`]) if the claim is still in
 /// the entry. Records a `Refresh`.
 async fn store_refresh<T>(
     cx: &Context<'_, T>,

@@ -43,19 +43,19 @@ pub trait Shape<R> {
     }
 }
 
-/// ValueCodec the whole value.
+/// Stores the whole value.
 #[doc(hidden)]
 pub struct Whole;
 
-/// ValueCodec `Ok` values of a `Result`.
+/// Stores `Ok` values of a `Result`.
 #[doc(hidden)]
 pub struct OkOf;
 
-/// ValueCodec `Some` values of an `Option` (and `None` with `cache_none`).
+/// Stores `Some` values of an `Option` (and `None` with `cache_none`).
 #[doc(hidden)]
 pub struct SomeOf;
 
-/// ValueCodec `Ok(Some)` values of a `Result<Option<T>, E>` (and `Ok(None)` with `cache_none`).
+/// Stores `Ok(Some)` values of a `Result<Option<T>, E>` (and `Ok(None)` with `cache_none`).
 #[doc(hidden)]
 pub struct OkSomeOf;
 
