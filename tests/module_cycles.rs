@@ -6,10 +6,14 @@
 //!
 //! Each crate is read from its root through its `mod name;` declarations (`name.rs`, whose
 //! children live in `name/`, or `name/mod.rs`) into a graph file -> file. Its edges:
-//! - a `mod name;` declaration, from the declaring file to the module's file;
+//! - a `mod name;` declaration, from the declaring file to the module's file (the name it
+//!   takes reads `mod name`);
 //! - every `use` whose path starts at `crate`, `self`, `super`, a child module or a name
 //!   the module imports (grouped and nested trees, any visibility);
-//! - every such path in code (`crate::store::lease::Lease::new()`).
+//! - every such path in code (`crate::store::lease::Lease::new()`, `$crate::...` in macros).
+//!
+//! `#[path = "..."]` on a module is not read: a module whose file is not where Rust looks
+//! by default fails the test, naming it.
 //!
 //! A path resolves to the deepest module it names. A name that a module imports (a `pub
 //! use` re-export in `lib.rs` or a `mod.rs`, or any other `use`, or a glob) resolves through
