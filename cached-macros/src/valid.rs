@@ -3,24 +3,26 @@
 //! `cache_none` is only given where the stored part is an `Option`, and a batch function's
 //! key names its ids (`batch`).
 
+use crate::args::Ttl;
+use crate::batch::BatchParam;
 use crate::errors::Errors;
 use crate::generics::{self, Use};
 use crate::model::{CachedFn, InvalidatingFn};
+use crate::template::{Placeholder, Segment};
 use std::slice;
 
 impl CachedFn<'_> {
     pub(crate) fn validate(&self) -> syn::Result<()> {
         let mut errors = Errors::default();
-        errors.check(generics::check(
+        generics::check(
             self.function,
             slice::from_ref(&self.key),
             self.key_ignores.as_deref(),
             Use::Cached,
-        ));
+            &mut errors,
+        );
         if let Some(batch) = &self.batch {
-            self.batch_errors(batch)
-                .into_iter()
-                .for_each(|error| errors.push(error));
+            self.batch_errors(batch, &mut errors);
         } else if let Some(flag) = &self.cache_none
             && !self.shape.is_option()
         {
@@ -48,21 +50,78 @@ impl CachedFn<'_> {
                 ),
             ));
         }
-        errors.finish()
+        errors.check()
+    }
+
+    /// A batch function's rules: its key names the batch parameter, and it takes no option
+    /// the batch form does not support.
+    fn batch_errors(&self, batch: &BatchParam, errors: &mut Errors) {
+        let names_ids = self.key.template.segments.iter().any(|segment| {
+            matches!(segment, Segment::Placeholder(Placeholder { root, .. }) if *root == batch.ident)
+        });
+        if !names_ids {
+            let ids = &batch.ident;
+            errors.push(syn::Error::new_spanned(
+                &self.key.lit,
+                format!(
+                    "the key of a batch function must name its batch parameter `<{ids}>`: it is \
+                     rendered once per id, as in `key = \"employee:<{ids}>\"`"
+                ),
+            ));
+        }
+        let unsupported = |option: &str, span: &dyn quote::ToTokens| {
+            syn::Error::new_spanned(
+                span,
+                format!(
+                    "`{option}` is not supported with `batch`: remove it, or cache a function \
+                     of one id instead"
+                ),
+            )
+        };
+        if let Some(tag) = self.tags.first() {
+            errors.push(unsupported("tags", &tag.lit));
+        }
+        if let Some(flag) = &self.near_cache {
+            errors.push(unsupported("near_cache", flag));
+        }
+        if let Some(refresh) = &self.refresh {
+            errors.push(unsupported("refresh", refresh));
+        }
+        if let Some(flag) = &self.cache_none {
+            errors.push(unsupported("cache_none", flag));
+        }
+        if let Some(Ttl::Expr(expr)) = &self.ttl {
+            errors.push(unsupported("ttl = <expression>", expr));
+        }
+        if let Some(ttl_from) = &self.ttl_from {
+            errors.push(unsupported("ttl_from", ttl_from));
+        }
+        let windows = &self.windows;
+        let names = [
+            windows.stale.as_ref().map(|(name, _)| name),
+            windows.stale_if_error.as_ref().map(|(name, _)| name),
+            windows.refresh_ahead.as_ref().map(|(name, _)| name),
+            windows.background.as_ref(),
+        ];
+        for name in names.into_iter().flatten() {
+            errors.push(unsupported(&name.to_string(), name));
+        }
     }
 }
 
 impl InvalidatingFn<'_> {
     /// Tags group entries across instantiations: only keys must tell them apart.
     pub(crate) fn validate(&self) -> syn::Result<()> {
-        if self.keys.is_empty() {
-            return Ok(());
+        let mut errors = Errors::default();
+        if !self.keys.is_empty() {
+            generics::check(
+                self.function,
+                &self.keys,
+                self.key_ignores.as_deref(),
+                Use::Invalidation,
+                &mut errors,
+            );
         }
-        generics::check(
-            self.function,
-            &self.keys,
-            self.key_ignores.as_deref(),
-            Use::Invalidation,
-        )
+        errors.check()
     }
 }
