@@ -6,6 +6,43 @@ use syn::parse::{Lookahead1, Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitBool, LitStr, Token, UnOp, bracketed};
 
+/// The arguments of `#[redis_cached]`: the parser takes no other, its error for an unknown
+/// one lists these, and the attribute's reference documents each (a test compares them).
+pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
+    "key",
+    "ttl",
+    "ttl_from",
+    "refresh",
+    "cache",
+    "cache_none",
+    "near_cache",
+    "key_ignores",
+    "tags",
+    "stale",
+    "stale_if_error",
+    "refresh_ahead",
+    "revalidate",
+    "batch",
+];
+
+/// The named arguments of `#[invalidates]`, besides its key templates; as above.
+pub(crate) const INVALIDATES_ARGUMENTS: &[&str] = &["cache", "key_ignores", "tags"];
+
+/// What `batch` does not combine with, as `valid` refuses it and names it in the error, in
+/// that order; the reference lists the same.
+pub(crate) const NOT_WITH_BATCH: &[&str] = &[
+    "tags",
+    "near_cache",
+    "refresh",
+    "cache_none",
+    "ttl = <expression>",
+    "ttl_from",
+    "stale",
+    "stale_if_error",
+    "refresh_ahead",
+    "revalidate = \"background\"",
+];
+
 /// The argument names, as keywords for `lookahead1`.
 mod kw {
     syn::custom_keyword!(key);
@@ -172,10 +209,8 @@ impl Parse for CachedArgs {
         let mut refresh_ahead = None;
         let mut batch = None;
         let mut revalidate = None;
-        let expected = "expected one of `key`, `ttl`, `ttl_from`, `refresh`, `cache`, \
-                        `cache_none`, `near_cache`, `key_ignores`, `tags`, `stale`, \
-                        `stale_if_error`, `refresh_ahead`, `revalidate`, `batch`";
-        parse_list(input, expected, |input, lookahead| {
+        let expected = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
+        parse_list(input, CACHED_ARGUMENTS, &expected, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
                 input.parse::<Token![=]>()?;
@@ -265,25 +300,32 @@ impl Parse for InvalidatesArgs {
         let mut cache = None;
         let mut key_ignores = None;
         let mut tags = None;
-        let expected = "#[invalidates] takes key templates such as \"user:<id>\", `cache = ...`, \
-                        `key_ignores = [...]` and `tags = [...]`";
-        parse_list(input, expected, |input, lookahead| {
-            if lookahead.peek(LitStr) {
-                keys.push(input.parse()?);
-            } else if lookahead.peek(kw::cache) {
-                set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
-            } else if lookahead.peek(kw::key_ignores) {
-                set_once(
-                    &mut key_ignores,
-                    value::<kw::key_ignores, KeyIgnores>(input)?,
-                )?;
-            } else if lookahead.peek(kw::tags) {
-                set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
-            } else {
-                return Ok(false);
-            }
-            Ok(true)
-        })?;
+        let expected = format!(
+            "expected a key template such as \"user:<id>\", or one of {}",
+            one_of(INVALIDATES_ARGUMENTS)
+        );
+        parse_list(
+            input,
+            INVALIDATES_ARGUMENTS,
+            &expected,
+            |input, lookahead| {
+                if lookahead.peek(LitStr) {
+                    keys.push(input.parse()?);
+                } else if lookahead.peek(kw::cache) {
+                    set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
+                } else if lookahead.peek(kw::key_ignores) {
+                    set_once(
+                        &mut key_ignores,
+                        value::<kw::key_ignores, KeyIgnores>(input)?,
+                    )?;
+                } else if lookahead.peek(kw::tags) {
+                    set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
+                } else {
+                    return Ok(false);
+                }
+                Ok(true)
+            },
+        )?;
         Ok(InvalidatesArgs {
             keys,
             cache,
@@ -294,15 +336,21 @@ impl Parse for InvalidatesArgs {
 }
 
 /// Parses comma-separated arguments with `argument`, which returns `false` for one it does
-/// not know; that is reported with `expected`.
+/// not know. A name outside `accepted` is not given to it, so that the list is the whole
+/// truth; such a name, or one `argument` does not know, is reported with `expected`.
 fn parse_list(
     input: ParseStream,
+    accepted: &[&str],
     expected: &str,
     mut argument: impl FnMut(ParseStream, &Lookahead1) -> syn::Result<bool>,
 ) -> syn::Result<()> {
     while !input.is_empty() {
         let lookahead = input.lookahead1();
-        if !argument(input, &lookahead)? {
+        let listed = match input.fork().call(Ident::parse_any) {
+            Ok(name) => accepted.iter().any(|accepted| name == accepted),
+            Err(_) => true,
+        };
+        if !listed || !argument(input, &lookahead)? {
             return Err(unknown_argument(input, lookahead.error(), expected));
         }
         if !input.is_empty() {
@@ -310,6 +358,12 @@ fn parse_list(
         }
     }
     Ok(())
+}
+
+/// "`a`, `b`, `c`".
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    quoted.join(", ")
 }
 
 /// An error for an argument name that is not known, naming it; `fallback` for anything else.

@@ -3,12 +3,13 @@
 //! `cache_none` is only given where the stored part is an `Option`, and a batch function's
 //! key names its ids (`batch`).
 
-use crate::args::Ttl;
+use crate::args::{NOT_WITH_BATCH, Ttl};
 use crate::batch::BatchParam;
 use crate::errors::Errors;
 use crate::generics::{self, Use};
 use crate::model::{CachedFn, InvalidatingFn};
 use crate::template::{Placeholder, Segment};
+use quote::ToTokens;
 use std::slice;
 
 impl CachedFn<'_> {
@@ -69,7 +70,7 @@ impl CachedFn<'_> {
                 ),
             ));
         }
-        let unsupported = |option: &str, span: &dyn quote::ToTokens| {
+        let unsupported = |option: &str, span: &dyn ToTokens| {
             syn::Error::new_spanned(
                 span,
                 format!(
@@ -78,33 +79,32 @@ impl CachedFn<'_> {
                 ),
             )
         };
-        if let Some(tag) = self.tags.first() {
-            errors.push(unsupported("tags", &tag.lit));
+        for option in NOT_WITH_BATCH {
+            if let Some(given) = self.given(option) {
+                errors.push(unsupported(option, given));
+            }
         }
-        if let Some(flag) = &self.near_cache {
-            errors.push(unsupported("near_cache", flag));
-        }
-        if let Some(refresh) = &self.refresh {
-            errors.push(unsupported("refresh", refresh));
-        }
-        if let Some(flag) = &self.cache_none {
-            errors.push(unsupported("cache_none", flag));
-        }
-        if let Some(Ttl::Expr(expr)) = &self.ttl {
-            errors.push(unsupported("ttl = <expression>", expr));
-        }
-        if let Some(ttl_from) = &self.ttl_from {
-            errors.push(unsupported("ttl_from", ttl_from));
-        }
+    }
+
+    /// Where `option`, an entry of `NOT_WITH_BATCH`, is given, if it is.
+    fn given(&self, option: &str) -> Option<&dyn ToTokens> {
         let windows = &self.windows;
-        let names = [
-            windows.stale.as_ref().map(|(name, _)| name),
-            windows.stale_if_error.as_ref().map(|(name, _)| name),
-            windows.refresh_ahead.as_ref().map(|(name, _)| name),
-            windows.background.as_ref(),
-        ];
-        for name in names.into_iter().flatten() {
-            errors.push(unsupported(&name.to_string(), name));
+        match option {
+            "tags" => self.tags.first().map(|tag| &tag.lit as _),
+            "near_cache" => self.near_cache.as_ref().map(|flag| flag as _),
+            "refresh" => self.refresh.as_ref().map(|refresh| refresh as _),
+            "cache_none" => self.cache_none.as_ref().map(|flag| flag as _),
+            "ttl = <expression>" => match &self.ttl {
+                Some(Ttl::Expr(expr)) => Some(expr),
+                _ => None,
+            },
+            "ttl_from" => self.ttl_from.as_ref().map(|ttl_from| ttl_from as _),
+            "stale" => windows.stale.as_ref().map(|(name, _)| name as _),
+            "stale_if_error" => windows.stale_if_error.as_ref().map(|(name, _)| name as _),
+            "refresh_ahead" => windows.refresh_ahead.as_ref().map(|(name, _)| name as _),
+            "revalidate = \"background\"" => windows.background.as_ref().map(|name| name as _),
+            // Unreachable for the entries: the test below gives each one.
+            _ => None,
         }
     }
 }
@@ -123,5 +123,38 @@ impl InvalidatingFn<'_> {
             );
         }
         errors.check()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The batch form refuses every option of `NOT_WITH_BATCH`, each with its own error.
+
+    use crate::args::NOT_WITH_BATCH;
+    use crate::model::CachedFn;
+
+    #[test]
+    fn batch_refuses_each_listed_option() -> syn::Result<()> {
+        let args = syn::parse_str(
+            r#"key = "employee:<ids>", batch = ids, tags = ["employees"], near_cache = true,
+               refresh = false, cache_none = true, ttl = Duration::from_secs(60),
+               ttl_from = ttl_of, stale = "1m", stale_if_error = "1h", refresh_ahead,
+               revalidate = "background""#,
+        )?;
+        let function = syn::parse_str(
+            "async fn employees(ids: &[i64]) -> Result<HashMap<i64, String>, String> { todo!() }",
+        )?;
+        let Err(errors) = CachedFn::from_syn(args, &function)?.validate() else {
+            panic!("a batch function with every refused option passed validation");
+        };
+        let messages: Vec<String> = errors.into_iter().map(|error| error.to_string()).collect();
+        for option in NOT_WITH_BATCH {
+            let refusal = format!("`{option}` is not supported with `batch`");
+            assert!(
+                messages.iter().any(|message| message.starts_with(&refusal)),
+                "no error says {refusal:?}; the errors: {messages:#?}"
+            );
+        }
+        Ok(())
     }
 }
