@@ -523,9 +523,104 @@ fn parse_duration(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    //! The duration strings `ttl` accepts.
+    //! The duration strings `ttl` accepts; the argument lists against the parser and the
+    //! reference.
+    //!
+    //! The reference (`src/docs/*.md` of the facade) has, per attribute, one table whose
+    //! header is `| Argument | Value | Meaning |`, each row naming one argument in its first
+    //! cell as `` `name` ``; `#[invalidates]`'s key templates, which have no name, are the
+    //! row whose first cell starts with `` `" ``. `redis_cached.md` names what `batch`
+    //! refuses on one line starting `` Not combined with `batch` ``, each in backticks.
 
-    use super::parse_duration;
+    use super::{
+        CACHED_ARGUMENTS, CachedArgs, INVALIDATES_ARGUMENTS, InvalidatesArgs, NOT_WITH_BATCH,
+        parse_duration,
+    };
+    use syn::parse::Parse;
+
+    const CACHED_DOCS: &str = include_str!("../../src/docs/redis_cached.md");
+    const INVALIDATES_DOCS: &str = include_str!("../../src/docs/invalidates.md");
+
+    /// The texts between backticks.
+    fn code_spans(text: &str) -> Vec<&str> {
+        text.split('`').skip(1).step_by(2).collect()
+    }
+
+    /// The argument names the reference's table documents, in its order.
+    fn documented_arguments(docs: &str) -> Vec<&str> {
+        let rows = docs
+            .lines()
+            .skip_while(|line| *line != "| Argument | Value | Meaning |")
+            .skip(2)
+            .take_while(|line| line.starts_with('|'));
+        rows.map(|row| {
+            let cell = row.split('|').nth(1).unwrap_or_default().trim();
+            code_spans(cell).first().copied().unwrap_or(cell)
+        })
+        .filter(|name| !name.starts_with('"'))
+        .collect()
+    }
+
+    /// Both ways: what `accepted` has and `documented` lacks, and the other way round.
+    fn assert_same(what: &str, accepted: &[&str], documented: &[&str]) {
+        let undocumented: Vec<_> = accepted
+            .iter()
+            .filter(|a| !documented.contains(a))
+            .collect();
+        let refused: Vec<_> = documented
+            .iter()
+            .filter(|d| !accepted.contains(d))
+            .collect();
+        assert!(
+            undocumented.is_empty() && refused.is_empty() && accepted.len() == documented.len(),
+            "{what}: in the code but not in the reference: {undocumented:?}; in the reference \
+             but not in the code: {refused:?}; the reference: {documented:?}"
+        );
+    }
+
+    /// Each listed name reaches its branch of the parser: the value after it is wrong, so
+    /// the error is that value's, never "unknown argument".
+    fn assert_parsed<T: Parse>(names: &[&str]) {
+        for name in names {
+            if let Err(error) = syn::parse_str::<T>(&format!("{name} = ,")) {
+                let message = error.to_string();
+                assert!(
+                    !message.starts_with("unknown argument"),
+                    "`{name}` is listed but the parser refuses it: {message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_reference_documents_each_argument_once() {
+        assert_same(
+            "#[redis_cached]",
+            CACHED_ARGUMENTS,
+            &documented_arguments(CACHED_DOCS),
+        );
+        assert_same(
+            "#[invalidates]",
+            INVALIDATES_ARGUMENTS,
+            &documented_arguments(INVALIDATES_DOCS),
+        );
+        let batch_line = CACHED_DOCS
+            .lines()
+            .find(|line| line.starts_with("Not combined with `batch`"))
+            .unwrap_or_default();
+        let documented = code_spans(batch_line);
+        assert_same(
+            "not with `batch`",
+            NOT_WITH_BATCH,
+            documented.get(1..).unwrap_or_default(),
+        );
+    }
+
+    #[test]
+    fn the_parser_takes_each_listed_argument() {
+        assert_parsed::<CachedArgs>(CACHED_ARGUMENTS);
+        assert_parsed::<InvalidatesArgs>(INVALIDATES_ARGUMENTS);
+    }
 
     #[test]
     fn durations() {
