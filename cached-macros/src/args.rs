@@ -209,8 +209,8 @@ impl Parse for CachedArgs {
         let mut refresh_ahead = None;
         let mut batch = None;
         let mut revalidate = None;
-        let expected = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
-        parse_list(input, CACHED_ARGUMENTS, &expected, |input, lookahead| {
+        let hint = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
+        parse_list(input, CACHED_ARGUMENTS, &hint, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
                 input.parse::<Token![=]>()?;
@@ -300,32 +300,27 @@ impl Parse for InvalidatesArgs {
         let mut cache = None;
         let mut key_ignores = None;
         let mut tags = None;
-        let expected = format!(
+        let hint = format!(
             "expected a key template such as \"user:<id>\", or one of {}",
             one_of(INVALIDATES_ARGUMENTS)
         );
-        parse_list(
-            input,
-            INVALIDATES_ARGUMENTS,
-            &expected,
-            |input, lookahead| {
-                if lookahead.peek(LitStr) {
-                    keys.push(input.parse()?);
-                } else if lookahead.peek(kw::cache) {
-                    set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
-                } else if lookahead.peek(kw::key_ignores) {
-                    set_once(
-                        &mut key_ignores,
-                        value::<kw::key_ignores, KeyIgnores>(input)?,
-                    )?;
-                } else if lookahead.peek(kw::tags) {
-                    set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
-                } else {
-                    return Ok(false);
-                }
-                Ok(true)
-            },
-        )?;
+        parse_list(input, INVALIDATES_ARGUMENTS, &hint, |input, lookahead| {
+            if lookahead.peek(LitStr) {
+                keys.push(input.parse()?);
+            } else if lookahead.peek(kw::cache) {
+                set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
+            } else if lookahead.peek(kw::key_ignores) {
+                set_once(
+                    &mut key_ignores,
+                    value::<kw::key_ignores, KeyIgnores>(input)?,
+                )?;
+            } else if lookahead.peek(kw::tags) {
+                set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
+            } else {
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
         Ok(InvalidatesArgs {
             keys,
             cache,
@@ -337,11 +332,11 @@ impl Parse for InvalidatesArgs {
 
 /// Parses comma-separated arguments with `argument`, which returns `false` for one it does
 /// not know. A name outside `accepted` is not given to it, so that the list is the whole
-/// truth; such a name, or one `argument` does not know, is reported with `expected`.
+/// truth; such a name, or one `argument` does not know, is reported with `hint`.
 fn parse_list(
     input: ParseStream,
     accepted: &[&str],
-    expected: &str,
+    hint: &str,
     mut argument: impl FnMut(ParseStream, &Lookahead1) -> syn::Result<bool>,
 ) -> syn::Result<()> {
     while !input.is_empty() {
@@ -351,7 +346,7 @@ fn parse_list(
             Err(_) => true,
         };
         if !listed || !argument(input, &lookahead)? {
-            return Err(unknown_argument(input, lookahead.error(), expected));
+            return Err(unknown_argument(input, lookahead.error(), hint));
         }
         if !input.is_empty() {
             input.parse::<Token![,]>()?;

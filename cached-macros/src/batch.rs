@@ -1,7 +1,8 @@
 //! The batch form, `#[redis_cached(key = "employee:<ids>", batch = ids)]`: the parameter
-//! holding the ids (`&[K]` or `Vec<K>`), the map the function returns
-//! (`HashMap<K, V>` or `Result<HashMap<K, V>, E>`), and the options it does not combine
-//! with. Read in `model`, checked in `valid`, expanded by `expand::batch`.
+//! holding the ids (`&[K]` or `Vec<K>`) and the map the function returns
+//! (`HashMap<K, V>` or `Result<HashMap<K, V>, E>`). Read in `model`; its rules with the
+//! other parts (the key names the ids, no option of `args::NOT_WITH_BATCH`) are `valid`'s;
+//! expanded by `expand::batch`.
 
 use crate::errors::Errors;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Token, Type};

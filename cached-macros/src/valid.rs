@@ -1,7 +1,7 @@
 //! The rules between the parts of a view, all reported together: the keys tell a generic
 //! function's instantiations apart, or `key_ignores` says why they need not (`generics`),
 //! `cache_none` is only given where the stored part is an `Option`, and a batch function's
-//! key names its ids (`batch`).
+//! key names its ids and it takes no option the batch form refuses (`batch`).
 
 use crate::args::{NOT_WITH_BATCH, Ttl};
 use crate::batch::BatchParam;
