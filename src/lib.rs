@@ -2,7 +2,10 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use redis_cached_macros::{invalidates, redis_cached};
+#[doc = include_str!("docs/invalidates.md")]
+pub use redis_cached_macros::invalidates;
+#[doc = include_str!("docs/redis_cached.md")]
+pub use redis_cached_macros::redis_cached;
 pub use redis_cached_runtime::{
     Cache, CacheBuilder, Codec, Error, IntoTtl, KeyPart, NearCache, Outcome, commit,
     describe_metrics, init, install, installed, transaction, with_outcome, write_escaped,

@@ -6,6 +6,43 @@ use syn::parse::{Lookahead1, Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitBool, LitStr, Token, UnOp, bracketed};
 
+/// The arguments of `#[redis_cached]`: the parser takes no other, its error for an unknown
+/// one lists these, and the attribute's reference documents each (a test compares them).
+pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
+    "key",
+    "ttl",
+    "ttl_from",
+    "refresh",
+    "cache",
+    "cache_none",
+    "near_cache",
+    "key_ignores",
+    "tags",
+    "stale",
+    "stale_if_error",
+    "refresh_ahead",
+    "revalidate",
+    "batch",
+];
+
+/// The named arguments of `#[invalidates]`, besides its key templates; as above.
+pub(crate) const INVALIDATES_ARGUMENTS: &[&str] = &["cache", "key_ignores", "tags"];
+
+/// What `batch` does not combine with, as `valid` refuses it and names it in the error, in
+/// that order; the reference lists the same.
+pub(crate) const NOT_WITH_BATCH: &[&str] = &[
+    "tags",
+    "near_cache",
+    "refresh",
+    "cache_none",
+    "ttl = <expression>",
+    "ttl_from",
+    "stale",
+    "stale_if_error",
+    "refresh_ahead",
+    "revalidate = \"background\"",
+];
+
 /// The argument names, as keywords for `lookahead1`.
 mod kw {
     syn::custom_keyword!(key);
@@ -172,10 +209,8 @@ impl Parse for CachedArgs {
         let mut refresh_ahead = None;
         let mut batch = None;
         let mut revalidate = None;
-        let expected = "expected one of `key`, `ttl`, `ttl_from`, `refresh`, `cache`, \
-                        `cache_none`, `near_cache`, `key_ignores`, `tags`, `stale`, \
-                        `stale_if_error`, `refresh_ahead`, `revalidate`, `batch`";
-        parse_list(input, expected, |input, lookahead| {
+        let hint = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
+        parse_list(input, CACHED_ARGUMENTS, &hint, |input, lookahead| {
             if lookahead.peek(kw::key) {
                 let name = input.parse::<kw::key>()?;
                 input.parse::<Token![=]>()?;
@@ -265,9 +300,11 @@ impl Parse for InvalidatesArgs {
         let mut cache = None;
         let mut key_ignores = None;
         let mut tags = None;
-        let expected = "#[invalidates] takes key templates such as \"user:<id>\", `cache = ...`, \
-                        `key_ignores = [...]` and `tags = [...]`";
-        parse_list(input, expected, |input, lookahead| {
+        let hint = format!(
+            "expected a key template such as \"user:<id>\", or one of {}",
+            one_of(INVALIDATES_ARGUMENTS)
+        );
+        parse_list(input, INVALIDATES_ARGUMENTS, &hint, |input, lookahead| {
             if lookahead.peek(LitStr) {
                 keys.push(input.parse()?);
             } else if lookahead.peek(kw::cache) {
@@ -294,22 +331,34 @@ impl Parse for InvalidatesArgs {
 }
 
 /// Parses comma-separated arguments with `argument`, which returns `false` for one it does
-/// not know; that is reported with `expected`.
+/// not know. A name outside `accepted` is not given to it, so that the list is the whole
+/// truth; such a name, or one `argument` does not know, is reported with `hint`.
 fn parse_list(
     input: ParseStream,
-    expected: &str,
+    accepted: &[&str],
+    hint: &str,
     mut argument: impl FnMut(ParseStream, &Lookahead1) -> syn::Result<bool>,
 ) -> syn::Result<()> {
     while !input.is_empty() {
         let lookahead = input.lookahead1();
-        if !argument(input, &lookahead)? {
-            return Err(unknown_argument(input, lookahead.error(), expected));
+        let listed = match input.fork().call(Ident::parse_any) {
+            Ok(name) => accepted.iter().any(|accepted| name == accepted),
+            Err(_) => true,
+        };
+        if !listed || !argument(input, &lookahead)? {
+            return Err(unknown_argument(input, lookahead.error(), hint));
         }
         if !input.is_empty() {
             input.parse::<Token![,]>()?;
         }
     }
     Ok(())
+}
+
+/// "`a`, `b`, `c`".
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    quoted.join(", ")
 }
 
 /// An error for an argument name that is not known, naming it; `fallback` for anything else.
@@ -469,9 +518,104 @@ fn parse_duration(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    //! The duration strings `ttl` accepts.
+    //! The duration strings `ttl` accepts; the argument lists against the parser and the
+    //! reference.
+    //!
+    //! The reference (`src/docs/*.md` of the facade) has, per attribute, one table whose
+    //! header is `| Argument | Value | Meaning |`, each row naming one argument in its first
+    //! cell as `` `name` ``; `#[invalidates]`'s key templates, which have no name, are the
+    //! row whose first cell starts with `` `" ``. `redis_cached.md` names what `batch`
+    //! refuses on one line starting `` Not combined with `batch` ``, each in backticks.
 
-    use super::parse_duration;
+    use super::{
+        CACHED_ARGUMENTS, CachedArgs, INVALIDATES_ARGUMENTS, InvalidatesArgs, NOT_WITH_BATCH,
+        parse_duration,
+    };
+    use syn::parse::Parse;
+
+    const CACHED_DOCS: &str = include_str!("../../src/docs/redis_cached.md");
+    const INVALIDATES_DOCS: &str = include_str!("../../src/docs/invalidates.md");
+
+    /// The texts between backticks.
+    fn code_spans(text: &str) -> Vec<&str> {
+        text.split('`').skip(1).step_by(2).collect()
+    }
+
+    /// The argument names the reference's table documents, in its order.
+    fn documented_arguments(docs: &str) -> Vec<&str> {
+        let rows = docs
+            .lines()
+            .skip_while(|line| *line != "| Argument | Value | Meaning |")
+            .skip(2)
+            .take_while(|line| line.starts_with('|'));
+        rows.map(|row| {
+            let cell = row.split('|').nth(1).unwrap_or_default().trim();
+            code_spans(cell).first().copied().unwrap_or(cell)
+        })
+        .filter(|name| !name.starts_with('"'))
+        .collect()
+    }
+
+    /// Both ways: what `accepted` has and `documented` lacks, and the other way round.
+    fn assert_same(what: &str, accepted: &[&str], documented: &[&str]) {
+        let undocumented: Vec<_> = accepted
+            .iter()
+            .filter(|a| !documented.contains(a))
+            .collect();
+        let refused: Vec<_> = documented
+            .iter()
+            .filter(|d| !accepted.contains(d))
+            .collect();
+        assert!(
+            undocumented.is_empty() && refused.is_empty() && accepted.len() == documented.len(),
+            "{what}: in the code but not in the reference: {undocumented:?}; in the reference \
+             but not in the code: {refused:?}; the reference: {documented:?}"
+        );
+    }
+
+    /// Each listed name reaches its branch of the parser: the value after it is wrong, so
+    /// the error is that value's, never "unknown argument".
+    fn assert_parsed<T: Parse>(names: &[&str]) {
+        for name in names {
+            if let Err(error) = syn::parse_str::<T>(&format!("{name} = ,")) {
+                let message = error.to_string();
+                assert!(
+                    !message.starts_with("unknown argument"),
+                    "`{name}` is listed but the parser refuses it: {message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_reference_documents_each_argument_once() {
+        assert_same(
+            "#[redis_cached]",
+            CACHED_ARGUMENTS,
+            &documented_arguments(CACHED_DOCS),
+        );
+        assert_same(
+            "#[invalidates]",
+            INVALIDATES_ARGUMENTS,
+            &documented_arguments(INVALIDATES_DOCS),
+        );
+        let batch_line = CACHED_DOCS
+            .lines()
+            .find(|line| line.starts_with("Not combined with `batch`"))
+            .unwrap_or_default();
+        let documented = code_spans(batch_line);
+        assert_same(
+            "not with `batch`",
+            NOT_WITH_BATCH,
+            documented.get(1..).unwrap_or_default(),
+        );
+    }
+
+    #[test]
+    fn the_parser_takes_each_listed_argument() {
+        assert_parsed::<CachedArgs>(CACHED_ARGUMENTS);
+        assert_parsed::<InvalidatesArgs>(INVALIDATES_ARGUMENTS);
+    }
 
     #[test]
     fn durations() {

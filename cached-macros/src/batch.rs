@@ -1,11 +1,10 @@
 //! The batch form, `#[redis_cached(key = "employee:<ids>", batch = ids)]`: the parameter
-//! holding the ids (`&[K]` or `Vec<K>`), the map the function returns
-//! (`HashMap<K, V>` or `Result<HashMap<K, V>, E>`), and the options it does not combine
-//! with. Read in `model`, checked in `valid`, expanded by `expand::batch`.
+//! holding the ids (`&[K]` or `Vec<K>`) and the map the function returns
+//! (`HashMap<K, V>` or `Result<HashMap<K, V>, E>`). Read in `model`; its rules with the
+//! other parts (the key names the ids, no option of `args::NOT_WITH_BATCH`) are `valid`'s;
+//! expanded by `expand::batch`.
 
-use crate::args::Ttl;
-use crate::model::CachedFn;
-use crate::template::{Placeholder, Segment};
+use crate::errors::Errors;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Token, Type};
 
 /// The batch parameter of a function, and the value type of its map.
@@ -21,14 +20,17 @@ pub(crate) struct BatchParam<'a> {
 impl<'a> BatchParam<'a> {
     /// The parameter `name` names, and the map's value type; the errors of both.
     pub(crate) fn read(name: &Ident, function: &'a ItemFn) -> syn::Result<BatchParam<'a>> {
-        crate::errors::join(parameter(name, function), map_value(function)).map(
-            |((ident, mutability, owned), value)| BatchParam {
-                ident,
-                mutability,
-                owned,
-                value,
-            },
-        )
+        let mut errors = Errors::default();
+        let parameter = errors.track(parameter(name, function));
+        let value = errors.track(map_value(function));
+        errors.check()?;
+        let (ident, mutability, owned) = parameter?;
+        Ok(BatchParam {
+            ident,
+            mutability,
+            owned,
+            value: value?,
+        })
     }
 }
 
@@ -113,63 +115,4 @@ fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
             })
             .collect(),
     )
-}
-
-impl CachedFn<'_> {
-    /// A batch function's rules: its key names the batch parameter, and it takes no option
-    /// the batch form does not support.
-    pub(crate) fn batch_errors(&self, batch: &BatchParam) -> Vec<syn::Error> {
-        let mut errors = Vec::new();
-        let names_ids = self.key.template.segments.iter().any(|segment| {
-            matches!(segment, Segment::Placeholder(Placeholder { root, .. }) if *root == batch.ident)
-        });
-        if !names_ids {
-            let ids = &batch.ident;
-            errors.push(syn::Error::new_spanned(
-                &self.key.lit,
-                format!(
-                    "the key of a batch function must name its batch parameter `<{ids}>`: it is \
-                     rendered once per id, as in `key = \"employee:<{ids}>\"`"
-                ),
-            ));
-        }
-        let unsupported = |option: &str, span: &dyn quote::ToTokens| {
-            syn::Error::new_spanned(
-                span,
-                format!(
-                    "`{option}` is not supported with `batch`: remove it, or cache a function \
-                     of one id instead"
-                ),
-            )
-        };
-        if let Some(tag) = self.tags.first() {
-            errors.push(unsupported("tags", &tag.lit));
-        }
-        if let Some(flag) = &self.near_cache {
-            errors.push(unsupported("near_cache", flag));
-        }
-        if let Some(refresh) = &self.refresh {
-            errors.push(unsupported("refresh", refresh));
-        }
-        if let Some(flag) = &self.cache_none {
-            errors.push(unsupported("cache_none", flag));
-        }
-        if let Some(Ttl::Expr(expr)) = &self.ttl {
-            errors.push(unsupported("ttl = <expression>", expr));
-        }
-        if let Some(ttl_from) = &self.ttl_from {
-            errors.push(unsupported("ttl_from", ttl_from));
-        }
-        let windows = &self.windows;
-        let names = [
-            windows.stale.as_ref().map(|(name, _)| name),
-            windows.stale_if_error.as_ref().map(|(name, _)| name),
-            windows.refresh_ahead.as_ref().map(|(name, _)| name),
-            windows.background.as_ref(),
-        ];
-        for name in names.into_iter().flatten() {
-            errors.push(unsupported(&name.to_string(), name));
-        }
-        errors
-    }
 }

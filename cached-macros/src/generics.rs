@@ -25,19 +25,19 @@ pub(crate) enum Use {
 }
 
 /// Checks the keys against `function`'s generics, leaving out what `key_ignores` lists, and
-/// checks that list; all problems are reported together.
+/// checks that list; every problem goes to `errors`.
 pub(crate) fn check(
     function: &ItemFn,
     keys: &[Key],
     key_ignores: Option<&[Ident]>,
     usage: Use,
-) -> syn::Result<()> {
+    errors: &mut Errors,
+) {
     let generics = Generics::of(function);
     let coverages: Vec<Coverage> = keys
         .iter()
         .map(|key| generics.coverage(&key.template))
         .collect();
-    let mut errors = Errors::default();
     for ident in key_ignores.unwrap_or_default() {
         if !generics.contains(ident) {
             errors.push(syn::Error::new(ident.span(), generics.not_listable(ident)));
@@ -66,10 +66,9 @@ pub(crate) fn check(
             &key.lit,
             key_ignores,
             usage,
-            &mut errors,
+            errors,
         );
     }
-    errors.finish()
 }
 
 /// Errors for what tells calls apart but is neither in the key `lit` nor in `key_ignores`.

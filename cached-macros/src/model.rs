@@ -9,7 +9,7 @@
 
 use crate::args::{self, CachedArgs, InvalidatesArgs, Ttl};
 use crate::batch::BatchParam;
-use crate::errors::{join, join_all};
+use crate::errors::Errors;
 use crate::shape::{Shape, Stored};
 use crate::template::{ResultScope, RootKind, Scope, Template};
 use proc_macro2::Span;
@@ -90,31 +90,31 @@ pub(crate) enum CacheSource {
 impl<'a> CachedFn<'a> {
     pub(crate) fn from_syn(args: CachedArgs, function: &'a ItemFn) -> syn::Result<Self> {
         let scope = scope(function, ResultScope::Unavailable);
-        let ttl = args.ttl.as_ref().map(args::ttl).transpose();
-        let windows = windows(&args);
-        let key = match args.key {
-            Some(lit) => Key::parse(lit, &scope),
+        let mut errors = Errors::default();
+        let ttl = errors.track(args.ttl.as_ref().map(args::ttl).transpose());
+        let key = errors.track(match &args.key {
+            Some(lit) => Key::parse(lit.clone(), &scope),
             None => Err(syn::Error::new(
                 Span::call_site(),
                 "missing `key = \"...\"`: name the key template, as in \
                  #[redis_cached(key = \"user:<id>\", ttl = 3600)]",
             )),
-        };
-        let asyncness = check_async(function, "redis_cached");
-        let tags = parse_all(args.tags, &scope);
-        let batch = (args.batch.as_ref())
-            .map(|ids| BatchParam::read(ids, function))
-            .transpose();
-        let (((((ttl, key), ()), tags), windows), batch) = join(
-            join(join(join(join(ttl, key), asyncness), tags), windows),
-            batch,
-        )?;
+        });
+        check_async(function, "redis_cached", &mut errors);
+        let tags = parse_all(tag_templates(&args.tags), &scope, &mut errors);
+        let windows = errors.track(windows(&args));
+        let batch = errors.track(
+            (args.batch.as_ref())
+                .map(|ids| BatchParam::read(ids, function))
+                .transpose(),
+        );
+        errors.check()?;
         Ok(CachedFn {
             function,
-            key,
-            ttl,
+            key: key?,
+            ttl: ttl?,
             ttl_from: args.ttl_from.map(|(_, expr)| expr),
-            windows,
+            windows: windows?,
             refresh: args.refresh,
             cache: CacheSource::from(args.cache),
             cache_none: args.cache_none,
@@ -123,7 +123,7 @@ impl<'a> CachedFn<'a> {
             stored: Stored::of(&function.sig.output),
             key_ignores: args.key_ignores.map(|list| list.0),
             tags,
-            batch,
+            batch: batch?,
         })
     }
 
@@ -143,31 +143,34 @@ fn windows(args: &CachedArgs) -> syn::Result<Windows> {
             })
             .transpose()
     };
-    let stale = seconds(&args.stale, "stale");
-    let stale_if_error = seconds(&args.stale_if_error, "stale_if_error");
-    let refresh_ahead = args
-        .refresh_ahead
-        .as_ref()
-        .map(|(name, lit)| args::beta(lit).map(|beta| beta.map(|beta| (name.clone(), beta))))
-        .transpose()
-        .map(Option::flatten);
-    let background = args
-        .revalidate
-        .as_ref()
-        .map(|(name, mode)| match mode.value().as_str() {
-            "background" => Ok(Some(name.clone())),
-            "inline" => Ok(None),
-            _ => Err(syn::Error::new_spanned(
-                mode,
-                "`revalidate` is `\"inline\"` (the default: the caller that claims a refresh \
-                 runs it) or `\"background\"` (a spawned task runs it; the body must own its \
-                 arguments)",
-            )),
-        })
-        .transpose()
-        .map(Option::flatten);
-    let (((stale, stale_if_error), refresh_ahead), background) =
-        join(join(join(stale, stale_if_error), refresh_ahead), background)?;
+    let mut errors = Errors::default();
+    let stale = errors.track(seconds(&args.stale, "stale"));
+    let stale_if_error = errors.track(seconds(&args.stale_if_error, "stale_if_error"));
+    let refresh_ahead = errors.track(
+        args.refresh_ahead
+            .as_ref()
+            .map(|(name, lit)| args::beta(lit).map(|beta| beta.map(|beta| (name.clone(), beta))))
+            .transpose()
+            .map(Option::flatten),
+    );
+    let background = errors.track(
+        args.revalidate
+            .as_ref()
+            .map(|(name, mode)| match mode.value().as_str() {
+                "background" => Ok(Some(name.clone())),
+                "inline" => Ok(None),
+                _ => Err(syn::Error::new_spanned(
+                    mode,
+                    "`revalidate` is `\"inline\"` (the default: the caller that claims a \
+                     refresh runs it) or `\"background\"` (a spawned task runs it; the body \
+                     must own its arguments)",
+                )),
+            })
+            .transpose()
+            .map(Option::flatten),
+    );
+    errors.check()?;
+    let (stale, refresh_ahead, background) = (stale?, refresh_ahead?, background?);
     if let (Some(name), None, None) = (&background, &stale, &refresh_ahead) {
         return Err(syn::Error::new(
             name.span(),
@@ -177,7 +180,7 @@ fn windows(args: &CachedArgs) -> syn::Result<Windows> {
     }
     Ok(Windows {
         stale,
-        stale_if_error,
+        stale_if_error: stale_if_error?,
         refresh_ahead,
         background,
     })
@@ -187,18 +190,18 @@ impl<'a> InvalidatingFn<'a> {
     pub(crate) fn from_syn(args: InvalidatesArgs, function: &'a ItemFn) -> syn::Result<Self> {
         let shape = Shape::of(&function.sig.output);
         let scope = scope(function, result_scope(&function.sig.output, shape));
-        let keys = if args.keys.is_empty() && args.tags.is_none() {
-            Err(syn::Error::new(
+        let mut errors = Errors::default();
+        if args.keys.is_empty() && args.tags.is_none() {
+            errors.push(syn::Error::new(
                 Span::call_site(),
                 "#[invalidates] needs at least one key template or tag, as in \
                  #[invalidates(\"user:<id>\")] or #[invalidates(tags = [\"department:<name>\"])]",
-            ))
-        } else {
-            join_all(args.keys.into_iter().map(|lit| Key::parse(lit, &scope)))
-        };
-        let asyncness = check_async(function, "invalidates");
-        let tags = parse_all(args.tags, &scope);
-        let ((keys, ()), tags) = join(join(keys, asyncness), tags)?;
+            ));
+        }
+        let keys = parse_all(&args.keys, &scope, &mut errors);
+        check_async(function, "invalidates", &mut errors);
+        let tags = parse_all(tag_templates(&args.tags), &scope, &mut errors);
+        errors.check()?;
         Ok(InvalidatingFn {
             function,
             keys,
@@ -223,10 +226,17 @@ impl Key {
     }
 }
 
-/// Every tag template parsed against the function's names (none when not given).
-fn parse_all(tags: Option<args::Tags>, scope: &Scope) -> syn::Result<Vec<Key>> {
-    let tags = tags.map_or_else(Vec::new, |tags| tags.0);
-    join_all(tags.into_iter().map(|lit| Key::parse(lit, scope)))
+/// The templates that parse against the function's names; the others' errors go to
+/// `errors`.
+fn parse_all(templates: &[LitStr], scope: &Scope, errors: &mut Errors) -> Vec<Key> {
+    (templates.iter())
+        .filter_map(|lit| errors.track(Key::parse(lit.clone(), scope)).ok())
+        .collect()
+}
+
+/// The tag templates, none when `tags` is not given.
+fn tag_templates(tags: &Option<args::Tags>) -> &[LitStr] {
+    tags.as_ref().map_or(&[], |tags| &tags.0)
 }
 
 impl From<Option<Expr>> for CacheSource {
@@ -235,14 +245,13 @@ impl From<Option<Expr>> for CacheSource {
     }
 }
 
-fn check_async(function: &ItemFn, macro_name: &str) -> syn::Result<()> {
-    if function.sig.asyncness.is_some() {
-        return Ok(());
+fn check_async(function: &ItemFn, macro_name: &str, errors: &mut Errors) {
+    if function.sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            function.sig.fn_token,
+            format!("#[{macro_name}] only applies to `async fn`: add `async` before `fn`"),
+        ));
     }
-    Err(syn::Error::new_spanned(
-        function.sig.fn_token,
-        format!("#[{macro_name}] only applies to `async fn`: add `async` before `fn`"),
-    ))
 }
 
 /// The declared return type's span (the name's, for `()`): where errors about the stored

@@ -1,26 +1,29 @@
 //! The rules between the parts of a view, all reported together: the keys tell a generic
 //! function's instantiations apart, or `key_ignores` says why they need not (`generics`),
 //! `cache_none` is only given where the stored part is an `Option`, and a batch function's
-//! key names its ids (`batch`).
+//! key names its ids and it takes no option the batch form refuses (`batch`).
 
+use crate::args::{NOT_WITH_BATCH, Ttl};
+use crate::batch::BatchParam;
 use crate::errors::Errors;
 use crate::generics::{self, Use};
 use crate::model::{CachedFn, InvalidatingFn};
+use crate::template::{Placeholder, Segment};
+use quote::ToTokens;
 use std::slice;
 
 impl CachedFn<'_> {
     pub(crate) fn validate(&self) -> syn::Result<()> {
         let mut errors = Errors::default();
-        errors.check(generics::check(
+        generics::check(
             self.function,
             slice::from_ref(&self.key),
             self.key_ignores.as_deref(),
             Use::Cached,
-        ));
+            &mut errors,
+        );
         if let Some(batch) = &self.batch {
-            self.batch_errors(batch)
-                .into_iter()
-                .for_each(|error| errors.push(error));
+            self.batch_errors(batch, &mut errors);
         } else if let Some(flag) = &self.cache_none
             && !self.shape.is_option()
         {
@@ -48,21 +51,110 @@ impl CachedFn<'_> {
                 ),
             ));
         }
-        errors.finish()
+        errors.check()
+    }
+
+    /// A batch function's rules: its key names the batch parameter, and it takes no option
+    /// the batch form does not support.
+    fn batch_errors(&self, batch: &BatchParam, errors: &mut Errors) {
+        let names_ids = self.key.template.segments.iter().any(|segment| {
+            matches!(segment, Segment::Placeholder(Placeholder { root, .. }) if *root == batch.ident)
+        });
+        if !names_ids {
+            let ids = &batch.ident;
+            errors.push(syn::Error::new_spanned(
+                &self.key.lit,
+                format!(
+                    "the key of a batch function must name its batch parameter `<{ids}>`: it is \
+                     rendered once per id, as in `key = \"employee:<{ids}>\"`"
+                ),
+            ));
+        }
+        let unsupported = |option: &str, span: &dyn ToTokens| {
+            syn::Error::new_spanned(
+                span,
+                format!(
+                    "`{option}` is not supported with `batch`: remove it, or cache a function \
+                     of one id instead"
+                ),
+            )
+        };
+        for option in NOT_WITH_BATCH {
+            if let Some(given) = self.given(option) {
+                errors.push(unsupported(option, given));
+            }
+        }
+    }
+
+    /// Where `option`, an entry of `NOT_WITH_BATCH`, is given, if it is.
+    fn given(&self, option: &str) -> Option<&dyn ToTokens> {
+        let windows = &self.windows;
+        match option {
+            "tags" => self.tags.first().map(|tag| &tag.lit as _),
+            "near_cache" => self.near_cache.as_ref().map(|flag| flag as _),
+            "refresh" => self.refresh.as_ref().map(|refresh| refresh as _),
+            "cache_none" => self.cache_none.as_ref().map(|flag| flag as _),
+            "ttl = <expression>" => match &self.ttl {
+                Some(Ttl::Expr(expr)) => Some(expr),
+                _ => None,
+            },
+            "ttl_from" => self.ttl_from.as_ref().map(|ttl_from| ttl_from as _),
+            "stale" => windows.stale.as_ref().map(|(name, _)| name as _),
+            "stale_if_error" => windows.stale_if_error.as_ref().map(|(name, _)| name as _),
+            "refresh_ahead" => windows.refresh_ahead.as_ref().map(|(name, _)| name as _),
+            "revalidate = \"background\"" => windows.background.as_ref().map(|name| name as _),
+            // Unreachable for the entries: the test below gives each one.
+            _ => None,
+        }
     }
 }
 
 impl InvalidatingFn<'_> {
     /// Tags group entries across instantiations: only keys must tell them apart.
     pub(crate) fn validate(&self) -> syn::Result<()> {
-        if self.keys.is_empty() {
-            return Ok(());
+        let mut errors = Errors::default();
+        if !self.keys.is_empty() {
+            generics::check(
+                self.function,
+                &self.keys,
+                self.key_ignores.as_deref(),
+                Use::Invalidation,
+                &mut errors,
+            );
         }
-        generics::check(
-            self.function,
-            &self.keys,
-            self.key_ignores.as_deref(),
-            Use::Invalidation,
-        )
+        errors.check()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The batch form refuses every option of `NOT_WITH_BATCH`, each with its own error.
+
+    use crate::args::NOT_WITH_BATCH;
+    use crate::model::CachedFn;
+
+    #[test]
+    fn batch_refuses_each_listed_option() -> syn::Result<()> {
+        let args = syn::parse_str(
+            r#"key = "employee:<ids>", batch = ids, tags = ["employees"], near_cache = true,
+               refresh = false, cache_none = true, ttl = Duration::from_secs(60),
+               ttl_from = ttl_of, stale = "1m", stale_if_error = "1h", refresh_ahead,
+               revalidate = "background""#,
+        )?;
+        let function = syn::parse_str(
+            "async fn employees(ids: &[i64]) -> Result<HashMap<i64, String>, String> { todo!() }",
+        )?;
+        let Err(errors) = CachedFn::from_syn(args, &function)?.validate() else {
+            panic!("a batch function with every refused option passed validation");
+        };
+        let messages: Vec<String> = errors.into_iter().map(|error| error.to_string()).collect();
+        for option in NOT_WITH_BATCH {
+            let refusal = format!("`{option}` is not supported with `batch`");
+            assert!(
+                messages.iter().any(|message| message.starts_with(&refusal)),
+                "no error says {refusal:?}; the errors: {messages:#?}"
+            );
+        }
+        Ok(())
     }
 }
