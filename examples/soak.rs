@@ -27,10 +27,10 @@
 //! key) had returned, and returned a version below `v`. A failure is a call that panicked
 //! or returned another key's value (every value carries its key).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use serde::{Deserialize, Serialize};
 use std::fmt;

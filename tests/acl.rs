@@ -2,7 +2,7 @@
 //! `build()`, and the password never shows in errors, `Debug` output or the log, whether the
 //! server refuses the credentials, dies mid-test, or the user may not touch the keys.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, Outcome, invalidates, redis_cached};
@@ -79,22 +79,22 @@ const ACL_ARGS: [&str; 24] = [
 ];
 
 /// A server whose users are alice, bob and carol, with the default user off.
-fn acl_server(extra: &[&str]) -> common::RedisServer {
+fn acl_server(extra: &[&str]) -> harness::RedisServer {
     let mut args: Vec<&str> = ACL_ARGS.to_vec();
     args.extend(extra);
-    common::RedisServer::start_with(&args)
+    harness::RedisServer::start_with(&args)
 }
 
-fn url(server: &common::RedisServer, user: &str, password: &str) -> String {
+fn url(server: &harness::RedisServer, user: &str, password: &str) -> String {
     format!("redis://{user}:{password}@127.0.0.1:{}", server.port())
 }
 
-fn alice(server: &common::RedisServer) -> String {
+fn alice(server: &harness::RedisServer) -> String {
     url(server, "alice", PASSWORD)
 }
 
 /// A connection as alice, to look at what the cache wrote.
-async fn raw_alice(server: &common::RedisServer) -> redis::aio::MultiplexedConnection {
+async fn raw_alice(server: &harness::RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(alice(server))
         .expect("a valid URL")
         .get_multiplexed_async_connection()

@@ -12,11 +12,11 @@
 //! Its own file: `replicated_invalidation` is new API, and its own topologies; one test at
 //! a time (`SERIAL`).
 
-mod common;
+mod harness;
 mod support;
 
-use common::cluster::RedisCluster;
-use common::sentinel::RedisSentinel;
+use harness::cluster::RedisCluster;
+use harness::sentinel::RedisSentinel;
 use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
 
 fn configured(builder: CacheBuilder, replicated: bool) -> CacheBuilder {
     let builder = builder
-        .prefix(common::unique_prefix("lost"))
+        .prefix(harness::unique_prefix("lost"))
         .timeout(Duration::from_millis(500));
     if replicated {
         builder.replicated_invalidation(1, WAIT_TIMEOUT)

@@ -1,6 +1,6 @@
 //! `mem://` passes the same behavioural tests as Redis (`scenarios`), TTLs included.
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 

@@ -5,10 +5,10 @@
 //! run the body uncached and leave the key alone. In every case the breaker stays closed.
 //! Each test makes one server refuse in one way, with an entry stored before.
 
-mod common;
+mod harness;
 mod support;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, Outcome};
 use std::sync::atomic::AtomicUsize;

@@ -1,15 +1,15 @@
-//! Sentinel (a primary, one replica and three sentinels, started by `common::sentinel`):
+//! Sentinel (a primary, one replica and three sentinels, started by `harness::sentinel`):
 //! the scenario list, the database in the URL, failover under load, and invalidations after
 //! a failover reaching the new primary while the demoted one still takes writes.
 //!
 //! Tests that kill or fail over a primary start a setup of their own and run one at a time
 //! (`SERIAL`); the others share one setup. What they measure is printed (`--nocapture`).
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
-use common::sentinel::RedisSentinel;
+use harness::sentinel::RedisSentinel;
 use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ fn shared_setup() -> &'static RedisSentinel {
 /// machine in its timeout.
 fn builder(setup: &RedisSentinel, test: &str) -> CacheBuilder {
     Cache::builder(&setup.url())
-        .prefix(common::unique_prefix(test))
+        .prefix(harness::unique_prefix(test))
         .timeout(Duration::from_secs(1))
 }
 
@@ -74,7 +74,7 @@ async fn a_sentinel_url_opens_a_cache_on_the_primary_in_its_database() {
     cache.ping().await.expect("ping");
 
     // `/<db>` after the service name: the entries go to that database of the primary.
-    let prefix = common::unique_prefix("database");
+    let prefix = harness::unique_prefix("database");
     let cache = Cache::builder(&format!("{}/3", setup.url()))
         .prefix(prefix.clone())
         .build()
@@ -111,7 +111,7 @@ async fn a_sentinel_url_opens_a_cache_on_the_primary_in_its_database() {
 /// service they do not watch.
 #[tokio::test]
 async fn an_unresolved_primary_names_the_service_and_the_sentinels() {
-    let (one, two) = (common::free_port(), common::free_port());
+    let (one, two) = (harness::free_port(), harness::free_port());
     let down = format!("redis+sentinel://:hunter2@127.0.0.1:{one},127.0.0.1:{two}/mymaster");
     let setup = shared_setup();
     let unknown = setup.url().replace("/mymaster", "/nosuchservice");
@@ -146,7 +146,7 @@ async fn the_primary_killed_under_load_fails_no_call() {
     let _serial = SERIAL.lock().await;
     let setup = RedisSentinel::start();
     let cache = Cache::builder(&setup.url())
-        .prefix(common::unique_prefix("failover"))
+        .prefix(harness::unique_prefix("failover"))
         .build()
         .await
         .expect("the sentinels name a primary");

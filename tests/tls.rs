@@ -6,7 +6,7 @@
 //! is skipped.
 #![cfg(feature = "tls")]
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, Error, Outcome};
@@ -144,7 +144,7 @@ impl Drop for Certs {
 /// A redis-server with a plain port (the harness's) and a TLS port.
 struct TlsServer {
     // Dropped first: the server stops before its certificates are removed.
-    server: common::RedisServer,
+    server: harness::RedisServer,
     tls_port: u16,
     certs: Certs,
 }
@@ -152,14 +152,14 @@ struct TlsServer {
 impl TlsServer {
     /// The server, or `None` (the skip said why) when this server binary has no TLS.
     fn start(test: &str) -> Option<TlsServer> {
-        if let Some(reason) = common::tls_unsupported() {
-            common::skip(test, reason);
+        if let Some(reason) = harness::tls_unsupported() {
+            harness::skip(test, reason);
             return None;
         }
         let certs = Certs::generate();
-        let tls_port = common::free_port();
+        let tls_port = harness::free_port();
         let path = |file: &str| path_text(&certs.path(file));
-        let server = common::RedisServer::start_with(&[
+        let server = harness::RedisServer::start_with(&[
             "--tls-port",
             &tls_port.to_string(),
             "--tls-cert-file",
@@ -171,7 +171,7 @@ impl TlsServer {
             "--tls-auth-clients",
             "no",
         ]);
-        common::wait_for_port(tls_port);
+        harness::wait_for_port(tls_port);
         Some(TlsServer {
             server,
             tls_port,
@@ -257,7 +257,7 @@ async fn the_certificate_also_names_localhost() {
     let has_ipv4 = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", server.tls_port))
         .is_ok_and(|mut addrs| addrs.any(|addr| addr.is_ipv4()));
     if !has_ipv4 {
-        common::skip(
+        harness::skip(
             "the_certificate_also_names_localhost",
             "`localhost` has no IPv4 address here",
         );

@@ -1,9 +1,9 @@
-//! Helpers for test bodies on top of `common` (the harness every binary declares; this one needs
+//! Helpers for test bodies on top of `harness` (the harness every binary declares; this one needs
 //! it): body-run counters, what the cache wrote, cached functions, log capture. A new helper
-//! goes here, unless it starts, reaches or counts a server: then in `common`.
+//! goes here, unless it starts, reaches or counts a server: then in `harness`.
 #![allow(dead_code)]
 
-use crate::common;
+use crate::harness;
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,17 +47,17 @@ pub async fn get_text(redis: &mut MultiplexedConnection, key: &str) -> Option<St
 
 /// What the shared server holds under `key` (the full key, prefix included).
 pub async fn raw_get(key: &str) -> Option<Vec<u8>> {
-    get(&mut common::raw_connection().await, key).await
+    get(&mut harness::raw_connection().await, key).await
 }
 
 /// `raw_get` as text.
 pub async fn raw_get_text(key: &str) -> Option<String> {
-    get_text(&mut common::raw_connection().await, key).await
+    get_text(&mut harness::raw_connection().await, key).await
 }
 
 /// Writes `value` under `key` on the shared server, bypassing the cache.
 pub async fn raw_set(key: &str, value: &[u8]) {
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     let () = redis::cmd("SET")
         .arg(key)
         .arg(value)
@@ -70,7 +70,7 @@ pub async fn raw_set(key: &str, value: &[u8]) {
 
 /// Whether `key` exists on the shared server.
 pub async fn raw_exists(key: &str) -> bool {
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     let count: u64 = redis::cmd("EXISTS")
         .arg(key)
         .query_async(&mut redis)
@@ -81,7 +81,7 @@ pub async fn raw_exists(key: &str) -> bool {
 
 /// The remaining TTL of `key` on the shared server, in seconds (`-2`: no key, `-1`: none).
 pub async fn raw_ttl(key: &str) -> i64 {
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     redis::cmd("TTL")
         .arg(key)
         .query_async(&mut redis)
@@ -91,7 +91,7 @@ pub async fn raw_ttl(key: &str) -> i64 {
 
 /// Every key on the shared server that starts with `prefix`, sorted.
 pub async fn keys_under(prefix: &str) -> Vec<String> {
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     keys_matching(&mut redis, prefix).await
 }
 
