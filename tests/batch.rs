@@ -235,7 +235,7 @@ async fn all<F: Future<Output = Cache>>(cache: impl Fn() -> F) {
 
 #[tokio::test]
 async fn on_redis() {
-    all(|| harness::redis_cache("batch")).await;
+    all(|| support::redis_cache("batch")).await;
 }
 
 #[tokio::test]
@@ -248,7 +248,7 @@ async fn behind_sentinel() {
     let sentinel = RedisSentinel::start();
     let cache = || async {
         Cache::builder(&sentinel.url())
-            .prefix(harness::unique_prefix("batch_sentinel"))
+            .prefix(support::unique_prefix("batch_sentinel"))
             .timeout(Duration::from_secs(1))
             .build()
             .await
@@ -262,7 +262,7 @@ async fn on_a_cluster_with_ids_across_slots() {
     let cluster = RedisCluster::start();
     let cache = || {
         Cache::builder(&cluster.url())
-            .prefix(harness::unique_prefix("batch_cluster"))
+            .prefix(support::unique_prefix("batch_cluster"))
             .timeout(Duration::from_secs(1))
             .build()
     };
@@ -340,7 +340,7 @@ async fn under_oom_hits_stay_hits() {
 /// miss, and left alone.
 #[tokio::test]
 async fn markers_are_misses_and_left_alone() {
-    let cache = harness::redis_cache("batch_markers").await;
+    let cache = support::redis_cache("batch_markers").await;
     let prefix = cache.prefix();
     let source = Source::default();
     employees(&cache, &source, &[1]).await.expect("Ok");
@@ -384,7 +384,7 @@ async fn employees_one_by_one(
 /// body at once, as a call inside a single fill does, rather than waiting for the batch.
 #[tokio::test]
 async fn a_single_call_inside_a_batch_body_does_not_wait_for_the_batch() {
-    let cache = harness::redis_cache("batch_nested").await;
+    let cache = support::redis_cache("batch_nested").await;
     let source = Source::default();
     let started = Instant::now();
     let found = employees_one_by_one(&cache, &source, &[1, 2])
@@ -404,7 +404,7 @@ async fn a_single_call_inside_a_batch_body_does_not_wait_for_the_batch() {
 /// Each id's entry lives the function's TTL (60 s) in Redis.
 #[tokio::test]
 async fn batch_entries_live_the_functions_ttl() {
-    let cache = harness::redis_cache("batch_ttl").await;
+    let cache = support::redis_cache("batch_ttl").await;
     let prefix = cache.prefix();
     employees(&cache, &Source::default(), &[1, 2])
         .await
@@ -436,7 +436,7 @@ async fn employee_with_stale(cache: &Cache, source: &Source, id: i64) -> Result<
 /// refreshes it).
 #[tokio::test]
 async fn a_fresh_entry_of_a_function_with_stale_is_a_hit() {
-    let cache = harness::redis_cache("batch_fresh_envelope").await;
+    let cache = support::redis_cache("batch_fresh_envelope").await;
     let prefix = cache.prefix();
     let source = Source::default();
     employee_with_stale(&cache, &source, 1).await.expect("Ok");

@@ -22,7 +22,7 @@ async fn caches(test: &str) -> Vec<Cache> {
     let mut caches = Vec::new();
     for url in ["mem://", harness::shared_url()] {
         let cache = Cache::builder(url)
-            .prefix(harness::unique_prefix(test))
+            .prefix(support::unique_prefix(test))
             .fill_lease(LEASE)
             .build()
             .await
@@ -167,7 +167,7 @@ async fn a_wait_for_a_flight_ends_with_the_lease_and_the_waiter_runs_the_body() 
 /// shared, the lease in Redis is polled, and taken over once its length is up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cycle_across_two_caches_finishes_after_one_lease() {
-    let prefix = harness::unique_prefix("cycle_two_caches");
+    let prefix = support::unique_prefix("cycle_two_caches");
     let mut two = Vec::new();
     for _ in 0..2 {
         let cache = Cache::builder(harness::shared_url())

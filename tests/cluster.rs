@@ -39,7 +39,7 @@ fn shared_cluster() -> &'static RedisCluster {
 /// machine, so that the scenarios' counts of body runs are not disturbed by slow replies.
 fn builder(cluster: &RedisCluster, test: &str) -> CacheBuilder {
     Cache::builder(&cluster.url())
-        .prefix(harness::unique_prefix(test))
+        .prefix(support::unique_prefix(test))
         .timeout(Duration::from_secs(1))
 }
 
@@ -512,7 +512,7 @@ async fn a_primary_killed_under_load_fails_no_call() {
     let _serial = SERIAL.lock().await;
     let cluster = RedisCluster::start();
     let cache = Cache::builder(&cluster.url())
-        .prefix(harness::unique_prefix("failover"))
+        .prefix(support::unique_prefix("failover"))
         .build()
         .await
         .expect("the cluster answers");
@@ -584,7 +584,7 @@ async fn the_near_tier_follows_writes_on_every_primary_and_is_flushed_by_a_failo
     let cluster = RedisCluster::start();
     // Two caches sharing keys, as two processes would; a long local lifetime, so that only
     // tracking can evict.
-    let prefix = harness::unique_prefix("near");
+    let prefix = support::unique_prefix("near");
     let near = || NearCache::new(1 << 20).max_lifetime(Duration::from_secs(600));
     let open = || async {
         Cache::builder(&cluster.url())

@@ -3,6 +3,7 @@
 #![cfg(feature = "msgpack")]
 
 mod harness;
+mod support;
 
 use redis_cached::{Cache, Codec, redis_cached};
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,7 @@ async fn employee(cache: &Cache, id: u64) -> Employee {
 
 #[tokio::test]
 async fn messagepack_values_round_trip_and_other_codecs_miss() {
-    let prefix = harness::unique_prefix("msgpack");
+    let prefix = support::unique_prefix("msgpack");
     let msgpack = Cache::builder(harness::shared_url())
         .prefix(prefix.clone())
         .codec(Codec::MessagePack)

@@ -18,7 +18,7 @@ async fn caches(test: &str, lease: Duration) -> Vec<Cache> {
     let mut caches = Vec::new();
     for url in ["mem://", harness::shared_url()] {
         let cache = Cache::builder(url)
-            .prefix(harness::unique_prefix(test))
+            .prefix(support::unique_prefix(test))
             .fill_lease(lease)
             .build()
             .await

@@ -6,7 +6,7 @@ mod harness;
 mod scenarios;
 mod support;
 
-scenarios::scenario_tests!(freshness, harness::redis_cache);
+scenarios::scenario_tests!(freshness, support::redis_cache);
 
 use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use scenarios::freshness::{Source, swr};
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Two caches on one prefix: two processes, each with flights of its own.
 async fn two_processes(test: &str) -> (Cache, Cache) {
-    let prefix = harness::unique_prefix(test);
+    let prefix = support::unique_prefix(test);
     let build = || async {
         Cache::builder(harness::shared_url())
             .prefix(prefix.clone())
@@ -145,7 +145,7 @@ async fn ahead_kept(cache: &Cache, id: u64) -> u64 {
 /// before the expiry still finds it.
 #[tokio::test]
 async fn ttls_are_capped_and_refresh_ahead_entries_outlive_their_ttl_by_a_lease() {
-    let cache = harness::redis_cache("fresh_caps").await;
+    let cache = support::redis_cache("fresh_caps").await;
     let source = Source::default();
     let mut redis = harness::raw_connection().await;
     let pttl = |key: String| {

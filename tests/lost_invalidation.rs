@@ -39,7 +39,7 @@ async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
 
 fn configured(builder: CacheBuilder, replicated: bool) -> CacheBuilder {
     let builder = builder
-        .prefix(harness::unique_prefix("lost"))
+        .prefix(support::unique_prefix("lost"))
         .timeout(Duration::from_millis(500));
     if replicated {
         builder.replicated_invalidation(1, WAIT_TIMEOUT)

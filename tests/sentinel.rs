@@ -33,7 +33,7 @@ fn shared_setup() -> &'static RedisSentinel {
 /// machine in its timeout.
 fn builder(setup: &RedisSentinel, test: &str) -> CacheBuilder {
     Cache::builder(&setup.url())
-        .prefix(harness::unique_prefix(test))
+        .prefix(support::unique_prefix(test))
         .timeout(Duration::from_secs(1))
 }
 
@@ -74,7 +74,7 @@ async fn a_sentinel_url_opens_a_cache_on_the_primary_in_its_database() {
     cache.ping().await.expect("ping");
 
     // `/<db>` after the service name: the entries go to that database of the primary.
-    let prefix = harness::unique_prefix("database");
+    let prefix = support::unique_prefix("database");
     let cache = Cache::builder(&format!("{}/3", setup.url()))
         .prefix(prefix.clone())
         .build()
@@ -146,7 +146,7 @@ async fn the_primary_killed_under_load_fails_no_call() {
     let _serial = SERIAL.lock().await;
     let setup = RedisSentinel::start();
     let cache = Cache::builder(&setup.url())
-        .prefix(harness::unique_prefix("failover"))
+        .prefix(support::unique_prefix("failover"))
         .build()
         .await
         .expect("the sentinels name a primary");

@@ -3,6 +3,7 @@
 //! and a lease holder that dies delays the others by at most its lease.
 
 mod harness;
+mod support;
 
 use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use std::process::{Command, Stdio};
@@ -73,7 +74,7 @@ async fn lookups(server: &harness::RedisServer) -> u64 {
 /// lookup that timed out would run the body without the lease: these tests are about the
 /// lease, so lookups get time even on a loaded machine.
 async fn patient_caches(test: &str, count: usize) -> Vec<Cache> {
-    let prefix = harness::unique_prefix(test);
+    let prefix = support::unique_prefix(test);
     let mut caches = Vec::new();
     for _ in 0..count {
         let cache = Cache::builder(harness::shared_url())
@@ -98,7 +99,7 @@ async fn separate_caches_share_one_fill_through_the_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_leases_every_cache_instance_runs_the_body() {
     // The control: the same load with the protection off runs the body many times.
-    let prefix = harness::unique_prefix("no-leases");
+    let prefix = support::unique_prefix("no-leases");
     let mut caches = Vec::new();
     for _ in 0..4 {
         let cache = Cache::builder(harness::shared_url())
@@ -145,7 +146,7 @@ async fn stampede_worker() {
 #[test]
 fn four_processes_250_cold_calls_each_run_the_body_once() {
     let server = harness::RedisServer::start();
-    let prefix = harness::unique_prefix("processes");
+    let prefix = support::unique_prefix("processes");
     let start_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
@@ -202,7 +203,7 @@ const HOLDER_LEASE: Duration = Duration::from_millis(1000);
 
 #[tokio::test]
 async fn a_killed_lease_holder_delays_others_by_at_most_its_lease() {
-    let prefix = harness::unique_prefix("dead-filler");
+    let prefix = support::unique_prefix("dead-filler");
     let mut holder = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "lease_holder_worker", "--ignored"])
         .env("STAMPEDE_URL", harness::shared_url())

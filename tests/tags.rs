@@ -9,7 +9,7 @@ mod support;
 use redis_cached::{Cache, Outcome, redis_cached};
 use scenarios::tags::{Db, employee, outcome};
 
-scenarios::scenario_tests!(tags, harness::redis_cache);
+scenarios::scenario_tests!(tags, support::redis_cache);
 
 /// A hit on a tagged entry is the lookup and one `MGET` of its tags, sent together: two
 /// commands, one round trip, nothing written, no script.
@@ -98,7 +98,7 @@ async fn evicted_keys(server: &harness::RedisServer) -> u64 {
 /// A fill makes its tag keys outlive the entry it stores.
 #[tokio::test]
 async fn tag_keys_outlive_their_entries() {
-    let cache = harness::redis_cache("tags_ttl").await;
+    let cache = support::redis_cache("tags_ttl").await;
     let db = Db::default();
     employee(&cache, &db, 7, 1).await;
     let tag = format!("{}\\@department:7", cache.prefix());
@@ -111,7 +111,7 @@ async fn tag_keys_outlive_their_entries() {
 #[tokio::test]
 async fn tagged_entries_skip_the_near_tier() {
     let near =
-        || harness::shared_builder("tags_near").near_cache(redis_cached::NearCache::new(1 << 20));
+        || support::shared_builder("tags_near").near_cache(redis_cached::NearCache::new(1 << 20));
     let reader = near().build().await.expect("connects");
     let writer = Cache::builder(harness::shared_url())
         .prefix(reader.prefix())

@@ -5,6 +5,7 @@
 //! structs, `Some(None)`, `Value::Null`) and for empty strings and vectors.
 
 mod harness;
+mod support;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -333,7 +334,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn build(url: &str, codec: Codec, near: bool) -> Cache {
     let mut builder = Cache::builder(url)
-        .prefix(harness::unique_prefix("round_trip"))
+        .prefix(support::unique_prefix("round_trip"))
         .codec(codec);
     if near {
         builder = builder.near_cache(NearCache::new(1 << 20));

@@ -30,7 +30,7 @@ use std::time::Duration;
 ///
 /// ```ignore
 /// scenarios::scenario_tests!(all, cluster_cache, cluster_cache_with_default_ttl);
-/// scenarios::scenario_tests!(invalidation, harness::redis_cache);
+/// scenarios::scenario_tests!(invalidation, support::redis_cache);
 /// ```
 #[allow(unused_macros)] // by `stale_set.rs`, which runs none of them
 macro_rules! scenario_tests {

@@ -1,15 +1,36 @@
-//! Helpers for test bodies on top of `harness` (the harness every binary declares; this one needs
-//! it): body-run counters, what the cache wrote, cached functions, log capture. A new helper
-//! goes here, unless it starts, reaches or counts a server: then in `harness`.
+//! Helpers for test bodies on top of `harness` (the servers every binary declares; this one
+//! needs it): caches with prefixes of their own, body-run counters, what the cache wrote,
+//! cached functions, log capture. A new helper goes here, unless it starts, reaches or
+//! counts a server: then in `harness`.
 #![allow(dead_code)]
 
 use crate::harness;
 use redis::aio::MultiplexedConnection;
-use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tracing_subscriber::filter::LevelFilter;
+
+/// A prefix no other test (in this process or another) uses.
+pub fn unique_prefix(test: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("test:{}:{n}:{test}:", std::process::id())
+}
+
+/// A cache builder for the shared server with a prefix of its own.
+pub fn shared_builder(test: &str) -> CacheBuilder {
+    Cache::builder(harness::shared_url()).prefix(unique_prefix(test))
+}
+
+/// A cache on the shared server with a prefix of its own.
+pub async fn redis_cache(test: &str) -> Cache {
+    shared_builder(test)
+        .build()
+        .await
+        .expect("the shared redis-server answers")
+}
 
 /// A `mem://` cache (each one is an empty store of its own).
 pub async fn mem_cache() -> Cache {
