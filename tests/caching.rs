@@ -13,19 +13,10 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 use support::{bump, raw_exists, raw_get, raw_get_text, raw_set, raw_ttl, runs};
 
-/// A cache on the shared server with its own prefix and the given default TTL.
-async fn cache_with_default_ttl(test: &str, ttl: Duration) -> Cache {
-    support::shared_builder(test)
-        .default_ttl(ttl)
-        .build()
-        .await
-        .expect("the shared redis-server answers")
-}
-
 // ---------------------------------------------------------------------------------------
 // The behaviour `memory.rs` checks on mem://, here on Redis.
 
-scenarios::scenario_tests!(caching, support::redis_cache, cache_with_default_ttl);
+scenarios::scenario_tests!(caching, support::shared_builder);
 
 /// An application's own name for `Result`, as many crates have.
 type AppResult<T> = Result<T, String>;
@@ -179,7 +170,11 @@ async fn assert_ttl(key: String, configured: i64) {
 
 #[tokio::test]
 async fn the_ttl_in_redis_is_the_configured_one() {
-    let cache = cache_with_default_ttl("ttl_in_redis", Duration::from_secs(123)).await;
+    let cache = support::shared_builder("ttl_in_redis")
+        .default_ttl(Duration::from_secs(123))
+        .build()
+        .await
+        .expect("the shared redis-server answers");
     let prefix = cache.prefix().to_owned();
     ttl_secs(&cache).await;
     ttl_minutes(&cache).await;

@@ -6,7 +6,7 @@ mod harness;
 mod scenarios;
 mod support;
 
-scenarios::scenario_tests!(freshness, support::redis_cache);
+scenarios::scenario_tests!(freshness, support::shared_builder);
 
 use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use scenarios::freshness::{Source, swr};

@@ -9,7 +9,7 @@ use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::atomic::AtomicUsize;
 use support::{bump, raw_exists, runs};
 
-scenarios::scenario_tests!(invalidation, support::redis_cache);
+scenarios::scenario_tests!(invalidation, support::shared_builder);
 
 // ---------------------------------------------------------------------------------------
 

@@ -295,7 +295,7 @@ async fn pair(cache: &Cache, a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
 }
 
-scenarios::scenario_tests!(keys, support::redis_cache);
+scenarios::scenario_tests!(keys, support::shared_builder);
 
 #[tokio::test]
 async fn colliding_strings_get_different_keys() {

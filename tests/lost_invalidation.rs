@@ -17,25 +17,15 @@ mod support;
 
 use harness::cluster::RedisCluster;
 use harness::sentinel::RedisSentinel;
-use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
+use redis_cached::{Cache, CacheBuilder, Outcome, with_outcome};
 use std::future::Future;
 use std::time::{Duration, Instant};
-use support::Versions;
+use support::{Versions, item, write_item};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long the replicated invalidation waits for the replica's acknowledgement.
 const WAIT_TIMEOUT: Duration = Duration::from_millis(200);
-
-#[redis_cached(key = "item:<id>", ttl = 600, cache = cache)]
-async fn item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
-    (id, source.read(id))
-}
-
-#[invalidates("item:<id>", cache = cache)]
-async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
-    source.write(id)
-}
 
 fn configured(builder: CacheBuilder, replicated: bool) -> CacheBuilder {
     let builder = builder

@@ -9,7 +9,7 @@ mod support;
 use redis_cached::{Cache, Outcome, redis_cached};
 use scenarios::tags::{Db, employee, outcome};
 
-scenarios::scenario_tests!(tags, support::redis_cache);
+scenarios::scenario_tests!(tags, support::shared_builder);
 
 /// A hit on a tagged entry is the lookup and one `MGET` of its tags, sent together: two
 /// commands, one round trip, nothing written, no script.

@@ -5,10 +5,12 @@
 #![allow(dead_code)]
 
 use crate::harness;
+use crate::harness::cluster::RedisCluster;
+use crate::harness::sentinel::RedisSentinel;
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tracing_subscriber::filter::LevelFilter;
 
@@ -30,6 +32,61 @@ pub async fn redis_cache(test: &str) -> Cache {
         .build()
         .await
         .expect("the shared redis-server answers")
+}
+
+/// The cluster shared by the tests of a binary that leave its nodes alone.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| timed("cluster", RedisCluster::start))
+}
+
+/// The Sentinel setup shared by the tests of a binary that leave its servers alone.
+pub fn shared_sentinel() -> &'static RedisSentinel {
+    static SETUP: OnceLock<RedisSentinel> = OnceLock::new();
+    SETUP.get_or_init(|| timed("sentinel setup", RedisSentinel::start))
+}
+
+/// `start()`, printing how long it took.
+fn timed<T>(what: &str, start: fn() -> T) -> T {
+    let started = Instant::now();
+    let topology = start();
+    eprintln!("shared {what} started in {:?}", started.elapsed());
+    topology
+}
+
+/// A cache builder for the topology at `url` with a prefix of its own. Its timeout leaves
+/// room for a loaded machine, so that the scenarios' counts of body runs are not disturbed
+/// by slow replies.
+pub fn topology_builder(url: &str, test: &str) -> CacheBuilder {
+    Cache::builder(url)
+        .prefix(unique_prefix(test))
+        .timeout(Duration::from_secs(1))
+}
+
+/// `topology_builder` for the shared cluster.
+pub fn cluster_builder(test: &str) -> CacheBuilder {
+    topology_builder(&shared_cluster().url(), test)
+}
+
+/// `topology_builder` for the shared Sentinel setup.
+pub fn sentinel_builder(test: &str) -> CacheBuilder {
+    topology_builder(&shared_sentinel().url(), test)
+}
+
+/// A cache on the shared cluster with a prefix of its own.
+pub async fn cluster_cache(test: &str) -> Cache {
+    cluster_builder(test)
+        .build()
+        .await
+        .expect("the cluster answers")
+}
+
+/// A cache behind the shared Sentinel setup with a prefix of its own.
+pub async fn sentinel_cache(test: &str) -> Cache {
+    sentinel_builder(test)
+        .build()
+        .await
+        .expect("the sentinels name a primary")
 }
 
 /// A `mem://` cache (each one is an empty store of its own).
@@ -238,6 +295,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
     fn make_writer(&'a self) -> Logs {
         self.clone()
     }
+}
+
+/// A cached read of `id` from `source`: `(id, its version)`.
+#[redis_cached(key = "item:<id>", ttl = 600, cache = cache)]
+pub async fn item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
+    (id, source.read(id))
+}
+
+/// A write of `id` to `source` that invalidates `item(id)`; returns the new version.
+#[invalidates("item:<id>", cache = cache)]
+pub async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
+    source.write(id)
 }
 
 /// A source of truth for tests that write and invalidate: a version per id (0 until the
