@@ -9,7 +9,7 @@ use redis_cached::{Cache, Outcome, with_outcome};
 use std::net::TcpListener;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use support::{forget, runs, square};
+use support::{assert_miss_then_hit, forget, runs, square};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 /// A generous bound on one call when every cache operation times out after `TIMEOUT`.
@@ -109,8 +109,7 @@ async fn redis_killed_mid_test_then_restarted() {
     let mut server = harness::RedisServer::start();
     let cache = lazy_cache(&server.url()).await;
     let counter = AtomicUsize::new(0);
-    assert_eq!(timed_square(&cache, &counter, 4).await, Some(Outcome::Miss));
-    assert_eq!(timed_square(&cache, &counter, 4).await, Some(Outcome::Hit));
+    assert_miss_then_hit(|| timed_square(&cache, &counter, 4)).await;
     assert_eq!(runs(&counter), 1);
 
     server.kill();
@@ -130,8 +129,7 @@ async fn redis_killed_mid_test_then_restarted() {
     server.restart();
     until_cached_again(&cache, &counter, 4).await;
     let before = runs(&counter);
-    assert_eq!(timed_square(&cache, &counter, 5).await, Some(Outcome::Miss));
-    assert_eq!(timed_square(&cache, &counter, 5).await, Some(Outcome::Hit));
+    assert_miss_then_hit(|| timed_square(&cache, &counter, 5)).await;
     assert_eq!(runs(&counter), before + 1);
 }
 
@@ -141,8 +139,7 @@ async fn freeze_and_resume() -> (harness::RedisServer, Cache, AtomicUsize) {
     let server = harness::RedisServer::start();
     let cache = lazy_cache(&server.url()).await;
     let counter = AtomicUsize::new(0);
-    assert_eq!(timed_square(&cache, &counter, 6).await, Some(Outcome::Miss));
-    assert_eq!(timed_square(&cache, &counter, 6).await, Some(Outcome::Hit));
+    assert_miss_then_hit(|| timed_square(&cache, &counter, 6)).await;
 
     server.signal("STOP");
     let mut frozen = Vec::new();

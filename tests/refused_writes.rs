@@ -13,7 +13,7 @@ use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, Outcome};
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
-use support::{checked_square, get_text, runs};
+use support::{assert_miss_then_hit, checked_square, get_text, runs};
 
 async fn cache_on(url: &str) -> Cache {
     Cache::builder(url)
@@ -85,11 +85,7 @@ async fn hits_stay_hits(cache: &Cache, redis: &mut MultiplexedConnection, code: 
 /// Stores `square(2)` through `cache` and checks that it is a hit.
 async fn store_one(cache: &Cache) {
     let counter = AtomicUsize::new(0);
-    assert_eq!(
-        checked_square(cache, &counter, 2).await,
-        Some(Outcome::Miss)
-    );
-    assert_eq!(checked_square(cache, &counter, 2).await, Some(Outcome::Hit));
+    assert_miss_then_hit(|| checked_square(cache, &counter, 2)).await;
 }
 
 #[tokio::test]
@@ -187,12 +183,5 @@ async fn a_key_of_another_type_runs_the_body_uncached_and_is_left_alone() {
         "WRONGTYPE is a refusal, not a connection failure: the breaker stays closed"
     );
     // Other keys are cached as usual.
-    assert_eq!(
-        checked_square(&cache, &counter, 6).await,
-        Some(Outcome::Miss)
-    );
-    assert_eq!(
-        checked_square(&cache, &counter, 6).await,
-        Some(Outcome::Hit)
-    );
+    assert_miss_then_hit(|| checked_square(&cache, &counter, 6)).await;
 }

@@ -13,7 +13,9 @@ use harness::tls::TlsServer;
 use redis_cached::{Cache, Error, Outcome};
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use support::{CALL_BOUND, checked_square, forget, get_text as raw_get, runs};
+use support::{
+    CALL_BOUND, assert_miss_then_hit, checked_square, forget, get_text as raw_get, runs,
+};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -31,14 +33,7 @@ async fn rediss_with_the_test_ca_caches() {
         .expect("the server's certificate is signed by the given CA");
     cache.ping().await.expect("ping over TLS");
     let counter = AtomicUsize::new(0);
-    assert_eq!(
-        checked_square(&cache, &counter, 7).await,
-        Some(Outcome::Miss)
-    );
-    assert_eq!(
-        checked_square(&cache, &counter, 7).await,
-        Some(Outcome::Hit)
-    );
+    assert_miss_then_hit(|| checked_square(&cache, &counter, 7)).await;
     assert_eq!(
         checked_square(&cache, &counter, 7).await,
         Some(Outcome::Hit)

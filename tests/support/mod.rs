@@ -255,6 +255,16 @@ pub async fn checked_square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Op
     outcome
 }
 
+/// Calls `call` twice and asserts that the first is a miss and the second a hit.
+pub async fn assert_miss_then_hit<F, Fut>(mut call: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<Outcome>>,
+{
+    assert_eq!(call().await, Some(Outcome::Miss), "the first call");
+    assert_eq!(call().await, Some(Outcome::Hit), "the second call");
+}
+
 /// Everything logged through a `tracing_subscriber::fmt()` subscriber writing here, as text.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
