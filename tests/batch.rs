@@ -322,13 +322,7 @@ async fn under_oom_hits_stay_hits() {
     let source = Source::default();
     employees(&cache, &source, &[1, 2]).await.expect("Ok");
     let mut redis = server.connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1")
-        .query_async(&mut redis)
-        .await
-        .expect("CONFIG SET");
+    harness::config_set(&mut redis, "maxmemory", "1").await;
     let found = employees(&cache, &source, &[1, 2, 3]).await.expect("Ok");
     assert_eq!(ids(&found), [1, 2, 3]);
     assert_eq!(source.calls()[1], [3], "1 and 2 were hits under OOM");

@@ -299,17 +299,8 @@ async fn a_primary_refusing_writes_keeps_its_hits_hits() {
     item(&cache, &source, 1).await;
     let full = cluster.primary_for(&item_key(&cache, 1));
     let mut primary = cluster.connection(full).await;
-    let set = |name: &'static str, value: &'static str| {
-        redis::cmd("CONFIG").arg("SET").arg(name).arg(value).clone()
-    };
-    let _: () = set("maxmemory-policy", "noeviction")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
-    let _: () = set("maxmemory", "1")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
+    harness::config_set(&mut primary, "maxmemory-policy", "noeviction").await;
+    harness::config_set(&mut primary, "maxmemory", "1").await;
     assert_eq!(
         with_outcome(item(&cache, &source, 1)).await,
         ((1, 0), Some(Outcome::Hit))

@@ -183,13 +183,7 @@ async fn refused_writes_still_return_the_value() {
 
     // Every write is now refused with OOM; reads still work.
     let mut redis = server.connection().await;
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    harness::config_set(&mut redis, "maxmemory", "1").await;
     assert_eq!(timed_square(&cache, &counter, 2).await, Some(Outcome::Hit));
     for round in 1..=3 {
         assert_eq!(timed_square(&cache, &counter, 9).await, Some(Outcome::Miss));

@@ -23,16 +23,6 @@ async fn cache_on(url: &str) -> Cache {
         .expect("the test's server answers")
 }
 
-async fn config_set(redis: &mut MultiplexedConnection, name: &str, value: &str) {
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg(name)
-        .arg(value)
-        .query_async(redis)
-        .await
-        .expect("CONFIG SET");
-}
-
 /// `key` of `INFO section` on the server behind `redis`.
 async fn info_field(redis: &mut MultiplexedConnection, section: &str, key: &str) -> String {
     let info: String = redis::cmd("INFO")
@@ -94,7 +84,7 @@ async fn under_oom_hits_stay_hits() {
     let cache = cache_on(&server.url()).await;
     store_one(&cache).await;
     let mut redis = server.connection().await;
-    config_set(&mut redis, "maxmemory", "1").await;
+    harness::config_set(&mut redis, "maxmemory", "1").await;
     hits_stay_hits(&cache, &mut redis, "OOM").await;
 }
 
@@ -124,7 +114,7 @@ async fn without_enough_replicas_hits_stay_hits() {
     let cache = cache_on(&server.url()).await;
     store_one(&cache).await;
     let mut redis = server.connection().await;
-    config_set(&mut redis, "min-replicas-to-write", "1").await;
+    harness::config_set(&mut redis, "min-replicas-to-write", "1").await;
     hits_stay_hits(&cache, &mut redis, "NOREPLICAS").await;
 }
 

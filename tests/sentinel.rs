@@ -208,17 +208,8 @@ async fn a_primary_refusing_writes_keeps_hits_hits() {
     let source = Versions::default();
     item(&cache, &source, 1).await;
     let mut primary = setup.primary().connection().await;
-    let set = |name: &'static str, value: &'static str| {
-        redis::cmd("CONFIG").arg("SET").arg(name).arg(value).clone()
-    };
-    let _: () = set("maxmemory-policy", "noeviction")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
-    let _: () = set("maxmemory", "1")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
+    harness::config_set(&mut primary, "maxmemory-policy", "noeviction").await;
+    harness::config_set(&mut primary, "maxmemory", "1").await;
     assert_eq!(
         with_outcome(item(&cache, &source, 1)).await,
         ((1, 0), Some(Outcome::Hit))
@@ -230,8 +221,5 @@ async fn a_primary_refusing_writes_keeps_hits_hits() {
             "refused, so not stored"
         );
     }
-    let _: () = set("maxmemory", "0")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
+    harness::config_set(&mut primary, "maxmemory", "0").await;
 }

@@ -450,6 +450,17 @@ pub fn wait_for_port_closed(port: u16) {
     }
 }
 
+/// `CONFIG SET name value` on the server behind `redis`.
+pub async fn config_set(redis: &mut MultiplexedConnection, name: &str, value: &str) {
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async(redis)
+        .await
+        .expect("CONFIG SET");
+}
+
 /// How many times the server behind `redis` has run each command (`INFO commandstats`), by
 /// lowercase name; commands run inside scripts count under their own names too. What
 /// counting itself sends is left out, so that counts taken before and after something
