@@ -7,11 +7,11 @@
 //! Before each measured call, 10 of the 100 entries are deleted (not timed), so every call
 //! finds 90 hits and 10 misses whose values it computes and stores.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use common::RedisServer;
 use criterion::Criterion;
+use harness::RedisServer;
 use redis::aio::ConnectionManager;
 use redis_cached::{Cache, redis_cached};
 use serde::{Deserialize, Serialize};

@@ -9,11 +9,11 @@
 //! and the concurrent hits in interleaved rounds, then once more with a Prometheus recorder
 //! installed (last: it stays installed), printing the CPU per hit of each.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use common::RedisServer;
 use criterion::{BenchmarkId, Criterion};
+use harness::RedisServer;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis_cached::{Cache, Codec, KeyPart, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};

@@ -9,12 +9,12 @@
 //! `cargo bench --bench scale` measures and prints markdown tables; `cargo test --benches`
 //! runs every part once at a tiny size. Servers are started here and stopped at the end.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use common::RedisServer;
-use common::cluster::RedisCluster;
-use common::sentinel::RedisSentinel;
+use harness::RedisServer;
+use harness::cluster::RedisCluster;
+use harness::sentinel::RedisSentinel;
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, redis_cached};
 use std::collections::HashMap;

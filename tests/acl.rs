@@ -2,14 +2,14 @@
 //! `build()`, and the password never shows in errors, `Debug` output or the log, whether the
 //! server refuses the credentials, dies mid-test, or the user may not touch the keys.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, Outcome, invalidates, redis_cached};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::{Logs, checked_square, forget, get_text as raw_get, runs};
+use support::{Logs, assert_miss_then_hit, checked_square, forget, get_text as raw_get, runs};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -79,22 +79,22 @@ const ACL_ARGS: [&str; 24] = [
 ];
 
 /// A server whose users are alice, bob and carol, with the default user off.
-fn acl_server(extra: &[&str]) -> common::RedisServer {
+fn acl_server(extra: &[&str]) -> harness::RedisServer {
     let mut args: Vec<&str> = ACL_ARGS.to_vec();
     args.extend(extra);
-    common::RedisServer::start_with(&args)
+    harness::RedisServer::start_with(&args)
 }
 
-fn url(server: &common::RedisServer, user: &str, password: &str) -> String {
+fn url(server: &harness::RedisServer, user: &str, password: &str) -> String {
     format!("redis://{user}:{password}@127.0.0.1:{}", server.port())
 }
 
-fn alice(server: &common::RedisServer) -> String {
+fn alice(server: &harness::RedisServer) -> String {
     url(server, "alice", PASSWORD)
 }
 
 /// A connection as alice, to look at what the cache wrote.
-async fn raw_alice(server: &common::RedisServer) -> redis::aio::MultiplexedConnection {
+async fn raw_alice(server: &harness::RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(alice(server))
         .expect("a valid URL")
         .get_multiplexed_async_connection()
@@ -130,14 +130,7 @@ async fn acl_users_with_their_passwords_cache() {
             .expect("the user logs in");
         cache.ping().await.expect("ping as the user");
         let counter = AtomicUsize::new(0);
-        assert_eq!(
-            checked_square(&cache, &counter, 6).await,
-            Some(Outcome::Miss)
-        );
-        assert_eq!(
-            checked_square(&cache, &counter, 6).await,
-            Some(Outcome::Hit)
-        );
+        assert_miss_then_hit(|| checked_square(&cache, &counter, 6)).await;
         assert_eq!(runs(&counter), 1, "{prefix} the body ran once");
         let key = format!("{prefix}square:6");
         assert_eq!(raw_get(&mut raw, &key).await.as_deref(), Some("36"));
@@ -307,14 +300,7 @@ fn the_log_never_shows_the_password() {
             .expect("bob logs in");
         let counter = AtomicUsize::new(0);
         exercise(&cache, &counter).await;
-        assert_eq!(
-            checked_square(&cache, &counter, 3).await,
-            Some(Outcome::Miss)
-        );
-        assert_eq!(
-            checked_square(&cache, &counter, 3).await,
-            Some(Outcome::Hit)
-        );
+        assert_miss_then_hit(|| checked_square(&cache, &counter, 3)).await;
         server.kill();
         exercise(&cache, &counter).await;
         // Let deferred invalidations retry (and log) a few times.
@@ -465,14 +451,7 @@ async fn acl_users_over_a_unix_socket_cache() {
         .await
         .expect("alice logs in over the socket");
     let counter = AtomicUsize::new(0);
-    assert_eq!(
-        checked_square(&cache, &counter, 9).await,
-        Some(Outcome::Miss)
-    );
-    assert_eq!(
-        checked_square(&cache, &counter, 9).await,
-        Some(Outcome::Hit)
-    );
+    assert_miss_then_hit(|| checked_square(&cache, &counter, 9)).await;
     assert_eq!(runs(&counter), 1);
     let mut raw = raw_alice(&server).await;
     assert_eq!(

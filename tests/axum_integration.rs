@@ -4,7 +4,8 @@
 //! opt-in query flag into `refresh`.
 #![cfg(feature = "axum")]
 
-mod common;
+mod harness;
+mod support;
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -126,7 +127,7 @@ async fn outcome_seen_outside(mut response: Response) -> Response {
 /// Serves the application on a free port; returns its base URL and its state.
 async fn serve(test: &str) -> (String, App) {
     let app = App {
-        cache: common::redis_cache(test).await,
+        cache: support::redis_cache(test).await,
         runs: Arc::new(AtomicUsize::new(0)),
     };
     let router = Router::new()

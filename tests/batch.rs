@@ -3,12 +3,12 @@
 //! exactly the missing ids), partial results, errors, an invalidation racing the body (the
 //! fill lease), outages, the lookup's one round trip, and ids spread over many slots.
 
-mod common;
+mod harness;
 mod support;
 
-use common::RedisServer;
-use common::cluster::RedisCluster;
-use common::sentinel::RedisSentinel;
+use harness::RedisServer;
+use harness::cluster::RedisCluster;
+use harness::sentinel::RedisSentinel;
 use redis_cached::{Cache, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -235,7 +235,7 @@ async fn all<F: Future<Output = Cache>>(cache: impl Fn() -> F) {
 
 #[tokio::test]
 async fn on_redis() {
-    all(|| common::redis_cache("batch")).await;
+    all(|| support::redis_cache("batch")).await;
 }
 
 #[tokio::test]
@@ -248,7 +248,7 @@ async fn behind_sentinel() {
     let sentinel = RedisSentinel::start();
     let cache = || async {
         Cache::builder(&sentinel.url())
-            .prefix(common::unique_prefix("batch_sentinel"))
+            .prefix(support::unique_prefix("batch_sentinel"))
             .timeout(Duration::from_secs(1))
             .build()
             .await
@@ -262,7 +262,7 @@ async fn on_a_cluster_with_ids_across_slots() {
     let cluster = RedisCluster::start();
     let cache = || {
         Cache::builder(&cluster.url())
-            .prefix(common::unique_prefix("batch_cluster"))
+            .prefix(support::unique_prefix("batch_cluster"))
             .timeout(Duration::from_secs(1))
             .build()
     };
@@ -296,7 +296,7 @@ async fn on_a_cluster_with_ids_across_slots() {
 /// With Redis down, the body runs for every id and nothing is stored.
 #[tokio::test]
 async fn with_redis_down_the_body_runs_for_every_id() {
-    let cache = Cache::builder(&format!("redis://127.0.0.1:{}", common::free_port()))
+    let cache = Cache::builder(&format!("redis://127.0.0.1:{}", harness::free_port()))
         .timeout(Duration::from_millis(200))
         .lazy(true)
         .build()
@@ -322,13 +322,7 @@ async fn under_oom_hits_stay_hits() {
     let source = Source::default();
     employees(&cache, &source, &[1, 2]).await.expect("Ok");
     let mut redis = server.connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1")
-        .query_async(&mut redis)
-        .await
-        .expect("CONFIG SET");
+    harness::config_set(&mut redis, "maxmemory", "1").await;
     let found = employees(&cache, &source, &[1, 2, 3]).await.expect("Ok");
     assert_eq!(ids(&found), [1, 2, 3]);
     assert_eq!(source.calls()[1], [3], "1 and 2 were hits under OOM");
@@ -340,7 +334,7 @@ async fn under_oom_hits_stay_hits() {
 /// miss, and left alone.
 #[tokio::test]
 async fn markers_are_misses_and_left_alone() {
-    let cache = common::redis_cache("batch_markers").await;
+    let cache = support::redis_cache("batch_markers").await;
     let prefix = cache.prefix();
     let source = Source::default();
     employees(&cache, &source, &[1]).await.expect("Ok");
@@ -384,7 +378,7 @@ async fn employees_one_by_one(
 /// body at once, as a call inside a single fill does, rather than waiting for the batch.
 #[tokio::test]
 async fn a_single_call_inside_a_batch_body_does_not_wait_for_the_batch() {
-    let cache = common::redis_cache("batch_nested").await;
+    let cache = support::redis_cache("batch_nested").await;
     let source = Source::default();
     let started = Instant::now();
     let found = employees_one_by_one(&cache, &source, &[1, 2])
@@ -404,12 +398,12 @@ async fn a_single_call_inside_a_batch_body_does_not_wait_for_the_batch() {
 /// Each id's entry lives the function's TTL (60 s) in Redis.
 #[tokio::test]
 async fn batch_entries_live_the_functions_ttl() {
-    let cache = common::redis_cache("batch_ttl").await;
+    let cache = support::redis_cache("batch_ttl").await;
     let prefix = cache.prefix();
     employees(&cache, &Source::default(), &[1, 2])
         .await
         .expect("Ok");
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     for id in [1, 2] {
         let left: i64 = redis::cmd("PTTL")
             .arg(format!("{prefix}employee:{id}"))
@@ -436,7 +430,7 @@ async fn employee_with_stale(cache: &Cache, source: &Source, id: i64) -> Result<
 /// refreshes it).
 #[tokio::test]
 async fn a_fresh_entry_of_a_function_with_stale_is_a_hit() {
-    let cache = common::redis_cache("batch_fresh_envelope").await;
+    let cache = support::redis_cache("batch_fresh_envelope").await;
     let prefix = cache.prefix();
     let source = Source::default();
     employee_with_stale(&cache, &source, 1).await.expect("Ok");
@@ -485,7 +479,7 @@ async fn the_lookup_of_100_ids_is_one_round_trip() {
         took < Duration::from_millis(350),
         "100 hits took {took:?} behind a 100 ms relay: more than one round trip"
     );
-    let calls = common::command_calls_on(&mut control).await;
+    let calls = harness::command_calls_on(&mut control).await;
     let data: HashMap<&str, u64> = calls
         .iter()
         .filter(|(name, _)| !name.starts_with("config"))
@@ -493,7 +487,7 @@ async fn the_lookup_of_100_ids_is_one_round_trip() {
         .collect();
     // Before 7.0 the lookup is the `FETCH` script, whose own `GET` the server counts too
     // (run inside the script, not a round trip).
-    let expected = if common::native_lookup(&mut control).await {
+    let expected = if harness::native_lookup(&mut control).await {
         HashMap::from([("set", 100)])
     } else {
         HashMap::from([("evalsha", 100), ("get", 100)])

@@ -3,7 +3,7 @@
 //! bounded by the fill lease, after which the waiter runs the body itself. On Redis and
 //! `mem://`.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, redis_cached};
@@ -20,9 +20,9 @@ const HANG: Duration = Duration::from_secs(20);
 
 async fn caches(test: &str) -> Vec<Cache> {
     let mut caches = Vec::new();
-    for url in ["mem://", common::shared_url()] {
+    for url in ["mem://", harness::shared_url()] {
         let cache = Cache::builder(url)
-            .prefix(common::unique_prefix(test))
+            .prefix(support::unique_prefix(test))
             .fill_lease(LEASE)
             .build()
             .await
@@ -167,10 +167,10 @@ async fn a_wait_for_a_flight_ends_with_the_lease_and_the_waiter_runs_the_body() 
 /// shared, the lease in Redis is polled, and taken over once its length is up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cycle_across_two_caches_finishes_after_one_lease() {
-    let prefix = common::unique_prefix("cycle_two_caches");
+    let prefix = support::unique_prefix("cycle_two_caches");
     let mut two = Vec::new();
     for _ in 0..2 {
-        let cache = Cache::builder(common::shared_url())
+        let cache = Cache::builder(harness::shared_url())
             .prefix(prefix.clone())
             .fill_lease(LEASE)
             .build()

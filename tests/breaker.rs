@@ -11,9 +11,9 @@
 //! The caches here run without fill leases, so that an attempt is one `GET` (with leases, a
 //! failed lookup also queues the release of its lease): the breaker is the same either way.
 
-mod common;
+mod harness;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! `#[redis_cached]` against a real redis-server: the body runs once, what is (not) stored,
 //! refresh, garbage entries, TTLs, and every kind of function the attribute accepts.
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
@@ -13,19 +13,10 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 use support::{bump, raw_exists, raw_get, raw_get_text, raw_set, raw_ttl, runs};
 
-/// A cache on the shared server with its own prefix and the given default TTL.
-async fn cache_with_default_ttl(test: &str, ttl: Duration) -> Cache {
-    common::shared_builder(test)
-        .default_ttl(ttl)
-        .build()
-        .await
-        .expect("the shared redis-server answers")
-}
-
 // ---------------------------------------------------------------------------------------
 // The behaviour `memory.rs` checks on mem://, here on Redis.
 
-scenarios::scenario_tests!(caching, common::redis_cache, cache_with_default_ttl);
+scenarios::scenario_tests!(caching, support::shared_builder);
 
 /// An application's own name for `Result`, as many crates have.
 type AppResult<T> = Result<T, String>;
@@ -42,7 +33,7 @@ async fn aliased(cache: &Cache, counter: &AtomicUsize, id: u64, fail: bool) -> A
 
 #[tokio::test]
 async fn err_of_a_result_alias_is_not_stored() {
-    let cache = common::redis_cache("result_alias").await;
+    let cache = support::redis_cache("result_alias").await;
     let counter = AtomicUsize::new(0);
     assert_eq!(aliased(&cache, &counter, 1, true).await, Err("no 1".into()));
     assert_eq!(
@@ -75,7 +66,7 @@ async fn profile(cache: &Cache, counter: &AtomicUsize, id: u64) -> Profile {
 
 #[tokio::test]
 async fn the_value_is_stored_as_json_under_the_rendered_key() {
-    let cache = common::redis_cache("json_value").await;
+    let cache = support::redis_cache("json_value").await;
     let counter = AtomicUsize::new(0);
     let first = profile(&cache, &counter, 9).await;
     assert_eq!(
@@ -113,7 +104,7 @@ async fn ok_none_stored(cache: &Cache, id: u64) -> Result<Option<u64>, String> {
 
 #[tokio::test]
 async fn err_and_none_leave_no_key_and_cache_none_stores_a_none_marker() {
-    let cache = common::redis_cache("err_none_keys").await;
+    let cache = support::redis_cache("err_none_keys").await;
     let prefix = cache.prefix().to_owned();
     assert_eq!(always_err(&cache, 1).await, Err("no 1".into()));
     assert!(
@@ -179,7 +170,11 @@ async fn assert_ttl(key: String, configured: i64) {
 
 #[tokio::test]
 async fn the_ttl_in_redis_is_the_configured_one() {
-    let cache = cache_with_default_ttl("ttl_in_redis", Duration::from_secs(123)).await;
+    let cache = support::shared_builder("ttl_in_redis")
+        .default_ttl(Duration::from_secs(123))
+        .build()
+        .await
+        .expect("the shared redis-server answers");
     let prefix = cache.prefix().to_owned();
     ttl_secs(&cache).await;
     ttl_minutes(&cache).await;
@@ -195,7 +190,7 @@ async fn the_ttl_in_redis_is_the_configured_one() {
 
 #[tokio::test]
 async fn the_default_ttl_is_one_hour() {
-    let cache = common::redis_cache("ttl_one_hour").await;
+    let cache = support::redis_cache("ttl_one_hour").await;
     assert_eq!(cache.default_ttl(), Duration::from_secs(3600));
     ttl_default(&cache).await;
     assert_ttl(format!("{}ttl_default", cache.prefix()), 3600).await;
@@ -209,11 +204,11 @@ async fn refreshed(cache: &Cache, counter: &AtomicUsize, id: u64, force: bool) -
 
 #[tokio::test]
 async fn refresh_overwrites_the_value_and_resets_the_ttl() {
-    let cache = common::redis_cache("refresh_ttl").await;
+    let cache = support::redis_cache("refresh_ttl").await;
     let key = format!("{}refreshed:3", cache.prefix());
     let counter = AtomicUsize::new(0);
     assert_eq!(refreshed(&cache, &counter, 3, false).await, "3:1");
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     let _: bool = redis::cmd("EXPIRE")
         .arg(&key)
         .arg(5)
@@ -240,7 +235,7 @@ async fn sturdy(cache: &Cache, counter: &AtomicUsize, id: u64) -> Profile {
 
 #[tokio::test]
 async fn a_garbage_value_is_a_miss_and_is_overwritten() {
-    let cache = common::redis_cache("garbage").await;
+    let cache = support::redis_cache("garbage").await;
     let garbage: [&[u8]; 5] = [
         b"not json",
         b"",
@@ -272,7 +267,7 @@ async fn a_garbage_value_that_looks_like_a_lease_is_a_miss_and_is_overwritten() 
     // A stray value starting with the marker byte is no lease (nor a stored `None`): a miss,
     // overwritten at once. One of a lease's form is taken over once no live lease could
     // still hold the key, that is after the lease's length.
-    let cache = common::shared_builder("garbage_c1")
+    let cache = support::shared_builder("garbage_c1")
         .fill_lease(std::time::Duration::from_millis(200))
         .build()
         .await
@@ -303,7 +298,7 @@ async fn sized(cache: &Cache, counter: &AtomicUsize, len: usize) -> String {
 
 #[tokio::test]
 async fn values_over_max_value_len_are_neither_stored_nor_read() {
-    let cache = common::shared_builder("max_value_len")
+    let cache = support::shared_builder("max_value_len")
         .max_value_len(16)
         .build()
         .await
@@ -358,7 +353,7 @@ impl Repo {
 #[tokio::test]
 async fn methods_with_ref_self() {
     let repo = Repo {
-        cache: common::redis_cache("ref_self").await,
+        cache: support::redis_cache("ref_self").await,
         tenant: "acme:eu".into(),
         reads: AtomicUsize::new(0),
     };
@@ -371,7 +366,7 @@ async fn methods_with_ref_self() {
 #[tokio::test]
 async fn methods_with_mut_self() {
     let mut repo = Repo {
-        cache: common::redis_cache("mut_self").await,
+        cache: support::redis_cache("mut_self").await,
         tenant: "acme".into(),
         reads: AtomicUsize::new(0),
     };
@@ -388,7 +383,7 @@ async fn methods_with_mut_self() {
 #[tokio::test]
 async fn methods_with_arc_self() {
     let repo = Arc::new(Repo {
-        cache: common::redis_cache("arc_self").await,
+        cache: support::redis_cache("arc_self").await,
         tenant: "acme".into(),
         reads: AtomicUsize::new(0),
     });
@@ -420,7 +415,7 @@ impl Sku {
 
 #[tokio::test]
 async fn methods_with_self_by_value_and_a_custom_key_part() {
-    let cache = common::redis_cache("self_by_value").await;
+    let cache = support::redis_cache("self_by_value").await;
     let counter = AtomicUsize::new(0);
     assert_eq!(Sku(3, ':').price(&cache, &counter).await, 300);
     assert_eq!(Sku(3, ':').price(&cache, &counter).await, 300);
@@ -469,7 +464,7 @@ async fn lifetimes<'a, 'b: 'a>(
 
 #[tokio::test]
 async fn generic_functions() {
-    let cache = common::redis_cache("generic").await;
+    let cache = support::redis_cache("generic").await;
     let counter = AtomicUsize::new(0);
     assert_eq!(generic(&cache, &counter, 5u32).await, "<5>");
     assert_eq!(generic(&cache, &counter, 5u64).await, "<5>");
@@ -495,7 +490,7 @@ async fn generic_functions() {
 
 #[tokio::test]
 async fn impl_trait_arguments() {
-    let cache = common::redis_cache("impl_trait").await;
+    let cache = support::redis_cache("impl_trait").await;
     let counter = AtomicUsize::new(0);
     assert_eq!(impl_arg(&cache, &counter, "ann", "!").await, "ann!");
     assert_eq!(
@@ -508,7 +503,7 @@ async fn impl_trait_arguments() {
 
 #[tokio::test]
 async fn functions_with_lifetimes() {
-    let cache = common::redis_cache("lifetimes").await;
+    let cache = support::redis_cache("lifetimes").await;
     let counter = AtomicUsize::new(0);
     let owned = String::from("b");
     assert_eq!(
@@ -566,7 +561,7 @@ fn assert_send<T: Send>(value: T) -> T {
 #[tokio::test]
 async fn destructured_parameters_in_the_key() {
     let app = Arc::new(App {
-        cache: common::redis_cache("destructured").await,
+        cache: support::redis_cache("destructured").await,
         reads: AtomicUsize::new(0),
     });
     let state = || State(Arc::clone(&app));
@@ -630,8 +625,8 @@ async fn owned_cache(caches: Vec<Cache>, counter: &AtomicUsize, id: u64) -> u64 
 async fn cache_expressions_may_use_arguments_and_self() {
     let shards = Shards {
         caches: vec![
-            common::redis_cache("cache_expr_even").await,
-            common::redis_cache("cache_expr_odd").await,
+            support::redis_cache("cache_expr_even").await,
+            support::redis_cache("cache_expr_odd").await,
         ],
         reads: AtomicUsize::new(0),
     };
@@ -677,7 +672,7 @@ async fn concurrent(cache: Cache, id: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_concurrent_calls_return_their_own_values() {
-    let cache = common::redis_cache("concurrent").await;
+    let cache = support::redis_cache("concurrent").await;
     let tasks: Vec<_> = (0..200u64)
         .map(|id| tokio::spawn(concurrent(cache.clone(), id % 50)))
         .collect();

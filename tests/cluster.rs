@@ -1,4 +1,4 @@
-//! Redis Cluster (three primaries, three replicas, started by `common::cluster`): the
+//! Redis Cluster (three primaries, three replicas, started by `harness::cluster`): the
 //! scenario list, invalidation across slots (also with a primary frozen), a stampede, the
 //! stale-set checker, keys that user input cannot pin to a slot, a breaker per primary,
 //! failover under load, and the near tier tracking every node.
@@ -7,58 +7,24 @@
 //! time (`SERIAL`); the others share one cluster. What they measure is printed
 //! (`--nocapture`).
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
-use common::cluster::{RedisCluster, ids_per_primary};
-use redis_cached::{
-    Cache, CacheBuilder, NearCache, Outcome, invalidates, redis_cached, with_outcome,
-};
-use std::sync::OnceLock;
+use harness::cluster::{RedisCluster, ids_per_primary};
+use redis_cached::{Cache, NearCache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use support::{Versions, bump, runs};
+use support::{
+    Versions, bump, cluster_builder, cluster_cache, item, runs, shared_cluster, topology_builder,
+    write_item,
+};
 
 /// Tests that stop, kill or fail over nodes run one at a time: failovers are timed by the
 /// cluster's own clocks, which a machine busy with several of them would stretch.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The cluster shared by the tests that leave its nodes alone.
-fn shared_cluster() -> &'static RedisCluster {
-    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let started = Instant::now();
-        let cluster = RedisCluster::start();
-        eprintln!("shared cluster started in {:?}", started.elapsed());
-        cluster
-    })
-}
-
-/// A cache on `cluster` with a prefix of its own. Its timeout leaves room for a loaded
-/// machine, so that the scenarios' counts of body runs are not disturbed by slow replies.
-fn builder(cluster: &RedisCluster, test: &str) -> CacheBuilder {
-    Cache::builder(&cluster.url())
-        .prefix(common::unique_prefix(test))
-        .timeout(Duration::from_secs(1))
-}
-
-async fn cluster_cache(test: &str) -> Cache {
-    builder(shared_cluster(), test)
-        .build()
-        .await
-        .expect("the cluster answers")
-}
-
-async fn cluster_cache_with_default_ttl(test: &str, ttl: Duration) -> Cache {
-    builder(shared_cluster(), test)
-        .default_ttl(ttl)
-        .build()
-        .await
-        .expect("the cluster answers")
-}
-
-scenarios::scenario_tests!(all, cluster_cache, cluster_cache_with_default_ttl);
+scenarios::scenario_tests!(all, support::cluster_builder);
 
 #[tokio::test]
 async fn a_cluster_url_opens_a_cluster_cache() {
@@ -89,16 +55,6 @@ async fn a_single_node_url_to_a_cluster_node_names_the_cluster_scheme() {
 
 // ---------------------------------------------------------------------------------------
 // Invalidation across slots.
-
-#[redis_cached(key = "item:<id>", ttl = 600, cache = cache)]
-async fn item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
-    (id, source.read(id))
-}
-
-#[invalidates("item:<id>", cache = cache)]
-async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
-    source.write(id)
-}
 
 #[invalidates("item:<a>", "item:<b>", "item:<c>", cache = cache)]
 async fn write_three(cache: &Cache, source: &Versions, a: u64, b: u64, c: u64) {
@@ -189,7 +145,7 @@ async fn with_a_primary_frozen_the_other_slots_are_deleted_at_once_and_its_keys_
     let cluster = RedisCluster::start();
     // The frozen primary stays the owner of its slots, and the others serve theirs meanwhile.
     cluster.without_automatic_failover();
-    let cache = builder(&cluster, "frozen_primary")
+    let cache = topology_builder(&cluster.url(), "frozen_primary")
         .timeout(Duration::from_millis(250))
         .build()
         .await
@@ -316,7 +272,7 @@ async fn no_stale_reads_after_invalidation_over_20k_operations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_checker_finds_stale_reads_without_fill_leases_on_the_cluster_too() {
-    let cache = builder(shared_cluster(), "stale_set_off")
+    let cache = cluster_builder("stale_set_off")
         .without_fill_leases()
         .build()
         .await
@@ -335,7 +291,7 @@ async fn the_checker_finds_stale_reads_without_fill_leases_on_the_cluster_too() 
 async fn a_primary_refusing_writes_keeps_its_hits_hits() {
     let _serial = SERIAL.lock().await;
     let cluster = RedisCluster::start();
-    let cache = builder(&cluster, "refused")
+    let cache = topology_builder(&cluster.url(), "refused")
         .build()
         .await
         .expect("connects");
@@ -343,17 +299,8 @@ async fn a_primary_refusing_writes_keeps_its_hits_hits() {
     item(&cache, &source, 1).await;
     let full = cluster.primary_for(&item_key(&cache, 1));
     let mut primary = cluster.connection(full).await;
-    let set = |name: &'static str, value: &'static str| {
-        redis::cmd("CONFIG").arg("SET").arg(name).arg(value).clone()
-    };
-    let _: () = set("maxmemory-policy", "noeviction")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
-    let _: () = set("maxmemory", "1")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
+    harness::config_set(&mut primary, "maxmemory-policy", "noeviction").await;
+    harness::config_set(&mut primary, "maxmemory", "1").await;
     assert_eq!(
         with_outcome(item(&cache, &source, 1)).await,
         ((1, 0), Some(Outcome::Hit))
@@ -436,7 +383,7 @@ async fn a_frozen_primary_trips_its_own_breaker_only() {
     let cluster = RedisCluster::start();
     cluster.without_automatic_failover();
     let timeout = Duration::from_millis(500);
-    let cache = builder(&cluster, "breaker")
+    let cache = topology_builder(&cluster.url(), "breaker")
         .timeout(timeout)
         .build()
         .await
@@ -512,7 +459,7 @@ async fn a_primary_killed_under_load_fails_no_call() {
     let _serial = SERIAL.lock().await;
     let cluster = RedisCluster::start();
     let cache = Cache::builder(&cluster.url())
-        .prefix(common::unique_prefix("failover"))
+        .prefix(support::unique_prefix("failover"))
         .build()
         .await
         .expect("the cluster answers");
@@ -533,16 +480,6 @@ async fn a_primary_killed_under_load_fails_no_call() {
 // ---------------------------------------------------------------------------------------
 // The near tier tracks every node.
 
-#[redis_cached(key = "near:<id>", ttl = 600, cache = cache)]
-async fn near_item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
-    (id, source.read(id))
-}
-
-#[invalidates("near:<id>", cache = cache)]
-async fn write_near_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
-    source.write(id)
-}
-
 /// The commands a lookup may send (`SET .. NX GET`, the `GET` after a refused write, the
 /// scripts of older servers).
 const LOOKUPS: &[&str] = &["set", "get", "evalsha", "eval"];
@@ -554,9 +491,9 @@ const DATA_COMMANDS: &[&str] = &["get", "set", "evalsha", "eval", "pttl", "exist
 /// Waits until `cache` serves `id` from its near tier: a second read sends no data command.
 async fn warm_near(cluster: &RedisCluster, cache: &Cache, source: &Versions, id: u64) {
     support::eventually(Duration::from_secs(5), "a near hit", || async {
-        near_item(cache, source, id).await;
+        item(cache, source, id).await;
         let before = cluster.calls_of(DATA_COMMANDS).await;
-        near_item(cache, source, id).await;
+        item(cache, source, id).await;
         cluster.calls_of(DATA_COMMANDS).await == before
     })
     .await;
@@ -566,7 +503,7 @@ async fn warm_near(cluster: &RedisCluster, cache: &Cache, source: &Versions, id:
 async fn wait_version(reader: &Cache, source: &Versions, id: u64, version: u64) -> Duration {
     let started = Instant::now();
     loop {
-        let (_, seen) = near_item(reader, source, id).await;
+        let (_, seen) = item(reader, source, id).await;
         if seen == version {
             return started.elapsed();
         }
@@ -584,7 +521,7 @@ async fn the_near_tier_follows_writes_on_every_primary_and_is_flushed_by_a_failo
     let cluster = RedisCluster::start();
     // Two caches sharing keys, as two processes would; a long local lifetime, so that only
     // tracking can evict.
-    let prefix = common::unique_prefix("near");
+    let prefix = support::unique_prefix("near");
     let near = || NearCache::new(1 << 20).max_lifetime(Duration::from_secs(600));
     let open = || async {
         Cache::builder(&cluster.url())
@@ -597,13 +534,13 @@ async fn the_near_tier_follows_writes_on_every_primary_and_is_flushed_by_a_failo
     };
     let (reader, writer) = (open().await, open().await);
     let source = Versions::default();
-    let per_primary = ids_per_primary(&cluster, 1, |id| format!("{prefix}near:{id}"));
+    let per_primary = ids_per_primary(&cluster, 1, |id| format!("{prefix}item:{id}"));
 
     // A write through one cache evicts the other's near entry, whichever node the key is on.
     for (&primary, ids) in &per_primary {
         let id = ids[0];
         warm_near(&cluster, &reader, &source, id).await;
-        let version = write_near_item(&writer, &source, id).await;
+        let version = write_item(&writer, &source, id).await;
         let took = wait_version(&reader, &source, id, version).await;
         eprintln!(
             "near tier: a write on node {primary} evicted the other cache's entry in {took:?}"
@@ -626,7 +563,7 @@ async fn the_near_tier_follows_writes_on_every_primary_and_is_flushed_by_a_failo
         "the near tier is flushed",
         || async {
             let before = cluster.calls_of(DATA_COMMANDS).await;
-            near_item(&reader, &source, id).await;
+            item(&reader, &source, id).await;
             cluster.calls_of(DATA_COMMANDS).await > before
         },
     )
@@ -637,7 +574,7 @@ async fn the_near_tier_follows_writes_on_every_primary_and_is_flushed_by_a_failo
     );
     // And it tracks the new primary: a write there evicts the entry again.
     warm_near(&cluster, &reader, &source, id).await;
-    let version = write_near_item(&writer, &source, id).await;
+    let version = write_item(&writer, &source, id).await;
     let took = wait_version(&reader, &source, id, version).await;
     eprintln!(
         "near tier: a write on the promoted node evicted the other cache's entry in {took:?}"

@@ -10,10 +10,10 @@
 //! it today, and a test file that does not compile fails every `cargo test --all-targets`.
 //! Delete the next line when merging it.
 
-mod common;
+mod harness;
 mod support;
 
-use common::cluster::RedisCluster;
+use harness::cluster::RedisCluster;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::atomic::AtomicUsize;
 use support::{bump, runs};
@@ -42,7 +42,7 @@ async fn stored(cluster: &RedisCluster, prefix: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_keys_share_the_slot_of_its_hash_tag() {
     let cluster = RedisCluster::start();
-    let prefix = common::unique_prefix("tags");
+    let prefix = support::unique_prefix("tags");
     let cache = Cache::builder(&cluster.url())
         .prefix(prefix.clone())
         .build()
@@ -85,7 +85,7 @@ async fn a_tenants_keys_share_the_slot_of_its_hash_tag() {
     // Tenants whose names hold braces: still one slot per tenant, chosen by the template's
     // tag, not by the braces in the argument.
     for tenant in ["a}b", "{x}", "}{", "{tenant:7}"] {
-        let prefix = common::unique_prefix("tags-braces");
+        let prefix = support::unique_prefix("tags-braces");
         let cache = Cache::builder(&cluster.url())
             .prefix(prefix.clone())
             .build()
@@ -112,7 +112,7 @@ async fn a_tenants_keys_share_the_slot_of_its_hash_tag() {
     }
 
     // Different tenants spread over slots.
-    let prefix = common::unique_prefix("tags-spread");
+    let prefix = support::unique_prefix("tags-spread");
     let cache = Cache::builder(&cluster.url())
         .prefix(prefix.clone())
         .build()

@@ -2,7 +2,8 @@
 //! another codec treats them as misses rather than failing.
 #![cfg(feature = "msgpack")]
 
-mod common;
+mod harness;
+mod support;
 
 use redis_cached::{Cache, Codec, redis_cached};
 use serde::{Deserialize, Serialize};
@@ -29,8 +30,8 @@ async fn employee(cache: &Cache, id: u64) -> Employee {
 
 #[tokio::test]
 async fn messagepack_values_round_trip_and_other_codecs_miss() {
-    let prefix = common::unique_prefix("msgpack");
-    let msgpack = Cache::builder(common::shared_url())
+    let prefix = support::unique_prefix("msgpack");
+    let msgpack = Cache::builder(harness::shared_url())
         .prefix(prefix.clone())
         .codec(Codec::MessagePack)
         .build()
@@ -40,7 +41,7 @@ async fn messagepack_values_round_trip_and_other_codecs_miss() {
     assert_eq!(employee(&msgpack, 7).await, expected);
     assert_eq!(RUNS.load(Ordering::SeqCst), 1);
 
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     let stored: Vec<u8> = redis::cmd("GET")
         .arg(format!("{prefix}employee:7"))
         .query_async(&mut redis)
@@ -51,7 +52,7 @@ async fn messagepack_values_round_trip_and_other_codecs_miss() {
     assert!(serde_json::from_slice::<Employee>(&stored).is_err());
 
     // A JSON process sharing the key reads it as a miss and overwrites it.
-    let json = Cache::builder(common::shared_url())
+    let json = Cache::builder(harness::shared_url())
         .prefix(prefix)
         .build()
         .await

@@ -2,14 +2,14 @@
 //! writes, calls return the body's value within the timeout; caching resumes once Redis is
 //! back. Errors from connecting never show a password.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, Outcome, with_outcome};
 use std::net::TcpListener;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use support::{forget, runs, square};
+use support::{assert_miss_then_hit, forget, runs, square};
 
 const TIMEOUT: Duration = Duration::from_millis(100);
 /// A generous bound on one call when every cache operation times out after `TIMEOUT`.
@@ -63,7 +63,7 @@ async fn until_cached_again(cache: &Cache, counter: &AtomicUsize, id: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_redis_calls_return_correct_values_within_the_timeout() {
-    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", common::free_port())).await;
+    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", harness::free_port())).await;
     let counter = AtomicUsize::new(0);
     for round in 1..=5 {
         assert_eq!(
@@ -106,11 +106,10 @@ async fn unresponsive_redis_calls_return_correct_values_within_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_killed_mid_test_then_restarted() {
-    let mut server = common::RedisServer::start();
+    let mut server = harness::RedisServer::start();
     let cache = lazy_cache(&server.url()).await;
     let counter = AtomicUsize::new(0);
-    assert_eq!(timed_square(&cache, &counter, 4).await, Some(Outcome::Miss));
-    assert_eq!(timed_square(&cache, &counter, 4).await, Some(Outcome::Hit));
+    assert_miss_then_hit(|| timed_square(&cache, &counter, 4)).await;
     assert_eq!(runs(&counter), 1);
 
     server.kill();
@@ -130,19 +129,17 @@ async fn redis_killed_mid_test_then_restarted() {
     server.restart();
     until_cached_again(&cache, &counter, 4).await;
     let before = runs(&counter);
-    assert_eq!(timed_square(&cache, &counter, 5).await, Some(Outcome::Miss));
-    assert_eq!(timed_square(&cache, &counter, 5).await, Some(Outcome::Hit));
+    assert_miss_then_hit(|| timed_square(&cache, &counter, 5)).await;
     assert_eq!(runs(&counter), before + 1);
 }
 
 /// Populates a server of its own, freezes it (SIGSTOP) for five calls that time out, and
 /// resumes it. Returns the server (to keep it alive), the cache and the body's counter.
-async fn freeze_and_resume() -> (common::RedisServer, Cache, AtomicUsize) {
-    let server = common::RedisServer::start();
+async fn freeze_and_resume() -> (harness::RedisServer, Cache, AtomicUsize) {
+    let server = harness::RedisServer::start();
     let cache = lazy_cache(&server.url()).await;
     let counter = AtomicUsize::new(0);
-    assert_eq!(timed_square(&cache, &counter, 6).await, Some(Outcome::Miss));
-    assert_eq!(timed_square(&cache, &counter, 6).await, Some(Outcome::Hit));
+    assert_miss_then_hit(|| timed_square(&cache, &counter, 6)).await;
 
     server.signal("STOP");
     let mut frozen = Vec::new();
@@ -179,20 +176,14 @@ async fn calls_after_a_freeze_return_within_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_writes_still_return_the_value() {
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     let cache = lazy_cache(&server.url()).await;
     let counter = AtomicUsize::new(0);
     assert_eq!(timed_square(&cache, &counter, 2).await, Some(Outcome::Miss));
 
     // Every write is now refused with OOM; reads still work.
     let mut redis = server.connection().await;
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    harness::config_set(&mut redis, "maxmemory", "1").await;
     assert_eq!(timed_square(&cache, &counter, 2).await, Some(Outcome::Hit));
     for round in 1..=3 {
         assert_eq!(timed_square(&cache, &counter, 9).await, Some(Outcome::Miss));
@@ -203,7 +194,7 @@ async fn refused_writes_still_return_the_value() {
 
 #[tokio::test]
 async fn connecting_to_a_closed_port_fails() {
-    let url = format!("redis://127.0.0.1:{}", common::free_port());
+    let url = format!("redis://127.0.0.1:{}", harness::free_port());
     let started = Instant::now();
     assert!(Cache::connect(&url).await.is_err());
     assert!(Cache::builder(&url).timeout(TIMEOUT).build().await.is_err());
@@ -222,7 +213,7 @@ fn assert_no_password(what: &str, text: &str) {
 
 #[tokio::test]
 async fn errors_and_debug_output_never_show_the_password() {
-    let closed = common::free_port();
+    let closed = harness::free_port();
     let urls = [
         format!("redis://user:{PASSWORD}@127.0.0.1:{closed}"),
         format!("redis://:{PASSWORD}@127.0.0.1:{closed}/0"),
@@ -232,7 +223,7 @@ async fn errors_and_debug_output_never_show_the_password() {
         // A server that refuses the credentials.
         format!(
             "redis://user:{PASSWORD}@{}",
-            common::shared_url().trim_start_matches("redis://")
+            harness::shared_url().trim_start_matches("redis://")
         ),
     ];
     for url in &urls {

@@ -2,9 +2,9 @@
 //! redis-server is killed, frozen and restarted while calls run concurrently; every call
 //! returns the right value, latency stays bounded, and caching comes back after recovery.
 
-mod common;
+mod harness;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! that outlasts its lease returns its value without storing it, and a cancelled
 //! `#[invalidates]` caller still deletes its keys. On Redis and `mem://`.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, invalidates, redis_cached};
@@ -16,9 +16,9 @@ const LEASE: Duration = Duration::from_millis(2000);
 
 async fn caches(test: &str, lease: Duration) -> Vec<Cache> {
     let mut caches = Vec::new();
-    for url in ["mem://", common::shared_url()] {
+    for url in ["mem://", harness::shared_url()] {
         let cache = Cache::builder(url)
-            .prefix(common::unique_prefix(test))
+            .prefix(support::unique_prefix(test))
             .fill_lease(lease)
             .build()
             .await

@@ -2,11 +2,11 @@
 //! redis-server (the scenarios run on `mem://`, a Cluster and Sentinel too), and what they
 //! cost in commands.
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
-scenarios::scenario_tests!(freshness, common::redis_cache);
+scenarios::scenario_tests!(freshness, support::shared_builder);
 
 use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use scenarios::freshness::{Source, swr};
@@ -15,9 +15,9 @@ use std::time::Duration;
 
 /// Two caches on one prefix: two processes, each with flights of its own.
 async fn two_processes(test: &str) -> (Cache, Cache) {
-    let prefix = common::unique_prefix(test);
+    let prefix = support::unique_prefix(test);
     let build = || async {
-        Cache::builder(common::shared_url())
+        Cache::builder(harness::shared_url())
             .prefix(prefix.clone())
             .build()
             .await
@@ -69,11 +69,11 @@ async fn a_refresh_is_claimed_once_across_processes() {
 /// the caller that refreshes sends more (the claim, then the conditional store).
 #[tokio::test]
 async fn a_fresh_hit_is_one_command_and_a_refresh_two_scripts_more() {
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     let cache = Cache::connect(&server.url()).await.expect("connects");
     let source = Source::default();
     let mut admin = server.connection().await;
-    let lookup = if common::native_lookup(&mut admin).await {
+    let lookup = if harness::native_lookup(&mut admin).await {
         "set"
     } else {
         "evalsha"
@@ -89,12 +89,12 @@ async fn a_fresh_hit_is_one_command_and_a_refresh_two_scripts_more() {
         delta.sort();
         delta
     };
-    let before = common::command_calls_on(&mut admin).await;
+    let before = harness::command_calls_on(&mut admin).await;
     assert_eq!(
         with_outcome(swr(&cache, &source, 1)).await.1,
         Some(Outcome::Hit)
     );
-    let after = common::command_calls_on(&mut admin).await;
+    let after = harness::command_calls_on(&mut admin).await;
     // Before Redis 7.0 the lookup is a script, whose own `GET` the server counts too.
     let hit: Vec<(String, u64)> = if lookup == "set" {
         vec![("set".to_owned(), 1)]
@@ -106,12 +106,12 @@ async fn a_fresh_hit_is_one_command_and_a_refresh_two_scripts_more() {
     // run inside is counted too, so only the scripts are compared). Once, to load them.
     for round in 0..2 {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let before = common::command_calls_on(&mut admin).await;
+        let before = harness::command_calls_on(&mut admin).await;
         assert_eq!(
             with_outcome(swr(&cache, &source, 1)).await.1,
             Some(Outcome::Refresh)
         );
-        let after = common::command_calls_on(&mut admin).await;
+        let after = harness::command_calls_on(&mut admin).await;
         let scripts = commands(&before, &after)
             .into_iter()
             .find(|(name, _)| name == "evalsha")
@@ -145,9 +145,9 @@ async fn ahead_kept(cache: &Cache, id: u64) -> u64 {
 /// before the expiry still finds it.
 #[tokio::test]
 async fn ttls_are_capped_and_refresh_ahead_entries_outlive_their_ttl_by_a_lease() {
-    let cache = common::redis_cache("fresh_caps").await;
+    let cache = support::redis_cache("fresh_caps").await;
     let source = Source::default();
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     let pttl = |key: String| {
         let mut redis = redis.clone();
         async move {

@@ -1,7 +1,7 @@
 //! Generic functions whose key names the type parameter (`<T>`) or const parameter (`<N>`):
 //! one entry per instantiation, under a key that holds the type's name or the const's value.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, invalidates, redis_cached, write_escaped};

@@ -3,7 +3,7 @@
 //! One test only: the installed cache is process-wide, and `no_global.rs` (a binary of its
 //! own) covers the state before anything is installed.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
@@ -24,7 +24,7 @@ async fn forget(id: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn init_and_install_set_the_cache_used_without_cache_expr() {
     // A server of its own: `init` installs a cache without a prefix.
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     let mut redis = server.connection().await;
     let stored = |redis: &mut redis::aio::MultiplexedConnection| {
         let mut redis = redis.clone();
@@ -55,7 +55,7 @@ async fn init_and_install_set_the_cache_used_without_cache_expr() {
     assert_eq!(runs(&counter), 2);
 
     // A failed `init` leaves the installed cache in place.
-    let closed = format!("redis://127.0.0.1:{}", common::free_port());
+    let closed = format!("redis://127.0.0.1:{}", harness::free_port());
     assert!(redis_cached::init(&closed).await.is_err());
     assert_eq!(
         with_outcome(square(&counter, 3)).await.1,

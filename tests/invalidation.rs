@@ -1,7 +1,7 @@
 //! `#[invalidates]` against a real redis-server: every key goes in one UNLINK after the
 //! body ran, whatever it returned, and the next cached call recomputes.
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
@@ -9,7 +9,7 @@ use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::atomic::AtomicUsize;
 use support::{bump, raw_exists, runs};
 
-scenarios::scenario_tests!(invalidation, common::redis_cache);
+scenarios::scenario_tests!(invalidation, support::shared_builder);
 
 // ---------------------------------------------------------------------------------------
 
@@ -45,7 +45,7 @@ async fn failing_delete(cache: &Cache, id: u64) -> Result<(), String> {
 #[tokio::test]
 async fn every_template_goes_in_one_unlink() {
     // A server of its own, so that its command statistics are this test's alone.
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     let cache = Cache::builder(&server.url())
         .prefix("app:")
         .build()
@@ -95,7 +95,7 @@ async fn every_template_goes_in_one_unlink() {
 
 #[tokio::test]
 async fn absent_keys_do_not_stop_the_others_being_deleted() {
-    let cache = common::redis_cache("inv_absent").await;
+    let cache = support::redis_cache("inv_absent").await;
     let counter = AtomicUsize::new(0);
     get_user(&cache, &counter, 1).await;
     // `team:x:members` and `users:all` were never stored.
@@ -111,7 +111,7 @@ async fn absent_keys_do_not_stop_the_others_being_deleted() {
 
 #[tokio::test]
 async fn an_invalidation_whose_body_fails_still_deletes() {
-    let cache = common::redis_cache("inv_err_key").await;
+    let cache = support::redis_cache("inv_err_key").await;
     let counter = AtomicUsize::new(0);
     get_user(&cache, &counter, 5).await;
     let key = format!("{}user:5", cache.prefix());
@@ -122,7 +122,7 @@ async fn an_invalidation_whose_body_fails_still_deletes() {
 
 #[tokio::test]
 async fn cache_invalidate_deletes_rendered_keys_under_the_prefix() {
-    let cache = common::redis_cache("inv_api").await;
+    let cache = support::redis_cache("inv_api").await;
     let counter = AtomicUsize::new(0);
     get_user(&cache, &counter, 1).await;
     all_users(&cache, &counter).await;
@@ -151,7 +151,7 @@ async fn edit_document(cache: &Cache, path: &str) {
 
 #[tokio::test]
 async fn long_keys_are_invalidated_by_their_digest() {
-    let cache = common::redis_cache("inv_long").await;
+    let cache = support::redis_cache("inv_long").await;
     let counter = AtomicUsize::new(0);
     let path = "dir:".repeat(500);
     assert_eq!(document(&cache, &counter, &path).await, 2000);
@@ -180,7 +180,7 @@ async fn rename(cache: &Cache, id: u64) {
 /// deletion must go on without the caller: once the server answers, the entry is gone.
 #[tokio::test]
 async fn a_caller_dropped_while_its_unlink_waits_still_deletes() {
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     let cache = Cache::builder(&server.url())
         .timeout(std::time::Duration::from_secs(2))
         .build()

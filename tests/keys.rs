@@ -1,7 +1,7 @@
 //! Key rendering as Redis sees it: exact key text, escaping, injectivity (fixed pairs and a
 //! property test), hash tags (`#{...}`), and the digest form of long keys.
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
@@ -52,7 +52,7 @@ async fn by_bool(cache: &Cache, on: bool, size: usize) -> bool {
 
 #[tokio::test]
 async fn integers_and_bools_render_plainly() {
-    let cache = common::redis_cache("int_keys").await;
+    let cache = support::redis_cache("int_keys").await;
     by_u64(&cache, 42).await;
     by_u64(&cache, 0).await;
     by_u64(&cache, u64::MAX).await;
@@ -90,7 +90,7 @@ async fn by_char(cache: &Cache, c: char) -> char {
 
 #[tokio::test]
 async fn strings_escape_backslash_colon_and_braces_only() {
-    let cache = common::redis_cache("string_keys").await;
+    let cache = support::redis_cache("string_keys").await;
     let cases = [
         ("plain", "plain"),
         ("a:b", r"a\:b"),
@@ -152,7 +152,7 @@ async fn tenant_orders(cache: &Cache, tenant: &str, id: u64) -> u64 {
 
 #[tokio::test]
 async fn a_hash_tag_renders_its_braces_and_arguments_escape_theirs() {
-    let cache = common::redis_cache("hash_tag").await;
+    let cache = support::redis_cache("hash_tag").await;
     let counter = AtomicUsize::new(0);
     tenant_user(&cache, &counter, "acme", "42").await;
     tenant_orders(&cache, "acme", 7).await;
@@ -186,7 +186,7 @@ async fn a_hash_tag_renders_its_braces_and_arguments_escape_theirs() {
 
 #[tokio::test]
 async fn invalidation_with_the_same_hash_tag_deletes_the_entry() {
-    let cache = common::redis_cache("hash_tag_invalidation").await;
+    let cache = support::redis_cache("hash_tag_invalidation").await;
     let counter = AtomicUsize::new(0);
     let long = "i".repeat(2000);
     for (tenant, id) in [("acme", "42"), ("{a}", "}"), ("acme", long.as_str())] {
@@ -250,7 +250,7 @@ async fn by_nested_fields(cache: &Cache, request: &Request) -> u32 {
 
 #[tokio::test]
 async fn field_placeholders_render_the_fields() {
-    let cache = common::redis_cache("field_keys").await;
+    let cache = support::redis_cache("field_keys").await;
     let account = Account {
         id: 42,
         login: "ann:admin".into(),
@@ -281,7 +281,7 @@ async fn field_placeholders_render_the_fields() {
 
 #[tokio::test]
 async fn a_prefix_with_a_backslash_is_rejected() {
-    for url in ["mem://", common::shared_url()] {
+    for url in ["mem://", harness::shared_url()] {
         let built = Cache::builder(url).prefix(r"app\").build().await;
         assert!(built.is_err(), "{url}: a prefix with `\\` was accepted");
     }
@@ -295,11 +295,11 @@ async fn pair(cache: &Cache, a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
 }
 
-scenarios::scenario_tests!(keys, common::redis_cache);
+scenarios::scenario_tests!(keys, support::shared_builder);
 
 #[tokio::test]
 async fn colliding_strings_get_different_keys() {
-    let cache = common::redis_cache("colliding_keys").await;
+    let cache = support::redis_cache("colliding_keys").await;
     assert_eq!(pair(&cache, "a:b", "c").await, ("a:b".into(), "c".into()));
     assert_eq!(pair(&cache, "a", "b:c").await, ("a".into(), "b:c".into()));
     let prefix = cache.prefix();
@@ -357,8 +357,8 @@ fn different_argument_tuples_render_different_keys() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let cache = runtime.block_on(common::redis_cache("prop"));
-    let raw = runtime.block_on(common::raw_connection());
+    let cache = runtime.block_on(support::redis_cache("prop"));
+    let raw = runtime.block_on(harness::raw_connection());
     let next_case = AtomicU64::new(0);
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 256,
@@ -431,7 +431,7 @@ fn is_digest_of(key: &str, head: &str) -> bool {
 
 #[tokio::test]
 async fn keys_over_1024_bytes_take_the_digest_form() {
-    let cache = common::redis_cache("long_keys").await;
+    let cache = support::redis_cache("long_keys").await;
     let prefix = cache.prefix().to_owned();
     let fits = 1024 - prefix.len() - "long:".len();
     let counter = AtomicUsize::new(0);
@@ -469,8 +469,8 @@ async fn keys_over_1024_bytes_take_the_digest_form() {
 
 #[tokio::test]
 async fn max_key_len_sets_the_digest_threshold() {
-    let prefix = common::unique_prefix("max_key_len");
-    let cache = Cache::builder(common::shared_url())
+    let prefix = support::unique_prefix("max_key_len");
+    let cache = Cache::builder(harness::shared_url())
         .prefix(prefix.clone())
         .max_key_len(prefix.len() + 16)
         .build()
@@ -501,7 +501,7 @@ async fn max_key_len_sets_the_digest_threshold() {
 
 #[tokio::test]
 async fn the_digest_form_keeps_the_hash_tag_and_its_slot() {
-    let cache = common::redis_cache("long_tagged").await;
+    let cache = support::redis_cache("long_tagged").await;
     let prefix = cache.prefix().to_owned();
     let counter = AtomicUsize::new(0);
     let id = "y".repeat(2000);
@@ -527,12 +527,12 @@ async fn the_digest_form_keeps_the_hash_tag_and_its_slot() {
 #[tokio::test]
 async fn the_digest_form_keeps_the_start_of_a_long_non_ascii_prefix() {
     // An odd number of ASCII bytes, then 200 two-byte `é`: byte 256 falls inside an `é`.
-    let mut prefix = common::unique_prefix("long_prefix");
+    let mut prefix = support::unique_prefix("long_prefix");
     if prefix.len().is_multiple_of(2) {
         prefix.push('_');
     }
     prefix.push_str(&"é".repeat(200));
-    let cache = Cache::builder(common::shared_url())
+    let cache = Cache::builder(harness::shared_url())
         .prefix(prefix.clone())
         .max_key_len(prefix.len() + 10)
         .build()
@@ -554,7 +554,7 @@ async fn account(cache: &Cache, id: uuid::Uuid) -> String {
 #[cfg(feature = "uuid")]
 #[tokio::test]
 async fn uuids_render_hyphenated() {
-    let cache = common::redis_cache("uuid").await;
+    let cache = support::redis_cache("uuid").await;
     let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
     account(&cache, id).await;
     assert_eq!(

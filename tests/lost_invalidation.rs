@@ -12,34 +12,24 @@
 //! Its own file: `replicated_invalidation` is new API, and its own topologies; one test at
 //! a time (`SERIAL`).
 
-mod common;
+mod harness;
 mod support;
 
-use common::cluster::RedisCluster;
-use common::sentinel::RedisSentinel;
-use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
+use harness::cluster::RedisCluster;
+use harness::sentinel::RedisSentinel;
+use redis_cached::{Cache, CacheBuilder, Outcome, with_outcome};
 use std::future::Future;
 use std::time::{Duration, Instant};
-use support::Versions;
+use support::{Versions, item, write_item};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long the replicated invalidation waits for the replica's acknowledgement.
 const WAIT_TIMEOUT: Duration = Duration::from_millis(200);
 
-#[redis_cached(key = "item:<id>", ttl = 600, cache = cache)]
-async fn item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
-    (id, source.read(id))
-}
-
-#[invalidates("item:<id>", cache = cache)]
-async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
-    source.write(id)
-}
-
 fn configured(builder: CacheBuilder, replicated: bool) -> CacheBuilder {
     let builder = builder
-        .prefix(common::unique_prefix("lost"))
+        .prefix(support::unique_prefix("lost"))
         .timeout(Duration::from_millis(500));
     if replicated {
         builder.replicated_invalidation(1, WAIT_TIMEOUT)

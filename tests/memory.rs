@@ -1,11 +1,10 @@
 //! `mem://` passes the same behavioural tests as Redis (`scenarios`), TTLs included.
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
-use redis_cached::Cache;
-use std::time::Duration;
+use redis_cached::{Cache, CacheBuilder};
 use support::mem_cache;
 
 #[tokio::test]
@@ -13,20 +12,12 @@ async fn mem_is_the_memory_backend() {
     assert_eq!(mem_cache().await.backend_kind(), "memory");
 }
 
-/// A `mem://` cache of its own (`mem://` caches share nothing: the name is not needed).
-async fn mem(_test: &str) -> Cache {
-    mem_cache().await
-}
-
-async fn mem_with_default_ttl(_test: &str, ttl: Duration) -> Cache {
+/// A `mem://` cache builder (`mem://` caches share nothing: the name is not needed).
+fn mem(_test: &str) -> CacheBuilder {
     Cache::builder("mem://")
-        .default_ttl(ttl)
-        .build()
-        .await
-        .expect("mem:// always builds")
 }
 
-scenarios::scenario_tests!(all, mem, mem_with_default_ttl);
+scenarios::scenario_tests!(all, mem);
 
 #[tokio::test]
 async fn two_mem_caches_do_not_share_entries() {

@@ -2,10 +2,10 @@
 //! Redis's tracking invalidations, flushed when the tracking connection drops, and never
 //! outliving the Redis entry.
 
-mod common;
+mod harness;
 mod support;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis_cached::{Cache, NearCache, Outcome, invalidates, redis_cached, with_outcome};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, LazyLock};
@@ -205,7 +205,7 @@ async fn an_invalidation_elsewhere_evicts_the_entry_and_the_window_is_short() {
 #[tokio::test]
 async fn the_writer_reads_its_own_write_at_once() {
     let server = RedisServer::start();
-    let relay = common::Relay::start(server.port()).await;
+    let relay = harness::Relay::start(server.port()).await;
     let cache = near_cache(&relay.url()).await;
     warm(&cache, &server, 3).await;
     let held = read(&cache, 3).await; // in the near tier
@@ -228,7 +228,7 @@ async fn the_writer_reads_its_own_write_at_once() {
 #[tokio::test]
 async fn a_value_read_before_its_invalidation_arrived_is_not_kept() {
     let server = RedisServer::start();
-    let relay = common::Relay::start(server.port()).await;
+    let relay = harness::Relay::start(server.port()).await;
     let cache = Cache::builder(&relay.url())
         .near_cache(NearCache::new(1 << 20))
         .timeout(Duration::from_secs(10)) // the reply is held for a while on purpose
@@ -328,7 +328,7 @@ async fn a_dropped_tracking_connection_flushes_the_near_cache() {
 /// invalidation that evicts the entry anyway, and the test would pass without the bound.
 #[tokio::test]
 async fn an_entry_never_outlives_its_redis_ttl() {
-    let server = common::start_with_debug(&[]);
+    let server = harness::start_with_debug(&[]);
     let mut redis = server.connection().await;
     let () = redis::cmd("DEBUG")
         .arg("SET-ACTIVE-EXPIRE")

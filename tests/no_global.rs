@@ -3,7 +3,7 @@
 //!
 //! A binary of its own with one test: the installed cache and the log are process-wide.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{invalidates, redis_cached};

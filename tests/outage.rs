@@ -2,10 +2,10 @@
 //! concurrent calls on one key run the body once while Redis is unreachable, and deferred
 //! invalidations land as soon as Redis answers again. (The log lines: `outage_log.rs`.)
 
-mod common;
+mod harness;
 mod support;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, LazyLock};
@@ -52,7 +52,7 @@ async fn stampede(cache: &Cache) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_concurrent_calls_on_a_key_run_the_body_once() {
     // Connections refused.
-    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", common::free_port())).await;
+    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", harness::free_port())).await;
     let ran = stampede(&cache).await;
     assert!(
         ran <= 3,
@@ -81,7 +81,7 @@ async fn with_redis_down_concurrent_calls_on_a_key_run_the_body_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_invalidation_does_not_multiply_the_load_either() {
-    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", common::free_port())).await;
+    let cache = lazy_cache(&format!("redis://127.0.0.1:{}", harness::free_port())).await;
     edit_report(&cache, 1).await;
     let ran = stampede(&cache).await;
     assert!(
@@ -238,7 +238,7 @@ async fn a_refused_invalidation_is_deferred_and_its_key_neither_read_nor_stored(
 async fn a_dropped_invalidate_call_still_defers_its_refused_unlink() {
     let server = RedisServer::start();
     let mut admin = server.connection().await;
-    let relay = common::Relay::start(server.port()).await;
+    let relay = harness::Relay::start(server.port()).await;
     let url = user_without_unlink(&mut admin, &relay.url()).await;
     let cache = Cache::builder(&url)
         .timeout(Duration::from_secs(5))

@@ -2,10 +2,10 @@
 //! function, not one line per call. In a test binary of its own: `tracing` callsites are
 //! global, and a test without a subscriber running beside this one would hide lines.
 
-mod common;
+mod harness;
 mod support;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis_cached::{Cache, redis_cached};
 use std::time::Duration;
 use support::Logs;

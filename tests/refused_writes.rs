@@ -5,15 +5,15 @@
 //! run the body uncached and leave the key alone. In every case the breaker stays closed.
 //! Each test makes one server refuse in one way, with an entry stored before.
 
-mod common;
+mod harness;
 mod support;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, Outcome};
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
-use support::{checked_square, get_text, runs};
+use support::{assert_miss_then_hit, checked_square, get_text, runs};
 
 async fn cache_on(url: &str) -> Cache {
     Cache::builder(url)
@@ -21,16 +21,6 @@ async fn cache_on(url: &str) -> Cache {
         .build()
         .await
         .expect("the test's server answers")
-}
-
-async fn config_set(redis: &mut MultiplexedConnection, name: &str, value: &str) {
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg(name)
-        .arg(value)
-        .query_async(redis)
-        .await
-        .expect("CONFIG SET");
 }
 
 /// `key` of `INFO section` on the server behind `redis`.
@@ -85,11 +75,7 @@ async fn hits_stay_hits(cache: &Cache, redis: &mut MultiplexedConnection, code: 
 /// Stores `square(2)` through `cache` and checks that it is a hit.
 async fn store_one(cache: &Cache) {
     let counter = AtomicUsize::new(0);
-    assert_eq!(
-        checked_square(cache, &counter, 2).await,
-        Some(Outcome::Miss)
-    );
-    assert_eq!(checked_square(cache, &counter, 2).await, Some(Outcome::Hit));
+    assert_miss_then_hit(|| checked_square(cache, &counter, 2)).await;
 }
 
 #[tokio::test]
@@ -98,7 +84,7 @@ async fn under_oom_hits_stay_hits() {
     let cache = cache_on(&server.url()).await;
     store_one(&cache).await;
     let mut redis = server.connection().await;
-    config_set(&mut redis, "maxmemory", "1").await;
+    harness::config_set(&mut redis, "maxmemory", "1").await;
     hits_stay_hits(&cache, &mut redis, "OOM").await;
 }
 
@@ -128,7 +114,7 @@ async fn without_enough_replicas_hits_stay_hits() {
     let cache = cache_on(&server.url()).await;
     store_one(&cache).await;
     let mut redis = server.connection().await;
-    config_set(&mut redis, "min-replicas-to-write", "1").await;
+    harness::config_set(&mut redis, "min-replicas-to-write", "1").await;
     hits_stay_hits(&cache, &mut redis, "NOREPLICAS").await;
 }
 
@@ -187,12 +173,5 @@ async fn a_key_of_another_type_runs_the_body_uncached_and_is_left_alone() {
         "WRONGTYPE is a refusal, not a connection failure: the breaker stays closed"
     );
     // Other keys are cached as usual.
-    assert_eq!(
-        checked_square(&cache, &counter, 6).await,
-        Some(Outcome::Miss)
-    );
-    assert_eq!(
-        checked_square(&cache, &counter, 6).await,
-        Some(Outcome::Hit)
-    );
+    assert_miss_then_hit(|| checked_square(&cache, &counter, 6)).await;
 }

@@ -7,7 +7,7 @@
 //! Each test also checks that a result that has the part deletes the keys rendered from it,
 //! so that every test fails if result keys are never rendered.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, Outcome, commit, invalidates, redis_cached, transaction, with_outcome};
@@ -161,7 +161,7 @@ async fn existing(cache: &Cache, keys: &[&'static str]) -> Vec<(&'static str, bo
 /// employee" was cached) and its department's list. Readers see the new data at once.
 #[tokio::test]
 async fn an_ok_result_deletes_the_keys_rendered_from_it() {
-    let cache = common::redis_cache("result_ok").await;
+    let cache = support::redis_cache("result_ok").await;
     let db = Db::default();
     assert_eq!(employee(&cache, &db, 1).await, None);
     assert_eq!(department(&cache, &db, "Support").await, Vec::<u64>::new());
@@ -207,7 +207,7 @@ async fn an_ok_result_deletes_the_keys_rendered_from_it() {
 /// nothing panics.
 #[tokio::test]
 async fn an_err_deletes_the_argument_keys_only() {
-    let cache = common::redis_cache("result_err").await;
+    let cache = support::redis_cache("result_err").await;
     let db = Db::default();
     let keys = ["employee:1", "department:Support:employees", "inserts:eu"];
     plant(&cache, &keys).await;
@@ -242,7 +242,7 @@ async fn an_err_deletes_the_argument_keys_only() {
 /// department too.
 #[tokio::test]
 async fn a_none_deletes_the_argument_keys_only() {
-    let cache = common::redis_cache("result_none").await;
+    let cache = support::redis_cache("result_none").await;
     let db = Db::default();
     let keys = ["employee:1", "department:Finance:employees"];
     plant(&cache, &keys).await;
@@ -271,7 +271,7 @@ async fn a_none_deletes_the_argument_keys_only() {
 /// the result's department too.
 #[tokio::test]
 async fn a_result_option_renders_only_from_ok_some() {
-    let cache = common::redis_cache("result_ok_some").await;
+    let cache = support::redis_cache("result_ok_some").await;
     let db = Db::default();
     let keys = ["employee:1", "department:Finance:employees"];
     plant(&cache, &keys).await;
@@ -314,7 +314,7 @@ async fn a_result_option_renders_only_from_ok_some() {
 /// A whole value: `<return>` renders the value itself.
 #[tokio::test]
 async fn a_whole_result_renders_itself() {
-    let cache = common::redis_cache("result_whole").await;
+    let cache = support::redis_cache("result_whole").await;
     let db = Db::default();
     assert_eq!(employee(&cache, &db, 1).await, None);
     assert_eq!(create_id(&cache, &db, "Sales").await, 1);
@@ -333,7 +333,7 @@ async fn a_whole_result_renders_itself() {
 /// misses afterwards, another department's stay hits; an `Err` invalidates no tag.
 #[tokio::test]
 async fn tags_from_the_result_invalidate_their_entries() {
-    let cache = common::redis_cache("result_tags").await;
+    let cache = support::redis_cache("result_tags").await;
     let db = Db::default();
     db.insert("Sales").expect("inserted");
     db.insert("Finance").expect("inserted");
@@ -360,15 +360,15 @@ async fn tags_from_the_result_invalidate_their_entries() {
 /// Keys from the arguments and from the result go in one `UNLINK`.
 #[tokio::test]
 async fn argument_and_result_keys_go_in_one_unlink() {
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     let cache = Cache::connect(&server.url()).await.expect("connects");
     let db = Db::default();
     let mut admin = server.connection().await;
-    let before = common::command_calls_on(&mut admin).await;
+    let before = harness::command_calls_on(&mut admin).await;
     create(&cache, &db, "eu", "Support")
         .await
         .expect("inserted");
-    let after = common::command_calls_on(&mut admin).await;
+    let after = harness::command_calls_on(&mut admin).await;
     let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
     assert_eq!((delta("unlink"), delta("del")), (1, 0), "{after:?}");
     let mut redis = server.connection().await;
@@ -395,7 +395,7 @@ async fn argument_and_result_keys_go_in_one_unlink() {
 /// deleted in the background all the same.
 #[tokio::test]
 async fn a_dropped_caller_still_deletes_the_argument_keys() {
-    let cache = common::redis_cache("result_dropped").await;
+    let cache = support::redis_cache("result_dropped").await;
     let gate = Arc::new(Notify::new());
     let db = Db {
         gate: Some(gate.clone()),
@@ -433,7 +433,7 @@ async fn a_dropped_caller_still_deletes_the_argument_keys() {
 /// until the commit.
 #[tokio::test]
 async fn inside_a_transaction_result_keys_wait_for_the_commit() {
-    let cache = common::redis_cache("result_tx").await;
+    let cache = support::redis_cache("result_tx").await;
     let db = Db::default();
     let keys = ["employee:1", "department:Support:employees", "inserts:eu"];
     plant(&cache, &keys).await;

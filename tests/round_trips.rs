@@ -12,9 +12,9 @@
 //! `SCRIPT LOAD`, and the cache's connection is set up on first use: a warm-up runs every
 //! path once before anything is measured.
 
-mod common;
+mod harness;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis_cached::{Cache, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -124,7 +124,7 @@ impl Recorder {
 
     /// `INFO commandstats` as command name -> calls, on the control connection.
     async fn command_calls(&mut self) -> HashMap<String, u64> {
-        common::command_calls_on(&mut self.control).await
+        harness::command_calls_on(&mut self.control).await
     }
 
     /// Runs `op` in a window of its own: the commands it sent, checked against the
@@ -214,7 +214,7 @@ async fn with_fill_leases_a_hit_is_one_round_trip_and_a_miss_two() {
 
     // The lookup is one native `SET .. NX GET` from Redis 7.0 on (and on every Valkey);
     // before 7.0, where `SET` cannot combine `NX` and `GET`, it is the `FETCH` script.
-    let lookup = if common::native_lookup(&mut server.connection().await).await {
+    let lookup = if harness::native_lookup(&mut server.connection().await).await {
         "set"
     } else {
         "evalsha"

@@ -1,72 +1,27 @@
-//! Sentinel (a primary, one replica and three sentinels, started by `common::sentinel`):
+//! Sentinel (a primary, one replica and three sentinels, started by `harness::sentinel`):
 //! the scenario list, the database in the URL, failover under load, and invalidations after
 //! a failover reaching the new primary while the demoted one still takes writes.
 //!
 //! Tests that kill or fail over a primary start a setup of their own and run one at a time
 //! (`SERIAL`); the others share one setup. What they measure is printed (`--nocapture`).
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
-use common::sentinel::RedisSentinel;
-use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-use support::Versions;
+use harness::sentinel::RedisSentinel;
+use redis_cached::{Cache, Outcome, with_outcome};
+use std::time::Duration;
+use support::{Versions, item, sentinel_cache, shared_sentinel, topology_builder, write_item};
 
 /// Tests that kill or fail over a primary run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The setup shared by the tests that leave its servers alone.
-fn shared_setup() -> &'static RedisSentinel {
-    static SETUP: OnceLock<RedisSentinel> = OnceLock::new();
-    SETUP.get_or_init(|| {
-        let started = Instant::now();
-        let setup = RedisSentinel::start();
-        eprintln!("shared sentinel setup started in {:?}", started.elapsed());
-        setup
-    })
-}
-
-/// A cache behind `setup`'s sentinels with a prefix of its own, and room for a loaded
-/// machine in its timeout.
-fn builder(setup: &RedisSentinel, test: &str) -> CacheBuilder {
-    Cache::builder(&setup.url())
-        .prefix(common::unique_prefix(test))
-        .timeout(Duration::from_secs(1))
-}
-
-async fn sentinel_cache(test: &str) -> Cache {
-    builder(shared_setup(), test)
-        .build()
-        .await
-        .expect("the sentinels name a primary")
-}
-
-async fn sentinel_cache_with_default_ttl(test: &str, ttl: Duration) -> Cache {
-    builder(shared_setup(), test)
-        .default_ttl(ttl)
-        .build()
-        .await
-        .expect("the sentinels name a primary")
-}
-
-scenarios::scenario_tests!(all, sentinel_cache, sentinel_cache_with_default_ttl);
-
-#[redis_cached(key = "item:<id>", ttl = 600, cache = cache)]
-async fn item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
-    (id, source.read(id))
-}
-
-#[invalidates("item:<id>", cache = cache)]
-async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
-    source.write(id)
-}
+scenarios::scenario_tests!(all, support::sentinel_builder);
 
 #[tokio::test]
 async fn a_sentinel_url_opens_a_cache_on_the_primary_in_its_database() {
-    let setup = shared_setup();
+    let setup = shared_sentinel();
     let cache = Cache::connect(&setup.url())
         .await
         .expect("the sentinels name a primary");
@@ -74,7 +29,7 @@ async fn a_sentinel_url_opens_a_cache_on_the_primary_in_its_database() {
     cache.ping().await.expect("ping");
 
     // `/<db>` after the service name: the entries go to that database of the primary.
-    let prefix = common::unique_prefix("database");
+    let prefix = support::unique_prefix("database");
     let cache = Cache::builder(&format!("{}/3", setup.url()))
         .prefix(prefix.clone())
         .build()
@@ -111,9 +66,9 @@ async fn a_sentinel_url_opens_a_cache_on_the_primary_in_its_database() {
 /// service they do not watch.
 #[tokio::test]
 async fn an_unresolved_primary_names_the_service_and_the_sentinels() {
-    let (one, two) = (common::free_port(), common::free_port());
+    let (one, two) = (harness::free_port(), harness::free_port());
     let down = format!("redis+sentinel://:hunter2@127.0.0.1:{one},127.0.0.1:{two}/mymaster");
-    let setup = shared_setup();
+    let setup = shared_sentinel();
     let unknown = setup.url().replace("/mymaster", "/nosuchservice");
     assert_ne!(
         unknown,
@@ -146,7 +101,7 @@ async fn the_primary_killed_under_load_fails_no_call() {
     let _serial = SERIAL.lock().await;
     let setup = RedisSentinel::start();
     let cache = Cache::builder(&setup.url())
-        .prefix(common::unique_prefix("failover"))
+        .prefix(support::unique_prefix("failover"))
         .build()
         .await
         .expect("the sentinels name a primary");
@@ -163,7 +118,7 @@ async fn the_primary_killed_under_load_fails_no_call() {
 async fn after_a_failover_invalidations_reach_the_new_primary() {
     let _serial = SERIAL.lock().await;
     let setup = RedisSentinel::start();
-    let cache = builder(&setup, "switch")
+    let cache = topology_builder(&setup.url(), "switch")
         .build()
         .await
         .expect("the sentinels name a primary");
@@ -246,21 +201,15 @@ async fn no_stale_reads_after_invalidation_over_20k_operations() {
 async fn a_primary_refusing_writes_keeps_hits_hits() {
     let _serial = SERIAL.lock().await;
     let setup = RedisSentinel::start();
-    let cache = builder(&setup, "refused").build().await.expect("connects");
+    let cache = topology_builder(&setup.url(), "refused")
+        .build()
+        .await
+        .expect("connects");
     let source = Versions::default();
     item(&cache, &source, 1).await;
     let mut primary = setup.primary().connection().await;
-    let set = |name: &'static str, value: &'static str| {
-        redis::cmd("CONFIG").arg("SET").arg(name).arg(value).clone()
-    };
-    let _: () = set("maxmemory-policy", "noeviction")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
-    let _: () = set("maxmemory", "1")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
+    harness::config_set(&mut primary, "maxmemory-policy", "noeviction").await;
+    harness::config_set(&mut primary, "maxmemory", "1").await;
     assert_eq!(
         with_outcome(item(&cache, &source, 1)).await,
         ((1, 0), Some(Outcome::Hit))
@@ -272,8 +221,5 @@ async fn a_primary_refusing_writes_keeps_hits_hits() {
             "refused, so not stored"
         );
     }
-    let _: () = set("maxmemory", "0")
-        .query_async(&mut primary)
-        .await
-        .expect("CONFIG SET");
+    harness::config_set(&mut primary, "maxmemory", "0").await;
 }

@@ -7,12 +7,12 @@
 //! test --all-targets` builds examples as test harnesses, not as the binary `cargo run
 //! --example server` runs.
 
-mod common;
+mod harness;
 
 #[path = "../examples/server/main.rs"]
 mod example;
 
-use common::RedisServer;
+use harness::RedisServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -1430,7 +1430,7 @@ async fn health_reports_redis_down_and_the_service_keeps_serving() {
 
 #[tokio::test]
 async fn runs_on_memory_when_redis_does_not_answer_at_start_up() {
-    let url = format!("redis://127.0.0.1:{}", common::free_port());
+    let url = format!("redis://127.0.0.1:{}", harness::free_port());
     let dir = TempDir::new();
     let server = Server::start(&url, &dir.database_url());
     let api = Api::new(&server);

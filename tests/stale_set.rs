@@ -9,7 +9,7 @@
 //! Redis 7.0, such as the 6.2 `scripts/test` also runs the suite on) with the scripted
 //! lookup that stands in for `SET .. NX GET` there.
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
@@ -18,8 +18,8 @@ use scenarios::stale_set::{assert_fresh_and_cached, run_checker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_stale_reads_after_invalidation_over_100k_operations() {
-    let cache = common::redis_cache("stale-set").await;
-    let lookup = if common::native_lookup(&mut common::raw_connection().await).await {
+    let cache = support::redis_cache("stale-set").await;
+    let lookup = if harness::native_lookup(&mut harness::raw_connection().await).await {
         "SET .. NX GET"
     } else {
         "the FETCH script (server before 7.0)"
@@ -30,7 +30,7 @@ async fn no_stale_reads_after_invalidation_over_100k_operations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_stale_reads_with_the_near_tier() {
-    let cache = common::shared_builder("stale-set-near")
+    let cache = support::shared_builder("stale-set-near")
         .near_cache(NearCache::new(1 << 20))
         .build()
         .await
@@ -49,7 +49,7 @@ async fn no_stale_reads_on_mem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_checker_finds_stale_reads_without_fill_leases() {
-    let cache = common::shared_builder("stale-set-off")
+    let cache = support::shared_builder("stale-set-off")
         .without_fill_leases()
         .build()
         .await

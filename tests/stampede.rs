@@ -2,7 +2,8 @@
 //! process (single-flight), across `Cache` instances and across OS processes (fill leases),
 //! and a lease holder that dies delays the others by at most its lease.
 
-mod common;
+mod harness;
+mod support;
 
 use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
 use std::process::{Command, Stdio};
@@ -44,7 +45,7 @@ async fn concurrent_calls(caches: &[Cache], calls_per_cache: usize, id: u64) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_process_1000_cold_calls_run_the_body_once() {
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     let cache = Cache::connect(&server.url()).await.expect("redis answers");
     // Warm up: the server learns the scripts on their first use.
     slow_read(&cache, 0, 0).await;
@@ -61,7 +62,7 @@ async fn one_process_1000_cold_calls_run_the_body_once() {
 
 /// How many lookups the server has run: `SET .. NX PX .. GET` (Redis 7.0 and later), or the
 /// lookup script on older servers (which also counts fills).
-async fn lookups(server: &common::RedisServer) -> u64 {
+async fn lookups(server: &harness::RedisServer) -> u64 {
     let calls = server.command_calls().await;
     ["set", "evalsha", "eval"]
         .iter()
@@ -73,10 +74,10 @@ async fn lookups(server: &common::RedisServer) -> u64 {
 /// lookup that timed out would run the body without the lease: these tests are about the
 /// lease, so lookups get time even on a loaded machine.
 async fn patient_caches(test: &str, count: usize) -> Vec<Cache> {
-    let prefix = common::unique_prefix(test);
+    let prefix = support::unique_prefix(test);
     let mut caches = Vec::new();
     for _ in 0..count {
-        let cache = Cache::builder(common::shared_url())
+        let cache = Cache::builder(harness::shared_url())
             .prefix(prefix.clone())
             .timeout(Duration::from_secs(5))
             .build()
@@ -98,10 +99,10 @@ async fn separate_caches_share_one_fill_through_the_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_leases_every_cache_instance_runs_the_body() {
     // The control: the same load with the protection off runs the body many times.
-    let prefix = common::unique_prefix("no-leases");
+    let prefix = support::unique_prefix("no-leases");
     let mut caches = Vec::new();
     for _ in 0..4 {
-        let cache = Cache::builder(common::shared_url())
+        let cache = Cache::builder(harness::shared_url())
             .prefix(prefix.clone())
             .without_fill_leases()
             .build()
@@ -144,8 +145,8 @@ async fn stampede_worker() {
 
 #[test]
 fn four_processes_250_cold_calls_each_run_the_body_once() {
-    let server = common::RedisServer::start();
-    let prefix = common::unique_prefix("processes");
+    let server = harness::RedisServer::start();
+    let prefix = support::unique_prefix("processes");
     let start_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
@@ -202,15 +203,15 @@ const HOLDER_LEASE: Duration = Duration::from_millis(1000);
 
 #[tokio::test]
 async fn a_killed_lease_holder_delays_others_by_at_most_its_lease() {
-    let prefix = common::unique_prefix("dead-filler");
+    let prefix = support::unique_prefix("dead-filler");
     let mut holder = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "lease_holder_worker", "--ignored"])
-        .env("STAMPEDE_URL", common::shared_url())
+        .env("STAMPEDE_URL", harness::shared_url())
         .env("STAMPEDE_PREFIX", &prefix)
         .stdout(Stdio::null())
         .spawn()
         .expect("the test binary runs");
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     let key = format!("{prefix}stampede:5");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -228,7 +229,7 @@ async fn a_killed_lease_holder_delays_others_by_at_most_its_lease() {
     holder.kill().expect("SIGKILL the holder");
     let _ = holder.wait();
 
-    let survivor = Cache::builder(common::shared_url())
+    let survivor = Cache::builder(harness::shared_url())
         .prefix(prefix)
         .build()
         .await

@@ -2,33 +2,33 @@
 //! `#[invalidates(tags = [...])]` and `Cache::invalidate_tags`, against a real redis-server
 //! (and `mem://`, where the semantics carry over).
 
-mod common;
+mod harness;
 mod scenarios;
 mod support;
 
 use redis_cached::{Cache, Outcome, redis_cached};
 use scenarios::tags::{Db, employee, outcome};
 
-scenarios::scenario_tests!(tags, common::redis_cache);
+scenarios::scenario_tests!(tags, support::shared_builder);
 
 /// A hit on a tagged entry is the lookup and one `MGET` of its tags, sent together: two
 /// commands, one round trip, nothing written, no script.
 #[tokio::test]
 async fn a_tagged_hit_is_the_lookup_and_one_mget_of_its_tags() {
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     let cache = Cache::connect(&server.url()).await.expect("connects");
     let db = Db::default();
     employee(&cache, &db, 7, 1).await;
     let mut admin = server.connection().await;
     // `SET .. NX GET`, or the script standing in for it before Redis 7.0.
-    let lookup = if common::native_lookup(&mut admin).await {
+    let lookup = if harness::native_lookup(&mut admin).await {
         "set"
     } else {
         "evalsha"
     };
-    let before = common::command_calls_on(&mut admin).await;
+    let before = harness::command_calls_on(&mut admin).await;
     assert_eq!(outcome(&cache, &db, 7, 1).await.1, Some(Outcome::Hit));
-    let after = common::command_calls_on(&mut admin).await;
+    let after = harness::command_calls_on(&mut admin).await;
     let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
     assert_eq!((delta(lookup), delta("mget")), (1, 1), "{after:?}");
     let others = ["set", "evalsha", "unlink", "del", "pexpire"]
@@ -49,7 +49,7 @@ async fn padded_employee(cache: &Cache, db: &Db, dept: u32, id: u64) -> String {
 /// entries alike while every department is rewritten.
 #[tokio::test]
 async fn evicted_tag_keys_never_resurrect_stale_entries() {
-    let server = common::RedisServer::start_with(&[
+    let server = harness::RedisServer::start_with(&[
         "--maxmemory",
         "2mb",
         "--maxmemory-policy",
@@ -82,7 +82,7 @@ async fn evicted_tag_keys_never_resurrect_stale_entries() {
     );
 }
 
-async fn evicted_keys(server: &common::RedisServer) -> u64 {
+async fn evicted_keys(server: &harness::RedisServer) -> u64 {
     let mut admin = server.connection().await;
     let info: String = redis::cmd("INFO")
         .arg("stats")
@@ -98,7 +98,7 @@ async fn evicted_keys(server: &common::RedisServer) -> u64 {
 /// A fill makes its tag keys outlive the entry it stores.
 #[tokio::test]
 async fn tag_keys_outlive_their_entries() {
-    let cache = common::redis_cache("tags_ttl").await;
+    let cache = support::redis_cache("tags_ttl").await;
     let db = Db::default();
     employee(&cache, &db, 7, 1).await;
     let tag = format!("{}\\@department:7", cache.prefix());
@@ -111,9 +111,9 @@ async fn tag_keys_outlive_their_entries() {
 #[tokio::test]
 async fn tagged_entries_skip_the_near_tier() {
     let near =
-        || common::shared_builder("tags_near").near_cache(redis_cached::NearCache::new(1 << 20));
+        || support::shared_builder("tags_near").near_cache(redis_cached::NearCache::new(1 << 20));
     let reader = near().build().await.expect("connects");
-    let writer = Cache::builder(common::shared_url())
+    let writer = Cache::builder(harness::shared_url())
         .prefix(reader.prefix())
         .build()
         .await

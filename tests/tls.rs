@@ -6,201 +6,18 @@
 //! is skipped.
 #![cfg(feature = "tls")]
 
-mod common;
+mod harness;
 mod support;
 
+use harness::tls::TlsServer;
 use redis_cached::{Cache, Error, Outcome};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
-use support::{CALL_BOUND, checked_square, forget, get_text as raw_get, runs};
+use support::{
+    CALL_BOUND, assert_miss_then_hit, checked_square, forget, get_text as raw_get, runs,
+};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
-
-/// A CA, a server certificate it signed, and an unrelated second CA, in a temp directory
-/// that is removed on drop.
-struct Certs {
-    dir: PathBuf,
-}
-
-const OPENSSL_CONFIG: &str = "\
-[req]
-distinguished_name = dn
-prompt = no
-x509_extensions = ca
-[dn]
-CN = redis-cached test CA
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-";
-
-impl Certs {
-    fn generate() -> Certs {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "redis-cached-tls-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temp directory");
-        let certs = Certs { dir };
-        std::fs::write(certs.path("openssl.cnf"), OPENSSL_CONFIG).expect("writes the config");
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        for ca in ["ca", "other-ca"] {
-            certs.openssl(&[
-                &["req", "-x509", "-config", "openssl.cnf"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    &format!("{ca}.key"),
-                    "-out",
-                    &format!("{ca}.pem"),
-                    "-days",
-                    "2",
-                ],
-            ]);
-        }
-        certs.openssl(&[
-            &["req", "-new", "-config", "openssl.cnf"],
-            &ec[..],
-            &[
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-            ],
-        ]);
-        certs.openssl(&[&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            "2",
-            "-days",
-            "2",
-            "-extfile",
-            "openssl.cnf",
-            "-extensions",
-            "leaf",
-            "-out",
-            "server.pem",
-        ]]);
-        certs
-    }
-
-    fn openssl(&self, args: &[&[&str]]) {
-        let args: Vec<&str> = args.concat();
-        let output = Command::new("openssl")
-            .args(&args)
-            .current_dir(&self.dir)
-            .output()
-            .expect("openssl runs; is it installed? run scripts/test");
-        assert!(
-            output.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-
-    fn pem(&self, file: &str) -> Vec<u8> {
-        std::fs::read(self.path(file)).expect("a generated PEM file")
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A redis-server with a plain port (the harness's) and a TLS port.
-struct TlsServer {
-    // Dropped first: the server stops before its certificates are removed.
-    server: common::RedisServer,
-    tls_port: u16,
-    certs: Certs,
-}
-
-impl TlsServer {
-    /// The server, or `None` (the skip said why) when this server binary has no TLS.
-    fn start(test: &str) -> Option<TlsServer> {
-        if let Some(reason) = common::tls_unsupported() {
-            common::skip(test, reason);
-            return None;
-        }
-        let certs = Certs::generate();
-        let tls_port = common::free_port();
-        let path = |file: &str| path_text(&certs.path(file));
-        let server = common::RedisServer::start_with(&[
-            "--tls-port",
-            &tls_port.to_string(),
-            "--tls-cert-file",
-            &path("server.pem"),
-            "--tls-key-file",
-            &path("server.key"),
-            "--tls-ca-cert-file",
-            &path("ca.pem"),
-            "--tls-auth-clients",
-            "no",
-        ]);
-        common::wait_for_port(tls_port);
-        Some(TlsServer {
-            server,
-            tls_port,
-            certs,
-        })
-    }
-
-    fn tls_url(&self) -> String {
-        format!("rediss://127.0.0.1:{}", self.tls_port)
-    }
-
-    fn ca_pem(&self) -> Vec<u8> {
-        self.certs.pem("ca.pem")
-    }
-
-    /// A CA that did not sign the server's certificate.
-    fn other_ca_pem(&self) -> Vec<u8> {
-        self.certs.pem("other-ca.pem")
-    }
-
-    /// A plain connection on the plain port, to look at what the cache wrote.
-    async fn plain(&self) -> redis::aio::MultiplexedConnection {
-        self.server.connection().await
-    }
-}
-
-fn path_text(path: &Path) -> String {
-    path.to_str().expect("a UTF-8 temp path").to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rediss_with_the_test_ca_caches() {
@@ -216,14 +33,7 @@ async fn rediss_with_the_test_ca_caches() {
         .expect("the server's certificate is signed by the given CA");
     cache.ping().await.expect("ping over TLS");
     let counter = AtomicUsize::new(0);
-    assert_eq!(
-        checked_square(&cache, &counter, 7).await,
-        Some(Outcome::Miss)
-    );
-    assert_eq!(
-        checked_square(&cache, &counter, 7).await,
-        Some(Outcome::Hit)
-    );
+    assert_miss_then_hit(|| checked_square(&cache, &counter, 7)).await;
     assert_eq!(
         checked_square(&cache, &counter, 7).await,
         Some(Outcome::Hit)
@@ -257,7 +67,7 @@ async fn the_certificate_also_names_localhost() {
     let has_ipv4 = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", server.tls_port))
         .is_ok_and(|mut addrs| addrs.any(|addr| addr.is_ipv4()));
     if !has_ipv4 {
-        common::skip(
+        harness::skip(
             "the_certificate_also_names_localhost",
             "`localhost` has no IPv4 address here",
         );

@@ -3,10 +3,10 @@
 //! both healthy when `start` returns, both failing over when the harness kills a primary.
 //! Start-up and failover times are printed (`--nocapture`).
 
-mod common;
+mod harness;
 
-use common::cluster::{RedisCluster, SLOTS};
-use common::sentinel::{RedisSentinel, SERVICE};
+use harness::cluster::{RedisCluster, SLOTS};
+use harness::sentinel::{RedisSentinel, SERVICE};
 use redis::AsyncCommands;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,7 @@ async fn a_cluster_starts_healthy_serves_every_slot_and_fails_over() {
         .get_async_connection()
         .await
         .expect("the cluster answers");
-    let ids = common::cluster::ids_per_primary(&cluster, 4, |id| format!("topology:{id}"));
+    let ids = harness::cluster::ids_per_primary(&cluster, 4, |id| format!("topology:{id}"));
     assert_eq!(ids.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
     for (&primary, ids) in &ids {
         for id in ids {

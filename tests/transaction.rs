@@ -3,7 +3,7 @@
 //! commit, so a reader in between caches the old row for the whole TTL, unless the
 //! invalidation runs inside `redis_cached::transaction` and waits for `commit`.
 
-mod common;
+mod harness;
 mod support;
 
 use redis_cached::{Cache, Outcome, commit, invalidates, redis_cached, transaction, with_outcome};
@@ -67,7 +67,7 @@ mod tempdir {
             let path = std::env::temp_dir().join(format!(
                 "redis-cached-tx-{}-{}",
                 std::process::id(),
-                crate::common::unique_prefix("dir").trim_end_matches(':')
+                crate::support::unique_prefix("dir").trim_end_matches(':')
             ));
             std::fs::create_dir_all(&path).expect("temp dir");
             Dir(path)
@@ -109,7 +109,7 @@ async fn race(cache: &Cache, db: &SqlitePool, scoped: bool) -> (String, Option<O
 #[tokio::test]
 async fn a_reader_between_invalidation_and_commit_caches_the_old_row_without_a_scope() {
     let (db, _dir) = database().await;
-    let cache = common::redis_cache("tx_unscoped").await;
+    let cache = support::redis_cache("tx_unscoped").await;
     let (name, outcome) = race(&cache, &db, false).await;
     // The stale read this feature exists to prevent: it would last the whole TTL.
     assert_eq!(name, "old");
@@ -119,7 +119,7 @@ async fn a_reader_between_invalidation_and_commit_caches_the_old_row_without_a_s
 #[tokio::test]
 async fn inside_a_transaction_scope_the_invalidation_waits_for_the_commit() {
     let (db, _dir) = database().await;
-    let cache = common::redis_cache("tx_scoped").await;
+    let cache = support::redis_cache("tx_scoped").await;
     let (name, outcome) = race(&cache, &db, true).await;
     assert_eq!(name, "new");
     assert_eq!(outcome, Some(Outcome::Miss));
@@ -128,7 +128,7 @@ async fn inside_a_transaction_scope_the_invalidation_waits_for_the_commit() {
 #[tokio::test]
 async fn a_rolled_back_scope_discards_its_invalidations() {
     let (db, _dir) = database().await;
-    let cache = common::redis_cache("tx_rollback").await;
+    let cache = support::redis_cache("tx_rollback").await;
     assert_eq!(user_name(&cache, &db, 1).await, Ok("old".to_owned()));
     let rolled_back: Result<(), String> = transaction(async {
         let mut tx = db.begin().await.map_err(|error| error.to_string())?;
@@ -145,7 +145,7 @@ async fn a_rolled_back_scope_discards_its_invalidations() {
 
 #[tokio::test]
 async fn a_failed_commit_still_invalidates_since_its_outcome_is_unknown() {
-    let cache = common::redis_cache("tx_commit_failed").await;
+    let cache = support::redis_cache("tx_commit_failed").await;
     let key = format!("{}user:1", cache.prefix());
     support::raw_set(&key, b"\"old\"").await;
     let result: Result<(), &str> = transaction(async {
@@ -160,7 +160,7 @@ async fn a_failed_commit_still_invalidates_since_its_outcome_is_unknown() {
 
 #[tokio::test]
 async fn a_scope_dropped_during_its_commit_invalidates_in_the_background() {
-    let cache = common::redis_cache("tx_dropped").await;
+    let cache = support::redis_cache("tx_dropped").await;
     let key = format!("{}user:1", cache.prefix());
     support::raw_set(&key, b"\"old\"").await;
     let scope = transaction(async {
@@ -181,7 +181,7 @@ async fn a_scope_dropped_during_its_commit_invalidates_in_the_background() {
 
 #[tokio::test]
 async fn invalidations_after_the_commit_run_at_once() {
-    let cache = common::redis_cache("tx_after_commit").await;
+    let cache = support::redis_cache("tx_after_commit").await;
     let key = format!("{}user:1", cache.prefix());
     transaction(async {
         commit(async { Ok::<_, ()>(()) }).await?;
@@ -197,7 +197,7 @@ async fn invalidations_after_the_commit_run_at_once() {
 #[tokio::test]
 async fn after_commit_returns_the_scope_reads_its_own_write() {
     let (db, _dir) = database().await;
-    let cache = common::redis_cache("tx_read_back").await;
+    let cache = support::redis_cache("tx_read_back").await;
     assert_eq!(user_name(&cache, &db, 1).await, Ok("old".to_owned()));
     let read_back = transaction(async {
         let mut tx = db.begin().await.map_err(|error| error.to_string())?;

@@ -4,7 +4,8 @@
 //! for values whose encoding collides with a stored `None` in a naive scheme (`()`, unit
 //! structs, `Some(None)`, `Value::Null`) and for empty strings and vectors.
 
-mod common;
+mod harness;
+mod support;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -333,7 +334,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn build(url: &str, codec: Codec, near: bool) -> Cache {
     let mut builder = Cache::builder(url)
-        .prefix(common::unique_prefix("round_trip"))
+        .prefix(support::unique_prefix("round_trip"))
         .codec(codec);
     if near {
         builder = builder.near_cache(NearCache::new(1 << 20));
@@ -362,7 +363,7 @@ fn hits_equal_what_the_body_returned_on_mem() {
 fn hits_equal_what_the_body_returned_on_redis() {
     let runtime = runtime();
     for codec in codecs() {
-        let cache = runtime.block_on(build(common::shared_url(), codec, false));
+        let cache = runtime.block_on(build(harness::shared_url(), codec, false));
         check_all(&cache, &runtime, 24);
     }
 }
@@ -371,7 +372,7 @@ fn hits_equal_what_the_body_returned_on_redis() {
 fn hits_equal_what_the_body_returned_through_the_near_tier() {
     let runtime = runtime();
     // A server of its own, so that its command count shows when the tier serves.
-    let server = common::RedisServer::start();
+    let server = harness::RedisServer::start();
     for codec in codecs() {
         let cache = runtime.block_on(build(&server.url(), codec, true));
         runtime.block_on(wait_until_near_tier_serves(&cache, &server));
@@ -380,7 +381,7 @@ fn hits_equal_what_the_body_returned_through_the_near_tier() {
 }
 
 /// Waits until a second read is served without a command reaching Redis.
-async fn wait_until_near_tier_serves(cache: &Cache, server: &common::RedisServer) {
+async fn wait_until_near_tier_serves(cache: &Cache, server: &harness::RedisServer) {
     #[redis_cached(key = "warm", ttl = 60, cache = cache)]
     async fn warm(cache: &Cache) -> u8 {
         1
@@ -405,5 +406,5 @@ async fn wait_until_near_tier_serves(cache: &Cache, server: &common::RedisServer
 
 /// Commands the server ran, what counting sends aside.
 async fn commands(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
-    common::command_calls_on(redis).await.values().sum()
+    harness::command_calls_on(redis).await.values().sum()
 }

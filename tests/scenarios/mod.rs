@@ -24,191 +24,104 @@ use std::time::Duration;
 /// Declares one `#[tokio::test]` per scenario of this module, each on a cache of its own:
 /// the one list every topology runs.
 ///
-/// `$cache` is an `async fn(&str) -> Cache` (a test's name to a cache with a prefix of its
-/// own), `$cache_with_default_ttl` an `async fn(&str, Duration) -> Cache` giving that
-/// default TTL. `all` declares every group; a single node runs them from three files:
+/// `$builder` is a `fn(&str) -> CacheBuilder`: a test's name to a builder with a prefix of
+/// its own. `all` declares every group; a single node runs them from several files:
 ///
 /// ```ignore
-/// scenarios::scenario_tests!(all, cluster_cache, cluster_cache_with_default_ttl);
-/// scenarios::scenario_tests!(invalidation, common::redis_cache);
+/// scenarios::scenario_tests!(all, support::cluster_builder);
+/// scenarios::scenario_tests!(invalidation, support::shared_builder);
 /// ```
+///
+/// In the groups, each test is `name => scenario, extra arguments;`, the scenario called
+/// with the built cache first; `[..]` before the name is what `#[tokio::test(..)]` is given.
 #[allow(unused_macros)] // by `stale_set.rs`, which runs none of them
 macro_rules! scenario_tests {
-    (all, $cache:path, $cache_with_default_ttl:path) => {
-        $crate::scenarios::scenario_tests!(caching, $cache, $cache_with_default_ttl);
-        $crate::scenarios::scenario_tests!(invalidation, $cache);
-        $crate::scenarios::scenario_tests!(keys, $cache);
-        $crate::scenarios::scenario_tests!(tags, $cache);
-        $crate::scenarios::scenario_tests!(freshness, $cache);
+    (all, $builder:path) => {
+        $crate::scenarios::scenario_tests!(caching, $builder);
+        $crate::scenarios::scenario_tests!(invalidation, $builder);
+        $crate::scenarios::scenario_tests!(keys, $builder);
+        $crate::scenarios::scenario_tests!(tags, $builder);
+        $crate::scenarios::scenario_tests!(freshness, $builder);
     };
-    (caching, $cache:path, $cache_with_default_ttl:path) => {
-        #[tokio::test]
-        async fn body_runs_once_for_repeated_calls() {
-            $crate::scenarios::body_runs_once($cache("body_runs_once").await).await;
-        }
-
-        #[tokio::test]
-        async fn err_is_not_stored() {
-            $crate::scenarios::err_not_stored($cache("err_not_stored").await).await;
-        }
-
-        #[tokio::test]
-        async fn none_is_not_stored() {
-            $crate::scenarios::none_not_stored($cache("none_not_stored").await).await;
-        }
-
-        #[tokio::test]
-        async fn cache_none_stores_none() {
-            $crate::scenarios::cache_none_stores($cache("cache_none_stores").await).await;
-        }
-
-        #[tokio::test]
-        async fn result_option_stores_only_ok_some_unless_cache_none() {
-            $crate::scenarios::result_option($cache("result_option").await).await;
-        }
-
-        #[tokio::test]
-        async fn refresh_recomputes_and_overwrites() {
-            $crate::scenarios::refresh_recomputes($cache("refresh").await).await;
-        }
-
-        #[tokio::test]
-        async fn with_outcome_reports_miss_hit_refresh() {
-            $crate::scenarios::outcomes($cache("outcomes").await).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn concurrent_cold_calls_run_the_body_once() {
-            $crate::scenarios::stampede($cache("stampede").await, 1000).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread")]
-        async fn entries_expire_after_their_ttl() {
-            $crate::scenarios::ttl_expiry($cache("ttl_expiry").await).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread")]
-        async fn default_ttl_applies_when_ttl_is_omitted() {
-            let one_second = ::std::time::Duration::from_secs(1);
-            let cache = $cache_with_default_ttl("default_ttl_expiry", one_second).await;
-            $crate::scenarios::default_ttl_expiry(cache).await;
-        }
+    (caching, $builder:path) => {
+        $crate::scenarios::scenario_tests!(@tests $builder;
+            body_runs_once_for_repeated_calls => body_runs_once;
+            err_is_not_stored => err_not_stored;
+            none_is_not_stored => none_not_stored;
+            cache_none_stores_none => cache_none_stores;
+            result_option_stores_only_ok_some_unless_cache_none => result_option;
+            refresh_recomputes_and_overwrites => refresh_recomputes;
+            with_outcome_reports_miss_hit_refresh => outcomes;
+            [flavor = "multi_thread", worker_threads = 4]
+            concurrent_cold_calls_run_the_body_once => stampede, 1000;
+            [flavor = "multi_thread"] entries_expire_after_their_ttl => ttl_expiry;
+        );
+        $crate::scenarios::scenario_tests!(@tests
+            |test| $builder(test).default_ttl(::std::time::Duration::from_secs(1));
+            [flavor = "multi_thread"] default_ttl_applies_when_ttl_is_omitted => default_ttl_expiry;
+        );
     };
-    (invalidation, $cache:path) => {
-        #[tokio::test]
-        async fn invalidates_deletes_and_the_next_call_recomputes() {
-            $crate::scenarios::invalidation_recomputes($cache("inv_recompute").await).await;
-        }
-
-        #[tokio::test]
-        async fn invalidates_deletes_even_when_the_body_fails() {
-            $crate::scenarios::invalidation_after_err($cache("inv_after_err").await).await;
-        }
-
-        #[tokio::test]
-        async fn invalidates_renders_keys_like_redis_cached() {
-            $crate::scenarios::invalidation_renders_like_cached($cache("inv_rendering").await)
-                .await;
-        }
+    (invalidation, $builder:path) => {
+        $crate::scenarios::scenario_tests!(@tests $builder;
+            invalidates_deletes_and_the_next_call_recomputes => invalidation_recomputes;
+            invalidates_deletes_even_when_the_body_fails => invalidation_after_err;
+            invalidates_renders_keys_like_redis_cached => invalidation_renders_like_cached;
+        );
     };
-    (tags, $cache:path) => {
-        #[tokio::test]
-        async fn a_tag_invalidates_every_entry_carrying_it() {
-            $crate::scenarios::tags::a_tag_invalidates_every_entry_carrying_it(
-                $cache("tags_group").await,
-            )
-            .await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_tag_invalidated_during_the_body_leaves_its_entry_stale() {
-            $crate::scenarios::tags::a_tag_invalidated_during_the_body_leaves_its_entry_stale(
-                $cache("tags_race").await,
-            )
-            .await;
-        }
+    (tags, $builder:path) => {
+        $crate::scenarios::scenario_tests!(@tests $builder;
+            a_tag_invalidates_every_entry_carrying_it
+                => tags::a_tag_invalidates_every_entry_carrying_it;
+            [flavor = "multi_thread", worker_threads = 2]
+            a_tag_invalidated_during_the_body_leaves_its_entry_stale
+                => tags::a_tag_invalidated_during_the_body_leaves_its_entry_stale;
+        );
     };
-    (freshness, $cache:path) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn stale_entries_are_served_at_once_while_one_caller_refreshes() {
-            $crate::scenarios::freshness::stale_entries_are_served_while_one_caller_refreshes(
-                $cache("fresh_swr").await,
-                1000,
-            )
-            .await;
-        }
-
-        #[tokio::test]
-        async fn an_invalidated_entry_is_never_served_stale() {
-            $crate::scenarios::freshness::an_invalidated_entry_is_never_served_stale(
-                $cache("fresh_invalidated").await,
-            )
-            .await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_refresh_racing_an_invalidation_does_not_store() {
-            $crate::scenarios::freshness::a_refresh_racing_an_invalidation_does_not_store(
-                $cache("fresh_race").await,
-            )
-            .await;
-        }
-
-        #[tokio::test]
-        async fn stale_if_error_answers_a_failing_body_with_the_stored_value() {
-            $crate::scenarios::freshness::stale_if_error_answers_a_failing_body(
-                $cache("fresh_sie").await,
-            )
-            .await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn background_revalidation_answers_every_caller_at_once() {
-            $crate::scenarios::freshness::background_revalidation_answers_every_caller_at_once(
-                $cache("fresh_background").await,
-                1000,
-            )
-            .await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_background_refresh_racing_an_invalidation_does_not_store() {
-            $crate::scenarios::freshness::a_background_refresh_racing_an_invalidation_does_not_store(
-                $cache("fresh_background_race").await,
-            )
-            .await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn stale_if_error_calls_in_its_window_run_the_body_once() {
-            $crate::scenarios::freshness::stale_if_error_calls_in_its_window_run_the_body_once(
-                $cache("fresh_sie_once").await,
-                50,
-            )
-            .await;
-        }
-
-        #[tokio::test]
-        async fn refresh_ahead_keeps_hot_keys_from_expiring() {
-            $crate::scenarios::freshness::refresh_ahead_keeps_hot_keys_from_expiring(
-                $cache("fresh_ahead").await,
-            )
-            .await;
-        }
-
-        #[tokio::test]
-        async fn ttls_from_arguments_and_values() {
-            $crate::scenarios::freshness::ttls_from_arguments_and_values(
-                $cache("fresh_ttls").await,
-            )
-            .await;
-        }
+    (freshness, $builder:path) => {
+        $crate::scenarios::scenario_tests!(@tests $builder;
+            [flavor = "multi_thread", worker_threads = 2]
+            stale_entries_are_served_at_once_while_one_caller_refreshes
+                => freshness::stale_entries_are_served_while_one_caller_refreshes, 1000;
+            an_invalidated_entry_is_never_served_stale
+                => freshness::an_invalidated_entry_is_never_served_stale;
+            [flavor = "multi_thread", worker_threads = 2]
+            a_refresh_racing_an_invalidation_does_not_store
+                => freshness::a_refresh_racing_an_invalidation_does_not_store;
+            stale_if_error_answers_a_failing_body_with_the_stored_value
+                => freshness::stale_if_error_answers_a_failing_body;
+            [flavor = "multi_thread", worker_threads = 2]
+            background_revalidation_answers_every_caller_at_once
+                => freshness::background_revalidation_answers_every_caller_at_once, 1000;
+            [flavor = "multi_thread", worker_threads = 2]
+            a_background_refresh_racing_an_invalidation_does_not_store
+                => freshness::a_background_refresh_racing_an_invalidation_does_not_store;
+            [flavor = "multi_thread", worker_threads = 2]
+            stale_if_error_calls_in_its_window_run_the_body_once
+                => freshness::stale_if_error_calls_in_its_window_run_the_body_once, 50;
+            refresh_ahead_keeps_hot_keys_from_expiring
+                => freshness::refresh_ahead_keeps_hot_keys_from_expiring;
+            ttls_from_arguments_and_values => freshness::ttls_from_arguments_and_values;
+        );
     };
-    (keys, $cache:path) => {
-        #[tokio::test]
-        async fn colliding_strings_get_different_entries() {
-            $crate::scenarios::colliding_strings($cache("colliding_scenario").await).await;
-        }
+    (keys, $builder:path) => {
+        $crate::scenarios::scenario_tests!(@tests $builder;
+            colliding_strings_get_different_entries => colliding_strings;
+        );
+    };
+    // Each test once: its name is also its cache's prefix.
+    (@tests $builder:expr;
+        $($([$($runtime:tt)*])? $name:ident => $($scenario:ident)::+ $(, $arg:expr)*;)*
+    ) => {
+        $(
+            #[tokio::test$(($($runtime)*))?]
+            async fn $name() {
+                let cache = ($builder)(stringify!($name))
+                    .build()
+                    .await
+                    .expect("the scenario's cache builds");
+                $crate::scenarios::$($scenario)::+(cache $(, $arg)*).await;
+            }
+        )*
     };
 }
 #[allow(unused_imports)]

@@ -6,7 +6,7 @@
 //! apart from the cache) and invalidate; readers read the version through the cache, with
 //! delays injected between the source read and the store. A checker replays the history.
 
-use crate::common;
+use crate::{harness, support};
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use std::sync::Arc;
@@ -108,8 +108,8 @@ impl Checked {
 /// Runs `operations` reads and writes over a few items from 32 tasks; returns what it saw.
 pub async fn run_checker(cache: Cache, operations: u64) -> Checked {
     let store = Store {
-        redis: common::raw_connection().await,
-        key: common::unique_prefix("store"),
+        redis: harness::raw_connection().await,
+        key: support::unique_prefix("store"),
     };
     let history = Arc::new(Mutex::new(History::default()));
     let next = Arc::new(AtomicU64::new(0));

@@ -1,15 +1,93 @@
-//! Helpers for test bodies on top of `common` (the harness every binary declares; this one needs
-//! it): body-run counters, what the cache wrote, cached functions, log capture. A new helper
-//! goes here, unless it starts, reaches or counts a server: then in `common`.
+//! Helpers for test bodies on top of `harness` (the servers every binary declares; this one
+//! needs it): caches with prefixes of their own, body-run counters, what the cache wrote,
+//! cached functions, log capture. A new helper goes here, unless it starts, reaches or
+//! counts a server: then in `harness`.
 #![allow(dead_code)]
 
-use crate::common;
+use crate::harness;
+use crate::harness::cluster::RedisCluster;
+use crate::harness::sentinel::RedisSentinel;
 use redis::aio::MultiplexedConnection;
-use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use redis_cached::{Cache, CacheBuilder, Outcome, invalidates, redis_cached, with_outcome};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tracing_subscriber::filter::LevelFilter;
+
+/// A prefix no other test (in this process or another) uses.
+pub fn unique_prefix(test: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("test:{}:{n}:{test}:", std::process::id())
+}
+
+/// A cache builder for the shared server with a prefix of its own.
+pub fn shared_builder(test: &str) -> CacheBuilder {
+    Cache::builder(harness::shared_url()).prefix(unique_prefix(test))
+}
+
+/// A cache on the shared server with a prefix of its own.
+pub async fn redis_cache(test: &str) -> Cache {
+    shared_builder(test)
+        .build()
+        .await
+        .expect("the shared redis-server answers")
+}
+
+/// The cluster shared by the tests of a binary that leave its nodes alone.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| timed("cluster", RedisCluster::start))
+}
+
+/// The Sentinel setup shared by the tests of a binary that leave its servers alone.
+pub fn shared_sentinel() -> &'static RedisSentinel {
+    static SETUP: OnceLock<RedisSentinel> = OnceLock::new();
+    SETUP.get_or_init(|| timed("sentinel setup", RedisSentinel::start))
+}
+
+/// `start()`, printing how long it took.
+fn timed<T>(what: &str, start: fn() -> T) -> T {
+    let started = Instant::now();
+    let topology = start();
+    eprintln!("shared {what} started in {:?}", started.elapsed());
+    topology
+}
+
+/// A cache builder for the topology at `url` with a prefix of its own. Its timeout leaves
+/// room for a loaded machine, so that the scenarios' counts of body runs are not disturbed
+/// by slow replies.
+pub fn topology_builder(url: &str, test: &str) -> CacheBuilder {
+    Cache::builder(url)
+        .prefix(unique_prefix(test))
+        .timeout(Duration::from_secs(1))
+}
+
+/// `topology_builder` for the shared cluster.
+pub fn cluster_builder(test: &str) -> CacheBuilder {
+    topology_builder(&shared_cluster().url(), test)
+}
+
+/// `topology_builder` for the shared Sentinel setup.
+pub fn sentinel_builder(test: &str) -> CacheBuilder {
+    topology_builder(&shared_sentinel().url(), test)
+}
+
+/// A cache on the shared cluster with a prefix of its own.
+pub async fn cluster_cache(test: &str) -> Cache {
+    cluster_builder(test)
+        .build()
+        .await
+        .expect("the cluster answers")
+}
+
+/// A cache behind the shared Sentinel setup with a prefix of its own.
+pub async fn sentinel_cache(test: &str) -> Cache {
+    sentinel_builder(test)
+        .build()
+        .await
+        .expect("the sentinels name a primary")
+}
 
 /// A `mem://` cache (each one is an empty store of its own).
 pub async fn mem_cache() -> Cache {
@@ -47,17 +125,17 @@ pub async fn get_text(redis: &mut MultiplexedConnection, key: &str) -> Option<St
 
 /// What the shared server holds under `key` (the full key, prefix included).
 pub async fn raw_get(key: &str) -> Option<Vec<u8>> {
-    get(&mut common::raw_connection().await, key).await
+    get(&mut harness::raw_connection().await, key).await
 }
 
 /// `raw_get` as text.
 pub async fn raw_get_text(key: &str) -> Option<String> {
-    get_text(&mut common::raw_connection().await, key).await
+    get_text(&mut harness::raw_connection().await, key).await
 }
 
 /// Writes `value` under `key` on the shared server, bypassing the cache.
 pub async fn raw_set(key: &str, value: &[u8]) {
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     let () = redis::cmd("SET")
         .arg(key)
         .arg(value)
@@ -70,7 +148,7 @@ pub async fn raw_set(key: &str, value: &[u8]) {
 
 /// Whether `key` exists on the shared server.
 pub async fn raw_exists(key: &str) -> bool {
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     let count: u64 = redis::cmd("EXISTS")
         .arg(key)
         .query_async(&mut redis)
@@ -81,7 +159,7 @@ pub async fn raw_exists(key: &str) -> bool {
 
 /// The remaining TTL of `key` on the shared server, in seconds (`-2`: no key, `-1`: none).
 pub async fn raw_ttl(key: &str) -> i64 {
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     redis::cmd("TTL")
         .arg(key)
         .query_async(&mut redis)
@@ -91,7 +169,7 @@ pub async fn raw_ttl(key: &str) -> i64 {
 
 /// Every key on the shared server that starts with `prefix`, sorted.
 pub async fn keys_under(prefix: &str) -> Vec<String> {
-    let mut redis = common::raw_connection().await;
+    let mut redis = harness::raw_connection().await;
     keys_matching(&mut redis, prefix).await
 }
 
@@ -177,6 +255,16 @@ pub async fn checked_square(cache: &Cache, counter: &AtomicUsize, id: u64) -> Op
     outcome
 }
 
+/// Calls `call` twice and asserts that the first is a miss and the second a hit.
+pub async fn assert_miss_then_hit<F, Fut>(mut call: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<Outcome>>,
+{
+    assert_eq!(call().await, Some(Outcome::Miss), "the first call");
+    assert_eq!(call().await, Some(Outcome::Hit), "the second call");
+}
+
 /// Everything logged through a `tracing_subscriber::fmt()` subscriber writing here, as text.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
@@ -217,6 +305,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
     fn make_writer(&'a self) -> Logs {
         self.clone()
     }
+}
+
+/// A cached read of `id` from `source`: `(id, its version)`.
+#[redis_cached(key = "item:<id>", ttl = 600, cache = cache)]
+pub async fn item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
+    (id, source.read(id))
+}
+
+/// A write of `id` to `source` that invalidates `item(id)`; returns the new version.
+#[invalidates("item:<id>", cache = cache)]
+pub async fn write_item(cache: &Cache, source: &Versions, id: u64) -> u64 {
+    source.write(id)
 }
 
 /// A source of truth for tests that write and invalidate: a version per id (0 until the

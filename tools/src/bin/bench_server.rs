@@ -29,7 +29,7 @@
 //!
 //! ```sh
 //! scripts/bench-server                     # the whole load test: installs wrk, starts Redis
-//! cargo run --release --example bench_server -- --redis-url redis://127.0.0.1:6379 \
+//! cargo run --release -p redis-cached-tools --bin bench_server -- --redis-url redis://127.0.0.1:6379 \
 //!     --bind 127.0.0.1:8080 --database /tmp/bench.sqlite3 --ids 100 --sizes 100,1024,102400
 //! ```
 

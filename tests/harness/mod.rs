@@ -1,6 +1,7 @@
-//! Test harness: real `redis-server` processes on free ports, and caches isolated per test.
-//! Why two: this is the harness every test binary declares; `support` is the helpers for test
-//! bodies built on it. A helper that starts, reaches or counts a server goes here; others there.
+//! Test harness: real `redis-server` processes on free ports, clusters, sentinels and TLS
+//! certificates. Why two: this is the harness every test binary declares; `support` is the
+//! helpers for test bodies built on it (caches among them). A helper that starts, reaches or
+//! counts a server goes here; others there.
 //!
 //! `shared_url()` is one server for the whole test binary, started here; only the test-only
 //! `REDIS_CACHED_TEST_URL` points it at another (never `REDIS_URL`, which is the examples').
@@ -12,9 +13,9 @@
 
 pub mod cluster;
 pub mod sentinel;
+pub mod tls;
 
 use redis::aio::MultiplexedConnection;
-use redis_cached::{Cache, CacheBuilder};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -384,6 +385,42 @@ pub async fn wait_until_async(
     }
 }
 
+/// The `INFO` field `name` in `info`.
+pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// Waits until each running replica of `replicas` has every write `primary` took so far (its
+/// `slave_repl_offset` reaches the primary's `master_repl_offset`). Returns how long it waited.
+pub async fn wait_replica_offset(primary: &Node, replicas: &[&Node], limit: Duration) -> Duration {
+    let info: String = primary
+        .query(redis::cmd("INFO").arg("replication"))
+        .expect("INFO replication");
+    let offset: u64 = info_field(&info, "master_repl_offset")
+        .and_then(|offset| offset.parse().ok())
+        .expect("master_repl_offset");
+    wait_until_async(limit, "the replicas have every write", || {
+        for replica in replicas.iter().filter(|replica| replica.is_running()) {
+            let info: String = replica
+                .query(redis::cmd("INFO").arg("replication"))
+                .map_err(|err| err.to_string())?;
+            let replicated: u64 = info_field(&info, "slave_repl_offset")
+                .and_then(|offset| offset.parse().ok())
+                .unwrap_or(0);
+            if replicated < offset {
+                let port = replica.port();
+                return Err(format!(
+                    "the replica on {port} is at {replicated} of {offset}"
+                ));
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// A port on 127.0.0.1 that nothing listens on (bound once, then closed): to start a
 /// server on, or to point a cache at and be refused.
 pub fn free_port() -> u16 {
@@ -411,6 +448,17 @@ pub fn wait_for_port_closed(port: u16) {
     while TcpStream::connect(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// `CONFIG SET name value` on the server behind `redis`.
+pub async fn config_set(redis: &mut MultiplexedConnection, name: &str, value: &str) {
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async(redis)
+        .await
+        .expect("CONFIG SET");
 }
 
 /// How many times the server behind `redis` has run each command (`INFO commandstats`), by
@@ -455,26 +503,6 @@ pub fn shared_url() -> &'static str {
     })
 }
 
-/// A prefix no other test (in this process or another) uses.
-pub fn unique_prefix(test: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("test:{}:{n}:{test}:", std::process::id())
-}
-
-/// A cache builder for the shared server with a prefix of its own.
-pub fn shared_builder(test: &str) -> CacheBuilder {
-    Cache::builder(shared_url()).prefix(unique_prefix(test))
-}
-
-/// A cache on the shared server with a prefix of its own.
-pub async fn redis_cache(test: &str) -> Cache {
-    shared_builder(test)
-        .build()
-        .await
-        .expect("the shared redis-server answers")
-}
-
 /// A plain redis-rs connection to the shared server, for looking at what the cache wrote.
 pub async fn raw_connection() -> MultiplexedConnection {
     redis::Client::open(shared_url())
@@ -491,40 +519,6 @@ pub fn skip(test: &str, reason: &str) {
     use std::io::Write;
     let line = format!("SKIPPED {test}: {reason} (server: {})\n", server_binary());
     let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
-/// Why the server binary cannot serve TLS, or `None` when it can; checked once. The binary
-/// is started with a TLS port and no certificate: a build with TLS refuses for lack of the
-/// certificate (its output names `tls-cert-file`); one without refuses the port itself
-/// (Redis 6.2 from a wheel: "Bad directive"; Valkey: "Failed finding TLS support").
-pub fn tls_unsupported() -> Option<&'static str> {
-    static REASON: OnceLock<Option<String>> = OnceLock::new();
-    REASON
-        .get_or_init(|| {
-            let output = Command::new(server_binary())
-                .args(["--port", "0", "--save", "", "--tls-port"])
-                .arg(free_port().to_string())
-                .stdin(Stdio::null())
-                .output()
-                .expect("the server binary runs");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            if text.contains("tls-cert-file") {
-                return None;
-            }
-            let last = text
-                .lines()
-                .map(str::trim)
-                .rfind(|line| !line.is_empty())
-                .unwrap_or("no output");
-            // Without the log line's pid, role and time: `... # Failed finding TLS support.`
-            let last = last.split_once(" # ").map_or(last, |(_, said)| said);
-            Some(format!("this server is built without TLS ({last})"))
-        })
-        .as_deref()
 }
 
 /// The server's version as `INFO server` gives it (`redis_version`: Valkey 8.1 says 7.2.4,

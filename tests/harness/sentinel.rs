@@ -7,8 +7,10 @@
 //! agree on the new one.
 #![allow(dead_code)]
 
-use super::cluster::info_field;
-use super::{Node, NodeState, RedisServer, TempDir, free_port, wait_until, wait_until_async};
+use super::{
+    Node, RedisServer, TempDir, free_port, info_field, wait_replica_offset, wait_until,
+    wait_until_async,
+};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -309,29 +311,6 @@ impl RedisSentinel {
 
     /// Waits until the replica (if running) has every write the primary took so far.
     pub async fn wait_replicated(&self, limit: Duration) -> Duration {
-        let info: String = self
-            .primary()
-            .query(redis::cmd("INFO").arg("replication"))
-            .expect("INFO replication");
-        let offset: u64 = info_field(&info, "master_repl_offset")
-            .and_then(|offset| offset.parse().ok())
-            .expect("master_repl_offset");
-        let replica = self.replica();
-        wait_until_async(limit, "the replica has every write", || {
-            if replica.state() != NodeState::Running {
-                return Ok(());
-            }
-            let info: String = replica
-                .query(redis::cmd("INFO").arg("replication"))
-                .map_err(|err| err.to_string())?;
-            let replicated: u64 = info_field(&info, "slave_repl_offset")
-                .and_then(|offset| offset.parse().ok())
-                .unwrap_or(0);
-            if replicated < offset {
-                return Err(format!("the replica is at {replicated} of {offset}"));
-            }
-            Ok(())
-        })
-        .await
+        wait_replica_offset(self.primary(), &[self.replica()], limit).await
     }
 }

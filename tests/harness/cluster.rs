@@ -7,7 +7,9 @@
 //! and continue them, fail over, and wait for the topology to settle, polling every 50 ms.
 #![allow(dead_code)]
 
-use super::{Node, NodeState, RedisServer, TempDir, wait_until, wait_until_async};
+use super::{
+    Node, RedisServer, TempDir, info_field, wait_replica_offset, wait_until, wait_until_async,
+};
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
@@ -130,13 +132,6 @@ fn slot_map(views: &[NodeView]) -> SlotMap {
     map
 }
 
-/// The `INFO` field `name` in `info`.
-pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
-}
-
 /// A port whose cluster bus port (+10000) is free and valid too.
 fn free_cluster_port() -> u16 {
     loop {
@@ -147,30 +142,13 @@ fn free_cluster_port() -> u16 {
     }
 }
 
-/// Whether the server binary accepts `--enable-debug-command` (Redis 7.0 and later,
-/// Valkey); 6.2 refuses to start with it.
-fn accepts_enable_debug_command() -> bool {
-    let output = std::process::Command::new(super::server_binary())
-        .arg("--version")
-        .output()
-        .expect("the server binary runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let major = text
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("v="))
-        .and_then(|version| version.split('.').next())
-        .and_then(|major| major.parse::<u32>().ok())
-        .unwrap_or(0);
-    major >= 7
-}
-
 impl RedisCluster {
     /// Starts six nodes, forms the cluster and waits until it is healthy: every node says
     /// `cluster_state:ok`, every node sees the same slot map with one replica per primary,
     /// and every replica's link to its primary is up.
     pub fn start() -> RedisCluster {
         let dir = TempDir::new("cluster");
-        let debug = accepts_enable_debug_command();
+        let debug = super::binary_version() >= (7, 0);
         let nodes: Vec<Node> = (0..NODES)
             .map(|_| {
                 let port = free_cluster_port();
@@ -629,48 +607,16 @@ impl RedisCluster {
     /// Waits until every running replica of `primary` has every write `primary` took so
     /// far (their replication offsets reach its offset).
     pub async fn wait_replicated(&self, primary: usize, limit: Duration) -> Duration {
-        let node = &self.nodes[primary];
-        let info: String = node
-            .query(redis::cmd("INFO").arg("replication"))
-            .expect("INFO replication");
-        let offset: u64 = info_field(&info, "master_repl_offset")
-            .and_then(|offset| offset.parse().ok())
-            .expect("master_repl_offset");
-        let replicas: Vec<usize> = self
-            .views()
-            .iter()
-            .filter(|view| view.is_replica())
-            .map(|view| self.index_of_port(view.port))
-            .filter(|&index| self.nodes[index].state() == NodeState::Running)
-            .collect();
-        let primary_id: String = node
+        let primary_id: String = self.nodes[primary]
             .query(redis::cmd("CLUSTER").arg("MYID"))
             .expect("CLUSTER MYID");
         let views = self.views();
-        let replicas: Vec<usize> = replicas
-            .into_iter()
-            .filter(|&index| {
-                views.iter().any(|view| {
-                    view.port == self.nodes[index].port()
-                        && view.primary_id.as_deref() == Some(&primary_id)
-                })
-            })
+        let replicas: Vec<&Node> = views
+            .iter()
+            .filter(|view| view.is_replica() && view.primary_id.as_deref() == Some(&primary_id))
+            .map(|view| &self.nodes[self.index_of_port(view.port)])
             .collect();
-        wait_until_async(limit, "the replicas have every write", || {
-            for &index in &replicas {
-                let info: String = self.nodes[index]
-                    .query(redis::cmd("INFO").arg("replication"))
-                    .map_err(|err| err.to_string())?;
-                let replicated: u64 = info_field(&info, "slave_repl_offset")
-                    .and_then(|offset| offset.parse().ok())
-                    .unwrap_or(0);
-                if replicated < offset {
-                    return Err(format!("replica {index} is at {replicated} of {offset}"));
-                }
-            }
-            Ok(())
-        })
-        .await
+        wait_replica_offset(&self.nodes[primary], &replicas, limit).await
     }
 }
 

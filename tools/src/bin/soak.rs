@@ -6,8 +6,8 @@
 //! if it found a failure or a stale read. Not run in CI:
 //!
 //! ```sh
-//! scripts/soak 60                                      # installs redis-server if missing
-//! cargo run --release --example soak -- --seconds 60   # the same, redis-server installed
+//! scripts/soak 60                # installs redis-server if missing, then runs:
+//! cargo run --release -p redis-cached-tools --bin soak -- --seconds 60
 //! ```
 //!
 //! Flags: `--seconds N` (60), `--concurrency N` (64 calls in flight), `--keys N` (100),
@@ -27,10 +27,10 @@
 //! key) had returned, and returned a version below `v`. A failure is a call that panicked
 //! or returned another key's value (every value carries its key).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../../../tests/harness/mod.rs"]
+mod harness;
 
-use common::RedisServer;
+use harness::RedisServer;
 use redis_cached::{Cache, Outcome, invalidates, redis_cached, with_outcome};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -254,7 +254,7 @@ impl Args {
     }
 }
 
-const USAGE: &str = "usage: cargo run --release --example soak -- [--seconds 60] \
+const USAGE: &str = "usage: cargo run --release -p redis-cached-tools --bin soak -- [--seconds 60] \
                      [--concurrency 64] [--keys 100] [--timeout-ms 100] [--seed N] \
                      [--without-fill-leases]";
 
