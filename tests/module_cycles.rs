@@ -12,8 +12,9 @@
 //!   the module imports (grouped and nested trees, any visibility);
 //! - every such path in code (`crate::store::lease::Lease::new()`, `$crate::...` in macros).
 //!
-//! `#[path = "..."]` on a module is not read: a module whose file is not where Rust looks
-//! by default fails the test, naming it.
+//! A module declared with `#[path = "..."]` is another crate's file (the load tools include
+//! the test harness so) and is left out. Any other module whose file is not where Rust
+//! looks fails the test, naming it.
 //!
 //! A path resolves to the deepest module it names. A name that a module imports (a `pub
 //! use` re-export in `lib.rs` or a `mod.rs`, or any other `use`, or a glob) resolves through
@@ -106,6 +107,19 @@ enum Tok {
     Punct(char),
     /// A literal or lifetime: kept so that the tokens around it do not join.
     Lit,
+}
+
+/// Whether the `mod` at `at` follows a `#[path = "..."]` attribute.
+fn has_path(toks: &[Tok], at: usize) -> bool {
+    let path = [
+        Tok::Punct('#'),
+        Tok::Punct('['),
+        Tok::Ident("path".to_owned()),
+        Tok::Punct('='),
+        Tok::Lit,
+        Tok::Punct(']'),
+    ];
+    at >= path.len() && toks[at - path.len()..at] == path
 }
 
 fn lex(src: &str) -> Vec<Tok> {
@@ -341,6 +355,11 @@ impl Crate {
                         import.path.iter().cloned().chain(glob).collect()
                     }));
                     current.imports.extend(imports);
+                }
+                Tok::Ident(word)
+                    if word == "mod" && ident(i + 1).is_some() && has_path(toks, i) =>
+                {
+                    i += 1;
                 }
                 Tok::Ident(word) if word == "mod" && ident(i + 1).is_some() => {
                     let name = ident(i + 1).unwrap_or_default().to_owned();
@@ -733,6 +752,18 @@ fn scanner_reads_grouped_and_nested_imports() {
             "a.rs -> e.rs: V, W"
         ]
     );
+}
+
+#[test]
+fn scanner_leaves_out_modules_of_another_crate_included_by_path() {
+    let edges = edges_of(
+        &[
+            ("lib.rs", "mod a;\n#[path = \"../../tests/harness/mod.rs\"]\nmod harness;"),
+            ("a.rs", ""),
+        ],
+        true,
+    );
+    assert_eq!(edges, ["lib.rs -> a.rs: mod a"]);
 }
 
 #[test]

@@ -229,7 +229,8 @@ impl CacheBuilder {
                     .into(),
             ));
         }
-        let short_lease = matches!(self.leases, Leases::On(lease) if lease < Duration::from_millis(1));
+        let short_lease =
+            matches!(self.leases, Leases::On(lease) if lease < Duration::from_millis(1));
         if self.default_ttl < Duration::from_secs(1) || self.timeout.is_zero() || short_lease {
             return Err(Error::InvalidConfig(
                 "the default TTL must be at least one second, the timeout and lease above zero"
@@ -262,7 +263,14 @@ impl CacheBuilder {
         // Whole seconds: Redis's `EX`.
         let default_ttl = Duration::from_secs(self.default_ttl.as_secs());
         let redacted_url = url::redact(&self.url);
-        Ok(Cache::new(store, near, keys, self.codec, default_ttl, redacted_url))
+        Ok(Cache::new(
+            store,
+            near,
+            keys,
+            self.codec,
+            default_ttl,
+            redacted_url,
+        ))
     }
 }
 
@@ -309,4 +317,3 @@ impl fmt::Debug for CacheBuilder {
         debug.finish()
     }
 }
-

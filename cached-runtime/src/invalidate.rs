@@ -5,10 +5,10 @@
 
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::task::spawn_detached;
 use crate::transaction;
 use std::future::Future;
 use std::pin::Pin;
-use crate::task::spawn_detached;
 use std::task::{Context, Poll};
 
 impl Cache {

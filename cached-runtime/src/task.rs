@@ -19,7 +19,6 @@ where
     }
 }
 
-
 /// A pause that doubles after each failed try, up to a cap.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Backoff {

@@ -43,7 +43,7 @@ impl Scope {
 }
 
 /// Runs `body` as a database transaction's scope: the invalidations it makes
-/// (`#[invalidates]` functions, [`Cache::invalidate`], [`Cache::invalidate_tags`]) are held,
+/// (`#[invalidates]` functions, [`Cache::invalidate`](crate::Cache::invalidate), [`Cache::invalidate_tags`](crate::Cache::invalidate_tags)) are held,
 /// and applied only once the transaction commits through [`commit`].
 ///
 /// Without it, an invalidation made inside a transaction deletes the entry before the

@@ -85,7 +85,9 @@ fn supported() -> String {
         .filter(|(_, scheme)| cfg!(feature = "tls") || !scheme.tls())
         .map(|(name, _)| format!("`{name}://`"))
         .collect();
-    let (last, rest) = names.split_last().map_or(("", &[][..]), |(last, rest)| (last, rest));
+    let (last, rest) = names
+        .split_last()
+        .map_or(("", &[][..]), |(last, rest)| (last, rest));
     let tls = if cfg!(feature = "tls") {
         ""
     } else {
@@ -353,8 +355,14 @@ mod tests {
     #[test]
     fn schemes() {
         assert_eq!(Scheme::of("mem://"), Ok(Scheme::Memory));
-        assert_eq!(Scheme::of("unix:///tmp/r.sock"), Ok(Scheme::Single { tls: false }));
-        assert_eq!(Scheme::of("redis+cluster://a:1"), Ok(Scheme::Cluster { tls: false }));
+        assert_eq!(
+            Scheme::of("unix:///tmp/r.sock"),
+            Ok(Scheme::Single { tls: false })
+        );
+        assert_eq!(
+            Scheme::of("redis+cluster://a:1"),
+            Ok(Scheme::Cluster { tls: false })
+        );
         assert_eq!(
             Scheme::of("redis+sentinel://a:1/m"),
             Ok(Scheme::Sentinel { tls: false })
@@ -362,7 +370,10 @@ mod tests {
         let tls = Scheme::of("rediss+cluster://a:1");
         assert_eq!(tls.is_ok(), cfg!(feature = "tls"), "{tls:?}");
         let error = Scheme::of("http://a").err().unwrap_or_default();
-        assert!(error.contains("`redis://`") && error.contains("`mem://`"), "{error}");
+        assert!(
+            error.contains("`redis://`") && error.contains("`mem://`"),
+            "{error}"
+        );
         assert!(Scheme::of("mem:").is_err_and(|error| error.contains("write `mem://`")));
         assert!(Scheme::of("redis:6379").is_err_and(|error| error.contains("`redis:` must")));
         assert!(Scheme::of("localhost").is_err_and(|error| error.starts_with("not a URL")));

@@ -1,7 +1,7 @@
 //! axum integration (feature `axum`): the `X-Cache` response header and the "fresh data"
 //! request, with no caching code in handlers.
 //!
-//! - [`CacheStatusLayer`] runs each request's handler inside [`with_outcome`] and sets
+//! - [`CacheStatusLayer`] runs each request's handler inside [`with_outcome`](crate::with_outcome) and sets
 //!   `X-Cache` on the response (`HIT`, `MISS`, `REFRESH`, `COALESCED` or `BYPASS`) from the
 //!   cached calls the handler made;
 //!   the header is absent when it made none.

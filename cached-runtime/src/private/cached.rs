@@ -11,6 +11,7 @@
 //!   error        -> degraded: one body run per key for concurrent calls, nothing stored
 //! ```
 
+use crate::cache::Inner;
 use crate::flight::{self, Boarding, Joined};
 use crate::near::NearTier;
 use crate::private::call::{Call, Context, run};
@@ -22,7 +23,6 @@ use crate::store::lease::Lease;
 use crate::store::tags::Stamp;
 use crate::task::{Backoff, spawn_detached};
 use crate::telemetry::{self, Op};
-use crate::cache::Inner;
 use crate::{Error, Outcome};
 use std::future::Future;
 use std::pin::Pin;
@@ -100,8 +100,7 @@ where
     };
     let (cache, key, function) = (cx.cache, cx.key, cx.function);
     let store = &cache.store;
-    if cache.pending.contains(key) || cx.tags.keys.iter().any(|tag| cache.pending.contains(tag))
-    {
+    if cache.pending.contains(key) || cx.tags.keys.iter().any(|tag| cache.pending.contains(tag)) {
         // The key's (or a tag's) invalidation has not reached the store: neither read nor
         // write it.
         return Box::pin(degraded::<S, R, _>(&cx, body)).await;
@@ -200,8 +199,7 @@ where
                 if flight::is_filling(key) {
                     return Box::pin(uncached(function, key, body, Outcome::Bypass)).await;
                 }
-                let give_up =
-                    *give_up.get_or_insert_with(|| Instant::now() + store.leases().ttl());
+                let give_up = *give_up.get_or_insert_with(|| Instant::now() + store.leases().ttl());
                 match Box::pin(wait_for_filler(cache, key, &other, give_up, &mut poll)).await {
                     Waited::Landed(bytes) => {
                         if let Some(output) = cx.decode(&bytes).and_then(S::output) {

@@ -3,6 +3,7 @@
 //! form), the [`Context`] every step of the read algorithm (`cached.rs`, `refresh.rs`) works
 //! in, and the helpers the single and batch forms share: run the body, encode, decode.
 
+use crate::IntoTtl;
 use crate::cache::{Cache, Inner};
 use crate::entry::Entry;
 use crate::flight::{self, Pilot};
@@ -14,7 +15,6 @@ use crate::store::lease::{Lease, Leases};
 use crate::store::tags::Stamp;
 use crate::telemetry::{self, Op};
 use crate::ttl;
-use crate::IntoTtl;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -201,7 +201,6 @@ impl Call {
         (Cow::Owned(wrapped), ttl + self.kept_past_ttl(leases))
     }
 }
-
 
 /// A refresh a call claimed and left to run in the background.
 pub(crate) struct Refresh {

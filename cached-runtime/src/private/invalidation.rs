@@ -4,9 +4,9 @@
 //! output its shape stores, and only when there is one; all go in the same deletion.
 
 use crate::cache::Cache;
+use crate::invalidate::Completing;
 use crate::key::KeyBuilder;
 use crate::private::shape::Shape;
-use crate::invalidate::Completing;
 use crate::task::spawn_detached;
 use crate::telemetry::{self, Op};
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! What each URL scheme opens: `mem://`, one server, a Cluster or a Sentinel-managed
 //! primary, with its breakers, and the second connection of replicated invalidations.
 
+use super::Store;
 use super::breaker::Breakers;
 use super::cluster::{self, Topology};
 use super::connection::{Certificates, Connection, node_client};
@@ -8,7 +9,6 @@ use super::lease::Leases;
 use super::redis::{RedisStore, Replicated};
 use super::sentinel::{Configs, SentinelConnection};
 use super::single::{self, manager_config};
-use super::Store;
 use crate::Error;
 use crate::url::{self, Scheme};
 use redis::{Client, IntoConnectionInfo};
