@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_millis(200);
-/// The breaker's pause before a probe, as the README states it.
+/// The breaker's pause before a probe, as the guarantees guide states it.
 const BACKOFF: Duration = Duration::from_millis(250);
 
 #[redis_cached(key = "breaker:<id>", ttl = 60, cache = cache)]

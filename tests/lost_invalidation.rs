@@ -5,7 +5,7 @@
 //! replica had it (SIGKILL), and the replica, continued, is promoted with the old value.
 //!
 //! Without `replicated_invalidation` the old value is read back after the invalidation
-//! returned (printed: the hazard the README states). With it, the invalidation's `WAIT`
+//! returned (printed: the hazard the topologies guide states). With it, the invalidation's `WAIT`
 //! falls short, the key stays pending, this process never reads the old value, and the
 //! deletion is applied again on the promoted node.
 //!

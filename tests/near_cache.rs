@@ -192,7 +192,7 @@ async fn an_invalidation_elsewhere_evicts_the_entry_and_the_window_is_short() {
         "staleness window after an invalidation elsewhere: p50 {p50:?}, p99 {p99:?}, max {:?}",
         windows[windows.len() - 1]
     );
-    // The README measures p50 0.4 to 0.5 ms and p99 1.4 to 4 ms on loopback; the bounds
+    // tests/README.md records p50 0.4 to 0.5 ms and p99 1.4 to 4 ms on loopback; the bounds
     // here are generous, for a loaded machine, and still far below any TTL or lifetime.
     assert!(p50 < Duration::from_millis(50), "p50 {p50:?}");
     assert!(p99 < Duration::from_millis(500), "p99 {p99:?}");

@@ -140,7 +140,7 @@ async fn after_a_failover_invalidations_reach_the_new_primary() {
     assert_ne!(setup.primary().port(), old_primary);
 
     // The cache follows on the sentinels' `+switch-master`, a moment after they switch:
-    // until then its writes go to the demoted primary (the window the README states, which
+    // until then its writes go to the demoted primary (the window the topologies guide states, which
     // `replicated_invalidation` covers). Wait until its fills land on the new primary.
     let following = std::time::Instant::now();
     let mut new_primary = setup.primary().connection().await;

@@ -538,7 +538,7 @@ fn known_templates() {
     }
 }
 
-/// The README's grammar is `<name.field.subfield>`; member text goes through
+/// The documented grammar (the keys guide) is `<name.field.subfield>`; member text goes through
 /// `syn::parse_str::<Member>`, which skips whitespace and comments and reads tuple
 /// indices as integer literals of any spelling.
 #[test]
