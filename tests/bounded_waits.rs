@@ -1,7 +1,7 @@
 //! No cached call waits forever: a call of a key from inside the body that is filling it runs
 //! its body at once, and a wait for another caller's flight, in this process or another, is
-//! bounded by the fill lease, after which the waiter runs the body itself. On Redis and
-//! `mem://`.
+//! bounded by the cache's `max_wait`, after which one waiter takes the key over and runs the
+//! body itself. On Redis and `mem://`.
 
 mod harness;
 mod support;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use support::{bump, runs};
 use tokio::sync::Barrier;
 
-/// The lease of these tests' caches: waits are bounded by it.
+/// The lease and the longest wait of these tests' caches: waits are bounded by it.
 const LEASE: Duration = Duration::from_millis(400);
 
 /// Longer than any bound asserted here: a call still running then is taken to hang.
@@ -24,6 +24,7 @@ async fn caches(test: &str) -> Vec<Cache> {
         let cache = Cache::builder(url)
             .prefix(support::unique_prefix(test))
             .fill_lease(LEASE)
+            .max_wait(LEASE)
             .build()
             .await
             .expect("the cache builds");
@@ -144,7 +145,7 @@ async fn slow(cache: &Cache, counter: &AtomicUsize, id: u64, pause: Duration) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wait_for_a_flight_ends_with_the_lease_and_the_waiter_runs_the_body() {
+async fn a_wait_for_a_flight_ends_at_max_wait_and_the_waiter_takes_the_key_over() {
     for cache in caches("lease_bound").await {
         let counter = AtomicUsize::new(0);
         let pilot = slow(&cache, &counter, 1, LEASE * 4);
@@ -158,13 +159,13 @@ async fn a_wait_for_a_flight_ends_with_the_lease_and_the_waiter_runs_the_body() 
         assert_eq!(runs(&counter), 2, "the waiter ran the body itself");
         assert!(
             took >= LEASE / 2 && took < LEASE * 4,
-            "the waiter gave up after about one lease: {took:?}"
+            "the waiter gave up after about max_wait: {took:?}"
         );
     }
 }
 
 /// The cycle across two `Cache`s on one server (as across two processes): no flight is
-/// shared, the lease in Redis is polled, and taken over once its length is up.
+/// shared, the lease in Redis is polled, and taken over once `max_wait` is up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cycle_across_two_caches_finishes_after_one_lease() {
     let prefix = support::unique_prefix("cycle_two_caches");
@@ -173,6 +174,7 @@ async fn the_cycle_across_two_caches_finishes_after_one_lease() {
         let cache = Cache::builder(harness::shared_url())
             .prefix(prefix.clone())
             .fill_lease(LEASE)
+            .max_wait(LEASE)
             .build()
             .await
             .expect("redis answers");

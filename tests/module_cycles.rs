@@ -758,7 +758,10 @@ fn scanner_reads_grouped_and_nested_imports() {
 fn scanner_leaves_out_modules_of_another_crate_included_by_path() {
     let edges = edges_of(
         &[
-            ("lib.rs", "mod a;\n#[path = \"../../tests/harness/mod.rs\"]\nmod harness;"),
+            (
+                "lib.rs",
+                "mod a;\n#[path = \"../../tests/harness/mod.rs\"]\nmod harness;",
+            ),
             ("a.rs", ""),
         ],
         true,

@@ -8,7 +8,7 @@ use crate::model::{CacheSource, CachedFn, InvalidatingFn, Key, output_span};
 use crate::shape::{Shape, Stored};
 use crate::template::{Placeholder, RootKind, Segment, Template};
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 
@@ -52,6 +52,10 @@ use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 //         __private::cached::<__private::OkOf, _, _>(
 //             __redis_cached_call,
 //             __redis_cached_stores,
+//             // How a failed fill hands its `Err` to its waiters: cloned, if the return
+//             // type is `Clone` (see `sharing`).
+//             { use __private::{CloneOutput as _, KeepOutput as _};
+//               (&__private::Probe::<Result<User, Error>>::new()).sharing() },
 //             __redis_cached_body,
 //         )
 //         .await
@@ -110,11 +114,13 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
             quote!(cached),
         )
     };
+    let sharing = sharing(function);
     // Spanned on the return type: a return type of no known shape is reported there.
     let call = quote_spanned! {output_span=>
         ::redis_cached::__private::#cached_fn::<#shape, _, _>(
             __redis_cached_call,
             __redis_cached_stores,
+            #sharing,
             __redis_cached_body,
         )
     };
@@ -134,6 +140,31 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         },
         output_span,
     )
+}
+
+/// How a fill shares the output it does not store with its waiters: the runtime's autoref
+/// probe on the return type (a clone each when it is `Clone + Send + Sync + 'static`).
+/// Nothing is shared for a function with generics or a return type naming a lifetime: the
+/// probe would pick the `Clone` impl on a bound it cannot check (`'static`), and fail.
+fn sharing(function: &ItemFn) -> TokenStream {
+    let none = quote!(::redis_cached::__private::Sharing::none());
+    let ReturnType::Type(_, output) = &function.sig.output else {
+        return none;
+    };
+    let lifetimes = output.to_token_stream().into_iter().any(
+        |token| matches!(&token, proc_macro2::TokenTree::Punct(punct) if punct.as_char() == '\''),
+    );
+    let impl_trait = output
+        .to_token_stream()
+        .into_iter()
+        .any(|token| matches!(&token, proc_macro2::TokenTree::Ident(ident) if ident == "impl"));
+    if !function.sig.generics.params.is_empty() || lifetimes || impl_trait {
+        return none;
+    }
+    quote! {{
+        use ::redis_cached::__private::{CloneOutput as _, KeepOutput as _};
+        (&::redis_cached::__private::Probe::<#output>::new()).sharing()
+    }}
 }
 
 // `#[redis_cached(batch = ids)]`: render one key per id at entry, look them all up, run the

@@ -75,6 +75,7 @@ pub struct CacheBuilder {
     timeout: Duration,
     lazy: bool,
     leases: Leases,
+    max_wait: Duration,
     max_key_len: usize,
     max_value_len: usize,
     memory_bytes: u64,
@@ -94,6 +95,7 @@ impl CacheBuilder {
             timeout: Duration::from_millis(250),
             lazy: false,
             leases: Leases::On(Duration::from_secs(5)),
+            max_wait: Duration::from_secs(30),
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_value_len: 16 * 1024 * 1024,
             memory_bytes: 256 * 1024 * 1024,
@@ -133,9 +135,10 @@ impl CacheBuilder {
         self
     }
 
-    /// How long a caller that misses holds the key while it runs the body (default: 5 s).
-    /// Concurrent callers wait for its value instead of running the body too, up to this
-    /// long; a value whose body outlasts the lease is returned but not stored.
+    /// How long a caller that misses holds the key while it runs the body (default: 5 s):
+    /// while the body runs, the lease is extended every third of this, so this is how soon
+    /// a filler that died is taken over. Concurrent callers wait for its value instead of
+    /// running the body too, up to [`max_wait`](Self::max_wait).
     pub fn fill_lease(mut self, lease: Duration) -> Self {
         self.leases = Leases::On(lease);
         self
@@ -147,6 +150,19 @@ impl CacheBuilder {
     /// For comparisons and benchmarks.
     pub fn without_fill_leases(mut self) -> Self {
         self.leases = Leases::Off;
+        self
+    }
+
+    /// The longest a call waits for another caller's fill of the same key (default: 30 s).
+    ///
+    /// A filler's lease is kept alive while its body runs, in whatever process, so waiters
+    /// wait for a slow body instead of running it again; a filler whose process dies lets
+    /// its lease lapse within one [`fill_lease`](Self::fill_lease), and one waiter takes the
+    /// key over. A fill still running after `max_wait` is taken over the same way: one
+    /// waiter runs the body under a new lease (the old filler's value is then not stored),
+    /// and the others wait for it.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
         self
     }
 
@@ -263,12 +279,13 @@ impl CacheBuilder {
         // Whole seconds: Redis's `EX`.
         let default_ttl = Duration::from_secs(self.default_ttl.as_secs());
         let redacted_url = url::redact(&self.url);
+        let durations = (default_ttl, self.max_wait);
         Ok(Cache::new(
             store,
             near,
             keys,
             self.codec,
-            default_ttl,
+            durations,
             redacted_url,
         ))
     }
@@ -284,6 +301,7 @@ impl fmt::Debug for CacheBuilder {
             timeout,
             lazy,
             leases,
+            max_wait,
             max_key_len,
             max_value_len,
             memory_bytes,
@@ -301,6 +319,7 @@ impl fmt::Debug for CacheBuilder {
             .field("timeout", timeout)
             .field("lazy", lazy)
             .field("fill_lease", leases)
+            .field("max_wait", max_wait)
             .field("max_key_len", max_key_len)
             .field("max_value_len", max_value_len)
             .field("memory_capacity", memory_bytes)

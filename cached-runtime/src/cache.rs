@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) codec: Codec,
     /// The TTL of functions that name none; whole seconds.
     pub(crate) default_ttl: Duration,
+    /// The longest a call waits for another caller's fill before one waiter takes it over.
+    pub(crate) max_wait: Duration,
     /// Rations failure log lines per function.
     pub(crate) log: LogLimit,
     /// The URL with any password redacted, for `Debug`.
@@ -63,7 +65,7 @@ impl Cache {
         near: Option<Arc<NearTier>>,
         keys: Keys,
         codec: Codec,
-        default_ttl: Duration,
+        (default_ttl, max_wait): (Duration, Duration),
         redacted_url: String,
     ) -> Cache {
         Cache {
@@ -75,6 +77,7 @@ impl Cache {
                 keys,
                 codec,
                 default_ttl,
+                max_wait,
                 log: LogLimit::default(),
                 redacted_url,
             }),

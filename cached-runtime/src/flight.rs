@@ -10,20 +10,36 @@
 //! board ([`Flights::forget`]), so calls that start after it never join a flight that may
 //! have read old data.
 //!
+//! While a leased flight's body runs, one task per cache keeps the leases of all its flights
+//! alive (see [`keep_alive`]), so that callers in other processes keep waiting for a live
+//! filler however slow its body is, and take the key over only once a filler died.
+//!
 //! No lock is held across the body; a joiner that is dropped does not affect the flight, and
-//! no joiner waits longer than it is told to (the lease's length): then it runs the body.
+//! no joiner waits longer than it is told to.
 
-use crate::store::Store;
 use crate::store::lease::Lease;
+use crate::store::{Store, WeakStore};
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-/// What a flight delivers: the stored bytes, or `None` when the body's output is not
-/// stored (an `Err`, a `None`), in which case joiners run the body themselves.
-type Landing = Option<Arc<[u8]>>;
+/// An output a flight hands its joiners, type-erased: each clones it back.
+pub(crate) type Shared = Arc<dyn Any + Send + Sync>;
+
+/// What a flight delivers to its joiners.
+#[derive(Clone)]
+pub(crate) enum Landing {
+    /// The stored bytes, which joiners decode.
+    Value(Arc<[u8]>),
+    /// The body's output, not stored (an `Err`, a `None`): each joiner returns a clone.
+    Output(Shared),
+    /// An output that is neither stored nor cloneable; `failed` when it is an `Err`.
+    Nothing { failed: bool },
+}
 
 type Receiver = watch::Receiver<Option<Landing>>;
 
@@ -78,6 +94,9 @@ pub(crate) struct Flights {
     degraded: Board,
     /// Refreshes of entries served stale or ahead of their expiry, by the claim they hold.
     refreshing: Board,
+    /// The task that keeps the leased flights' leases alive (in the runtime of the flight
+    /// that started it: it is started again when that runtime is gone).
+    keeper: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 /// What waiting for a flight gave.
@@ -86,9 +105,14 @@ pub(crate) enum Joined {
     NoFlight,
     /// The bytes the flight stored.
     Value(Arc<[u8]>),
-    /// The flight ended without a value to share: the caller runs the body.
+    /// The output the flight did not store, to clone.
+    Output(Shared),
+    /// The flight failed with nothing to share, or its pilot was dropped: the lease is
+    /// released, and the key is to be looked up again, where one caller takes it over.
+    Failed,
+    /// The flight's output is not stored and cannot be shared: the caller runs the body.
     NoValue,
-    /// The flight outlasted the wait: the caller runs the body.
+    /// The flight outlasted the wait.
     TimedOut,
 }
 
@@ -107,22 +131,32 @@ impl Passenger {
     /// Waits for the landing, at most `wait`.
     pub(crate) async fn wait(mut self, wait: Duration) -> Joined {
         match tokio::time::timeout(wait, self.0.wait_for(Option::is_some)).await {
-            Ok(Ok(landing)) => match landing.clone().flatten() {
-                Some(bytes) => Joined::Value(bytes),
-                None => Joined::NoValue,
+            Ok(Ok(landing)) => match landing.clone() {
+                Some(Landing::Value(bytes)) => Joined::Value(bytes),
+                Some(Landing::Output(output)) => Joined::Output(output),
+                Some(Landing::Nothing { failed: true }) => Joined::Failed,
+                Some(Landing::Nothing { failed: false }) | None => Joined::NoValue,
             },
             // The pilot was dropped without landing.
-            Ok(Err(_)) => Joined::NoValue,
+            Ok(Err(_)) => Joined::Failed,
             Err(_) => Joined::TimedOut,
         }
     }
 }
 
 impl Flights {
-    /// Registers the flight of the caller that holds `lease` on `key` in `store`; a pilot
-    /// dropped before landing releases it.
+    /// Registers the flight of the caller that holds `lease` on `key` in `store`, whose
+    /// lease is then kept alive until it lands; a pilot dropped before landing releases it.
     pub(crate) fn depart(&self, store: &Store, key: &str, lease: &Lease) -> Pilot {
-        self.leased.depart(key, lease, Some(store.clone()))
+        let pilot = self.leased.depart(key, lease, Some(store.clone()));
+        let mut keeper = self.keeper.lock().unwrap_or_else(PoisonError::into_inner);
+        if keeper.as_ref().is_none_or(JoinHandle::is_finished) {
+            let task = keep_alive(self.leased.clone(), store.downgrade());
+            *keeper = tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|runtime| runtime.spawn(task));
+        }
+        pilot
     }
 
     /// Waits, at most `wait`, for this process's flight holding `lease` on `key`, if any.
@@ -210,6 +244,31 @@ impl Drop for Pilot {
         self.board.remove(&self.key, &self.lease);
         if let Some(store) = &self.release {
             store.release_detached(&self.key, &self.lease);
+        }
+    }
+}
+
+/// Every third of a lease, makes the leases of this cache's leased flights live a lease's
+/// length more (while each still holds its key: one script call per server, or per hash
+/// slot on a cluster), for as long as the store lives. A filler whose process dies stops
+/// being kept alive, and its lease lapses within one lease's length.
+async fn keep_alive(board: Board, store: WeakStore) {
+    loop {
+        let period = store.upgrade().map(|store| store.leases().ttl() / 3);
+        let Some(period) = period.filter(|period| !period.is_zero()) else {
+            return;
+        };
+        tokio::time::sleep(period).await;
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let held: Vec<(String, Lease)> = board
+            .lock()
+            .iter()
+            .map(|(key, (lease, _))| (key.clone(), lease.clone()))
+            .collect();
+        if !held.is_empty() {
+            store.extend_leases(&held).await;
         }
     }
 }

@@ -7,16 +7,20 @@
 //!                   windows, judged by its envelope first (`refresh.rs`)
 //!   Ours         -> fill: run the body as a flight's pilot, store under our lease
 //!   Theirs(lease)-> wait for that filler (its flight here, or its value in the store),
-//!                   at most the lease's length; then run the body ourselves
+//!                   however long its body runs (its lease is kept alive), at most the
+//!                   cache's `max_wait`; then one waiter takes the key over, the others
+//!                   wait for it. A fill that fails hands its `Err` to its waiters (when it
+//!                   can be cloned), or they look again and coalesce on one retry.
 //!   error        -> degraded: one body run per key for concurrent calls, nothing stored
 //! ```
 
 use crate::cache::Inner;
-use crate::flight::{self, Boarding, Joined};
+use crate::flight::{self, Boarding, Joined, Landing, Shared};
 use crate::near::NearTier;
 use crate::private::call::{Call, Context, run};
 use crate::private::refresh::{Fallback, Judged, judge, refresh_detached};
 use crate::private::shape::Shape;
+use crate::private::share::Sharing;
 use crate::private::stored::ValueCodec;
 use crate::store::Fetch;
 use crate::store::lease::Lease;
@@ -37,7 +41,7 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 /// One lookup is one command that also takes a fill lease when the key is absent. Then: a
 /// value is a hit; our lease means we run the body and store conditionally; another
 /// caller's lease means we join its flight (same process) or wait for its value (another
-/// process), up to the lease's length, then run the body ourselves. A call from inside the
+/// process), up to the cache's `max_wait`, then take the key over. A call from inside the
 /// body of a fill of the same key runs its body at once: it would otherwise wait for itself.
 ///
 /// `codec` comes from the macro's check of the stored type (`stored_ok::<User>()`, ..):
@@ -52,13 +56,14 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 pub fn cached<S, R, F>(
     call: Call,
     codec: ValueCodec<S::Stored>,
+    sharing: Sharing<R>,
     body: Pin<&mut F>,
 ) -> impl Future<Output = R>
 where
     S: Shape<R>,
     F: Future<Output = R>,
 {
-    cached_with::<S, R, F, Call>(call, codec, body)
+    cached_with::<S, R, F, Call>(call, (codec, sharing), body)
 }
 
 /// [`cached`] for `revalidate = "background"`: the same, except that a refresh the call
@@ -68,6 +73,7 @@ where
 pub async fn cached_revalidating<S, R, F>(
     mut call: Call,
     codec: ValueCodec<S::Stored>,
+    sharing: Sharing<R>,
     mut body: Pin<Box<F>>,
 ) -> R
 where
@@ -77,7 +83,7 @@ where
     R: Send + 'static,
 {
     call.revalidate_in_background();
-    let output = cached_with::<S, R, F, &Call>(&call, codec, body.as_mut()).await;
+    let output = cached_with::<S, R, F, &Call>(&call, (codec, sharing), body.as_mut()).await;
     if let Some(refresh) = call.take_claimed() {
         spawn_detached(refresh_detached::<S, R, F>(call, codec, refresh, body));
     }
@@ -86,7 +92,11 @@ where
 
 /// [`cached`], on an owned or a borrowed call: `cached_revalidating` reads the call again
 /// after it.
-async fn cached_with<S, R, F, C>(call: C, codec: ValueCodec<S::Stored>, mut body: Pin<&mut F>) -> R
+async fn cached_with<S, R, F, C>(
+    call: C,
+    (codec, sharing): (ValueCodec<S::Stored>, Sharing<R>),
+    mut body: Pin<&mut F>,
+) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
@@ -103,7 +113,7 @@ where
     if cache.pending.contains(key) || cx.tags.keys.iter().any(|tag| cache.pending.contains(tag)) {
         // The key's (or a tag's) invalidation has not reached the store: neither read nor
         // write it.
-        return Box::pin(degraded::<S, R, _>(&cx, body)).await;
+        return Box::pin(degraded::<S, R, _>(&cx, sharing, body)).await;
     }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
     // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
@@ -146,8 +156,8 @@ where
         look_up().await
     };
     let mut poll = POLL;
-    // Set when another caller's lease is first seen: a hit needs no clock.
-    let mut give_up = None;
+    // The other caller's lease this call waits for, and until when: a hit needs no clock.
+    let mut waiting: Option<(Lease, Instant)> = None;
     // An entry past its TTL within `stale_if_error`, for when the body fails.
     let mut fallback = None;
     loop {
@@ -179,7 +189,7 @@ where
                             tier.keep(key, held, bytes.len(), ttl, epoch);
                         }
                         // After waiting for another process's fill, its value.
-                        let outcome = if give_up.is_some() {
+                        let outcome = if waiting.is_some() {
                             Outcome::Coalesced
                         } else {
                             Outcome::Hit
@@ -192,14 +202,18 @@ where
                 fetched = take_over().await;
             }
             Ok((Fetch::Ours, stamp)) => {
-                let fill = fill::<S, R, _>(&cx, (&lease, &stamp), near, fallback, body);
+                let fill = fill::<S, R, _>(&cx, sharing, (&lease, &stamp), (near, fallback), body);
                 return Box::pin(fill).await;
             }
             Ok((Fetch::Theirs(other), _)) => {
                 if flight::is_filling(key) {
                     return Box::pin(uncached(function, key, body, Outcome::Bypass)).await;
                 }
-                let give_up = *give_up.get_or_insert_with(|| Instant::now() + store.leases().ttl());
+                // A filler that took the key over starts the wait again.
+                let (other, give_up) = match waiting.take() {
+                    Some((waited, give_up)) if waited == other => (waited, give_up),
+                    _ => (other, Instant::now() + cache.max_wait),
+                };
                 match Box::pin(wait_for_filler(cache, key, &other, give_up, &mut poll)).await {
                     Waited::Landed(bytes) => {
                         if let Some(output) = cx.decode(&bytes).and_then(S::output) {
@@ -208,16 +222,30 @@ where
                         }
                         return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
                     }
+                    Waited::Shared(output) => {
+                        if let Some(output) = sharing.take(&*output) {
+                            telemetry::outcome(function, Outcome::Coalesced);
+                            return output;
+                        }
+                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                    }
                     Waited::RunBody => {
                         return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
                     }
-                    // Another process's lease, or a marker that outlived any lease's length
-                    // (a stray value of the lease's form): take the key over once it is up.
+                    // The filler outlived the longest wait (or is a stray value of a lease's
+                    // form): one waiter takes the key over, by a compare-and-set on the
+                    // lease, and the others find its lease and wait for it.
                     Waited::LookAgain if Instant::now() >= give_up => {
-                        fetched = take_over().await;
+                        let replaced = store.replace_lease(key, &other, &lease, tags);
+                        fetched = match Box::pin(replaced).await {
+                            Ok(Some(stamp)) => Ok((Fetch::Ours, stamp)),
+                            Ok(None) => look_up().await,
+                            Err(error) => Err(error),
+                        };
                     }
                     Waited::LookAgain => fetched = look_up().await,
                 }
+                waiting = Some((other, give_up));
             }
             Err(error) => {
                 cx.error(Op::Fetch, &error);
@@ -226,7 +254,7 @@ where
                     // on it; a release queued behind it on the connection undoes that.
                     store.release_detached(key, &lease);
                 }
-                return Box::pin(degraded::<S, R, _>(&cx, body)).await;
+                return Box::pin(degraded::<S, R, _>(&cx, sharing, body)).await;
             }
         }
     }
@@ -236,9 +264,11 @@ where
 enum Waited {
     /// The bytes its flight in this process stored.
     Landed(Arc<[u8]>),
-    /// Its flight ended without a value to share, or outlasted the lease: run the body.
+    /// The output its flight did not store, to clone.
+    Shared(Shared),
+    /// Its flight's output is not stored and cannot be shared: run the body.
     RunBody,
-    /// No flight of this process holds that lease: look the key up again.
+    /// No flight of this process holds that lease (any more): look the key up again.
     LookAgain,
 }
 
@@ -261,8 +291,12 @@ async fn wait_for_filler(
     }
     match joined {
         Joined::Value(bytes) => Waited::Landed(bytes),
-        Joined::NoValue | Joined::TimedOut => Waited::RunBody,
-        Joined::NoFlight => Waited::LookAgain,
+        Joined::Output(output) => Waited::Shared(output),
+        Joined::NoValue => Waited::RunBody,
+        // A failed flight released its lease: the key is looked up again, where one caller
+        // takes it for a retry and the others join that one. A flight that outlasted the
+        // wait is taken over by one of its waiters.
+        Joined::Failed | Joined::TimedOut | Joined::NoFlight => Waited::LookAgain,
     }
 }
 
@@ -272,9 +306,9 @@ async fn wait_for_filler(
 /// with it, and it is put back.
 async fn fill<S, R, F>(
     cx: &Context<'_, S::Stored>,
+    sharing: Sharing<R>,
     (lease, stamp): (&Lease, &Stamp),
-    near: Option<(&NearTier, u64)>,
-    fallback: Option<Fallback>,
+    (near, fallback): (Option<(&NearTier, u64)>, Option<Fallback>),
     body: F,
 ) -> R
 where
@@ -295,7 +329,7 @@ where
         // Joiners get the old value too, and later callers find it again (unless an
         // invalidation took our lease meanwhile).
         if let Some(pilot) = pilot {
-            pilot.land(Some(fallback.value().into()));
+            pilot.land(Landing::Value(fallback.value().into()));
         }
         let restore = store.fill(key, lease, &fallback.stored, fallback.left, cx.tags, stamp);
         if let Err(error) = restore.await {
@@ -306,12 +340,25 @@ where
     }
     let entry = S::stored(&output, cx.call.cache_none);
     let encoded = entry.and_then(|entry| cx.encode(entry));
-    if let Some(pilot) = pilot {
-        pilot.land(encoded.clone());
-    }
     let ttl = entry.and_then(|entry| cx.entry_ttl(entry));
-    let stored = match (&encoded, entry, ttl) {
-        (Some(bytes), Some(entry), Some(ttl)) => {
+    let storing = match (&encoded, entry, ttl) {
+        (Some(bytes), Some(entry), Some(ttl)) => Some((bytes, entry, ttl)),
+        _ => None,
+    };
+    // Released before the joiners wake, so that one of them finds the key free for a retry
+    // when there is nothing to share.
+    let released = match storing {
+        Some(_) => Ok(()),
+        None => store.release(key, lease).await,
+    };
+    if let Some(pilot) = pilot {
+        pilot.land(match &encoded {
+            Some(bytes) => Landing::Value(bytes.clone()),
+            None => landing(sharing, &output, S::failed(&output)),
+        });
+    }
+    let stored = match storing {
+        Some((bytes, entry, ttl)) => {
             let (stored, kept) = cx.stored_form(bytes, ttl, took);
             telemetry::timed(
                 function,
@@ -330,7 +377,7 @@ where
                 None => {}
             })
         }
-        _ => store.release(key, lease).await,
+        None => released,
     };
     if let Err(error) = stored {
         cx.error(Op::Fill, &error);
@@ -348,7 +395,7 @@ where
 /// pending): concurrent calls on a key run the body once and share its result, as a fill's
 /// joiners do, so that an outage does not multiply the load on the source. Nothing is read
 /// from or written to the store.
-async fn degraded<S, R, F>(cx: &Context<'_, S::Stored>, body: F) -> R
+async fn degraded<S, R, F>(cx: &Context<'_, S::Stored>, sharing: Sharing<R>, body: F) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
@@ -361,15 +408,21 @@ where
     match cache.flights.board_degraded(key) {
         Boarding::Pilot(pilot) => {
             let (output, _) = run(function, key, body).await;
-            let entry = S::stored(&output, cx.call.cache_none);
-            pilot.land(entry.and_then(|entry| cx.encode(entry)));
+            let encoded = S::stored(&output, cx.call.cache_none).and_then(|entry| cx.encode(entry));
+            pilot.land(match encoded {
+                Some(bytes) => Landing::Value(bytes),
+                None => landing(sharing, &output, S::failed(&output)),
+            });
             telemetry::outcome(function, Outcome::Bypass);
             output
         }
         Boarding::Passenger(passenger) => {
-            if let Joined::Value(bytes) = passenger.wait(cache.store.leases().ttl()).await
-                && let Some(output) = cx.decode(&bytes).and_then(S::output)
-            {
+            let shared = match passenger.wait(cache.max_wait).await {
+                Joined::Value(bytes) => cx.decode(&bytes).and_then(S::output),
+                Joined::Output(output) => sharing.take(&*output),
+                _ => None,
+            };
+            if let Some(output) = shared {
                 telemetry::outcome(function, Outcome::Bypass);
                 return output;
             }
@@ -388,4 +441,12 @@ async fn uncached<R, F: Future<Output = R>>(
     let (output, _) = run(function, key, body).await;
     telemetry::outcome(function, outcome);
     output
+}
+
+/// What a flight hands its joiners for an `output` it does not store.
+fn landing<R>(sharing: Sharing<R>, output: &R, failed: bool) -> Landing {
+    match sharing.share(output) {
+        Some(output) => Landing::Output(output),
+        None => Landing::Nothing { failed },
+    }
 }

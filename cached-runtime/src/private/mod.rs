@@ -12,6 +12,7 @@ mod call;
 mod invalidation;
 mod refresh;
 mod shape;
+mod share;
 mod stored;
 
 pub use self::batch::{Batch, BatchShape, Filling, Looked, batch_fill, batch_lookup};
@@ -19,6 +20,7 @@ pub use self::cached::{cached, cached_revalidating};
 pub use self::call::Call;
 pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
+pub use self::share::{CloneOutput, KeepOutput, Probe, Sharing};
 pub use self::stored::{
     NearClone, StorableBatch, StorableOk, StorableOkSome, StorableSome, StorableWhole, ValueCodec,
     near_clone, stored_batch, stored_ok, stored_ok_some, stored_some, stored_whole, ttl_from,

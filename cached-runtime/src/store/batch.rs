@@ -136,6 +136,35 @@ impl Store {
         failure.map_or(Ok(stored), Err)
     }
 
+    /// Makes every key live a lease's length more while its lease still holds it: one round
+    /// trip per group. Best effort: a lease that lapses only lets a waiter take over.
+    pub(crate) async fn extend_leases(&self, held: &[(String, Lease)]) {
+        let Leases::On(ttl) = self.0.leases else {
+            return;
+        };
+        let groups = self.group(held.iter().map(|(key, _)| key.as_str()));
+        let extensions = groups.iter().map(|(slot, members)| async move {
+            let keys: Vec<&str> = members
+                .iter()
+                .map(|&index| held[index].0.as_str())
+                .collect();
+            let leases: Vec<&Lease> = members.iter().map(|&index| &held[index].1).collect();
+            let _ = match &self.0.backend {
+                Backend::Redis(redis) => {
+                    self.guarded(*slot, redis.extend_leases(&keys, &leases, ttl))
+                        .await
+                }
+                Backend::Memory(memory) => {
+                    for (key, lease) in keys.iter().zip(leases) {
+                        memory.extend_lease(key, lease, ttl);
+                    }
+                    Ok(())
+                }
+            };
+        });
+        join_all(extensions).await;
+    }
+
     /// Gives up `lease` on every key (those it still holds), one round trip per group.
     pub(crate) async fn release_many(&self, keys: &[String], lease: &Lease) -> Result<(), Error> {
         self.release_groups(keys, lease, true).await

@@ -316,6 +316,40 @@ impl Store {
         stamp
     }
 
+    /// Puts `lease` on `key` if `waited_for` (another caller's lease) still holds it, and
+    /// reads the versions of `tags` for the fill that follows; `None` when another lease or
+    /// a value holds the key by now. With leases off, always ours.
+    pub(crate) async fn replace_lease(
+        &self,
+        key: &str,
+        waited_for: &Lease,
+        lease: &Lease,
+        tags: Tags<'_>,
+    ) -> Result<Option<Stamp>, Error> {
+        let Leases::On(ttl) = self.0.leases else {
+            return Ok(Some(Stamp::default()));
+        };
+        let replace = async {
+            match &self.0.backend {
+                Backend::Redis(redis) => {
+                    self.guarded(
+                        self.slot(key),
+                        redis.replace_lease(key, waited_for, lease, ttl),
+                    )
+                    .await
+                }
+                Backend::Memory(memory) => Ok(memory.replace_lease(key, waited_for, (lease, ttl))),
+            }
+        };
+        if !replace.await? {
+            return Ok(None);
+        }
+        if tags.keys.is_empty() {
+            return Ok(Some(Stamp::default()));
+        }
+        self.read_tags(tags).await.map(Some)
+    }
+
     async fn put_lease(&self, key: &str, lease: &Lease) -> Result<(), Error> {
         match self.0.leases {
             Leases::On(ttl) => {

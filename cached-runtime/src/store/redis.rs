@@ -122,6 +122,32 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Puts the caller's new lease (`ARGV[2]`, for `ARGV[3]` ms) on the key only while the
+/// lease it waited for (`ARGV[1]`) still holds it: of the callers that gave up waiting for a
+/// filler, one takes the key over and the others wait for it.
+static REPLACE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+            return 1
+          end
+          return 0",
+    )
+});
+
+/// Makes each key live `ARGV[1]` ms more while its lease (`ARGV[i + 1]`) still holds it:
+/// the fills of one process kept alive while their bodies run.
+static EXTEND_LEASES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"for i, key in ipairs(KEYS) do
+            if redis.call('GET', key) == ARGV[i + 1] then
+              redis.call('PEXPIRE', key, ARGV[1])
+            end
+          end
+          return 0",
+    )
+});
+
 /// Each tag's version: read, or created from the caller's candidate (`ARGV[1]`, 8 bytes a
 /// tag) to live `ARGV[2]` ms when absent. Returns the versions, concatenated. Called only
 /// for tags a plain read found absent.
@@ -381,6 +407,40 @@ impl RedisStore {
             .arg(millis(ttl));
         let replaced: i64 = self.invoke(&invocation).await?;
         Ok(replaced == 1)
+    }
+
+    /// Puts `new` on `key` for `ttl` if `old` still holds it; says whether it did.
+    pub(crate) async fn replace_lease(
+        &self,
+        key: &str,
+        old: &Lease,
+        new: &Lease,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let mut invocation = REPLACE_LEASE.prepare_invoke();
+        invocation
+            .key(key)
+            .arg(old.as_bytes())
+            .arg(new.as_bytes())
+            .arg(millis(ttl));
+        let replaced: i64 = self.invoke(&invocation).await?;
+        Ok(replaced == 1)
+    }
+
+    /// Makes each of `keys` (in one slot on a cluster) live `ttl` more while its lease in
+    /// `leases` still holds it.
+    pub(crate) async fn extend_leases(
+        &self,
+        keys: &[&str],
+        leases: &[&Lease],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let mut invocation = EXTEND_LEASES.prepare_invoke();
+        invocation.arg(millis(ttl));
+        for (key, lease) in keys.iter().zip(leases) {
+            invocation.key(*key).arg(lease.as_bytes());
+        }
+        self.invoke(&invocation).await
     }
 
     pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
