@@ -209,6 +209,60 @@ fn rand_id() -> u64 {
     NEXT.fetch_add(1, Ordering::SeqCst) as u64
 }
 
+/// An error that can hold `TimedOut`, and be handed to waiters (`Clone`).
+#[derive(Clone, Debug, PartialEq)]
+enum Slow {
+    TimedOut,
+}
+
+impl From<redis_cached::TimedOut> for Slow {
+    fn from(_: redis_cached::TimedOut) -> Self {
+        Slow::TimedOut
+    }
+}
+
+#[redis_cached(key = "hanging:<id>", ttl = 60, cache = cache, timeout = "300ms")]
+async fn hanging(cache: &Cache, id: u64) -> Result<u64, Slow> {
+    let _running = running(id);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    Ok(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_past_its_timeout_is_dropped_and_its_waiters_released_at_once() {
+    for (id, url) in [(10, "mem://"), (11, harness::shared_url())] {
+        let prefix = support::unique_prefix("timeout");
+        let cache = cache(url, &prefix, Duration::from_secs(5)).await;
+        let outputs = at_once(&[cache.clone()], 20, move |cache| async move {
+            let started = Instant::now();
+            (hanging(&cache, id).await, started.elapsed())
+        })
+        .await;
+        for (output, took) in &outputs {
+            assert_eq!(*output, Err(Slow::TimedOut), "{url}");
+            // The limit, and the waiters released within 50 ms of it.
+            assert!(
+                *took < Duration::from_millis(300 + 50 + 100),
+                "{url}: {took:?}"
+            );
+        }
+        assert_eq!(runs(id), 1, "{url}: one body for 20 callers");
+        assert_eq!(
+            RUNNING[id as usize].load(Ordering::SeqCst),
+            0,
+            "{url}: the body was dropped"
+        );
+        // Nothing stored, the lease released: the next call runs the body at once.
+        let started = Instant::now();
+        assert_eq!(hanging(&cache, id).await, Err(Slow::TimedOut));
+        assert!(
+            started.elapsed() < Duration::from_millis(300 + 100),
+            "{url}"
+        );
+        assert_eq!(runs(id), 2, "{url}");
+    }
+}
+
 /// Run by the two-process tests: calls `slow(id)` `STAMPEDE_CALLS` times at once, starting
 /// at `START_AT_MS`, and prints how often its body ran here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

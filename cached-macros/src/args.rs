@@ -22,6 +22,7 @@ pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
     "stale_if_error",
     "refresh_ahead",
     "revalidate",
+    "timeout",
     "batch",
 ];
 
@@ -41,6 +42,7 @@ pub(crate) const NOT_WITH_BATCH: &[&str] = &[
     "stale_if_error",
     "refresh_ahead",
     "revalidate = \"background\"",
+    "timeout",
 ];
 
 /// The argument names, as keywords for `lookahead1`.
@@ -59,6 +61,7 @@ mod kw {
     syn::custom_keyword!(refresh_ahead);
     syn::custom_keyword!(batch);
     syn::custom_keyword!(revalidate);
+    syn::custom_keyword!(timeout);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., refresh = ..., cache = ...,
@@ -77,6 +80,8 @@ pub(crate) struct CachedArgs {
     pub(crate) refresh_ahead: Option<(Ident, Lit)>,
     /// `"background"` or `"inline"`.
     pub(crate) revalidate: Option<(Ident, LitStr)>,
+    /// The longest the body may run, as [`duration_millis`] reads it.
+    pub(crate) timeout: Option<(Ident, Expr)>,
     pub(crate) refresh: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
@@ -209,6 +214,7 @@ impl Parse for CachedArgs {
         let mut refresh_ahead = None;
         let mut batch = None;
         let mut revalidate = None;
+        let mut timeout = None;
         let hint = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
         parse_list(input, CACHED_ARGUMENTS, &hint, |input, lookahead| {
             if lookahead.peek(kw::key) {
@@ -230,6 +236,8 @@ impl Parse for CachedArgs {
                     &mut stale_if_error,
                     named::<kw::stale_if_error, Expr>(input)?,
                 )?;
+            } else if lookahead.peek(kw::timeout) {
+                set_once(&mut timeout, named::<kw::timeout, Expr>(input)?)?;
             } else if lookahead.peek(kw::revalidate) {
                 set_once(&mut revalidate, named::<kw::revalidate, LitStr>(input)?)?;
             } else if lookahead.peek(kw::stale) {
@@ -289,6 +297,7 @@ impl Parse for CachedArgs {
             stale_if_error,
             refresh_ahead,
             revalidate,
+            timeout,
             batch,
         })
     }
@@ -490,8 +499,46 @@ pub(crate) fn duration_seconds(expr: &Expr, name: &str) -> syn::Result<u64> {
     }
 }
 
-/// `"90s"`, `"15m"`, `"1h30m"`, `"7d"`; every number needs a unit.
+/// `timeout`, `3` or `"2s"`, `"500ms"`, `"1m30s"`: milliseconds, at least one.
+pub(crate) fn duration_millis(expr: &Expr, name: &str) -> syn::Result<u64> {
+    let millis = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int
+            .base10_parse::<u64>()
+            .ok()
+            .and_then(|seconds| seconds.checked_mul(1000)),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => parse_millis(&text.value()),
+        _ => None,
+    };
+    match millis {
+        Some(0) => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{name}` must be positive: give at least one millisecond, or remove it"),
+        )),
+        Some(millis) if millis <= MAX_SECONDS * 1000 => Ok(millis),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!(
+                "{name} must be whole seconds (`{name} = 2`) or a duration string with units \
+                 ms, s, m, h, d (`{name} = \"500ms\"`, `{name} = \"2s\"`), at most 100 years"
+            ),
+        )),
+    }
+}
+
+/// `"90s"`, `"15m"`, `"1h30m"`, `"7d"` in whole seconds; every number needs a unit.
 fn parse_duration(text: &str) -> Option<u64> {
+    parse_millis(text)
+        .filter(|millis| !text.contains("ms") && millis % 1000 == 0)
+        .map(|millis| millis / 1000)
+}
+
+/// `"500ms"`, `"90s"`, `"15m"`, `"1h30m"`, `"7d"` in milliseconds; every number needs a unit.
+fn parse_millis(text: &str) -> Option<u64> {
     let mut total: u64 = 0;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -502,16 +549,16 @@ fn parse_duration(text: &str) -> Option<u64> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         let number: u64 = rest[..digits].parse().ok()?;
-        let unit = rest[digits..].chars().next()?;
-        let scale = match unit {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
+        let (scale, unit_len) = match &rest[digits..] {
+            unit if unit.starts_with("ms") => (1, 2),
+            unit if unit.starts_with('s') => (1000, 1),
+            unit if unit.starts_with('m') => (60_000, 1),
+            unit if unit.starts_with('h') => (3_600_000, 1),
+            unit if unit.starts_with('d') => (86_400_000, 1),
             _ => return None,
         };
         total = total.checked_add(number.checked_mul(scale)?)?;
-        rest = &rest[digits + 1..];
+        rest = &rest[digits + unit_len..];
     }
     Some(total)
 }
@@ -629,5 +676,10 @@ mod tests {
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("99999999999999999999d"), None);
+        assert_eq!(parse_duration("1500ms"), None);
+        assert_eq!(parse_millis("500ms"), Some(500));
+        assert_eq!(parse_millis("1m30s"), Some(90_000));
+        assert_eq!(parse_millis("2s500ms"), Some(2500));
+        assert_eq!(parse_millis("5"), None);
     }
 }

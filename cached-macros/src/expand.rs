@@ -35,7 +35,8 @@ use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 //         // `.tag(|__redis_cached_key| ..)` per tag, then
 //         .ttl(60u64); // `.ttl_value(<expr>)` for `ttl = <expr>`; and `.refresh(..)`,
 //         // `.cache_none(..)`, `.near(..)`, `.stale(..)`, `.stale_if_error(..)`,
-//         // `.refresh_ahead(..)` as given
+//         // `.refresh_ahead(..)`, `.timeout(..)` as given (with `timeout`, the body below is
+//         // `async move { __private::time_limit::<OkOf, _, _>(ms, async move { .. }).await }`)
 //         // Pinned here, in the function's own future, so that the runtime's futures hold a
 //         // pointer to the body rather than copies of it.
 //         let __redis_cached_body = __private::pin!(async move {
@@ -102,6 +103,19 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let shape = shape(cached.shape, output_span);
     let stores = stores(cached, function.sig.ident.span());
     let body = body(function);
+    // With `timeout`, the body is dropped at the limit and the call returns the shape's
+    // `Err(TimedOut.into())`, reported at `timeout` when the error type cannot hold it.
+    let (body, timeout) = match &cached.timeout {
+        Some((name, millis)) => (
+            quote_spanned! {name.span()=>
+                async move {
+                    ::redis_cached::__private::time_limit::<#shape, _, _>(#millis, #body).await
+                }
+            },
+            Some(quote!(.timeout(#millis))),
+        ),
+        None => (body, None),
+    };
     // With `revalidate = "background"`, boxed: a claimed refresh runs it in a task of its own.
     let (pinned, cached_fn) = if windows.background.is_some() {
         let boxed = quote_spanned! {function.sig.ident.span()=>
@@ -129,7 +143,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         quote! {
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
                 #(.tag(#tags))* #ttl #refresh #cache_none #near #stale #stale_if_error
-                #refresh_ahead;
+                #refresh_ahead #timeout;
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
             let __redis_cached_body = #pinned;

@@ -39,6 +39,8 @@ pub(crate) struct CachedFn<'a> {
     pub(crate) tags: Vec<Key>,
     /// With `batch = ids`: the batch form.
     pub(crate) batch: Option<BatchParam<'a>>,
+    /// `timeout`: the longest the body may run, in milliseconds.
+    pub(crate) timeout: Option<(Ident, u64)>,
 }
 
 /// How entries outlive their TTL, each argument with its name (for errors).
@@ -103,6 +105,13 @@ impl<'a> CachedFn<'a> {
         check_async(function, "redis_cached", &mut errors);
         let tags = parse_all(tag_templates(&args.tags), &scope, &mut errors);
         let windows = errors.track(windows(&args));
+        let timeout = errors.track(
+            (args.timeout.as_ref())
+                .map(|(name, expr)| {
+                    args::duration_millis(expr, "timeout").map(|millis| (name.clone(), millis))
+                })
+                .transpose(),
+        );
         let batch = errors.track(
             (args.batch.as_ref())
                 .map(|ids| BatchParam::read(ids, function))
@@ -124,6 +133,7 @@ impl<'a> CachedFn<'a> {
             key_ignores: args.key_ignores.map(|list| list.0),
             tags,
             batch: batch?,
+            timeout: timeout?,
         })
     }
 

@@ -41,6 +41,16 @@ impl CachedFn<'_> {
                  this function returns no `Result`: return `Result<T, E>`, or remove it",
             ));
         }
+        if let Some((name, _)) = &self.timeout
+            && !self.shape.is_result()
+        {
+            errors.push(syn::Error::new(
+                name.span(),
+                "`timeout` answers a body that runs too long with `Err(redis_cached::TimedOut.into())`, \
+                 but this function returns no `Result`: return `Result<T, E>` with \
+                 `E: From<redis_cached::TimedOut>`, or remove it",
+            ));
+        }
         if let (Some(flag), Some(window)) = (&self.near_cache, self.windows.first()) {
             errors.push(syn::Error::new_spanned(
                 flag,
@@ -103,6 +113,7 @@ impl CachedFn<'_> {
             "stale_if_error" => windows.stale_if_error.as_ref().map(|(name, _)| name as _),
             "refresh_ahead" => windows.refresh_ahead.as_ref().map(|(name, _)| name as _),
             "revalidate = \"background\"" => windows.background.as_ref().map(|name| name as _),
+            "timeout" => self.timeout.as_ref().map(|(name, _)| name as _),
             // Unreachable for the entries: the test below gives each one.
             _ => None,
         }
@@ -139,7 +150,7 @@ mod tests {
             r#"key = "employee:<ids>", batch = ids, tags = ["employees"], near_cache = true,
                refresh = false, cache_none = true, ttl = Duration::from_secs(60),
                ttl_from = ttl_of, stale = "1m", stale_if_error = "1h", refresh_ahead,
-               revalidate = "background""#,
+               revalidate = "background", timeout = "2s""#,
         )?;
         let function = syn::parse_str(
             "async fn employees(ids: &[i64]) -> Result<HashMap<i64, String>, String> { todo!() }",

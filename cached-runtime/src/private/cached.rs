@@ -212,7 +212,7 @@ where
                 // A filler that took the key over starts the wait again.
                 let (other, give_up) = match waiting.take() {
                     Some((waited, give_up)) if waited == other => (waited, give_up),
-                    _ => (other, Instant::now() + cache.max_wait),
+                    _ => (other, Instant::now() + cx.max_wait()),
                 };
                 match Box::pin(wait_for_filler(cache, key, &other, give_up, &mut poll)).await {
                     Waited::Landed(bytes) => {
@@ -417,7 +417,7 @@ where
             output
         }
         Boarding::Passenger(passenger) => {
-            let shared = match passenger.wait(cache.max_wait).await {
+            let shared = match passenger.wait(cx.max_wait()).await {
                 Joined::Value(bytes) => cx.decode(&bytes).and_then(S::output),
                 Joined::Output(output) => sharing.take(&*output),
                 _ => None,

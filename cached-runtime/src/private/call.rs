@@ -34,6 +34,9 @@ pub struct Call {
     pub(crate) refresh: bool,
     pub(crate) cache_none: bool,
     pub(crate) near: Option<bool>,
+    /// `timeout`: the longest the body runs, and so the longest this call waits for another
+    /// caller's fill.
+    pub(crate) timeout: Option<Duration>,
     /// With `revalidate = "background"`: where `judge` leaves the refresh this call claimed,
     /// for `cached_revalidating` to run in a task of its own.
     pub(crate) background: Option<Box<Mutex<Option<Refresh>>>>,
@@ -60,6 +63,7 @@ impl Call {
             refresh: false,
             cache_none: false,
             near: None,
+            timeout: None,
             background: None,
         }
     }
@@ -120,6 +124,13 @@ impl Call {
     /// Store `None` too.
     pub fn cache_none(mut self, cache_none: bool) -> Self {
         self.cache_none = cache_none;
+        self
+    }
+
+    /// The body runs at most `millis` (the generated code drops it then): waits for another
+    /// caller's fill end then too.
+    pub fn timeout(mut self, millis: u64) -> Self {
+        self.timeout = Some(Duration::from_millis(millis));
         self
     }
 }
@@ -264,6 +275,16 @@ impl<'a, T> Context<'a, T> {
     ) -> (Cow<'b, [u8]>, Duration) {
         self.call
             .stored_form(encoded, (ttl, self.cache.store.leases()), took)
+    }
+
+    /// The longest this call waits for another caller's fill: with a `timeout`, that and a
+    /// lease (a live filler's body ends by its timeout, and its store within the lease after);
+    /// else the cache's `max_wait`.
+    pub(crate) fn max_wait(&self) -> Duration {
+        match self.call.timeout {
+            Some(timeout) => timeout + self.cache.store.leases().ttl(),
+            None => self.cache.max_wait,
+        }
     }
 
     /// Logs (rationed) a failed operation of this call.

@@ -14,6 +14,7 @@ mod refresh;
 mod shape;
 mod share;
 mod stored;
+mod time_limit;
 
 pub use self::batch::{Batch, BatchShape, Filling, Looked, batch_fill, batch_lookup};
 pub use self::cached::{cached, cached_revalidating};
@@ -25,6 +26,7 @@ pub use self::stored::{
     NearClone, StorableBatch, StorableOk, StorableOkSome, StorableSome, StorableWhole, ValueCodec,
     near_clone, stored_batch, stored_ok, stored_ok_some, stored_some, stored_whole, ttl_from,
 };
+pub use self::time_limit::{TimesOut, time_limit};
 pub use crate::entry::Entry;
 pub use crate::key::KeyBuilder;
 pub use crate::near::NearValue;
