@@ -576,7 +576,7 @@ mod tests {
 
     use super::{
         CACHED_ARGUMENTS, CachedArgs, INVALIDATES_ARGUMENTS, InvalidatesArgs, NOT_WITH_BATCH,
-        parse_duration,
+        parse_duration, parse_millis,
     };
     use syn::parse::Parse;
 
