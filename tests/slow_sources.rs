@@ -7,7 +7,8 @@
 mod harness;
 mod support;
 
-use redis_cached::{Cache, redis_cached};
+use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
+use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -260,6 +261,83 @@ async fn a_body_past_its_timeout_is_dropped_and_its_waiters_released_at_once() {
             "{url}"
         );
         assert_eq!(runs(id), 2, "{url}");
+    }
+}
+
+/// What `quote` returns, and how long its body takes: set by the soft-timeout test.
+static QUOTE: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
+
+#[redis_cached(key = "quote:<id>", ttl = 1, stale = "1m", soft_timeout = "200ms", cache = cache)]
+async fn quote(cache: Cache, id: u64) -> u64 {
+    let _running = running(id);
+    let (value, pause) = (
+        QUOTE[0].load(Ordering::SeqCst),
+        QUOTE[1].load(Ordering::SeqCst),
+    );
+    tokio::time::sleep(Duration::from_millis(pause as u64)).await;
+    value as u64
+}
+
+#[redis_cached(key = "rate:<id>", ttl = 1, stale_if_error = "1m", soft_timeout = "200ms", cache = cache)]
+async fn rate(cache: Cache, id: u64) -> Result<u64, Down> {
+    let _running = running(id);
+    let (value, pause) = (
+        QUOTE[0].load(Ordering::SeqCst),
+        QUOTE[1].load(Ordering::SeqCst),
+    );
+    tokio::time::sleep(Duration::from_millis(pause as u64)).await;
+    Ok(value as u64)
+}
+
+/// Calls `call` until it returns `want`, for at most `limit`.
+async fn until<F: Future<Output = u64>>(limit: Duration, want: u64, call: impl Fn() -> F) {
+    let deadline = Instant::now() + limit;
+    while call().await != want {
+        assert!(Instant::now() < deadline, "never saw {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn past_soft_timeout_the_stored_value_answers_and_the_body_stores_in_the_background() {
+    for (id, url) in [(12, "mem://"), (13, harness::shared_url())] {
+        let prefix = support::unique_prefix("soft_timeout");
+        let cache = cache(url, &prefix, Duration::from_secs(5)).await;
+        QUOTE[0].store(1, Ordering::SeqCst);
+        QUOTE[1].store(0, Ordering::SeqCst);
+        assert_eq!(quote(cache.clone(), id).await, 1);
+        assert_eq!(rate(cache.clone(), id).await, Ok(1));
+        // Both entries past their TTL; the source now answers 2, in a second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        QUOTE[0].store(2, Ordering::SeqCst);
+        QUOTE[1].store(1000, Ordering::SeqCst);
+        for (name, call) in [
+            (
+                "stale",
+                Box::pin(quote(cache.clone(), id)) as Pin<Box<dyn Future<Output = u64> + Send>>,
+            ),
+            (
+                "stale_if_error",
+                Box::pin(async { rate(cache.clone(), id).await.unwrap_or(0) }),
+            ),
+        ] {
+            let started = Instant::now();
+            let (value, outcome) = with_outcome(call).await;
+            let took = started.elapsed();
+            assert_eq!((value, outcome), (1, Some(Outcome::Stale)), "{url} {name}");
+            assert!(took < Duration::from_millis(250), "{url} {name}: {took:?}");
+        }
+        // The bodies went on and stored the new values.
+        until(Duration::from_secs(3), 2, || quote(cache.clone(), id)).await;
+        until(Duration::from_secs(3), 2, || async {
+            rate(cache.clone(), id).await.unwrap_or(0)
+        })
+        .await;
+        assert_eq!(
+            runs(id),
+            4,
+            "{url}: each body ran once more, in the background"
+        );
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
     "refresh_ahead",
     "revalidate",
     "timeout",
+    "soft_timeout",
     "batch",
 ];
 
@@ -43,6 +44,7 @@ pub(crate) const NOT_WITH_BATCH: &[&str] = &[
     "refresh_ahead",
     "revalidate = \"background\"",
     "timeout",
+    "soft_timeout",
 ];
 
 /// The argument names, as keywords for `lookahead1`.
@@ -62,6 +64,7 @@ mod kw {
     syn::custom_keyword!(batch);
     syn::custom_keyword!(revalidate);
     syn::custom_keyword!(timeout);
+    syn::custom_keyword!(soft_timeout);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., refresh = ..., cache = ...,
@@ -82,6 +85,8 @@ pub(crate) struct CachedArgs {
     pub(crate) revalidate: Option<(Ident, LitStr)>,
     /// The longest the body may run, as [`duration_millis`] reads it.
     pub(crate) timeout: Option<(Ident, Expr)>,
+    /// How long a caller waits for the body while a stored value may be served, likewise.
+    pub(crate) soft_timeout: Option<(Ident, Expr)>,
     pub(crate) refresh: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
@@ -215,6 +220,7 @@ impl Parse for CachedArgs {
         let mut batch = None;
         let mut revalidate = None;
         let mut timeout = None;
+        let mut soft_timeout = None;
         let hint = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
         parse_list(input, CACHED_ARGUMENTS, &hint, |input, lookahead| {
             if lookahead.peek(kw::key) {
@@ -236,6 +242,8 @@ impl Parse for CachedArgs {
                     &mut stale_if_error,
                     named::<kw::stale_if_error, Expr>(input)?,
                 )?;
+            } else if lookahead.peek(kw::soft_timeout) {
+                set_once(&mut soft_timeout, named::<kw::soft_timeout, Expr>(input)?)?;
             } else if lookahead.peek(kw::timeout) {
                 set_once(&mut timeout, named::<kw::timeout, Expr>(input)?)?;
             } else if lookahead.peek(kw::revalidate) {
@@ -298,6 +306,7 @@ impl Parse for CachedArgs {
             refresh_ahead,
             revalidate,
             timeout,
+            soft_timeout,
             batch,
         })
     }

@@ -116,8 +116,15 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         ),
         None => (body, None),
     };
-    // With `revalidate = "background"`, boxed: a claimed refresh runs it in a task of its own.
-    let (pinned, cached_fn) = if windows.background.is_some() {
+    let background = windows
+        .background
+        .as_ref()
+        .map(|_| quote!(.revalidate_background()));
+    let soft_timeout =
+        (cached.soft_timeout.as_ref()).map(|(_, millis)| quote!(.soft_timeout(#millis)));
+    // With `revalidate = "background"` or `soft_timeout`, boxed: a claimed refresh, or a body
+    // that outlives `soft_timeout`, runs it to its end in a task of its own.
+    let (pinned, cached_fn) = if background.is_some() || soft_timeout.is_some() {
         let boxed = quote_spanned! {function.sig.ident.span()=>
             ::redis_cached::__private::Box::pin(#body)
         };
@@ -143,7 +150,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         quote! {
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
                 #(.tag(#tags))* #ttl #refresh #cache_none #near #stale #stale_if_error
-                #refresh_ahead #timeout;
+                #refresh_ahead #timeout #background #soft_timeout;
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
             let __redis_cached_body = #pinned;

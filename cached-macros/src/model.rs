@@ -41,6 +41,9 @@ pub(crate) struct CachedFn<'a> {
     pub(crate) batch: Option<BatchParam<'a>>,
     /// `timeout`: the longest the body may run, in milliseconds.
     pub(crate) timeout: Option<(Ident, u64)>,
+    /// `soft_timeout`: how long a caller waits for the body while a stored value may be
+    /// served, in milliseconds.
+    pub(crate) soft_timeout: Option<(Ident, u64)>,
 }
 
 /// How entries outlive their TTL, each argument with its name (for errors).
@@ -105,13 +108,15 @@ impl<'a> CachedFn<'a> {
         check_async(function, "redis_cached", &mut errors);
         let tags = parse_all(tag_templates(&args.tags), &scope, &mut errors);
         let windows = errors.track(windows(&args));
-        let timeout = errors.track(
-            (args.timeout.as_ref())
+        let millis = |arg: &Option<(Ident, Expr)>, label: &str| {
+            (arg.as_ref())
                 .map(|(name, expr)| {
-                    args::duration_millis(expr, "timeout").map(|millis| (name.clone(), millis))
+                    args::duration_millis(expr, label).map(|millis| (name.clone(), millis))
                 })
-                .transpose(),
-        );
+                .transpose()
+        };
+        let timeout = errors.track(millis(&args.timeout, "timeout"));
+        let soft_timeout = errors.track(millis(&args.soft_timeout, "soft_timeout"));
         let batch = errors.track(
             (args.batch.as_ref())
                 .map(|ids| BatchParam::read(ids, function))
@@ -134,6 +139,7 @@ impl<'a> CachedFn<'a> {
             tags,
             batch: batch?,
             timeout: timeout?,
+            soft_timeout: soft_timeout?,
         })
     }
 

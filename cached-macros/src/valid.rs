@@ -51,6 +51,18 @@ impl CachedFn<'_> {
                  `E: From<redis_cached::TimedOut>`, or remove it",
             ));
         }
+        if let Some((name, _)) = &self.soft_timeout
+            && self.windows.stale.is_none()
+            && self.windows.stale_if_error.is_none()
+            && self.batch.is_none()
+        {
+            errors.push(syn::Error::new(
+                name.span(),
+                "`soft_timeout` serves the stored value when the body runs longer, which needs \
+                 a window in which it may still be served: add `stale = \"..\"` or \
+                 `stale_if_error = \"..\"`, or remove it",
+            ));
+        }
         if let (Some(flag), Some(window)) = (&self.near_cache, self.windows.first()) {
             errors.push(syn::Error::new_spanned(
                 flag,
@@ -114,6 +126,7 @@ impl CachedFn<'_> {
             "refresh_ahead" => windows.refresh_ahead.as_ref().map(|(name, _)| name as _),
             "revalidate = \"background\"" => windows.background.as_ref().map(|name| name as _),
             "timeout" => self.timeout.as_ref().map(|(name, _)| name as _),
+            "soft_timeout" => self.soft_timeout.as_ref().map(|(name, _)| name as _),
             // Unreachable for the entries: the test below gives each one.
             _ => None,
         }
@@ -150,7 +163,7 @@ mod tests {
             r#"key = "employee:<ids>", batch = ids, tags = ["employees"], near_cache = true,
                refresh = false, cache_none = true, ttl = Duration::from_secs(60),
                ttl_from = ttl_of, stale = "1m", stale_if_error = "1h", refresh_ahead,
-               revalidate = "background", timeout = "2s""#,
+               revalidate = "background", timeout = "2s", soft_timeout = "200ms""#,
         )?;
         let function = syn::parse_str(
             "async fn employees(ids: &[i64]) -> Result<HashMap<i64, String>, String> { todo!() }",

@@ -18,7 +18,8 @@ use crate::cache::Inner;
 use crate::flight::{self, Boarding, Joined, Landing, Shared};
 use crate::near::NearTier;
 use crate::private::call::{Call, Context, run};
-use crate::private::refresh::{Fallback, Judged, judge, refresh_detached};
+use crate::private::call::{Continuation, Fallback};
+use crate::private::refresh::{Judged, continue_detached, judge};
 use crate::private::shape::Shape;
 use crate::private::share::Sharing;
 use crate::private::stored::ValueCodec;
@@ -66,10 +67,11 @@ where
     cached_with::<S, R, F, Call>(call, (codec, sharing), body)
 }
 
-/// [`cached`] for `revalidate = "background"`: the same, except that a refresh the call
-/// claims runs in a spawned task after the call returned the entry. A background body
-/// outlives its call: it must own what it uses (`Send + 'static`), which the macro asks for
-/// by boxing it.
+/// [`cached`] for a body that may outlive its call (`revalidate = "background"`,
+/// `soft_timeout`): the same, except that a body the call left running (a refresh it claimed,
+/// a fill past `soft_timeout`) is run to its end in a spawned task after the call returned
+/// the stored value. Such a body must own what it uses (`Send + 'static`), which the macro
+/// asks for by boxing it.
 pub async fn cached_revalidating<S, R, F>(
     mut call: Call,
     codec: ValueCodec<S::Stored>,
@@ -82,10 +84,15 @@ where
     F: Future<Output = R> + Send + 'static,
     R: Send + 'static,
 {
-    call.revalidate_in_background();
+    call.may_continue();
     let output = cached_with::<S, R, F, &Call>(&call, (codec, sharing), body.as_mut()).await;
-    if let Some(refresh) = call.take_claimed() {
-        spawn_detached(refresh_detached::<S, R, F>(call, codec, refresh, body));
+    if let Some(continuation) = call.take_continuation() {
+        spawn_detached(continue_detached::<S, R, F>(
+            call,
+            codec,
+            continuation,
+            body,
+        ));
     }
     output
 }
@@ -308,8 +315,8 @@ async fn fill<S, R, F>(
     cx: &Context<'_, S::Stored>,
     sharing: Sharing<R>,
     (lease, stamp): (&Lease, &Stamp),
-    (near, fallback): (Option<(&NearTier, u64)>, Option<Fallback>),
-    body: F,
+    (near, mut fallback): (Option<(&NearTier, u64)>, Option<Fallback>),
+    mut body: Pin<&mut F>,
 ) -> R
 where
     S: Shape<R>,
@@ -321,7 +328,37 @@ where
         .leases()
         .on()
         .then(|| cache.flights.depart(store, key, lease));
-    let (output, took) = run(function, key, body).await;
+    let ran = match &fallback {
+        Some(_) => cx.run_soft(body.as_mut()).await,
+        None => Some(run(function, key, body.as_mut()).await),
+    };
+    let (output, took) = match ran {
+        Some(ran) => ran,
+        None => {
+            // Past `soft_timeout` in `stale_if_error`'s window: the stored value answers this
+            // call and its joiners now; the body goes on in a task of its own and fills under
+            // our lease (on an `Err`, puts the value back).
+            let fallen_back = fallback
+                .as_ref()
+                .and_then(|fallback| cx.decode(fallback.value()));
+            if let Some(stale) = fallen_back.and_then(S::output)
+                && let Some(fallback) = fallback.take()
+            {
+                if let Some(pilot) = pilot {
+                    pilot.land(Landing::Value(fallback.value().into()));
+                }
+                let (lease, stamp) = (lease.clone(), stamp.clone());
+                cx.call.hand_over(Continuation::Fill {
+                    lease,
+                    stamp,
+                    fallback,
+                });
+                telemetry::outcome(function, Outcome::Stale);
+                return stale;
+            }
+            run(function, key, body.as_mut()).await
+        }
+    };
     if S::failed(&output)
         && let Some(fallback) = fallback
         && let Some(stale) = cx.decode(fallback.value()).and_then(S::output)

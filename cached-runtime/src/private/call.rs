@@ -37,9 +37,15 @@ pub struct Call {
     /// `timeout`: the longest the body runs, and so the longest this call waits for another
     /// caller's fill.
     pub(crate) timeout: Option<Duration>,
-    /// With `revalidate = "background"`: where `judge` leaves the refresh this call claimed,
-    /// for `cached_revalidating` to run in a task of its own.
-    pub(crate) background: Option<Box<Mutex<Option<Refresh>>>>,
+    /// `revalidate = "background"`: a refresh the call claims runs in a task of its own, and
+    /// the call is served the entry at once.
+    pub(crate) refresh_in_background: bool,
+    /// `soft_timeout`: while a stored value may be served, a body that runs longer is left
+    /// running in a task of its own and the call is served the stored value.
+    pub(crate) soft_timeout: Option<Duration>,
+    /// With a boxed body (`cached_revalidating`): where a body left running is handed over,
+    /// for `cached_revalidating` to finish in a task of its own.
+    continuation: Option<Box<Mutex<Option<Continuation>>>>,
 }
 
 impl Call {
@@ -64,7 +70,9 @@ impl Call {
             cache_none: false,
             near: None,
             timeout: None,
-            background: None,
+            refresh_in_background: false,
+            soft_timeout: None,
+            continuation: None,
         }
     }
 
@@ -127,6 +135,19 @@ impl Call {
         self
     }
 
+    /// Refreshes this call claims run in a task of its own (`revalidate = "background"`).
+    pub fn revalidate_background(mut self) -> Self {
+        self.refresh_in_background = true;
+        self
+    }
+
+    /// While a stored value may be served, a body running longer than `millis` is left
+    /// running in a task of its own (`soft_timeout`).
+    pub fn soft_timeout(mut self, millis: u64) -> Self {
+        self.soft_timeout = Some(Duration::from_millis(millis));
+        self
+    }
+
     /// The body runs at most `millis` (the generated code drops it then): waits for another
     /// caller's fill end then too.
     pub fn timeout(mut self, millis: u64) -> Self {
@@ -136,14 +157,27 @@ impl Call {
 }
 
 impl Call {
-    /// Claimed refreshes are left for the caller to run in the background.
-    pub(crate) fn revalidate_in_background(&mut self) {
-        self.background = Some(Box::default());
+    /// The body is boxed: a body left running can be handed over (see [`Call::hand_over`]).
+    pub(crate) fn may_continue(&mut self) {
+        self.continuation = Some(Box::default());
     }
 
-    /// The refresh `judge` claimed and left, if any.
-    pub(crate) fn take_claimed(&self) -> Option<Refresh> {
-        let slot = self.background.as_ref()?;
+    /// Whether a body left running can be handed over.
+    pub(crate) fn can_hand_over(&self) -> bool {
+        self.continuation.is_some()
+    }
+
+    /// Hands over the work a body left running owes, for `cached_revalidating` to finish in
+    /// a task of its own once the call returned.
+    pub(crate) fn hand_over(&self, continuation: Continuation) {
+        if let Some(slot) = &self.continuation {
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(continuation);
+        }
+    }
+
+    /// The work handed over, if any.
+    pub(crate) fn take_continuation(&self) -> Option<Continuation> {
+        let slot = self.continuation.as_ref()?;
         slot.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
@@ -210,6 +244,33 @@ impl Call {
         let fresh_until = freshness::now().saturating_add(freshness::millis(ttl));
         let wrapped = freshness::wrap(encoded, fresh_until, took);
         (Cow::Owned(wrapped), ttl + self.kept_past_ttl(leases))
+    }
+}
+
+/// What a body left running owes once it returns.
+pub(crate) enum Continuation {
+    /// A refresh the call claimed: stored if the claim is still in the entry.
+    Refresh(Refresh),
+    /// A fill under the call's lease (`soft_timeout` in `stale_if_error`'s window): stored if
+    /// the lease still holds the key; on an `Err`, the fallback put back.
+    Fill {
+        lease: Lease,
+        stamp: Stamp,
+        fallback: Fallback,
+    },
+}
+
+/// An entry within `stale_if_error`, as read: what a failing body is answered with.
+pub(crate) struct Fallback {
+    /// The stored bytes (out of any tag envelope), to put back.
+    pub(crate) stored: Vec<u8>,
+    /// Until the end of the longer window.
+    pub(crate) left: Duration,
+}
+
+impl Fallback {
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.stored[freshness::HEADER_LEN..]
     }
 }
 
@@ -284,6 +345,19 @@ impl<'a, T> Context<'a, T> {
         match self.call.timeout {
             Some(timeout) => timeout + self.cache.store.leases().ttl(),
             None => self.cache.max_wait,
+        }
+    }
+
+    /// Runs the body (see [`run`]), for at most the call's `soft_timeout` when it has one and
+    /// the body can be handed over: `None` when it was left running.
+    pub(crate) async fn run_soft<R, F: Future<Output = R>>(
+        &self,
+        body: F,
+    ) -> Option<(R, Duration)> {
+        let ran = run(self.function, self.key, body);
+        match self.call.soft_timeout.filter(|_| self.call.can_hand_over()) {
+            Some(soft) => tokio::time::timeout(soft, ran).await.ok(),
+            None => Some(ran.await),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use crate::Outcome;
 use crate::freshness::{self, Freshness};
-use crate::private::call::{Call, Context, Refresh, run};
+use crate::private::call::{Call, Context, Continuation, Fallback, Refresh, run};
 use crate::private::shape::Shape;
 use crate::private::stored::ValueCodec;
 use crate::store::lease::Lease;
@@ -14,15 +14,16 @@ use crate::store::tags::Stamp;
 use crate::telemetry::{self, Op};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::PoisonError;
 use std::time::Duration;
 
-/// Runs the body of a claimed refresh and stores its value (an `Err` stores nothing: the
-/// claim lapses after a lease's length, and the entry is served until then).
-pub(crate) async fn refresh_detached<S, R, F>(
+/// Runs a body handed over (see [`Continuation`]) to its end, in a task of its own, and
+/// stores its value: a refresh under its claim (an `Err` stores nothing: the claim lapses
+/// after a lease's length, and the entry is served until then), a fill under its lease (an
+/// `Err` puts the fallback back).
+pub(crate) async fn continue_detached<S, R, F>(
     call: Call,
     codec: ValueCodec<S::Stored>,
-    refresh: Refresh,
+    continuation: Continuation,
     body: Pin<Box<F>>,
 ) where
     S: Shape<R>,
@@ -32,29 +33,39 @@ pub(crate) async fn refresh_detached<S, R, F>(
         return;
     };
     let (output, took) = run(cx.function, cx.key, body).await;
-    if S::failed(&output) {
-        tracing::debug!(
-            function = cx.function,
-            "background refresh failed; the entry is served until its claim lapses"
-        );
-        return;
-    }
-    let replacement = replacement::<S, R>(&cx, &output, took);
+    let failed = S::failed(&output);
+    let replacement = (!failed).then(|| replacement::<S, R>(&cx, &output, took));
     drop(output);
-    store_refresh(&cx, (&refresh.claim, &refresh.stamp), replacement).await;
-}
-
-/// An entry within `stale_if_error`, as read: what a failing body is answered with.
-pub(crate) struct Fallback {
-    /// The stored bytes (out of any tag envelope), to put back.
-    pub(crate) stored: Vec<u8>,
-    /// Until the end of the longer window.
-    pub(crate) left: Duration,
-}
-
-impl Fallback {
-    pub(crate) fn value(&self) -> &[u8] {
-        &self.stored[freshness::HEADER_LEN..]
+    match continuation {
+        Continuation::Refresh(refresh) => match replacement {
+            Some(replacement) => {
+                store_refresh(&cx, (&refresh.claim, &refresh.stamp), replacement).await;
+            }
+            None => tracing::debug!(
+                function = cx.function,
+                "background refresh failed; the entry is served until its claim lapses"
+            ),
+        },
+        Continuation::Fill {
+            lease,
+            stamp,
+            fallback,
+        } => {
+            let (store, key, tags) = (&cx.cache.store, cx.key, cx.tags);
+            let stored = match replacement {
+                Some(Some((value, kept))) => {
+                    store.fill(key, &lease, &value, kept, tags, &stamp).await
+                }
+                Some(None) => store.release(key, &lease).await.map(|()| false),
+                None => {
+                    let (value, kept) = (&fallback.stored, fallback.left);
+                    store.fill(key, &lease, value, kept, tags, &stamp).await
+                }
+            };
+            if let Err(error) = stored {
+                cx.error(Op::Fill, &error);
+            }
+        }
     }
 }
 
@@ -129,21 +140,23 @@ where
             return serve(served_as);
         }
     }
-    if let Some(slot) = &call.background {
-        // The caller serves the entry like everyone else, and runs the refresh in a task.
+    // With `revalidate = "background"` the caller serves the entry like everyone else and
+    // the refresh runs in a task; with `soft_timeout`, so it does once the body outlives it.
+    let ran = match call.refresh_in_background {
+        true => None,
+        false => cx.run_soft(body).await,
+    };
+    let Some((output, took)) = ran else {
         let served = serve(served_as);
         if matches!(served, Judged::Served(_)) {
-            let stamp = stamp.clone();
-            let refresh = Refresh {
+            call.hand_over(Continuation::Refresh(Refresh {
                 claim,
-                stamp,
+                stamp: stamp.clone(),
                 _refreshing: refreshing,
-            };
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(refresh);
+            }));
         }
         return served;
-    }
-    let (output, took) = run(function, key, body).await;
+    };
     if S::failed(&output) {
         // Every other caller is served the entry meanwhile: so is this one. The claim
         // lapses by itself, which spaces out the retries of a failing source.
