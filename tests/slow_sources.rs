@@ -234,7 +234,7 @@ async fn a_body_past_its_timeout_is_dropped_and_its_waiters_released_at_once() {
     for (id, url) in [(10, "mem://"), (11, harness::shared_url())] {
         let prefix = support::unique_prefix("timeout");
         let cache = cache(url, &prefix, Duration::from_secs(5)).await;
-        let outputs = at_once(&[cache.clone()], 20, move |cache| async move {
+        let outputs = at_once(std::slice::from_ref(&cache), 20, move |cache| async move {
             let started = Instant::now();
             (hanging(&cache, id).await, started.elapsed())
         })
