@@ -115,31 +115,10 @@ impl MemoryStore {
             });
     }
 
-    /// As the Redis store's `REPLACE_LEASE` script: puts `new` on `key` for `ttl` if `old`
-    /// still holds it.
-    pub(crate) fn replace_lease(
-        &self,
-        key: &str,
-        old: &Lease,
-        (new, ttl): (&Lease, Duration),
-    ) -> bool {
-        let mut replaced = false;
-        self.slots
-            .entry_by_ref(key)
-            .and_compute_with(|slot| match slot {
-                Some(slot) if *slot.value().bytes == *old.as_bytes() => {
-                    replaced = true;
-                    Op::Put(Slot::new(new.as_bytes(), ttl))
-                }
-                _ => Op::Nop,
-            });
-        replaced
-    }
-
     /// As the Redis store's `EXTEND_LEASES` script: `lease` holds `key` for `ttl` more, if
     /// it still holds it.
     pub(crate) fn extend_lease(&self, key: &str, lease: &Lease, ttl: Duration) {
-        self.replace_lease(key, lease, (lease, ttl));
+        self.fill(key, lease, lease.as_bytes(), ttl);
     }
 
     /// As the Redis store's `READ_TAGS`: each tag's version, created when absent.

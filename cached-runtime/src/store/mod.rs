@@ -329,16 +329,14 @@ impl Store {
         let Leases::On(ttl) = self.0.leases else {
             return Ok(Some(Stamp::default()));
         };
+        // A fill whose value is our lease marker.
         let replace = async {
             match &self.0.backend {
                 Backend::Redis(redis) => {
-                    self.guarded(
-                        self.slot(key),
-                        redis.replace_lease(key, waited_for, lease, ttl),
-                    )
-                    .await
+                    let replace = redis.fill(key, waited_for, lease.as_bytes(), ttl);
+                    self.guarded(self.slot(key), replace).await
                 }
-                Backend::Memory(memory) => Ok(memory.replace_lease(key, waited_for, (lease, ttl))),
+                Backend::Memory(memory) => Ok(memory.fill(key, waited_for, lease.as_bytes(), ttl)),
             }
         };
         if !replace.await? {

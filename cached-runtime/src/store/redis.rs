@@ -122,19 +122,6 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Puts the caller's new lease (`ARGV[2]`, for `ARGV[3]` ms) on the key only while the
-/// lease it waited for (`ARGV[1]`) still holds it: of the callers that gave up waiting for a
-/// filler, one takes the key over and the others wait for it.
-static REPLACE_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-            return 1
-          end
-          return 0",
-    )
-});
-
 /// Makes each key live `ARGV[1]` ms more while its lease (`ARGV[i + 1]`) still holds it:
 /// the fills of one process kept alive while their bodies run.
 static EXTEND_LEASES: LazyLock<Script> = LazyLock::new(|| {
@@ -404,24 +391,6 @@ impl RedisStore {
             .arg(at)
             .arg(lease.as_bytes())
             .arg(value.unwrap_or_default())
-            .arg(millis(ttl));
-        let replaced: i64 = self.invoke(&invocation).await?;
-        Ok(replaced == 1)
-    }
-
-    /// Puts `new` on `key` for `ttl` if `old` still holds it; says whether it did.
-    pub(crate) async fn replace_lease(
-        &self,
-        key: &str,
-        old: &Lease,
-        new: &Lease,
-        ttl: Duration,
-    ) -> Result<bool, Error> {
-        let mut invocation = REPLACE_LEASE.prepare_invoke();
-        invocation
-            .key(key)
-            .arg(old.as_bytes())
-            .arg(new.as_bytes())
             .arg(millis(ttl));
         let replaced: i64 = self.invoke(&invocation).await?;
         Ok(replaced == 1)
