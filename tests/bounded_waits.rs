@@ -121,7 +121,7 @@ async fn team(cache: &Cache, meet: &Barrier, id: u64, depth: u32) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_fills_waiting_for_each_other_finish_within_one_lease() {
+async fn two_fills_waiting_for_each_other_finish_after_max_wait() {
     for cache in caches("cycle").await {
         // Both bodies start before either calls the other: each waits for the other's flight.
         let meet = Barrier::new(2);
@@ -165,9 +165,10 @@ async fn a_wait_for_a_flight_ends_at_max_wait_and_the_waiter_takes_the_key_over(
 }
 
 /// The cycle across two `Cache`s on one server (as across two processes): no flight is
-/// shared, the lease in Redis is polled, and taken over once `max_wait` is up.
+/// shared, the lease in Redis is polled (kept alive by its filler), and taken over once
+/// `max_wait` is up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cycle_across_two_caches_finishes_after_one_lease() {
+async fn the_cycle_across_two_caches_finishes_after_max_wait() {
     let prefix = support::unique_prefix("cycle_two_caches");
     let mut two = Vec::new();
     for _ in 0..2 {
@@ -185,7 +186,9 @@ async fn the_cycle_across_two_caches_finishes_after_one_lease() {
         tokio::join!(user(&two[0], &meet, 1, 1), team(&two[1], &meet, 1, 1))
     })
     .await;
-    assert_eq!(user_1, "user 1 of team 1");
-    assert_eq!(team_1, "team 1 of user 1");
-    assert!(took < LEASE * 4, "one lease plus slack, took {took:?}");
+    // Each takes the other's key over at `max_wait`; the key leaves `depth` out, so the
+    // one that takes over second may read the other's whole value.
+    assert!(user_1.starts_with("user 1 of team 1"), "{user_1}");
+    assert!(team_1.starts_with("team 1 of user 1"), "{team_1}");
+    assert!(took < LEASE * 4, "max_wait plus slack, took {took:?}");
 }
