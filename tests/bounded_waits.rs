@@ -133,7 +133,7 @@ async fn two_fills_waiting_for_each_other_finish_after_max_wait() {
         // The key leaves `depth` out, so one may get the other's whole value from its flight.
         assert!(user_1.starts_with("user 1 of team 1"), "{user_1}");
         assert!(team_1.starts_with("team 1 of user 1"), "{team_1}");
-        assert!(took < LEASE * 3, "one lease plus slack, took {took:?}");
+        assert!(took < LEASE * 3, "max_wait plus slack, took {took:?}");
     }
 }
 
