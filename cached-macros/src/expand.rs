@@ -53,10 +53,12 @@ use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 //         __private::cached::<__private::OkOf, _, _>(
 //             __redis_cached_call,
 //             __redis_cached_stores,
-//             // How a failed fill hands its `Err` to its waiters: cloned, if the return
-//             // type is `Clone` (see `sharing`).
+//             // How a failed fill hands its `Err` to its waiters: cloned, if `Error` is
+//             // `Clone` (see `sharing`).
 //             { use __private::{CloneOutput as _, KeepOutput as _};
-//               (&__private::Probe::<Result<User, Error>>::new()).sharing() },
+//               (&__private::Probe::<
+//                   <__private::OkOf as __private::Shape<Result<User, Error>>>::Failure,
+//               >::new()).sharing() },
 //             __redis_cached_body,
 //         )
 //         .await
@@ -135,7 +137,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
             quote!(cached),
         )
     };
-    let sharing = sharing(function);
+    let sharing = sharing(function, &shape);
     // Spanned on the return type: a return type of no known shape is reported there.
     let call = quote_spanned! {output_span=>
         ::redis_cached::__private::#cached_fn::<#shape, _, _>(
@@ -163,11 +165,12 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     )
 }
 
-/// How a fill shares the output it does not store with its waiters: the runtime's autoref
-/// probe on the return type (a clone each when it is `Clone + Send + Sync + 'static`).
-/// Nothing is shared for a function with generics or a return type naming a lifetime: the
-/// probe would pick the `Clone` impl on a bound it cannot check (`'static`), and fail.
-fn sharing(function: &ItemFn) -> TokenStream {
+/// How a failed fill shares its `Err` with its waiters: the runtime's autoref probe on the
+/// shape's failure type (the `E` of `Result<T, E>`; a clone each when it is `Clone + Send +
+/// Sync + 'static`). Nothing is shared for a function with generics or a return type naming
+/// a lifetime: the probe would pick the `Clone` impl on a bound it cannot check
+/// (`'static`), and fail.
+fn sharing(function: &ItemFn, shape: &TokenStream) -> TokenStream {
     let none = quote!(::redis_cached::__private::Sharing::none());
     let ReturnType::Type(_, output) = &function.sig.output else {
         return none;
@@ -184,7 +187,10 @@ fn sharing(function: &ItemFn) -> TokenStream {
     }
     quote! {{
         use ::redis_cached::__private::{CloneOutput as _, KeepOutput as _};
-        (&::redis_cached::__private::Probe::<#output>::new()).sharing()
+        (&::redis_cached::__private::Probe::<
+            <#shape as ::redis_cached::__private::Shape<#output>>::Failure,
+        >::new())
+            .sharing()
     }}
 }
 

@@ -35,7 +35,7 @@ pub(crate) type Shared = Arc<dyn Any + Send + Sync>;
 pub(crate) enum Landing {
     /// The stored bytes, which joiners decode.
     Value(Arc<[u8]>),
-    /// The body's output, not stored (an `Err`, a `None`): each joiner returns a clone.
+    /// The body's `Err`, not stored: each joiner returns a clone.
     Output(Shared),
     /// An output that is neither stored nor cloneable; `failed` when it is an `Err`.
     Nothing { failed: bool },
@@ -105,7 +105,7 @@ pub(crate) enum Joined {
     NoFlight,
     /// The bytes the flight stored.
     Value(Arc<[u8]>),
-    /// The output the flight did not store, to clone.
+    /// The `Err` the flight did not store, to clone.
     Output(Shared),
     /// The flight failed with nothing to share, or its pilot was dropped: the lease is
     /// released, and the key is to be looked up again, where one caller takes it over.

@@ -57,7 +57,7 @@ const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_mill
 pub fn cached<S, R, F>(
     call: Call,
     codec: ValueCodec<S::Stored>,
-    sharing: Sharing<R>,
+    sharing: Sharing<S::Failure>,
     body: Pin<&mut F>,
 ) -> impl Future<Output = R>
 where
@@ -75,7 +75,7 @@ where
 pub async fn cached_revalidating<S, R, F>(
     mut call: Call,
     codec: ValueCodec<S::Stored>,
-    sharing: Sharing<R>,
+    sharing: Sharing<S::Failure>,
     mut body: Pin<Box<F>>,
 ) -> R
 where
@@ -101,7 +101,7 @@ where
 /// after it.
 async fn cached_with<S, R, F, C>(
     call: C,
-    (codec, sharing): (ValueCodec<S::Stored>, Sharing<R>),
+    (codec, sharing): (ValueCodec<S::Stored>, Sharing<S::Failure>),
     mut body: Pin<&mut F>,
 ) -> R
 where
@@ -230,7 +230,7 @@ where
                         return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
                     }
                     Waited::Shared(output) => {
-                        if let Some(output) = sharing.take(&*output) {
+                        if let Some(output) = sharing.take(&*output).map(S::from_failure) {
                             telemetry::outcome(function, Outcome::Coalesced);
                             return output;
                         }
@@ -313,7 +313,7 @@ async fn wait_for_filler(
 /// with it, and it is put back.
 async fn fill<S, R, F>(
     cx: &Context<'_, S::Stored>,
-    sharing: Sharing<R>,
+    sharing: Sharing<S::Failure>,
     (lease, stamp): (&Lease, &Stamp),
     (near, mut fallback): (Option<(&NearTier, u64)>, Option<Fallback>),
     mut body: Pin<&mut F>,
@@ -391,7 +391,7 @@ where
     if let Some(pilot) = pilot {
         pilot.land(match &encoded {
             Some(bytes) => Landing::Value(bytes.clone()),
-            None => landing(sharing, &output, S::failed(&output)),
+            None => landing::<S, R>(sharing, &output),
         });
     }
     let stored = match storing {
@@ -432,7 +432,7 @@ where
 /// pending): concurrent calls on a key run the body once and share its result, as a fill's
 /// joiners do, so that an outage does not multiply the load on the source. Nothing is read
 /// from or written to the store.
-async fn degraded<S, R, F>(cx: &Context<'_, S::Stored>, sharing: Sharing<R>, body: F) -> R
+async fn degraded<S, R, F>(cx: &Context<'_, S::Stored>, sharing: Sharing<S::Failure>, body: F) -> R
 where
     S: Shape<R>,
     F: Future<Output = R>,
@@ -448,7 +448,7 @@ where
             let encoded = S::stored(&output, cx.call.cache_none).and_then(|entry| cx.encode(entry));
             pilot.land(match encoded {
                 Some(bytes) => Landing::Value(bytes),
-                None => landing(sharing, &output, S::failed(&output)),
+                None => landing::<S, R>(sharing, &output),
             });
             telemetry::outcome(function, Outcome::Bypass);
             output
@@ -456,7 +456,7 @@ where
         Boarding::Passenger(passenger) => {
             let shared = match passenger.wait(cx.max_wait()).await {
                 Joined::Value(bytes) => cx.decode(&bytes).and_then(S::output),
-                Joined::Output(output) => sharing.take(&*output),
+                Joined::Output(output) => sharing.take(&*output).map(S::from_failure),
                 _ => None,
             };
             if let Some(output) = shared {
@@ -480,10 +480,14 @@ async fn uncached<R, F: Future<Output = R>>(
     output
 }
 
-/// What a flight hands its joiners for an `output` it does not store.
-fn landing<R>(sharing: Sharing<R>, output: &R, failed: bool) -> Landing {
-    match sharing.share(output) {
-        Some(output) => Landing::Output(output),
-        None => Landing::Nothing { failed },
+/// What a flight hands its joiners for an `output` it does not store: its `Err`, when the
+/// error type can be shared.
+fn landing<S: Shape<R>, R>(sharing: Sharing<S::Failure>, output: &R) -> Landing {
+    match S::failure(output) {
+        Some(failure) => match sharing.share(failure) {
+            Some(failure) => Landing::Output(failure),
+            None => Landing::Nothing { failed: true },
+        },
+        None => Landing::Nothing { failed: false },
     }
 }

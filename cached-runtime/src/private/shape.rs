@@ -8,6 +8,7 @@
 //! name says, such as a generic struct whose name ends in `Result`.
 
 use crate::entry::Entry;
+use std::convert::Infallible;
 
 /// The part of `output` the shape `S` stores (never a `None`): what `<return>` names in an
 /// `#[invalidates]` template.
@@ -37,9 +38,21 @@ pub trait Shape<R> {
     /// `None` stands for no `T` or `Result<T, E>`).
     fn output(stored: Entry<Self::Stored>) -> Option<R>;
 
+    /// What a failed output holds: the `E` of a `Result` (nothing else fails).
+    type Failure;
+
+    /// The failure `output` holds, if it is an `Err`.
+    fn failure(_output: &R) -> Option<&Self::Failure> {
+        None
+    }
+
+    /// The output a failure stands for (`Err(failure)`): what the callers that waited for a
+    /// failed fill return.
+    fn from_failure(failure: Self::Failure) -> R;
+
     /// Whether `output` is an `Err` (what `stale_if_error` answers with a stored value).
-    fn failed(_output: &R) -> bool {
-        false
+    fn failed(output: &R) -> bool {
+        Self::failure(output).is_some()
     }
 }
 
@@ -61,6 +74,11 @@ pub struct OkSomeOf;
 
 impl<T> Shape<T> for Whole {
     type Stored = T;
+    type Failure = Infallible;
+
+    fn from_failure(failure: Infallible) -> T {
+        match failure {}
+    }
 
     fn stored(output: &T, _: bool) -> Option<Entry<&T>> {
         Some(Entry::Value(output))
@@ -76,6 +94,15 @@ impl<T> Shape<T> for Whole {
 
 impl<T, E> Shape<Result<T, E>> for OkOf {
     type Stored = T;
+    type Failure = E;
+
+    fn failure(output: &Result<T, E>) -> Option<&E> {
+        output.as_ref().err()
+    }
+
+    fn from_failure(failure: E) -> Result<T, E> {
+        Err(failure)
+    }
 
     fn stored(output: &Result<T, E>, _: bool) -> Option<Entry<&T>> {
         output.as_ref().ok().map(Entry::Value)
@@ -84,14 +111,15 @@ impl<T, E> Shape<Result<T, E>> for OkOf {
     fn output(stored: Entry<T>) -> Option<Result<T, E>> {
         Whole::output(stored).map(Ok)
     }
-
-    fn failed(output: &Result<T, E>) -> bool {
-        output.is_err()
-    }
 }
 
 impl<T> Shape<Option<T>> for SomeOf {
     type Stored = T;
+    type Failure = Infallible;
+
+    fn from_failure(failure: Infallible) -> Option<T> {
+        match failure {}
+    }
 
     fn stored(output: &Option<T>, cache_none: bool) -> Option<Entry<&T>> {
         match output {
@@ -110,6 +138,15 @@ impl<T> Shape<Option<T>> for SomeOf {
 
 impl<T, E> Shape<Result<Option<T>, E>> for OkSomeOf {
     type Stored = T;
+    type Failure = E;
+
+    fn failure(output: &Result<Option<T>, E>) -> Option<&E> {
+        output.as_ref().err()
+    }
+
+    fn from_failure(failure: E) -> Result<Option<T>, E> {
+        Err(failure)
+    }
 
     fn stored(output: &Result<Option<T>, E>, cache_none: bool) -> Option<Entry<&T>> {
         output
@@ -120,9 +157,5 @@ impl<T, E> Shape<Result<Option<T>, E>> for OkSomeOf {
 
     fn output(stored: Entry<T>) -> Option<Result<Option<T>, E>> {
         SomeOf::output(stored).map(Ok)
-    }
-
-    fn failed(output: &Result<Option<T>, E>) -> bool {
-        output.is_err()
     }
 }

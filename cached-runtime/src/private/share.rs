@@ -1,10 +1,10 @@
-//! How a fill hands the output it does not store (an `Err`, a `None`) to the callers that
-//! waited for it: a clone each, when the return type is `Clone`. Which it is, the generated
-//! code finds out without a bound on the user's function, by autoref specialization:
+//! How a failed fill hands its `Err` to the callers that waited for it: a clone each, when
+//! the error type is `Clone`. Which it is, the generated code finds out without a bound on
+//! the user's function, by autoref specialization on the shape's failure type:
 //!
 //! ```ignore
 //! use ::redis_cached::__private::{CloneOutput as _, KeepOutput as _};
-//! (&::redis_cached::__private::Probe::<ReturnType>::new()).sharing()
+//! (&::redis_cached::__private::Probe::<<OkOf as Shape<ReturnType>>::Failure>::new()).sharing()
 //! ```
 //!
 //! `Probe<R>` has `sharing` through [`CloneOutput`] only when `R: Clone + Send + Sync +
@@ -17,8 +17,7 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-/// How the outputs of a function returning `R` are shared with the callers that waited for
-/// them.
+/// How the failures (`E`) of a function are shared with the callers that waited for them.
 pub struct Sharing<R> {
     share: Option<fn(&R) -> Shared>,
     take: fn(&(dyn Any + Send + Sync)) -> Option<R>,
