@@ -37,7 +37,8 @@ pub(crate) enum Landing {
     Value(Arc<[u8]>),
     /// The body's `Err`, not stored: each joiner returns a clone.
     Output(Shared),
-    /// An output that is neither stored nor cloneable; `failed` when it is an `Err`.
+    /// An output neither stored nor shared (a `None`, or an `Err` whose type is not `Clone`);
+    /// `failed` when it is an `Err`.
     Nothing { failed: bool },
 }
 
