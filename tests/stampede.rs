@@ -18,6 +18,11 @@ fn body_runs(id: u64) -> usize {
     BODY_RUNS[id as usize].load(Ordering::SeqCst)
 }
 
+/// How long the body of a concurrent call takes: long enough that every caller's lookup is
+/// answered (and finds the lease) before the fill lands, even on a loaded 2-core machine
+/// where a thousand answers take a few hundred milliseconds to reach their tasks.
+const BODY_MS: u64 = 1000;
+
 /// A slow read, so that every concurrent call arrives while the first one is filling.
 #[redis_cached(key = "stampede:<id>", ttl = 60, cache = cache)]
 async fn slow_read(cache: &Cache, id: u64, delay_ms: u64) -> u64 {
@@ -32,7 +37,7 @@ async fn concurrent_calls(caches: &[Cache], calls_per_cache: usize, id: u64) -> 
         for _ in 0..calls_per_cache {
             let cache = cache.clone();
             tasks.push(tokio::spawn(
-                async move { slow_read(&cache, id, 300).await },
+                async move { slow_read(&cache, id, BODY_MS).await },
             ));
         }
     }
@@ -55,9 +60,10 @@ async fn one_process_1000_cold_calls_run_the_body_once() {
     assert_eq!(body_runs(1), 1);
     // Single-flight: the 999 callers that found the lease awaited the flight in this
     // process instead of polling Redis until the value appeared (each poll a lookup: with
-    // the flights disabled, about 8 per caller over the 300 ms body).
+    // the flights disabled, more than 20 per caller over the body's second). A caller whose
+    // answer reaches it only after the flight landed looks once more (and hits).
     let lookups = lookups(&server).await - before;
-    assert!(lookups <= 1000 + 50, "{lookups} lookups for 1000 calls");
+    assert!(lookups <= 1000 + 200, "{lookups} lookups for 1000 calls");
 }
 
 /// How many lookups the server has run: `SET .. NX PX .. GET` (Redis 7.0 and later), or the
