@@ -28,3 +28,9 @@ pub mod guarantees {}
 
 #[doc = include_str!("docs/guide/metrics.md")]
 pub mod metrics {}
+
+#[doc = include_str!("docs/guide/operations.md")]
+pub mod operations {}
+
+#[doc = include_str!("docs/guide/deploys.md")]
+pub mod deploys {}

@@ -24,6 +24,7 @@ pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
     "revalidate",
     "timeout",
     "soft_timeout",
+    "version",
     "batch",
 ];
 
@@ -65,11 +66,13 @@ mod kw {
     syn::custom_keyword!(revalidate);
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(soft_timeout);
+    syn::custom_keyword!(version);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., refresh = ..., cache = ...,
 /// cache_none = ..., near_cache = ..., key_ignores = [...], tags = [...], stale = ...,
-/// stale_if_error = ..., refresh_ahead = ..., revalidate = "...", batch = ids)]`
+/// stale_if_error = ..., refresh_ahead = ..., revalidate = "...", timeout = ...,
+/// soft_timeout = ..., version = N, batch = ids)]`
 pub(crate) struct CachedArgs {
     /// Required; reported missing by `model`, together with the other mistakes.
     pub(crate) key: Option<LitStr>,
@@ -87,6 +90,8 @@ pub(crate) struct CachedArgs {
     pub(crate) timeout: Option<(Ident, Expr)>,
     /// How long a caller waits for the body while a stored value may be served, likewise.
     pub(crate) soft_timeout: Option<(Ident, Expr)>,
+    /// The function's version, a positive integer ([`version`] checks it).
+    pub(crate) version: Option<Expr>,
     pub(crate) refresh: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
@@ -221,6 +226,7 @@ impl Parse for CachedArgs {
         let mut revalidate = None;
         let mut timeout = None;
         let mut soft_timeout = None;
+        let mut version = None;
         let hint = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
         parse_list(input, CACHED_ARGUMENTS, &hint, |input, lookahead| {
             if lookahead.peek(kw::key) {
@@ -244,6 +250,8 @@ impl Parse for CachedArgs {
                 )?;
             } else if lookahead.peek(kw::soft_timeout) {
                 set_once(&mut soft_timeout, named::<kw::soft_timeout, Expr>(input)?)?;
+            } else if lookahead.peek(kw::version) {
+                set_once(&mut version, value::<kw::version, Expr>(input)?)?;
             } else if lookahead.peek(kw::timeout) {
                 set_once(&mut timeout, named::<kw::timeout, Expr>(input)?)?;
             } else if lookahead.peek(kw::revalidate) {
@@ -307,6 +315,7 @@ impl Parse for CachedArgs {
             revalidate,
             timeout,
             soft_timeout,
+            version,
             batch,
         })
     }
@@ -444,6 +453,22 @@ pub(crate) fn ttl(expr: &Expr) -> syn::Result<Ttl> {
     } else {
         Ok(Ttl::Expr(expr.clone()))
     }
+}
+
+/// A function's `version = N`: an integer from 1 to 2^32 - 1.
+pub(crate) fn version(expr: &Expr) -> syn::Result<u32> {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = expr
+        && let Ok(version @ 1..) = int.base10_parse::<u32>()
+    {
+        return Ok(version);
+    }
+    Err(syn::Error::new_spanned(
+        expr,
+        "`version` is a positive integer below 2^32, as in `version = 2`: raise it when what \
+         the function computes changes, and entries of other versions are misses",
+    ))
 }
 
 /// XFetch's beta of `refresh_ahead = true` or `refresh_ahead = 2.0`: positive.

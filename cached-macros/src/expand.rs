@@ -4,6 +4,7 @@
 
 use crate::args::Ttl;
 use crate::batch::BatchParam;
+use crate::register;
 use crate::model::{CacheSource, CachedFn, InvalidatingFn, Key, output_span};
 use crate::shape::{Shape, Stored};
 use crate::template::{Placeholder, RootKind, Segment, Template};
@@ -147,12 +148,18 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
             __redis_cached_body,
         )
     };
+    let registration = register::cached(cached);
+    let version = (cached.version != 1).then(|| {
+        let version = cached.version;
+        quote!(.version(#version))
+    });
     rewrite(
         function,
         quote! {
+            #registration
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
                 #(.tag(#tags))* #ttl #refresh #cache_none #near #stale #stale_if_error
-                #refresh_ahead #timeout #background #soft_timeout;
+                #refresh_ahead #timeout #background #soft_timeout #version;
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
             let __redis_cached_body = #pinned;
@@ -256,7 +263,8 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
     let output_span = output_span(function);
     let shape = shape(cached.shape, output_span);
     let value = batch.value;
-    let stores = quote_spanned!(value.span()=> ::redis_cached::__private::stored_batch::<#value>());
+    let stores =
+        shaped(quote_spanned!(value.span()=> ::redis_cached::__private::stored_batch::<#value>()));
     let mutability = batch.mutability;
     let missing = if batch.owned {
         quote!(__redis_cached_missing)
@@ -287,11 +295,18 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
             __redis_cached_body,
         )
     };
+    let registration = register::cached(cached);
+    let version = (cached.version != 1).then(|| {
+        let version = cached.version;
+        quote!(.version(#version))
+    });
     rewrite(
         &signed,
         quote! {
+            #registration
             let __redis_cached_batch =
-                ::redis_cached::__private::Batch::new(#cache, #name, &#ids[..], #render) #ttl;
+                ::redis_cached::__private::Batch::new(#cache, #name, &#ids[..], #render)
+                    #ttl #version;
             let __redis_cached_stores = #stores;
             let (__redis_cached_filling, __redis_cached_missing) = match #lookup.await {
                 ::redis_cached::__private::Looked::Done(__redis_cached_output) => {
@@ -392,9 +407,11 @@ pub(crate) fn invalidates(invalidating: &InvalidatingFn) -> TokenStream {
             ::redis_cached::__private::invalidate(__redis_cached_invalidation, __redis_cached_body)
         }
     };
+    let registration = register::invalidating(invalidating);
     rewrite(
         function,
         quote! {
+            #registration
             let __redis_cached_invalidation =
                 ::redis_cached::__private::Invalidation::new(#cache, #name, #count)
                     #(.key(#renders))* #(.tag(#tags))*;
@@ -534,7 +551,17 @@ fn stores(cached: &CachedFn, unit: Span) -> TokenStream {
             ::redis_cached::__private::ttl_from(#stores, |__redis_cached_value| #ttl)
         };
     }
-    stores
+    shaped(stores)
+}
+
+/// `stores` with a `static` of the function's own, where the runtime keeps the stored type's
+/// shape fingerprint once traced.
+fn shaped(stores: TokenStream) -> TokenStream {
+    quote! {{
+        static __REDIS_CACHED_SHAPE: ::redis_cached::__private::ShapeCell =
+            ::redis_cached::__private::ShapeCell::new();
+        ::redis_cached::__private::shaped(#stores, &__REDIS_CACHED_SHAPE)
+    }}
 }
 
 /// A closure that writes the template into the key builder.

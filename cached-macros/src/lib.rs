@@ -13,6 +13,7 @@ mod errors;
 mod expand;
 mod generics;
 mod model;
+mod register;
 mod shape;
 mod template;
 mod valid;

@@ -44,6 +44,8 @@ pub(crate) struct CachedFn<'a> {
     /// `soft_timeout`: how long a caller waits for the body while a stored value may be
     /// served, in milliseconds.
     pub(crate) soft_timeout: Option<(Ident, u64)>,
+    /// `version`: entries of other versions are misses (1 unless given).
+    pub(crate) version: u32,
 }
 
 /// How entries outlive their TTL, each argument with its name (for errors).
@@ -117,6 +119,7 @@ impl<'a> CachedFn<'a> {
         };
         let timeout = errors.track(millis(&args.timeout, "timeout"));
         let soft_timeout = errors.track(millis(&args.soft_timeout, "soft_timeout"));
+        let version = errors.track(args.version.as_ref().map(args::version).transpose());
         let batch = errors.track(
             (args.batch.as_ref())
                 .map(|ids| BatchParam::read(ids, function))
@@ -140,6 +143,7 @@ impl<'a> CachedFn<'a> {
             batch: batch?,
             timeout: timeout?,
             soft_timeout: soft_timeout?,
+            version: version?.unwrap_or(1),
         })
     }
 

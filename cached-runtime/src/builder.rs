@@ -80,6 +80,7 @@ pub struct CacheBuilder {
     max_value_len: usize,
     memory_bytes: u64,
     codec: Codec,
+    fingerprints: bool,
     near: Option<NearCache>,
     replicated: Option<(usize, Duration)>,
     #[cfg(feature = "tls")]
@@ -100,6 +101,7 @@ impl CacheBuilder {
             max_value_len: 16 * 1024 * 1024,
             memory_bytes: 256 * 1024 * 1024,
             codec: Codec::Json,
+            fingerprints: true,
             near: None,
             replicated: None,
             #[cfg(feature = "tls")]
@@ -191,6 +193,21 @@ impl CacheBuilder {
         self
     }
 
+    /// Stops fingerprinting stored types (default: on).
+    ///
+    /// By default every entry carries an 8-byte fingerprint of its stored type's shape (field
+    /// names and types, enum variants, as serde reads them), and an entry written from
+    /// another shape is a miss: a deploy that adds, renames or retypes a field never decodes
+    /// an old entry into a wrong value (see [versions](crate::guide) in the guide). Without
+    /// it, entries are written unfingerprinted and read whatever shape wrote them, as long as
+    /// they decode; the function's `version` is still checked. For keys shared with writers
+    /// whose types are traced differently (another language, a type with a hand-written
+    /// `Deserialize` of its own), when a function's `version` is managed by hand.
+    pub fn without_shape_fingerprints(mut self) -> Self {
+        self.fingerprints = false;
+        self
+    }
+
     /// Adds an in-process first tier in front of Redis (default: none), kept coherent
     /// across processes by Redis's client-side caching invalidations (`CLIENT TRACKING`).
     /// A hit on it costs no round trip. Ignored for `mem://`, which is in-process already.
@@ -237,6 +254,7 @@ impl CacheBuilder {
     /// connection.
     pub async fn build(self) -> Result<Cache, Error> {
         crate::telemetry::describe_metrics();
+        crate::registry::log_check_once();
         if self.prefix.contains(['\\', '{', '}']) {
             return Err(Error::InvalidConfig(
                 "the key prefix may not contain `\\` (the escape character of keys), `{` or `}` \
@@ -284,7 +302,7 @@ impl CacheBuilder {
             store,
             near,
             keys,
-            self.codec,
+            (self.codec, self.fingerprints),
             durations,
             redacted_url,
         ))
@@ -306,6 +324,7 @@ impl fmt::Debug for CacheBuilder {
             max_value_len,
             memory_bytes,
             codec,
+            fingerprints,
             near,
             replicated,
             #[cfg(feature = "tls")]
@@ -324,6 +343,7 @@ impl fmt::Debug for CacheBuilder {
             .field("max_value_len", max_value_len)
             .field("memory_capacity", memory_bytes)
             .field("codec", codec)
+            .field("shape_fingerprints", fingerprints)
             .field("near_cache", near)
             .field("replicated_invalidation", replicated);
         #[cfg(feature = "tls")]

@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) pending: Arc<Pending>,
     pub(crate) keys: Keys,
     pub(crate) codec: Codec,
+    /// Whether entries carry their stored type's shape fingerprint (see `fingerprint.rs`).
+    pub(crate) fingerprints: bool,
     /// The TTL of functions that name none; whole seconds.
     pub(crate) default_ttl: Duration,
     /// The longest a call waits for another caller's fill before one waiter takes it over.
@@ -64,7 +66,7 @@ impl Cache {
         store: Store,
         near: Option<Arc<NearTier>>,
         keys: Keys,
-        codec: Codec,
+        (codec, fingerprints): (Codec, bool),
         (default_ttl, max_wait): (Duration, Duration),
         redacted_url: String,
     ) -> Cache {
@@ -76,6 +78,7 @@ impl Cache {
                 pending: Arc::default(),
                 keys,
                 codec,
+                fingerprints,
                 default_ttl,
                 max_wait,
                 log: LogLimit::default(),

@@ -27,6 +27,10 @@ pub(crate) enum CodecError {
     /// A marker other than the ones a value may hold (a stray byte, or another version's).
     #[error("stored bytes are an unknown marker, not a value")]
     Marker,
+    /// Written by another version of the function, or from another shape of its type: a
+    /// miss, not an error.
+    #[error("stored by another version of the function or another shape of its type")]
+    OtherForm,
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[cfg(feature = "msgpack")]

@@ -25,11 +25,11 @@
 
 use crate::Outcome;
 use crate::cache::Cache;
-use crate::entry::{Entry, MARKER};
+use crate::entry::{Entry, MARKER, written_by_later};
 use crate::flight;
 use crate::freshness;
 use crate::key::KeyBuilder;
-use crate::private::call::{decode, encode};
+use crate::private::call::{decode, encode, form};
 use crate::private::shape::{OkOf, Whole};
 use crate::private::stored::ValueCodec;
 use crate::store::Fetch;
@@ -126,6 +126,7 @@ pub struct Batch<K> {
     /// One per id; empty without a cache.
     keys: Vec<String>,
     ttl: Option<Duration>,
+    version: u32,
 }
 
 impl<K: Clone> Batch<K> {
@@ -154,12 +155,19 @@ impl<K: Clone> Batch<K> {
             ids,
             keys,
             ttl: None,
+            version: 1,
         }
     }
 
     /// A TTL in whole seconds, checked to be positive by the macro.
     pub fn ttl(mut self, seconds: u64) -> Self {
         self.ttl = Some(crate::ttl::seconds(seconds));
+        self
+    }
+
+    /// The function's `version` (checked positive by the macro).
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
         self
     }
 }
@@ -180,6 +188,7 @@ pub struct Filling<K, V> {
     cache: Option<Cache>,
     lease: Lease,
     ttl: Option<Duration>,
+    version: u32,
     hits: Vec<(K, V)>,
     /// The missing ids we hold a lease on, with their keys.
     leased: Vec<(K, String)>,
@@ -195,6 +204,7 @@ impl<K, V> Filling<K, V> {
             cache: None,
             lease: Lease::new(),
             ttl: None,
+            version: 1,
             hits: Vec::new(),
             leased: Vec::new(),
             missing,
@@ -217,6 +227,7 @@ where
         ids,
         keys,
         ttl,
+        version,
     } = batch;
     let Some(handle) = cache else {
         return Looked::Run(Filling::uncached(function, ids.len()), ids);
@@ -240,6 +251,7 @@ where
         }
     };
     let now = freshness::now();
+    let form = form(codec, cache, version);
     let mut hits = Vec::new();
     let mut missing = Vec::new();
     let mut leased = Vec::new();
@@ -251,14 +263,16 @@ where
             // are misses, not stored over.
             Some(Fetch::Hit(bytes, _)) if bytes.first() == Some(&MARKER) => {
                 match freshness::fresh_value(&bytes, now)
-                    .and_then(|value| decode(codec, cache, value, function))
+                    .and_then(|value| decode(codec, cache, (value, form), function))
                 {
                     Some(Entry::Value(value)) => hits.push((id, value)),
                     _ => missing.push(id),
                 }
             }
-            Some(Fetch::Hit(bytes, _)) => match decode(codec, cache, &bytes, function) {
+            Some(Fetch::Hit(bytes, _)) => match decode(codec, cache, (&bytes, form), function) {
                 Some(Entry::Value(value)) => hits.push((id, value)),
+                // A later version's, during a rolling deploy: left in place.
+                None if written_by_later(&bytes, version) => missing.push(id),
                 // Undecodable or oversized: overwritten, as a single call does.
                 Some(Entry::Absent) | None => take_over.push((id, key)),
             },
@@ -290,6 +304,7 @@ where
         cache: Some(handle),
         lease,
         ttl,
+        version,
         hits,
         leased,
         missing: missing.len(),
@@ -314,6 +329,7 @@ where
         cache,
         lease,
         ttl,
+        version,
         hits,
         leased,
         missing,
@@ -336,9 +352,10 @@ where
     // encode, are released rather than stored.
     let mut encoded = Vec::new();
     let mut release = Vec::new();
+    let form = form(codec, cache, version);
     for (id, key) in &leased {
         match S::value(&output, id)
-            .and_then(|value| encode(codec, cache, Entry::Value(value), function))
+            .and_then(|value| encode(codec, cache, (Entry::Value(value), form), function))
         {
             Some(bytes) => encoded.push((key.as_str(), bytes)),
             None => release.push(key.clone()),

@@ -172,6 +172,9 @@ where
             Ok((Fetch::Hit(bytes, _), stamp)) if call.windows.any() => {
                 match Box::pin(judge::<S, R, _>(&cx, &bytes, &stamp, body.as_mut())).await {
                     Judged::Served(output) => return output,
+                    Judged::Miss if cx.written_by_later(&bytes) => {
+                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                    }
                     Judged::Miss => fetched = take_over().await,
                     // Of the callers that read it, one takes the key over; the others look
                     // again, find its lease, and wait for its fill.
@@ -205,7 +208,12 @@ where
                         return output;
                     }
                 }
-                // Undecodable, oversized or not of this function's shape: overwrite it.
+                // A later version's, during a rolling deploy: left in place, so that old
+                // and new processes do not overwrite each other on every call.
+                if cx.written_by_later(&bytes) {
+                    return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                }
+                // Undecodable, oversized, of an earlier version or another shape: overwrite.
                 fetched = take_over().await;
             }
             Ok((Fetch::Ours, stamp)) => {

@@ -5,7 +5,8 @@
 
 use crate::IntoTtl;
 use crate::cache::{Cache, Inner};
-use crate::entry::Entry;
+use crate::codec::CodecError;
+use crate::entry::{Entry, Form};
 use crate::flight::{self, Pilot};
 use crate::freshness::{self, Windows};
 use crate::key::KeyBuilder;
@@ -46,6 +47,8 @@ pub struct Call {
     /// With a boxed body (`cached_revalidating`): where a body left running is handed over,
     /// for `cached_revalidating` to finish in a task of its own.
     continuation: Option<Box<Mutex<Option<Continuation>>>>,
+    /// The function's `version`: entries of other versions are misses.
+    pub(crate) version: u32,
 }
 
 impl Call {
@@ -73,7 +76,14 @@ impl Call {
             refresh_in_background: false,
             soft_timeout: None,
             continuation: None,
+            version: 1,
         }
+    }
+
+    /// The function's `version` (checked positive by the macro).
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
     }
 
     /// Renders one more tag at once, if there is a cache.
@@ -312,12 +322,20 @@ impl<'a, T> Context<'a, T> {
 
     /// The bytes to store for `entry`, unless it does not encode (logged).
     pub(crate) fn encode(&self, entry: Entry<&T>) -> Option<Arc<[u8]>> {
-        encode(self.codec, self.cache, entry, self.function)
+        let form = form(self.codec, self.cache, self.call.version);
+        encode(self.codec, self.cache, (entry, form), self.function)
     }
 
-    /// A stored entry, unless it is oversized or does not decode (both logged).
+    /// A stored entry, unless it is oversized, does not decode (both logged) or was written
+    /// by another version of the function or from another shape of its type.
     pub(crate) fn decode(&self, bytes: &[u8]) -> Option<Entry<T>> {
-        decode(self.codec, self.cache, bytes, self.function)
+        let form = form(self.codec, self.cache, self.call.version);
+        decode(self.codec, self.cache, (bytes, form), self.function)
+    }
+
+    /// Whether `bytes` were stored by a later version of the function: left in place.
+    pub(crate) fn written_by_later(&self, bytes: &[u8]) -> bool {
+        crate::entry::written_by_later(bytes, self.call.version)
     }
 
     /// The TTL to store `entry` with; `None` when it is not positive (not stored).
@@ -382,14 +400,20 @@ pub(crate) async fn run<R, F: Future<Output = R>>(
 }
 
 /// The bytes to store for `entry`, unless it does not encode (logged).
+/// What a function of `version` writes into its entries, and reads from them.
+pub(crate) fn form<T>(codec: ValueCodec<T>, cache: &Inner, version: u32) -> Form {
+    let shape = if cache.fingerprints { codec.shape() } else { 0 };
+    Form { version, shape }
+}
+
 pub(crate) fn encode<T>(
     codec: ValueCodec<T>,
     cache: &Inner,
-    entry: Entry<&T>,
+    (entry, form): (Entry<&T>, Form),
     function: &'static str,
 ) -> Option<Arc<[u8]>> {
     codec
-        .encode(cache.codec, entry)
+        .encode(cache.codec, entry, form)
         .map_err(|error| telemetry::error(&cache.log, function, Op::Encode, &error))
         .ok()
         .map(Arc::from)
@@ -399,7 +423,7 @@ pub(crate) fn encode<T>(
 pub(crate) fn decode<T>(
     codec: ValueCodec<T>,
     cache: &Inner,
-    bytes: &[u8],
+    (bytes, form): (&[u8], Form),
     function: &'static str,
 ) -> Option<Entry<T>> {
     if cache.store.oversized(bytes) {
@@ -407,8 +431,13 @@ pub(crate) fn decode<T>(
         telemetry::error(&cache.log, function, Op::Decode, &error);
         return None;
     }
-    codec
-        .decode(cache.codec, bytes)
-        .map_err(|error| telemetry::error(&cache.log, function, Op::Decode, &error))
-        .ok()
+    match codec.decode(cache.codec, bytes, form) {
+        Ok(entry) => Some(entry),
+        // A deploy under way, or a type that changed: a miss, not a failure.
+        Err(CodecError::OtherForm) => None,
+        Err(error) => {
+            telemetry::error(&cache.log, function, Op::Decode, &error);
+            None
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! own name, in the terms of the user's type rather than of this module's.
 
 use crate::codec::{Codec, CodecError};
-use crate::entry::Entry;
+use crate::entry::{Entry, Form};
+use crate::fingerprint::{self, ShapeCell};
 use crate::near::NearValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,8 +19,12 @@ use std::time::Duration;
 /// How the values of a function's stored type `T` are encoded, decoded and held in the near
 /// tier; made by a check (`stored_whole`, `stored_ok`, ..), so only for storable types.
 pub struct ValueCodec<T> {
-    encode: fn(Codec, Entry<&T>) -> Result<Vec<u8>, CodecError>,
-    decode: fn(Codec, &[u8]) -> Result<Entry<T>, CodecError>,
+    encode: fn(Codec, Entry<&T>, Form) -> Result<Vec<u8>, CodecError>,
+    decode: fn(Codec, &[u8], Form) -> Result<Entry<T>, CodecError>,
+    /// `T`'s name and shape fingerprint, and where the function keeps the fingerprint.
+    name: fn() -> &'static str,
+    trace: fn() -> u64,
+    shape: Option<&'static ShapeCell>,
     /// With `near_cache = true`: the decoded entry is held, and cloned on each near hit.
     clone: Option<Cloning<T>>,
     /// With `ttl_from = <fn>`: each value's TTL (`None`: not positive, not stored).
@@ -53,6 +58,9 @@ impl<T: Serialize + DeserializeOwned> ValueCodec<T> {
         ValueCodec {
             encode: Codec::encode_entry::<T>,
             decode: Codec::decode_entry::<T>,
+            name: std::any::type_name::<T>,
+            trace: fingerprint::trace::<T>,
+            shape: None,
             clone: None,
             ttl_from: None,
         }
@@ -60,14 +68,32 @@ impl<T: Serialize + DeserializeOwned> ValueCodec<T> {
 }
 
 impl<T> ValueCodec<T> {
-    /// The bytes to store for `entry`.
-    pub(crate) fn encode(&self, codec: Codec, entry: Entry<&T>) -> Result<Vec<u8>, CodecError> {
-        (self.encode)(codec, entry)
+    /// The bytes to store for `entry`, written in `form`.
+    pub(crate) fn encode(
+        &self,
+        codec: Codec,
+        entry: Entry<&T>,
+        form: Form,
+    ) -> Result<Vec<u8>, CodecError> {
+        (self.encode)(codec, entry, form)
     }
 
-    /// The entry stored as `bytes`.
-    pub(crate) fn decode(&self, codec: Codec, bytes: &[u8]) -> Result<Entry<T>, CodecError> {
-        (self.decode)(codec, bytes)
+    /// The entry stored as `bytes`, if written in `form`.
+    pub(crate) fn decode(
+        &self,
+        codec: Codec,
+        bytes: &[u8],
+        form: Form,
+    ) -> Result<Entry<T>, CodecError> {
+        (self.decode)(codec, bytes, form)
+    }
+
+    /// The stored type's shape fingerprint (traced on the first call in this process).
+    pub(crate) fn shape(&self) -> u64 {
+        match self.shape {
+            Some(cell) => cell.get((self.name)(), self.trace),
+            None => fingerprint::traced((self.name)(), self.trace),
+        }
     }
 
     /// The TTL `ttl_from` gives `entry`: `None` without `ttl_from` (or for a stored `None`),
@@ -173,6 +199,14 @@ impl<T: Serialize + DeserializeOwned> StorableOkSome for T {}
 /// The check on the `T` of a function returning `Result<Option<T>, E>`.
 pub fn stored_ok_some<T: StorableOkSome>() -> ValueCodec<T> {
     ValueCodec::new()
+}
+
+/// Where the function keeps its stored type's shape fingerprint: a `static` of its own.
+pub fn shaped<T>(stores: ValueCodec<T>, cell: &'static ShapeCell) -> ValueCodec<T> {
+    ValueCodec {
+        shape: Some(cell),
+        ..stores
+    }
 }
 
 /// `ttl_from = <fn>`: each value's TTL is `ttl_from(&value)` (see [`IntoTtl`](crate::IntoTtl)).
