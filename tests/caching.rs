@@ -119,13 +119,15 @@ async fn err_and_none_leave_no_key_and_cache_none_stores_a_none_marker() {
     // A stored `None` is the marker byte and `N`, never the codec's `null`, which a
     // `Some(())` or `Some(None)` encodes to as well.
     assert_eq!(always_none_stored(&cache, 1).await, None);
+    let stored = raw_get(&format!("{prefix}none_stored:1")).await;
     assert_eq!(
-        raw_get(&format!("{prefix}none_stored:1")).await.as_deref(),
+        stored.as_deref().map(support::untrailed),
         Some(b"\xc1N".as_slice())
     );
     assert_eq!(ok_none_stored(&cache, 1).await, Ok(None));
+    let stored = raw_get(&format!("{prefix}ok_none:1")).await;
     assert_eq!(
-        raw_get(&format!("{prefix}ok_none:1")).await.as_deref(),
+        stored.as_deref().map(support::untrailed),
         Some(b"\xc1N".as_slice())
     );
     assert_eq!(support::keys_under(&prefix).await.len(), 2);
@@ -299,12 +301,12 @@ async fn sized(cache: &Cache, counter: &AtomicUsize, len: usize) -> String {
 #[tokio::test]
 async fn values_over_max_value_len_are_neither_stored_nor_read() {
     let cache = support::shared_builder("max_value_len")
-        .max_value_len(16)
+        .max_value_len(16 + support::TRAILER_LEN)
         .build()
         .await
         .unwrap();
     let counter = AtomicUsize::new(0);
-    // `"xxxxxxxxxxxxxx"` is 16 bytes of JSON: stored.
+    // `"xxxxxxxxxxxxxx"` is 16 bytes of JSON, 30 with the entry's trailer: stored.
     assert_eq!(sized(&cache, &counter, 14).await.len(), 14);
     assert_eq!(sized(&cache, &counter, 14).await.len(), 14);
     assert_eq!(runs(&counter), 1);

@@ -380,6 +380,16 @@ async fn setup() -> Setup {
 
 // ---- Tests ----------------------------------------------------------------------------
 
+#[test]
+fn the_example_checks_clean() {
+    // This binary holds the example's code: its cached and invalidating functions only.
+    let functions = redis_cached::functions();
+    assert_eq!(functions.cached.len(), 4, "{functions:?}");
+    assert!(functions.invalidating.len() >= 3, "{functions:?}");
+    let report = redis_cached::check();
+    assert!(report.is_clean(), "{report}");
+}
+
 #[tokio::test]
 async fn cached_reads_miss_then_hit_with_their_ttls() {
     let t = setup().await;

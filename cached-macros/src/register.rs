@@ -32,12 +32,19 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let windows = &cached.windows;
     let stale = option(windows.stale.as_ref().map(|(_, seconds)| quote!(#seconds)));
     let stale_if_error = option(windows.stale_if_error.as_ref().map(|(_, s)| quote!(#s)));
-    let refresh_ahead = option(windows.refresh_ahead.as_ref().map(|(_, beta)| quote!(#beta)));
+    let refresh_ahead = option(
+        windows
+            .refresh_ahead
+            .as_ref()
+            .map(|(_, beta)| quote!(#beta)),
+    );
     let version = cached.version;
-    let stored_type = match &cached.stored {
-        Stored::Named(ty) => compact(ty.to_token_stream()),
-        Stored::Unit => "()".to_owned(),
-        Stored::Inferred(_) => "_".to_owned(),
+    // A batch function stores each value of its map.
+    let stored_type = match (&cached.batch, &cached.stored) {
+        (Some(batch), _) => compact(batch.value.to_token_stream()),
+        (None, Stored::Named(ty)) => compact(ty.to_token_stream()),
+        (None, Stored::Unit) => "()".to_owned(),
+        (None, Stored::Inferred(_)) => "_".to_owned(),
     };
     let batch = cached.batch.is_some();
     submit(quote! {
@@ -82,7 +89,9 @@ fn submit(registered: TokenStream) -> TokenStream {
 
 fn path(function: &ItemFn) -> TokenStream {
     let name = function.sig.ident.to_string();
-    quote!(::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name))
+    quote!(
+        ::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name)
+    )
 }
 
 fn option(value: Option<TokenStream>) -> TokenStream {

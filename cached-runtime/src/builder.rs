@@ -174,7 +174,8 @@ impl CacheBuilder {
         self
     }
 
-    /// Values larger than this are neither stored nor read back (default: 16 MiB).
+    /// Stored entries larger than this many bytes (the encoded value, its 14-byte trailer and
+    /// any envelope) are neither stored nor read back (default: 16 MiB).
     pub fn max_value_len(mut self, bytes: usize) -> Self {
         self.max_value_len = bytes;
         self

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_reflection::{Tracer, TracerConfig};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Text placeholders tried in turn: most text-parsed types accept one of them.
@@ -31,10 +32,16 @@ pub(crate) fn trace<T: DeserializeOwned>() -> u64 {
             .is_human_readable(true)
             .default_borrowed_str_value(text)
             .default_string_value((*text).to_owned());
-        let mut tracer = Tracer::new(config);
-        let (format, _) = tracer.trace_simple_type::<T>().ok()?;
-        let registry = tracer.registry().ok()?;
-        serde_json::to_vec(&(format, registry)).ok()
+        // A `Deserialize` that panics on a placeholder (rather than returning an error) is
+        // fingerprinted by name, not allowed to fail the call.
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut tracer = Tracer::new(config);
+            let (format, _) = tracer.trace_simple_type::<T>().ok()?;
+            let registry = tracer.registry().ok()?;
+            serde_json::to_vec(&(format, registry)).ok()
+        }))
+        .ok()
+        .flatten()
     });
     match traced {
         Some(shape) => digest(&shape),

@@ -116,11 +116,23 @@ pub async fn get(redis: &mut MultiplexedConnection, key: &str) -> Option<Vec<u8>
         .expect("GET")
 }
 
-/// `get` as text.
+/// The length of the trailer every stored entry ends with: the marker byte, `S`, the
+/// function's version (4 bytes) and its stored type's shape fingerprint (8 bytes).
+pub const TRAILER_LEN: usize = 14;
+
+/// An entry's bytes without its trailer, if it has one.
+pub fn untrailed(bytes: &[u8]) -> &[u8] {
+    match bytes.len().checked_sub(TRAILER_LEN) {
+        Some(at) if bytes[at..].starts_with(b"\xc1S") => &bytes[..at],
+        _ => bytes,
+    }
+}
+
+/// `get` as text: the value as its codec wrote it, without the entry's trailer.
 pub async fn get_text(redis: &mut MultiplexedConnection, key: &str) -> Option<String> {
-    get(redis, key)
-        .await
-        .map(|bytes| String::from_utf8(bytes).expect("the cache stores UTF-8 text"))
+    get(redis, key).await.map(|bytes| {
+        String::from_utf8(untrailed(&bytes).to_vec()).expect("the cache stores UTF-8 text")
+    })
 }
 
 /// What the shared server holds under `key` (the full key, prefix included).
