@@ -142,19 +142,40 @@ mod tests {
         let null = codec.encode_entry(Entry::Value(&()), FORM).unwrap();
         let absent = codec.encode_entry::<()>(Entry::Absent, FORM).unwrap();
         assert_ne!(null, absent);
-        assert_eq!(codec.decode_entry::<()>(&null, FORM).unwrap(), Entry::Value(()));
-        assert_eq!(codec.decode_entry::<()>(&absent, FORM).unwrap(), Entry::Absent);
+        assert_eq!(
+            codec.decode_entry::<()>(&null, FORM).unwrap(),
+            Entry::Value(())
+        );
+        assert_eq!(
+            codec.decode_entry::<()>(&absent, FORM).unwrap(),
+            Entry::Absent
+        );
         let none: Option<u8> = None;
         let bytes = codec.encode_entry(Entry::Value(&none), FORM).unwrap();
-        assert_eq!(codec.decode_entry(&bytes, FORM).unwrap(), Entry::Value(none));
+        assert_eq!(
+            codec.decode_entry(&bytes, FORM).unwrap(),
+            Entry::Value(none)
+        );
     }
 
     #[test]
     fn other_markers_do_not_decode() {
         let trailed = |bytes: &[u8]| [bytes, &FORM.trailer()].concat();
-        assert!(Codec::Json.decode_entry::<()>(&trailed(&[MARKER]), FORM).is_err());
-        assert!(Codec::Json.decode_entry::<()>(&trailed(&[MARKER, b'N', 0]), FORM).is_err());
-        assert!(Codec::Json.decode_entry::<()>(&trailed(&[MARKER, b'L', 1, 2]), FORM).is_err());
+        assert!(
+            Codec::Json
+                .decode_entry::<()>(&trailed(&[MARKER]), FORM)
+                .is_err()
+        );
+        assert!(
+            Codec::Json
+                .decode_entry::<()>(&trailed(&[MARKER, b'N', 0]), FORM)
+                .is_err()
+        );
+        assert!(
+            Codec::Json
+                .decode_entry::<()>(&trailed(&[MARKER, b'L', 1, 2]), FORM)
+                .is_err()
+        );
         // Without a trailer: written before versions, or by hand.
         assert!(Codec::Json.decode_entry::<()>(b"null", FORM).is_err());
     }
