@@ -8,11 +8,12 @@
 mod check;
 mod pattern;
 
-pub use self::check::{Finding, FindingKind, Report, Severity, check};
 pub(crate) use self::check::log_once as log_check_once;
+pub use self::check::{Finding, FindingKind, Report, Severity, check};
 pub use self::pattern::Template;
 #[doc(hidden)]
 pub use self::pattern::Token;
+pub(crate) use self::pattern::glob_escape;
 
 /// A `#[redis_cached]` function, as its attribute describes it.
 ///
@@ -193,7 +194,9 @@ pub fn functions() -> Functions {
             Registered::Invalidating(function) => functions.invalidating.push(function),
         }
     }
-    functions.cached.sort_by_key(|function| (function.path, function.line));
+    functions
+        .cached
+        .sort_by_key(|function| (function.path, function.line));
     functions
         .invalidating
         .sort_by_key(|function| (function.path, function.line));
