@@ -39,7 +39,7 @@ impl RedisStore {
             ))));
         }
         let sweeps = primaries.into_iter().map(|(host, port)| {
-            let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+            let node = SingleNodeRoutingInfo::ByAddress { host, port };
             async move { self.clear_node(Some(node), sweep).await }
         });
         let mut deleted = 0;
@@ -55,13 +55,17 @@ impl RedisStore {
 
     /// One node's sweep (`None`: the only primary): `SCAN` to the end, each step's selected
     /// keys unlinked while the next step runs.
-    async fn clear_node(&self, node: Option<RoutingInfo>, sweep: &Sweep<'_>) -> Result<u64, Error> {
+    async fn clear_node(
+        &self,
+        node: Option<SingleNodeRoutingInfo>,
+        sweep: &Sweep<'_>,
+    ) -> Result<u64, Error> {
         let (mut cursor, mut deleted) = (0_u64, 0);
         let mut selected: Vec<Vec<u8>> = Vec::new();
         loop {
             let (scanned, unlinked) = tokio::join!(
                 self.scan(node.as_ref(), cursor, sweep.glob),
-                self.unlink(&selected)
+                self.unlink(&selected, node.as_ref())
             );
             let unlinked = unlinked?;
             deleted += unlinked;
@@ -73,7 +77,7 @@ impl RedisStore {
             }
             cursor = next;
         }
-        let unlinked = self.unlink(&selected).await?;
+        let unlinked = self.unlink(&selected, node.as_ref()).await?;
         (sweep.progress)(unlinked);
         Ok(deleted + unlinked)
     }
@@ -81,7 +85,7 @@ impl RedisStore {
     /// One `SCAN` step: the next cursor (0 at the end) and the keys it returned.
     async fn scan(
         &self,
-        node: Option<&RoutingInfo>,
+        node: Option<&SingleNodeRoutingInfo>,
         cursor: u64,
         glob: &str,
     ) -> Result<(u64, Vec<Vec<u8>>), Error> {
@@ -94,28 +98,61 @@ impl RedisStore {
             .arg(SCAN_COUNT);
         match (node, &self.connection) {
             (Some(node), Connection::Cluster(connection)) => {
-                let reply: Value = connection.clone().route_command(scan, node.clone()).await?;
+                let reply: Value = connection
+                    .clone()
+                    .route_command(scan, RoutingInfo::SingleNode(node.clone()))
+                    .await?;
                 Ok(redis::from_redis_value(reply).map_err(RedisError::from)?)
             }
             _ => self.run(&scan).await,
         }
     }
 
-    /// `UNLINK`s `keys` (on a Cluster, one command per hash slot, sent at once: a multi-slot
-    /// `UNLINK` is refused); says how many existed.
-    async fn unlink(&self, keys: &[Vec<u8>]) -> Result<u64, Error> {
+    /// `UNLINK`s `keys` (on a Cluster, one command per hash slot: a multi-slot `UNLINK` is
+    /// refused); says how many existed.
+    async fn unlink(
+        &self,
+        keys: &[Vec<u8>],
+        node: Option<&SingleNodeRoutingInfo>,
+    ) -> Result<u64, Error> {
         if keys.is_empty() {
             return Ok(0);
         }
-        if !self.is_cluster() {
+        let Connection::Cluster(connection) = &self.connection else {
             return self.unlink_group(keys).await;
-        }
+        };
         let mut slots: HashMap<u16, Vec<&[u8]>> = HashMap::new();
         for key in keys {
             slots.entry(cluster::slot_of(key)).or_default().push(key);
         }
-        let unlinks = slots.values().map(|group| self.unlink_group(group));
+        let mut groups: Vec<Vec<&[u8]>> = slots.into_values().collect();
         let mut deleted = 0;
+        // The node that returned the keys serves their slots: one pipeline to it is one
+        // round trip for the batch (a command routed by slot each is a thousand). A group
+        // whose slot moved meanwhile is answered with a redirect, and goes the routed way.
+        if let (Some(node), None) = (node, &self.replicated) {
+            let mut pipe = redis::pipe();
+            for group in &groups {
+                pipe.cmd("UNLINK").arg(group);
+            }
+            let replies = connection
+                .clone()
+                .route_pipeline(pipe, 0, groups.len(), node.clone())
+                .await;
+            if let Ok(replies) = replies
+                && replies.len() == groups.len()
+            {
+                let mut left = Vec::new();
+                for (group, reply) in groups.into_iter().zip(replies) {
+                    match reply {
+                        Value::Int(count) => deleted += u64::try_from(count).unwrap_or(0),
+                        _ => left.push(group),
+                    }
+                }
+                groups = left;
+            }
+        }
+        let unlinks = groups.iter().map(|group| self.unlink_group(group));
         for unlinked in join_all(unlinks).await {
             deleted += unlinked?;
         }
