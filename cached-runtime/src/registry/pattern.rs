@@ -104,10 +104,8 @@ impl Template {
                     continue;
                 }
                 match units.get(i) {
-                    Some(Unit::Char(c)) => {
-                        if key.get(j) == Some(c) {
-                            reachable[i + 1][j + 1] = true;
-                        }
+                    Some(Unit::Char(c)) if key.get(j) == Some(c) => {
+                        reachable[i + 1][j + 1] = true;
                     }
                     Some(Unit::Part) => {
                         reachable[i + 1][j] = true;
@@ -117,7 +115,7 @@ impl Template {
                             _ => {}
                         }
                     }
-                    None => {}
+                    Some(Unit::Char(_)) | None => {}
                 }
             }
         }
