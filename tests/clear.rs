@@ -63,6 +63,18 @@ async fn loaded(cache: &Cache, source: &Source, id: u64) -> (u64, u64) {
     (id, source.read())
 }
 
+/// Keys with a string part: a long one is stored in its digest form.
+#[redis_cached(key = "note:<name>:body", ttl = 600, cache = cache)]
+async fn note(cache: &Cache, name: &str) -> String {
+    format!("note {name}")
+}
+
+/// Cleared by one test only, which counts its cleared keys.
+#[redis_cached(key = "counted:<id>", ttl = 600, cache = cache)]
+async fn counted(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
 /// Two functions that only their module tells apart.
 mod east {
     use redis_cached::{Cache, redis_cached};
@@ -342,6 +354,126 @@ async fn a_fill_in_flight_when_the_clear_starts_does_not_store() {
     );
     let (value, outcome) = with_outcome(slow(&cache, &source, 1)).await;
     assert_eq!((value, outcome), (2, Some(Outcome::Miss)));
+}
+
+/// A key longer than `max_key_len` is stored as its literal head, `\#` and a digest: the
+/// template's exact pattern would miss it, `clear_function` does not.
+#[tokio::test]
+async fn clear_function_deletes_keys_in_their_digest_form() {
+    let cache = support::shared_builder("digest")
+        .max_key_len(80)
+        .build()
+        .await
+        .expect("the shared redis-server answers");
+    let prefix = cache.prefix().to_owned();
+    let long = "n".repeat(100);
+    note(&cache, &long).await;
+    note(&cache, "short").await;
+    let mut redis = harness::raw_connection().await;
+    let keys = keys_matching(&mut redis, &prefix).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.iter().any(|key| key.contains(r"\#")),
+        "no digest form: {keys:?}"
+    );
+    assert!(keys.iter().any(|key| key.ends_with(":body")), "{keys:?}");
+
+    assert_eq!(cache.clear_function("note").await.expect("cleared"), 2);
+
+    assert_eq!(
+        keys_matching(&mut redis, &prefix).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        with_outcome(note(&cache, &long)).await.1,
+        Some(Outcome::Miss)
+    );
+}
+
+/// While Redis is unreachable, `clear` says so, however many calls went through their
+/// bodies meanwhile (the breaker open or not); once it answers, `clear` works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_returns_the_error_while_redis_is_unreachable() {
+    let mut server = RedisServer::start();
+    let cache = Cache::builder(&server.url())
+        .prefix("down:")
+        .build()
+        .await
+        .expect("connects");
+    let source = Source::default();
+    fill(&cache, &source, 0..10).await;
+    server.kill();
+    for _ in 0..2 {
+        let error = cache.clear().await.expect_err("Redis is down");
+        assert!(
+            matches!(error, Error::Redis(_) | Error::Timeout(_)),
+            "{error:?}"
+        );
+        assert!(cache.clear_function("profile").await.is_err());
+        // Calls run their bodies and open the breaker.
+        for id in 0..5 {
+            profile(&cache, &source, id % TEAMS, id).await;
+        }
+    }
+    server.restart();
+    let started = Instant::now();
+    let deleted = loop {
+        match cache.clear().await {
+            Ok(deleted) => break deleted,
+            Err(error) => {
+                assert!(started.elapsed() < Duration::from_secs(10), "{error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The server restarted empty or from its snapshot: whatever it holds goes.
+    let mut redis = server.connection().await;
+    assert!(keys_matching(&mut redis, "down:").await.is_empty());
+    eprintln!("cleared {deleted} keys after the restart");
+}
+
+/// Each clear counts its keys in `redis_cached_cleared_keys_total`, labelled `*` or with
+/// the function's path.
+#[tokio::test]
+async fn cleared_keys_are_counted_by_function() {
+    let handle = prometheus();
+    // Built after the recorder is installed: the build describes the metrics.
+    let cache = support::mem_cache().await;
+    for id in 0..7 {
+        counted(&cache, id).await;
+    }
+    let count = |function: &str| {
+        let line = format!("redis_cached_cleared_keys_total{{function=\"{function}\"}} ");
+        handle
+            .render()
+            .lines()
+            .find_map(|row| row.strip_prefix(&line).map(str::to_owned))
+            .map_or(0, |value| value.parse::<u64>().expect("a count"))
+    };
+    let all = count("*");
+    assert_eq!(cache.clear_function("counted").await.expect("cleared"), 7);
+    assert_eq!(count("clear::counted"), 7);
+    counted(&cache, 1).await;
+    assert_eq!(cache.clear().await.expect("cleared"), 1);
+    // Other tests clear at the same time.
+    assert!(count("*") > all);
+    assert!(
+        handle
+            .render()
+            .contains("# HELP redis_cached_cleared_keys_total"),
+        "not described"
+    );
+}
+
+/// The process-wide Prometheus recorder of this binary, installed once.
+fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only recorder of this binary")
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -83,12 +83,14 @@ impl Cache {
     /// `name` is the function's path as [`functions`](crate::functions) lists it
     /// (`my_app::users::get_user`) or any `::`-suffix of it (`users::get_user`,
     /// `get_user`). It walks the keyspace as [`Cache::clear`] does, with a `MATCH` pattern
-    /// made from the function's key template, and deletes only keys the template renders:
-    /// `user:<id>` does not take `user:<id>:posts`'s keys. Keys longer than the
+    /// made from the function's key template (its text up to the first placeholder), and
+    /// deletes only keys the template renders: `user:<id>` does not take
+    /// `user:<id>:posts`'s keys. Keys longer than the
     /// [maximum key length](crate::CacheBuilder::max_key_len) are stored in a digest form
-    /// that names only the template's leading text, and are not found. Progress is logged
-    /// as for `clear` and counted in `redis_cached_cleared_keys_total` with the function's
-    /// path.
+    /// that keeps only the template's leading text: those of every function whose template
+    /// starts with the same text are deleted (a miss for the others, never a stale read).
+    /// Progress is logged as for `clear` and counted in `redis_cached_cleared_keys_total`
+    /// with the function's path.
     ///
     /// The guarantees are [`Cache::clear`]'s, for this function's entries. This process's
     /// near tier is emptied (all of it: its other entries are read from Redis again).
@@ -125,9 +127,9 @@ impl Cache {
                 stored
                     .strip_prefix(prefix.as_bytes())
                     .and_then(|rest| std::str::from_utf8(rest).ok())
-                    .is_some_and(|rest| key.matches(rest))
+                    .is_some_and(|rest| key.matches(rest) || key.may_have_digested(rest))
             };
-            deleted += self.sweep(path, &key.glob(prefix), &select).await?;
+            deleted += self.sweep(path, &key.scan_glob(prefix), &select).await?;
         }
         Ok(deleted)
     }
