@@ -32,8 +32,9 @@ impl Cache {
     ///
     /// With an empty prefix, every key of the database is this cache's, and every key is
     /// deleted, other applications' included. `FLUSHDB` is not used even then: it reports
-    /// no count, it is the one command an ACL-restricted cache user (`~prefix*`) is refused,
-    /// and it would take one code path more for the same result.
+    /// no count, application users are often denied it (ACL category `@dangerous`; managed
+    /// services rename or disable it), and it would be one code path more for the same
+    /// result.
     ///
     /// This process's near tier is emptied and its degraded flights (calls sharing a body
     /// run while Redis was unreachable) forgotten; other processes' near tiers drop the
