@@ -53,9 +53,38 @@ pub enum Error {
         /// Replicas asked for.
         wanted: usize,
     },
+    /// [`Cache::clear_function`](crate::Cache::clear_function): no `#[redis_cached]` function
+    /// linked into this program has this path, or a path ending in `::` and this name.
+    #[error("no #[redis_cached] function is named `{name}`{}", closest_hint(.closest))]
+    UnknownFunction {
+        /// The name asked for.
+        name: String,
+        /// The paths of the registered functions closest to it (at most three), closest
+        /// first.
+        closest: Vec<String>,
+    },
+    /// [`Cache::clear_function`](crate::Cache::clear_function): the name ends several
+    /// functions' paths; give more of the path.
+    #[error(
+        "`{name}` names several #[redis_cached] functions, give more of the path: {}",
+        .candidates.join(", ")
+    )]
+    AmbiguousFunction {
+        /// The name asked for.
+        name: String,
+        /// The full paths it ends, sorted.
+        candidates: Vec<String>,
+    },
     /// The operation did not finish within the cache's timeout.
     #[error("cache operation timed out after {0:?}")]
     Timeout(std::time::Duration),
+}
+
+fn closest_hint(closest: &[String]) -> String {
+    match closest {
+        [] => " (none is registered)".to_owned(),
+        closest => format!(" (closest: {})", closest.join(", ")),
+    }
 }
 
 impl Error {

@@ -214,6 +214,11 @@ impl Flights {
             board.remove(key.as_ref());
         }
     }
+
+    /// [`forget`](Self::forget) of every degraded flight whose key `select` picks (a clear).
+    pub(crate) fn forget_where(&self, select: impl Fn(&str) -> bool) {
+        self.degraded.lock().retain(|key, _| !select(key));
+    }
 }
 
 /// The caller running the body for a flight. Dropped before landing (the caller was

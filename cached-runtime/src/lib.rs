@@ -5,6 +5,7 @@
 
 mod builder;
 mod cache;
+mod clear;
 mod codec;
 mod entry;
 mod error;

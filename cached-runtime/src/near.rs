@@ -190,7 +190,8 @@ impl NearTier {
         }
     }
 
-    fn flush(&self) {
+    /// Evicts everything (a flush from Redis, a lost connection, a clear).
+    pub(crate) fn flush(&self) {
         for epoch in self.epochs.iter() {
             epoch.fetch_add(1, Ordering::AcqRel);
         }

@@ -354,6 +354,11 @@ pub(crate) fn invalidation(function: &'static str, keys: usize) {
         .increment(keys as u64);
 }
 
+/// Counts keys a clear deleted; `function` is `*` for [`Cache::clear`](crate::Cache::clear).
+pub(crate) fn cleared(function: &'static str, keys: u64) {
+    metrics::counter!("redis_cached_cleared_keys_total", "function" => function).increment(keys);
+}
+
 /// Gives every metric of the library its unit and `# HELP` text in the installed recorder.
 ///
 /// [`CacheBuilder::build`](crate::CacheBuilder::build) calls it, so a recorder installed
@@ -372,6 +377,7 @@ pub(crate) fn invalidation(function: &'static str, keys: usize) {
 /// | `redis_cached_errors_total` | counter; also `operation` (`fetch`, `fill`, `encode`, `decode`, `delete`) | failed cache operations, each logged at most once a second per function |
 /// | `redis_cached_invalidations_total` | counter | `#[invalidates]` calls that deleted their keys |
 /// | `redis_cached_invalidated_keys_total` | counter | keys those calls deleted |
+/// | `redis_cached_cleared_keys_total` | counter; `function` is `*` for [`Cache::clear`](crate::Cache::clear) | keys deleted by [`Cache::clear`](crate::Cache::clear) and [`Cache::clear_function`](crate::Cache::clear_function) |
 /// | `redis_cached_cache_duration_seconds` | histogram, seconds; also `operation` | time spent in each cache operation; lookups (`fetch`) are timed one in 8 on each thread and recorded 8 times, so the count stays the number of lookups and the sum is an estimate |
 /// | `redis_cached_body_duration_seconds` | histogram, seconds | time spent running bodies |
 /// | `redis_cached_breaker_opened_total` | counter, no labels | outages: times the circuit breaker opened |
@@ -427,6 +433,11 @@ pub fn describe_metrics() {
         "redis_cached_invalidated_keys_total",
         Unit::Count,
         "Keys deleted by #[invalidates] calls, by function."
+    );
+    describe_counter!(
+        "redis_cached_cleared_keys_total",
+        Unit::Count,
+        "Keys deleted by Cache::clear (function \"*\") and Cache::clear_function, by function."
     );
     describe_histogram!(
         "redis_cached_cache_duration_seconds",

@@ -13,6 +13,7 @@ pub use self::check::{Finding, FindingKind, Report, Severity, check};
 pub use self::pattern::Template;
 #[doc(hidden)]
 pub use self::pattern::Token;
+pub(crate) use self::pattern::glob_escape;
 
 /// A `#[redis_cached]` function, as its attribute describes it.
 ///

@@ -104,10 +104,8 @@ impl Template {
                     continue;
                 }
                 match units.get(i) {
-                    Some(Unit::Char(c)) => {
-                        if key.get(j) == Some(c) {
-                            reachable[i + 1][j + 1] = true;
-                        }
+                    Some(Unit::Char(c)) if key.get(j) == Some(c) => {
+                        reachable[i + 1][j + 1] = true;
                     }
                     Some(Unit::Part) => {
                         reachable[i + 1][j] = true;
@@ -117,7 +115,7 @@ impl Template {
                             _ => {}
                         }
                     }
-                    None => {}
+                    Some(Unit::Char(_)) | None => {}
                 }
             }
         }
@@ -139,6 +137,51 @@ impl Template {
             after_part = matches!(token, Token::Part);
         }
         glob
+    }
+}
+
+impl Template {
+    /// The literal text before the first placeholder: what a key's digest form keeps.
+    fn head(&self) -> String {
+        let mut head = String::new();
+        for token in self.tokens {
+            match token {
+                Token::Literal(text) => head.push_str(text),
+                Token::Part => break,
+            }
+        }
+        head
+    }
+
+    /// A `SCAN ... MATCH` pattern for every key this template renders under `prefix`, digest
+    /// forms included: the template's [`glob`](Self::glob) cut after its first placeholder
+    /// (a digest form keeps only the literal head, see `key.rs`), `*` appended when it has
+    /// none.
+    pub(crate) fn scan_glob(&self, prefix: &str) -> String {
+        match self
+            .tokens
+            .iter()
+            .position(|token| matches!(token, Token::Part))
+        {
+            Some(first) => Template::new(self.text, &self.tokens[..=first]).glob(prefix),
+            None => self.glob(prefix) + "*",
+        }
+    }
+
+    /// Whether `key` (without the cache's prefix) is a digest form (`key.rs`: a readable
+    /// head, a hash tag maybe, `\#` and 64 hex digits) this template may have rendered: its
+    /// readable part and the template's literal head agree (one may be cut). Templates with
+    /// one literal head share their digest keys: each takes the others' too, which costs a
+    /// miss, never a stale read. Parts never render `\#`, so no other key has it.
+    pub(crate) fn may_have_digested(&self, key: &str) -> bool {
+        let Some((readable, digest)) = key.rsplit_once("\\#") else {
+            return false;
+        };
+        if digest.len() != 64 || !digest.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return false;
+        }
+        let head = self.head();
+        readable.starts_with(&head) || head.starts_with(readable)
     }
 }
 
@@ -204,5 +247,26 @@ mod tests {
         assert_eq!(USER.glob("app:"), "app:user:*");
         assert_eq!(ANY.glob("a*"), r"a\**:*");
         assert_eq!(POSTS.glob(""), "user:*:posts");
+    }
+
+    #[test]
+    fn the_wide_scan_pattern_stops_at_the_first_placeholder() {
+        assert_eq!(USER.scan_glob("app:"), "app:user:*");
+        assert_eq!(POSTS.scan_glob("a*"), r"a\*user:*");
+        assert_eq!(
+            Template::new("all", &[Literal("all")]).scan_glob(""),
+            "all*"
+        );
+    }
+
+    #[test]
+    fn digest_forms_are_recognised_by_their_head() {
+        let digest = "0123456789abcdef".repeat(4);
+        assert!(POSTS.may_have_digested(&format!(r"user:\#{digest}")));
+        assert!(USER.may_have_digested(&format!(r"user:\#{digest}")));
+        assert!(POSTS.may_have_digested(&format!(r"us\#{digest}")));
+        assert!(!TYPO.may_have_digested(&format!(r"user:\#{digest}")));
+        assert!(!POSTS.may_have_digested(r"user:\#0123"));
+        assert!(!POSTS.may_have_digested("user:42:posts"));
     }
 }

@@ -26,7 +26,11 @@ const TOPOLOGY_EVERY: Duration = Duration::from_secs(1);
 /// The hash slot of `key`: CRC16 of its hash tag (the text between the first `{` and the
 /// next `}`, if not empty) or of the whole key, modulo 16384.
 pub(crate) fn slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
+    slot_of(key.as_bytes())
+}
+
+/// [`slot`] of a key as Redis returns it (`SCAN`), which need not be UTF-8.
+pub(crate) fn slot_of(bytes: &[u8]) -> u16 {
     let hashed = bytes
         .iter()
         .position(|&byte| byte == b'{')
@@ -173,8 +177,22 @@ fn parse_slots(reply: &Value) -> (Vec<(u16, u16, String)>, BTreeSet<String>) {
     (ranges, nodes)
 }
 
-/// `host:port` from a node entry `[host, port, id, ...]`.
-fn node_address(node: &Value) -> Option<String> {
+/// The primaries a `CLUSTER SLOTS` reply names, as `(host, port)` without brackets: what
+/// redis-rs's routing by address expects.
+pub(crate) fn primaries(reply: &Value) -> BTreeSet<(String, u16)> {
+    let Value::Array(entries) = reply else {
+        return BTreeSet::new();
+    };
+    entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Value::Array(fields) => fields.get(2).and_then(host_port),
+            _ => None,
+        })
+        .collect()
+}
+
+fn host_port(node: &Value) -> Option<(String, u16)> {
     let Value::Array(fields) = node else {
         return None;
     };
@@ -186,6 +204,12 @@ fn node_address(node: &Value) -> Option<String> {
     let Value::Int(port) = fields.get(1)? else {
         return None;
     };
+    Some((host, u16::try_from(*port).ok()?))
+}
+
+/// `host:port` from a node entry `[host, port, id, ...]`.
+fn node_address(node: &Value) -> Option<String> {
+    let (host, port) = host_port(node)?;
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {

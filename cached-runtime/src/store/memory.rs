@@ -3,11 +3,11 @@
 //! invalidations behave as the Redis store's scripts do.
 
 use super::tags::{VERSION_LEN, fresh_version};
-use super::{Bytes, Fetch};
+use super::{Bytes, Fetch, Sweep};
 use crate::expiry::{self, Expiring};
 use crate::freshness;
 use crate::store::lease::Lease;
-use moka::ops::compute::Op;
+use moka::ops::compute::{CompResult, Op};
 use moka::sync::Cache as Moka;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -240,5 +240,36 @@ impl MemoryStore {
                 .entry_by_ref(key)
                 .and_compute_with(|_| Op::<Slot>::Remove);
         }
+    }
+
+    /// Removes every entry `sweep` selects (the glob is Redis's business: `select` decides),
+    /// each through `and_compute_with` like every other write; says how many were there.
+    pub(crate) fn clear(&self, sweep: &Sweep<'_>) -> u64 {
+        const BATCH: u64 = 1000;
+        let keys: Vec<Arc<String>> = self
+            .slots
+            .iter()
+            .filter(|(key, _)| (sweep.select)(key.as_bytes()))
+            .map(|(key, _)| key)
+            .collect();
+        let (mut deleted, mut unreported) = (0, 0);
+        for key in keys {
+            let removed =
+                self.slots
+                    .entry_by_ref(key.as_str())
+                    .and_compute_with(|slot| match slot {
+                        Some(_) => Op::Remove,
+                        None => Op::Nop,
+                    });
+            if matches!(removed, CompResult::Removed(_)) {
+                deleted += 1;
+                unreported += 1;
+                if unreported == BATCH {
+                    (sweep.progress)(std::mem::take(&mut unreported));
+                }
+            }
+        }
+        (sweep.progress)(unreported);
+        deleted
     }
 }

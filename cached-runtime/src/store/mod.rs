@@ -99,6 +99,14 @@ impl WeakStore {
     }
 }
 
+/// What [`Store::clear`] deletes: the keys a `SCAN .. MATCH glob` returns (on Redis; every
+/// key on `mem://`) for which `select` holds. `progress` hears each batch's count.
+pub(crate) struct Sweep<'a> {
+    pub(crate) glob: &'a str,
+    pub(crate) select: &'a (dyn Fn(&[u8]) -> bool + Sync),
+    pub(crate) progress: &'a (dyn Fn(u64) + Sync),
+}
+
 /// Keys an invalidation could not delete, and why.
 pub(crate) struct Undeleted {
     pub(crate) error: Error,
@@ -610,6 +618,16 @@ impl Store {
                 memory.delete(keys);
                 Ok(())
             }
+        }
+    }
+
+    /// Deletes the keys `sweep` selects, batch by batch (see `redis/clear.rs`), past the
+    /// breakers: a clear is asked for by an operator, who should hear why it failed rather
+    /// than that it was skipped. Returns how many keys were deleted.
+    pub(crate) async fn clear(&self, sweep: &Sweep<'_>) -> Result<u64, Error> {
+        match &self.0.backend {
+            Backend::Redis(redis) => self.unguarded(None, redis.clear(sweep)).await,
+            Backend::Memory(memory) => Ok(memory.clear(sweep)),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! invalidation (`UNLINK` followed by `WAIT`).
 
 mod batch;
+mod clear;
 
 use super::connection::Connection;
 use super::tags::{VERSION_LEN, fresh_version};
