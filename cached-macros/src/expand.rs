@@ -4,8 +4,8 @@
 
 use crate::args::Ttl;
 use crate::batch::BatchParam;
-use crate::register;
 use crate::model::{CacheSource, CachedFn, InvalidatingFn, Key, output_span};
+use crate::register;
 use crate::shape::{Shape, Stored};
 use crate::template::{Placeholder, RootKind, Segment, Template};
 use proc_macro2::{Span, TokenStream};

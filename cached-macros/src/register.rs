@@ -32,7 +32,12 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     let windows = &cached.windows;
     let stale = option(windows.stale.as_ref().map(|(_, seconds)| quote!(#seconds)));
     let stale_if_error = option(windows.stale_if_error.as_ref().map(|(_, s)| quote!(#s)));
-    let refresh_ahead = option(windows.refresh_ahead.as_ref().map(|(_, beta)| quote!(#beta)));
+    let refresh_ahead = option(
+        windows
+            .refresh_ahead
+            .as_ref()
+            .map(|(_, beta)| quote!(#beta)),
+    );
     let version = cached.version;
     let stored_type = match &cached.stored {
         Stored::Named(ty) => compact(ty.to_token_stream()),
@@ -82,7 +87,9 @@ fn submit(registered: TokenStream) -> TokenStream {
 
 fn path(function: &ItemFn) -> TokenStream {
     let name = function.sig.ident.to_string();
-    quote!(::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name))
+    quote!(
+        ::redis_cached::__private::concat!(::redis_cached::__private::module_path!(), "::", #name)
+    )
 }
 
 fn option(value: Option<TokenStream>) -> TokenStream {

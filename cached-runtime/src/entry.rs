@@ -66,6 +66,29 @@ impl Form {
     }
 }
 
+/// What an entry's bytes (out of any envelope) hold, as the inspection page reads them.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stored<'a> {
+    /// A codec's output.
+    Value(&'a [u8]),
+    /// A stored `None`.
+    Absent,
+    /// Another marker: nothing this version writes.
+    Marker,
+}
+
+/// The form an entry was written in and what it holds, for any function (a lookup checks
+/// the form against its own in [`Codec::decode_entry`]); `None` without a trailer.
+pub(crate) fn open(bytes: &[u8]) -> Option<(Form, Stored<'_>)> {
+    let (form, bytes) = Form::read(bytes)?;
+    let stored = match bytes {
+        [MARKER, b'N'] => Stored::Absent,
+        [MARKER, ..] => Stored::Marker,
+        value => Stored::Value(value),
+    };
+    Some((form, stored))
+}
+
 /// Whether `bytes` were stored by a later version of the function than `version`: during a
 /// rolling deploy, a process of the older version leaves them in place.
 pub(crate) fn written_by_later(bytes: &[u8], version: u32) -> bool {
@@ -142,21 +165,52 @@ mod tests {
         let null = codec.encode_entry(Entry::Value(&()), FORM).unwrap();
         let absent = codec.encode_entry::<()>(Entry::Absent, FORM).unwrap();
         assert_ne!(null, absent);
-        assert_eq!(codec.decode_entry::<()>(&null, FORM).unwrap(), Entry::Value(()));
-        assert_eq!(codec.decode_entry::<()>(&absent, FORM).unwrap(), Entry::Absent);
+        assert_eq!(
+            codec.decode_entry::<()>(&null, FORM).unwrap(),
+            Entry::Value(())
+        );
+        assert_eq!(
+            codec.decode_entry::<()>(&absent, FORM).unwrap(),
+            Entry::Absent
+        );
         let none: Option<u8> = None;
         let bytes = codec.encode_entry(Entry::Value(&none), FORM).unwrap();
-        assert_eq!(codec.decode_entry(&bytes, FORM).unwrap(), Entry::Value(none));
+        assert_eq!(
+            codec.decode_entry(&bytes, FORM).unwrap(),
+            Entry::Value(none)
+        );
     }
 
     #[test]
     fn other_markers_do_not_decode() {
         let trailed = |bytes: &[u8]| [bytes, &FORM.trailer()].concat();
-        assert!(Codec::Json.decode_entry::<()>(&trailed(&[MARKER]), FORM).is_err());
-        assert!(Codec::Json.decode_entry::<()>(&trailed(&[MARKER, b'N', 0]), FORM).is_err());
-        assert!(Codec::Json.decode_entry::<()>(&trailed(&[MARKER, b'L', 1, 2]), FORM).is_err());
+        assert!(
+            Codec::Json
+                .decode_entry::<()>(&trailed(&[MARKER]), FORM)
+                .is_err()
+        );
+        assert!(
+            Codec::Json
+                .decode_entry::<()>(&trailed(&[MARKER, b'N', 0]), FORM)
+                .is_err()
+        );
+        assert!(
+            Codec::Json
+                .decode_entry::<()>(&trailed(&[MARKER, b'L', 1, 2]), FORM)
+                .is_err()
+        );
         // Without a trailer: written before versions, or by hand.
         assert!(Codec::Json.decode_entry::<()>(b"null", FORM).is_err());
+    }
+
+    #[test]
+    fn entries_open_without_a_form_to_check() {
+        let codec = Codec::Json;
+        let bytes = codec.encode_entry(Entry::Value(&5u8), FORM).unwrap();
+        assert_eq!(open(&bytes), Some((FORM, Stored::Value(b"5"))));
+        let absent = codec.encode_entry::<u8>(Entry::Absent, FORM).unwrap();
+        assert_eq!(open(&absent), Some((FORM, Stored::Absent)));
+        assert_eq!(open(b"5"), None);
     }
 
     #[test]

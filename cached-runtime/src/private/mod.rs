@@ -24,7 +24,8 @@ pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 pub use self::share::{CloneOutput, KeepOutput, Probe, Sharing};
 pub use self::stored::{
     NearClone, StorableBatch, StorableOk, StorableOkSome, StorableSome, StorableWhole, ValueCodec,
-    near_clone, shaped, stored_batch, stored_ok, stored_ok_some, stored_some, stored_whole, ttl_from,
+    near_clone, shaped, stored_batch, stored_ok, stored_ok_some, stored_some, stored_whole,
+    ttl_from,
 };
 pub use self::time_limit::{TimesOut, time_limit};
 pub use crate::entry::Entry;
@@ -32,12 +33,12 @@ pub use crate::fingerprint::ShapeCell;
 pub use crate::key::KeyBuilder;
 pub use crate::near::NearValue;
 // Through here, so that a user crate named `core` cannot break an expansion.
-pub use ::core::{concat, file, line, module_path, option::Option, pin::pin};
 pub use crate::registry::{
     CachedFunction, CachedParts, InvalidatingFunction, Registered, Template, Token,
 };
-pub use inventory;
+pub use ::core::{concat, file, line, module_path, option::Option, pin::pin};
 pub use ::std::boxed::Box;
+pub use inventory;
 
 use crate::Cache;
 

@@ -117,7 +117,10 @@ pub(crate) fn check_functions(functions: &Functions) -> Report {
     }
     for (at, a) in functions.cached.iter().enumerate() {
         for b in &functions.cached[at + 1..] {
-            let (ty_a, ty_b) = (type_as_written(a.stored_type), type_as_written(b.stored_type));
+            let (ty_a, ty_b) = (
+                type_as_written(a.stored_type),
+                type_as_written(b.stored_type),
+            );
             if ty_a != ty_b && a.key.overlaps(&b.key) {
                 findings.push(Finding {
                     severity: Severity::Error,
@@ -134,7 +137,9 @@ pub(crate) fn check_functions(functions: &Functions) -> Report {
         }
     }
     for cached in &functions.cached {
-        let long = cached.ttl.is_some_and(|ttl| Duration::from_secs(ttl) > LONG_TTL);
+        let long = cached
+            .ttl
+            .is_some_and(|ttl| Duration::from_secs(ttl) > LONG_TTL);
         if long && !targeted(cached, &functions.invalidating) {
             findings.push(Finding {
                 severity: Severity::Warning,
@@ -265,7 +270,10 @@ mod tests {
     #[test]
     fn types_compare_without_their_paths() {
         assert_eq!(type_as_written("crate::model::User"), "User");
-        assert_eq!(type_as_written("Vec < ::std::string::String >"), "Vec<String>");
+        assert_eq!(
+            type_as_written("Vec < ::std::string::String >"),
+            "Vec<String>"
+        );
         assert_ne!(type_as_written("Vec<u8>"), type_as_written("Vec<u16>"));
     }
 
@@ -287,7 +295,10 @@ mod tests {
             stored_type: "User",
             batch: false,
         };
-        assert_eq!(nearest(&TYPO, &[&cached], "key"), "; did you mean \"user:<id>\"?");
+        assert_eq!(
+            nearest(&TYPO, &[&cached], "key"),
+            "; did you mean \"user:<id>\"?"
+        );
         assert_eq!(distance("usr:<id>", "user:<id>"), 1);
     }
 }

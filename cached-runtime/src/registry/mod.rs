@@ -1,18 +1,24 @@
 //! The registry of cached functions: every `#[redis_cached]` and `#[invalidates]` function
 //! registers what it is at link time (through `inventory`), so that a process can list its
 //! cached functions ([`functions`]), check them against each other before serving
-//! ([`check`]), show them (the inspection page) and clear one ([`Cache::clear_function`]).
+//! ([`check`]), count what each did ([`CachedFunction::stats`]), show them and the keys they
+//! store (the inspection page, [`Cache::inspect_key`]) and clear one
+//! ([`Cache::clear_function`]).
 //!
 //! [`Cache::clear_function`]: crate::Cache::clear_function
+//! [`Cache::inspect_key`]: crate::Cache::inspect_key
 
 mod check;
 mod pattern;
+pub(crate) mod stats;
 
-pub use self::check::{Finding, FindingKind, Report, Severity, check};
 pub(crate) use self::check::log_once as log_check_once;
+pub use self::check::{Finding, FindingKind, Report, Severity, check};
 pub use self::pattern::Template;
 #[doc(hidden)]
 pub use self::pattern::Token;
+pub use self::stats::Stats;
+pub use crate::inspect::{EntryInfo, KeyKind, KeyState};
 
 /// A `#[redis_cached]` function, as its attribute describes it.
 ///
@@ -193,7 +199,9 @@ pub fn functions() -> Functions {
             Registered::Invalidating(function) => functions.invalidating.push(function),
         }
     }
-    functions.cached.sort_by_key(|function| (function.path, function.line));
+    functions
+        .cached
+        .sort_by_key(|function| (function.path, function.line));
     functions
         .invalidating
         .sort_by_key(|function| (function.path, function.line));

@@ -169,8 +169,10 @@ mod tests {
     use Token::{Literal, Part};
 
     const USER: Template = Template::new("user:<id>", &[Literal("user:"), Part]);
-    const POSTS: Template =
-        Template::new("user:<id>:posts", &[Literal("user:"), Part, Literal(":posts")]);
+    const POSTS: Template = Template::new(
+        "user:<id>:posts",
+        &[Literal("user:"), Part, Literal(":posts")],
+    );
     const TYPO: Template = Template::new("usr:<id>", &[Literal("usr:"), Part]);
     const ANY: Template = Template::new("<a>:<b>", &[Part, Literal(":"), Part]);
     const JOINED: Template = Template::new("user<id>", &[Literal("user"), Part]);
