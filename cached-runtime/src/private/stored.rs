@@ -19,8 +19,8 @@ use std::time::Duration;
 /// How the values of a function's stored type `T` are encoded, decoded and held in the near
 /// tier; made by a check (`stored_whole`, `stored_ok`, ..), so only for storable types.
 pub struct ValueCodec<T> {
-    encode: fn(Codec, Entry<&T>, Form) -> Result<Vec<u8>, CodecError>,
-    decode: fn(Codec, &[u8], Form) -> Result<Entry<T>, CodecError>,
+    encode: Encode<T>,
+    decode: Decode<T>,
     /// `T`'s name and shape fingerprint, and where the function keeps the fingerprint.
     name: fn() -> &'static str,
     trace: fn() -> u64,
@@ -30,6 +30,9 @@ pub struct ValueCodec<T> {
     /// With `ttl_from = <fn>`: each value's TTL (`None`: not positive, not stored).
     ttl_from: Option<fn(&T) -> Option<Duration>>,
 }
+
+type Encode<T> = fn(Codec, Entry<&T>, Form) -> Result<Vec<u8>, CodecError>;
+type Decode<T> = fn(Codec, &[u8], Form) -> Result<Entry<T>, CodecError>;
 
 /// How the near tier holds decoded entries of `T` and clones them back.
 struct Cloning<T> {
