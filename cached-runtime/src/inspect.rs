@@ -299,6 +299,18 @@ mod tests {
         assert_eq!(entry.tag_versions, vec![u64::from_be_bytes(version)]);
     }
 
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn message_pack_values_decode_as_json() {
+        let value = serde_json::json!({"name": "a", "ids": [1, 2], "ok": true});
+        let encoded = Codec::MessagePack
+            .encode_entry(Entry::Value(&value), FORM)
+            .unwrap();
+        let mut state = state("k", b"");
+        read(&mut state, &encoded, Codec::MessagePack);
+        assert_eq!(state.value, Some(value));
+    }
+
     #[test]
     fn markers_and_strangers_are_named() {
         assert_eq!(state("k", Lease::new().as_bytes()).state, KeyKind::Lease);
