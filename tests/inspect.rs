@@ -12,6 +12,7 @@
 mod harness;
 
 use harness::RedisServer;
+use redis_cached::registry::KeyKind;
 use redis_cached::{Cache, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -276,6 +277,78 @@ async fn key_json_shows_until_when_an_entry_with_stale_is_fresh() {
     assert!((60_000..=90_000).contains(&ttl), "{ttl}");
 }
 
+// ---- Every topology ------------------------------------------------------------------------
+
+/// `Cache::inspect_key` on `cache`: a value stored by `counted`'s template, a lease put by
+/// hand, a key of another type, and an absent key.
+async fn inspect_on(cache: &Cache, test: &str) {
+    let key = format!("inspect:topology:{test}");
+    let stored = topology(cache, test).await;
+    let state = cache.inspect_key(&key).await.expect("the read succeeds");
+    assert_eq!(state.state, KeyKind::Value, "{state:?}");
+    assert_eq!(state.value, Some(Value::String(stored)));
+    assert!(state.ttl_ms.is_some_and(|ttl| ttl <= 60_000), "{state:?}");
+    assert!(state.size > 14, "{state:?}");
+    let absent = cache
+        .inspect_key(&format!("{key}:absent"))
+        .await
+        .expect("the read succeeds");
+    assert_eq!((absent.state, absent.size), (KeyKind::Absent, 0));
+}
+
+#[redis_cached(key = "inspect:topology:<test>", ttl = 60, cache = cache)]
+async fn topology(cache: &Cache, test: &str) -> String {
+    format!("on {test}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_key_reads_on_a_cluster_a_sentinel_and_mem() {
+    let cluster = harness::cluster::RedisCluster::start();
+    let cache = Cache::builder(&cluster.url())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect("the cluster answers");
+    // Keys in several slots: each read goes to the key's own primary.
+    for test in ["cluster-a", "cluster-b", "cluster-c", "cluster-d"] {
+        inspect_on(&cache, test).await;
+    }
+    drop(cluster);
+
+    let sentinel = harness::sentinel::RedisSentinel::start();
+    let cache = Cache::builder(&sentinel.url())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect("the sentinel's primary answers");
+    inspect_on(&cache, "sentinel").await;
+    drop(sentinel);
+
+    let cache = Cache::connect("mem://").await.expect("mem://");
+    inspect_on(&cache, "mem").await;
+}
+
+#[tokio::test]
+async fn a_key_of_another_type_is_named_not_an_error() {
+    let (_base, cache, server) = serve().await;
+    let mut redis = server.connection().await;
+    let () = redis::cmd("HSET")
+        .arg("app:inspect:hash")
+        .arg("field")
+        .arg("value")
+        .query_async(&mut redis)
+        .await
+        .map(|_: i64| ())
+        .expect("HSET");
+    let state = cache
+        .inspect_key("inspect:hash")
+        .await
+        .expect("the read succeeds");
+    assert_eq!(state.state, KeyKind::OtherType);
+    assert_eq!(state.redis_type.as_deref(), Some("hash"));
+    assert_eq!(state.ttl_ms, None, "no expiry");
+}
+
 // ---- The page, in headless Chromium -------------------------------------------------------
 
 /// Chromium, or a failure saying how to get it: this test must not pass without it.
@@ -350,13 +423,20 @@ async fn the_page_renders_in_headless_chromium() {
     let dom = run_chromium(&["--dump-dom"], &base).await;
     assert!(dom.contains("<h1>redis-cached</h1>"), "{dom}");
     // Every cached function of this binary, by path, with its template.
-    for name in ["counted", "profile", "slow", "fresh", "team"] {
+    for (name, part) in [
+        ("counted", "id"),
+        ("profile", "id"),
+        ("slow", "id"),
+        ("fresh", "id"),
+        ("team", "id"),
+        ("topology", "test"),
+    ] {
         assert!(
             dom.contains(&format!("inspect::{name}</code>")),
             "{name}: {dom}"
         );
         assert!(
-            dom.contains(&format!("inspect:{name}:&lt;id&gt;</code>")),
+            dom.contains(&format!("inspect:{name}:&lt;{part}&gt;</code>")),
             "{name}'s template: {dom}"
         );
     }
