@@ -249,8 +249,9 @@ impl<T: Display> Display for Esc<T> {
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}\
-table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:3px 6px;\
+table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:2px 5px;\
 text-align:left;vertical-align:top}th{background:#f3f3f3}td.n{text-align:right}\
+#cached{font-size:12px}td.n{white-space:nowrap}\
 code,pre{font-family:ui-monospace,monospace}pre{background:#f7f7f7;padding:.5em;\
 max-width:100%;overflow:auto;margin:0}.warn{color:#8a5300}.error{color:#b00020}\
 .note{color:#666}input[name=key]{width:32em}";
