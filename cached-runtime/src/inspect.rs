@@ -126,20 +126,20 @@ impl Cache {
     /// use redis_cached::registry::KeyKind;
     ///
     /// #[redis_cached::redis_cached(key = "inspect-doc:<id>", ttl = 60, cache = cache)]
-    /// async fn name(cache: &redis_cached::Cache, id: u64) -> String {
+    /// async fn inspect_doc_name(cache: &redis_cached::Cache, id: u64) -> String {
     ///     format!("user {id}")
     /// }
     ///
     /// let cache = redis_cached::Cache::builder("mem://").prefix("app:").build().await?;
     /// assert_eq!(cache.inspect_key("inspect-doc:7").await?.state, KeyKind::Absent);
     ///
-    /// name(&cache, 7).await;
+    /// inspect_doc_name(&cache, 7).await;
     /// let state = cache.inspect_key("inspect-doc:7").await?;
     /// assert_eq!(state.stored_key, "app:inspect-doc:7");
     /// assert_eq!(state.state, KeyKind::Value);
     /// assert_eq!(state.value, Some(serde_json::json!("user 7")));
     /// assert!(state.ttl_ms.is_some_and(|ttl| ttl <= 60_000));
-    /// assert!(state.functions[0].ends_with("::name"));
+    /// assert!(state.functions[0].ends_with("::inspect_doc_name"));
     /// # Ok(()) }
     /// ```
     pub async fn inspect_key(&self, key: &str) -> Result<KeyState, Error> {

@@ -24,18 +24,18 @@ use std::time::Duration;
 /// use redis_cached::redis_cached;
 ///
 /// #[redis_cached(key = "stats-doc:<id>", ttl = 60, cache = cache)]
-/// async fn name(cache: &redis_cached::Cache, id: u64) -> String {
+/// async fn stats_doc_name(cache: &redis_cached::Cache, id: u64) -> String {
 ///     format!("user {id}")
 /// }
 ///
 /// let cache = redis_cached::Cache::connect("mem://").await?;
-/// name(&cache, 1).await; // a miss: the body runs
-/// name(&cache, 1).await; // a hit
+/// stats_doc_name(&cache, 1).await; // a miss: the body runs
+/// stats_doc_name(&cache, 1).await; // a hit
 ///
 /// let function = redis_cached::functions()
 ///     .cached
 ///     .into_iter()
-///     .find(|function| function.path.ends_with("::name"))
+///     .find(|function| function.path.ends_with("::stats_doc_name"))
 ///     .unwrap();
 /// let stats = function.stats();
 /// assert_eq!((stats.hits, stats.misses), (1, 1));
