@@ -95,9 +95,16 @@ impl CachedFunction {
 
 /// A function's counters: one per [`Outcome`], and its body times.
 pub(crate) struct Counters {
-    outcomes: [AtomicU64; OUTCOMES],
+    outcomes: Outcomes,
     body: BodyTimes,
 }
+
+/// The outcome counters, on cache lines of their own (128 bytes: two lines, for CPUs that
+/// fetch lines in pairs): every call on every core writes one, while the metrics handles
+/// beside them are only read, and sharing a line would make those reads miss.
+#[repr(align(128))]
+#[derive(Default)]
+struct Outcomes([AtomicU64; OUTCOMES]);
 
 const OUTCOMES: usize = 6;
 
@@ -116,7 +123,7 @@ fn slot(outcome: Outcome) -> usize {
 impl Counters {
     pub(crate) fn new() -> Counters {
         Counters {
-            outcomes: Default::default(),
+            outcomes: Outcomes::default(),
             body: BodyTimes::new(),
         }
     }
@@ -124,7 +131,7 @@ impl Counters {
     /// Counts one call: relaxed, as nothing else is ordered by it.
     #[inline]
     pub(crate) fn outcome(&self, outcome: Outcome) {
-        self.outcomes[slot(outcome)].fetch_add(1, Ordering::Relaxed);
+        self.outcomes.0[slot(outcome)].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn body_time(&self, elapsed: Duration) {
@@ -132,7 +139,7 @@ impl Counters {
     }
 
     pub(crate) fn read(&self) -> Stats {
-        let count = |outcome| self.outcomes[slot(outcome)].load(Ordering::Relaxed);
+        let count = |outcome| self.outcomes.0[slot(outcome)].load(Ordering::Relaxed);
         Stats {
             hits: count(Outcome::Hit),
             misses: count(Outcome::Miss),
