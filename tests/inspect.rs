@@ -214,6 +214,17 @@ async fn key_json_shows_a_stored_value_and_an_absent_key() {
         "{state}"
     );
 
+    // A key typed with the prefix: absent, and the page says why.
+    let page = client()
+        .get(format!("{base}?key=app%3Ainspect%3Aprofile%3A7"))
+        .send()
+        .await
+        .expect("the server answers")
+        .text()
+        .await
+        .expect("a page");
+    assert!(page.contains("type the key without it"), "{page}");
+
     let absent = key_json(&base, "inspect:profile:8").await;
     assert_eq!(absent["state"], "absent", "{absent}");
     assert_eq!(absent["ttl_ms"], Value::Null);

@@ -2,7 +2,7 @@
 //! check's findings, and one key's state, server-rendered (no script, no external asset).
 //! Every value printed comes from attributes, Redis or the request: all of it is escaped.
 
-use crate::registry::{CachedFunction, InvalidatingFunction, KeyState, Severity, Stats};
+use crate::registry::{CachedFunction, InvalidatingFunction, KeyKind, KeyState, Severity, Stats};
 use crate::{Cache, check, functions};
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderName, StatusCode, header};
@@ -306,7 +306,19 @@ fn render(
     )?;
     if let (Some(key), Some(inspected)) = (key, inspected) {
         match inspected {
-            Ok(state) => render_key(out, base, &state)?,
+            Ok(state) => {
+                render_key(out, base, &state)?;
+                // A key copied from redis-cli carries the prefix, which is added again.
+                let prefix = cache.prefix();
+                if state.state == KeyKind::Absent && !prefix.is_empty() && key.starts_with(prefix) {
+                    write!(
+                        out,
+                        "<p class=\"warn\">The key starts with the cache's prefix <code>{}</code>, \
+                         which is put in front of it: type the key without it.</p>",
+                        Esc(prefix)
+                    )?;
+                }
+            }
             Err(error) => write!(
                 out,
                 "<p id=\"key-error\" class=\"error\">Could not read <code>{}</code>: {}</p>",
