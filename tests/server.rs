@@ -1393,6 +1393,48 @@ async fn metrics_count_the_hits_and_misses_just_made() {
 }
 
 #[tokio::test]
+async fn the_inspection_page_is_mounted_at_admin_cache() {
+    let t = setup().await;
+    let Setup { api, .. } = t;
+    api.get("/employees/11").await; // a miss
+    api.get("/employees/11").await; // a hit
+
+    let page = api.text("/admin/cache").await;
+    assert!(page.contains("repo::employee</code>"), "{page}");
+    assert!(page.contains("employee:&lt;id&gt;:status"), "{page}");
+    assert!(
+        page.contains("href=\"/admin/cache/functions.json\""),
+        "{page}"
+    );
+
+    let functions = api.get("/admin/cache/functions.json").await;
+    assert_eq!(functions.status, StatusCode::OK);
+    let employee = functions.body["cached"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|function| {
+            function["path"]
+                .as_str()
+                .is_some_and(|path| path.ends_with("::employee"))
+        })
+        .expect("the employee read is listed");
+    assert_eq!(employee["key"], "employee:<id>");
+    assert_eq!(
+        (&employee["stats"]["misses"], &employee["stats"]["hits"]),
+        (&json!(1), &json!(1)),
+        "{employee}"
+    );
+
+    let key = api.get("/admin/cache/key.json?key=employee:11").await;
+    assert_eq!(key.status, StatusCode::OK);
+    assert_eq!(key.body["state"], "value", "{}", key.body);
+    assert_eq!(key.body["value"]["id"], 11, "{}", key.body);
+    let ttl = key.body["ttl_ms"].as_u64().expect("a TTL");
+    assert!((86_000_000..=86_400_000).contains(&ttl), "{ttl}");
+}
+
+#[tokio::test]
 async fn health_reports_redis_down_and_the_service_keeps_serving() {
     let t = setup().await;
     let Setup { mut redis, api, .. } = t;

@@ -199,11 +199,11 @@ impl CacheBuilder {
     /// By default every entry carries an 8-byte fingerprint of its stored type's shape (field
     /// names and types, enum variants, as serde reads them), and an entry written from
     /// another shape is a miss: a deploy that adds, renames or retypes a field never decodes
-    /// an old entry into a wrong value (see the guide's `deploys` page). Without
-    /// it, entries are written unfingerprinted and read whatever shape wrote them, as long as
-    /// they decode; the function's `version` is still checked. For keys shared with writers
-    /// whose types are traced differently (another language, a type with a hand-written
-    /// `Deserialize` of its own), when a function's `version` is managed by hand.
+    /// an old entry into a wrong value (see the guide, `redis_cached::guide::deploys`).
+    /// Without it, entries are written unfingerprinted and read whatever shape wrote them, as
+    /// long as they decode; the function's `version` is still checked. For keys shared with
+    /// writers whose types are traced differently (another language, a type with a
+    /// hand-written `Deserialize` of its own), when a function's `version` is managed by hand.
     pub fn without_shape_fingerprints(mut self) -> Self {
         self.fingerprints = false;
         self

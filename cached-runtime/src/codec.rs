@@ -51,6 +51,13 @@ impl Codec {
         }
     }
 
+    /// Decodes a stored value of any type into its JSON form (MessagePack maps and arrays
+    /// become JSON ones), for showing it; bytes from Redis are untrusted, so this only
+    /// ever fails.
+    pub(crate) fn to_json(self, bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
+        self.decode(bytes)
+    }
+
     /// Decodes a stored value; bytes from Redis are untrusted, so this only ever fails.
     pub(crate) fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, CodecError> {
         match self {

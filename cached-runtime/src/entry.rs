@@ -66,6 +66,29 @@ impl Form {
     }
 }
 
+/// What an entry's bytes (out of any envelope) hold, as the inspection page reads them.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stored<'a> {
+    /// A codec's output.
+    Value(&'a [u8]),
+    /// A stored `None`.
+    Absent,
+    /// Another marker: nothing this version writes.
+    Marker,
+}
+
+/// The form an entry was written in and what it holds, for any function (a lookup checks
+/// the form against its own in [`Codec::decode_entry`]); `None` without a trailer.
+pub(crate) fn open(bytes: &[u8]) -> Option<(Form, Stored<'_>)> {
+    let (form, bytes) = Form::read(bytes)?;
+    let stored = match bytes {
+        [MARKER, b'N'] => Stored::Absent,
+        [MARKER, ..] => Stored::Marker,
+        value => Stored::Value(value),
+    };
+    Some((form, stored))
+}
+
 /// Whether `bytes` were stored by a later version of the function than `version`: during a
 /// rolling deploy, a process of the older version leaves them in place.
 pub(crate) fn written_by_later(bytes: &[u8], version: u32) -> bool {
@@ -178,6 +201,16 @@ mod tests {
         );
         // Without a trailer: written before versions, or by hand.
         assert!(Codec::Json.decode_entry::<()>(b"null", FORM).is_err());
+    }
+
+    #[test]
+    fn entries_open_without_a_form_to_check() {
+        let codec = Codec::Json;
+        let bytes = codec.encode_entry(Entry::Value(&5u8), FORM).unwrap();
+        assert_eq!(open(&bytes), Some((FORM, Stored::Value(b"5"))));
+        let absent = codec.encode_entry::<u8>(Entry::Absent, FORM).unwrap();
+        assert_eq!(open(&absent), Some((FORM, Stored::Absent)));
+        assert_eq!(open(b"5"), None);
     }
 
     #[test]

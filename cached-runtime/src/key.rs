@@ -310,7 +310,7 @@ impl Keys {
 }
 
 /// What separates a tag key's prefix from its tag.
-const TAG_MARK: &str = "\\@";
+pub(crate) const TAG_MARK: &str = "\\@";
 
 #[cfg(test)]
 mod tests {

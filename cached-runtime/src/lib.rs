@@ -14,6 +14,7 @@ mod fingerprint;
 mod flight;
 mod freshness;
 mod global;
+mod inspect;
 mod invalidate;
 mod key;
 mod near;

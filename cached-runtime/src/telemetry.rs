@@ -2,6 +2,7 @@
 //! function's path, never a key or a value.
 
 use crate::Outcome;
+use crate::registry::stats::{Counters, Stats};
 use arc_swap::ArcSwapOption;
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
 use std::cell::Cell;
@@ -50,7 +51,9 @@ pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
         Outcome::Stale => Metric::Stale,
         Outcome::Bypass => Metric::Bypasses,
     };
-    Metrics::of(function).counter(metric, 1);
+    let metrics = Metrics::of(function);
+    metrics.stats.outcome(outcome);
+    metrics.counter(metric, 1);
     crate::outcome::record(outcome);
 }
 
@@ -115,8 +118,23 @@ fn fetch_sampled() -> bool {
 }
 
 pub(crate) fn body_time(function: &'static str, elapsed: Duration) {
-    Metrics::of(function).histogram(Metric::BodyTime, elapsed, 1);
+    let metrics = Metrics::of(function);
+    metrics.stats.body_time(elapsed);
+    metrics.histogram(Metric::BodyTime, elapsed, 1);
 }
+
+/// What `function` did in this process so far; zeros before its first call (without
+/// making its metrics: a page listing every function need not allocate for the idle ones).
+pub(crate) fn stats(function: &str) -> Stats {
+    let by_name = BY_NAME.lock().unwrap_or_else(PoisonError::into_inner);
+    by_name
+        .as_ref()
+        .and_then(|by_name| by_name.get(function))
+        .map_or_else(Stats::default, |metrics| metrics.stats.read())
+}
+
+/// Every function's metrics, by name: made on its first call, kept for the process's life.
+static BY_NAME: Mutex<Option<HashMap<&'static str, &'static Metrics>>> = Mutex::new(None);
 
 /// The per-call metrics of a function: the counters of its outcomes and the histograms of
 /// its operations' durations.
@@ -177,6 +195,8 @@ pub(crate) struct Metrics {
     /// The handles in the first two process-wide recorders seen (the no-op one, then the
     /// one installed): plain loads on the hot path. A third goes the slower way.
     resolved: [OnceLock<Resolved>; 2],
+    /// The counts and body times the process reads itself (the inspection page).
+    stats: Counters,
 }
 
 /// A function's handles in one recorder, each registered on first use.
@@ -239,7 +259,6 @@ impl Metrics {
         if let Some(metrics) = recent {
             return metrics;
         }
-        static BY_NAME: Mutex<Option<HashMap<&'static str, &'static Metrics>>> = Mutex::new(None);
         let metrics = *BY_NAME
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -261,6 +280,7 @@ impl Metrics {
                     ]
                     .map(|metric| metric.key(function)),
                     resolved: [OnceLock::new(), OnceLock::new()],
+                    stats: Counters::new(),
                 }))
             });
         let _ = RECENT.try_with(|recent| recent[slot].set(Some((address, metrics))));

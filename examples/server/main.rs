@@ -4,6 +4,7 @@
 //! cargo run --example server
 //! curl -i localhost:8000/employees/42      # X-Cache: MISS, ~100 ms (DB_LATENCY_MS)
 //! curl -i localhost:8000/employees/42      # X-Cache: HIT, ~1 ms
+//! open http://localhost:8000/admin/cache   # the cache's inspection page
 //! ```
 //!
 //! Where to look: `repo.rs` declares the caching, `main.rs` (this file) connects the cache
@@ -134,6 +135,10 @@ async fn run() -> Result<(), String> {
     );
 
     let (cache, cache_fallback) = connect_cache(&config).await?;
+    // The cache's inspection page (functions, hit ratios, what a key holds) at /admin/cache.
+    // It shows cached values: a real service mounts it behind its authentication (or on an
+    // internal listener), never open to the internet as this example does.
+    let inspect = redis_cached::axum::inspect(cache.clone());
     let state = AppState {
         repo: Repo::new(db.clone(), cache),
         metrics,
@@ -145,7 +150,7 @@ async fn run() -> Result<(), String> {
         .map_err(|error| format!("cannot listen on {}: {error}", config.bind))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     tracing::info!("listening on http://{address} (API docs at http://{address}/docs)");
-    axum::serve(listener, routes::app(state))
+    axum::serve(listener, routes::app(state).nest("/admin/cache", inspect))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|error| format!("server error: {error}"))?;

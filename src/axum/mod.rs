@@ -1,5 +1,5 @@
 //! axum integration (feature `axum`): the `X-Cache` response header and the "fresh data"
-//! request, with no caching code in handlers.
+//! request, with no caching code in handlers; and an inspection page for operators.
 //!
 //! - [`CacheStatusLayer`] runs each request's handler inside [`with_outcome`](crate::with_outcome) and sets
 //!   `X-Cache` on the response (`HIT`, `MISS`, `REFRESH`, `COALESCED` or `BYPASS`) from the
@@ -8,6 +8,8 @@
 //! - [`FreshRequested`] extracts whether the client asks for fresh data (`Cache-Control:
 //!   no-cache`, and optionally a query flag of your choosing): the `bool` that
 //!   `#[redis_cached(refresh = ...)]` takes.
+//! - [`inspect`] is a router to nest under an admin path, behind your authentication: the
+//!   cached functions with this process's statistics, and what a key holds.
 //!
 //! ```toml
 //! [dependencies]
@@ -44,6 +46,8 @@
 
 mod cache_status;
 mod fresh;
+mod inspect;
 
 pub use self::cache_status::{CacheStatus, CacheStatusFuture, CacheStatusLayer};
 pub use self::fresh::{FreshQueryParam, FreshRequested, HeadersOnly, InvalidFreshParam};
+pub use self::inspect::inspect;

@@ -1,12 +1,15 @@
 //! The registry of cached functions: every `#[redis_cached]` and `#[invalidates]` function
 //! registers what it is at link time (through `inventory`), so that a process can list its
 //! cached functions ([`functions`]), check them against each other before serving
-//! ([`check`]), show them (the inspection page) and clear one ([`Cache::clear_function`]).
+//! ([`check`]), count what each did ([`CachedFunction::stats`]), show them and the keys they
+//! store (the inspection page, [`Cache::inspect_key`]) and, to come, clear one
+//! (`Cache::clear_function`).
 //!
-//! [`Cache::clear_function`]: crate::Cache::clear_function
+//! [`Cache::inspect_key`]: crate::Cache::inspect_key
 
 mod check;
 mod pattern;
+pub(crate) mod stats;
 
 pub(crate) use self::check::log_once as log_check_once;
 pub use self::check::{Finding, FindingKind, Report, Severity, check};
@@ -14,6 +17,8 @@ pub use self::pattern::Template;
 #[doc(hidden)]
 pub use self::pattern::Token;
 pub(crate) use self::pattern::glob_escape;
+pub use self::stats::Stats;
+pub use crate::inspect::{EntryInfo, KeyKind, KeyState};
 
 /// A `#[redis_cached]` function, as its attribute describes it.
 ///

@@ -83,6 +83,13 @@ impl MemoryStore {
         Fetch::from_read(found, None)
     }
 
+    /// The bytes under `key` and how long they have left, for the inspection page.
+    pub(crate) fn peek(&self, key: &str) -> Option<(Arc<[u8]>, Duration)> {
+        self.slots
+            .get(key)
+            .map(|slot| (slot.bytes.clone(), slot.ttl()))
+    }
+
     // Every write goes through `and_compute_with`, which serialises operations on a key:
     // a plain `insert` or `invalidate` could interleave with a fill's check of its lease
     // and let it store after a deletion.

@@ -72,6 +72,15 @@ impl Fetch {
     }
 }
 
+/// What a key holds, as the inspection page reads it.
+pub(crate) enum Peeked {
+    Absent,
+    /// A string's bytes, and its remaining time to live (`None`: no expiry).
+    Bytes(Bytes, Option<Duration>),
+    /// A key of another Redis type (`hash`, `list`, ...), which no cached function writes.
+    Other(String, Option<Duration>),
+}
+
 /// The tag keys of a call, and how long a tag key it creates lives (the function's TTL and
 /// the lease: longer than any entry filled after the read).
 #[derive(Clone, Copy)]
@@ -226,6 +235,19 @@ impl Store {
         match &self.0.backend {
             Backend::Redis(redis) => self.unguarded(None, redis.ping()).await,
             Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Reads what `key` holds and its remaining time to live, changing nothing: one atomic
+    /// read on every backend. Past the breaker, as [`ping`](Self::ping): an operator looking
+    /// at a key wants the answer (or the error) now.
+    pub(crate) async fn peek(&self, key: &str) -> Result<Peeked, Error> {
+        match &self.0.backend {
+            Backend::Redis(redis) => self.unguarded(self.slot(key), redis.peek(key)).await,
+            Backend::Memory(memory) => Ok(match memory.peek(key) {
+                Some((bytes, ttl)) => Peeked::Bytes(Bytes::Shared(bytes), Some(ttl)),
+                None => Peeked::Absent,
+            }),
         }
     }
 

@@ -14,7 +14,7 @@ mod clear;
 
 use super::connection::Connection;
 use super::tags::{VERSION_LEN, fresh_version};
-use super::{Bytes, Fetch};
+use super::{Bytes, Fetch, Peeked};
 use crate::Error;
 use crate::entry::MARKER;
 use crate::freshness;
@@ -151,6 +151,18 @@ static READ_TAGS: LazyLock<Script> = LazyLock::new(|| {
             versions[i] = version
           end
           return table.concat(versions)",
+    )
+});
+
+/// The inspection page's read of one key, atomic: its type, its `PTTL` (-1: no expiry,
+/// -2: absent) and, for a string, its bytes (empty for other types). `TYPE` first: a
+/// `GET` of a hash or a list under the prefix would fail the whole read.
+static PEEK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local kind = redis.call('TYPE', KEYS[1]).ok
+          local ttl = redis.call('PTTL', KEYS[1])
+          if kind ~= 'string' then return {kind, ttl, ''} end
+          return {kind, ttl, redis.call('GET', KEYS[1])}",
     )
 });
 
@@ -495,6 +507,19 @@ impl RedisStore {
             self.invoke::<()>(&invocation).await
         });
         join_all(extensions).await.into_iter().collect()
+    }
+
+    /// What `key` holds, as [`PEEK`] reads it (routed by the key's slot on a cluster).
+    pub(crate) async fn peek(&self, key: &str) -> Result<Peeked, Error> {
+        let mut invocation = PEEK.prepare_invoke();
+        invocation.key(key);
+        let (kind, ttl, bytes): (String, i64, Vec<u8>) = self.invoke(&invocation).await?;
+        let ttl = u64::try_from(ttl).ok().map(Duration::from_millis);
+        Ok(match kind.as_str() {
+            "none" => Peeked::Absent,
+            "string" => Peeked::Bytes(Bytes::Owned(bytes), ttl),
+            _ => Peeked::Other(kind, ttl),
+        })
     }
 
     /// `PING`; on a cluster, every primary.

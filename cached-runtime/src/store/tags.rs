@@ -52,6 +52,15 @@ impl Stamp {
     }
 }
 
+/// The tag versions recorded in `stored`'s envelope (8 bytes each) and the value inside
+/// it, whatever the tags; `None` when it is no envelope.
+pub(crate) fn open(stored: &[u8]) -> Option<(&[u8], &[u8])> {
+    let [MARKER, KIND, count, rest @ ..] = stored else {
+        return None;
+    };
+    rest.split_at_checked(usize::from(*count) * VERSION_LEN)
+}
+
 /// The length of the envelope of an entry with `tags` tags (none for an untagged entry).
 pub(crate) fn envelope_len(tags: usize) -> usize {
     match tags {
@@ -87,5 +96,8 @@ mod tests {
         );
         assert_eq!(stamp.unwrap(b"{\"a\":1}"), None, "no envelope");
         assert_ne!(fresh_version(), fresh_version(), "versions are random");
+        assert_eq!(open(&wrapped), Some((&stamp.0[..], &b"{\"a\":1}"[..])));
+        assert_eq!(open(b"{\"a\":1}"), None);
+        assert_eq!(open(&wrapped[..10]), None, "cut short");
     }
 }
