@@ -107,7 +107,6 @@ impl Template {
                     Some(Unit::Char(c)) if key.get(j) == Some(c) => {
                         reachable[i + 1][j + 1] = true;
                     }
-                    Some(Unit::Char(_)) => {}
                     Some(Unit::Part) => {
                         reachable[i + 1][j] = true;
                         match key.get(j) {
@@ -125,8 +124,6 @@ impl Template {
 
     /// A `SCAN ... MATCH` pattern for the keys this template renders under `prefix`: every
     /// such key matches it (others may too: [`matches`](Self::matches) tells them apart).
-    // For `Cache::clear_function`, which is still to come.
-    #[allow(dead_code)]
     pub(crate) fn glob(&self, prefix: &str) -> String {
         let mut glob = String::new();
         glob_escape(prefix, &mut glob);
@@ -194,7 +191,6 @@ fn renderable(c: char) -> bool {
 }
 
 /// Appends `text` to a `MATCH` pattern, matching itself only.
-#[allow(dead_code)]
 pub(crate) fn glob_escape(text: &str, glob: &mut String) {
     for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {

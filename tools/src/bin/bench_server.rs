@@ -296,7 +296,8 @@ async fn profile_by_hand(
     size: usize,
     id: i64,
 ) -> Result<Option<Profile>, sqlx::Error> {
-    let key = format!("profile:{size}:{id}");
+    // Keys of its own: plain JSON, which the library's entries (ending in a trailer) are not.
+    let key = format!("hand:profile:{size}:{id}");
     let mut redis = redis.clone();
     let cached: redis::RedisResult<Option<Vec<u8>>> =
         redis::cmd("GET").arg(&key).query_async(&mut redis).await;
