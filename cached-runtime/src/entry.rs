@@ -138,10 +138,17 @@ impl Codec {
         bytes: &[u8],
         form: Form,
     ) -> Result<Entry<T>, CodecError> {
-        let (stored, bytes) = Form::read(bytes).ok_or(CodecError::Marker)?;
-        if !form.reads(stored) {
-            return Err(CodecError::OtherForm);
-        }
+        // The usual case first: the entry is of this very form (one 14-byte comparison).
+        let bytes = match bytes.strip_suffix(&form.trailer()) {
+            Some(value) => value,
+            None => {
+                let (stored, value) = Form::read(bytes).ok_or_else(|| CodecError::Marker)?;
+                if !form.reads(stored) {
+                    return Err(CodecError::OtherForm);
+                }
+                value
+            }
+        };
         match bytes {
             [MARKER, b'N'] => Ok(Entry::Absent),
             [MARKER, ..] => Err(CodecError::Marker),

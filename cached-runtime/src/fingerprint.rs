@@ -62,11 +62,11 @@ fn digest(bytes: &[u8]) -> u64 {
 }
 
 /// Where a function keeps its stored type's fingerprint: a `static` in the generated code,
-/// so that a hit reads it with one atomic load. The type's name is kept with it: a function
-/// in a generic `impl` shares one `static` between its instances, and those whose type is
-/// not the first one's look theirs up in a map instead.
+/// so that a hit reads it with one atomic load. The address of the type's `trace` is kept
+/// with it: a function in a generic `impl` shares one `static` between its instances, and
+/// those whose type is not the first one's look theirs up in a map by the type's name.
 #[doc(hidden)]
-pub struct ShapeCell(OnceLock<(&'static str, u64)>);
+pub struct ShapeCell(OnceLock<(usize, u64)>);
 
 impl ShapeCell {
     #[allow(clippy::new_without_default)]
@@ -74,14 +74,20 @@ impl ShapeCell {
         ShapeCell(OnceLock::new())
     }
 
-    /// The fingerprint of `T`, which `trace` computes.
-    pub(crate) fn get(&self, name: &'static str, trace: fn() -> u64) -> u64 {
-        let (held, shape) = *self.0.get_or_init(|| (name, traced(name, trace)));
-        if std::ptr::eq(held, name) || held == name {
-            shape
-        } else {
-            traced(name, trace)
+    /// The fingerprint of the type `trace` traces, which `name` names.
+    #[inline]
+    pub(crate) fn get(&self, trace: fn() -> u64, name: fn() -> &'static str) -> u64 {
+        match self.0.get() {
+            Some(&(held, shape)) if held == trace as usize => shape,
+            _ => self.init(trace, name),
         }
+    }
+
+    #[cold]
+    fn init(&self, trace: fn() -> u64, name: fn() -> &'static str) -> u64 {
+        let shape = traced(name(), trace);
+        let _ = self.0.set((trace as usize, shape));
+        shape
     }
 }
 

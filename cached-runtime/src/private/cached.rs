@@ -172,9 +172,7 @@ where
             Ok((Fetch::Hit(bytes, _), stamp)) if call.windows.any() => {
                 match Box::pin(judge::<S, R, _>(&cx, &bytes, &stamp, body.as_mut())).await {
                     Judged::Served(output) => return output,
-                    Judged::Miss if cx.written_by_later(&bytes) => {
-                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
-                    }
+                    Judged::Miss if cx.written_by_later(&bytes) => break,
                     Judged::Miss => fetched = take_over().await,
                     // Of the callers that read it, one takes the key over; the others look
                     // again, find its lease, and wait for its fill.
@@ -208,10 +206,8 @@ where
                         return output;
                     }
                 }
-                // A later version's, during a rolling deploy: left in place, so that old
-                // and new processes do not overwrite each other on every call.
                 if cx.written_by_later(&bytes) {
-                    return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                    break;
                 }
                 // Undecodable, oversized, of an earlier version or another shape: overwrite.
                 fetched = take_over().await;
@@ -235,18 +231,16 @@ where
                             telemetry::outcome(function, Outcome::Coalesced);
                             return output;
                         }
-                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                        break;
                     }
                     Waited::Shared(output) => {
                         if let Some(output) = sharing.take(&*output).map(S::from_failure) {
                             telemetry::outcome(function, Outcome::Coalesced);
                             return output;
                         }
-                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
+                        break;
                     }
-                    Waited::RunBody => {
-                        return Box::pin(uncached(function, key, body, Outcome::Miss)).await;
-                    }
+                    Waited::RunBody => break,
                     // The filler outlived the longest wait (or is a stray value of a lease's
                     // form): one waiter takes the key over, by a compare-and-set on the
                     // lease, and the others find its lease and wait for it.
@@ -273,6 +267,10 @@ where
             }
         }
     }
+    // The body runs uncached: its filler's output cannot be shared, or the entry is a later
+    // version's, left in place during a rolling deploy (so that old and new processes do
+    // not overwrite each other on every call).
+    Box::pin(uncached(function, key, body, Outcome::Miss)).await
 }
 
 /// What waiting for another caller's fill gave.

@@ -92,9 +92,10 @@ impl<T> ValueCodec<T> {
     }
 
     /// The stored type's shape fingerprint (traced on the first call in this process).
+    #[inline]
     pub(crate) fn shape(&self) -> u64 {
         match self.shape {
-            Some(cell) => cell.get((self.name)(), self.trace),
+            Some(cell) => cell.get(self.trace, self.name),
             None => fingerprint::traced((self.name)(), self.trace),
         }
     }
