@@ -142,7 +142,9 @@ impl Codec {
         let bytes = match bytes.strip_suffix(&form.trailer()) {
             Some(value) => value,
             None => {
-                let (stored, value) = Form::read(bytes).ok_or_else(|| CodecError::Marker)?;
+                let Some((stored, value)) = Form::read(bytes) else {
+                    return Err(CodecError::Marker);
+                };
                 if !form.reads(stored) {
                     return Err(CodecError::OtherForm);
                 }
