@@ -12,7 +12,7 @@
 mod harness;
 
 use harness::RedisServer;
-use redis_cached::registry::KeyKind;
+use redis_cached::KeyKind;
 use redis_cached::{Cache, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -123,7 +123,7 @@ impl Cache {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
-    /// use redis_cached::registry::KeyKind;
+    /// use redis_cached::KeyKind;
     ///
     /// #[redis_cached::redis_cached(key = "inspect-doc:<id>", ttl = 60, cache = cache)]
     /// async fn inspect_doc_name(cache: &redis_cached::Cache, id: u64) -> String {

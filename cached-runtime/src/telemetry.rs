@@ -2,7 +2,7 @@
 //! function's path, never a key or a value.
 
 use crate::Outcome;
-use crate::registry::stats::{Counters, Stats};
+use crate::stats::{Counters, Stats};
 use arc_swap::ArcSwapOption;
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
 use std::cell::Cell;

@@ -2,8 +2,9 @@
 //! check's findings, and one key's state, server-rendered (no script, no external asset).
 //! Every value printed comes from attributes, Redis or the request: all of it is escaped.
 
-use crate::registry::{CachedFunction, InvalidatingFunction, KeyKind, KeyState, Severity, Stats};
+use crate::registry::{CachedFunction, InvalidatingFunction, Severity, Stats};
 use crate::{Cache, check, functions};
+use crate::{KeyKind, KeyState};
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -30,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///   (see [`Cache::inspect_key`]).
 /// - `GET /functions.json`: the same lists as JSON, each cached function with its `stats`
 ///   (durations in milliseconds).
-/// - `GET /key.json?key=user:42`: the [`KeyState`](crate::registry::KeyState) of one key
+/// - `GET /key.json?key=user:42`: the [`KeyState`](crate::KeyState) of one key
 ///   as JSON; 400 without `key`, 503 (with `{"error": ...}`) when Redis fails.
 ///
 /// Keys are given as templates render them, without the cache's prefix. Counts are this

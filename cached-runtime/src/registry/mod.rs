@@ -9,7 +9,6 @@
 
 mod check;
 mod pattern;
-pub(crate) mod stats;
 
 pub(crate) use self::check::log_once as log_check_once;
 pub use self::check::{Finding, FindingKind, Report, Severity, check};
@@ -17,8 +16,7 @@ pub use self::pattern::Template;
 #[doc(hidden)]
 pub use self::pattern::Token;
 pub(crate) use self::pattern::glob_escape;
-pub use self::stats::Stats;
-pub use crate::inspect::{EntryInfo, KeyKind, KeyState};
+pub use crate::stats::Stats;
 
 /// A `#[redis_cached]` function, as its attribute describes it.
 ///
@@ -206,4 +204,13 @@ pub fn functions() -> Functions {
         .invalidating
         .sort_by_key(|function| (function.path, function.line));
     functions
+}
+
+impl CachedFunction {
+    /// This function's [`Stats`] in this process so far (all zeros before its first call).
+    /// Cheap enough for a page or an endpoint: one short lock of a map of functions, then
+    /// relaxed loads.
+    pub fn stats(&self) -> Stats {
+        crate::telemetry::stats(self.path)
+    }
 }

@@ -7,7 +7,6 @@
 //! no lock, no allocation, no clock read. Body times go into a log-bucket histogram of
 //! atomics: a body already read the clock to be timed.
 
-use super::CachedFunction;
 use crate::Outcome;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -81,15 +80,6 @@ impl Stats {
         let served = self.hits + self.stale + self.coalesced;
         let total = served + self.misses + self.refreshes;
         (total > 0).then(|| served as f64 / total as f64)
-    }
-}
-
-impl CachedFunction {
-    /// This function's [`Stats`] in this process so far (all zeros before its first call).
-    /// Cheap enough for a page or an endpoint: one short lock of a map of functions, then
-    /// relaxed loads.
-    pub fn stats(&self) -> Stats {
-        crate::telemetry::stats(self.path)
     }
 }
 
