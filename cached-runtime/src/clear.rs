@@ -5,7 +5,7 @@
 
 use crate::cache::Cache;
 use crate::error::Error;
-use crate::registry::{self, CachedFunction, glob_escape};
+use crate::registry::{self, CachedFunction, distance, glob_escape};
 use crate::store::Sweep;
 use crate::telemetry;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -237,24 +237,6 @@ fn closest(name: &str, paths: impl Iterator<Item = &'static str>) -> Vec<String>
         .take(SUGGESTIONS)
         .map(|(_, path)| path.to_owned())
         .collect()
-}
-
-/// Levenshtein distance, in characters.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &y) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(x != y))
-                .min(above + 1)
-                .min(row[j] + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! is served. Each finding is a mistake a test suite rarely catches, because the cache hides
 //! it until an entry outlives the write that should have removed it.
 
-use super::{CachedFunction, Functions, InvalidatingFunction, Template, functions};
+use super::{CachedFunction, Functions, InvalidatingFunction, Template, distance, functions};
 use std::fmt;
 use std::sync::Once;
 use std::time::Duration;
@@ -201,22 +201,6 @@ fn nearest(template: &Template, cached: &[&CachedFunction], what: &str) -> Strin
         .min_by_key(|candidate| distance(candidate.text(), template.text()))
         .map(|candidate| format!("; did you mean \"{candidate}\"?"))
         .unwrap_or_default()
-}
-
-/// Levenshtein distance, for the hint.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substituted = previous + usize::from(ca != cb);
-            previous = row[j + 1];
-            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
 }
 
 /// Whether an invalidation deletes some of `cached`'s keys or invalidates one of its tags.
