@@ -223,7 +223,15 @@ async fn key_json_shows_a_stored_value_and_an_absent_key() {
         .text()
         .await
         .expect("a page");
-    assert!(page.contains("type the key without it"), "{page}");
+    assert!(page.contains("give the key without it"), "{page}");
+    let prefixed = key_json(&base, "app:inspect:profile:7").await;
+    assert_eq!(prefixed["state"], "absent", "{prefixed}");
+    assert!(
+        prefixed["hint"]
+            .as_str()
+            .is_some_and(|hint| hint.contains("prefix `app:`")),
+        "{prefixed}"
+    );
 
     let absent = key_json(&base, "inspect:profile:8").await;
     assert_eq!(absent["state"], "absent", "{absent}");

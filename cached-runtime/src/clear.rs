@@ -220,15 +220,20 @@ fn names(path: &str, name: &str) -> bool {
 }
 
 /// The paths closest to `name`, each compared by its last segments, as many as `name` has
-/// (`get_usr` against `get_user`, `users::get_usr` against `users::get_user`).
+/// (`get_usr` against `get_user`, `users::get_usr` against `users::get_user`), ignoring
+/// case; only those within a third of the name's length in edits (at least 2), so that a
+/// name like none of them suggests nothing.
 fn closest(name: &str, paths: impl Iterator<Item = &'static str>) -> Vec<String> {
     let segments = name.split("::").count();
+    let name = name.to_lowercase();
+    let within = (name.chars().count() / 3).max(2);
     let mut scored: Vec<(usize, &str)> = paths
         .map(|path| {
             let parts: Vec<&str> = path.split("::").collect();
             let tail = parts[parts.len().saturating_sub(segments)..].join("::");
-            (distance(&tail, name), path)
+            (distance(&tail.to_lowercase(), &name), path)
         })
+        .filter(|(edits, _)| *edits <= within)
         .collect();
     scored.sort();
     scored.dedup_by_key(|(_, path)| *path);

@@ -59,8 +59,8 @@ pub enum Error {
     UnknownFunction {
         /// The name asked for.
         name: String,
-        /// The paths of the registered functions closest to it (at most three), closest
-        /// first.
+        /// The paths of the registered functions whose names are close to it (at most
+        /// three, within a third of its length in edits, case aside), closest first.
         closest: Vec<String>,
     },
     /// [`Cache::clear_function`](crate::Cache::clear_function): the name ends several
@@ -82,7 +82,9 @@ pub enum Error {
 
 fn closest_hint(closest: &[String]) -> String {
     match closest {
-        [] => " (none is registered)".to_owned(),
+        [] => {
+            " (and none has a name close to it: `redis_cached::functions()` lists them)".to_owned()
+        }
         closest => format!(" (closest: {})", closest.join(", ")),
     }
 }

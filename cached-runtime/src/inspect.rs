@@ -50,6 +50,9 @@ pub struct KeyState {
     pub functions: Vec<&'static str>,
     /// The `#[invalidates]` functions with a key template that renders this key, by path.
     pub invalidated_by: Vec<&'static str>,
+    /// A likely mistake in the key asked for: an absent key that starts with the cache's
+    /// prefix (copied from `redis-cli`), to which the prefix was added again.
+    pub hint: Option<String>,
 }
 
 /// What the bytes under a key are.
@@ -164,6 +167,7 @@ impl Cache {
                 .filter(|function| function.keys.iter().any(|template| template.matches(key)))
                 .map(|function| function.path)
                 .collect(),
+            hint: None,
         };
         let millis = |ttl: Duration| freshness::millis(ttl);
         match peeked {
@@ -178,6 +182,13 @@ impl Cache {
                 state.size = bytes.len();
                 read(&mut state, &bytes, self.inner.codec);
             }
+        }
+        let prefix = self.prefix();
+        if state.state == KeyKind::Absent && !prefix.is_empty() && key.starts_with(prefix) {
+            state.hint = Some(format!(
+                "the key starts with the cache's prefix `{prefix}`, which is put in front of \
+                 it: give the key without it"
+            ));
         }
         Ok(state)
     }
@@ -265,6 +276,7 @@ mod tests {
             redis_type: None,
             functions: vec![],
             invalidated_by: vec![],
+            hint: None,
         };
         read(&mut state, bytes, Codec::Json);
         state

@@ -2,9 +2,9 @@
 //! check's findings, and one key's state, server-rendered (no script, no external asset).
 //! Every value printed comes from attributes, Redis or the request: all of it is escaped.
 
+use crate::KeyState;
 use crate::registry::{CachedFunction, InvalidatingFunction, Severity, Stats};
 use crate::{Cache, check, functions};
-use crate::{KeyKind, KeyState};
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -129,6 +129,8 @@ struct InvalidatingJson {
 #[derive(Serialize)]
 struct FindingJson {
     severity: &'static str,
+    /// `InvalidatesNothing`, `SharedKeyOtherType`, `LongTtlNeverInvalidated`.
+    kind: String,
     functions: Vec<&'static str>,
     message: String,
 }
@@ -195,6 +197,7 @@ async fn functions_json(State(cache): State<Cache>) -> Response {
         findings: (check().findings.into_iter())
             .map(|finding| FindingJson {
                 severity: severity(finding.severity),
+                kind: format!("{:?}", finding.kind),
                 functions: finding.functions,
                 message: finding.message,
             })
@@ -309,15 +312,8 @@ fn render(
         match inspected {
             Ok(state) => {
                 render_key(out, base, &state)?;
-                // A key copied from redis-cli carries the prefix, which is added again.
-                let prefix = cache.prefix();
-                if state.state == KeyKind::Absent && !prefix.is_empty() && key.starts_with(prefix) {
-                    write!(
-                        out,
-                        "<p class=\"warn\">The key starts with the cache's prefix <code>{}</code>, \
-                         which is put in front of it: type the key without it.</p>",
-                        Esc(prefix)
-                    )?;
+                if let Some(hint) = &state.hint {
+                    write!(out, "<p class=\"warn\">{}.</p>", Esc(hint))?;
                 }
             }
             Err(error) => write!(

@@ -148,7 +148,9 @@ pub(crate) fn check_functions(functions: &Functions) -> Report {
                 message: format!(
                     "`{}` (key \"{}\") keeps entries for {} s and no #[invalidates] targets its \
                      key or tags: a change to its source shows only when the entry expires; \
-                     add #[invalidates(\"{}\")] to the functions that write it",
+                     add #[invalidates(\"{}\")] to the functions that write it (a function of \
+                     its arguments alone has no source to change: raise its `version` when its \
+                     code changes)",
                     cached.path,
                     cached.key,
                     cached.ttl.unwrap_or_default(),
