@@ -34,10 +34,9 @@ pub enum Outcome {
     /// the body returned an `Err`.
     Stale,
     /// The cache was not used: none is installed, Redis is unreachable (or the breaker is
-    /// open), the key's invalidation has not reached Redis yet, the call came from inside
-    /// the body filling the same key, or the key holds a later `version`'s entry (a rolling
-    /// deploy). The body ran, or concurrent calls on the key shared one run; nothing was
-    /// stored.
+    /// open), the key's invalidation has not reached Redis yet, or the call came from inside
+    /// the body filling the same key. The body ran, or concurrent calls on the key shared
+    /// one run; nothing was stored.
     Bypass,
 }
 

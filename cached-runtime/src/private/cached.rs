@@ -167,17 +167,12 @@ where
     let mut waiting: Option<(Lease, Instant)> = None;
     // An entry past its TTL within `stale_if_error`, for when the body fails.
     let mut fallback = None;
-    // Whether the loop ended at a later version's entry.
-    let mut later = false;
     loop {
         match fetched {
             Ok((Fetch::Hit(bytes, _), stamp)) if call.windows.any() => {
                 match Box::pin(judge::<S, R, _>(&cx, &bytes, &stamp, body.as_mut())).await {
                     Judged::Served(output) => return output,
-                    Judged::Miss if cx.written_by_later(&bytes) => {
-                        later = true;
-                        break;
-                    }
+                    Judged::Miss if cx.written_by_later(&bytes) => break,
                     Judged::Miss => fetched = take_over().await,
                     // Of the callers that read it, one takes the key over; the others look
                     // again, find its lease, and wait for its fill.
@@ -212,7 +207,6 @@ where
                     }
                 }
                 if cx.written_by_later(&bytes) {
-                    later = true;
                     break;
                 }
                 // Undecodable, oversized, of an earlier version or another shape: overwrite.
@@ -273,15 +267,10 @@ where
             }
         }
     }
-    // The body runs uncached: its filler's output cannot be shared (a miss), or the entry
-    // is a later version's, left in place during a rolling deploy so that old and new
-    // processes do not overwrite each other on every call (a bypass: the cache was not used).
-    let outcome = if later {
-        Outcome::Bypass
-    } else {
-        Outcome::Miss
-    };
-    Box::pin(uncached(function, key, body, outcome)).await
+    // The body runs uncached: its filler's output cannot be shared, or the entry is a later
+    // version's, left in place during a rolling deploy (so that old and new processes do
+    // not overwrite each other on every call).
+    Box::pin(uncached(function, key, body, Outcome::Miss)).await
 }
 
 /// What waiting for another caller's fill gave.
