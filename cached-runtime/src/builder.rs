@@ -81,6 +81,7 @@ pub struct CacheBuilder {
     memory_bytes: u64,
     codec: Codec,
     fingerprints: bool,
+    span_raw_keys: bool,
     near: Option<NearCache>,
     replicated: Option<(usize, Duration)>,
     #[cfg(feature = "tls")]
@@ -102,6 +103,7 @@ impl CacheBuilder {
             memory_bytes: 256 * 1024 * 1024,
             codec: Codec::Json,
             fingerprints: true,
+            span_raw_keys: false,
             near: None,
             replicated: None,
             #[cfg(feature = "tls")]
@@ -209,6 +211,21 @@ impl CacheBuilder {
         self
     }
 
+    /// Puts the rendered key in the `cache.key` attribute of the tracing spans of cached
+    /// calls and invalidations (default: off, the function's key template, as `user:<id>`).
+    ///
+    /// Keys hold argument values, which can be personal data (an e-mail address, a user id):
+    /// turn this on only where traces may hold them. See the guide's observability page
+    /// (`redis_cached::guide::observability`) for the spans and their attributes.
+    ///
+    /// ```
+    /// let builder = redis_cached::Cache::builder("redis://127.0.0.1:6379").span_raw_keys(true);
+    /// ```
+    pub fn span_raw_keys(mut self, raw: bool) -> Self {
+        self.span_raw_keys = raw;
+        self
+    }
+
     /// Adds an in-process first tier in front of Redis (default: none), kept coherent
     /// across processes by Redis's client-side caching invalidations (`CLIENT TRACKING`).
     /// A hit on it costs no round trip. Ignored for `mem://`, which is in-process already.
@@ -305,7 +322,7 @@ impl CacheBuilder {
             keys,
             (self.codec, self.fingerprints),
             durations,
-            redacted_url,
+            (redacted_url, self.span_raw_keys),
         ))
     }
 }
@@ -326,6 +343,7 @@ impl fmt::Debug for CacheBuilder {
             memory_bytes,
             codec,
             fingerprints,
+            span_raw_keys,
             near,
             replicated,
             #[cfg(feature = "tls")]
@@ -345,6 +363,7 @@ impl fmt::Debug for CacheBuilder {
             .field("memory_capacity", memory_bytes)
             .field("codec", codec)
             .field("shape_fingerprints", fingerprints)
+            .field("span_raw_keys", span_raw_keys)
             .field("near_cache", near)
             .field("replicated_invalidation", replicated);
         #[cfg(feature = "tls")]

@@ -8,6 +8,7 @@ use crate::flight::Flights;
 use crate::key::Keys;
 use crate::near::NearTier;
 use crate::pending::Pending;
+use crate::spans;
 use crate::store::Store;
 use crate::telemetry::LogLimit;
 use std::fmt;
@@ -59,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) log: LogLimit,
     /// The URL with any password redacted, for `Debug`.
     redacted_url: String,
+    /// What its tracing spans say about it.
+    pub(crate) spans: spans::Settings,
 }
 
 impl Cache {
@@ -68,8 +71,9 @@ impl Cache {
         keys: Keys,
         (codec, fingerprints): (Codec, bool),
         (default_ttl, max_wait): (Duration, Duration),
-        redacted_url: String,
+        (redacted_url, span_raw_keys): (String, bool),
     ) -> Cache {
+        let spans = spans::Settings::new(&redacted_url, store.kind() != "memory", span_raw_keys);
         Cache {
             inner: Arc::new(Inner {
                 store,
@@ -83,6 +87,7 @@ impl Cache {
                 max_wait,
                 log: LogLimit::default(),
                 redacted_url,
+                spans,
             }),
         }
     }

@@ -5,11 +5,13 @@
 
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::spans;
 use crate::task::spawn_detached;
 use crate::transaction;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tracing::Instrument;
 
 impl Cache {
     /// Deletes entries by their rendered keys (without the prefix, which is added; values
@@ -37,11 +39,12 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn invalidate(&self, keys: &[&str]) -> Result<(), Error> {
-        let keys = keys
+        let keys: Vec<String> = keys
             .iter()
             .map(|key| self.inner.keys.render(|builder| builder.literal(key)))
             .collect();
-        self.delete_completing(keys).await
+        let span = spans::remove("Cache::invalidate", &self.inner, &keys);
+        self.delete_completing(keys).instrument(span).await
     }
 
     /// Invalidates every entry carrying one of `tags` (rendered tags, as a function's
@@ -67,11 +70,12 @@ impl Cache {
     /// # Ok(()) }
     /// ```
     pub async fn invalidate_tags(&self, tags: &[&str]) -> Result<(), Error> {
-        let keys = tags
+        let keys: Vec<String> = tags
             .iter()
             .map(|tag| self.inner.keys.render_tag(|builder| builder.literal(tag)))
             .collect();
-        self.delete_completing(keys).await
+        let span = spans::remove("Cache::invalidate_tags", &self.inner, &keys);
+        self.delete_completing(keys).instrument(span).await
     }
 
     /// [`Cache::delete`], finished in a task of its own if the caller is dropped meanwhile.

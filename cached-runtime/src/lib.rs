@@ -21,6 +21,7 @@ mod near;
 mod outcome;
 mod pending;
 pub mod registry;
+mod spans;
 mod stats;
 mod store;
 mod task;

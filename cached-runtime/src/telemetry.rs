@@ -55,6 +55,7 @@ pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
     metrics.stats.outcome(outcome);
     metrics.counter(metric, 1);
     crate::outcome::record(outcome);
+    crate::spans::outcome(outcome);
 }
 
 /// Runs a cache operation, recording how long it took. Lookups, the one operation of a hit,

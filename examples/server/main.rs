@@ -21,6 +21,7 @@
 //! | `BIND`          | `127.0.0.1:8000`                                |
 //! | `DB_LATENCY_MS` | `100`, added to every database call             |
 //! | `RUST_LOG`      | `info`                                          |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | none: traces are exported by OTLP/HTTP when set (`traces.rs`) |
 
 mod db;
 mod edge;
@@ -28,6 +29,7 @@ mod extract;
 mod model;
 mod repo;
 mod routes;
+pub mod traces;
 
 use self::db::Db;
 use self::repo::Repo;
@@ -41,6 +43,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The server's settings, read from the environment.
 struct Config {
@@ -82,11 +86,24 @@ impl Config {
 /// (Public for `tests/server.rs`, which runs it too.)
 #[tokio::main]
 pub async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_ansi(std::io::stdout().is_terminal())
+    let otlp = traces::otlp_from_env();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let provider = otlp.as_ref().ok().and_then(Option::as_ref);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+        .with(provider.map(traces::layer))
+        .with(filter)
         .init();
-    match run().await {
+    let served = match &otlp {
+        Ok(_) => run().await,
+        Err(error) => Err(error.clone()),
+    };
+    if let Some(provider) = provider
+        && let Err(error) = provider.shutdown()
+    {
+        tracing::warn!("traces not all exported: {error}");
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -95,8 +112,9 @@ pub async fn main() -> ExitCode {
     }
 }
 
-/// Starts everything, serves until a shutdown signal, then closes the database.
-async fn run() -> Result<(), String> {
+/// Starts everything, serves until a shutdown signal, then closes the database. (Public for
+/// `tests/traces.rs`, which runs it under a subscriber of its own.)
+pub async fn run() -> Result<(), String> {
     let config = Config::from_env()?;
 
     // Metrics first: the runtime records through the `metrics` facade from the first call.

@@ -32,6 +32,7 @@ use crate::key::KeyBuilder;
 use crate::private::call::{decode, encode, form};
 use crate::private::shape::{OkOf, Whole};
 use crate::private::stored::ValueCodec;
+use crate::spans::{self, Traced};
 use crate::store::Fetch;
 use crate::store::lease::Lease;
 use crate::telemetry::{self, Op};
@@ -40,6 +41,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
+use tracing::{Instrument, Span};
 
 /// How the return type of a batch function holds its values: `HashMap<K, V>`, or the `Ok`
 /// of a `Result<HashMap<K, V>, E>`.
@@ -194,11 +196,13 @@ pub struct Filling<K, V> {
     leased: Vec<(K, String)>,
     /// How many ids the body is given.
     missing: usize,
+    /// The batch's span, open from the lookup to the end of the fill.
+    span: Span,
 }
 
 impl<K, V> Filling<K, V> {
     /// Nothing read, nothing to store: the body runs for every id.
-    fn uncached(function: &'static str, missing: usize) -> Self {
+    fn uncached(function: &'static str, missing: usize, span: Span) -> Self {
         Filling {
             function,
             cache: None,
@@ -208,15 +212,30 @@ impl<K, V> Filling<K, V> {
             hits: Vec::new(),
             leased: Vec::new(),
             missing,
+            span,
         }
     }
 }
 
 /// Looks every id of `batch` up: [`Looked::Done`] when all are hits, else the ids to run
 /// the body with (see the module's docs). Records one outcome per hit.
-pub async fn batch_lookup<S, R>(
+pub fn batch_lookup<S, R>(
     batch: Batch<S::Id>,
     codec: ValueCodec<S::Value>,
+) -> impl Future<Output = Looked<R, S::Id, S::Value>>
+where
+    S: BatchShape<R>,
+{
+    let cache = batch.cache.as_ref().map(|cache| &*cache.inner);
+    let span = spans::batch(batch.function, cache, batch.ids.len());
+    Traced::new(span.clone(), lookup::<S, R>(batch, codec, span))
+}
+
+/// [`batch_lookup`], in the batch's span (which a [`Filling`] keeps open for the fill).
+async fn lookup<S, R>(
+    batch: Batch<S::Id>,
+    codec: ValueCodec<S::Value>,
+    span: Span,
 ) -> Looked<R, S::Id, S::Value>
 where
     S: BatchShape<R>,
@@ -230,7 +249,7 @@ where
         version,
     } = batch;
     let Some(handle) = cache else {
-        return Looked::Run(Filling::uncached(function, ids.len()), ids);
+        return Looked::Run(Filling::uncached(function, ids.len(), span), ids);
     };
     if ids.is_empty() {
         return Looked::Done(S::from_hits(Vec::new()));
@@ -240,14 +259,14 @@ where
     // As a single call: a key whose invalidation has not reached the store is neither read
     // nor written.
     if keys.iter().any(|key| cache.pending.contains(key)) {
-        return Looked::Run(Filling::uncached(function, ids.len()), ids);
+        return Looked::Run(Filling::uncached(function, ids.len(), span), ids);
     }
     let lease = Lease::new();
     let found = match telemetry::timed(function, Op::Fetch, store.fetch_many(&keys, &lease)).await {
         Ok(found) => found,
         Err(error) => {
             telemetry::error(&cache.log, function, Op::Fetch, &error);
-            return Looked::Run(Filling::uncached(function, ids.len()), ids);
+            return Looked::Run(Filling::uncached(function, ids.len(), span), ids);
         }
     };
     let now = freshness::now();
@@ -296,6 +315,7 @@ where
         telemetry::outcome(function, Outcome::Hit);
     }
     if missing.is_empty() && leased.is_empty() {
+        spans::batch_counts(hits.len(), 0);
         return Looked::Done(S::from_hits(hits));
     }
     missing.extend(leased.iter().map(|(id, _)| id.clone()));
@@ -308,6 +328,7 @@ where
         hits,
         leased,
         missing: missing.len(),
+        span,
     };
     Looked::Run(filling, missing)
 }
@@ -315,7 +336,20 @@ where
 /// Runs the body (already given the missing ids), codec what it returned under our leases,
 /// releases the leases of ids it did not return (all of them on an `Err`), and adds the
 /// hits. Records one outcome per id given to the body.
-pub async fn batch_fill<S, R, F>(
+pub fn batch_fill<S, R, F>(
+    filling: Filling<S::Id, S::Value>,
+    codec: ValueCodec<S::Value>,
+    body: Pin<&mut F>,
+) -> impl Future<Output = R>
+where
+    S: BatchShape<R>,
+    F: Future<Output = R>,
+{
+    Traced::new(filling.span.clone(), fill::<S, R, F>(filling, codec, body))
+}
+
+/// [`batch_fill`], in the batch's span.
+async fn fill<S, R, F>(
     filling: Filling<S::Id, S::Value>,
     codec: ValueCodec<S::Value>,
     body: Pin<&mut F>,
@@ -333,17 +367,20 @@ where
         hits,
         leased,
         missing,
+        span: _,
     } = filling;
     let started = Instant::now();
     // A single call of a leased id from inside the body runs its body at once, as inside a
     // single fill: it would otherwise wait for this batch's lease.
     let keys = leased.iter().map(|(_, key)| key.as_str());
+    let body = body.instrument(spans::body(function));
     let mut output = flight::filling_all(keys, body).await;
     telemetry::body_time(function, started.elapsed());
     let Some(handle) = cache else {
         for _ in 0..missing {
             telemetry::outcome(function, Outcome::Bypass);
         }
+        spans::batch_counts(0, missing);
         return output;
     };
     let cache = &*handle.inner;
@@ -383,6 +420,7 @@ where
     for _ in 0..missing {
         telemetry::outcome(function, Outcome::Miss);
     }
+    spans::batch_counts(hits.len(), missing);
     S::add_hits(&mut output, hits);
     output
 }

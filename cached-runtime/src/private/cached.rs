@@ -23,6 +23,7 @@ use crate::private::refresh::{Judged, continue_detached, judge};
 use crate::private::shape::Shape;
 use crate::private::share::Sharing;
 use crate::private::stored::ValueCodec;
+use crate::spans::{self, Traced};
 use crate::store::Fetch;
 use crate::store::lease::Lease;
 use crate::store::tags::Stamp;
@@ -64,7 +65,11 @@ where
     S: Shape<R>,
     F: Future<Output = R>,
 {
-    cached_with::<S, R, F, Call>(call, (codec, sharing), body)
+    let span = call_span(&call);
+    Traced::new(
+        span,
+        cached_with::<S, R, F, Call>(call, (codec, sharing), body),
+    )
 }
 
 /// [`cached`] for a body that may outlive its call (`revalidate = "background"`,
@@ -85,7 +90,9 @@ where
     R: Send + 'static,
 {
     call.may_continue();
-    let output = cached_with::<S, R, F, &Call>(&call, (codec, sharing), body.as_mut()).await;
+    let span = call_span(&call);
+    let output = cached_with::<S, R, F, &Call>(&call, (codec, sharing), body.as_mut());
+    let output = Traced::new(span, output).await;
     if let Some(continuation) = call.take_continuation() {
         spawn_detached(continue_detached::<S, R, F>(
             call,
@@ -95,6 +102,15 @@ where
         ));
     }
     output
+}
+
+/// The `cache.get` span of `call` (disabled unless a subscriber wants it).
+fn call_span(call: &Call) -> tracing::Span {
+    let (cache, key) = match &call.target {
+        Some((cache, key)) => (Some(&*cache.inner), Some(key.as_str())),
+        None => (None, None),
+    };
+    spans::call(call.function, cache, key)
 }
 
 /// [`cached`], on an owned or a borrowed call: `cached_revalidating` reads the call again
@@ -193,6 +209,7 @@ where
                         .zip(ttl)
                         .map(|(near, ttl)| (near, ttl, codec.hold(&bytes, entry.as_ref())));
                     if let Some(output) = S::output(entry) {
+                        spans::item_size(bytes.len());
                         if let Some(((tier, epoch), ttl, held)) = held {
                             tier.keep(key, held, bytes.len(), ttl, epoch);
                         }
@@ -402,6 +419,7 @@ where
     }
     let stored = match storing {
         Some((bytes, entry, ttl)) => {
+            spans::item_size(bytes.len());
             let (stored, kept) = cx.stored_form(bytes, ttl, took);
             telemetry::timed(
                 function,

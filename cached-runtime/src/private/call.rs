@@ -11,6 +11,7 @@ use crate::flight::{self, Pilot};
 use crate::freshness::{self, Windows};
 use crate::key::KeyBuilder;
 use crate::private::stored::ValueCodec;
+use crate::spans;
 use crate::store::Tags;
 use crate::store::lease::{Lease, Leases};
 use crate::store::tags::Stamp;
@@ -20,6 +21,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// One call of a `#[redis_cached]` function: its cache, rendered key and options.
 pub struct Call {
@@ -393,7 +395,7 @@ pub(crate) async fn run<R, F: Future<Output = R>>(
     body: F,
 ) -> (R, Duration) {
     let started = Instant::now();
-    let output = flight::filling(key, body).await;
+    let output = flight::filling(key, body.instrument(spans::body(function))).await;
     let took = started.elapsed();
     telemetry::body_time(function, took);
     (output, took)

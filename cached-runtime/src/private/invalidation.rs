@@ -7,10 +7,12 @@ use crate::cache::Cache;
 use crate::invalidate::Completing;
 use crate::key::KeyBuilder;
 use crate::private::shape::Shape;
+use crate::spans;
 use crate::task::spawn_detached;
 use crate::telemetry::{self, Op};
 use std::future::Future;
 use std::pin::Pin;
+use tracing::Instrument;
 
 /// One call of an `#[invalidates]` function: its cache and the keys it makes stale.
 pub struct Invalidation {
@@ -102,13 +104,15 @@ impl Invalidation {
         let cache = self.cache.take()?;
         let keys = std::mem::take(&mut self.keys);
         let function = self.function;
-        Some(async move {
+        let span = spans::remove(function, &cache.inner, &keys);
+        let delete = async move {
             let count = keys.len();
             match telemetry::timed(function, Op::Delete, cache.delete(keys)).await {
                 Ok(()) => telemetry::invalidation(function, count),
                 Err(error) => telemetry::error(&cache.inner.log, function, Op::Delete, &error),
             }
-        })
+        };
+        Some(delete.instrument(span))
     }
 }
 

@@ -101,6 +101,7 @@ where
     };
     let serve = |outcome| match cx.decode(value).and_then(S::output) {
         Some(output) => {
+            crate::spans::item_size(bytes.len());
             telemetry::outcome(function, outcome);
             Judged::Served(output)
         }
