@@ -29,6 +29,9 @@ pub mod guarantees {}
 #[doc = include_str!("docs/guide/metrics.md")]
 pub mod metrics {}
 
+#[doc = include_str!("docs/guide/tracing.md")]
+pub mod tracing {}
+
 #[doc = include_str!("docs/guide/operations.md")]
 pub mod operations {}
 

@@ -81,6 +81,11 @@ struct Server {
 impl Server {
     /// Starts the server on `redis_url` and `database_url`, and waits until it listens.
     fn start(redis_url: &str, database_url: &str) -> Server {
+        Server::start_with(redis_url, database_url, &[])
+    }
+
+    /// [`Server::start`], with more variables in its environment.
+    fn start_with(redis_url: &str, database_url: &str, env: &[(&str, &str)]) -> Server {
         let test_binary = std::env::current_exe().expect("the test binary's path");
         let mut child = Command::new("sh")
             .args([
@@ -102,6 +107,8 @@ impl Server {
             .env("DB_LATENCY_MS", "0")
             .env("RUST_LOG", "info")
             .env_remove("CACHE_PREFIX")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1581,4 +1588,60 @@ async fn stops_gracefully_on_sigterm() {
             .is_some_and(|line| line.ends_with("stopped")),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn with_an_otlp_endpoint_set_the_traces_are_exported() {
+    // A collector of OTLP over HTTP: keeps the (protobuf) bodies posted to /v1/traces.
+    let bodies: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let collector = {
+        let bodies = Arc::clone(&bodies);
+        axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| async move {
+                bodies.lock().unwrap().extend_from_slice(&body);
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the collector");
+    let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let redis = RedisServer::start();
+    let dir = TempDir::new();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let server = Server::start_with(&redis.url(), &dir.database_url(), &env);
+    let api = Api::new(&server);
+    assert_eq!(
+        api.get("/employees/3").await.x_cache.as_deref(),
+        Some("MISS")
+    );
+    let started = Instant::now();
+    // Strings are plain bytes in protobuf: the request's span, the cached call's, the body's
+    // and the service's name.
+    let wanted: [&[u8]; 4] = [
+        b"GET /employees/{id}",
+        b"cache.get",
+        b"cache.body",
+        b"redis-cached-example",
+    ];
+    loop {
+        let received = bodies.lock().unwrap().clone();
+        let found = |text: &[u8]| received.windows(text.len()).any(|window| window == text);
+        if wanted.iter().all(|text| found(text)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not exported within 20 s ({} bytes received); the log:\n{}",
+            received.len(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

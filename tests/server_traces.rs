@@ -20,7 +20,9 @@ fn attribute(span: &SpanData, key: &str) -> String {
     span.attributes
         .iter()
         .find(|attribute| attribute.key.as_str() == key)
-        .map_or_else(String::new, |attribute| attribute.value.as_str().into_owned())
+        .map_or_else(String::new, |attribute| {
+            attribute.value.as_str().into_owned()
+        })
 }
 
 /// The spans of the trace whose root is the request span named `name`, the latest first.
@@ -40,16 +42,20 @@ fn trace_of<'a>(spans: &'a [SpanData], name: &str) -> Vec<Vec<&'a SpanData>> {
 }
 
 fn child<'a>(trace: &[&'a SpanData], parent: &SpanData, name: &str) -> Option<&'a SpanData> {
-    trace.iter().copied().find(|span| {
-        span.name == name && span.parent_span_id == parent.span_context.span_id()
-    })
+    trace
+        .iter()
+        .copied()
+        .find(|span| span.name == name && span.parent_span_id == parent.span_context.span_id())
 }
 
 #[test]
 fn a_requests_trace_holds_the_cached_call_and_the_body_on_a_miss() {
     let redis = RedisServer::start();
     let port = harness::free_port();
-    let db = std::env::temp_dir().join(format!("redis-cached-traces-{}.sqlite3", std::process::id()));
+    let db = std::env::temp_dir().join(format!(
+        "redis-cached-traces-{}.sqlite3",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&db);
     // SAFETY: set before any thread of this binary is started (this is its only test, and
     // the runtime is built below).
@@ -84,7 +90,10 @@ fn a_requests_trace_holds_the_cached_call_and_the_body_on_a_miss() {
     runtime.block_on(async {
         let started = Instant::now();
         while client.get(format!("{base}/health")).send().await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "the example did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the example did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         for _ in 0..2 {
@@ -133,7 +142,10 @@ fn a_requests_trace_holds_the_cached_call_and_the_body_on_a_miss() {
         .find(|span| span.name == "cache.remove")
         .copied()
         .unwrap_or_else(|| panic!("no cache.remove in the write's trace: {write:#?}"));
-    assert_eq!(remove.span_context.trace_id(), request.span_context.trace_id());
+    assert_eq!(
+        remove.span_context.trace_id(),
+        request.span_context.trace_id()
+    );
     assert_eq!(attribute(remove, "cache.key"), "employee:<id>:status");
     let _ = std::fs::remove_file(&db);
 }

@@ -4,21 +4,22 @@
 //! spans, so that exporters and cache dashboards read them as they are; the table is in
 //! the guide's observability page.
 //!
-//! A span is made only if a subscriber wants it: otherwise a call pays a check of the
-//! callsite's interest and a test of a thread-local flag where an outcome is recorded.
+//! A span is made only if a subscriber wants it: otherwise a call pays a test of the level
+//! filter, one word in its future, and a test of a flag where an outcome is recorded.
 //! Keys are the function's key template unless the cache opts into raw keys (they can hold
 //! personal data).
 
 use crate::Outcome;
 use crate::cache::Inner;
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use tracing::Span;
 use tracing::field::Empty;
+use tracing::instrument::Instrumented;
+use tracing::{Instrument, Span};
 
 /// What a cache's spans say about it: set once when it is built.
 pub(crate) struct Settings {
@@ -65,113 +66,189 @@ impl Settings {
     }
 }
 
-thread_local! {
-    /// Whether the innermost cached call being polled on this thread has a span: where an
-    /// outcome or a size is recorded, only then is the current span looked up. (All calls
-    /// share one callsite, so a subscriber enables all of them or none.)
-    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+/// Set once a subscriber has taken a span of ours: until then, recording an outcome or a
+/// size costs a load of this flag. (All calls share one callsite per span name, so a
+/// subscriber takes all of them or none; after one took them, the current span may be
+/// another's, where a field it does not declare is ignored.)
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+fn taken() -> bool {
+    TAKEN.load(Ordering::Relaxed)
 }
 
-fn active() -> bool {
-    ACTIVE.try_with(Cell::get).unwrap_or(false)
+/// A span's test of the level first: without a subscriber at `INFO` or finer, no span is
+/// made at all (the macro's own disabled path costs more where `tracing`'s `log` feature
+/// is on). `None` when the subscriber does not take it.
+fn taken_span(span: impl FnOnce() -> Span) -> Option<Span> {
+    if !tracing::level_enabled!(tracing::Level::INFO) {
+        return None;
+    }
+    let span = span();
+    if span.is_disabled() {
+        return None;
+    }
+    TAKEN.store(true, Ordering::Relaxed);
+    Some(span)
 }
 
-/// The `cache.get` span of a call of `function` on `key`, or a disabled span.
-pub(crate) fn call(function: &'static str, cache: Option<&Inner>, key: Option<&str>) -> Span {
-    let span = tracing::info_span!(
-        target: "redis_cached",
-        "cache.get",
-        otel.kind = "client",
-        db.system.name = Empty,
-        server.address = Empty,
-        server.port = Empty,
-        code.function.name = function,
-        cache.key = Empty,
-        cache.hit = Empty,
-        cache.outcome = Empty,
-        cache.item_size = Empty,
-        cache.invalidated_by = Empty,
-        cache.invalidated_ago_ms = Empty,
-        cache.invalidated_trace = Empty,
-    );
-    if !span.is_disabled() {
-        describe(&span, cache);
+/// The `cache.get` span of a call of `function` on `key`, if a subscriber takes it.
+pub(crate) fn call(
+    function: &'static str,
+    cache: Option<&Inner>,
+    key: Option<&str>,
+) -> Option<Span> {
+    taken_span(|| {
+        let server = Server::of(cache);
         let key = match (cache, key) {
             (Some(cache), Some(key)) if cache.spans.raw_keys => key,
             _ => template(function),
         };
-        span.record("cache.key", key);
-    }
-    span
+        tracing::info_span!(
+            target: "redis_cached",
+            "cache.get",
+            otel.kind = "client",
+            db.system.name = server.system,
+            server.address = server.address,
+            server.port = server.port,
+            code.function.name = function,
+            cache.key = key,
+            cache.hit = Empty,
+            cache.outcome = Empty,
+            cache.item_size = Empty,
+            cache.invalidated_by = Empty,
+            cache.invalidated_ago_ms = Empty,
+            cache.invalidated_trace = Empty,
+        )
+    })
 }
 
 /// The `cache.get_many` span of a batch call of `function` over `ids` ids.
-pub(crate) fn batch(function: &'static str, cache: Option<&Inner>, ids: usize) -> Span {
-    let span = tracing::info_span!(
-        target: "redis_cached",
-        "cache.get_many",
-        otel.kind = "client",
-        db.system.name = Empty,
-        server.address = Empty,
-        server.port = Empty,
-        code.function.name = function,
-        cache.key = template(function),
-        cache.batch.size = count(ids),
-        cache.hit = Empty,
-        cache.batch.hits = Empty,
-        cache.batch.misses = Empty,
-    );
-    describe(&span, cache);
-    span
+pub(crate) fn batch(function: &'static str, cache: Option<&Inner>, ids: usize) -> Option<Span> {
+    taken_span(|| {
+        let server = Server::of(cache);
+        tracing::info_span!(
+            target: "redis_cached",
+            "cache.get_many",
+            otel.kind = "client",
+            db.system.name = server.system,
+            server.address = server.address,
+            server.port = server.port,
+            code.function.name = function,
+            cache.key = template(function),
+            cache.batch.size = count(ids),
+            cache.hit = Empty,
+            cache.batch.hits = Empty,
+            cache.batch.misses = Empty,
+        )
+    })
 }
 
 /// The `cache.remove` span of an invalidation by `function` of `keys` (rendered).
 pub(crate) fn remove(function: &'static str, cache: &Inner, keys: &[String]) -> Span {
-    let span = tracing::info_span!(
-        target: "redis_cached",
-        "cache.remove",
-        otel.kind = "client",
-        db.system.name = Empty,
-        server.address = Empty,
-        server.port = Empty,
-        code.function.name = function,
-        cache.key = Empty,
-        cache.keys = count(keys.len()),
-    );
-    if !span.is_disabled() {
-        describe(&span, Some(cache));
-        if cache.spans.raw_keys {
-            span.record("cache.key", keys.join(" "));
-        } else if let Some(templates) = invalidated_templates(function) {
-            span.record("cache.key", templates);
-        }
-    }
-    span
+    let span = taken_span(|| {
+        let server = Server::of(Some(cache));
+        let key = match cache.spans.raw_keys {
+            true => Some(keys.join(" ")),
+            false => invalidated_templates(function),
+        };
+        tracing::info_span!(
+            target: "redis_cached",
+            "cache.remove",
+            otel.kind = "client",
+            db.system.name = server.system,
+            server.address = server.address,
+            server.port = server.port,
+            code.function.name = function,
+            cache.key = key,
+            cache.keys = count(keys.len()),
+        )
+    });
+    span.unwrap_or_else(Span::none)
 }
 
-/// The `cache.body` span around a body run by the current call, if it has a span.
+/// The `cache.body` span around a body that runs, if spans are taken.
 pub(crate) fn body(function: &'static str) -> Span {
-    if !active() {
+    if !taken() {
         return Span::none();
     }
     tracing::info_span!(target: "redis_cached", "cache.body", code.function.name = function)
 }
 
-fn describe(span: &Span, cache: Option<&Inner>) {
-    if let Some(settings) = cache.map(|cache| &cache.spans)
-        && !settings.system.is_empty()
-    {
-        span.record("db.system.name", settings.system);
-        span.record("server.address", settings.address.as_str());
-        if let Some(port) = settings.port {
-            span.record("server.port", i64::from(port));
+/// A cached call's span, if a subscriber took it. Boxed, and with its handling out of
+/// line, so that a call without one carries a word in its future and a test of it, not a
+/// span's code, at each of the call's exits.
+pub(crate) struct CallSpan(Option<Box<Span>>);
+
+impl CallSpan {
+    pub(crate) fn new(span: Option<Span>) -> CallSpan {
+        CallSpan(span.map(Box::new))
+    }
+
+    /// The span to enter, a disabled one if none.
+    #[inline(never)]
+    fn handle(&self) -> Span {
+        self.0.as_deref().cloned().unwrap_or_else(Span::none)
+    }
+
+    #[inline(never)]
+    fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CallSpan {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            self.close();
+        }
+    }
+}
+
+/// `future` in the call's span (entered on each poll), if it has one.
+pub(crate) fn within<F: Future>(span: &CallSpan, future: F) -> Instrumented<F> {
+    future.instrument(span.handle())
+}
+
+/// Records in the call's span what it served without entering it: its outcome, and the
+/// size of the entry it read.
+pub(crate) fn served(span: &CallSpan, outcome: Outcome, size: Option<usize>) {
+    if let Some(span) = &span.0 {
+        span.record("cache.outcome", outcome.as_str());
+        span.record("cache.hit", is_hit(outcome));
+        if let Some(size) = size {
+            span.record("cache.item_size", count(size));
+        }
+    }
+}
+
+/// A span's server attributes, given at its creation (a field recorded later costs a
+/// formatting subscriber another pass).
+struct Server<'a> {
+    system: Option<&'static str>,
+    address: Option<&'a str>,
+    port: Option<i64>,
+}
+
+impl<'a> Server<'a> {
+    fn of(cache: Option<&'a Inner>) -> Server<'a> {
+        match cache.map(|cache| &cache.spans) {
+            Some(settings) if !settings.system.is_empty() => Server {
+                system: Some(settings.system),
+                address: Some(settings.address.as_str()),
+                port: settings.port.map(i64::from),
+            },
+            _ => Server {
+                system: None,
+                address: None,
+                port: None,
+            },
         }
     }
 }
 
 /// Records a call's outcome in its span (`cache.outcome`, `cache.hit`).
 pub(crate) fn outcome(outcome: Outcome) {
-    if active() {
+    if taken() {
         let span = Span::current();
         span.record("cache.outcome", outcome.as_str());
         span.record("cache.hit", is_hit(outcome));
@@ -180,14 +257,14 @@ pub(crate) fn outcome(outcome: Outcome) {
 
 /// Records the size of the entry read or written, in bytes (`cache.item_size`).
 pub(crate) fn item_size(bytes: usize) {
-    if active() {
+    if taken() {
         Span::current().record("cache.item_size", count(bytes));
     }
 }
 
 /// Records a batch's hits and misses in its span.
 pub(crate) fn batch_counts(hits: usize, misses: usize) {
-    if active() {
+    if taken() {
         let span = Span::current();
         span.record("cache.batch.hits", count(hits));
         span.record("cache.batch.misses", count(misses));
@@ -199,7 +276,7 @@ pub(crate) fn batch_counts(hits: usize, misses: usize) {
 /// long ago (ms, by the two processes' clocks), and its trace (a W3C `traceparent`); with the
 /// `opentelemetry` feature, the span also links to that trace.
 pub(crate) fn caused_by(by: &str, ago_ms: u64, trace: Option<&str>) {
-    if !active() {
+    if !taken() {
         return;
     }
     let span = Span::current();
@@ -328,18 +405,13 @@ fn invalidated_templates(function: &'static str) -> Option<String> {
 }
 
 pin_project_lite::pin_project! {
-    /// A cached call's future in its span: entered on each poll, with [`ACTIVE`] set so that
-    /// outcomes and sizes are recorded in it. Without a span, the future is polled as is.
+    /// A batch's lookup or fill in the batch's span, entered on each poll. Built with a
+    /// struct expression where the call is made (`Traced { span, inner: lookup(..) }`), so
+    /// that the inner future is made in place rather than copied into a constructor.
     pub struct Traced<F> {
         #[pin]
-        inner: F,
-        span: Span,
-    }
-}
-
-impl<F> Traced<F> {
-    pub(crate) fn new(span: Span, inner: F) -> Traced<F> {
-        Traced { inner, span }
+        pub(crate) inner: F,
+        pub(crate) span: Option<Box<Span>>,
     }
 }
 
@@ -348,15 +420,12 @@ impl<F: Future> Future for Traced<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if this.span.is_disabled() {
-            return this.inner.poll(cx);
+        match this.span {
+            None => this.inner.poll(cx),
+            Some(span) => {
+                let _entered = span.enter();
+                this.inner.poll(cx)
+            }
         }
-        let _entered = this.span.enter();
-        let was = ACTIVE.try_with(|active| active.replace(true)).ok();
-        let polled = this.inner.poll(cx);
-        if let Some(was) = was {
-            let _ = ACTIVE.try_with(|active| active.set(was));
-        }
-        polled
     }
 }

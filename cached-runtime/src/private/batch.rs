@@ -196,13 +196,13 @@ pub struct Filling<K, V> {
     leased: Vec<(K, String)>,
     /// How many ids the body is given.
     missing: usize,
-    /// The batch's span, open from the lookup to the end of the fill.
-    span: Span,
+    /// The batch's span (if taken), open from the lookup to the end of the fill.
+    span: Option<Span>,
 }
 
 impl<K, V> Filling<K, V> {
     /// Nothing read, nothing to store: the body runs for every id.
-    fn uncached(function: &'static str, missing: usize, span: Span) -> Self {
+    fn uncached(function: &'static str, missing: usize, span: Option<Span>) -> Self {
         Filling {
             function,
             cache: None,
@@ -228,14 +228,17 @@ where
 {
     let cache = batch.cache.as_ref().map(|cache| &*cache.inner);
     let span = spans::batch(batch.function, cache, batch.ids.len());
-    Traced::new(span.clone(), lookup::<S, R>(batch, codec, span))
+    Traced {
+        span: span.clone().map(Box::new),
+        inner: lookup::<S, R>(batch, codec, span),
+    }
 }
 
 /// [`batch_lookup`], in the batch's span (which a [`Filling`] keeps open for the fill).
 async fn lookup<S, R>(
     batch: Batch<S::Id>,
     codec: ValueCodec<S::Value>,
-    span: Span,
+    span: Option<Span>,
 ) -> Looked<R, S::Id, S::Value>
 where
     S: BatchShape<R>,
@@ -345,7 +348,10 @@ where
     S: BatchShape<R>,
     F: Future<Output = R>,
 {
-    Traced::new(filling.span.clone(), fill::<S, R, F>(filling, codec, body))
+    Traced {
+        span: filling.span.clone().map(Box::new),
+        inner: fill::<S, R, F>(filling, codec, body),
+    }
 }
 
 /// [`batch_fill`], in the batch's span.
