@@ -83,6 +83,7 @@ pub struct CacheBuilder {
     fingerprints: bool,
     near: Option<NearCache>,
     replicated: Option<(usize, Duration)>,
+    tombstones: Option<Duration>,
     #[cfg(feature = "tls")]
     root_certificate: Option<Vec<u8>>,
 }
@@ -104,6 +105,7 @@ impl CacheBuilder {
             fingerprints: true,
             near: None,
             replicated: None,
+            tombstones: None,
             #[cfg(feature = "tls")]
             root_certificate: None,
         }
@@ -236,6 +238,38 @@ impl CacheBuilder {
         self
     }
 
+    /// Makes invalidations leave a tombstone that lives `lifetime` in each key they make
+    /// stale, instead of deleting it (default: off), so that the miss that follows knows its
+    /// cause: which function invalidated the key, when, and (once tracing is wired) in which
+    /// trace. The miss records the time from the invalidation to it in
+    /// `redis_cached_invalidation_to_miss_seconds`, and [`Cache::inspect_key`] shows a
+    /// tombstone as [`KeyKind::Tombstone`](crate::KeyKind::Tombstone). Every reader treats a
+    /// tombstone as absent; tag keys are still deleted.
+    ///
+    /// What it costs: each lookup is a Lua script (`EVALSHA`, still one round trip) instead
+    /// of the native `SET .. NX GET`, which costs Redis a little more CPU per hit; and each
+    /// invalidated key holds a tombstone (about 40 bytes and the invalidating function's
+    /// path) for `lifetime` unless a miss replaces it first. A minute (60 s) is enough to
+    /// link most misses to their write. Processes without tombstones that share the keys
+    /// read a tombstone as a value that does not decode, and overwrite it (a miss).
+    ///
+    /// [`build`](Self::build) refuses a `lifetime` under one second.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let cache = redis_cached::Cache::builder("mem://")
+    ///     .tombstones(Duration::from_secs(60))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tombstones(mut self, lifetime: Duration) -> Self {
+        self.tombstones = Some(lifetime);
+        self
+    }
+
     /// For `rediss://` and `rediss+cluster://`: trust this CA certificate (PEM) instead of
     /// the system's roots.
     #[cfg(feature = "tls")]
@@ -266,6 +300,16 @@ impl CacheBuilder {
         }
         let short_lease =
             matches!(self.leases, Leases::On(lease) if lease < Duration::from_millis(1));
+        if self
+            .tombstones
+            .is_some_and(|lifetime| lifetime < Duration::from_secs(1))
+        {
+            return Err(Error::InvalidConfig(
+                "a tombstone must live at least one second (60 s is a good lifetime): a \
+                 shorter one is gone before most misses could read it"
+                    .into(),
+            ));
+        }
         if self.default_ttl < Duration::from_secs(1) || self.timeout.is_zero() || short_lease {
             return Err(Error::InvalidConfig(
                 "the default TTL must be at least one second, the timeout and lease above zero"
@@ -285,6 +329,7 @@ impl CacheBuilder {
             memory_bytes: self.memory_bytes,
             replicated: self.replicated,
             certificates,
+            tombstones: self.tombstones,
         };
         let (store, nodes) = store::open(&settings).await?;
         let near = self
@@ -328,6 +373,7 @@ impl fmt::Debug for CacheBuilder {
             fingerprints,
             near,
             replicated,
+            tombstones,
             #[cfg(feature = "tls")]
             root_certificate,
         } = self;
@@ -346,7 +392,8 @@ impl fmt::Debug for CacheBuilder {
             .field("codec", codec)
             .field("shape_fingerprints", fingerprints)
             .field("near_cache", near)
-            .field("replicated_invalidation", replicated);
+            .field("replicated_invalidation", replicated)
+            .field("tombstones", tombstones);
         #[cfg(feature = "tls")]
         debug.field(
             "tls_root_certificate",

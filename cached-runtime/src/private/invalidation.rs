@@ -104,7 +104,7 @@ impl Invalidation {
         let function = self.function;
         Some(async move {
             let count = keys.len();
-            match telemetry::timed(function, Op::Delete, cache.delete(keys)).await {
+            match telemetry::timed(function, Op::Delete, cache.delete(keys, function)).await {
                 Ok(()) => telemetry::invalidation(function, count),
                 Err(error) => telemetry::error(&cache.inner.log, function, Op::Delete, &error),
             }
