@@ -253,7 +253,11 @@ async fn with_tombstones_a_hit_is_one_script_call_and_a_miss_after_an_invalidati
 
     assert_eq!(hit, ["evalsha"]);
     assert_eq!(miss, ["evalsha", "evalsha"]);
-    assert_eq!(invalidation, ["set", "set", "set"], "one pipeline of three SETs");
+    assert_eq!(
+        invalidation,
+        ["set", "set", "set"],
+        "one pipeline of three SETs"
+    );
     let runs = AtomicUsize::new(0);
     let tombstoned = recorder
         .measure(async {

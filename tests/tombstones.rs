@@ -427,3 +427,33 @@ async fn a_lifetime_under_a_second_is_refused() {
             .is_ok()
     );
 }
+
+/// An invalidation made while Redis is down is deferred; once Redis answers, its replay
+/// writes the tombstone, naming the function that invalidated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_invalidation_writes_its_tombstone_once_redis_answers() {
+    let mut server = harness::RedisServer::start();
+    let cache = Cache::builder(&server.url())
+        .timeout(Duration::from_millis(100))
+        .lazy(true)
+        .tombstones(LIFETIME)
+        .build()
+        .await
+        .expect("a valid URL");
+    server.kill();
+    let source = Versions::default();
+    edit_noted(&cache, &source, 9).await; // deferred
+    server.restart();
+    support::eventually(
+        Duration::from_secs(10),
+        "the deferred tombstone",
+        || async {
+            // Traffic on another key probes Redis and closes the breaker.
+            noted(&cache, &source, 1).await;
+            let raw = support::get(&mut server.connection().await, "noted:9").await;
+            is_tombstone(&raw)
+                && raw.is_some_and(|raw| String::from_utf8_lossy(&raw).ends_with("::edit_noted"))
+        },
+    )
+    .await;
+}
