@@ -248,10 +248,11 @@ impl CacheBuilder {
     ///
     /// What it costs: each lookup is a Lua script (`EVALSHA`, still one round trip) instead
     /// of the native `SET .. NX GET`, which costs Redis a little more CPU per hit; and each
-    /// invalidated key holds a tombstone (about 40 bytes and the invalidating function's
-    /// path) for `lifetime` unless a miss replaces it first. A minute (60 s) is enough to
-    /// link most misses to their write. Processes without tombstones that share the keys
-    /// read a tombstone as a value that does not decode, and overwrite it (a miss).
+    /// invalidated key holds a tombstone (15 bytes, the invalidating function's path and
+    /// the trace) for `lifetime` unless a miss replaces it first. A minute (60 s) is enough
+    /// to link most misses to their write. Processes without tombstones that share the keys
+    /// read a tombstone as a value that does not decode, and overwrite it (a miss). See the
+    /// guide, `redis_cached::guide::operations`.
     ///
     /// [`build`](Self::build) refuses a `lifetime` under one second.
     ///
