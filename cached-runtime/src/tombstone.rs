@@ -67,9 +67,6 @@ impl Tombstone {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Tombstone> {
         let rest = bytes.strip_prefix(&[MARKER, KIND])?;
         let (at, rest) = rest.split_at_checked(AT_LEN)?;
-        if !at.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
         let at_unix_ms = std::str::from_utf8(at).ok()?.parse().ok()?;
         let rest = std::str::from_utf8(rest).ok()?;
         let (by, trace) = match rest.split_once(TRACE_SEPARATOR) {
