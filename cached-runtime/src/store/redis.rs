@@ -49,14 +49,13 @@ static FETCH: LazyLock<Script> = LazyLock::new(|| {
 /// What the [`FETCH`] script answers.
 type Found = Option<(Vec<u8>, i64, i64)>;
 
-/// What a lookup found, from the [`FETCH`] script's answer.
-fn found(found: Found) -> Fetch {
+/// What a lookup found, from the [`FETCH`] script's answer (with the value's TTL if wanted).
+fn found(found: Found, want_ttl: bool) -> Fetch {
     match found {
         None => Fetch::Ours(None),
         Some((tombstone, _, 1)) => Fetch::Ours(Tombstone::decode(&tombstone).map(Box::new)),
         Some((value, millis, _)) => {
-            let ttl = (millis >= 0).then(|| pttl(millis));
-            Fetch::from_read(Some(Bytes::Owned(value)), ttl)
+            Fetch::from_read(Some(Bytes::Owned(value)), want_ttl.then(|| pttl(millis)))
         }
     }
 }
@@ -346,7 +345,7 @@ impl RedisStore {
             .arg(lease.as_bytes())
             .arg(millis(lease_ttl))
             .arg(if want_ttl { "1" } else { "0" });
-        Ok(found(Box::pin(self.invoke(&invocation)).await?))
+        Ok(found(Box::pin(self.invoke(&invocation)).await?, want_ttl))
     }
 
     /// `SET .. EX` for whole seconds, `SET .. PX` otherwise (short leases).

@@ -80,7 +80,10 @@ impl RedisStore {
             })
             .collect();
         let answers: Vec<Found> = self.invoke_all(&FETCH, &invocations).await?;
-        Ok(answers.into_iter().map(found).collect())
+        Ok(answers
+            .into_iter()
+            .map(|answer| found(answer, false))
+            .collect())
     }
 
     /// Stores each value whose key our lease still holds; says, per key, whether it did.
