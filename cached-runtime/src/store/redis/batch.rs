@@ -2,7 +2,8 @@
 //! slot: redis-rs sends a pipeline to the node of its first key and refuses one that spans
 //! slots). Each is one pipeline, so one round trip: the lookup is one `SET key lease NX PX
 //! ms GET` per key (the `FETCH` script before 7.0 and with tombstones, a plain `MGET` while
-//! Redis refuses writes), a fill one `FILL` script call per key, a release one `RELEASE` call per key.
+//! Redis refuses writes), a fill one `FILL` script call per key, a release one `RELEASE`
+//! call per key.
 
 use super::{FETCH, FILL, Found, RELEASE, RedisStore, found, millis, read};
 use crate::Error;
