@@ -1,8 +1,9 @@
 //! Invalidation tombstones (`CacheBuilder::tombstones`), against a real redis-server, a Redis
-//! Cluster and `mem://`: an invalidated key holds a tombstone naming the write, every reader
-//! treats it as absent, the miss that replaces it records the delay since the write, a fill
-//! that the tombstone overtook does not store, batch lookups, the near tier, a process
-//! without tombstones sharing the keys, `inspect_key` and `clear`. Round trips with
+//! Cluster, Sentinel and `mem://`: an invalidated key holds a tombstone naming the write,
+//! every reader treats it as absent, the miss that replaces it records the delay since the
+//! write, a fill that the tombstone overtook does not store, batch lookups, the near tier, a
+//! process without tombstones sharing the keys, `inspect_key` and `clear`, deferred and
+//! replicated invalidations. Round trips with
 //! tombstones on are counted in `round_trips.rs`, with its recorder.
 
 mod harness;
@@ -456,4 +457,32 @@ async fn a_deferred_invalidation_writes_its_tombstone_once_redis_answers() {
         },
     )
     .await;
+}
+
+/// With `replicated_invalidation`, the tombstones' `SET`s are followed by `WAIT`: with the
+/// replica stopped the invalidation fails (`NotReplicated`); once it runs again, it holds
+/// the tombstone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replicated_invalidation_tombstones_wait_for_the_replica() {
+    let setup = support::shared_sentinel();
+    let cache = support::sentinel_builder("replicated")
+        .replicated_invalidation(1, Duration::from_millis(300))
+        .tombstones(LIFETIME)
+        .build()
+        .await
+        .expect("the sentinels name a primary");
+    let source = Versions::default();
+    noted(&cache, &source, 5).await;
+    let key = format!("{}noted:5", cache.prefix());
+
+    setup.replica().stop();
+    let invalidated = cache.invalidate(&["noted:5"]).await;
+    setup.replica().cont();
+    assert!(
+        matches!(invalidated, Err(Error::NotReplicated { .. })),
+        "{invalidated:?}"
+    );
+    setup.wait_replicated(Duration::from_secs(5)).await;
+    let on_replica = support::get(&mut setup.replica().connection().await, &key).await;
+    assert!(is_tombstone(&on_replica), "{on_replica:?}");
 }
