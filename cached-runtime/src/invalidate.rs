@@ -19,9 +19,11 @@ impl Cache {
     /// does. Inside a [`transaction`](crate::transaction) scope, the keys are held until
     /// its commit. Keys whose server cannot be reached are remembered, treated as misses by this
     /// process, and deleted in the background once it answers again; the error is returned
-    /// all the same. A call dropped before it finished (a cancelled request) goes on in a
-    /// task of its own, so a started invalidation is not lost with its caller (unless
-    /// dropped outside a Tokio runtime: that is logged at error level).
+    /// all the same. With [`tombstones`](crate::CacheBuilder::tombstones), each key is
+    /// overwritten with a tombstone naming `Cache::invalidate` instead of deleted. A call
+    /// dropped before it finished (a cancelled request) goes on in a task of its own, so a
+    /// started invalidation is not lost with its caller (unless dropped outside a Tokio
+    /// runtime: that is logged at error level).
     ///
     /// # Errors
     ///

@@ -257,7 +257,8 @@ impl Store {
         }
     }
 
-    /// Looks `key` up, taking `lease` on it if it is absent (when leases are on). A value over
+    /// Looks `key` up, taking `lease` on it if it is absent or a tombstone (when leases are
+    /// on; the tombstone comes back with [`Fetch::Ours`]). A value over
     /// the size cap is returned as is: the caller treats it like one that does not decode.
     /// With `want_ttl` (Redis), a value comes with its remaining time to live.
     ///
