@@ -236,6 +236,38 @@ async fn with_fill_leases_a_hit_is_one_round_trip_and_a_miss_two() {
     assert_eq!(invalidation, ["unlink"], "three keys, one UNLINK");
 }
 
+/// With tombstones the lookup is the `FETCH` script, still one round trip: a hit is one
+/// `EVALSHA`, a miss two (lookup, fill), and so is the miss that replaces a tombstone. The
+/// invalidation writes its three tombstones in one pipeline.
+#[tokio::test]
+async fn with_tombstones_a_hit_is_one_script_call_and_a_miss_after_an_invalidation_two() {
+    let server = RedisServer::start();
+    let mut recorder = Recorder::start(&server).await;
+    let cache = Cache::builder(&server.url())
+        .tombstones(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+
+    let [miss, hit, invalidation] = measure_paths(&cache, &mut recorder).await;
+
+    assert_eq!(hit, ["evalsha"]);
+    assert_eq!(miss, ["evalsha", "evalsha"]);
+    assert_eq!(
+        invalidation,
+        ["set", "set", "set"],
+        "one pipeline of three SETs"
+    );
+    let runs = AtomicUsize::new(0);
+    let tombstoned = recorder
+        .measure(async {
+            assert_eq!(profile(&cache, &runs, 42).await.id, 42);
+        })
+        .await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "a miss");
+    assert_eq!(tombstoned, ["evalsha", "evalsha"]);
+}
+
 #[tokio::test]
 async fn without_fill_leases_a_hit_is_one_get_and_a_miss_get_then_set() {
     let server = RedisServer::start();

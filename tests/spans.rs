@@ -228,3 +228,44 @@ fn without_a_subscriber_that_wants_them_no_span_is_made() {
     let names: Vec<_> = spans.iter().map(|span| span.name.as_ref()).collect();
     assert_eq!(names, ["database"], "{spans:#?}");
 }
+
+#[test]
+fn a_miss_after_an_invalidation_names_it_and_links_to_its_trace() {
+    let prefix = support::unique_prefix("cause");
+    let spans = traced(|| async {
+        let cache = support::shared_builder("cause")
+            .prefix(prefix.as_str())
+            .tombstones(std::time::Duration::from_secs(60))
+            .build()
+            .await
+            .expect("the shared redis-server answers");
+        item(&cache, 11).await;
+        change(&cache, 11).await;
+        item(&cache, 11).await;
+    });
+    let remove = named(&spans, "cache.remove")[0];
+    let calls = named(&spans, "cache.get");
+    assert_eq!(calls.len(), 2, "{spans:#?}");
+    let (first, after) = (calls[0], calls[1]);
+    // The first miss found the key absent: no cause.
+    assert_eq!(attribute(first, "cache.invalidated_by"), None);
+    assert_eq!(text(after, "cache.outcome"), "MISS");
+    assert_eq!(text(after, "cache.invalidated_by"), "spans::change");
+    assert!(attribute(after, "cache.invalidated_ago_ms").is_some());
+    let context = remove.span_context.clone();
+    assert_eq!(
+        text(after, "cache.invalidated_trace"),
+        format!(
+            "00-{}-{}-{:02x}",
+            context.trace_id(),
+            context.span_id(),
+            context.trace_flags().to_u8()
+        )
+    );
+    let linked: Vec<_> = after
+        .links
+        .iter()
+        .map(|link| link.span_context.span_id())
+        .collect();
+    assert_eq!(linked, [context.span_id()], "{after:#?}");
+}

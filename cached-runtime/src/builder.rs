@@ -84,6 +84,7 @@ pub struct CacheBuilder {
     span_raw_keys: bool,
     near: Option<NearCache>,
     replicated: Option<(usize, Duration)>,
+    tombstones: Option<Duration>,
     #[cfg(feature = "tls")]
     root_certificate: Option<Vec<u8>>,
 }
@@ -106,6 +107,7 @@ impl CacheBuilder {
             span_raw_keys: false,
             near: None,
             replicated: None,
+            tombstones: None,
             #[cfg(feature = "tls")]
             root_certificate: None,
         }
@@ -253,6 +255,39 @@ impl CacheBuilder {
         self
     }
 
+    /// Makes invalidations leave a tombstone that lives `lifetime` in each key they make
+    /// stale, instead of deleting it (default: off), so that the miss that follows knows its
+    /// cause: which function invalidated the key, when, and (once tracing is wired) in which
+    /// trace. The miss records the time from the invalidation to it in
+    /// `redis_cached_invalidation_to_miss_seconds`, and [`Cache::inspect_key`] shows a
+    /// tombstone as [`KeyKind::Tombstone`](crate::KeyKind::Tombstone). Every reader treats a
+    /// tombstone as absent; tag keys are still deleted.
+    ///
+    /// What it costs: each lookup is a Lua script (`EVALSHA`, still one round trip) instead
+    /// of the native `SET .. NX GET`, which costs Redis a little more CPU per hit; and each
+    /// invalidated key holds a tombstone (15 bytes, the invalidating function's path and
+    /// the trace) for `lifetime` unless a miss replaces it first. A minute (60 s) is enough
+    /// to link most misses to their write. Processes without tombstones that share the keys
+    /// read a tombstone as a value that does not decode, and overwrite it (a miss). See the
+    /// guide, `redis_cached::guide::operations`.
+    ///
+    /// [`build`](Self::build) refuses a `lifetime` under one second.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let cache = redis_cached::Cache::builder("mem://")
+    ///     .tombstones(Duration::from_secs(60))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tombstones(mut self, lifetime: Duration) -> Self {
+        self.tombstones = Some(lifetime);
+        self
+    }
+
     /// For `rediss://` and `rediss+cluster://`: trust this CA certificate (PEM) instead of
     /// the system's roots.
     #[cfg(feature = "tls")]
@@ -283,6 +318,16 @@ impl CacheBuilder {
         }
         let short_lease =
             matches!(self.leases, Leases::On(lease) if lease < Duration::from_millis(1));
+        if self
+            .tombstones
+            .is_some_and(|lifetime| lifetime < Duration::from_secs(1))
+        {
+            return Err(Error::InvalidConfig(
+                "a tombstone must live at least one second (60 s is a good lifetime): a \
+                 shorter one is gone before most misses could read it"
+                    .into(),
+            ));
+        }
         if self.default_ttl < Duration::from_secs(1) || self.timeout.is_zero() || short_lease {
             return Err(Error::InvalidConfig(
                 "the default TTL must be at least one second, the timeout and lease above zero"
@@ -302,6 +347,7 @@ impl CacheBuilder {
             memory_bytes: self.memory_bytes,
             replicated: self.replicated,
             certificates,
+            tombstones: self.tombstones,
         };
         let (store, nodes) = store::open(&settings).await?;
         let near = self
@@ -346,6 +392,7 @@ impl fmt::Debug for CacheBuilder {
             span_raw_keys,
             near,
             replicated,
+            tombstones,
             #[cfg(feature = "tls")]
             root_certificate,
         } = self;
@@ -365,7 +412,8 @@ impl fmt::Debug for CacheBuilder {
             .field("shape_fingerprints", fingerprints)
             .field("span_raw_keys", span_raw_keys)
             .field("near_cache", near)
-            .field("replicated_invalidation", replicated);
+            .field("replicated_invalidation", replicated)
+            .field("tombstones", tombstones);
         #[cfg(feature = "tls")]
         debug.field(
             "tls_root_certificate",

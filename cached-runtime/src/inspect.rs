@@ -12,6 +12,7 @@ use crate::key::TAG_MARK;
 use crate::registry::functions;
 use crate::store::lease::Lease;
 use crate::store::{Peeked, tags};
+use crate::tombstone::Tombstone;
 use serde::{Serialize, Serializer};
 use std::time::Duration;
 
@@ -40,7 +41,10 @@ pub struct KeyState {
     pub entry: Option<EntryInfo>,
     /// For [`KeyKind::Value`]: the value decoded as JSON (JSON bytes as they are,
     /// MessagePack converted), whatever the function's type. For [`KeyKind::TagVersion`]:
-    /// the version, in hexadecimal. `None` otherwise, or when it does not decode.
+    /// the version, in hexadecimal. For [`KeyKind::Tombstone`]: when (`at_unix_ms`, ms since
+    /// the UNIX epoch), by which function (`by`) and in which trace (`trace`, a W3C
+    /// `traceparent`, or null) the key was invalidated. `None` otherwise, or when it does not
+    /// decode.
     pub value: Option<serde_json::Value>,
     /// Why the value did not decode, if it did not.
     pub decode_error: Option<String>,
@@ -51,7 +55,8 @@ pub struct KeyState {
     /// The `#[invalidates]` functions with a key template that renders this key, by path.
     pub invalidated_by: Vec<&'static str>,
     /// A likely mistake in the key asked for: an absent key that starts with the cache's
-    /// prefix (copied from `redis-cli`), to which the prefix was added again.
+    /// prefix (copied from `redis-cli`), to which the prefix was added again. For a
+    /// [`KeyKind::Tombstone`]: which function invalidated the key, and how long ago.
     pub hint: Option<String>,
 }
 
@@ -72,6 +77,11 @@ pub enum KeyKind {
     /// A tag's version key (the prefix, `\@`, then the tag): entries of the tag hold this
     /// version in their envelope until the tag is invalidated.
     TagVersion,
+    /// An invalidation's tombstone (see
+    /// [`CacheBuilder::tombstones`](crate::CacheBuilder::tombstones)): read as absent, it
+    /// names the write that made the key stale. [`KeyState::value`] holds it as
+    /// `{"at_unix_ms": .., "by": "..", "trace": ..}`, and the hint says who and how long ago.
+    Tombstone,
     /// A key of another Redis type than a string: no cached function wrote it.
     OtherType,
     /// Bytes this version of the library does not write: stored by hand, by another
@@ -199,6 +209,22 @@ impl Cache {
 fn read(state: &mut KeyState, bytes: &[u8], codec: Codec) {
     if Lease::is_marker(bytes) {
         state.state = KeyKind::Lease;
+        return;
+    }
+    if let Some(tombstone) = Tombstone::decode(bytes) {
+        let ago = freshness::now().saturating_sub(tombstone.at_unix_ms);
+        state.state = KeyKind::Tombstone;
+        state.hint = Some(format!(
+            "invalidated by {} {:.1} s ago (at {} ms since the epoch); the next call is a miss",
+            tombstone.by,
+            ago as f64 / 1000.0,
+            tombstone.at_unix_ms,
+        ));
+        state.value = Some(serde_json::json!({
+            "at_unix_ms": tombstone.at_unix_ms,
+            "by": tombstone.by,
+            "trace": tombstone.trace,
+        }));
         return;
     }
     if state.key.starts_with(TAG_MARK) && bytes.len() == tags::VERSION_LEN {
@@ -329,6 +355,20 @@ mod tests {
         let none = Codec::Json.encode_entry::<u8>(Entry::Absent, FORM).unwrap();
         assert_eq!(state("k", &none).state, KeyKind::StoredNone);
         assert_eq!(state("k", b"hello").state, KeyKind::Unknown);
+        let tombstone = Tombstone {
+            at_unix_ms: freshness::now(),
+            by: "app::update_user".into(),
+            trace: None,
+        };
+        let stone = state("k", &tombstone.encode());
+        assert_eq!(stone.state, KeyKind::Tombstone);
+        assert!(
+            stone
+                .hint
+                .unwrap()
+                .starts_with("invalidated by app::update_user 0.")
+        );
+        assert_eq!(stone.value.unwrap()["by"], "app::update_user");
         let tag = state("\\@team:1", &fresh_version());
         assert_eq!(tag.state, KeyKind::TagVersion);
         let json = serde_json::to_value(state("k", &none)).unwrap();

@@ -21,9 +21,11 @@ impl Cache {
     /// does. Inside a [`transaction`](crate::transaction) scope, the keys are held until
     /// its commit. Keys whose server cannot be reached are remembered, treated as misses by this
     /// process, and deleted in the background once it answers again; the error is returned
-    /// all the same. A call dropped before it finished (a cancelled request) goes on in a
-    /// task of its own, so a started invalidation is not lost with its caller (unless
-    /// dropped outside a Tokio runtime: that is logged at error level).
+    /// all the same. With [`tombstones`](crate::CacheBuilder::tombstones), each key is
+    /// overwritten with a tombstone naming `Cache::invalidate` instead of deleted. A call
+    /// dropped before it finished (a cancelled request) goes on in a task of its own, so a
+    /// started invalidation is not lost with its caller (unless dropped outside a Tokio
+    /// runtime: that is logged at error level).
     ///
     /// # Errors
     ///
@@ -43,8 +45,7 @@ impl Cache {
             .iter()
             .map(|key| self.inner.keys.render(|builder| builder.literal(key)))
             .collect();
-        let span = spans::remove("Cache::invalidate", &self.inner, &keys);
-        self.delete_completing(keys).instrument(span).await
+        self.delete_completing(keys, "Cache::invalidate").await
     }
 
     /// Invalidates every entry carrying one of `tags` (rendered tags, as a function's
@@ -74,44 +75,46 @@ impl Cache {
             .iter()
             .map(|tag| self.inner.keys.render_tag(|builder| builder.literal(tag)))
             .collect();
-        let span = spans::remove("Cache::invalidate_tags", &self.inner, &keys);
-        self.delete_completing(keys).instrument(span).await
+        self.delete_completing(keys, "Cache::invalidate_tags").await
     }
 
-    /// [`Cache::delete`], finished in a task of its own if the caller is dropped meanwhile.
-    async fn delete_completing(&self, keys: Vec<String>) -> Result<(), Error> {
+    /// [`Cache::delete`] in a `cache.remove` span, finished in a task of its own if the
+    /// caller is dropped meanwhile.
+    async fn delete_completing(&self, keys: Vec<String>, by: &'static str) -> Result<(), Error> {
+        let span = spans::remove(by, &self.inner, &keys);
         let cache = self.clone();
-        Completing::new(async move { cache.delete(keys).await }).await
+        Completing::new(async move { cache.delete(keys, by).await }.instrument(span)).await
     }
 
-    /// Deletes `keys` (see [`Cache::invalidate`]), or, inside a [`transaction`] scope, holds
-    /// them for its commit.
-    pub(crate) async fn delete(&self, keys: Vec<String>) -> Result<(), Error> {
+    /// Deletes `keys` (see [`Cache::invalidate`]) for `by` (the invalidating function's path,
+    /// which a tombstone records), or, inside a [`transaction`] scope, holds them for its
+    /// commit.
+    pub(crate) async fn delete(&self, keys: Vec<String>, by: &'static str) -> Result<(), Error> {
         let held = transaction::owe(|| {
             let (cache, keys) = (self.clone(), keys.clone());
             Box::pin(async move {
-                let _ = cache.delete_now(keys).await;
+                let _ = cache.delete_now(keys, by).await;
             })
         });
         if held {
             return Ok(());
         }
-        self.delete_now(keys).await
+        self.delete_now(keys, by).await
     }
 
     /// Deletes `keys` from the store, then evicts them from the near tier, so this process
     /// reads its own writes at once; on failure defers them (see [`Cache::invalidate`]).
     /// Never held by a transaction scope.
-    async fn delete_now(&self, keys: Vec<String>) -> Result<(), Error> {
+    async fn delete_now(&self, keys: Vec<String>, by: &'static str) -> Result<(), Error> {
         let inner = &self.inner;
         // Calls that start from now on must not join a degraded flight that began earlier.
         inner.flights.forget(&keys);
-        let result = inner.store.delete(&keys).await;
+        let result = inner.store.delete(&keys, by).await;
         if let Some(near) = &inner.near {
             near.evict(&keys);
         }
         result.map_err(|undeleted| {
-            inner.pending.defer(&inner.store, undeleted.keys);
+            inner.pending.defer(&inner.store, undeleted.keys, by);
             undeleted.error
         })
     }

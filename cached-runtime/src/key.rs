@@ -312,6 +312,13 @@ impl Keys {
 /// What separates a tag key's prefix from its tag.
 pub(crate) const TAG_MARK: &str = "\\@";
 
+/// Whether a rendered key is a tag's: no entry's key holds [`TAG_MARK`] (see
+/// [`Keys::render_tag`]). A tag key in digest form keeps it in its head, unless the cache's
+/// prefix alone is 255 bytes or longer.
+pub(crate) fn is_tag_key(key: &str) -> bool {
+    key.contains(TAG_MARK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

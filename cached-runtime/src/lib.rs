@@ -27,6 +27,7 @@ mod store;
 mod task;
 mod telemetry;
 mod timed_out;
+mod tombstone;
 mod transaction;
 mod ttl;
 mod url;

@@ -8,14 +8,15 @@
 use crate::store::breaker::BACKOFF;
 use crate::store::{Store, WeakStore};
 use crate::task::{Backoff, spawn_detached};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 #[derive(Default)]
 pub(crate) struct Pending {
-    keys: Mutex<HashSet<String>>,
+    /// Each key, and the path of the function that invalidated it (for its tombstone).
+    keys: Mutex<HashMap<String, &'static str>>,
     /// Whether `keys` may be non-empty: lets the hot path skip the lock.
     any: AtomicBool,
     /// Whether a retry task is running; changed only under the `keys` lock.
@@ -23,19 +24,19 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    fn keys(&self) -> MutexGuard<'_, HashSet<String>> {
+    fn keys(&self) -> MutexGuard<'_, HashMap<String, &'static str>> {
         self.keys.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn contains(&self, key: &str) -> bool {
-        self.any.load(Ordering::Acquire) && self.keys().contains(key)
+        self.any.load(Ordering::Acquire) && self.keys().contains_key(key)
     }
 
-    /// Remembers `keys` and makes sure a task retries deleting them from `store` until it
-    /// succeeds.
-    pub(crate) fn defer(self: &Arc<Self>, store: &Store, keys: Vec<String>) {
+    /// Remembers `keys`, invalidated by `by`, and makes sure a task retries deleting them
+    /// from `store` until it succeeds.
+    pub(crate) fn defer(self: &Arc<Self>, store: &Store, keys: Vec<String>, by: &'static str) {
         let mut pending = self.keys();
-        pending.extend(keys);
+        pending.extend(keys.into_iter().map(|key| (key, by)));
         self.any.store(true, Ordering::Release);
         if !self.retrying.swap(true, Ordering::AcqRel)
             && !spawn_detached(retry(store.downgrade(), self.clone()))
@@ -74,19 +75,27 @@ async fn retry(store: WeakStore, pending: Arc<Pending>) {
             () = tokio::time::sleep(backoff.next()) => {}
             () = strong.reachable_again() => {}
         }
-        let keys: Vec<String> = pending.keys().iter().cloned().collect();
-        let (deleted, error) = match strong.delete_unguarded(&keys).await {
-            Ok(()) => (keys, None),
-            Err(undeleted) => {
-                let undeleted_keys: HashSet<&String> = undeleted.keys.iter().collect();
-                let deleted = keys
-                    .iter()
-                    .filter(|key| !undeleted_keys.contains(key))
-                    .cloned()
-                    .collect();
-                (deleted, Some(undeleted.error))
+        // One deletion per invalidating function (usually one), each naming it in its
+        // tombstones.
+        let mut owed: HashMap<&'static str, Vec<String>> = HashMap::new();
+        for (key, by) in pending.keys().iter() {
+            owed.entry(*by).or_default().push(key.clone());
+        }
+        let (mut deleted, mut error) = (Vec::new(), None);
+        for (by, keys) in owed {
+            match strong.delete_unguarded(&keys, by).await {
+                Ok(()) => deleted.extend(keys),
+                Err(undeleted) => {
+                    let undeleted_keys: HashSet<&String> = undeleted.keys.iter().collect();
+                    deleted.extend(
+                        keys.iter()
+                            .filter(|key| !undeleted_keys.contains(key))
+                            .cloned(),
+                    );
+                    error = error.or(Some(undeleted.error));
+                }
             }
-        };
+        }
         let none_left = pending.remove(&deleted);
         match error {
             None if none_left => {

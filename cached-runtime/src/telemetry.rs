@@ -3,6 +3,7 @@
 
 use crate::Outcome;
 use crate::stats::{Counters, Stats};
+use crate::tombstone::Tombstone;
 use arc_swap::ArcSwapOption;
 use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
 use std::cell::Cell;
@@ -379,6 +380,18 @@ pub(crate) fn invalidation(function: &'static str, keys: usize) {
         .increment(keys as u64);
 }
 
+/// Records, for a miss that replaced a tombstone, the time since its invalidation (0 when
+/// the invalidating process's clock is ahead) in the histogram, and the cause in the call's
+/// span.
+pub(crate) fn invalidation_to_miss(function: &'static str, cause: Option<&Tombstone>) {
+    if let Some(cause) = cause {
+        let ago = cause.age_ms();
+        metrics::histogram!("redis_cached_invalidation_to_miss_seconds", "function" => function)
+            .record(Duration::from_millis(ago));
+        crate::spans::caused_by(&cause.by, ago, cause.trace.as_deref());
+    }
+}
+
 /// Counts keys a clear deleted; `function` is `*` for [`Cache::clear`](crate::Cache::clear).
 pub(crate) fn cleared(function: &'static str, keys: u64) {
     metrics::counter!("redis_cached_cleared_keys_total", "function" => function).increment(keys);
@@ -405,6 +418,7 @@ pub(crate) fn cleared(function: &'static str, keys: u64) {
 /// | `redis_cached_cleared_keys_total` | counter; `function` is `*` for [`Cache::clear`](crate::Cache::clear) | keys deleted by [`Cache::clear`](crate::Cache::clear) and [`Cache::clear_function`](crate::Cache::clear_function) |
 /// | `redis_cached_cache_duration_seconds` | histogram, seconds; also `operation` | time spent in each cache operation; lookups (`fetch`) are timed one in 8 on each thread and recorded 8 times, so the count stays the number of lookups and the sum is an estimate |
 /// | `redis_cached_body_duration_seconds` | histogram, seconds | time spent running bodies |
+/// | `redis_cached_invalidation_to_miss_seconds` | histogram, seconds | with [`tombstones`](crate::CacheBuilder::tombstones): for each miss that replaced a tombstone, the time from the invalidation that left it to the miss (0 when the clocks disagree) |
 /// | `redis_cached_breaker_opened_total` | counter, no labels | outages: times the circuit breaker opened |
 ///
 /// ```
@@ -468,6 +482,11 @@ pub fn describe_metrics() {
         "redis_cached_cache_duration_seconds",
         Unit::Seconds,
         "Time spent in cache operations, by function and operation."
+    );
+    describe_histogram!(
+        "redis_cached_invalidation_to_miss_seconds",
+        Unit::Seconds,
+        "Time from an invalidation to the miss that replaced its tombstone, by function (with tombstones on)."
     );
     describe_histogram!(
         "redis_cached_body_duration_seconds",

@@ -298,7 +298,10 @@ where
                 // Undecodable or oversized: overwritten, as a single call does.
                 Some(Entry::Absent) | None => take_over.push((id, key)),
             },
-            Some(Fetch::Ours) => leased.push((id, key)),
+            Some(Fetch::Ours(cause)) => {
+                telemetry::invalidation_to_miss(function, cause.as_deref());
+                leased.push((id, key));
+            }
             // Another caller is filling the key: the body is asked for it, but what it
             // returns is not stored (the lease is not ours).
             Some(Fetch::Theirs(_)) | None => missing.push(id),

@@ -29,6 +29,7 @@ use crate::store::lease::Lease;
 use crate::store::tags::Stamp;
 use crate::task::{Backoff, spawn_detached};
 use crate::telemetry::{self, Op};
+use crate::tombstone::Tombstone;
 use crate::{Error, Outcome};
 use std::future::Future;
 use std::pin::Pin;
@@ -176,7 +177,7 @@ where
     // Boxed, as every path but a hit's (see above).
     let take_over = || async {
         let stamp = Box::pin(store.take_lease(key, &lease, tags)).await?;
-        Ok((Fetch::Ours, stamp))
+        Ok((Fetch::Ours(None), stamp))
     };
     let mut fetched = if call.refresh {
         take_over().await
@@ -202,7 +203,7 @@ where
                         fallback = found;
                         let taken = store.take_over(key, tags, fresh_until, &lease);
                         fetched = match Box::pin(taken).await {
-                            Ok(true) => Ok((Fetch::Ours, stamp)),
+                            Ok(true) => Ok((Fetch::Ours(None), stamp)),
                             Ok(false) => look_up!().await,
                             Err(error) => Err(error),
                         };
@@ -235,8 +236,9 @@ where
                 // Undecodable, oversized, of an earlier version or another shape: overwrite.
                 fetched = take_over().await;
             }
-            Ok((Fetch::Ours, stamp)) => {
-                let fill = fill::<S, R, _>(&cx, sharing, (&lease, &stamp), (near, fallback), body);
+            Ok((Fetch::Ours(cause), stamp)) => {
+                let held = (&lease, &stamp, cause.as_deref());
+                let fill = fill::<S, R, _>(&cx, sharing, held, (near, fallback), body);
                 return Box::pin(within(&span, fill)).await;
             }
             Ok((Fetch::Theirs(other), _)) => {
@@ -273,7 +275,7 @@ where
                     Waited::LookAgain if Instant::now() >= give_up => {
                         let replaced = store.replace_lease(key, &other, &lease, tags);
                         fetched = match Box::pin(replaced).await {
-                            Ok(Some(stamp)) => Ok((Fetch::Ours, stamp)),
+                            Ok(Some(stamp)) => Ok((Fetch::Ours(None), stamp)),
                             Ok(None) => look_up!().await,
                             Err(error) => Err(error),
                         };
@@ -341,12 +343,13 @@ async fn wait_for_filler(
 
 /// Runs the body under our lease, shares the result with this process's joiners, and
 /// stores it if the lease still holds the key, stamped with the tag versions read before.
+/// `cause` is the tombstone our lease replaced: the invalidation that made this a miss.
 /// With a `fallback` (an entry within `stale_if_error`), an `Err` of the body is answered
 /// with it, and it is put back.
 async fn fill<S, R, F>(
     cx: &Context<'_, S::Stored>,
     sharing: Sharing<S::Failure>,
-    (lease, stamp): (&Lease, &Stamp),
+    (lease, stamp, cause): (&Lease, &Stamp, Option<&Tombstone>),
     (near, mut fallback): (Option<(&NearTier, u64)>, Option<Fallback>),
     mut body: Pin<&mut F>,
 ) -> R
@@ -355,6 +358,8 @@ where
     F: Future<Output = R>,
 {
     let (cache, key, function) = (cx.cache, cx.key, cx.function);
+    // The invalidation that left the tombstone this miss replaced, if any.
+    telemetry::invalidation_to_miss(function, cause);
     let store = &cache.store;
     let pilot = store
         .leases()

@@ -107,7 +107,7 @@ impl Invalidation {
         let span = spans::remove(function, &cache.inner, &keys);
         let delete = async move {
             let count = keys.len();
-            match telemetry::timed(function, Op::Delete, cache.delete(keys)).await {
+            match telemetry::timed(function, Op::Delete, cache.delete(keys, function)).await {
                 Ok(()) => telemetry::invalidation(function, count),
                 Err(error) => telemetry::error(&cache.inner.log, function, Op::Delete, &error),
             }

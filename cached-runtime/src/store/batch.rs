@@ -46,7 +46,7 @@ impl Store {
                     for (&index, fetched) in members.iter().zip(fetched) {
                         found[index] = Some(match fetched {
                             // Our own marker: a retried command (see `Store::lookup`).
-                            Fetch::Theirs(seen) if seen == *lease => Fetch::Ours,
+                            Fetch::Theirs(seen) if seen == *lease => Fetch::Ours(None),
                             fetched => fetched,
                         });
                     }

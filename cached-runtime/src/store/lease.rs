@@ -1,8 +1,9 @@
 //! Fill leases, in the style of memcache's: a caller that misses stores a lease marker under
 //! the key itself before it runs the body, and stores its value only if its marker is still
-//! there. An invalidation deletes the marker with the value, so a fill that read the source
-//! before the write can no longer store what it read. Keeping the lease in the data key makes
-//! it one key, one slot, and a plain `DEL` revokes it.
+//! there. An invalidation deletes the marker with the value (or overwrites it with a
+//! tombstone, see `tombstone.rs`), so a fill that read the source before the write can no
+//! longer store what it read. Keeping the lease in the data key makes it one key, one slot,
+//! and a plain `DEL` revokes it.
 
 use crate::entry::MARKER;
 use std::cell::Cell;

@@ -6,7 +6,9 @@ use super::tags::{VERSION_LEN, fresh_version};
 use super::{Bytes, Fetch, Sweep};
 use crate::expiry::{self, Expiring};
 use crate::freshness;
+use crate::key::is_tag_key;
 use crate::store::lease::Lease;
+use crate::tombstone::Tombstone;
 use moka::ops::compute::{CompResult, Op};
 use moka::sync::Cache as Moka;
 use std::sync::Arc;
@@ -61,26 +63,39 @@ impl MemoryStore {
         }
     }
 
-    /// Reads `key`; if it is absent and a lease is given, sets the lease on it, atomically.
+    /// Reads `key`; if it is absent or a tombstone and a lease is given, sets the lease on
+    /// it, atomically (as the Redis store's `FETCH` script). A tombstone is absent, whose
+    /// invalidation comes with the miss.
     pub(crate) fn fetch(&self, key: &str, lease: Option<(&Lease, Duration)>) -> Fetch {
         // Most lookups find a value: only an absent key needs the atomic compute.
-        if let Some(slot) = self.slots.get(key) {
-            return Fetch::from_read(Some(Bytes::Shared(slot.bytes)), None);
-        }
+        let read = match self.slots.get(key) {
+            Some(slot) if !Tombstone::is_tombstone(&slot.bytes) => {
+                return Fetch::from_read(Some(Bytes::Shared(slot.bytes)), None);
+            }
+            read => read,
+        };
         let Some((lease, lease_ttl)) = lease else {
-            return Fetch::from_read(None, None);
+            let cause = read.and_then(|slot| Tombstone::decode(&slot.bytes));
+            return Fetch::Ours(cause.map(Box::new));
         };
         let mut found = None;
+        let mut cause = None;
         self.slots
             .entry_by_ref(key)
             .and_compute_with(|slot| match slot {
-                Some(slot) => {
+                Some(slot) if !Tombstone::is_tombstone(&slot.value().bytes) => {
                     found = Some(Bytes::Shared(slot.into_value().bytes));
                     Op::Nop
                 }
-                None => Op::Put(Slot::new(lease.as_bytes(), lease_ttl)),
+                slot => {
+                    cause = slot.and_then(|slot| Tombstone::decode(&slot.value().bytes));
+                    Op::Put(Slot::new(lease.as_bytes(), lease_ttl))
+                }
             });
-        Fetch::from_read(found, None)
+        match found {
+            Some(found) => Fetch::from_read(Some(found), None),
+            None => Fetch::Ours(cause.map(Box::new)),
+        }
     }
 
     /// The bytes under `key` and how long they have left, for the inspection page.
@@ -241,11 +256,17 @@ impl MemoryStore {
         replaced
     }
 
-    pub(crate) fn delete(&self, keys: &[String]) {
+    /// Removes `keys`; with a `tombstone` (its bytes and lifetime), writes it over those
+    /// that are no tag keys instead, as the Redis store does.
+    pub(crate) fn delete(&self, keys: &[String], tombstone: Option<(&[u8], Duration)>) {
         for key in keys {
-            self.slots
-                .entry_by_ref(key)
-                .and_compute_with(|_| Op::<Slot>::Remove);
+            let write = match tombstone {
+                Some((tombstone, lifetime)) if !is_tag_key(key) => {
+                    Op::Put(Slot::new(tombstone, lifetime))
+                }
+                _ => Op::Remove,
+            };
+            self.slots.entry_by_ref(key).and_compute_with(|_| write);
         }
     }
 

@@ -27,6 +27,7 @@ use self::tags::Stamp;
 use crate::Error;
 use crate::freshness;
 use crate::task::spawn_detached;
+use crate::tombstone::Tombstone;
 use futures_util::future::join_all;
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,8 +56,10 @@ impl Deref for Bytes {
 pub(crate) enum Fetch {
     /// A value, with its remaining time to live when that was asked for.
     Hit(Bytes, Option<Duration>),
-    /// Nothing: the caller's lease now holds the key, so the caller fills it.
-    Ours,
+    /// Nothing: the caller's lease now holds the key, so the caller fills it. With the
+    /// tombstone the lease replaced, if there was one: the invalidation that caused this
+    /// miss (boxed: a hit's `Fetch` stays its size).
+    Ours(Option<Box<Tombstone>>),
     /// Another caller's lease: that caller is filling the key.
     Theirs(Lease),
 }
@@ -65,7 +68,7 @@ impl Fetch {
     /// Sorts what a lookup read: nothing (the lease was set), a lease marker, or a value.
     fn from_read(read: Option<Bytes>, ttl: Option<Duration>) -> Fetch {
         match read {
-            None => Fetch::Ours,
+            None => Fetch::Ours(None),
             Some(bytes) if Lease::is_marker(&bytes) => Fetch::Theirs(Lease::from_marker(&bytes)),
             Some(bytes) => Fetch::Hit(bytes, ttl),
         }
@@ -131,6 +134,8 @@ struct Inner {
     leases: Leases,
     /// Values larger than this are neither stored nor read back.
     max_value_len: usize,
+    /// With tombstones: how long one lives (see `tombstone.rs`).
+    tombstones: Option<Duration>,
 }
 
 impl Store {
@@ -152,6 +157,7 @@ impl Store {
             breakers,
             leases: settings.leases,
             max_value_len: settings.max_value_len,
+            tombstones: settings.tombstones,
         }))
     }
 
@@ -251,7 +257,8 @@ impl Store {
         }
     }
 
-    /// Looks `key` up, taking `lease` on it if it is absent (when leases are on). A value over
+    /// Looks `key` up, taking `lease` on it if it is absent or a tombstone (when leases are
+    /// on; the tombstone comes back with [`Fetch::Ours`]). A value over
     /// the size cap is returned as is: the caller treats it like one that does not decode.
     /// With `want_ttl` (Redis), a value comes with its remaining time to live.
     ///
@@ -288,7 +295,7 @@ impl Store {
                 // Stale (a tag was invalidated since it was stored), or stored untagged.
                 None => {
                     self.put_lease(key, lease).await?;
-                    Fetch::Ours
+                    Fetch::Ours(None)
                 }
             },
             fetched => fetched,
@@ -312,7 +319,7 @@ impl Store {
         // Our own marker: the lookup was applied, its reply lost and the command retried
         // (the cluster client retries after a dropped connection). The lease is ours.
         match fetched? {
-            Fetch::Theirs(seen) if seen == *lease => Ok(Fetch::Ours),
+            Fetch::Theirs(seen) if seen == *lease => Ok(Fetch::Ours(None)),
             fetched => Ok(fetched),
         }
     }
@@ -592,26 +599,45 @@ impl Store {
     }
 
     /// Deletes every key, values and leases alike: one command per server (on a cluster,
-    /// one per hash slot, all sent at once). Says which keys could not be deleted, and why.
-    pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Undeleted> {
-        self.delete_groups(keys, true).await
+    /// one per hash slot, all sent at once). With tombstones, a key that is no tag key is
+    /// overwritten with a tombstone naming `by` (the invalidating function's path) instead;
+    /// tag keys are deleted all the same. Says which keys could not be deleted, and why.
+    pub(crate) async fn delete(&self, keys: &[String], by: &str) -> Result<(), Undeleted> {
+        self.delete_groups(keys, by, true).await
     }
 
     /// Deletes past the breakers: the deferred-invalidation task is its own probe.
-    pub(crate) async fn delete_unguarded(&self, keys: &[String]) -> Result<(), Undeleted> {
-        self.delete_groups(keys, false).await
+    pub(crate) async fn delete_unguarded(
+        &self,
+        keys: &[String],
+        by: &str,
+    ) -> Result<(), Undeleted> {
+        self.delete_groups(keys, by, false).await
     }
 
-    async fn delete_groups(&self, keys: &[String], guarded: bool) -> Result<(), Undeleted> {
+    async fn delete_groups(
+        &self,
+        keys: &[String],
+        by: &str,
+        guarded: bool,
+    ) -> Result<(), Undeleted> {
         if keys.is_empty() {
             return Ok(());
         }
+        // One tombstone for the whole invalidation, made before any group is written.
+        let tombstone = self
+            .0
+            .tombstones
+            .map(|lifetime| (Tombstone::now(by).encode(), lifetime));
+        let tombstone = tombstone
+            .as_ref()
+            .map(|(bytes, lifetime)| (&bytes[..], *lifetime));
         let mut groups: HashMap<Option<u16>, Vec<String>> = HashMap::new();
         for key in keys {
             groups.entry(self.slot(key)).or_default().push(key.clone());
         }
         let deletions = groups.into_iter().map(|(slot, group)| async move {
-            let delete = self.delete_keys(&group);
+            let delete = self.delete_keys(&group, tombstone);
             let result = if guarded {
                 self.guarded(slot, delete).await
             } else {
@@ -633,11 +659,17 @@ impl Store {
         undeleted.map_or(Ok(()), Err)
     }
 
-    async fn delete_keys(&self, keys: &[String]) -> Result<(), Error> {
+    /// Deletes `keys` (of one group), or writes `tombstone` (its bytes, and how long it
+    /// lives) over those that are no tag keys.
+    async fn delete_keys(
+        &self,
+        keys: &[String],
+        tombstone: Option<(&[u8], Duration)>,
+    ) -> Result<(), Error> {
         match &self.0.backend {
-            Backend::Redis(redis) => redis.delete(keys).await,
+            Backend::Redis(redis) => redis.delete(keys, tombstone).await,
             Backend::Memory(memory) => {
-                memory.delete(keys);
+                memory.delete(keys, tombstone);
                 Ok(())
             }
         }

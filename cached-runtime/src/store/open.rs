@@ -31,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) replicated: Option<(usize, Duration)>,
     /// TLS roots trusted beyond the system's.
     pub(crate) certificates: Option<Certificates>,
+    /// Invalidations write tombstones that live this long, instead of deleting keys.
+    pub(crate) tombstones: Option<Duration>,
 }
 
 /// The nodes a near tier tracks, kept current across topology changes and failovers.
@@ -125,7 +127,7 @@ pub(crate) async fn open(settings: &Settings) -> Result<(Store, Option<Nodes>), 
         }),
         None => None,
     };
-    let redis = RedisStore::new(connection, replicated);
+    let redis = RedisStore::new(connection, replicated, settings.tombstones.is_some());
     Ok((Store::redis(redis, breakers, settings), Some(nodes)))
 }
 

@@ -18,7 +18,9 @@ use super::{Bytes, Fetch, Peeked};
 use crate::Error;
 use crate::entry::MARKER;
 use crate::freshness;
+use crate::key::is_tag_key;
 use crate::store::lease::Lease;
+use crate::tombstone::Tombstone;
 use futures_util::future::join_all;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
@@ -26,19 +28,42 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// For servers before 7.0: GET; if absent, SET the caller's lease marker with a short
-/// expiry and return nil. With `ARGV[3] == '1'`, a value comes with its remaining TTL in ms.
+/// For servers before 7.0, and with tombstones: GET; if absent or a tombstone, SET the
+/// caller's lease marker with a short expiry. Returns nil when the key was absent, else the
+/// bytes read, their PTTL in ms (with `ARGV[3] == '1'`; else -1) and 1 when they were a
+/// tombstone that the lease replaced (0 for a value or another caller's lease).
 static FETCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
         r"local value = redis.call('GET', KEYS[1])
-          if value then
-            if ARGV[3] == '1' then return {value, redis.call('PTTL', KEYS[1])} end
-            return {value, -1}
+          if value and string.sub(value, 1, 2) ~= '{tombstone}' then
+            if ARGV[3] == '1' then return {{value, redis.call('PTTL', KEYS[1]), 0}} end
+            return {{value, -1, 0}}
           end
           redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          if value then return {{value, -1, 1}} end
           return false",
-    )
+        tombstone = Tombstone::lua_start(),
+    ))
 });
+
+/// What the [`FETCH`] script answers.
+type Found = Option<(Vec<u8>, i64, i64)>;
+
+/// What a lookup found, from the [`FETCH`] script's answer (with the value's TTL if wanted).
+fn found(found: Found, want_ttl: bool) -> Fetch {
+    match found {
+        None => Fetch::Ours(None),
+        Some((tombstone, _, 1)) => Fetch::Ours(Tombstone::decode(&tombstone).map(Box::new)),
+        Some((value, millis, _)) => {
+            Fetch::from_read(Some(Bytes::Owned(value)), want_ttl.then(|| pttl(millis)))
+        }
+    }
+}
+
+/// A `PTTL` reply as a duration (none left for the negative ones).
+fn pttl(millis: i64) -> Duration {
+    Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
 
 /// SET the value (to live `ARGV[3]` ms) only while the caller's lease still holds the key.
 static FILL: LazyLock<Script> = LazyLock::new(|| {
@@ -179,6 +204,12 @@ static EXTEND_TAGS: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// What a plain read (`GET`, or `SET .. NX GET`, which sets nothing over a value, a lease or
+/// a tombstone) found: a tombstone read so is returned as a value, which does not decode.
+fn read(value: Option<Vec<u8>>) -> Fetch {
+    Fetch::from_read(value.map(Bytes::Owned), None)
+}
+
 /// A duration in whole milliseconds, at least one (Redis rejects `PX 0`).
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
@@ -188,7 +219,8 @@ fn millis(duration: Duration) -> u64 {
 
 pub(crate) struct RedisStore {
     connection: Connection,
-    /// Set once the server rejected `SET .. NX GET` (Redis before 7.0).
+    /// Set once the server rejected `SET .. NX GET` (Redis before 7.0), and from the start
+    /// with tombstones: `SET .. NX` would not replace one, the `FETCH` script does.
     scripted_lookup: AtomicBool,
     /// With replicated invalidation: a connection of its own (`WAIT` blocks the connection
     /// it runs on), and how many replicas must acknowledge within how long.
@@ -202,10 +234,14 @@ pub(crate) struct Replicated {
 }
 
 impl RedisStore {
-    pub(crate) fn new(connection: Connection, replicated: Option<Replicated>) -> RedisStore {
+    pub(crate) fn new(
+        connection: Connection,
+        replicated: Option<Replicated>,
+        tombstones: bool,
+    ) -> RedisStore {
         RedisStore {
             connection,
-            scripted_lookup: AtomicBool::new(false),
+            scripted_lookup: AtomicBool::new(tombstones),
             replicated,
         }
     }
@@ -248,13 +284,12 @@ impl RedisStore {
     ) -> Result<Fetch, Error> {
         let looked_up = match lease {
             Some((lease, lease_ttl)) => self.lookup(key, lease, lease_ttl, want_ttl).await,
-            None => self.get(key).await.map(|value| (value, None)),
+            None => self.get(key).await.map(read),
         };
-        let (read, ttl) = match looked_up {
-            Err(error) if error.is_refused_write() => (Box::pin(self.get(key)).await?, None),
-            looked_up => looked_up?,
-        };
-        Ok(Fetch::from_read(read.map(Bytes::Owned), ttl))
+        match looked_up {
+            Err(error) if error.is_refused_write() => Ok(read(Box::pin(self.get(key)).await?)),
+            looked_up => looked_up,
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
@@ -263,15 +298,14 @@ impl RedisStore {
     }
 
     /// `SET key lease NX PX ms GET` (with `PTTL key` in the same pipeline when the TTL is
-    /// wanted), or the `FETCH` script on servers before 7.0.
+    /// wanted), or the `FETCH` script on servers before 7.0 and with tombstones.
     async fn lookup(
         &self,
         key: &str,
         lease: &Lease,
         lease_ttl: Duration,
         want_ttl: bool,
-    ) -> Result<(Option<Vec<u8>>, Option<Duration>), Error> {
-        let ttl = |millis: i64| Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+    ) -> Result<Fetch, Error> {
         if !self.scripted_lookup.load(Ordering::Relaxed) {
             // Sized up front: growing the buffers argument by argument costs several
             // reallocations per lookup.
@@ -290,10 +324,12 @@ impl RedisStore {
                 // Boxed, as the script below: a lookup's future is the size of the common case.
                 Box::pin(pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut connection))
                     .await
-                    .map(|(value, millis)| (value, Some(ttl(millis))))
+                    .map(|(value, millis)| {
+                        Fetch::from_read(value.map(Bytes::Owned), Some(pttl(millis)))
+                    })
                     .map_err(Error::from)
             } else {
-                self.run(&set).await.map(|value| (value, None))
+                self.run(&set).await.map(read)
             };
             // A server before 7.0 answers `SET .. GET` with a syntax error, the only signal
             // it gives; from then on this store uses the script.
@@ -309,11 +345,7 @@ impl RedisStore {
             .arg(lease.as_bytes())
             .arg(millis(lease_ttl))
             .arg(if want_ttl { "1" } else { "0" });
-        let found: Option<(Vec<u8>, i64)> = Box::pin(self.invoke(&invocation)).await?;
-        Ok(match found {
-            Some((value, millis)) => (Some(value), want_ttl.then(|| ttl(millis))),
-            None => (None, None),
-        })
+        Ok(found(Box::pin(self.invoke(&invocation)).await?, want_ttl))
     }
 
     /// `SET .. EX` for whole seconds, `SET .. PX` otherwise (short leases).
@@ -429,24 +461,51 @@ impl RedisStore {
         self.invoke(RELEASE.key(key).arg(lease.as_bytes())).await
     }
 
-    /// `UNLINK` of keys on one server (on a cluster, in one slot). With replicated
-    /// invalidation, on its own connection and followed by `WAIT`: fails unless as many
-    /// replicas as asked for acknowledged it. Strictly so: a replica that is paused, cut off
-    /// or down may be the one a failover promotes, with the old entry; and a primary left
-    /// with fewer replicas (after a failover, until the old primary rejoins) cannot give the
-    /// guarantee, so its invalidated keys stay misses until it can.
-    pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
-        let Some(replicated) = &self.replicated else {
-            return self.run(redis::cmd("UNLINK").arg(keys)).await;
-        };
+    /// `UNLINK` of keys on one server (on a cluster, in one slot); with a `tombstone` (its
+    /// bytes and lifetime), `SET key tombstone PX lifetime` of those that are no tag keys
+    /// instead, in the same pipeline. With replicated invalidation, on its own connection
+    /// and followed by `WAIT`: fails unless as many replicas as asked for acknowledged it.
+    /// Strictly so: a replica that is paused, cut off or down may be the one a failover
+    /// promotes, with the old entry; and a primary left with fewer replicas (after a
+    /// failover, until the old primary rejoins) cannot give the guarantee, so its invalidated
+    /// keys stay misses until it can.
+    pub(crate) async fn delete(
+        &self,
+        keys: &[String],
+        tombstone: Option<(&[u8], Duration)>,
+    ) -> Result<(), Error> {
         if keys.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        pipe.cmd("UNLINK")
-            .arg(keys)
-            .ignore()
-            .cmd("WAIT")
+        match tombstone {
+            None if self.replicated.is_none() => {
+                return self.run(redis::cmd("UNLINK").arg(keys)).await;
+            }
+            None => {
+                pipe.cmd("UNLINK").arg(keys).ignore();
+            }
+            Some((tombstone, lifetime)) => {
+                let (tags, entries): (Vec<&String>, Vec<&String>) =
+                    keys.iter().partition(|key| is_tag_key(key));
+                if !tags.is_empty() {
+                    pipe.cmd("UNLINK").arg(tags).ignore();
+                }
+                for key in entries {
+                    pipe.cmd("SET")
+                        .arg(key)
+                        .arg(tombstone)
+                        .arg("PX")
+                        .arg(millis(lifetime))
+                        .ignore();
+                }
+            }
+        }
+        let Some(replicated) = &self.replicated else {
+            let mut connection = self.connection.clone();
+            return Ok(pipe.query_async::<()>(&mut connection).await?);
+        };
+        pipe.cmd("WAIT")
             .arg(replicated.replicas)
             .arg(u64::try_from(replicated.timeout.as_millis()).unwrap_or(u64::MAX));
         let mut connection = replicated.connection.clone();

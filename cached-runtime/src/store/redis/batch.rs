@@ -1,13 +1,14 @@
 //! The batch operations of one group of keys on one server (on a cluster, keys of one hash
 //! slot: redis-rs sends a pipeline to the node of its first key and refuses one that spans
 //! slots). Each is one pipeline, so one round trip: the lookup is one `SET key lease NX PX
-//! ms GET` per key (the `FETCH` script before 7.0, a plain `MGET` while Redis refuses
-//! writes), a fill one `FILL` script call per key, a release one `RELEASE` call per key.
+//! ms GET` per key (the `FETCH` script before 7.0 and with tombstones, a plain `MGET` while
+//! Redis refuses writes), a fill one `FILL` script call per key, a release one `RELEASE`
+//! call per key.
 
-use super::{FETCH, FILL, RELEASE, RedisStore, millis};
+use super::{FETCH, FILL, Found, RELEASE, RedisStore, found, millis, read};
 use crate::Error;
+use crate::store::Fetch;
 use crate::store::lease::Lease;
-use crate::store::{Bytes, Fetch};
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,19 +25,16 @@ impl RedisStore {
             Some((lease, lease_ttl)) => self.lookup_group(keys, lease, lease_ttl).await,
             None => self.mget(keys).await,
         };
-        let read = match looked_up {
+        match looked_up {
             // As a single lookup: hits stay hits; a miss runs the body, its store refused.
-            Err(error) if error.is_refused_write() => self.mget(keys).await?,
-            looked_up => looked_up?,
-        };
-        Ok(read
-            .into_iter()
-            .map(|value| Fetch::from_read(value.map(Bytes::Owned), None))
-            .collect())
+            Err(error) if error.is_refused_write() => self.mget(keys).await,
+            looked_up => looked_up,
+        }
     }
 
-    async fn mget(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        self.run(redis::cmd("MGET").arg(keys)).await
+    async fn mget(&self, keys: &[&str]) -> Result<Vec<Fetch>, Error> {
+        let values: Vec<Option<Vec<u8>>> = self.run(redis::cmd("MGET").arg(keys)).await?;
+        Ok(values.into_iter().map(read).collect())
     }
 
     async fn lookup_group(
@@ -44,7 +42,7 @@ impl RedisStore {
         keys: &[&str],
         lease: &Lease,
         lease_ttl: Duration,
-    ) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    ) -> Result<Vec<Fetch>, Error> {
         let lease_ms = millis(lease_ttl);
         if !self.scripted_lookup.load(Ordering::Relaxed) {
             let mut pipe = redis::pipe();
@@ -61,6 +59,7 @@ impl RedisStore {
             let result = pipe
                 .query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
                 .await
+                .map(|values| values.into_iter().map(read).collect())
                 .map_err(first_error);
             // As `lookup`: a server before 7.0 rejects `SET .. GET` as a syntax error.
             let rejected = matches!(&result, Err(Error::Redis(error)) if error.to_string().contains("syntax error"));
@@ -81,10 +80,10 @@ impl RedisStore {
                 invocation
             })
             .collect();
-        let found: Vec<Option<(Vec<u8>, i64)>> = self.invoke_all(&FETCH, &invocations).await?;
-        Ok(found
+        let answers: Vec<Found> = self.invoke_all(&FETCH, &invocations).await?;
+        Ok(answers
             .into_iter()
-            .map(|found| found.map(|(value, _)| value))
+            .map(|answer| found(answer, false))
             .collect())
     }
 
