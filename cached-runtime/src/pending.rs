@@ -13,13 +13,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-#[derive(Default)]
 pub(crate) struct Pending {
     keys: Mutex<HashSet<String>>,
     /// Whether `keys` may be non-empty: lets the hot path skip the lock.
     any: AtomicBool,
     /// Whether a retry task is running; changed only under the `keys` lock.
     retrying: AtomicBool,
+}
+
+impl Default for Pending {
+    fn default() -> Pending {
+        // Registered at 0, so that dashboards show it before the first outage.
+        gauge().increment(0.0);
+        Pending {
+            keys: Mutex::default(),
+            any: AtomicBool::new(false),
+            retrying: AtomicBool::new(false),
+        }
+    }
+}
+
+/// `redis_cached_pending_invalidations`: moved by what each cache adds and removes, so that
+/// the caches of a process add up.
+fn gauge() -> metrics::Gauge {
+    metrics::gauge!("redis_cached_pending_invalidations")
 }
 
 impl Pending {
@@ -35,7 +52,9 @@ impl Pending {
     /// succeeds.
     pub(crate) fn defer(self: &Arc<Self>, store: &Store, keys: Vec<String>) {
         let mut pending = self.keys();
+        let before = pending.len();
         pending.extend(keys);
+        gauge().increment((pending.len() - before) as f64);
         self.any.store(true, Ordering::Release);
         if !self.retrying.swap(true, Ordering::AcqRel)
             && !spawn_detached(retry(store.downgrade(), self.clone()))
@@ -47,9 +66,11 @@ impl Pending {
     /// Forgets `deleted`; says whether none are left (and the retry task may end).
     fn remove(&self, deleted: &[String]) -> bool {
         let mut pending = self.keys();
+        let before = pending.len();
         for key in deleted {
             pending.remove(key);
         }
+        gauge().decrement((before - pending.len()) as f64);
         if pending.is_empty() {
             self.any.store(false, Ordering::Release);
             self.retrying.store(false, Ordering::Release);
@@ -63,10 +84,13 @@ async fn retry(store: WeakStore, pending: Arc<Pending>) {
     let mut failures = 0_u32;
     loop {
         let Some(strong) = store.upgrade() else {
+            let mut keys = pending.keys();
+            gauge().decrement(keys.len() as f64);
             tracing::error!(
-                keys = pending.keys().len(),
+                keys = keys.len(),
                 "cache dropped with invalidations still pending; they were not applied"
             );
+            keys.clear();
             return;
         };
         // Deleted as soon as the store answers a cached call again, or at the next try.
