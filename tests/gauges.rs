@@ -57,7 +57,11 @@ async fn breaker_and_pending_gauges_follow_an_outage() {
     write(&cache, 1).await; // a key already pending counts once
     let page = handle.render();
     assert_eq!(value(&page, &breaker), Some(1.0), "breaker open: {page}");
-    assert_eq!(value(&page, pending), Some(3.0), "three keys pending: {page}");
+    assert_eq!(
+        value(&page, pending),
+        Some(3.0),
+        "three keys pending: {page}"
+    );
 
     server.restart();
     eventually(Duration::from_secs(10), "both gauges back to 0", || async {

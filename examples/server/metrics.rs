@@ -14,5 +14,6 @@ pub const BUCKETS: [f64; 14] = [
 /// A recorder builder whose `_seconds` histograms (cache and body durations, the near tier's
 /// eviction lag, the time from an invalidation to the next miss) have [`BUCKETS`].
 pub fn recorder() -> Result<PrometheusBuilder, BuildError> {
-    PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &BUCKETS)
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &BUCKETS)
 }
