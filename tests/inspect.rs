@@ -13,7 +13,7 @@ mod harness;
 
 use harness::RedisServer;
 use redis_cached::KeyKind;
-use redis_cached::{Cache, invalidates, redis_cached};
+use redis_cached::{Cache, CacheBuilder, NearCache, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -71,9 +71,15 @@ async fn rename(id: u64) {}
 /// Serves the page nested at `/admin/cache`, as an application would; returns the base URL
 /// of the page, the cache and the server (stopped when dropped).
 async fn serve() -> (String, Cache, RedisServer) {
+    serve_with(|builder| builder).await
+}
+
+/// [`serve`], with a cache `configure` adds to.
+async fn serve_with(
+    configure: impl FnOnce(CacheBuilder) -> CacheBuilder,
+) -> (String, Cache, RedisServer) {
     let server = RedisServer::start();
-    let cache = Cache::builder(&server.url())
-        .prefix("app:")
+    let cache = configure(Cache::builder(&server.url()).prefix("app:"))
         .build()
         .await
         .expect("the test's redis-server answers");
@@ -144,6 +150,7 @@ async fn functions_json_shows_the_counts_of_the_calls_made() {
     assert_eq!(status, 200);
     assert_eq!(functions["backend"], "redis");
     assert_eq!(functions["prefix"], "app:");
+    assert!(functions["near_eviction_lag"].is_null(), "no near tier");
     let counted = function(&functions, "counted");
     assert_eq!(counted["key"], "inspect:counted:<id>");
     assert_eq!(counted["ttl_s"], 60);
@@ -173,6 +180,36 @@ async fn functions_json_shows_the_counts_of_the_calls_made() {
     let team = function(&functions, "team");
     assert_eq!(team["tags"], serde_json::json!(["inspect-teams"]));
     assert_eq!(function(&functions, "fresh")["stale_s"], 30);
+}
+
+/// With a near tier, the page and `functions.json` show its eviction lag once probes arrive.
+#[tokio::test]
+async fn the_near_tiers_eviction_lag_is_shown() {
+    let probing = NearCache::new(1 << 20).probe_every(Duration::from_millis(50));
+    let (base, cache, _server) = serve_with(|builder| builder.near_cache(probing)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cache.near_eviction_lag().is_none() {
+        assert!(Instant::now() < deadline, "no probe arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, functions) = get_json(&format!("{base}/functions.json")).await;
+    assert_eq!(status, 200);
+    let lag = &functions["near_eviction_lag"];
+    assert!(lag["count"].as_u64() > Some(0), "{lag}");
+    assert!(lag["p50_ms"].as_f64() <= lag["p99_ms"].as_f64(), "{lag}");
+    assert!(lag["p99_ms"].as_f64() <= lag["max_ms"].as_f64(), "{lag}");
+    let page = client()
+        .get(&base)
+        .send()
+        .await
+        .expect("the server answers")
+        .text()
+        .await
+        .expect("a page");
+    assert!(
+        page.contains("<p id=\"near-lag\">Near cache eviction lag"),
+        "the page does not show the lag"
+    );
 }
 
 #[tokio::test]

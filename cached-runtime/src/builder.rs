@@ -350,10 +350,10 @@ impl CacheBuilder {
             tombstones: self.tombstones,
         };
         let (store, nodes) = store::open(&settings).await?;
-        let near = self
-            .near
-            .zip(nodes)
-            .map(|(near, nodes)| NearTier::start(near, nodes, self.prefix.clone(), self.timeout));
+        let near = self.near.zip(nodes).map(|(near, nodes)| {
+            let probes = (self.prefix.clone(), store.downgrade());
+            NearTier::start(near, nodes, probes, self.timeout)
+        });
         let keys = Keys {
             prefix: self.prefix,
             max_len: self.max_key_len,

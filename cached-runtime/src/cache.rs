@@ -6,7 +6,7 @@ use crate::codec::Codec;
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::key::Keys;
-use crate::near::NearTier;
+use crate::near::{LagStats, NearTier};
 use crate::pending::Pending;
 use crate::spans;
 use crate::store::Store;
@@ -114,6 +114,20 @@ impl Cache {
     /// [`Error::Redis`] or [`Error::Timeout`] when it does not.
     pub async fn ping(&self) -> Result<(), Error> {
         self.inner.store.ping().await
+    }
+
+    /// The near tier's eviction lag as this process measured it (see [`LagStats`]): `None`
+    /// without a near tier, or before the first probe arrived (one every
+    /// [`NearCache::probe_every`](crate::NearCache::probe_every), 10 s by default).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+    /// let cache = redis_cached::Cache::connect("mem://").await?;
+    /// assert_eq!(cache.near_eviction_lag(), None); // no near tier on `mem://`
+    /// # Ok(()) }
+    /// ```
+    pub fn near_eviction_lag(&self) -> Option<LagStats> {
+        self.inner.near.as_ref().and_then(|near| near.lag())
     }
 
     /// Whether recent operations failed to reach the backend, so that cached calls skip it

@@ -42,7 +42,7 @@ pub use crate::error::Error;
 pub use crate::global::{init, install, installed};
 pub use crate::inspect::{EntryInfo, KeyKind, KeyState};
 pub use crate::key::{KeyPart, write_escaped};
-pub use crate::near::NearCache;
+pub use crate::near::{LagStats, NearCache};
 pub use crate::outcome::{Outcome, with_outcome};
 pub use crate::registry::{check, functions};
 pub use crate::telemetry::describe_metrics;

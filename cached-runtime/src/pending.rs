@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-#[derive(Default)]
 pub(crate) struct Pending {
     /// Each key, and the path of the function that invalidated it (for its tombstone).
     keys: Mutex<HashMap<String, &'static str>>,
@@ -21,6 +20,24 @@ pub(crate) struct Pending {
     any: AtomicBool,
     /// Whether a retry task is running; changed only under the `keys` lock.
     retrying: AtomicBool,
+}
+
+impl Default for Pending {
+    fn default() -> Pending {
+        // Registered at 0, so that dashboards show it before the first outage.
+        gauge().increment(0.0);
+        Pending {
+            keys: Mutex::default(),
+            any: AtomicBool::new(false),
+            retrying: AtomicBool::new(false),
+        }
+    }
+}
+
+/// `redis_cached_pending_invalidations`: moved by what each cache adds and removes, so that
+/// the caches of a process add up.
+fn gauge() -> metrics::Gauge {
+    metrics::gauge!("redis_cached_pending_invalidations")
 }
 
 impl Pending {
@@ -36,7 +53,9 @@ impl Pending {
     /// from `store` until it succeeds.
     pub(crate) fn defer(self: &Arc<Self>, store: &Store, keys: Vec<String>, by: &'static str) {
         let mut pending = self.keys();
+        let before = pending.len();
         pending.extend(keys.into_iter().map(|key| (key, by)));
+        gauge().increment((pending.len() - before) as f64);
         self.any.store(true, Ordering::Release);
         if !self.retrying.swap(true, Ordering::AcqRel)
             && !spawn_detached(retry(store.downgrade(), self.clone()))
@@ -48,9 +67,11 @@ impl Pending {
     /// Forgets `deleted`; says whether none are left (and the retry task may end).
     fn remove(&self, deleted: &[String]) -> bool {
         let mut pending = self.keys();
+        let before = pending.len();
         for key in deleted {
             pending.remove(key);
         }
+        gauge().decrement((before - pending.len()) as f64);
         if pending.is_empty() {
             self.any.store(false, Ordering::Release);
             self.retrying.store(false, Ordering::Release);
@@ -64,10 +85,13 @@ async fn retry(store: WeakStore, pending: Arc<Pending>) {
     let mut failures = 0_u32;
     loop {
         let Some(strong) = store.upgrade() else {
+            let mut keys = pending.keys();
+            gauge().decrement(keys.len() as f64);
             tracing::error!(
-                keys = pending.keys().len(),
+                keys = keys.len(),
                 "cache dropped with invalidations still pending; they were not applied"
             );
+            keys.clear();
             return;
         };
         // Deleted as soon as the store answers a cached call again, or at the next try.

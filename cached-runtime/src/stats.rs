@@ -86,7 +86,7 @@ impl Stats {
 /// A function's counters: one per [`Outcome`], and its body times.
 pub(crate) struct Counters {
     outcomes: Outcomes,
-    body: BodyTimes,
+    body: Times,
 }
 
 /// The outcome counters, on cache lines of their own (128 bytes: two lines, for CPUs that
@@ -114,7 +114,7 @@ impl Counters {
     pub(crate) fn new() -> Counters {
         Counters {
             outcomes: Outcomes::default(),
-            body: BodyTimes::new(),
+            body: Times::new(),
         }
     }
 
@@ -152,28 +152,36 @@ const SUB: u64 = 1 << SUB_BITS;
 const MAX_EXPONENT: u32 = 40;
 const BUCKETS: usize = ((MAX_EXPONENT - SUB_BITS + 2) as usize) * SUB as usize;
 
-/// A histogram of body times in logarithmic buckets of microseconds (HdrHistogram's layout,
+/// A histogram of times in logarithmic buckets of microseconds (HdrHistogram's layout,
 /// without its precision knobs): a fixed array of atomics, so recording takes no lock and
-/// never allocates. 2.5 KiB per function.
-struct BodyTimes {
+/// never allocates. 2.5 KiB each: one per function (its body times), one per near tier (its
+/// eviction lags).
+pub(crate) struct Times {
     buckets: [AtomicU64; BUCKETS],
 }
 
-impl BodyTimes {
-    fn new() -> BodyTimes {
-        BodyTimes {
+impl Times {
+    pub(crate) fn new() -> Times {
+        Times {
             buckets: [const { AtomicU64::new(0) }; BUCKETS],
         }
     }
 
-    fn record(&self, elapsed: Duration) {
+    pub(crate) fn record(&self, elapsed: Duration) {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.buckets[bucket(micros)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many times were recorded.
+    pub(crate) fn count(&self) -> u64 {
+        (self.buckets.iter())
+            .map(|bucket| bucket.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The `q` quantile (0..=1), as the midpoint of the bucket it falls in; `None` when
     /// nothing was recorded.
-    fn quantile(&self, q: f64) -> Option<Duration> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<Duration> {
         let counts: Vec<u64> = (self.buckets.iter())
             .map(|bucket| bucket.load(Ordering::Relaxed))
             .collect();
@@ -243,7 +251,7 @@ mod tests {
 
     #[test]
     fn quantiles_are_within_a_sixteenth() {
-        let times = BodyTimes::new();
+        let times = Times::new();
         assert_eq!(times.quantile(0.5), None);
         for ms in 1..=100 {
             times.record(Duration::from_millis(ms));

@@ -420,13 +420,16 @@ pub(crate) fn cleared(function: &'static str, keys: u64) {
 /// | `redis_cached_body_duration_seconds` | histogram, seconds | time spent running bodies |
 /// | `redis_cached_invalidation_to_miss_seconds` | histogram, seconds | with [`tombstones`](crate::CacheBuilder::tombstones): for each miss that replaced a tombstone, the time from the invalidation that left it to the miss (0 when the clocks disagree) |
 /// | `redis_cached_breaker_opened_total` | counter, no labels | outages: times the circuit breaker opened |
+/// | `redis_cached_breaker_open` | gauge; labelled `server` only (its address, password redacted) | breakers open for that server: 1 while it is unreachable (more if several caches of the process use it), 0 once it answers again |
+/// | `redis_cached_pending_invalidations` | gauge, no labels | keys whose invalidation could not reach Redis, deleted later: misses until then |
+/// | `redis_cached_near_eviction_lag_seconds` | histogram, seconds, no labels | near tier: from a key's write in Redis to this process's eviction, measured with probes (see [`NearCache::probe_every`](crate::NearCache::probe_every)); includes the clock offset between the writer's host and this one |
 ///
 /// ```
 /// // After installing a recorder, for example metrics-exporter-prometheus's:
 /// redis_cached::describe_metrics();
 /// ```
 pub fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     note_process_recorder();
     describe_counter!(
         "redis_cached_hits_total",
@@ -497,6 +500,21 @@ pub fn describe_metrics() {
         "redis_cached_breaker_opened_total",
         Unit::Count,
         "Times the circuit breaker opened: the cache became unreachable."
+    );
+    describe_gauge!(
+        "redis_cached_breaker_open",
+        Unit::Count,
+        "Circuit breakers open for the server (label server): 0 while it answers."
+    );
+    describe_gauge!(
+        "redis_cached_pending_invalidations",
+        Unit::Count,
+        "Keys whose invalidation could not reach Redis yet: misses until it is applied."
+    );
+    describe_histogram!(
+        "redis_cached_near_eviction_lag_seconds",
+        Unit::Seconds,
+        "Near cache: time from a key's write in Redis to its eviction here, measured by probes (includes clock offset between hosts)."
     );
 }
 

@@ -26,6 +26,7 @@
 mod db;
 mod edge;
 mod extract;
+mod metrics;
 mod model;
 mod repo;
 mod routes;
@@ -34,7 +35,7 @@ pub mod traces;
 use self::db::Db;
 use self::repo::Repo;
 use self::routes::AppState;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use redis_cached::Cache;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::io::IsTerminal;
@@ -118,14 +119,8 @@ pub async fn run() -> Result<(), String> {
     let config = Config::from_env()?;
 
     // Metrics first: the runtime records through the `metrics` facade from the first call.
-    // Durations as histograms with buckets from 0.5 ms (a Redis hit) to 2.5 s.
-    let metrics = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("_duration_seconds".to_owned()),
-            &[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ],
-        )
+    // Times as histograms with buckets (see `metrics.rs`), which the dashboards need.
+    let metrics = metrics::recorder()
         .and_then(PrometheusBuilder::install_recorder)
         .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
     let upkeep = metrics.clone();

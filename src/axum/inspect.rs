@@ -2,9 +2,9 @@
 //! check's findings, and one key's state, server-rendered (no script, no external asset).
 //! Every value printed comes from attributes, Redis or the request: all of it is escaped.
 
-use crate::KeyState;
 use crate::registry::{CachedFunction, InvalidatingFunction, Severity, Stats};
 use crate::{Cache, check, functions};
+use crate::{KeyState, LagStats};
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -28,9 +28,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///   coalesced, bypasses and refreshes, hit ratio, body time p50 and p99), the
 ///   `#[invalidates]` functions and their targets, the findings of
 ///   [`check`](crate::check), and a form: `GET /?key=user:42` shows what the key holds
-///   (see [`Cache::inspect_key`]).
+///   (see [`Cache::inspect_key`]); with a near tier, its eviction lag
+///   ([`Cache::near_eviction_lag`]).
 /// - `GET /functions.json`: the same lists as JSON, each cached function with its `stats`
-///   (durations in milliseconds).
+///   (durations in milliseconds), and `near_eviction_lag` (`count`, `p50_ms`, `p99_ms`,
+///   `max_ms`; `null` without a near tier or before its first probe).
 /// - `GET /key.json?key=user:42`: the [`KeyState`](crate::KeyState) of one key
 ///   as JSON; 400 without `key`, 503 (with `{"error": ...}`) when Redis fails.
 ///
@@ -82,6 +84,9 @@ const HEADERS: [(HeaderName, &str); 3] = [
 struct FunctionsJson {
     backend: &'static str,
     prefix: String,
+    /// The near tier's eviction lag ([`Cache::near_eviction_lag`]); `null` without a near
+    /// tier or before the first probe.
+    near_eviction_lag: Option<LagJson>,
     cached: Vec<CachedJson>,
     invalidating: Vec<InvalidatingJson>,
     findings: Vec<FindingJson>,
@@ -115,6 +120,25 @@ struct StatsJson {
     hit_ratio: Option<f64>,
     body_p50_ms: Option<f64>,
     body_p99_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct LagJson {
+    count: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl From<LagStats> for LagJson {
+    fn from(lag: LagStats) -> LagJson {
+        LagJson {
+            count: lag.count,
+            p50_ms: millis(lag.p50),
+            p99_ms: millis(lag.p99),
+            max_ms: millis(lag.max),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -190,6 +214,7 @@ async fn functions_json(State(cache): State<Cache>) -> Response {
     let body = FunctionsJson {
         backend: cache.backend_kind(),
         prefix: cache.prefix().to_owned(),
+        near_eviction_lag: cache.near_eviction_lag().map(LagJson::from),
         cached: registered.cached.iter().map(|f| cached_json(f)).collect(),
         invalidating: (registered.invalidating.iter())
             .map(|f| invalidating_json(f))
@@ -300,6 +325,17 @@ fn render(
         }),
         Esc(base),
     )?;
+    if let Some(lag) = cache.near_eviction_lag() {
+        write!(
+            out,
+            "<p id=\"near-lag\">Near cache eviction lag (write in Redis to eviction here, \
+             over {} probes; includes clock offset between hosts): p50 {}, p99 {}, max {}.</p>",
+            lag.count,
+            Esc(duration(Some(lag.p50))),
+            Esc(duration(Some(lag.p99))),
+            Esc(duration(Some(lag.max))),
+        )?;
+    }
 
     write!(
         out,

@@ -39,6 +39,8 @@ pub(crate) struct Breaker {
 
 impl Breaker {
     fn new(address: String, closed: Arc<Notify>) -> Breaker {
+        // Registered at 0, so that dashboards show the server before its first outage.
+        open_gauge(&address).increment(0.0);
         Breaker {
             address,
             started: Instant::now(),
@@ -78,6 +80,14 @@ impl Breaker {
         self.consecutive_failures.load(Ordering::Relaxed) >= THRESHOLD
     }
 
+    /// Closes the breaker of a primary that serves nothing any more, quietly: an outage of a
+    /// server the cache no longer uses is over for the gauge.
+    fn forget(&self) {
+        if self.consecutive_failures.swap(0, Ordering::AcqRel) >= THRESHOLD {
+            open_gauge(&self.address).decrement(1.0);
+        }
+    }
+
     pub(crate) fn record<T>(&self, result: &Result<T, Error>) {
         match result {
             Err(error) if is_connection_failure(error) => {
@@ -87,6 +97,7 @@ impl Breaker {
                     self.probing.store(false, Ordering::Release);
                 }
                 if failures == THRESHOLD {
+                    open_gauge(&self.address).increment(1.0);
                     self.skipped.store(0, Ordering::Relaxed);
                     self.outage_since.store(self.now(), Ordering::Relaxed);
                     metrics::counter!("redis_cached_breaker_opened_total").increment(1);
@@ -105,6 +116,7 @@ impl Breaker {
                 let failures = self.consecutive_failures.swap(0, Ordering::AcqRel);
                 self.probing.store(false, Ordering::Release);
                 if failures >= THRESHOLD {
+                    open_gauge(&self.address).decrement(1.0);
                     let down = Duration::from_millis(
                         self.now()
                             .saturating_sub(self.outage_since.load(Ordering::Relaxed)),
@@ -120,6 +132,12 @@ impl Breaker {
             }
         }
     }
+}
+
+/// `redis_cached_breaker_open` of the server at `address`: moved by one per breaker that
+/// opens or closes, so that the caches of a process on one server add up.
+fn open_gauge(address: &str) -> metrics::Gauge {
+    metrics::gauge!("redis_cached_breaker_open", "server" => address.to_owned())
 }
 
 fn is_connection_failure(error: &Error) -> bool {
@@ -245,8 +263,14 @@ impl Breakers {
                 owners[slot] = owner;
             }
         }
-        // Forget primaries that serve nothing any more.
-        by_address.retain(|address, _| index.contains_key(address));
+        // Forget primaries that serve nothing any more (an open one no longer counts open).
+        by_address.retain(|address, breaker| {
+            let kept = index.contains_key(address);
+            if !kept {
+                breaker.forget();
+            }
+            kept
+        });
         slots.store(Arc::new(SlotBreakers { owners, breakers }));
     }
 

@@ -567,6 +567,15 @@ impl Store {
         }
     }
 
+    /// Writes and deletes `key` in one step, behind its breaker: the near tier's
+    /// eviction-lag probe (Redis only; the tier exists on no other backend).
+    pub(crate) async fn probe(&self, key: &str) -> Result<(), Error> {
+        match &self.0.backend {
+            Backend::Redis(redis) => self.guarded(self.slot(key), redis.probe(key)).await,
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
     /// Gives up `lease` on `key`, so that the next caller need not wait for it to expire.
     pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
         if !self.0.leases.on() {

@@ -148,6 +148,16 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Writes `KEYS[1]` and deletes it at once: one write, so one tracking push per connection
+/// (the near tier's eviction-lag probe), and nothing left behind.
+static PROBE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('SET', KEYS[1], '', 'PX', 1000)
+          redis.call('UNLINK', KEYS[1])
+          return 0",
+    )
+});
+
 /// Makes each key live `ARGV[1]` ms more while its lease (`ARGV[i + 1]`) still holds it:
 /// the fills of one process kept alive while their bodies run.
 static EXTEND_LEASES: LazyLock<Script> = LazyLock::new(|| {
@@ -566,6 +576,11 @@ impl RedisStore {
             self.invoke::<()>(&invocation).await
         });
         join_all(extensions).await.into_iter().collect()
+    }
+
+    /// The near tier's probe: `key` written and deleted in one script (see [`PROBE`]).
+    pub(crate) async fn probe(&self, key: &str) -> Result<(), Error> {
+        self.invoke::<i64>(&PROBE.key(key)).await.map(drop)
     }
 
     /// What `key` holds, as [`PEEK`] reads it (routed by the key's slot on a cluster).
