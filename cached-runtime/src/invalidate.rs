@@ -81,7 +81,7 @@ impl Cache {
     /// [`Cache::delete`] in a `cache.remove` span, finished in a task of its own if the
     /// caller is dropped meanwhile.
     async fn delete_completing(&self, keys: Vec<String>, by: &'static str) -> Result<(), Error> {
-        let span = spans::remove(by, &self.inner, &keys);
+        let span = spans::remove(by, &self.inner.spans, &keys);
         let cache = self.clone();
         Completing::new(async move { cache.delete(keys, by).await }.instrument(span)).await
     }

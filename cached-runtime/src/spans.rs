@@ -10,7 +10,6 @@
 //! personal data).
 
 use crate::Outcome;
-use crate::cache::Inner;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -94,13 +93,13 @@ fn taken_span(span: impl FnOnce() -> Span) -> Option<Span> {
 /// The `cache.get` span of a call of `function` on `key`, if a subscriber takes it.
 pub(crate) fn call(
     function: &'static str,
-    cache: Option<&Inner>,
+    cache: Option<&Settings>,
     key: Option<&str>,
 ) -> Option<Span> {
     taken_span(|| {
         let server = Server::of(cache);
         let key = match (cache, key) {
-            (Some(cache), Some(key)) if cache.spans.raw_keys => key,
+            (Some(cache), Some(key)) if cache.raw_keys => key,
             _ => template(function),
         };
         tracing::info_span!(
@@ -123,7 +122,7 @@ pub(crate) fn call(
 }
 
 /// The `cache.get_many` span of a batch call of `function` over `ids` ids.
-pub(crate) fn batch(function: &'static str, cache: Option<&Inner>, ids: usize) -> Option<Span> {
+pub(crate) fn batch(function: &'static str, cache: Option<&Settings>, ids: usize) -> Option<Span> {
     taken_span(|| {
         let server = Server::of(cache);
         tracing::info_span!(
@@ -144,10 +143,10 @@ pub(crate) fn batch(function: &'static str, cache: Option<&Inner>, ids: usize) -
 }
 
 /// The `cache.remove` span of an invalidation by `function` of `keys` (rendered).
-pub(crate) fn remove(function: &'static str, cache: &Inner, keys: &[String]) -> Span {
+pub(crate) fn remove(function: &'static str, cache: &Settings, keys: &[String]) -> Span {
     let span = taken_span(|| {
         let server = Server::of(Some(cache));
-        let key = match cache.spans.raw_keys {
+        let key = match cache.raw_keys {
             true => Some(keys.join(" ")),
             false => invalidated_templates(function),
         };
@@ -230,8 +229,8 @@ struct Server<'a> {
 }
 
 impl<'a> Server<'a> {
-    fn of(cache: Option<&'a Inner>) -> Server<'a> {
-        match cache.map(|cache| &cache.spans) {
+    fn of(cache: Option<&'a Settings>) -> Server<'a> {
+        match cache {
             Some(settings) if !settings.system.is_empty() => Server {
                 system: Some(settings.system),
                 address: Some(settings.address.as_str()),

@@ -226,7 +226,7 @@ pub fn batch_lookup<S, R>(
 where
     S: BatchShape<R>,
 {
-    let cache = batch.cache.as_ref().map(|cache| &*cache.inner);
+    let cache = batch.cache.as_ref().map(|cache| &cache.inner.spans);
     let span = spans::batch(batch.function, cache, batch.ids.len());
     Traced {
         span: span.clone().map(Box::new),

@@ -104,7 +104,7 @@ where
 /// The `cache.get` span of `call`, if a subscriber takes it.
 fn call_span(call: &Call) -> CallSpan {
     let (cache, key) = match &call.target {
-        Some((cache, key)) => (Some(&*cache.inner), Some(key.as_str())),
+        Some((cache, key)) => (Some(&cache.inner.spans), Some(key.as_str())),
         None => (None, None),
     };
     CallSpan::new(spans::call(call.function, cache, key))

@@ -104,7 +104,7 @@ impl Invalidation {
         let cache = self.cache.take()?;
         let keys = std::mem::take(&mut self.keys);
         let function = self.function;
-        let span = spans::remove(function, &cache.inner, &keys);
+        let span = spans::remove(function, &cache.inner.spans, &keys);
         let delete = async move {
             let count = keys.len();
             match telemetry::timed(function, Op::Delete, cache.delete(keys, function)).await {

@@ -206,15 +206,6 @@ pub fn functions() -> Functions {
     functions
 }
 
-impl CachedFunction {
-    /// This function's [`Stats`] in this process so far (all zeros before its first call).
-    /// Cheap enough for a page or an endpoint: one short lock of a map of functions, then
-    /// relaxed loads.
-    pub fn stats(&self) -> Stats {
-        crate::telemetry::stats(self.path)
-    }
-}
-
 /// Levenshtein distance, in characters: which registered name or template is nearest a
 /// mistyped one.
 pub(crate) fn distance(a: &str, b: &str) -> usize {
