@@ -945,7 +945,7 @@ fn mem_hit_blocks(bench: &Bench, blocks: usize) -> (Duration, Duration) {
 /// `REDIS_CACHED_COUNT_HITS=<contender> REDIS_CACHED_HITS=<n>` (names as `hit_concurrent`
 /// prints them): only `n` hits of that contender, one after another on a current-thread
 /// runtime, with a Prometheus recorder installed first if `REDIS_CACHED_RECORDER=prometheus`,
-/// and a `tracing_subscriber::fmt()` subscriber (writing nowhere) if
+/// and a `tracing_subscriber::fmt()` subscriber (writing nowhere, without colours) if
 /// `REDIS_CACHED_SUBSCRIBER=fmt`.
 /// `scripts/instructions` counts the instructions of two such runs under callgrind: counts
 /// are the same from run to run, where time on a shared machine is not.
@@ -963,9 +963,13 @@ fn count_hits(name: &str) {
             .install_recorder()
             .expect("the only recorder of this process");
     }
-    // The subscriber most applications install: its default level (INFO) takes the spans.
+    // The subscriber most applications install, as a service runs it (no terminal colours):
+    // its default level (INFO) takes the spans.
     if std::env::var("REDIS_CACHED_SUBSCRIBER").as_deref() == Ok("fmt") {
-        tracing_subscriber::fmt().with_writer(std::io::sink).init();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_ansi(false)
+            .init();
     }
     let server = RedisServer::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
