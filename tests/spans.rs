@@ -8,9 +8,10 @@ mod support;
 use opentelemetry::trace::{SpanId, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use redis_cached::{Cache, invalidates, redis_cached};
+use redis_cached::{Cache, CacheBuilder, invalidates, redis_cached};
 use std::collections::HashMap;
 use std::future::Future;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 
 #[redis_cached(key = "item:<id>", ttl = 60, cache = cache)]
@@ -26,15 +27,21 @@ async fn many(cache: &Cache, ids: &[u64]) -> HashMap<u64, u64> {
     ids.iter().map(|id| (*id, id * 2)).collect()
 }
 
-/// Runs `work` on a current-thread runtime under a subscriber that exports to memory, and
-/// returns the finished spans.
+/// Runs `work` in a `request` span on a current-thread runtime under a subscriber that
+/// exports to memory, and returns the finished spans.
 fn traced<F: Future>(work: impl FnOnce() -> F) -> Vec<SpanData> {
+    traced_with(None, work)
+}
+
+/// [`traced`], with the exporter's layer behind `filter`.
+fn traced_with<F: Future>(filter: Option<Targets>, work: impl FnOnce() -> F) -> Vec<SpanData> {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+        .with(filter);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -47,6 +54,20 @@ fn traced<F: Future>(work: impl FnOnce() -> F) -> Vec<SpanData> {
     });
     provider.force_flush().expect("spans flushed");
     exporter.get_finished_spans().expect("the finished spans")
+}
+
+/// A builder for the shared server with a prefix of its own, and the prefix.
+fn fresh(test: &str) -> (String, CacheBuilder) {
+    let prefix = support::unique_prefix(test);
+    let builder = Cache::builder(harness::shared_url()).prefix(prefix.as_str());
+    (prefix, builder)
+}
+
+async fn built(builder: CacheBuilder) -> Cache {
+    builder
+        .build()
+        .await
+        .expect("the shared redis-server answers")
 }
 
 fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
@@ -70,13 +91,9 @@ fn parent_of(span: &SpanData) -> SpanId {
 
 #[test]
 fn a_cached_call_is_a_span_with_the_conventions_attributes_and_its_body_a_child() {
-    let prefix = support::unique_prefix("spans");
+    let (_, builder) = fresh("spans");
     let spans = traced(|| async {
-        let cache = support::shared_builder("spans")
-            .prefix(prefix.as_str())
-            .build()
-            .await
-            .expect("the shared redis-server answers");
+        let cache = built(builder).await;
         assert_eq!(item(&cache, 7).await, "item 7");
         assert_eq!(item(&cache, 7).await, "item 7");
     });
@@ -118,14 +135,9 @@ fn a_cached_call_is_a_span_with_the_conventions_attributes_and_its_body_a_child(
 
 #[test]
 fn raw_keys_are_in_spans_only_when_the_cache_opts_in() {
-    let prefix = support::unique_prefix("raw");
+    let (prefix, builder) = fresh("raw");
     let spans = traced(|| async {
-        let cache = support::shared_builder("raw")
-            .prefix(prefix.as_str())
-            .span_raw_keys(true)
-            .build()
-            .await
-            .expect("the shared redis-server answers");
+        let cache = built(builder.span_raw_keys(true)).await;
         item(&cache, 8).await;
         change(&cache, 8).await;
     });
@@ -141,13 +153,9 @@ fn raw_keys_are_in_spans_only_when_the_cache_opts_in() {
 
 #[test]
 fn an_invalidation_and_a_batch_are_spans_too() {
-    let prefix = support::unique_prefix("writes");
+    let (_, builder) = fresh("writes");
     let spans = traced(|| async {
-        let cache = support::shared_builder("writes")
-            .prefix(prefix.as_str())
-            .build()
-            .await
-            .expect("the shared redis-server answers");
+        let cache = built(builder).await;
         change(&cache, 9).await;
         cache.invalidate(&["item:10"]).await.expect("deleted");
         assert_eq!(many(&cache, &[1, 2, 3]).await.len(), 3);
@@ -196,49 +204,25 @@ fn an_invalidation_and_a_batch_are_spans_too() {
 
 #[test]
 fn without_a_subscriber_that_wants_them_no_span_is_made() {
-    // A subscriber that turns `redis_cached`'s spans off: only the request is exported.
-    let prefix = support::unique_prefix("off");
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let filter = tracing_subscriber::filter::Targets::new()
+    // A subscriber that turns `redis_cached`'s spans off: the test's own are exported.
+    let off = tracing_subscriber::filter::Targets::new()
         .with_default(tracing::Level::INFO)
         .with_target("redis_cached", tracing::level_filters::LevelFilter::OFF);
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-        .with(filter);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(async {
-            let cache = support::shared_builder("off")
-                .prefix(prefix.as_str())
-                .build()
-                .await
-                .expect("the shared redis-server answers");
-            item(&cache, 1).await;
-            item(&cache, 1).await;
-        })
+    let (_, builder) = fresh("off");
+    let spans = traced_with(Some(off), || async {
+        let cache = built(builder).await;
+        item(&cache, 1).await;
+        item(&cache, 1).await;
     });
-    provider.force_flush().expect("spans flushed");
-    let spans = exporter.get_finished_spans().expect("the finished spans");
     let names: Vec<_> = spans.iter().map(|span| span.name.as_ref()).collect();
-    assert_eq!(names, ["database"], "{spans:#?}");
+    assert_eq!(names, ["database", "request"], "{spans:#?}");
 }
 
 #[test]
 fn a_miss_after_an_invalidation_names_it_and_links_to_its_trace() {
-    let prefix = support::unique_prefix("cause");
+    let (_, builder) = fresh("cause");
     let spans = traced(|| async {
-        let cache = support::shared_builder("cause")
-            .prefix(prefix.as_str())
-            .tombstones(std::time::Duration::from_secs(60))
-            .build()
-            .await
-            .expect("the shared redis-server answers");
+        let cache = built(builder.tombstones(std::time::Duration::from_secs(60))).await;
         item(&cache, 11).await;
         change(&cache, 11).await;
         item(&cache, 11).await;

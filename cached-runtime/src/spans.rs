@@ -90,6 +90,23 @@ fn taken_span(span: impl FnOnce() -> Span) -> Option<Span> {
     Some(span)
 }
 
+/// A span of the cache's, with the attributes every one of them has, and `$more`.
+macro_rules! cache_span {
+    ($name:literal, $cache:expr, $function:expr, $($more:tt)*) => {{
+        let server = Server::of($cache);
+        tracing::info_span!(
+            target: "redis_cached",
+            $name,
+            otel.kind = "client",
+            db.system.name = server.system,
+            server.address = server.address,
+            server.port = server.port,
+            code.function.name = $function,
+            $($more)*
+        )
+    }};
+}
+
 /// The `cache.get` span of a call of `function` on `key`, if a subscriber takes it.
 pub(crate) fn call(
     function: &'static str,
@@ -97,19 +114,14 @@ pub(crate) fn call(
     key: Option<&str>,
 ) -> Option<Span> {
     taken_span(|| {
-        let server = Server::of(cache);
         let key = match (cache, key) {
             (Some(cache), Some(key)) if cache.raw_keys => key,
             _ => template(function),
         };
-        tracing::info_span!(
-            target: "redis_cached",
+        cache_span!(
             "cache.get",
-            otel.kind = "client",
-            db.system.name = server.system,
-            server.address = server.address,
-            server.port = server.port,
-            code.function.name = function,
+            cache,
+            function,
             cache.key = key,
             cache.hit = Empty,
             cache.outcome = Empty,
@@ -124,15 +136,10 @@ pub(crate) fn call(
 /// The `cache.get_many` span of a batch call of `function` over `ids` ids.
 pub(crate) fn batch(function: &'static str, cache: Option<&Settings>, ids: usize) -> Option<Span> {
     taken_span(|| {
-        let server = Server::of(cache);
-        tracing::info_span!(
-            target: "redis_cached",
+        cache_span!(
             "cache.get_many",
-            otel.kind = "client",
-            db.system.name = server.system,
-            server.address = server.address,
-            server.port = server.port,
-            code.function.name = function,
+            cache,
+            function,
             cache.key = template(function),
             cache.batch.size = count(ids),
             cache.hit = Empty,
@@ -145,19 +152,14 @@ pub(crate) fn batch(function: &'static str, cache: Option<&Settings>, ids: usize
 /// The `cache.remove` span of an invalidation by `function` of `keys` (rendered).
 pub(crate) fn remove(function: &'static str, cache: &Settings, keys: &[String]) -> Span {
     let span = taken_span(|| {
-        let server = Server::of(Some(cache));
         let key = match cache.raw_keys {
             true => Some(keys.join(" ")),
             false => invalidated_templates(function),
         };
-        tracing::info_span!(
-            target: "redis_cached",
+        cache_span!(
             "cache.remove",
-            otel.kind = "client",
-            db.system.name = server.system,
-            server.address = server.address,
-            server.port = server.port,
-            code.function.name = function,
+            Some(cache),
+            function,
             cache.key = key,
             cache.keys = count(keys.len()),
         )
