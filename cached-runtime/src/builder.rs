@@ -257,8 +257,10 @@ impl CacheBuilder {
 
     /// Makes invalidations leave a tombstone that lives `lifetime` in each key they make
     /// stale, instead of deleting it (default: off), so that the miss that follows knows its
-    /// cause: which function invalidated the key, when, and (once tracing is wired) in which
-    /// trace. The miss records the time from the invalidation to it in
+    /// cause: which function invalidated the key, when, and (with the `opentelemetry`
+    /// feature) in which trace. The miss's span records that cause and links to the
+    /// invalidation's trace (see the guide, `redis_cached::guide::tracing`); the miss records
+    /// the time from the invalidation to it in
     /// `redis_cached_invalidation_to_miss_seconds`, and [`Cache::inspect_key`] shows a
     /// tombstone as [`KeyKind::Tombstone`](crate::KeyKind::Tombstone). Every reader treats a
     /// tombstone as absent; tag keys are still deleted.
