@@ -27,6 +27,12 @@ async fn many(cache: &Cache, ids: &[u64]) -> HashMap<u64, u64> {
     ids.iter().map(|id| (*id, id * 2)).collect()
 }
 
+/// Refreshed in a task of its own once past its 100 ms TTL.
+#[redis_cached(key = "bg:<id>", ttl = std::time::Duration::from_millis(100), stale = "1m", revalidate = "background", cache = cache)]
+async fn refreshed(cache: Cache, id: u64) -> u64 {
+    tracing::info_span!("database").in_scope(|| id)
+}
+
 /// Runs `work` in a `request` span on a current-thread runtime under a subscriber that
 /// exports to memory, and returns the finished spans.
 fn traced<F: Future>(work: impl FnOnce() -> F) -> Vec<SpanData> {
@@ -79,6 +85,15 @@ fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
 
 fn text(span: &SpanData, key: &str) -> String {
     attribute(span, key).map_or_else(String::new, |value| value.as_str().into_owned())
+}
+
+/// Fails if a span holds an attribute twice (OpenTelemetry keeps both).
+fn assert_attributes_once(span: &SpanData) {
+    let mut keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+    let all = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), all, "an attribute recorded twice: {span:#?}");
 }
 
 fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
@@ -252,4 +267,72 @@ fn a_miss_after_an_invalidation_names_it_and_links_to_its_trace() {
         .map(|link| link.span_context.span_id())
         .collect();
     assert_eq!(linked, [context.span_id()], "{after:#?}");
+}
+
+#[test]
+fn a_batch_of_two_hundred_ids_records_each_attribute_once() {
+    let (_, builder) = fresh("big");
+    let ids: Vec<u64> = (0..200).collect();
+    let spans = traced(|| async {
+        let cache = built(builder).await;
+        assert_eq!(many(&cache, &ids[..100]).await.len(), 100);
+        assert_eq!(many(&cache, &ids).await.len(), 200);
+    });
+    let batches = named(&spans, "cache.get_many");
+    assert_eq!(batches.len(), 2, "{spans:#?}");
+    for batch in &batches {
+        assert_attributes_once(batch);
+    }
+    assert_eq!(
+        attribute(batches[1], "cache.batch.hits"),
+        Some(&Value::I64(100))
+    );
+    assert_eq!(
+        attribute(batches[1], "cache.hit"),
+        Some(&Value::Bool(false))
+    );
+    for call in named(&spans, "cache.get") {
+        assert_attributes_once(call);
+    }
+}
+
+#[test]
+fn a_refresh_in_the_background_is_a_trace_of_its_own_that_follows_from_the_call() {
+    let (_, builder) = fresh("background");
+    let spans = traced(|| async {
+        let cache = built(builder).await;
+        refreshed(cache.clone(), 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        // Stale: answered at once, refreshed in a task.
+        refreshed(cache.clone(), 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    });
+    let calls = named(&spans, "cache.get");
+    assert_eq!(calls.len(), 2, "{spans:#?}");
+    assert_eq!(text(calls[1], "cache.outcome"), "STALE");
+    let refresh = named(&spans, "cache.refresh");
+    assert_eq!(refresh.len(), 1, "{spans:#?}");
+    let refresh = refresh[0];
+    assert_eq!(
+        refresh.parent_span_id,
+        SpanId::INVALID,
+        "a root: {refresh:#?}"
+    );
+    let linked: Vec<_> = refresh
+        .links
+        .iter()
+        .map(|link| link.span_context.span_id())
+        .collect();
+    assert_eq!(linked, [calls[1].span_context.span_id()]);
+    // Its body, and what the body traced, nest in it.
+    let bodies = named(&spans, "cache.body");
+    assert_eq!(
+        bodies.len(),
+        2,
+        "the first call's and the refresh's: {spans:#?}"
+    );
+    assert_eq!(bodies[1].parent_span_id, refresh.span_context.span_id());
+    for call in calls {
+        assert_attributes_once(call);
+    }
 }

@@ -217,8 +217,8 @@ impl CacheBuilder {
     /// calls and invalidations (default: off, the function's key template, as `user:<id>`).
     ///
     /// Keys hold argument values, which can be personal data (an e-mail address, a user id):
-    /// turn this on only where traces may hold them. See the guide's observability page
-    /// (`redis_cached::guide::observability`) for the spans and their attributes.
+    /// turn this on only where traces may hold them. See the guide's traces page
+    /// (`redis_cached::guide::tracing`) for the spans and their attributes.
     ///
     /// ```
     /// let builder = redis_cached::Cache::builder("redis://127.0.0.1:6379").span_raw_keys(true);

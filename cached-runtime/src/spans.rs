@@ -2,7 +2,7 @@
 //! invalidation (`cache.remove`), and a child (`cache.body`) around a body that runs. Names and
 //! attributes follow OpenTelemetry's conventions for database clients and Sentry's cache
 //! spans, so that exporters and cache dashboards read them as they are; the table is in
-//! the guide's observability page.
+//! the guide's traces page (`guide::tracing`).
 //!
 //! A span is made only if a subscriber wants it: otherwise a call pays a test of the level
 //! filter, one word in its future, and a test of a flag where an outcome is recorded.
@@ -114,15 +114,15 @@ pub(crate) fn call(
     key: Option<&str>,
 ) -> Option<Span> {
     taken_span(|| {
-        let key = match (cache, key) {
-            (Some(cache), Some(key)) if cache.raw_keys => key,
-            _ => template(function),
-        };
         cache_span!(
             "cache.get",
             cache,
             function,
-            cache.key = key,
+            // Field values are computed only once the subscriber took the span.
+            cache.key = match (cache, key) {
+                (Some(cache), Some(key)) if cache.raw_keys => key,
+                _ => template(function),
+            },
             cache.hit = Empty,
             cache.outcome = Empty,
             cache.item_size = Empty,
@@ -152,19 +152,35 @@ pub(crate) fn batch(function: &'static str, cache: Option<&Settings>, ids: usize
 /// The `cache.remove` span of an invalidation by `function` of `keys` (rendered).
 pub(crate) fn remove(function: &'static str, cache: &Settings, keys: &[String]) -> Span {
     let span = taken_span(|| {
-        let key = match cache.raw_keys {
-            true => Some(keys.join(" ")),
-            false => invalidated_templates(function),
-        };
         cache_span!(
             "cache.remove",
             Some(cache),
             function,
-            cache.key = key,
+            cache.key = match cache.raw_keys {
+                true => Some(keys.join(" ")),
+                false => invalidated_templates(function),
+            },
             cache.keys = count(keys.len()),
         )
     });
     span.unwrap_or_else(Span::none)
+}
+
+/// The `cache.refresh` span of what a call left running when it returned (a refresh in the
+/// background, a fill past `soft_timeout`): a trace of its own, which follows from the
+/// call's span.
+pub(crate) fn continuation(function: &'static str, call: &Span) -> Span {
+    if call.is_disabled() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        target: "redis_cached",
+        parent: None,
+        "cache.refresh",
+        code.function.name = function,
+    );
+    span.follows_from(call);
+    span
 }
 
 /// The `cache.body` span around a body that runs, if spans are taken.
@@ -187,7 +203,7 @@ impl CallSpan {
 
     /// The span to enter, a disabled one if none.
     #[inline(never)]
-    fn handle(&self) -> Span {
+    pub(crate) fn handle(&self) -> Span {
         self.0.as_deref().cloned().unwrap_or_else(Span::none)
     }
 
@@ -247,19 +263,31 @@ impl<'a> Server<'a> {
     }
 }
 
+/// The current span if it is a call's (`cache.get`): inside the parts of a call run
+/// `within` its span. Elsewhere (a hit, which records into its span directly; a batch, whose
+/// span counts its ids; a background refresh) nothing is recorded, so that no span gets an
+/// attribute twice (OpenTelemetry keeps both) and a caller's own span is left alone.
+fn current_call() -> Option<Span> {
+    let span = Span::current();
+    (span.metadata().map(|meta| meta.name()) == Some("cache.get")).then_some(span)
+}
+
 /// Records a call's outcome in its span (`cache.outcome`, `cache.hit`).
 pub(crate) fn outcome(outcome: Outcome) {
-    if taken() {
-        let span = Span::current();
+    if taken()
+        && let Some(span) = current_call()
+    {
         span.record("cache.outcome", outcome.as_str());
         span.record("cache.hit", is_hit(outcome));
     }
 }
 
-/// Records the size of the entry read or written, in bytes (`cache.item_size`).
+/// Records the size of the entry written, in bytes (`cache.item_size`).
 pub(crate) fn item_size(bytes: usize) {
-    if taken() {
-        Span::current().record("cache.item_size", count(bytes));
+    if taken()
+        && let Some(span) = current_call()
+    {
+        span.record("cache.item_size", count(bytes));
     }
 }
 
@@ -280,7 +308,9 @@ pub(crate) fn caused_by(by: &str, ago_ms: u64, trace: Option<&str>) {
     if !taken() {
         return;
     }
-    let span = Span::current();
+    let Some(span) = current_call() else {
+        return;
+    };
     span.record("cache.invalidated_by", by);
     span.record("cache.invalidated_ago_ms", count(ago_ms));
     if let Some(trace) = trace {

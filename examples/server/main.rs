@@ -43,9 +43,10 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// The server's settings, read from the environment.
 struct Config {
@@ -83,17 +84,21 @@ impl Config {
     }
 }
 
-/// Logs to stdout (filtered by `RUST_LOG`), runs the server, exits 1 on a start-up error.
-/// (Public for `tests/server.rs`, which runs it too.)
+/// Logs to stdout (filtered by `RUST_LOG`), exports traces when `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// is set (at `INFO`, whatever `RUST_LOG` says: each layer has a filter of its own), runs the
+/// server, exits 1 on a start-up error. (Public for `tests/server.rs`, which runs it too.)
 #[tokio::main]
 pub async fn main() -> ExitCode {
     let otlp = traces::otlp_from_env();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let provider = otlp.as_ref().ok().and_then(Option::as_ref);
+    let logs = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_filter(filter);
+    let traced = provider.map(|provider| traces::layer(provider).with_filter(LevelFilter::INFO));
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()))
-        .with(provider.map(traces::layer))
-        .with(filter)
+        .with(logs)
+        .with(traced)
         .init();
     let served = match &otlp {
         Ok(_) => run().await,
@@ -114,7 +119,7 @@ pub async fn main() -> ExitCode {
 }
 
 /// Starts everything, serves until a shutdown signal, then closes the database. (Public for
-/// `tests/traces.rs`, which runs it under a subscriber of its own.)
+/// `tests/server_traces.rs`, which runs it under a subscriber of its own.)
 pub async fn run() -> Result<(), String> {
     let config = Config::from_env()?;
 

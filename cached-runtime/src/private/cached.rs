@@ -35,6 +35,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// The first and longest pauses between two looks at a key another process is filling.
 const POLL: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
@@ -89,14 +90,12 @@ where
 {
     call.may_continue();
     let span = call_span(&call);
+    let follows = span.handle();
     let output = cached_with::<S, R, F, &Call>(&call, (codec, sharing, span), body.as_mut()).await;
     if let Some(continuation) = call.take_continuation() {
-        spawn_detached(continue_detached::<S, R, F>(
-            call,
-            codec,
-            continuation,
-            body,
-        ));
+        let traced = spans::continuation(call.function, &follows);
+        let continued = continue_detached::<S, R, F>(call, codec, continuation, body);
+        spawn_detached(continued.instrument(traced));
     }
     output
 }

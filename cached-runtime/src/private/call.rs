@@ -16,6 +16,7 @@ use crate::store::Tags;
 use crate::store::lease::{Lease, Leases};
 use crate::store::tags::Stamp;
 use crate::telemetry::{self, Op};
+use crate::tombstone::Tombstone;
 use crate::ttl;
 use std::borrow::Cow;
 use std::future::Future;
@@ -437,6 +438,9 @@ pub(crate) fn decode<T>(
         Ok(entry) => Some(entry),
         // A deploy under way, or a type that changed: a miss, not a failure.
         Err(CodecError::OtherForm) => None,
+        // An invalidation's tombstone, read where tombstones are off (another process has
+        // them on) or by a plain `GET`: absent, not a failure.
+        Err(_) if Tombstone::is_tombstone(bytes) => None,
         Err(error) => {
             telemetry::error(&cache.log, function, Op::Decode, &error);
             None
