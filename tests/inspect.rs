@@ -109,6 +109,12 @@ async fn get_json(url: &str) -> (u16, Value) {
     (status, body)
 }
 
+/// GETs `url`: its body as text (the page).
+async fn get_text(url: &str) -> String {
+    let response = client().get(url).send().await.expect("the server answers");
+    response.text().await.expect("a page")
+}
+
 async fn key_json(base: &str, key: &str) -> Value {
     let url = reqwest::Url::parse_with_params(&format!("{base}/key.json"), [("key", key)])
         .expect("a URL");
@@ -198,14 +204,7 @@ async fn the_near_tiers_eviction_lag_is_shown() {
     assert!(lag["count"].as_u64() > Some(0), "{lag}");
     assert!(lag["p50_ms"].as_f64() <= lag["p99_ms"].as_f64(), "{lag}");
     assert!(lag["p99_ms"].as_f64() <= lag["max_ms"].as_f64(), "{lag}");
-    let page = client()
-        .get(&base)
-        .send()
-        .await
-        .expect("the server answers")
-        .text()
-        .await
-        .expect("a page");
+    let page = get_text(&base).await;
     assert!(
         page.contains("<p id=\"near-lag\">Near cache eviction lag"),
         "the page does not show the lag"
@@ -252,14 +251,7 @@ async fn key_json_shows_a_stored_value_and_an_absent_key() {
     );
 
     // A key typed with the prefix: absent, and the page says why.
-    let page = client()
-        .get(format!("{base}?key=app%3Ainspect%3Aprofile%3A7"))
-        .send()
-        .await
-        .expect("the server answers")
-        .text()
-        .await
-        .expect("a page");
+    let page = get_text(&format!("{base}?key=app%3Ainspect%3Aprofile%3A7")).await;
     assert!(page.contains("give the key without it"), "{page}");
     let prefixed = key_json(&base, "app:inspect:profile:7").await;
     assert_eq!(prefixed["state"], "absent", "{prefixed}");
