@@ -212,7 +212,7 @@ fn read(state: &mut KeyState, bytes: &[u8], codec: Codec) {
         return;
     }
     if let Some(tombstone) = Tombstone::decode(bytes) {
-        let ago = freshness::now().saturating_sub(tombstone.at_unix_ms);
+        let ago = tombstone.age_ms();
         state.state = KeyKind::Tombstone;
         state.hint = Some(format!(
             "invalidated by {} {:.1} s ago (at {} ms since the epoch); the next call is a miss",

@@ -78,18 +78,26 @@ impl Cache {
         self.delete_completing(keys, "Cache::invalidate_tags").await
     }
 
-    /// [`Cache::delete`] in a `cache.remove` span, finished in a task of its own if the
-    /// caller is dropped meanwhile.
+    /// [`Cache::delete`], finished in a task of its own if the caller is dropped meanwhile.
     async fn delete_completing(&self, keys: Vec<String>, by: &'static str) -> Result<(), Error> {
-        let span = spans::remove(by, &self.inner.spans, &keys);
         let cache = self.clone();
-        Completing::new(async move { cache.delete(keys, by).await }.instrument(span)).await
+        Completing::new(async move { cache.delete(keys, by).await }).await
     }
 
     /// Deletes `keys` (see [`Cache::invalidate`]) for `by` (the invalidating function's path,
     /// which a tombstone records), or, inside a [`transaction`] scope, holds them for its
-    /// commit.
-    pub(crate) async fn delete(&self, keys: Vec<String>, by: &'static str) -> Result<(), Error> {
+    /// commit; in a `cache.remove` span, the one of every invalidation.
+    pub(crate) fn delete(
+        &self,
+        keys: Vec<String>,
+        by: &'static str,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        let span = spans::remove(by, &self.inner.spans, &keys);
+        self.delete_or_hold(keys, by).instrument(span)
+    }
+
+    /// [`Cache::delete`], outside its span.
+    async fn delete_or_hold(&self, keys: Vec<String>, by: &'static str) -> Result<(), Error> {
         let held = transaction::owe(|| {
             let (cache, keys) = (self.clone(), keys.clone());
             Box::pin(async move {

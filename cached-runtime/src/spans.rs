@@ -12,56 +12,36 @@
 use crate::Outcome;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use tracing::field::Empty;
 use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
 
 /// What a cache's spans say about it: set once when it is built.
 pub(crate) struct Settings {
-    /// `server.address`: the host (a Cluster's or Sentinel's seed list as written); empty for
-    /// `mem://`.
-    address: String,
-    /// `server.port`, when the URL names one server.
-    port: Option<u16>,
-    /// `db.system.name`: `redis`, or empty for `mem://`.
-    system: &'static str,
+    /// `server.address` and `server.port` of a Redis cache (a Cluster's or Sentinel's seed
+    /// list as written, without a port); `None` for `mem://`, whose spans name no server.
+    server: Option<(String, Option<u16>)>,
     /// Whether `cache.key` holds the rendered key rather than the template.
     pub(crate) raw_keys: bool,
 }
 
 impl Settings {
-    /// From the cache's URL (passwords already redacted) and its raw-keys setting.
-    pub(crate) fn new(redacted_url: &str, redis: bool, raw_keys: bool) -> Settings {
-        let authority = redacted_url
-            .split_once("://")
-            .map_or("", |(_, rest)| rest)
-            .rsplit_once('@')
-            .map_or_else(
-                || redacted_url.split_once("://").map_or("", |(_, rest)| rest),
-                |(_, rest)| rest,
-            );
-        let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
-        let (address, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.contains(',') => match port.parse() {
-                Ok(port) => (host, Some(port)),
-                Err(_) => (authority, None),
-            },
-            _ => (authority, None),
-        };
-        Settings {
-            address: if redis {
-                address.to_owned()
-            } else {
-                String::new()
-            },
-            port: port.filter(|_| redis),
-            system: if redis { "redis" } else { "" },
-            raw_keys,
-        }
+    /// From the cache's URL (passwords may be redacted), whether it is Redis, and its
+    /// raw-keys setting.
+    pub(crate) fn new(url: &str, redis: bool, raw_keys: bool) -> Settings {
+        let server = redis.then(|| {
+            let hosts = crate::url::hosts(url);
+            match hosts.rsplit_once(':') {
+                Some((host, port)) if !hosts.contains(',') => match port.parse() {
+                    Ok(port) => (host.to_owned(), Some(port)),
+                    Err(_) => (hosts.to_owned(), None),
+                },
+                _ => (hosts.to_owned(), None),
+            }
+        });
+        Settings { server, raw_keys }
     }
 }
 
@@ -133,9 +113,10 @@ pub(crate) fn call(
     })
 }
 
-/// The `cache.get_many` span of a batch call of `function` over `ids` ids.
-pub(crate) fn batch(function: &'static str, cache: Option<&Settings>, ids: usize) -> Option<Span> {
-    taken_span(|| {
+/// The `cache.get_many` span of a batch call of `function` over `ids` ids (disabled if the
+/// subscriber does not take it).
+pub(crate) fn batch(function: &'static str, cache: Option<&Settings>, ids: usize) -> Span {
+    let span = taken_span(|| {
         cache_span!(
             "cache.get_many",
             cache,
@@ -146,7 +127,8 @@ pub(crate) fn batch(function: &'static str, cache: Option<&Settings>, ids: usize
             cache.batch.hits = Empty,
             cache.batch.misses = Empty,
         )
-    })
+    });
+    span.unwrap_or_else(Span::none)
 }
 
 /// The `cache.remove` span of an invalidation by `function` of `keys` (rendered).
@@ -158,7 +140,7 @@ pub(crate) fn remove(function: &'static str, cache: &Settings, keys: &[String]) 
             function,
             cache.key = match cache.raw_keys {
                 true => Some(keys.join(" ")),
-                false => invalidated_templates(function),
+                false => invalidated_templates(function).map(str::to_owned),
             },
             cache.keys = count(keys.len()),
         )
@@ -248,34 +230,29 @@ struct Server<'a> {
 
 impl<'a> Server<'a> {
     fn of(cache: Option<&'a Settings>) -> Server<'a> {
-        match cache {
-            Some(settings) if !settings.system.is_empty() => Server {
-                system: Some(settings.system),
-                address: Some(settings.address.as_str()),
-                port: settings.port.map(i64::from),
-            },
-            _ => Server {
-                system: None,
-                address: None,
-                port: None,
-            },
+        let server = cache.and_then(|settings| settings.server.as_ref());
+        Server {
+            system: server.map(|_| "redis"),
+            address: server.map(|(address, _)| address.as_str()),
+            port: server.and_then(|(_, port)| port.map(i64::from)),
         }
     }
 }
 
-/// The current span if it is a call's (`cache.get`): inside the parts of a call run
-/// `within` its span. Elsewhere (a hit, which records into its span directly; a batch, whose
-/// span counts its ids; a background refresh) nothing is recorded, so that no span gets an
-/// attribute twice (OpenTelemetry keeps both) and a caller's own span is left alone.
-fn current_call() -> Option<Span> {
+/// The current span if it is a `name` span of ours (`cache.get`: inside the parts of a call
+/// run `within` its span; `cache.get_many`: inside a batch). Elsewhere (a hit, which records
+/// into its span directly; a background refresh; a span the subscriber did not take) nothing
+/// is recorded, so that no span gets an attribute twice (OpenTelemetry keeps both) and a
+/// caller's own span is left alone.
+fn current(name: &str) -> Option<Span> {
     let span = Span::current();
-    (span.metadata().map(|meta| meta.name()) == Some("cache.get")).then_some(span)
+    (span.metadata().map(|meta| meta.name()) == Some(name)).then_some(span)
 }
 
 /// Records a call's outcome in its span (`cache.outcome`, `cache.hit`).
 pub(crate) fn outcome(outcome: Outcome) {
     if taken()
-        && let Some(span) = current_call()
+        && let Some(span) = current("cache.get")
     {
         span.record("cache.outcome", outcome.as_str());
         span.record("cache.hit", is_hit(outcome));
@@ -285,7 +262,7 @@ pub(crate) fn outcome(outcome: Outcome) {
 /// Records the size of the entry written, in bytes (`cache.item_size`).
 pub(crate) fn item_size(bytes: usize) {
     if taken()
-        && let Some(span) = current_call()
+        && let Some(span) = current("cache.get")
     {
         span.record("cache.item_size", count(bytes));
     }
@@ -293,8 +270,9 @@ pub(crate) fn item_size(bytes: usize) {
 
 /// Records a batch's hits and misses in its span.
 pub(crate) fn batch_counts(hits: usize, misses: usize) {
-    if taken() {
-        let span = Span::current();
+    if taken()
+        && let Some(span) = current("cache.get_many")
+    {
         span.record("cache.batch.hits", count(hits));
         span.record("cache.batch.misses", count(misses));
         span.record("cache.hit", misses == 0);
@@ -308,7 +286,7 @@ pub(crate) fn caused_by(by: &str, ago_ms: u64, trace: Option<&str>) {
     if !taken() {
         return;
     }
-    let Some(span) = current_call() else {
+    let Some(span) = current("cache.get") else {
         return;
     };
     span.record("cache.invalidated_by", by);
@@ -405,58 +383,75 @@ fn is_hit(outcome: Outcome) -> bool {
     matches!(outcome, Outcome::Hit | Outcome::Coalesced | Outcome::Stale)
 }
 
-/// The key template of a cached function, from the registry; its path if unknown.
-fn template(function: &'static str) -> &'static str {
-    static TEMPLATES: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    let templates = TEMPLATES.get_or_init(|| {
-        crate::registry::functions()
+/// The templates the spans name, read from the registry once: each cached function's key
+/// template, and each `#[invalidates]` function's key and tag (`#`-marked) templates,
+/// space-separated.
+struct Templates {
+    cached: HashMap<&'static str, &'static str>,
+    invalidated: HashMap<&'static str, String>,
+}
+
+fn templates() -> &'static Templates {
+    static TEMPLATES: OnceLock<Templates> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        let functions = crate::registry::functions();
+        let cached = functions
             .cached
             .into_iter()
             .map(|cached| (cached.path, cached.key.text()))
-            .collect()
-    });
-    templates.get(function).copied().unwrap_or(function)
-}
-
-/// The key and tag templates (`#`-marked) an `#[invalidates]` function deletes,
-/// space-separated; `None` for [`Cache::invalidate`](crate::Cache::invalidate), which has none.
-fn invalidated_templates(function: &'static str) -> Option<String> {
-    crate::registry::functions()
-        .invalidating
-        .into_iter()
-        .find(|invalidating| invalidating.path == function)
-        .map(|invalidating| {
-            let tags = invalidating
-                .tags
-                .iter()
-                .map(|tag| format!("#{}", tag.text()));
-            let keys = invalidating.keys.iter().map(|key| key.text().to_owned());
-            keys.chain(tags).collect::<Vec<_>>().join(" ")
-        })
-}
-
-pin_project_lite::pin_project! {
-    /// A batch's lookup or fill in the batch's span, entered on each poll. Built with a
-    /// struct expression where the call is made (`Traced { span, inner: lookup(..) }`), so
-    /// that the inner future is made in place rather than copied into a constructor.
-    pub struct Traced<F> {
-        #[pin]
-        pub(crate) inner: F,
-        pub(crate) span: Option<Box<Span>>,
-    }
-}
-
-impl<F: Future> Future for Traced<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        match this.span {
-            None => this.inner.poll(cx),
-            Some(span) => {
-                let _entered = span.enter();
-                this.inner.poll(cx)
-            }
+            .collect();
+        let invalidated = functions
+            .invalidating
+            .into_iter()
+            .map(|invalidating| {
+                let keys = invalidating.keys.iter().map(|key| key.text().to_owned());
+                let tags = invalidating
+                    .tags
+                    .iter()
+                    .map(|tag| format!("#{}", tag.text()));
+                (
+                    invalidating.path,
+                    keys.chain(tags).collect::<Vec<_>>().join(" "),
+                )
+            })
+            .collect();
+        Templates {
+            cached,
+            invalidated,
         }
+    })
+}
+
+/// The key template of a cached function; its path if unknown.
+fn template(function: &'static str) -> &'static str {
+    templates()
+        .cached
+        .get(function)
+        .copied()
+        .unwrap_or(function)
+}
+
+/// The templates an `#[invalidates]` function deletes; `None` for
+/// [`Cache::invalidate`](crate::Cache::invalidate), which has none.
+fn invalidated_templates(function: &'static str) -> Option<&'static str> {
+    templates().invalidated.get(function).map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn server_attributes_come_from_the_urls_hosts() {
+        let server = |url: &str, redis: bool| Settings::new(url, redis, false).server;
+        let one = |host: &str, port: Option<u16>| Some((host.to_owned(), port));
+        assert_eq!(server("redis://h:6380/2", true), one("h", Some(6380)));
+        assert_eq!(server("redis://u:***@h", true), one("h", None));
+        assert_eq!(
+            server("redis+cluster://a:7000,b:7001", true),
+            one("a:7000,b:7001", None)
+        );
+        assert_eq!(server("redis://[::1]:6379", true), one("[::1]", Some(6379)));
+        assert_eq!(server("mem://", false), None);
     }
 }

@@ -63,10 +63,6 @@ pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
 /// Runs a cache operation, recording how long it took. Lookups, the one operation of a hit,
 /// are timed one in [`FETCH_SAMPLE`] per thread and recorded with that weight: two clock
 /// reads cost a hit more than the rest of its metrics.
-///
-/// Always inlined: the operation's future is then made in place in its caller's, where a
-/// call would take it by value and copy it (measured: about 130 instructions a hit).
-#[inline(always)]
 pub(crate) fn timed<F: Future>(function: &'static str, operation: Op, op: F) -> Timed<F> {
     let timing = match operation {
         Op::Fetch => fetch_sampled().then_some((Metric::FetchTime, FETCH_SAMPLE)),

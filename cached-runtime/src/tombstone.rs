@@ -15,7 +15,7 @@ use crate::entry::MARKER;
 use crate::freshness;
 
 /// The second byte of a tombstone.
-const KIND: u8 = b'X';
+pub(crate) const KIND: u8 = b'X';
 
 /// The digits of the invalidation's time.
 const AT_LEN: usize = 13;
@@ -95,11 +95,6 @@ impl Tombstone {
     /// treats as absent.
     pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
         bytes.starts_with(&[MARKER, KIND])
-    }
-
-    /// The first two bytes of every tombstone, as a Lua string literal's contents.
-    pub(crate) fn lua_start() -> String {
-        format!("\\{MARKER}{}", char::from(KIND))
     }
 }
 

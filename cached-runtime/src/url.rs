@@ -259,6 +259,12 @@ pub(crate) fn sentinel(url: &str) -> Result<SentinelAddress, String> {
     })
 }
 
+/// The hosts of `url` as written, without its user info: `host:port`, or a Cluster's or
+/// Sentinel's comma-separated list; empty for a socket path or a URL this crate does not open.
+pub(crate) fn hosts(url: &str) -> &str {
+    split(url).map_or("", |parts| parts.hosts)
+}
+
 struct Parts<'a> {
     tls: bool,
     /// `user:password@`, as written (still percent-encoded), or empty.

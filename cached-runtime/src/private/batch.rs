@@ -32,7 +32,7 @@ use crate::key::KeyBuilder;
 use crate::private::call::{decode, encode, form};
 use crate::private::shape::{OkOf, Whole};
 use crate::private::stored::ValueCodec;
-use crate::spans::{self, Traced};
+use crate::spans;
 use crate::store::Fetch;
 use crate::store::lease::Lease;
 use crate::telemetry::{self, Op};
@@ -196,13 +196,13 @@ pub struct Filling<K, V> {
     leased: Vec<(K, String)>,
     /// How many ids the body is given.
     missing: usize,
-    /// The batch's span (if taken), open from the lookup to the end of the fill.
-    span: Option<Span>,
+    /// The batch's span (disabled if not taken), open from the lookup to the end of the fill.
+    span: Span,
 }
 
 impl<K, V> Filling<K, V> {
     /// Nothing read, nothing to store: the body runs for every id.
-    fn uncached(function: &'static str, missing: usize, span: Option<Span>) -> Self {
+    fn uncached(function: &'static str, missing: usize, span: Span) -> Self {
         Filling {
             function,
             cache: None,
@@ -228,17 +228,14 @@ where
 {
     let cache = batch.cache.as_ref().map(|cache| &cache.inner.spans);
     let span = spans::batch(batch.function, cache, batch.ids.len());
-    Traced {
-        span: span.clone().map(Box::new),
-        inner: lookup::<S, R>(batch, codec, span),
-    }
+    lookup::<S, R>(batch, codec, span.clone()).instrument(span)
 }
 
 /// [`batch_lookup`], in the batch's span (which a [`Filling`] keeps open for the fill).
 async fn lookup<S, R>(
     batch: Batch<S::Id>,
     codec: ValueCodec<S::Value>,
-    span: Option<Span>,
+    span: Span,
 ) -> Looked<R, S::Id, S::Value>
 where
     S: BatchShape<R>,
@@ -351,10 +348,8 @@ where
     S: BatchShape<R>,
     F: Future<Output = R>,
 {
-    Traced {
-        span: filling.span.clone().map(Box::new),
-        inner: fill::<S, R, F>(filling, codec, body),
-    }
+    let span = filling.span.clone();
+    fill::<S, R, F>(filling, codec, body).instrument(span)
 }
 
 /// [`batch_fill`], in the batch's span.

@@ -23,7 +23,7 @@ use crate::private::refresh::{Judged, continue_detached, judge};
 use crate::private::shape::Shape;
 use crate::private::share::Sharing;
 use crate::private::stored::ValueCodec;
-use crate::spans::{self, CallSpan, served, within};
+use crate::spans::{self, CallSpan, within};
 use crate::store::Fetch;
 use crate::store::lease::Lease;
 use crate::store::tags::Stamp;
@@ -128,8 +128,7 @@ where
     let call = call.borrow();
     let Some(cx) = Context::new(call, codec) else {
         let output = Box::pin(within(&span, body)).await;
-        served(&span, Outcome::Bypass, None);
-        telemetry::outcome(call.function, Outcome::Bypass);
+        served(&span, call.function, Outcome::Bypass, None);
         return output;
     };
     let (cache, key, function) = (cx.cache, cx.key, cx.function);
@@ -154,25 +153,21 @@ where
             .and_then(|held| codec.near_value(&held, |bytes| cx.decode(bytes)))
             .and_then(S::output)
     {
-        served(&span, Outcome::Hit, None);
-        telemetry::outcome(function, Outcome::Hit);
+        served(&span, function, Outcome::Hit, None);
         return output;
     }
     let lease = Lease::new();
     let want_ttl = near.is_some();
     let tags = cx.tags;
     // With each lookup, the tags' versions it read (before the body runs): what a fill
-    // records. A macro, not a closure: the lookup's future is then made in place in this
-    // one, where a closure's is returned and copied (measured: about 130 instructions a hit).
-    macro_rules! look_up {
-        () => {
-            telemetry::timed(
-                function,
-                Op::Fetch,
-                store.fetch(key, &lease, want_ttl, tags),
-            )
-        };
-    }
+    // records.
+    let look_up = || {
+        telemetry::timed(
+            function,
+            Op::Fetch,
+            store.fetch(key, &lease, want_ttl, tags),
+        )
+    };
     // Boxed, as every path but a hit's (see above).
     let take_over = || async {
         let stamp = Box::pin(store.take_lease(key, &lease, tags)).await?;
@@ -181,7 +176,7 @@ where
     let mut fetched = if call.refresh {
         take_over().await
     } else {
-        look_up!().await
+        look_up().await
     };
     let mut poll = POLL;
     // The other caller's lease this call waits for, and until when: a hit needs no clock.
@@ -203,7 +198,7 @@ where
                         let taken = store.take_over(key, tags, fresh_until, &lease);
                         fetched = match Box::pin(taken).await {
                             Ok(true) => Ok((Fetch::Ours(None), stamp)),
-                            Ok(false) => look_up!().await,
+                            Ok(false) => look_up().await,
                             Err(error) => Err(error),
                         };
                     }
@@ -224,8 +219,7 @@ where
                         } else {
                             Outcome::Hit
                         };
-                        served(&span, outcome, Some(bytes.len()));
-                        telemetry::outcome(function, outcome);
+                        served(&span, function, outcome, Some(bytes.len()));
                         return output;
                     }
                 }
@@ -253,16 +247,14 @@ where
                 match Box::pin(wait_for_filler(cache, key, &other, give_up, &mut poll)).await {
                     Waited::Landed(bytes) => {
                         if let Some(output) = cx.decode(&bytes).and_then(S::output) {
-                            served(&span, Outcome::Coalesced, Some(bytes.len()));
-                            telemetry::outcome(function, Outcome::Coalesced);
+                            served(&span, function, Outcome::Coalesced, Some(bytes.len()));
                             return output;
                         }
                         break;
                     }
                     Waited::Shared(output) => {
                         if let Some(output) = sharing.take(&*output).map(S::from_failure) {
-                            served(&span, Outcome::Coalesced, None);
-                            telemetry::outcome(function, Outcome::Coalesced);
+                            served(&span, function, Outcome::Coalesced, None);
                             return output;
                         }
                         break;
@@ -275,11 +267,11 @@ where
                         let replaced = store.replace_lease(key, &other, &lease, tags);
                         fetched = match Box::pin(replaced).await {
                             Ok(Some(stamp)) => Ok((Fetch::Ours(None), stamp)),
-                            Ok(None) => look_up!().await,
+                            Ok(None) => look_up().await,
                             Err(error) => Err(error),
                         };
                     }
-                    Waited::LookAgain => fetched = look_up!().await,
+                    Waited::LookAgain => fetched = look_up().await,
                 }
                 waiting = Some((other, give_up));
             }
@@ -298,6 +290,13 @@ where
     // version's, left in place during a rolling deploy (so that old and new processes do
     // not overwrite each other on every call).
     Box::pin(within(&span, uncached(function, key, body, Outcome::Miss))).await
+}
+
+/// Records what a call served without entering its span (a hit, a shared fill, a bypass
+/// without a cache): in its span and in the metrics.
+fn served(span: &CallSpan, function: &'static str, outcome: Outcome, size: Option<usize>) {
+    spans::served(span, outcome, size);
+    telemetry::outcome(function, outcome);
 }
 
 /// What waiting for another caller's fill gave.

@@ -7,12 +7,10 @@ use crate::cache::Cache;
 use crate::invalidate::Completing;
 use crate::key::KeyBuilder;
 use crate::private::shape::Shape;
-use crate::spans;
 use crate::task::spawn_detached;
 use crate::telemetry::{self, Op};
 use std::future::Future;
 use std::pin::Pin;
-use tracing::Instrument;
 
 /// One call of an `#[invalidates]` function: its cache and the keys it makes stale.
 pub struct Invalidation {
@@ -104,15 +102,13 @@ impl Invalidation {
         let cache = self.cache.take()?;
         let keys = std::mem::take(&mut self.keys);
         let function = self.function;
-        let span = spans::remove(function, &cache.inner.spans, &keys);
-        let delete = async move {
+        Some(async move {
             let count = keys.len();
             match telemetry::timed(function, Op::Delete, cache.delete(keys, function)).await {
                 Ok(()) => telemetry::invalidation(function, count),
                 Err(error) => telemetry::error(&cache.inner.log, function, Op::Delete, &error),
             }
-        };
-        Some(delete.instrument(span))
+        })
     }
 }
 

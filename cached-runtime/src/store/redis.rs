@@ -20,7 +20,7 @@ use crate::entry::MARKER;
 use crate::freshness;
 use crate::key::is_tag_key;
 use crate::store::lease::Lease;
-use crate::tombstone::Tombstone;
+use crate::tombstone::{self, Tombstone};
 use futures_util::future::join_all;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
@@ -42,7 +42,7 @@ static FETCH: LazyLock<Script> = LazyLock::new(|| {
           redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
           if value then return {{value, -1, 1}} end
           return false",
-        tombstone = Tombstone::lua_start(),
+        tombstone = marked(tombstone::KIND),
     ))
 });
 
@@ -82,7 +82,7 @@ static FILL: LazyLock<Script> = LazyLock::new(|| {
 /// place, which keeps the key's TTL.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     use freshness::{CLAIM_AT, CLAIMED_UNTIL, FRESH_UNTIL, HEADER_LEN};
-    let envelope = envelope_start();
+    let envelope = marked(freshness::KIND);
     Script::new(&format!(
         r"local at = tonumber(ARGV[1])
           local head = redis.call('GETRANGE', KEYS[1], at, at + {header_last})
@@ -104,7 +104,7 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
 /// the callers that read an entry past its windows, one takes it over, the others find its
 /// lease.
 static TAKE_OVER: LazyLock<Script> = LazyLock::new(|| {
-    let envelope = envelope_start();
+    let envelope = marked(freshness::KIND);
     Script::new(&format!(
         r"local at = tonumber(ARGV[1])
           if redis.call('GETRANGE', KEYS[1], at, at + {fresh_last}) ~= '{envelope}' .. ARGV[2] then
@@ -133,9 +133,10 @@ static REPLACE_CLAIMED: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// The first two bytes of a fresh-until envelope, as a Lua string literal's contents.
-fn envelope_start() -> String {
-    format!("\\{}{}", MARKER, char::from(freshness::KIND))
+/// The first two bytes of a marked form of `kind` (a fresh-until envelope, a tombstone), as
+/// a Lua string literal's contents.
+fn marked(kind: u8) -> String {
+    format!("\\{}{}", MARKER, char::from(kind))
 }
 
 /// DEL the key only while the caller's lease still holds it.
