@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc = include_str!("docs/cache_put.md")]
+pub use redis_cached_macros::cache_put;
 #[doc = include_str!("docs/invalidates.md")]
 pub use redis_cached_macros::invalidates;
 #[doc = include_str!("docs/redis_cached.md")]

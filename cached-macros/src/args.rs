@@ -49,7 +49,7 @@ pub(crate) const NOT_WITH_BATCH: &[&str] = &[
 ];
 
 /// The argument names, as keywords for `lookahead1`.
-mod kw {
+pub(crate) mod kw {
     syn::custom_keyword!(key);
     syn::custom_keyword!(ttl);
     syn::custom_keyword!(refresh);
@@ -360,7 +360,7 @@ impl Parse for InvalidatesArgs {
 /// Parses comma-separated arguments with `argument`, which returns `false` for one it does
 /// not know. A name outside `accepted` is not given to it, so that the list is the whole
 /// truth; such a name, or one `argument` does not know, is reported with `hint`.
-fn parse_list(
+pub(crate) fn parse_list(
     input: ParseStream,
     accepted: &[&str],
     hint: &str,
@@ -383,7 +383,7 @@ fn parse_list(
 }
 
 /// "`a`, `b`, `c`".
-fn one_of(names: &[&str]) -> String {
+pub(crate) fn one_of(names: &[&str]) -> String {
     let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
     quoted.join(", ")
 }
@@ -400,14 +400,14 @@ fn unknown_argument(input: ParseStream, fallback: syn::Error, expected: &str) ->
 }
 
 /// Parses `name = value`, keeping the name for error spans.
-fn value<K: Parse + Spanned, V: Parse>(input: ParseStream) -> syn::Result<(K, V)> {
+pub(crate) fn value<K: Parse + Spanned, V: Parse>(input: ParseStream) -> syn::Result<(K, V)> {
     let name = input.parse::<K>()?;
     input.parse::<Token![=]>()?;
     Ok((name, input.parse()?))
 }
 
 /// Parses `name = value`, keeping the name with the value (for errors spanned on it later).
-fn named<K: Parse + Spanned + quote::ToTokens, V: Parse>(
+pub(crate) fn named<K: Parse + Spanned + quote::ToTokens, V: Parse>(
     input: ParseStream,
 ) -> syn::Result<(K, (Ident, V))> {
     let (keyword, value) = value::<K, V>(input)?;
@@ -416,7 +416,7 @@ fn named<K: Parse + Spanned + quote::ToTokens, V: Parse>(
 }
 
 /// Stores an argument, rejecting a second occurrence at its name.
-fn set_once<K: Spanned + quote::ToTokens, V>(
+pub(crate) fn set_once<K: Spanned + quote::ToTokens, V>(
     slot: &mut Option<V>,
     (name, value): (K, V),
 ) -> syn::Result<()> {

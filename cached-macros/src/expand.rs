@@ -80,54 +80,24 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         return self::batch(cached, batch);
     }
     let function = cached.function;
-    let cache = cache_source(&cached.cache);
-    let name = function_name(function);
-    let tags: Vec<TokenStream> = cached
-        .tags
-        .iter()
-        .map(|tag| render(&tag.template))
-        .collect();
-    let render = render(&cached.key.template);
-    let ttl = cached.ttl.as_ref().map(|ttl| match ttl {
-        Ttl::Seconds(seconds) => quote!(.ttl(#seconds)),
-        Ttl::Expr(expr) => quote_spanned!(expr.span()=> .ttl_value(#expr)),
-    });
-    let windows = &cached.windows;
-    let stale = (windows.stale.as_ref()).map(|(_, seconds)| quote!(.stale(#seconds)));
-    let stale_if_error =
-        (windows.stale_if_error.as_ref()).map(|(_, seconds)| quote!(.stale_if_error(#seconds)));
-    let refresh_ahead =
-        (windows.refresh_ahead.as_ref()).map(|(_, beta)| quote!(.refresh_ahead(#beta)));
-    let refresh =
-        (cached.refresh.as_ref()).map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
-    let cache_none = (cached.cache_none.as_ref()).map(|flag| quote!(.cache_none(#flag)));
     let output_span = output_span(function);
-    let near = (cached.near_cache.as_ref()).map(|flag| quote!(.near(#flag)));
     let shape = shape(cached.shape, output_span);
     let stores = stores(cached, function.sig.ident.span());
     let body = body(function);
     // With `timeout`, the body is dropped at the limit and the call returns the shape's
     // `Err(TimedOut.into())`, reported at `timeout` when the error type cannot hold it.
-    let (body, timeout) = match &cached.timeout {
-        Some((name, millis)) => (
-            quote_spanned! {name.span()=>
-                async move {
-                    ::redis_cached::__private::time_limit::<#shape, _, _>(#millis, #body).await
-                }
-            },
-            Some(quote!(.timeout(#millis))),
-        ),
-        None => (body, None),
+    let body = match &cached.timeout {
+        Some((name, millis)) => quote_spanned! {name.span()=>
+            async move {
+                ::redis_cached::__private::time_limit::<#shape, _, _>(#millis, #body).await
+            }
+        },
+        None => body,
     };
-    let background = windows
-        .background
-        .as_ref()
-        .map(|_| quote!(.revalidate_background()));
-    let soft_timeout =
-        (cached.soft_timeout.as_ref()).map(|(_, millis)| quote!(.soft_timeout(#millis)));
     // With `revalidate = "background"` or `soft_timeout`, boxed: a claimed refresh, or a body
     // that outlives `soft_timeout`, runs it to its end in a task of its own.
-    let (pinned, cached_fn) = if background.is_some() || soft_timeout.is_some() {
+    let (pinned, cached_fn) = if cached.windows.background.is_some() || cached.soft_timeout.is_some()
+    {
         let boxed = quote_spanned! {function.sig.ident.span()=>
             ::redis_cached::__private::Box::pin(#body)
         };
@@ -149,17 +119,12 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         )
     };
     let registration = register::cached(cached);
-    let version = (cached.version != 1).then(|| {
-        let version = cached.version;
-        quote!(.version(#version))
-    });
+    let new_call = self::call(cached);
     rewrite(
         function,
         quote! {
             #registration
-            let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
-                #(.tag(#tags))* #ttl #refresh #cache_none #near #stale #stale_if_error
-                #refresh_ahead #timeout #background #soft_timeout #version;
+            let __redis_cached_call = #new_call;
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
             let __redis_cached_body = #pinned;
@@ -170,6 +135,41 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         },
         output_span,
     )
+}
+
+/// The `Call` of one call of `cached`: its cache, its key rendered, and its options.
+pub(crate) fn call(cached: &CachedFn) -> TokenStream {
+    let cache = cache_source(&cached.cache);
+    let name = function_name(cached.function);
+    let tags = cached.tags.iter().map(|tag| render(&tag.template));
+    let render = render(&cached.key.template);
+    let ttl = cached.ttl.as_ref().map(|ttl| match ttl {
+        Ttl::Seconds(seconds) => quote!(.ttl(#seconds)),
+        Ttl::Expr(expr) => quote_spanned!(expr.span()=> .ttl_value(#expr)),
+    });
+    let windows = &cached.windows;
+    let stale = (windows.stale.as_ref()).map(|(_, seconds)| quote!(.stale(#seconds)));
+    let stale_if_error =
+        (windows.stale_if_error.as_ref()).map(|(_, seconds)| quote!(.stale_if_error(#seconds)));
+    let refresh_ahead =
+        (windows.refresh_ahead.as_ref()).map(|(_, beta)| quote!(.refresh_ahead(#beta)));
+    let refresh =
+        (cached.refresh.as_ref()).map(|expr| quote_spanned!(expr.span()=> .refresh(#expr)));
+    let cache_none = (cached.cache_none.as_ref()).map(|flag| quote!(.cache_none(#flag)));
+    let near = (cached.near_cache.as_ref()).map(|flag| quote!(.near(#flag)));
+    let timeout = (cached.timeout.as_ref()).map(|(_, millis)| quote!(.timeout(#millis)));
+    let background = (windows.background.as_ref()).map(|_| quote!(.revalidate_background()));
+    let soft_timeout =
+        (cached.soft_timeout.as_ref()).map(|(_, millis)| quote!(.soft_timeout(#millis)));
+    let version = (cached.version != 1).then(|| {
+        let version = cached.version;
+        quote!(.version(#version))
+    });
+    quote! {
+        ::redis_cached::__private::Call::new(#cache, #name, #render)
+            #(.tag(#tags))* #ttl #refresh #cache_none #near #stale #stale_if_error
+            #refresh_ahead #timeout #background #soft_timeout #version
+    }
 }
 
 /// How a failed fill shares its `Err` with its waiters: the runtime's autoref probe on the
@@ -445,7 +445,7 @@ fn from_result(invalidating: &InvalidatingFn) -> TokenStream {
 }
 
 /// The user's attributes, visibility and signature, around a new body.
-fn rewrite(function: &ItemFn, statements: TokenStream, output_span: Span) -> TokenStream {
+pub(crate) fn rewrite(function: &ItemFn, statements: TokenStream, output_span: Span) -> TokenStream {
     let ItemFn {
         attrs, vis, sig, ..
     } = function;
@@ -464,7 +464,7 @@ fn rewrite(function: &ItemFn, statements: TokenStream, output_span: Span) -> Tok
 
 /// The original body as an `async move` block whose output type is pinned to the declared
 /// return type, so that `?`, `return` and type errors behave as in the user's code.
-fn body(function: &ItemFn) -> TokenStream {
+pub(crate) fn body(function: &ItemFn) -> TokenStream {
     let statements = &function.block.stmts;
     let output = match &function.sig.output {
         ReturnType::Default => quote!(()),
@@ -511,7 +511,7 @@ fn function_name(function: &ItemFn) -> TokenStream {
 }
 
 /// The runtime's marker type for `shape`, spanned at `span`.
-fn shape(shape: Shape, span: Span) -> TokenStream {
+pub(crate) fn shape(shape: Shape, span: Span) -> TokenStream {
     match shape {
         Shape::Whole => quote_spanned!(span=> ::redis_cached::__private::Whole),
         Shape::OkOf => quote_spanned!(span=> ::redis_cached::__private::OkOf),
@@ -522,7 +522,7 @@ fn shape(shape: Shape, span: Span) -> TokenStream {
 
 /// The check on the stored type that makes its `Stores`, spanned on the stored type (on the
 /// function's name, `unit`, for `()`): the one place where an unstorable type is reported.
-fn stores(cached: &CachedFn, unit: Span) -> TokenStream {
+pub(crate) fn stores(cached: &CachedFn, unit: Span) -> TokenStream {
     let span = cached.stored.span(unit);
     let ty = match &cached.stored {
         Stored::Named(ty) => quote!(#ty),
@@ -565,7 +565,7 @@ fn shaped(stores: TokenStream) -> TokenStream {
 }
 
 /// A closure that writes the template into the key builder.
-fn render(template: &Template) -> TokenStream {
+pub(crate) fn render(template: &Template) -> TokenStream {
     let steps = steps(template);
     quote! {
         |__redis_cached_key: &mut ::redis_cached::__private::KeyBuilder| { #(#steps)* }

@@ -13,6 +13,7 @@ mod errors;
 mod expand;
 mod generics;
 mod model;
+mod put;
 mod register;
 mod shape;
 mod template;
@@ -43,6 +44,18 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
         let invalidating = InvalidatingFn::from_syn(syn::parse(args)?, function)?;
         invalidating.validate()?;
         Ok(expand::invalidates(&invalidating))
+    })
+}
+
+/// The attribute documented at
+/// [`redis_cached::cache_put`](https://docs.rs/redis-cached/latest/redis_cached/attr.cache_put.html):
+/// depend on `redis-cached`, which re-exports it.
+#[proc_macro_attribute]
+pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand_or_keep(item, |function| {
+        let put = put::PutFn::from_syn(syn::parse(args)?, function)?;
+        put.validate()?;
+        Ok(put.expand())
     })
 }
 

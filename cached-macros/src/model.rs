@@ -240,6 +240,11 @@ impl<'a> InvalidatingFn<'a> {
 }
 
 impl Key {
+    /// A template naming the function's parameters only (rendered before the body runs).
+    pub(crate) fn of_arguments(lit: LitStr, function: &ItemFn) -> syn::Result<Key> {
+        Key::parse(lit, &scope(function, ResultScope::Unavailable))
+    }
+
     fn parse(lit: LitStr, scope: &Scope) -> syn::Result<Key> {
         let template = Template::parse(&lit, scope)?;
         Ok(Key { lit, template })

@@ -67,9 +67,19 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
 
 /// The registration of an `#[invalidates]` function.
 pub(crate) fn invalidating(invalidating: &InvalidatingFn) -> TokenStream {
-    let path = path(invalidating.function);
-    let keys = invalidating.keys.iter().map(template);
-    let tags = invalidating.tags.iter().map(template);
+    deleting(invalidating.function, &invalidating.keys, &invalidating.tags)
+}
+
+/// The registration of a function that deletes (or, `#[cache_put]`, overwrites) `keys` and
+/// invalidates `tags`: the registry's start-up check matches them to cached functions.
+pub(crate) fn deleting<'a>(
+    function: &ItemFn,
+    keys: impl IntoIterator<Item = &'a Key>,
+    tags: &[Key],
+) -> TokenStream {
+    let path = path(function);
+    let keys = keys.into_iter().map(template);
+    let tags = tags.iter().map(template);
     submit(quote! {
         Invalidating(&::redis_cached::__private::InvalidatingFunction::new(
             (#path, ::redis_cached::__private::file!(), ::redis_cached::__private::line!()),

@@ -3,13 +3,15 @@
 //! `cached.rs` holds the cache-aside algorithm of `#[redis_cached]`, over the [`Call`] value
 //! and its helpers in `call.rs`; `refresh.rs` what a call does with an entry past (or near)
 //! its TTL; `batch.rs` the algorithm of the batch form; `invalidation.rs` the deletion of
-//! `#[invalidates]`; `shape.rs` which part of a return value is stored; `stored.rs` what the
+//! `#[invalidates]`; `put.rs` the fenced write-through of
+//! `#[cache_put]`; `shape.rs` which part of a return value is stored; `stored.rs` what the
 //! stored type must implement (the one place that checks it).
 
 mod batch;
 mod cached;
 mod call;
 mod invalidation;
+mod put;
 mod refresh;
 mod shape;
 mod share;
@@ -20,6 +22,7 @@ pub use self::batch::{Batch, BatchShape, Filling, Looked, batch_fill, batch_look
 pub use self::cached::{cached, cached_revalidating};
 pub use self::call::Call;
 pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
+pub use self::put::{Put, cache_put};
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};
 pub use self::share::{CloneOutput, KeepOutput, Probe, Sharing};
 pub use self::stored::{

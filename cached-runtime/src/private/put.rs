@@ -1,0 +1,227 @@
+//! The write-through of `#[cache_put]`, fenced: before the body runs, a lease is put on each
+//! key whatever it holds (which is also an invalidation of the old value); after it, the
+//! value is stored under each key only where that lease still holds it. Any other write or
+//! invalidation of the key meanwhile (another put, an `#[invalidates]`, a reader's fill after
+//! an invalidation) replaced the lease, and then the key is invalidated instead: two writes
+//! that overlap leave it empty, and the next read fills from the source.
+//!
+//! Inside a [`transaction`](crate::transaction) scope the stores and invalidations are held
+//! to the commit, like any invalidation; a rollback (or a caller dropped before the end)
+//! invalidates the keys, since the body may have written.
+
+use crate::cache::Cache;
+use crate::invalidate::Completing;
+use crate::key::KeyBuilder;
+use crate::private::call::{Call, Context, run};
+use crate::private::shape::Shape;
+use crate::private::stored::ValueCodec;
+use crate::store::Tags;
+use crate::store::lease::Lease;
+use crate::store::tags::Stamp;
+use crate::task::spawn_detached;
+use crate::telemetry::{self, Op};
+use crate::transaction;
+use futures_util::future::join_all;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// One call of a `#[cache_put]` function: its keys and how their entries are stored (the
+/// options of a [`Call`], as `#[redis_cached]` stores them).
+pub struct Put {
+    call: Call,
+    /// The keys after the call's own.
+    more: Vec<String>,
+}
+
+impl Put {
+    /// A put under `call`'s key, stored with `call`'s options.
+    pub fn new(call: Call) -> Self {
+        Put {
+            call,
+            more: Vec::new(),
+        }
+    }
+
+    /// Renders one more key at once, if there is a cache.
+    pub fn key(mut self, render: impl FnOnce(&mut KeyBuilder)) -> Self {
+        if let Some((cache, _)) = &self.call.target {
+            self.more.push(cache.inner.keys.render(render));
+        }
+        self
+    }
+}
+
+/// Runs `body` between a fence on the put's keys and the store of its value (the part the
+/// shape `S` stores: an `Err` or a `None` not stored as such invalidates the keys instead).
+pub async fn cache_put<S, R, F>(put: Put, codec: ValueCodec<S::Stored>, body: Pin<&mut F>) -> R
+where
+    S: Shape<R>,
+    F: Future<Output = R>,
+{
+    let Put { call, more } = put;
+    let Some(cx) = Context::new(&call, codec) else {
+        return body.await;
+    };
+    let Some((handle, _)) = &call.target else {
+        return body.await;
+    };
+    let keys: Vec<String> = std::iter::once(cx.key.to_owned()).chain(more).collect();
+    let mut fence = Fence {
+        cache: handle.clone(),
+        function: cx.function,
+        lease: Lease::new(),
+        keys: keys.iter().map(|key| (key.clone(), None)).collect(),
+        tags: cx.tags.keys.to_vec(),
+        tag_ttl: cx.tags.ttl,
+        value: None,
+        armed: true,
+    };
+    fence.take(&cx).await;
+    let (output, took) = run(cx.function, cx.key, body).await;
+    let entry = S::stored(&output, call.cache_none);
+    let encoded = entry.and_then(|entry| cx.encode(entry));
+    let ttl = entry.and_then(|entry| cx.entry_ttl(entry));
+    if let (Some(bytes), Some(ttl)) = (encoded, ttl) {
+        let (stored, kept) = cx.stored_form(&bytes, ttl, took);
+        fence.value = Some((stored.into_owned(), kept));
+    }
+    // Held by a transaction scope, if the call is in one; else run now, and to its end even
+    // if the caller is dropped meanwhile.
+    let mut settle = Some(fence.settle());
+    let held = transaction::owe(|| {
+        let settle = settle.take();
+        Box::pin(async move {
+            if let Some(settle) = settle {
+                settle.run().await;
+            }
+        })
+    });
+    if let Some(settle) = settle.filter(|_| !held) {
+        Completing::new(settle.run()).await;
+    }
+    output
+}
+
+/// A put's leases on its keys, from before its body to the end of its store; dropped armed
+/// (the caller dropped, a transaction rolled back), it invalidates the keys in the background.
+struct Fence {
+    cache: Cache,
+    function: &'static str,
+    lease: Lease,
+    /// Each key, with the tag versions read when its lease was taken (`None`: no lease).
+    keys: Vec<(String, Option<Stamp>)>,
+    tags: Vec<String>,
+    tag_ttl: Duration,
+    /// The bytes to store (in their freshness envelope, if any) and for how long.
+    value: Option<(Vec<u8>, Duration)>,
+    armed: bool,
+}
+
+impl Fence {
+    /// Puts the lease on every key at once. A key with no lease (leases off, its
+    /// invalidation pending, Redis failing) is only invalidated after the body.
+    async fn take<T>(&mut self, cx: &Context<'_, T>) {
+        let store = &cx.cache.store;
+        if !store.leases().on() {
+            return;
+        }
+        let pending = |key: &str| {
+            cx.cache.pending.contains(key) || self.tags.iter().any(|tag| cx.cache.pending.contains(tag))
+        };
+        let lease = &self.lease;
+        let taken = join_all(self.keys.iter().map(|(key, _)| async move {
+            if pending(key) {
+                return None;
+            }
+            store
+                .take_lease(key, lease, cx.tags)
+                .await
+                .map_err(|error| cx.error(Op::Fill, &error))
+                .ok()
+        }))
+        .await;
+        for ((_, stamp), taken) in self.keys.iter_mut().zip(taken) {
+            *stamp = taken;
+        }
+    }
+
+    /// The fence, moved out of the call's future for its last step.
+    fn settle(&mut self) -> Settle {
+        let fence = Fence {
+            cache: self.cache.clone(),
+            function: self.function,
+            lease: self.lease.clone(),
+            keys: std::mem::take(&mut self.keys),
+            tags: std::mem::take(&mut self.tags),
+            tag_ttl: self.tag_ttl,
+            value: self.value.take(),
+            armed: true,
+        };
+        self.armed = false;
+        Settle(Some(fence))
+    }
+}
+
+/// The last step of a put, owned (`'static`), for the call or a transaction's commit;
+/// dropped before it ran (a rollback), its fence invalidates the keys.
+struct Settle(Option<Fence>);
+
+impl Settle {
+    /// Stores the value under each key its lease still holds, and invalidates the others.
+    async fn run(mut self) {
+        let Some(fence) = self.0.as_mut() else {
+            return;
+        };
+        let store = &fence.cache.inner.store;
+        let tags = Tags {
+            keys: &fence.tags,
+            ttl: fence.tag_ttl,
+        };
+        let (mut stored, mut unstored) = (Vec::new(), Vec::new());
+        for (key, stamp) in &fence.keys {
+            let filled = match (&fence.value, stamp) {
+                (Some((bytes, ttl)), Some(stamp)) => {
+                    let fill = store.fill(key, &fence.lease, bytes, *ttl, tags, stamp);
+                    telemetry::timed(fence.function, Op::Fill, fill)
+                        .await
+                        .unwrap_or_else(|error| {
+                            telemetry::error(&fence.cache.inner.log, fence.function, Op::Fill, &error);
+                            false
+                        })
+                }
+                _ => false,
+            };
+            if filled { &mut stored } else { &mut unstored }.push(key.clone());
+        }
+        let inner = &fence.cache.inner;
+        inner.flights.forget(&stored);
+        if let Some(near) = &inner.near {
+            near.evict(&stored);
+        }
+        fence.armed = false;
+        if !unstored.is_empty() {
+            invalidate(&fence.cache, unstored, fence.function).await;
+        }
+    }
+}
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        if !self.armed || self.keys.is_empty() {
+            return;
+        }
+        let keys = self.keys.drain(..).map(|(key, _)| key).collect();
+        let (cache, function) = (self.cache.clone(), self.function);
+        spawn_detached(async move { invalidate(&cache, keys, function).await });
+    }
+}
+
+/// Invalidates `keys` for `function`, as `#[invalidates]` does (deferred on failure).
+async fn invalidate(cache: &Cache, keys: Vec<String>, function: &'static str) {
+    let count = keys.len();
+    match telemetry::timed(function, Op::Delete, cache.delete(keys, function)).await {
+        Ok(()) => telemetry::invalidation(function, count),
+        Err(error) => telemetry::error(&cache.inner.log, function, Op::Delete, &error),
+    }
+}
