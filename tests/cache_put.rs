@@ -1,0 +1,208 @@
+//! `#[cache_put]`, the fenced write-through, against a real redis-server and a real Cluster:
+//! a put stores its value (the next read is a hit), overlapping writes leave the key empty
+//! rather than old, and writers racing readers over a versioned source of truth never leave
+//! the cache older than the source.
+
+mod harness;
+mod support;
+
+use redis_cached::{
+    Cache, Outcome, cache_put, commit, invalidates, redis_cached, transaction, with_outcome,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use support::{Versions, raw_exists};
+use tokio::sync::Notify;
+
+/// The reading side: `(id, version)` read from the source.
+#[redis_cached(key = "record:<id>", ttl = 600, cache = cache)]
+async fn record(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
+    let version = source.read(id);
+    // A read that takes a while, so that writes overlap it.
+    tokio::time::sleep(jitter(id)).await;
+    (id, version)
+}
+
+/// A write of `id` that stores the new `(id, version)` under the reader's key; `hold` (if
+/// any) is awaited after the source's write, before the put stores.
+#[cache_put("record:<id>", ttl = 600, cache = cache)]
+async fn write_record(
+    cache: &Cache,
+    source: &Versions,
+    id: u64,
+    hold: Option<Arc<Notify>>,
+) -> (u64, u64) {
+    tokio::time::sleep(jitter(id)).await;
+    let version = source.write(id);
+    if let Some(hold) = hold {
+        hold.notified().await;
+    }
+    tokio::time::sleep(jitter(id + 1)).await;
+    (id, version)
+}
+
+/// A write that fails after (perhaps) changing the source.
+#[cache_put("record:<id>", ttl = 600, cache = cache)]
+async fn failing_write(cache: &Cache, source: &Versions, id: u64) -> Result<(u64, u64), String> {
+    source.write(id);
+    Err("the commit's outcome is unknown".into())
+}
+
+#[invalidates("record:<id>", cache = cache)]
+async fn invalidate_record(cache: &Cache, id: u64) {}
+
+/// Up to 3 ms, varied per call.
+fn jitter(seed: u64) -> Duration {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new().hash_one(seed);
+    Duration::from_micros(random % 3_000)
+}
+
+fn key(cache: &Cache, id: u64) -> String {
+    format!("{}record:{id}", cache.prefix())
+}
+
+#[tokio::test]
+async fn a_put_stores_its_value_and_the_next_read_is_a_hit() {
+    let cache = support::redis_cache("put-stores").await;
+    let source = Versions::default();
+    assert_eq!(record(&cache, &source, 1).await, (1, 0));
+    assert_eq!(write_record(&cache, &source, 1, None).await, (1, 1));
+    let reads = support::runs(&source.reads);
+    let (read, outcome) = with_outcome(record(&cache, &source, 1)).await;
+    assert_eq!(read, (1, 1), "the put's value is read back");
+    assert_eq!(outcome, Some(Outcome::Hit));
+    assert_eq!(support::runs(&source.reads), reads, "the source was not read");
+}
+
+#[tokio::test]
+async fn two_overlapping_puts_leave_the_key_empty() {
+    let cache = support::redis_cache("put-overlap").await;
+    let source = Versions::default();
+    let hold = Arc::new(Notify::new());
+    // The first writer takes its fence and writes the source, then waits; the second runs
+    // from start to end meanwhile (its put stores, since its fence is the last).
+    let first = tokio::spawn({
+        let (cache, hold) = (cache.clone(), hold.clone());
+        async move {
+            let source = Versions::default();
+            write_record(&cache, &source, 1, Some(hold)).await
+        }
+    });
+    support::eventually(Duration::from_secs(5), "the first writer's fence", || {
+        let key = key(&cache, 1);
+        async move { raw_exists(&key).await }
+    })
+    .await;
+    write_record(&cache, &source, 1, None).await;
+    assert!(raw_exists(&key(&cache, 1)).await, "the second put stored");
+    hold.notify_one();
+    first.await.expect("the first writer finishes");
+    assert!(
+        !raw_exists(&key(&cache, 1)).await,
+        "the first put found its fence gone and invalidated the key"
+    );
+}
+
+#[tokio::test]
+async fn an_invalidation_during_a_put_leaves_the_key_empty() {
+    let cache = support::redis_cache("put-invalidated").await;
+    let source = Arc::new(Versions::default());
+    let hold = Arc::new(Notify::new());
+    let writer = tokio::spawn({
+        let (cache, source, hold) = (cache.clone(), source.clone(), hold.clone());
+        async move { write_record(&cache, &source, 1, Some(hold)).await }
+    });
+    support::eventually(Duration::from_secs(5), "the writer's fence", || {
+        let key = key(&cache, 1);
+        async move { raw_exists(&key).await }
+    })
+    .await;
+    invalidate_record(&cache, 1).await;
+    hold.notify_one();
+    writer.await.expect("the writer finishes");
+    assert!(!raw_exists(&key(&cache, 1)).await);
+    let (read, outcome) = with_outcome(record(&cache, &source, 1)).await;
+    assert_eq!((read, outcome), ((1, 1), Some(Outcome::Miss)));
+}
+
+#[tokio::test]
+async fn a_failed_put_invalidates_its_keys() {
+    let cache = support::redis_cache("put-failed").await;
+    let source = Versions::default();
+    assert_eq!(record(&cache, &source, 1).await, (1, 0));
+    assert!(failing_write(&cache, &source, 1).await.is_err());
+    assert!(!raw_exists(&key(&cache, 1)).await, "the old value is gone");
+    assert_eq!(record(&cache, &source, 1).await, (1, 1));
+}
+
+#[tokio::test]
+async fn inside_a_transaction_the_put_waits_for_the_commit_and_a_rollback_invalidates() {
+    let cache = support::redis_cache("put-transaction").await;
+    let source = Versions::default();
+    transaction(async {
+        write_record(&cache, &source, 1, None).await;
+        let held = support::raw_get(&key(&cache, 1)).await;
+        assert!(
+            held.is_some_and(|bytes| bytes.starts_with(&[0xC1, b'L'])),
+            "before the commit the key holds the put's lease"
+        );
+        commit(async { Ok::<(), ()>(()) }).await.ok();
+        let (read, outcome) = with_outcome(record(&cache, &source, 1)).await;
+        assert_eq!((read, outcome), ((1, 1), Some(Outcome::Hit)));
+    })
+    .await;
+    // A rollback: the scope ends without a commit.
+    transaction(async {
+        write_record(&cache, &source, 1, None).await;
+    })
+    .await;
+    support::eventually(Duration::from_secs(5), "the rollback's invalidation", || {
+        let key = key(&cache, 1);
+        async move { !raw_exists(&key).await }
+    })
+    .await;
+}
+
+/// 16 writers (puts) and 16 readers on 4 keys, `rounds` times; after each round, a read of
+/// each key returns the source's current version. Returns how many reads were older.
+async fn race(cache: &Cache, rounds: usize) -> usize {
+    let source = Arc::new(Versions::default());
+    let mut older = 0;
+    for _ in 0..rounds {
+        let mut tasks = Vec::new();
+        for n in 0..32u64 {
+            let (cache, source) = (cache.clone(), source.clone());
+            let id = n % 4;
+            tasks.push(tokio::spawn(async move {
+                if n % 2 == 0 {
+                    write_record(&cache, &source, id, None).await;
+                } else {
+                    record(&cache, &source, id).await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("no task panics");
+        }
+        for id in 0..4 {
+            let (_, version) = record(cache, &source, id).await;
+            if version < source.current(id) {
+                older += 1;
+            }
+        }
+    }
+    older
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_writers_and_readers_never_leave_an_older_version() {
+    let cache = support::redis_cache("put-race").await;
+    assert_eq!(race(&cache, 40).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_writers_and_readers_never_leave_an_older_version_on_a_cluster() {
+    let cache = support::cluster_cache("put-race-cluster").await;
+    assert_eq!(race(&cache, 20).await, 0);
+}
