@@ -165,10 +165,11 @@ async fn inside_a_transaction_the_put_waits_for_the_commit_and_a_rollback_invali
 }
 
 /// 16 writers (puts) and 16 readers on 4 keys, `rounds` times; after each round, a read of
-/// each key returns the source's current version. Returns how many reads were older.
-async fn race(cache: &Cache, rounds: usize) -> usize {
+/// each key returns the source's current version. Returns how many of those reads were older,
+/// and how many were hits (a cache that stored nothing would be trivially fresh).
+async fn race(cache: &Cache, rounds: usize) -> (usize, usize) {
     let source = Arc::new(Versions::default());
-    let mut older = 0;
+    let (mut older, mut hits) = (0, 0);
     for _ in 0..rounds {
         let mut tasks = Vec::new();
         for n in 0..32u64 {
@@ -186,23 +187,28 @@ async fn race(cache: &Cache, rounds: usize) -> usize {
             task.await.expect("no task panics");
         }
         for id in 0..4 {
-            let (_, version) = record(cache, &source, id).await;
-            if version < source.current(id) {
-                older += 1;
-            }
+            let ((_, version), outcome) = with_outcome(record(cache, &source, id)).await;
+            older += usize::from(version < source.current(id));
+            hits += usize::from(outcome == Some(Outcome::Hit));
         }
     }
-    older
+    (older, hits)
+}
+
+fn assert_fresh_and_cached((older, hits): (usize, usize), reads: usize) {
+    eprintln!("{older} older of {reads} reads after the rounds, {hits} hits");
+    assert_eq!(older, 0, "reads after a round returned an older version than the source's");
+    assert!(hits >= reads / 4, "too few hits ({hits} of {reads}): the puts stored little");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_writers_and_readers_never_leave_an_older_version() {
     let cache = support::redis_cache("put-race").await;
-    assert_eq!(race(&cache, 40).await, 0);
+    assert_fresh_and_cached(race(&cache, 40).await, 160);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_writers_and_readers_never_leave_an_older_version_on_a_cluster() {
     let cache = support::cluster_cache("put-race-cluster").await;
-    assert_eq!(race(&cache, 20).await, 0);
+    assert_fresh_and_cached(race(&cache, 60).await, 240);
 }
