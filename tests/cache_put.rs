@@ -48,6 +48,18 @@ async fn failing_write(cache: &Cache, source: &Versions, id: u64) -> Result<(u64
     Err("the commit's outcome is unknown".into())
 }
 
+/// The last record written, whichever id.
+#[redis_cached(key = "latest_record", ttl = 600, cache = cache)]
+async fn latest(cache: &Cache, source: &Versions) -> (u64, u64) {
+    (u64::MAX, source.read(u64::MAX))
+}
+
+/// A write stored under two keys, in two hash slots on a Cluster.
+#[cache_put("record:<id>", "latest_record", ttl = 600, cache = cache)]
+async fn write_both(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
+    (id, source.write(id))
+}
+
 #[invalidates("record:<id>", cache = cache)]
 async fn invalidate_record(cache: &Cache, id: u64) {}
 
@@ -73,6 +85,19 @@ async fn a_put_stores_its_value_and_the_next_read_is_a_hit() {
     assert_eq!(read, (1, 1), "the put's value is read back");
     assert_eq!(outcome, Some(Outcome::Hit));
     assert_eq!(support::runs(&source.reads), reads, "the source was not read");
+}
+
+#[tokio::test]
+async fn a_put_under_keys_in_two_hash_slots_stores_both_on_a_cluster() {
+    let cache = support::cluster_cache("put-two-slots").await;
+    let source = Versions::default();
+    record(&cache, &source, 3).await;
+    latest(&cache, &source).await;
+    let written = write_both(&cache, &source, 3).await;
+    let reads = support::runs(&source.reads);
+    assert_eq!(with_outcome(record(&cache, &source, 3)).await, (written, Some(Outcome::Hit)));
+    assert_eq!(with_outcome(latest(&cache, &source)).await, (written, Some(Outcome::Hit)));
+    assert_eq!(support::runs(&source.reads), reads);
 }
 
 #[tokio::test]
