@@ -290,6 +290,73 @@ async fn on_a_cluster_with_ids_across_slots() {
     assert_eq!(source.calls().len(), 1, "the second call was all hits");
 }
 
+/// 30,000 ids on a 3-primary Cluster with the default timeout (250 ms): the lookup goes out
+/// as one pipeline per primary and chunk of keys, not one per hash slot, so that it ends in
+/// time; everything is stored, and the second call is all hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_thousand_ids_on_a_cluster_are_stored_and_then_all_hits() {
+    let cache = Cache::builder(&support::shared_cluster().url())
+        .prefix(support::unique_prefix("batch_cluster_large"))
+        .build()
+        .await
+        .expect("the cluster answers");
+    let source = Source::default();
+    let ids: Vec<i64> = (0..30_000).collect();
+    assert_eq!(
+        employees(&cache, &source, &ids).await.expect("Ok").len(),
+        30_000
+    );
+    assert_eq!(
+        employees(&cache, &source, &ids).await.expect("Ok").len(),
+        30_000
+    );
+    let calls = source.calls();
+    assert_eq!(
+        calls.len(),
+        1,
+        "the second call ran the body for {} ids",
+        calls.get(1).map_or(0, Vec::len)
+    );
+    assert!(!cache.is_degraded(), "no breaker opened");
+}
+
+/// A primary that hangs (SIGSTOP) costs a batch only the ids on it: the others are hits, the
+/// body sees exactly the hung primary's ids, and the timed-out request opens no breaker
+/// (which every function on that primary shares).
+#[tokio::test]
+async fn a_hung_primary_costs_a_batch_only_its_own_ids() {
+    let cluster = RedisCluster::start();
+    cluster.without_automatic_failover();
+    let cache = Cache::builder(&cluster.url())
+        .prefix(support::unique_prefix("batch_cluster_hung"))
+        .build()
+        .await
+        .expect("the cluster answers");
+    let source = Source::default();
+    let ids: Vec<i64> = (0..300).collect();
+    assert_eq!(
+        employees(&cache, &source, &ids).await.expect("Ok").len(),
+        300
+    );
+    let hung = cluster.primaries()[0];
+    let mut on_hung: Vec<i64> = (ids.iter().copied())
+        .filter(|id| cluster.primary_for(&format!("{}employee:{id}", cache.prefix())) == hung)
+        .collect();
+    assert!(!on_hung.is_empty() && on_hung.len() < 300);
+    cluster.stop(hung);
+    let found = employees(&cache, &source, &ids).await;
+    cluster.cont(hung);
+    assert_eq!(found.expect("Ok").len(), 300, "every id answered");
+    let mut second = source.calls().get(1).cloned().unwrap_or_default();
+    second.sort_unstable();
+    on_hung.sort_unstable();
+    assert_eq!(
+        second, on_hung,
+        "the body ran for the hung primary's ids only"
+    );
+    assert!(!cache.is_degraded(), "no breaker opened");
+}
+
 // ---------------------------------------------------------------------------------------
 // Redis only.
 

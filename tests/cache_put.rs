@@ -84,7 +84,11 @@ async fn a_put_stores_its_value_and_the_next_read_is_a_hit() {
     let (read, outcome) = with_outcome(record(&cache, &source, 1)).await;
     assert_eq!(read, (1, 1), "the put's value is read back");
     assert_eq!(outcome, Some(Outcome::Hit));
-    assert_eq!(support::runs(&source.reads), reads, "the source was not read");
+    assert_eq!(
+        support::runs(&source.reads),
+        reads,
+        "the source was not read"
+    );
 }
 
 #[tokio::test]
@@ -95,8 +99,14 @@ async fn a_put_under_keys_in_two_hash_slots_stores_both_on_a_cluster() {
     latest(&cache, &source).await;
     let written = write_both(&cache, &source, 3).await;
     let reads = support::runs(&source.reads);
-    assert_eq!(with_outcome(record(&cache, &source, 3)).await, (written, Some(Outcome::Hit)));
-    assert_eq!(with_outcome(latest(&cache, &source)).await, (written, Some(Outcome::Hit)));
+    assert_eq!(
+        with_outcome(record(&cache, &source, 3)).await,
+        (written, Some(Outcome::Hit))
+    );
+    assert_eq!(
+        with_outcome(latest(&cache, &source)).await,
+        (written, Some(Outcome::Hit))
+    );
     assert_eq!(support::runs(&source.reads), reads);
 }
 
@@ -182,10 +192,14 @@ async fn inside_a_transaction_the_put_waits_for_the_commit_and_a_rollback_invali
         write_record(&cache, &source, 1, None).await;
     })
     .await;
-    support::eventually(Duration::from_secs(5), "the rollback's invalidation", || {
-        let key = key(&cache, 1);
-        async move { !raw_exists(&key).await }
-    })
+    support::eventually(
+        Duration::from_secs(5),
+        "the rollback's invalidation",
+        || {
+            let key = key(&cache, 1);
+            async move { !raw_exists(&key).await }
+        },
+    )
     .await;
 }
 
@@ -222,8 +236,14 @@ async fn race(cache: &Cache, rounds: usize) -> (usize, usize) {
 
 fn assert_fresh_and_cached((older, hits): (usize, usize), reads: usize) {
     eprintln!("{older} older of {reads} reads after the rounds, {hits} hits");
-    assert_eq!(older, 0, "reads after a round returned an older version than the source's");
-    assert!(hits >= reads / 4, "too few hits ({hits} of {reads}): the puts stored little");
+    assert_eq!(
+        older, 0,
+        "reads after a round returned an older version than the source's"
+    );
+    assert!(
+        hits >= reads / 4,
+        "too few hits ({hits} of {reads}): the puts stored little"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -96,18 +96,18 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
     };
     // With `revalidate = "background"` or `soft_timeout`, boxed: a claimed refresh, or a body
     // that outlives `soft_timeout`, runs it to its end in a task of its own.
-    let (pinned, cached_fn) = if cached.windows.background.is_some() || cached.soft_timeout.is_some()
-    {
-        let boxed = quote_spanned! {function.sig.ident.span()=>
-            ::redis_cached::__private::Box::pin(#body)
+    let (pinned, cached_fn) =
+        if cached.windows.background.is_some() || cached.soft_timeout.is_some() {
+            let boxed = quote_spanned! {function.sig.ident.span()=>
+                ::redis_cached::__private::Box::pin(#body)
+            };
+            (boxed, quote!(cached_revalidating))
+        } else {
+            (
+                quote!(::redis_cached::__private::pin!(#body)),
+                quote!(cached),
+            )
         };
-        (boxed, quote!(cached_revalidating))
-    } else {
-        (
-            quote!(::redis_cached::__private::pin!(#body)),
-            quote!(cached),
-        )
-    };
     let sharing = sharing(function, &shape);
     // Spanned on the return type: a return type of no known shape is reported there.
     let call = quote_spanned! {output_span=>
@@ -445,7 +445,11 @@ fn from_result(invalidating: &InvalidatingFn) -> TokenStream {
 }
 
 /// The user's attributes, visibility and signature, around a new body.
-pub(crate) fn rewrite(function: &ItemFn, statements: TokenStream, output_span: Span) -> TokenStream {
+pub(crate) fn rewrite(
+    function: &ItemFn,
+    statements: TokenStream,
+    output_span: Span,
+) -> TokenStream {
     let ItemFn {
         attrs, vis, sig, ..
     } = function;

@@ -5,9 +5,9 @@
 //! one the reading function would have stored, and checked and expanded with the same code.
 
 use crate::args::{self, CachedArgs, KeyIgnores, Tags, kw};
+use crate::errors::Errors;
 use crate::expand;
 use crate::generics::{self, Use};
-use crate::errors::Errors;
 use crate::model::{self, CachedFn, Key};
 use crate::register;
 use proc_macro2::{Span, TokenStream};
@@ -105,7 +105,10 @@ impl<'a> PutFn<'a> {
                  the keys the returned value is stored under",
             ));
         }
-        let templates = args.keys.iter().chain(args.tags.iter().flat_map(|tags| &tags.0));
+        let templates = args
+            .keys
+            .iter()
+            .chain(args.tags.iter().flat_map(|tags| &tags.0));
         for lit in templates.filter(|lit| lit.value().contains("<return")) {
             errors.push(syn::Error::new_spanned(
                 lit,

@@ -67,7 +67,11 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
 
 /// The registration of an `#[invalidates]` function.
 pub(crate) fn invalidating(invalidating: &InvalidatingFn) -> TokenStream {
-    deleting(invalidating.function, &invalidating.keys, &invalidating.tags)
+    deleting(
+        invalidating.function,
+        &invalidating.keys,
+        &invalidating.tags,
+    )
 }
 
 /// The registration of a function that deletes (or, `#[cache_put]`, overwrites) `keys` and

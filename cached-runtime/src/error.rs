@@ -90,6 +90,15 @@ fn closest_hint(closest: &[String]) -> String {
 }
 
 impl Error {
+    /// Whether the operation ran out of time: the cache's timeout, or redis-rs's own.
+    pub(crate) fn is_timeout(&self) -> bool {
+        match self {
+            Error::Timeout(_) => true,
+            Error::Redis(error) => error.is_timeout(),
+            _ => false,
+        }
+    }
+
     /// Whether Redis is up but refused a write (`OOM` under `noeviction`, `READONLY` on a
     /// replica, `NOREPLICAS`, `MISCONF`): reads still work. Inside a script (the lookup on
     /// servers before 7.0) the refusal comes wrapped in an `ERR Error running script ...`

@@ -263,7 +263,13 @@ where
     }
     let lease = Lease::new();
     let found = match telemetry::timed(function, Op::Fetch, store.fetch_many(&keys, &lease)).await {
-        Ok(found) => found,
+        Ok((found, failure)) => {
+            // Some requests failed: their ids are misses, not stored.
+            if let Some(error) = failure {
+                telemetry::error(&cache.log, function, Op::Fetch, &error);
+            }
+            found
+        }
         Err(error) => {
             telemetry::error(&cache.log, function, Op::Fetch, &error);
             return Looked::Run(Filling::uncached(function, ids.len(), span), ids);

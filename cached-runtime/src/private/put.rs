@@ -127,7 +127,8 @@ impl Fence {
             return;
         }
         let pending = |key: &str| {
-            cx.cache.pending.contains(key) || self.tags.iter().any(|tag| cx.cache.pending.contains(tag))
+            cx.cache.pending.contains(key)
+                || self.tags.iter().any(|tag| cx.cache.pending.contains(tag))
         };
         let lease = &self.lease;
         let taken = join_all(self.keys.iter().map(|(key, _)| async move {
@@ -186,7 +187,12 @@ impl Settle {
                     telemetry::timed(fence.function, Op::Fill, fill)
                         .await
                         .unwrap_or_else(|error| {
-                            telemetry::error(&fence.cache.inner.log, fence.function, Op::Fill, &error);
+                            telemetry::error(
+                                &fence.cache.inner.log,
+                                fence.function,
+                                Op::Fill,
+                                &error,
+                            );
                             false
                         })
                 }

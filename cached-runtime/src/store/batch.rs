@@ -1,10 +1,13 @@
 //! The store operations of a batch function (`#[redis_cached(batch = ids)]`): many keys at
-//! once, one round trip per server, and on a cluster one per hash slot, all sent at once,
-//! each group through the breaker of its slot's primary. `mem://` runs the single-key
-//! operations, each atomic, key by key.
+//! once, one round trip per server (on a cluster, per primary, its slots together) and
+//! [`MAX_REQUEST`] keys: the requests of one server one after another, the servers at once,
+//! each request through the breaker of its primary. `mem://` runs the single-key operations, each atomic, key by key.
 //!
-//! A lookup that fails in one group fails the whole batch (the caller then runs the body
-//! for every id and stores nothing), and the leases the other groups took are released.
+//! A request that fails costs only its own keys: their ids are misses that are not stored
+//! (the body runs for them), their leases are released, and a timeout does not count
+//! against the breaker that every function on that primary shares (a large batch on a slow
+//! link is no outage; single calls still detect one). Only a lookup that fails in every
+//! request fails the batch.
 
 use super::lease::{Lease, Leases};
 use super::{Backend, Fetch, Store};
@@ -12,38 +15,70 @@ use crate::Error;
 use crate::task::spawn_detached;
 use futures_util::future::join_all;
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+/// The most keys one request of a batch carries: a larger batch goes out as several requests
+/// at once, each small enough to finish well within the timeout (10,000 keys to one primary
+/// in one request did not, on a loaded machine, within the default 250 ms).
+const MAX_REQUEST: usize = 1_000;
+
+/// A primary of a cluster, `(host, port)`, as redis-rs routes a request to it.
+pub(crate) type Primary = Arc<(String, u16)>;
+
+/// Keys that go in one request.
+struct Group {
+    /// Which server's: the groups of one server are next to each other.
+    server: usize,
+    /// A slot of the group's keys: its primary's breaker guards the request (`None`: the
+    /// only server).
+    slot: Option<u16>,
+    /// On a cluster whose topology is known, the primary the request goes to: its keys may
+    /// span that primary's slots. Without it, a group holds the keys of one slot, and
+    /// redis-rs routes the request by its first key.
+    route: Option<Primary>,
+    /// Indexes into the operation's keys.
+    members: Vec<usize>,
+}
+
+/// What a batch lookup found: one [`Fetch`] per key, in order (`None`: no reply for the
+/// key), and the error of the requests that failed, if some did.
+pub(crate) type FetchedMany = (Vec<Option<Fetch>>, Option<Error>);
+
 impl Store {
-    /// Looks every key up, taking `lease` on each one found absent (when leases are on): one
-    /// [`Fetch`] per key, in order (`None`: no reply for the key, never seen). A value over
-    /// the size cap is returned as is.
+    /// Looks every key up, taking `lease` on each one found absent (when leases are on). A
+    /// value over the size cap is returned as is. Fails only when every request failed; a
+    /// request that failed leaves its keys `None`, their leases released.
     pub(crate) async fn fetch_many(
         &self,
         keys: &[String],
         lease: &Lease,
-    ) -> Result<Vec<Option<Fetch>>, Error> {
+    ) -> Result<FetchedMany, Error> {
         let leased = self.0.leases.of(lease);
         let groups = self.group(keys.iter().map(String::as_str));
-        let lookups = groups.iter().map(|(slot, members)| async move {
-            let keys: Vec<&str> = members.iter().map(|&index| keys[index].as_str()).collect();
-            match &self.0.backend {
-                Backend::Redis(redis) => {
-                    self.guarded(*slot, redis.fetch_group(&keys, leased)).await
+        let lookups = each_group(&groups, |group| async move {
+            let keys: Vec<&str> = group.keys(keys);
+            let lookup = async {
+                match &self.0.backend {
+                    Backend::Redis(redis) => {
+                        redis
+                            .fetch_group(&keys, leased, group.route.as_deref())
+                            .await
+                    }
+                    Backend::Memory(memory) => {
+                        Ok(keys.iter().map(|key| memory.fetch(key, leased)).collect())
+                    }
                 }
-                Backend::Memory(memory) => {
-                    let fetch =
-                        async { Ok(keys.iter().map(|key| memory.fetch(key, leased)).collect()) };
-                    self.guarded(*slot, fetch).await
-                }
-            }
+            };
+            self.guarded_batch(group.slot, lookup).await
         });
         let mut found: Vec<Option<Fetch>> = keys.iter().map(|_| None).collect();
-        let mut failure = None;
-        for ((_, members), looked_up) in groups.iter().zip(join_all(lookups).await) {
+        let (mut failure, mut unanswered) = (None, Vec::new());
+        for (group, looked_up) in groups.iter().zip(lookups.await) {
             match looked_up {
                 Ok(fetched) => {
-                    for (&index, fetched) in members.iter().zip(fetched) {
+                    for (&index, fetched) in group.members.iter().zip(fetched) {
                         found[index] = Some(match fetched {
                             // Our own marker: a retried command (see `Store::lookup`).
                             Fetch::Theirs(seen) if seen == *lease => Fetch::Ours(None),
@@ -51,19 +86,24 @@ impl Store {
                         });
                     }
                 }
-                // A group refused by its open breaker never reached Redis; any other error
-                // may have set leases after all: the release below undoes them.
-                Err(error) => match &failure {
-                    Some(Error::Unavailable) | None => failure = Some(error),
-                    Some(_) => {}
-                },
+                // A request refused by its open breaker never reached Redis; any other
+                // error may have set leases after all: the release below undoes them.
+                Err(error) => {
+                    unanswered.extend(group.members.iter().map(|&index| keys[index].clone()));
+                    match &failure {
+                        Some(Error::Unavailable) | None => failure = Some(error),
+                        Some(_) => {}
+                    }
+                }
             }
         }
-        if let Some(error) = failure {
-            self.release_many_detached(keys, lease);
-            return Err(error);
+        if !unanswered.is_empty() {
+            self.release_many_detached(&unanswered, lease);
         }
-        Ok(found)
+        match failure {
+            Some(error) if unanswered.len() == keys.len() => Err(error),
+            failure => Ok((found, failure)),
+        }
     }
 
     /// Puts `lease` on every key whatever it holds (to overwrite values that do not decode).
@@ -99,32 +139,30 @@ impl Store {
         }
         let groups = self.group(entries.iter().map(|(key, _)| *key));
         let entries = &entries;
-        let fills = groups.iter().map(|(slot, members)| async move {
-            let group: Vec<(&str, &[u8])> = members.iter().map(|&index| entries[index]).collect();
-            let filled = match &self.0.backend {
-                Backend::Redis(redis) => {
-                    self.guarded(*slot, redis.fill_group(&group, lease, ttl))
-                        .await
-                }
-                Backend::Memory(memory) => {
-                    let fill = async {
-                        Ok(group
-                            .iter()
-                            .map(|(key, value)| memory.fill(key, lease, value, ttl))
-                            .collect())
-                    };
-                    self.guarded(*slot, fill).await
+        let fills = each_group(&groups, |group| async move {
+            let members: Vec<(&str, &[u8])> =
+                group.members.iter().map(|&index| entries[index]).collect();
+            let fill = async {
+                match &self.0.backend {
+                    Backend::Redis(redis) => {
+                        let route = group.route.as_deref();
+                        redis.fill_group(&members, lease, ttl, route).await
+                    }
+                    Backend::Memory(memory) => Ok(members
+                        .iter()
+                        .map(|(key, value)| memory.fill(key, lease, value, ttl))
+                        .collect()),
                 }
             };
+            let filled = self.guarded_batch(group.slot, fill).await;
             if filled.is_err() {
                 // A refused fill leaves our leases: the next callers would wait for them.
-                let keys: Vec<String> = group.iter().map(|(key, _)| (*key).to_owned()).collect();
+                let keys: Vec<String> = members.iter().map(|(key, _)| (*key).to_owned()).collect();
                 self.release_many_detached(&keys, lease);
             }
             filled
         });
-        let (filled, released) =
-            tokio::join!(join_all(fills), self.release_many(&oversized, lease));
+        let (filled, released) = tokio::join!(fills, self.release_many(&oversized, lease));
         let mut stored = 0;
         let mut failure = released.err();
         for filled in filled {
@@ -143,16 +181,16 @@ impl Store {
             return;
         };
         let groups = self.group(held.iter().map(|(key, _)| key.as_str()));
-        let extensions = groups.iter().map(|(slot, members)| async move {
-            let keys: Vec<&str> = members
-                .iter()
+        let extensions = each_group(&groups, |group| async move {
+            let keys: Vec<&str> = (group.members.iter())
                 .map(|&index| held[index].0.as_str())
                 .collect();
-            let leases: Vec<&Lease> = members.iter().map(|&index| &held[index].1).collect();
+            let leases: Vec<&Lease> = group.members.iter().map(|&index| &held[index].1).collect();
             let _ = match &self.0.backend {
                 Backend::Redis(redis) => {
-                    self.guarded(*slot, redis.extend_leases(&keys, &leases, ttl))
-                        .await
+                    let route = group.route.as_deref();
+                    let extend = redis.extend_leases(&keys, &leases, ttl, route);
+                    self.guarded_batch(group.slot, extend).await
                 }
                 Backend::Memory(memory) => {
                     for (key, lease) in keys.iter().zip(leases) {
@@ -162,7 +200,7 @@ impl Store {
                 }
             };
         });
-        join_all(extensions).await;
+        extensions.await;
     }
 
     /// Gives up `lease` on every key (those it still holds), one round trip per group.
@@ -191,11 +229,15 @@ impl Store {
             return Ok(());
         }
         let groups = self.group(keys.iter().map(String::as_str));
-        let releases = groups.iter().map(|(slot, members)| async move {
-            let keys: Vec<&str> = members.iter().map(|&index| keys[index].as_str()).collect();
+        let releases = each_group(&groups, |group| async move {
+            let keys: Vec<&str> = group.keys(keys);
             let release = async {
                 match &self.0.backend {
-                    Backend::Redis(redis) => redis.release_group(&keys, lease).await,
+                    Backend::Redis(redis) => {
+                        redis
+                            .release_group(&keys, lease, group.route.as_deref())
+                            .await
+                    }
                     Backend::Memory(memory) => {
                         keys.iter().for_each(|key| memory.release(key, lease));
                         Ok(())
@@ -203,39 +245,110 @@ impl Store {
                 }
             };
             if guarded {
-                self.guarded(*slot, release).await
+                self.guarded_batch(group.slot, release).await
             } else {
-                self.unguarded(*slot, release).await
+                self.unguarded(group.slot, release).await
             }
         });
-        join_all(releases).await.into_iter().collect()
+        releases.await.into_iter().collect()
     }
 
     /// Sets every key to its value for `ttl`, whatever it holds.
     async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
         let groups = self.group(entries.iter().map(|(key, _)| *key));
-        let sets = groups.iter().map(|(slot, members)| async move {
-            let group: Vec<(&str, &[u8])> = members.iter().map(|&index| entries[index]).collect();
-            match &self.0.backend {
-                Backend::Redis(redis) => self.guarded(*slot, redis.set_group(&group, ttl)).await,
-                Backend::Memory(memory) => {
-                    group
-                        .iter()
-                        .for_each(|(key, value)| memory.set(key, value, ttl));
-                    Ok(())
+        let sets = each_group(&groups, |group| async move {
+            let members: Vec<(&str, &[u8])> =
+                group.members.iter().map(|&index| entries[index]).collect();
+            let set = async {
+                match &self.0.backend {
+                    Backend::Redis(redis) => {
+                        redis.set_group(&members, ttl, group.route.as_deref()).await
+                    }
+                    Backend::Memory(memory) => {
+                        (members.iter()).for_each(|(key, value)| memory.set(key, value, ttl));
+                        Ok(())
+                    }
                 }
-            }
+            };
+            self.guarded_batch(group.slot, set).await
         });
-        join_all(sets).await.into_iter().collect()
+        sets.await.into_iter().collect()
     }
 
-    /// The indexes of `keys` grouped by the server that holds them: one group on a single
-    /// server or `mem://`, one per hash slot on a cluster.
-    fn group<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Vec<(Option<u16>, Vec<usize>)> {
-        let mut groups: HashMap<Option<u16>, Vec<usize>> = HashMap::new();
+    /// The indexes of `keys` in requests: by the server that holds them (on a cluster, by
+    /// primary once the topology is known, else by hash slot), at most [`MAX_REQUEST`] each.
+    fn group<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Vec<Group> {
+        let mut servers: HashMap<(Option<Primary>, Option<u16>), Vec<usize>> = HashMap::new();
+        let mut slots = Vec::new();
         for (index, key) in keys.enumerate() {
-            groups.entry(self.slot(key)).or_default().push(index);
+            let slot = self.slot(key);
+            slots.push(slot);
+            let server = match slot.and_then(|slot| self.0.breakers.primary(slot)) {
+                Some(primary) => (Some(primary), None),
+                None => (None, slot),
+            };
+            servers.entry(server).or_default().push(index);
         }
-        groups.into_iter().collect()
+        let mut groups = Vec::new();
+        for (server, ((route, _), members)) in servers.into_iter().enumerate() {
+            for chunk in members.chunks(MAX_REQUEST) {
+                groups.push(Group {
+                    server,
+                    // Any slot of the primary names its breaker: the first key's.
+                    slot: chunk.first().and_then(|&first| slots[first]),
+                    route: route.clone(),
+                    members: chunk.to_vec(),
+                });
+            }
+        }
+        groups
+    }
+
+    /// Runs one request of a batch unless its primary's breaker is open; tells the breaker
+    /// how it went, except for a timeout (see the module's comment).
+    async fn guarded_batch<T>(
+        &self,
+        slot: Option<u16>,
+        op: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let breaker = self.breaker(slot);
+        if !breaker.allow() {
+            return Err(Error::Unavailable);
+        }
+        let result = op.await;
+        if !matches!(&result, Err(error) if error.is_timeout()) {
+            breaker.record(&result);
+        }
+        result
+    }
+}
+
+/// Runs `op` on every group, and returns its outputs in the groups' order: the groups of one
+/// server one after another, so that each request has the server (and the connection) to
+/// itself and the timeout bounds its own time, not the wait behind the others; the servers
+/// at once.
+async fn each_group<'g, T, F>(groups: &'g [Group], op: impl Fn(&'g Group) -> F) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    let op = &op;
+    let servers = groups.chunk_by(|a, b| a.server == b.server);
+    let runs = servers.map(|server| async move {
+        let mut outputs = Vec::with_capacity(server.len());
+        for group in server {
+            outputs.push(op(group).await);
+        }
+        outputs
+    });
+    join_all(runs).await.into_iter().flatten().collect()
+}
+
+impl Group {
+    /// The group's keys, out of the operation's.
+    fn keys<'a>(&self, keys: &'a [String]) -> Vec<&'a str> {
+        self.members
+            .iter()
+            .map(|&index| keys[index].as_str())
+            .collect()
     }
 }

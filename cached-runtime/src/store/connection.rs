@@ -5,6 +5,7 @@
 use super::sentinel::SentinelConnection;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::SingleNodeRoutingInfo;
 use redis::{Client, Cmd, Pipeline, RedisFuture, Value};
 
 #[derive(Clone)]
@@ -52,6 +53,50 @@ impl ConnectionLike for Connection {
             Connection::Cluster(connection) => connection.get_db(),
             Connection::Sentinel(connection) => connection.get_db(),
         }
+    }
+}
+
+/// A cluster connection whose pipelines go to one node, named by address, whatever slots
+/// their keys are in (redis-rs refuses a pipeline spanning slots when it routes it itself).
+pub(crate) struct Routed<'a> {
+    cluster: &'a mut ClusterConnection,
+    host: &'a str,
+    port: u16,
+}
+
+impl<'a> Routed<'a> {
+    pub(crate) fn new(cluster: &'a mut ClusterConnection, host: &'a str, port: u16) -> Self {
+        Routed {
+            cluster,
+            host,
+            port,
+        }
+    }
+}
+
+impl ConnectionLike for Routed<'_> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        self.cluster.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let route = SingleNodeRoutingInfo::ByAddress {
+            host: self.host.to_owned(),
+            port: self.port,
+        };
+        Box::pin(
+            self.cluster
+                .route_pipeline(pipeline.clone(), offset, count, route),
+        )
+    }
+
+    fn get_db(&self) -> i64 {
+        self.cluster.get_db()
     }
 }
 

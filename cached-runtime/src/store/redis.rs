@@ -452,22 +452,6 @@ impl RedisStore {
         Ok(replaced == 1)
     }
 
-    /// Makes each of `keys` (in one slot on a cluster) live `ttl` more while its lease in
-    /// `leases` still holds it.
-    pub(crate) async fn extend_leases(
-        &self,
-        keys: &[&str],
-        leases: &[&Lease],
-        ttl: Duration,
-    ) -> Result<(), Error> {
-        let mut invocation = EXTEND_LEASES.prepare_invoke();
-        invocation.arg(millis(ttl));
-        for (key, lease) in keys.iter().zip(leases) {
-            invocation.key(*key).arg(lease.as_bytes());
-        }
-        self.invoke(&invocation).await
-    }
-
     pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
         self.invoke(RELEASE.key(key).arg(lease.as_bytes())).await
     }

@@ -1,17 +1,24 @@
-//! The batch operations of one group of keys on one server (on a cluster, keys of one hash
-//! slot: redis-rs sends a pipeline to the node of its first key and refuses one that spans
-//! slots). Each is one pipeline, so one round trip: the lookup is one `SET key lease NX PX
-//! ms GET` per key (the `FETCH` script before 7.0 and with tombstones, a plain `MGET` while
-//! Redis refuses writes), a fill one `FILL` script call per key, a release one `RELEASE`
-//! call per key.
+//! The batch operations of one group of keys on one server: on a cluster, the keys of one
+//! primary, sent to it by address (`route`), or without a route the keys of one hash slot
+//! (redis-rs sends a pipeline to the node of its first key and refuses one that spans
+//! slots). Each is one pipeline of single-key commands, so one round trip: the lookup is one
+//! `SET key lease NX PX ms GET` per key (the `FETCH` script before 7.0 and with tombstones,
+//! a plain `GET` while Redis refuses writes), a fill one `FILL` script call per key, a
+//! release one `RELEASE` call per key.
 
-use super::{FETCH, FILL, Found, RELEASE, RedisStore, found, millis, read};
+use super::{EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, found, millis, read};
 use crate::Error;
 use crate::store::Fetch;
+use crate::store::cluster::slot;
+use crate::store::connection::{Connection, Routed};
 use crate::store::lease::Lease;
-use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
+use redis::{FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+/// Where a group's pipeline goes on a cluster: a primary's `(host, port)`.
+type Route<'a> = Option<&'a (String, u16)>;
 
 impl RedisStore {
     /// Reads every key of the group; with a lease, sets it on each key found absent, each
@@ -20,20 +27,26 @@ impl RedisStore {
         &self,
         keys: &[&str],
         lease: Option<(&Lease, Duration)>,
+        route: Route<'_>,
     ) -> Result<Vec<Fetch>, Error> {
         let looked_up = match lease {
-            Some((lease, lease_ttl)) => self.lookup_group(keys, lease, lease_ttl).await,
-            None => self.mget(keys).await,
+            Some((lease, lease_ttl)) => self.lookup_group(keys, lease, lease_ttl, route).await,
+            None => self.get_group(keys, route).await,
         };
         match looked_up {
             // As a single lookup: hits stay hits; a miss runs the body, its store refused.
-            Err(error) if error.is_refused_write() => self.mget(keys).await,
+            Err(error) if error.is_refused_write() => self.get_group(keys, route).await,
             looked_up => looked_up,
         }
     }
 
-    async fn mget(&self, keys: &[&str]) -> Result<Vec<Fetch>, Error> {
-        let values: Vec<Option<Vec<u8>>> = self.run(redis::cmd("MGET").arg(keys)).await?;
+    /// A `GET` per key (not one `MGET`: the keys may span slots).
+    async fn get_group(&self, keys: &[&str], route: Route<'_>) -> Result<Vec<Fetch>, Error> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.get(*key);
+        }
+        let values: Vec<Option<Vec<u8>>> = self.query(&pipe, route).await.map_err(first_error)?;
         Ok(values.into_iter().map(read).collect())
     }
 
@@ -42,6 +55,7 @@ impl RedisStore {
         keys: &[&str],
         lease: &Lease,
         lease_ttl: Duration,
+        route: Route<'_>,
     ) -> Result<Vec<Fetch>, Error> {
         let lease_ms = millis(lease_ttl);
         if !self.scripted_lookup.load(Ordering::Relaxed) {
@@ -55,9 +69,8 @@ impl RedisStore {
                     .arg(lease_ms)
                     .arg("GET");
             }
-            let mut connection = self.connection.clone();
-            let result = pipe
-                .query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
+            let result = self
+                .query::<Vec<Option<Vec<u8>>>>(&pipe, route)
                 .await
                 .map(|values| values.into_iter().map(read).collect())
                 .map_err(first_error);
@@ -80,7 +93,7 @@ impl RedisStore {
                 invocation
             })
             .collect();
-        let answers: Vec<Found> = self.invoke_all(&FETCH, &invocations).await?;
+        let answers: Vec<Found> = self.invoke_all(&FETCH, &invocations, route).await?;
         Ok(answers
             .into_iter()
             .map(|answer| found(answer, false))
@@ -93,6 +106,7 @@ impl RedisStore {
         entries: &[(&str, &[u8])],
         lease: &Lease,
         ttl: Duration,
+        route: Route<'_>,
     ) -> Result<Vec<bool>, Error> {
         let ttl = millis(ttl);
         let invocations: Vec<ScriptInvocation> = entries
@@ -107,7 +121,7 @@ impl RedisStore {
                 invocation
             })
             .collect();
-        let filled: Vec<i64> = self.invoke_all(&FILL, &invocations).await?;
+        let filled: Vec<i64> = self.invoke_all(&FILL, &invocations, route).await?;
         Ok(filled.into_iter().map(|filled| filled == 1).collect())
     }
 
@@ -116,6 +130,7 @@ impl RedisStore {
         &self,
         entries: &[(&str, &[u8])],
         ttl: Duration,
+        route: Route<'_>,
     ) -> Result<(), Error> {
         let mut pipe = redis::pipe();
         for (key, value) in entries {
@@ -126,14 +141,16 @@ impl RedisStore {
                 .arg(millis(ttl))
                 .ignore();
         }
-        let mut connection = self.connection.clone();
-        pipe.query_async::<()>(&mut connection)
-            .await
-            .map_err(first_error)
+        self.query::<()>(&pipe, route).await.map_err(first_error)
     }
 
     /// Deletes each key our lease still holds.
-    pub(crate) async fn release_group(&self, keys: &[&str], lease: &Lease) -> Result<(), Error> {
+    pub(crate) async fn release_group(
+        &self,
+        keys: &[&str],
+        lease: &Lease,
+        route: Route<'_>,
+    ) -> Result<(), Error> {
         let invocations: Vec<ScriptInvocation> = keys
             .iter()
             .map(|key| {
@@ -142,7 +159,33 @@ impl RedisStore {
                 invocation
             })
             .collect();
-        self.invoke_all::<i64>(&RELEASE, &invocations).await?;
+        self.invoke_all::<i64>(&RELEASE, &invocations, route)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes each key live `ttl` more while its lease still holds it: one script call for
+    /// the group's keys (per hash slot, when the group spans slots of a primary).
+    pub(crate) async fn extend_leases(
+        &self,
+        keys: &[&str],
+        leases: &[&Lease],
+        ttl: Duration,
+        route: Route<'_>,
+    ) -> Result<(), Error> {
+        let mut by_slot: BTreeMap<u16, ScriptInvocation> = BTreeMap::new();
+        for (key, lease) in keys.iter().zip(leases) {
+            let slot = if route.is_some() { slot(key) } else { 0 };
+            let invocation = by_slot.entry(slot).or_insert_with(|| {
+                let mut invocation = EXTEND_LEASES.prepare_invoke();
+                invocation.arg(millis(ttl));
+                invocation
+            });
+            invocation.key(*key).arg(lease.as_bytes());
+        }
+        let invocations: Vec<ScriptInvocation> = by_slot.into_values().collect();
+        self.invoke_all::<i64>(&EXTEND_LEASES, &invocations, route)
+            .await?;
         Ok(())
     }
 
@@ -152,6 +195,7 @@ impl RedisStore {
         &self,
         script: &Script,
         invocations: &[ScriptInvocation<'_>],
+        route: Route<'_>,
     ) -> Result<Vec<T>, Error> {
         let run = |load: bool| {
             let mut pipe = redis::pipe();
@@ -161,14 +205,28 @@ impl RedisStore {
             for invocation in invocations {
                 pipe.invoke_script(invocation);
             }
-            let mut connection = self.connection.clone();
-            async move { pipe.query_async::<Vec<T>>(&mut connection).await }
+            async move { self.query::<Vec<T>>(&pipe, route).await }
         };
         match run(false).await.map_err(first_error) {
             Err(Error::Redis(error)) if error.code() == Some("NOSCRIPT") => {
                 run(true).await.map_err(first_error)
             }
             result => result,
+        }
+    }
+}
+
+impl RedisStore {
+    /// Sends `pipe`: to `route`'s primary on a cluster, if given; else as the connection
+    /// routes it.
+    async fn query<T: FromRedisValue>(&self, pipe: &Pipeline, route: Route<'_>) -> RedisResult<T> {
+        let mut connection = self.connection.clone();
+        match (&mut connection, route) {
+            (Connection::Cluster(cluster), Some((host, port))) => {
+                pipe.query_async(&mut Routed::new(cluster, host, *port))
+                    .await
+            }
+            (connection, _) => pipe.query_async(connection).await,
         }
     }
 }
