@@ -12,6 +12,7 @@ pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
     "key",
     "ttl",
     "ttl_from",
+    "jitter",
     "refresh",
     "cache",
     "cache_none",
@@ -67,9 +68,10 @@ mod kw {
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(soft_timeout);
     syn::custom_keyword!(version);
+    syn::custom_keyword!(jitter);
 }
 
-/// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., refresh = ..., cache = ...,
+/// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., jitter = ..., refresh = ..., cache = ...,
 /// cache_none = ..., near_cache = ..., key_ignores = [...], tags = [...], stale = ...,
 /// stale_if_error = ..., refresh_ahead = ..., revalidate = "...", timeout = ...,
 /// soft_timeout = ..., version = N, batch = ids)]`
@@ -79,6 +81,8 @@ pub(crate) struct CachedArgs {
     /// Converted to seconds by [`ttl_seconds`] in `model`.
     pub(crate) ttl: Option<Expr>,
     pub(crate) ttl_from: Option<(Ident, Expr)>,
+    /// `"10%"`, read by [`jitter`].
+    pub(crate) jitter: Option<Expr>,
     /// Durations, as `ttl`'s literals.
     pub(crate) stale: Option<(Ident, Expr)>,
     pub(crate) stale_if_error: Option<(Ident, Expr)>,
@@ -227,6 +231,7 @@ impl Parse for CachedArgs {
         let mut timeout = None;
         let mut soft_timeout = None;
         let mut version = None;
+        let mut jitter = None;
         let hint = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
         parse_list(input, CACHED_ARGUMENTS, &hint, |input, lookahead| {
             if lookahead.peek(kw::key) {
@@ -250,6 +255,8 @@ impl Parse for CachedArgs {
                 )?;
             } else if lookahead.peek(kw::soft_timeout) {
                 set_once(&mut soft_timeout, named::<kw::soft_timeout, Expr>(input)?)?;
+            } else if lookahead.peek(kw::jitter) {
+                set_once(&mut jitter, value::<kw::jitter, Expr>(input)?)?;
             } else if lookahead.peek(kw::version) {
                 set_once(&mut version, value::<kw::version, Expr>(input)?)?;
             } else if lookahead.peek(kw::timeout) {
@@ -309,6 +316,7 @@ impl Parse for CachedArgs {
             key_ignores,
             tags,
             ttl_from,
+            jitter,
             stale,
             stale_if_error,
             refresh_ahead,
@@ -471,6 +479,26 @@ pub(crate) fn version(expr: &Expr) -> syn::Result<u32> {
     ))
 }
 
+/// `jitter = "10%"`: the share of the TTL each stored TTL may be shortened by, as a
+/// fraction, from `"0%"` (none, whatever the cache's) to below `"100%"`.
+pub(crate) fn jitter(expr: &Expr) -> syn::Result<f64> {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Str(text),
+        ..
+    }) = expr
+        && let Some(percent) = text.value().trim().strip_suffix('%')
+        && let Ok(percent) = percent.trim_end().parse::<f64>()
+        && (0.0..100.0).contains(&percent)
+    {
+        return Ok(percent / 100.0);
+    }
+    Err(syn::Error::new_spanned(
+        expr,
+        "`jitter` is a percentage of the TTL below 100, as in `jitter = \"10%\"`: each stored \
+         TTL is drawn from 90% to 100% of it (`\"0%\"`: none, whatever the cache's)",
+    ))
+}
+
 /// XFetch's beta of `refresh_ahead = true` or `refresh_ahead = 2.0`: positive.
 pub(crate) fn beta(lit: &Lit) -> syn::Result<Option<f64>> {
     let beta = match lit {
@@ -610,7 +638,7 @@ mod tests {
 
     use super::{
         CACHED_ARGUMENTS, CachedArgs, INVALIDATES_ARGUMENTS, InvalidatesArgs, NOT_WITH_BATCH,
-        parse_duration, parse_millis,
+        jitter, parse_duration, parse_millis,
     };
     use syn::parse::Parse;
 
@@ -696,6 +724,18 @@ mod tests {
     fn the_parser_takes_each_listed_argument() {
         assert_parsed::<CachedArgs>(CACHED_ARGUMENTS);
         assert_parsed::<InvalidatesArgs>(INVALIDATES_ARGUMENTS);
+    }
+
+    #[test]
+    fn jitters() {
+        let read = |text: &str| jitter(&syn::parse_str(text).unwrap()).ok();
+        assert_eq!(read(r#""10%""#), Some(0.1));
+        assert_eq!(read(r#""12.5 %""#), Some(0.125));
+        assert_eq!(read(r#""0%""#), Some(0.0));
+        assert_eq!(read(r#""99%""#), Some(0.99));
+        for refused in [r#""100%""#, r#""150%""#, r#""-5%""#, r#""10""#, r#""abc""#, "10", "0.1"] {
+            assert_eq!(read(refused), None, "{refused}");
+        }
     }
 
     #[test]

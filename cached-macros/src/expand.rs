@@ -34,7 +34,7 @@ use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 //             },
 //         )
 //         // `.tag(|__redis_cached_key| ..)` per tag, then
-//         .ttl(60u64); // `.ttl_value(<expr>)` for `ttl = <expr>`; and `.refresh(..)`,
+//         .ttl(60u64); // `.ttl_value(<expr>)` for `ttl = <expr>`; and `.jitter(0.1f64)`, `.refresh(..)`,
 //         // `.cache_none(..)`, `.near(..)`, `.stale(..)`, `.stale_if_error(..)`,
 //         // `.refresh_ahead(..)`, `.timeout(..)` as given (with `timeout`, the body below is
 //         // `async move { __private::time_limit::<OkOf, _, _>(ms, async move { .. }).await }`)
@@ -92,6 +92,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         Ttl::Seconds(seconds) => quote!(.ttl(#seconds)),
         Ttl::Expr(expr) => quote_spanned!(expr.span()=> .ttl_value(#expr)),
     });
+    let jitter = jitter(cached);
     let windows = &cached.windows;
     let stale = (windows.stale.as_ref()).map(|(_, seconds)| quote!(.stale(#seconds)));
     let stale_if_error =
@@ -158,7 +159,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         quote! {
             #registration
             let __redis_cached_call = ::redis_cached::__private::Call::new(#cache, #name, #render)
-                #(.tag(#tags))* #ttl #refresh #cache_none #near #stale #stale_if_error
+                #(.tag(#tags))* #ttl #jitter #refresh #cache_none #near #stale #stale_if_error
                 #refresh_ahead #timeout #background #soft_timeout #version;
             // Pinned here, in the function's own future, so that the runtime's futures hold
             // a pointer to the body rather than copies of it.
@@ -170,6 +171,11 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         },
         output_span,
     )
+}
+
+/// `.jitter(fraction)` for `jitter = "N%"`: the call's, over the cache's.
+fn jitter(cached: &CachedFn) -> Option<TokenStream> {
+    cached.jitter.map(|fraction| quote!(.jitter(#fraction)))
 }
 
 /// How a failed fill shares its `Err` with its waiters: the runtime's autoref probe on the
@@ -260,6 +266,7 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
         Some(Ttl::Seconds(seconds)) => Some(quote!(.ttl(#seconds))),
         _ => None,
     };
+    let jitter = jitter(cached);
     let output_span = output_span(function);
     let shape = shape(cached.shape, output_span);
     let value = batch.value;
@@ -306,7 +313,7 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
             #registration
             let __redis_cached_batch =
                 ::redis_cached::__private::Batch::new(#cache, #name, &#ids[..], #render)
-                    #ttl #version;
+                    #ttl #jitter #version;
             let __redis_cached_stores = #stores;
             let (__redis_cached_filling, __redis_cached_missing) = match #lookup.await {
                 ::redis_cached::__private::Looked::Done(__redis_cached_output) => {

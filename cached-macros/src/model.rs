@@ -24,6 +24,8 @@ pub(crate) struct CachedFn<'a> {
     pub(crate) ttl: Option<Ttl>,
     /// `ttl_from = <fn>`: each value's TTL.
     pub(crate) ttl_from: Option<Expr>,
+    /// `jitter = "N%"`, as a fraction in `[0, 1)`.
+    pub(crate) jitter: Option<f64>,
     /// Past the TTL: `stale` and `stale_if_error` (whole seconds), and `refresh_ahead`'s beta.
     pub(crate) windows: Windows,
     pub(crate) refresh: Option<Expr>,
@@ -99,6 +101,7 @@ impl<'a> CachedFn<'a> {
         let scope = scope(function, ResultScope::Unavailable);
         let mut errors = Errors::default();
         let ttl = errors.track(args.ttl.as_ref().map(args::ttl).transpose());
+        let jitter = errors.track(args.jitter.as_ref().map(args::jitter).transpose());
         let key = errors.track(match &args.key {
             Some(lit) => Key::parse(lit.clone(), &scope),
             None => Err(syn::Error::new(
@@ -131,6 +134,7 @@ impl<'a> CachedFn<'a> {
             key: key?,
             ttl: ttl?,
             ttl_from: args.ttl_from.map(|(_, expr)| expr),
+            jitter: jitter?,
             windows: windows?,
             refresh: args.refresh,
             cache: CacheSource::from(args.cache),
