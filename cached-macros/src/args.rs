@@ -30,7 +30,7 @@ pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
 ];
 
 /// The named arguments of `#[invalidates]`, besides its key templates; as above.
-pub(crate) const INVALIDATES_ARGUMENTS: &[&str] = &["cache", "key_ignores", "tags"];
+pub(crate) const INVALIDATES_ARGUMENTS: &[&str] = &["cache", "key_ignores", "tags", "each"];
 
 /// What `batch` does not combine with, as `valid` refuses it and names it in the error, in
 /// that order; the reference lists the same.
@@ -69,6 +69,7 @@ mod kw {
     syn::custom_keyword!(soft_timeout);
     syn::custom_keyword!(version);
     syn::custom_keyword!(jitter);
+    syn::custom_keyword!(each);
 }
 
 /// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., jitter = ..., refresh = ..., cache = ...,
@@ -106,13 +107,15 @@ pub(crate) struct CachedArgs {
     pub(crate) batch: Option<Ident>,
 }
 
-/// `#[invalidates("...", "...", cache = ..., key_ignores = [...], tags = [...])]`
+/// `#[invalidates("...", "...", cache = ..., key_ignores = [...], tags = [...], each = ids)]`
 pub(crate) struct InvalidatesArgs {
     /// At least one key or tag; reported empty by `model`.
     pub(crate) keys: Vec<LitStr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) key_ignores: Option<KeyIgnores>,
     pub(crate) tags: Option<Tags>,
+    /// The collection parameter whose templates are rendered once per element.
+    pub(crate) each: Option<Ident>,
 }
 
 /// `tags = ["department:<dept>", "employees"]`: tag templates, at least one.
@@ -292,13 +295,7 @@ impl Parse for CachedArgs {
             } else if lookahead.peek(kw::batch) {
                 let name = input.parse::<kw::batch>()?;
                 input.parse::<Token![=]>()?;
-                let ids = input.parse::<Ident>().map_err(|error| {
-                    syn::Error::new(
-                        error.span(),
-                        "`batch` names the parameter that holds the ids, as in `batch = ids`",
-                    )
-                })?;
-                set_once(&mut batch, (name, ids))?;
+                set_once(&mut batch, (name, collection(input, "batch")?))?;
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
@@ -335,6 +332,7 @@ impl Parse for InvalidatesArgs {
         let mut cache = None;
         let mut key_ignores = None;
         let mut tags = None;
+        let mut each = None;
         let hint = format!(
             "expected a key template such as \"user:<id>\", or one of {}",
             one_of(INVALIDATES_ARGUMENTS)
@@ -351,6 +349,10 @@ impl Parse for InvalidatesArgs {
                 )?;
             } else if lookahead.peek(kw::tags) {
                 set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
+            } else if lookahead.peek(kw::each) {
+                let name = input.parse::<kw::each>()?;
+                input.parse::<Token![=]>()?;
+                set_once(&mut each, (name, collection(input, "each")?))?;
             } else {
                 return Ok(false);
             }
@@ -361,8 +363,19 @@ impl Parse for InvalidatesArgs {
             cache,
             key_ignores,
             tags,
+            each,
         })
     }
+}
+
+/// The parameter name after `batch =` or `each =`.
+fn collection(input: ParseStream, argument: &str) -> syn::Result<Ident> {
+    input.parse::<Ident>().map_err(|error| {
+        syn::Error::new(
+            error.span(),
+            format!("`{argument}` names the parameter that holds the ids, as in `{argument} = ids`"),
+        )
+    })
 }
 
 /// Parses comma-separated arguments with `argument`, which returns `false` for one it does

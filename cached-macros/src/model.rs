@@ -8,7 +8,7 @@
 //! the keys, `cache_none` and the return type) are `valid`'s.
 
 use crate::args::{self, CachedArgs, InvalidatesArgs, Ttl};
-use crate::batch::BatchParam;
+use crate::batch::{self, BatchParam};
 use crate::errors::Errors;
 use crate::shape::{Shape, Stored};
 use crate::template::{ResultScope, RootKind, Scope, Template};
@@ -80,6 +80,9 @@ pub(crate) struct InvalidatingFn<'a> {
     pub(crate) tags: Vec<Key>,
     /// Which part of the result `<return>` names.
     pub(crate) shape: Shape,
+    /// `each = ids`, as written in the attribute: the collection parameter (`&[K]` or
+    /// `Vec<K>`, checked) whose templates are rendered once per element.
+    pub(crate) each: Option<Ident>,
 }
 
 /// A key template as written, and parsed against the function's names.
@@ -225,6 +228,11 @@ impl<'a> InvalidatingFn<'a> {
         let keys = parse_all(&args.keys, &scope, &mut errors);
         check_async(function, "invalidates", &mut errors);
         let tags = parse_all(tag_templates(&args.tags), &scope, &mut errors);
+        let each = errors.track(
+            (args.each.as_ref())
+                .map(|ids| batch::parameter(ids, function, "each").map(|_| ids.clone()))
+                .transpose(),
+        );
         errors.check()?;
         Ok(InvalidatingFn {
             function,
@@ -233,6 +241,7 @@ impl<'a> InvalidatingFn<'a> {
             key_ignores: args.key_ignores.map(|list| list.0),
             tags,
             shape,
+            each: each?,
         })
     }
 
