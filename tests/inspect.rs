@@ -57,6 +57,12 @@ async fn fresh(cache: &Cache, id: u64) -> String {
     format!("fresh {id}")
 }
 
+/// Its jitter is shown beside its TTL.
+#[redis_cached(key = "inspect:jittered:<id>", ttl = 60, jitter = "12.5%", cache = cache)]
+async fn jittered(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
 /// A name with markup in it: the page must print it as text.
 #[redis_cached(key = "inspect:team:<id>", ttl = 60, tags = ["inspect-teams"], cache = cache)]
 async fn team(cache: &Cache, id: u64) -> String {
@@ -186,6 +192,20 @@ async fn functions_json_shows_the_counts_of_the_calls_made() {
     let team = function(&functions, "team");
     assert_eq!(team["tags"], serde_json::json!(["inspect-teams"]));
     assert_eq!(function(&functions, "fresh")["stale_s"], 30);
+}
+
+/// The attribute's `jitter` is listed with the TTL (`null` for the cache's), on the page
+/// and in `functions.json`.
+#[tokio::test]
+async fn the_jitter_is_shown_beside_the_ttl() {
+    let (base, cache, _server) = serve().await;
+    jittered(&cache, 1).await;
+    let (status, functions) = get_json(&format!("{base}/functions.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(function(&functions, "jittered")["jitter"], 0.125);
+    assert!(function(&functions, "counted")["jitter"].is_null());
+    let page = get_text(&base).await;
+    assert!(page.contains("60 s, jitter 12.5%"), "{page}");
 }
 
 /// With a near tier, the page and `functions.json` show its eviction lag once probes arrive.

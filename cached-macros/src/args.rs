@@ -12,6 +12,7 @@ pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
     "key",
     "ttl",
     "ttl_from",
+    "jitter",
     "refresh",
     "cache",
     "cache_none",
@@ -29,7 +30,7 @@ pub(crate) const CACHED_ARGUMENTS: &[&str] = &[
 ];
 
 /// The named arguments of `#[invalidates]`, besides its key templates; as above.
-pub(crate) const INVALIDATES_ARGUMENTS: &[&str] = &["cache", "key_ignores", "tags"];
+pub(crate) const INVALIDATES_ARGUMENTS: &[&str] = &["cache", "key_ignores", "tags", "each"];
 
 /// What `batch` does not combine with, as `valid` refuses it and names it in the error, in
 /// that order; the reference lists the same.
@@ -67,9 +68,11 @@ pub(crate) mod kw {
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(soft_timeout);
     syn::custom_keyword!(version);
+    syn::custom_keyword!(jitter);
+    syn::custom_keyword!(each);
 }
 
-/// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., refresh = ..., cache = ...,
+/// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., jitter = ..., refresh = ..., cache = ...,
 /// cache_none = ..., near_cache = ..., key_ignores = [...], tags = [...], stale = ...,
 /// stale_if_error = ..., refresh_ahead = ..., revalidate = "...", timeout = ...,
 /// soft_timeout = ..., version = N, batch = ids)]`
@@ -79,6 +82,8 @@ pub(crate) struct CachedArgs {
     /// Converted to seconds by [`ttl_seconds`] in `model`.
     pub(crate) ttl: Option<Expr>,
     pub(crate) ttl_from: Option<(Ident, Expr)>,
+    /// `"10%"`, read by [`jitter`].
+    pub(crate) jitter: Option<Expr>,
     /// Durations, as `ttl`'s literals.
     pub(crate) stale: Option<(Ident, Expr)>,
     pub(crate) stale_if_error: Option<(Ident, Expr)>,
@@ -102,13 +107,15 @@ pub(crate) struct CachedArgs {
     pub(crate) batch: Option<Ident>,
 }
 
-/// `#[invalidates("...", "...", cache = ..., key_ignores = [...], tags = [...])]`
+/// `#[invalidates("...", "...", cache = ..., key_ignores = [...], tags = [...], each = ids)]`
 pub(crate) struct InvalidatesArgs {
     /// At least one key or tag; reported empty by `model`.
     pub(crate) keys: Vec<LitStr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) key_ignores: Option<KeyIgnores>,
     pub(crate) tags: Option<Tags>,
+    /// The collection parameter whose templates are rendered once per element.
+    pub(crate) each: Option<Ident>,
 }
 
 /// `tags = ["department:<dept>", "employees"]`: tag templates, at least one.
@@ -227,6 +234,7 @@ impl Parse for CachedArgs {
         let mut timeout = None;
         let mut soft_timeout = None;
         let mut version = None;
+        let mut jitter = None;
         let hint = format!("expected one of {}", one_of(CACHED_ARGUMENTS));
         parse_list(input, CACHED_ARGUMENTS, &hint, |input, lookahead| {
             if lookahead.peek(kw::key) {
@@ -250,6 +258,8 @@ impl Parse for CachedArgs {
                 )?;
             } else if lookahead.peek(kw::soft_timeout) {
                 set_once(&mut soft_timeout, named::<kw::soft_timeout, Expr>(input)?)?;
+            } else if lookahead.peek(kw::jitter) {
+                set_once(&mut jitter, value::<kw::jitter, Expr>(input)?)?;
             } else if lookahead.peek(kw::version) {
                 set_once(&mut version, value::<kw::version, Expr>(input)?)?;
             } else if lookahead.peek(kw::timeout) {
@@ -285,13 +295,7 @@ impl Parse for CachedArgs {
             } else if lookahead.peek(kw::batch) {
                 let name = input.parse::<kw::batch>()?;
                 input.parse::<Token![=]>()?;
-                let ids = input.parse::<Ident>().map_err(|error| {
-                    syn::Error::new(
-                        error.span(),
-                        "`batch` names the parameter that holds the ids, as in `batch = ids`",
-                    )
-                })?;
-                set_once(&mut batch, (name, ids))?;
+                set_once(&mut batch, (name, collection(input, "batch")?))?;
             } else if lookahead.peek(kw::cache) {
                 set_once(&mut cache, value::<kw::cache, Expr>(input)?)?;
             } else {
@@ -309,6 +313,7 @@ impl Parse for CachedArgs {
             key_ignores,
             tags,
             ttl_from,
+            jitter,
             stale,
             stale_if_error,
             refresh_ahead,
@@ -327,6 +332,7 @@ impl Parse for InvalidatesArgs {
         let mut cache = None;
         let mut key_ignores = None;
         let mut tags = None;
+        let mut each = None;
         let hint = format!(
             "expected a key template such as \"user:<id>\", or one of {}",
             one_of(INVALIDATES_ARGUMENTS)
@@ -343,6 +349,10 @@ impl Parse for InvalidatesArgs {
                 )?;
             } else if lookahead.peek(kw::tags) {
                 set_once(&mut tags, value::<kw::tags, Tags>(input)?)?;
+            } else if lookahead.peek(kw::each) {
+                let name = input.parse::<kw::each>()?;
+                input.parse::<Token![=]>()?;
+                set_once(&mut each, (name, collection(input, "each")?))?;
             } else {
                 return Ok(false);
             }
@@ -353,8 +363,21 @@ impl Parse for InvalidatesArgs {
             cache,
             key_ignores,
             tags,
+            each,
         })
     }
+}
+
+/// The parameter name after `batch =` or `each =`.
+fn collection(input: ParseStream, argument: &str) -> syn::Result<Ident> {
+    input.parse::<Ident>().map_err(|error| {
+        syn::Error::new(
+            error.span(),
+            format!(
+                "`{argument}` names the parameter that holds the ids, as in `{argument} = ids`"
+            ),
+        )
+    })
 }
 
 /// Parses comma-separated arguments with `argument`, which returns `false` for one it does
@@ -468,6 +491,26 @@ pub(crate) fn version(expr: &Expr) -> syn::Result<u32> {
         expr,
         "`version` is a positive integer below 2^32, as in `version = 2`: raise it when what \
          the function computes changes, and entries of other versions are misses",
+    ))
+}
+
+/// `jitter = "10%"`: the share of the TTL each stored TTL may be shortened by, as a
+/// fraction, from `"0%"` (none, whatever the cache's) to below `"100%"`.
+pub(crate) fn jitter(expr: &Expr) -> syn::Result<f64> {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Str(text),
+        ..
+    }) = expr
+        && let Some(percent) = text.value().trim().strip_suffix('%')
+        && let Ok(percent) = percent.trim_end().parse::<f64>()
+        && (0.0..100.0).contains(&percent)
+    {
+        return Ok(percent / 100.0);
+    }
+    Err(syn::Error::new_spanned(
+        expr,
+        "`jitter` is a percentage of the TTL below 100, as in `jitter = \"10%\"`: each stored \
+         TTL is drawn from 90% to 100% of it (`\"0%\"`: none, whatever the cache's)",
     ))
 }
 
@@ -610,7 +653,7 @@ mod tests {
 
     use super::{
         CACHED_ARGUMENTS, CachedArgs, INVALIDATES_ARGUMENTS, InvalidatesArgs, NOT_WITH_BATCH,
-        parse_duration, parse_millis,
+        jitter, parse_duration, parse_millis,
     };
     use syn::parse::Parse;
 
@@ -696,6 +739,26 @@ mod tests {
     fn the_parser_takes_each_listed_argument() {
         assert_parsed::<CachedArgs>(CACHED_ARGUMENTS);
         assert_parsed::<InvalidatesArgs>(INVALIDATES_ARGUMENTS);
+    }
+
+    #[test]
+    fn jitters() {
+        let read = |text: &str| jitter(&syn::parse_str(text).unwrap()).ok();
+        assert_eq!(read(r#""10%""#), Some(0.1));
+        assert_eq!(read(r#""12.5 %""#), Some(0.125));
+        assert_eq!(read(r#""0%""#), Some(0.0));
+        assert_eq!(read(r#""99%""#), Some(0.99));
+        for refused in [
+            r#""100%""#,
+            r#""150%""#,
+            r#""-5%""#,
+            r#""10""#,
+            r#""abc""#,
+            "10",
+            "0.1",
+        ] {
+            assert_eq!(read(refused), None, "{refused}");
+        }
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! (`HashMap<K, V>` or `Result<HashMap<K, V>, E>`). Read in `model`; its rules with the
 //! other parts (the key names the ids, no option of `args::NOT_WITH_BATCH`) are `valid`'s;
 //! expanded by `expand::batch`.
+//!
+//! `#[invalidates("employee:<ids>", each = ids)]` takes the same parameter types
+//! ([`parameter`]): its templates that name the parameter are rendered once per element.
 
 use crate::errors::Errors;
+use crate::template::{Placeholder, Segment, Template};
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Token, Type};
 
 /// The batch parameter of a function, and the value type of its map.
@@ -21,7 +25,7 @@ impl<'a> BatchParam<'a> {
     /// The parameter `name` names, and the map's value type; the errors of both.
     pub(crate) fn read(name: &Ident, function: &'a ItemFn) -> syn::Result<BatchParam<'a>> {
         let mut errors = Errors::default();
-        let parameter = errors.track(parameter(name, function));
+        let parameter = errors.track(parameter(name, function, "batch"));
         let value = errors.track(map_value(function));
         errors.check()?;
         let (ident, mutability, owned) = parameter?;
@@ -34,8 +38,13 @@ impl<'a> BatchParam<'a> {
     }
 }
 
-/// The parameter `name`, by a plain binding, of type `&[K]` or `Vec<K>`.
-fn parameter(name: &Ident, function: &ItemFn) -> syn::Result<(Ident, Option<Token![mut]>, bool)> {
+/// The parameter `name` of `argument = name` (`batch`, `each`), by a plain binding, of type
+/// `&[K]` or `Vec<K>`: its binding, `mut` and whether it is a `Vec`.
+pub(crate) fn parameter(
+    name: &Ident,
+    function: &ItemFn,
+    argument: &str,
+) -> syn::Result<(Ident, Option<Token![mut]>, bool)> {
     let found = function.sig.inputs.iter().find_map(|input| match input {
         FnArg::Typed(typed) => match &*typed.pat {
             Pat::Ident(binding) if binding.ident == *name => Some((binding, &*typed.ty)),
@@ -47,8 +56,8 @@ fn parameter(name: &Ident, function: &ItemFn) -> syn::Result<(Ident, Option<Toke
         return Err(syn::Error::new_spanned(
             name,
             format!(
-                "`batch = {name}` names no parameter of `{}`: name the parameter that holds \
-                 the ids, as in `batch = ids` for `ids: &[i64]`",
+                "`{argument} = {name}` names no parameter of `{}`: name the parameter that holds \
+                 the ids, as in `{argument} = ids` for `ids: &[i64]`",
                 function.sig.ident
             ),
         ));
@@ -64,8 +73,8 @@ fn parameter(name: &Ident, function: &ItemFn) -> syn::Result<(Ident, Option<Toke
             return Err(syn::Error::new_spanned(
                 ty,
                 format!(
-                    "the batch parameter `{name}` must be a slice `&[K]` or a `Vec<K>` of ids, \
-                     as in `{name}: &[i64]`"
+                    "the {argument} parameter `{name}` must be a slice `&[K]` or a `Vec<K>` of \
+                     ids, as in `{name}: &[i64]`"
                 ),
             ));
         }
@@ -73,10 +82,18 @@ fn parameter(name: &Ident, function: &ItemFn) -> syn::Result<(Ident, Option<Toke
     if binding.by_ref.is_some() || binding.subpat.is_some() {
         return Err(syn::Error::new_spanned(
             binding,
-            format!("bind the batch parameter by name alone, as in `{name}: &[i64]`"),
+            format!("bind the {argument} parameter by name alone, as in `{name}: &[i64]`"),
         ));
     }
     Ok((binding.ident.clone(), binding.mutability, owned))
+}
+
+/// Whether `template` names the parameter `ids` (`<ids>`, `<ids.field>`): then it is
+/// rendered once per id.
+pub(crate) fn names(template: &Template, ids: &Ident) -> bool {
+    template.segments.iter().any(
+        |segment| matches!(segment, Segment::Placeholder(Placeholder { root, .. }) if root == ids),
+    )
 }
 
 /// `V` of a return type `HashMap<K, V>` or `Result<HashMap<K, V>, E>`.

@@ -3,7 +3,7 @@
 //! (`invalidate`) helper. Every runtime item is reached through `::redis_cached::__private`.
 
 use crate::args::Ttl;
-use crate::batch::BatchParam;
+use crate::batch::{self, BatchParam};
 use crate::model::{CacheSource, CachedFn, InvalidatingFn, Key, output_span};
 use crate::register;
 use crate::shape::{Shape, Stored};
@@ -34,7 +34,7 @@ use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 //             },
 //         )
 //         // `.tag(|__redis_cached_key| ..)` per tag, then
-//         .ttl(60u64); // `.ttl_value(<expr>)` for `ttl = <expr>`; and `.refresh(..)`,
+//         .ttl(60u64); // `.ttl_value(<expr>)` for `ttl = <expr>`; and `.jitter(0.1f64)`, `.refresh(..)`,
 //         // `.cache_none(..)`, `.near(..)`, `.stale(..)`, `.stale_if_error(..)`,
 //         // `.refresh_ahead(..)`, `.timeout(..)` as given (with `timeout`, the body below is
 //         // `async move { __private::time_limit::<OkOf, _, _>(ms, async move { .. }).await }`)
@@ -147,6 +147,7 @@ pub(crate) fn call(cached: &CachedFn) -> TokenStream {
         Ttl::Seconds(seconds) => quote!(.ttl(#seconds)),
         Ttl::Expr(expr) => quote_spanned!(expr.span()=> .ttl_value(#expr)),
     });
+    let jitter = jitter(cached);
     let windows = &cached.windows;
     let stale = (windows.stale.as_ref()).map(|(_, seconds)| quote!(.stale(#seconds)));
     let stale_if_error =
@@ -167,9 +168,14 @@ pub(crate) fn call(cached: &CachedFn) -> TokenStream {
     });
     quote! {
         ::redis_cached::__private::Call::new(#cache, #name, #render)
-            #(.tag(#tags))* #ttl #refresh #cache_none #near #stale #stale_if_error
+            #(.tag(#tags))* #ttl #jitter #refresh #cache_none #near #stale #stale_if_error
             #refresh_ahead #timeout #background #soft_timeout #version
     }
+}
+
+/// `.jitter(fraction)` for `jitter = "N%"`: the call's, over the cache's.
+fn jitter(cached: &CachedFn) -> Option<TokenStream> {
+    cached.jitter.map(|fraction| quote!(.jitter(#fraction)))
 }
 
 /// How a failed fill shares its `Err` with its waiters: the runtime's autoref probe on the
@@ -260,6 +266,7 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
         Some(Ttl::Seconds(seconds)) => Some(quote!(.ttl(#seconds))),
         _ => None,
     };
+    let jitter = jitter(cached);
     let output_span = output_span(function);
     let shape = shape(cached.shape, output_span);
     let value = batch.value;
@@ -306,7 +313,7 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
             #registration
             let __redis_cached_batch =
                 ::redis_cached::__private::Batch::new(#cache, #name, &#ids[..], #render)
-                    #ttl #version;
+                    #ttl #jitter #version;
             let __redis_cached_stores = #stores;
             let (__redis_cached_filling, __redis_cached_missing) = match #lookup.await {
                 ::redis_cached::__private::Looked::Done(__redis_cached_output) => {
@@ -348,6 +355,13 @@ fn batch(cached: &CachedFn, batch: &BatchParam) -> TokenStream {
 //         .key(|__redis_cached_key: &mut __private::KeyBuilder| {
 //             __redis_cached_key.literal("users:all");
 //         }); // and `.tag(|__redis_cached_key| ..)` per tag of `tags = [...]`
+//         // With `each = ids`, a template naming `<ids>` (`"employee:<ids>"`) renders once
+//         // per element, all into the same deletion (`.each_tag` for a tag):
+//         //
+//         //     .each_key(&ids[..], |__redis_cached_key: &mut __private::KeyBuilder, ids| {
+//         //         __redis_cached_key.literal("employee:");
+//         //         __redis_cached_key.part(&ids);
+//         //     })
 //         let __redis_cached_body = __private::pin!(async move {
 //             #[allow(unreachable_code, /* and clippy's lints on the next lines */)]
 //             if false {
@@ -383,13 +397,31 @@ pub(crate) fn invalidates(invalidating: &InvalidatingFn) -> TokenStream {
     let cache = cache_source(&invalidating.cache);
     let name = function_name(function);
     let count = invalidating.keys.len() + invalidating.tags.len();
-    let at_entry = |keys: &[Key]| -> Vec<TokenStream> {
+    // With `each = ids`, the templates naming `<ids>` render once per element: `.each_key(..)`
+    // (`.each_tag(..)`) with a closure of one id, as a batch function's key.
+    let at_entry = |keys: &[Key], one: &str, each: &str| -> Vec<TokenStream> {
         (keys.iter())
             .filter(|key| !key.template.names_result())
-            .map(|key| render(&key.template))
+            .map(|key| match &invalidating.each {
+                Some(ids) if batch::names(&key.template, ids) => {
+                    let steps = steps(&key.template);
+                    let method = format_ident!("{each}");
+                    quote! {
+                        .#method(&#ids[..], |__redis_cached_key: &mut ::redis_cached::__private::KeyBuilder, #ids| {
+                            #(#steps)*
+                        })
+                    }
+                }
+                _ => {
+                    let render = render(&key.template);
+                    let method = format_ident!("{one}");
+                    quote!(.#method(#render))
+                }
+            })
             .collect()
     };
-    let (renders, tags) = (at_entry(&invalidating.keys), at_entry(&invalidating.tags));
+    let renders = at_entry(&invalidating.keys, "key", "each_key");
+    let tags = at_entry(&invalidating.tags, "tag", "each_tag");
     let output_span = output_span(function);
     let body = body(function);
     let call = if invalidating.names_result() {
@@ -414,7 +446,7 @@ pub(crate) fn invalidates(invalidating: &InvalidatingFn) -> TokenStream {
             #registration
             let __redis_cached_invalidation =
                 ::redis_cached::__private::Invalidation::new(#cache, #name, #count)
-                    #(.key(#renders))* #(.tag(#tags))*;
+                    #(#renders)* #(#tags)*;
             let __redis_cached_body = ::redis_cached::__private::pin!(#body);
             #call
         },

@@ -8,7 +8,7 @@
 //! the keys, `cache_none` and the return type) are `valid`'s.
 
 use crate::args::{self, CachedArgs, InvalidatesArgs, Ttl};
-use crate::batch::BatchParam;
+use crate::batch::{self, BatchParam};
 use crate::errors::Errors;
 use crate::shape::{Shape, Stored};
 use crate::template::{ResultScope, RootKind, Scope, Template};
@@ -24,6 +24,8 @@ pub(crate) struct CachedFn<'a> {
     pub(crate) ttl: Option<Ttl>,
     /// `ttl_from = <fn>`: each value's TTL.
     pub(crate) ttl_from: Option<Expr>,
+    /// `jitter = "N%"`, as a fraction in `[0, 1)`.
+    pub(crate) jitter: Option<f64>,
     /// Past the TTL: `stale` and `stale_if_error` (whole seconds), and `refresh_ahead`'s beta.
     pub(crate) windows: Windows,
     pub(crate) refresh: Option<Expr>,
@@ -78,6 +80,9 @@ pub(crate) struct InvalidatingFn<'a> {
     pub(crate) tags: Vec<Key>,
     /// Which part of the result `<return>` names.
     pub(crate) shape: Shape,
+    /// `each = ids`, as written in the attribute: the collection parameter (`&[K]` or
+    /// `Vec<K>`, checked) whose templates are rendered once per element.
+    pub(crate) each: Option<Ident>,
 }
 
 /// A key template as written, and parsed against the function's names.
@@ -99,6 +104,7 @@ impl<'a> CachedFn<'a> {
         let scope = scope(function, ResultScope::Unavailable);
         let mut errors = Errors::default();
         let ttl = errors.track(args.ttl.as_ref().map(args::ttl).transpose());
+        let jitter = errors.track(args.jitter.as_ref().map(args::jitter).transpose());
         let key = errors.track(match &args.key {
             Some(lit) => Key::parse(lit.clone(), &scope),
             None => Err(syn::Error::new(
@@ -131,6 +137,7 @@ impl<'a> CachedFn<'a> {
             key: key?,
             ttl: ttl?,
             ttl_from: args.ttl_from.map(|(_, expr)| expr),
+            jitter: jitter?,
             windows: windows?,
             refresh: args.refresh,
             cache: CacheSource::from(args.cache),
@@ -221,6 +228,11 @@ impl<'a> InvalidatingFn<'a> {
         let keys = parse_all(&args.keys, &scope, &mut errors);
         check_async(function, "invalidates", &mut errors);
         let tags = parse_all(tag_templates(&args.tags), &scope, &mut errors);
+        let each = errors.track(
+            (args.each.as_ref())
+                .map(|ids| batch::parameter(ids, function, "each").map(|_| ids.clone()))
+                .transpose(),
+        );
         errors.check()?;
         Ok(InvalidatingFn {
             function,
@@ -229,6 +241,7 @@ impl<'a> InvalidatingFn<'a> {
             key_ignores: args.key_ignores.map(|list| list.0),
             tags,
             shape,
+            each: each?,
         })
     }
 

@@ -1,6 +1,6 @@
 //! `#[cache_put("user:<id>", ...)]`: the write-through form. Its arguments are key templates
-//! and the options that say how `#[redis_cached]` stores an entry (`ttl`, `version`, `tags`,
-//! `cache_none`, `stale`, `stale_if_error`, `cache`, `key_ignores`); it is read into the
+//! and the options that say how `#[redis_cached]` stores an entry (`ttl`, `jitter`, `version`,
+//! `tags`, `cache_none`, `stale`, `stale_if_error`, `cache`, `key_ignores`); it is read into the
 //! same view as a cached function (its first key as the key), so the entry it stores is the
 //! one the reading function would have stored, and checked and expanded with the same code.
 
@@ -18,6 +18,7 @@ use syn::{Expr, Ident, ItemFn, LitBool, LitStr};
 /// The named arguments of `#[cache_put]`, besides its key templates.
 pub(crate) const PUT_ARGUMENTS: &[&str] = &[
     "ttl",
+    "jitter",
     "version",
     "cache",
     "cache_none",
@@ -31,6 +32,7 @@ pub(crate) const PUT_ARGUMENTS: &[&str] = &[
 pub(crate) struct PutArgs {
     keys: Vec<LitStr>,
     ttl: Option<Expr>,
+    jitter: Option<Expr>,
     version: Option<Expr>,
     cache: Option<Expr>,
     cache_none: Option<LitBool>,
@@ -45,6 +47,7 @@ impl Parse for PutArgs {
         let mut put = PutArgs {
             keys: Vec::new(),
             ttl: None,
+            jitter: None,
             version: None,
             cache: None,
             cache_none: None,
@@ -62,6 +65,8 @@ impl Parse for PutArgs {
                 put.keys.push(input.parse()?);
             } else if lookahead.peek(kw::ttl) {
                 args::set_once(&mut put.ttl, args::value::<kw::ttl, Expr>(input)?)?;
+            } else if lookahead.peek(kw::jitter) {
+                args::set_once(&mut put.jitter, args::value::<kw::jitter, Expr>(input)?)?;
             } else if lookahead.peek(kw::version) {
                 args::set_once(&mut put.version, args::value::<kw::version, Expr>(input)?)?;
             } else if lookahead.peek(kw::cache_none) {
@@ -128,6 +133,7 @@ impl<'a> PutFn<'a> {
         let cached = CachedArgs {
             key: keys.next(),
             ttl: args.ttl,
+            jitter: args.jitter,
             ttl_from: None,
             stale: args.stale,
             stale_if_error: args.stale_if_error,

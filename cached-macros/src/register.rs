@@ -29,6 +29,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         Ttl::Seconds(seconds) if cached.ttl_from.is_none() => Some(quote!(#seconds)),
         _ => None,
     }));
+    let jitter = option(cached.jitter.map(|fraction| quote!(#fraction)));
     let windows = &cached.windows;
     let stale = option(windows.stale.as_ref().map(|(_, seconds)| quote!(#seconds)));
     let stale_if_error = option(windows.stale_if_error.as_ref().map(|(_, s)| quote!(#s)));
@@ -55,6 +56,7 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
             key: #key,
             tags: &[#(#tags),*],
             ttl: #ttl,
+            jitter: #jitter,
             stale: #stale,
             stale_if_error: #stale_if_error,
             refresh_ahead: #refresh_ahead,

@@ -4,11 +4,10 @@
 //! key names its ids and it takes no option the batch form refuses (`batch`).
 
 use crate::args::{NOT_WITH_BATCH, Ttl};
-use crate::batch::BatchParam;
+use crate::batch::{self, BatchParam};
 use crate::errors::Errors;
 use crate::generics::{self, Use};
 use crate::model::{CachedFn, InvalidatingFn};
-use crate::template::{Placeholder, Segment};
 use quote::ToTokens;
 use std::slice;
 
@@ -79,10 +78,7 @@ impl CachedFn<'_> {
     /// A batch function's rules: its key names the batch parameter, and it takes no option
     /// the batch form does not support.
     fn batch_errors(&self, batch: &BatchParam, errors: &mut Errors) {
-        let names_ids = self.key.template.segments.iter().any(|segment| {
-            matches!(segment, Segment::Placeholder(Placeholder { root, .. }) if *root == batch.ident)
-        });
-        if !names_ids {
+        if !batch::names(&self.key.template, &batch.ident) {
             let ids = &batch.ident;
             errors.push(syn::Error::new_spanned(
                 &self.key.lit,
@@ -134,9 +130,36 @@ impl CachedFn<'_> {
 }
 
 impl InvalidatingFn<'_> {
-    /// Tags group entries across instantiations: only keys must tell them apart.
+    /// Tags group entries across instantiations: only keys must tell them apart. With
+    /// `each = ids`, some template names `<ids>`, and none of those names the result (it is
+    /// rendered after the body, which has the ids then).
     pub(crate) fn validate(&self) -> syn::Result<()> {
         let mut errors = Errors::default();
+        if let Some(ids) = &self.each {
+            let templates = || self.keys.iter().chain(&self.tags);
+            if !templates().any(|key| batch::names(&key.template, ids)) {
+                errors.push(syn::Error::new_spanned(
+                    ids,
+                    format!(
+                        "no template names `<{ids}>`: `each = {ids}` renders the templates that \
+                         name it once per element, as in \
+                         `#[invalidates(\"employee:<{ids}>\", each = {ids})]`; name it, or \
+                         remove `each`"
+                    ),
+                ));
+            }
+            for key in templates().filter(|key| batch::names(&key.template, ids)) {
+                if key.template.names_result() {
+                    errors.push(syn::Error::new_spanned(
+                        &key.lit,
+                        format!(
+                            "a template rendered once per element of `{ids}` cannot also name \
+                             `<return>`: split it into two templates"
+                        ),
+                    ));
+                }
+            }
+        }
         if !self.keys.is_empty() {
             generics::check(
                 self.function,

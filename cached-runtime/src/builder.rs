@@ -10,6 +10,7 @@ use crate::near::{NearCache, NearTier};
 use crate::store::connection;
 use crate::store::lease::Leases;
 use crate::store::{self, Settings};
+use crate::ttl::Jitter;
 use crate::url;
 use std::fmt;
 use std::time::Duration;
@@ -72,6 +73,7 @@ pub struct CacheBuilder {
     url: String,
     prefix: String,
     default_ttl: Duration,
+    ttl_jitter: f64,
     timeout: Duration,
     lazy: bool,
     leases: Leases,
@@ -95,6 +97,7 @@ impl CacheBuilder {
             url: url.to_owned(),
             prefix: String::new(),
             default_ttl: Duration::from_secs(3600),
+            ttl_jitter: 0.0,
             timeout: Duration::from_millis(250),
             lazy: false,
             leases: Leases::On(Duration::from_secs(5)),
@@ -124,6 +127,38 @@ impl CacheBuilder {
     /// The TTL for functions that give none (default: one hour). Whole seconds; at least one.
     pub fn default_ttl(mut self, ttl: Duration) -> Self {
         self.default_ttl = ttl;
+        self
+    }
+
+    /// Shortens each stored entry's TTL by a random share of up to `fraction` of it
+    /// (default: 0, none), for every function of the cache that does not set its own
+    /// `jitter = "N%"`: each TTL is drawn uniformly from `[(1 - fraction) * ttl, ttl]`, never
+    /// longer than asked, so that entries written in one burst (a deploy's cold start, a
+    /// batch) do not all expire, and miss, in the same instant.
+    ///
+    /// It applies to every TTL an entry is stored with (`ttl`, `ttl = <expression>`,
+    /// `ttl_from`, the [default](Self::default_ttl)), of single and batch functions. With
+    /// `stale`, `stale_if_error` or `refresh_ahead`, it is the fresh TTL that is drawn; the
+    /// windows past it keep their lengths, and XFetch draws its early refresh against the
+    /// drawn expiry. Leases and tag keys are not jittered.
+    ///
+    /// [`build`](Self::build) refuses a `fraction` outside `[0, 1)` with
+    /// [`Error::InvalidConfig`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+    /// use std::time::Duration;
+    ///
+    /// // TTLs of one hour are stored as 54 to 60 minutes.
+    /// let cache = redis_cached::Cache::builder("mem://")
+    ///     .default_ttl(Duration::from_secs(3600))
+    ///     .ttl_jitter(0.1)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.ttl_jitter = fraction;
         self
     }
 
@@ -330,6 +365,13 @@ impl CacheBuilder {
                     .into(),
             ));
         }
+        let Some(ttl_jitter) = Jitter::new(self.ttl_jitter) else {
+            return Err(Error::InvalidConfig(format!(
+                "the TTL jitter is a fraction of the TTL from 0 (none) to below 1, as in \
+                 `ttl_jitter(0.1)` for up to 10% shorter; got {}",
+                self.ttl_jitter
+            )));
+        };
         if self.default_ttl < Duration::from_secs(1) || self.timeout.is_zero() || short_lease {
             return Err(Error::InvalidConfig(
                 "the default TTL must be at least one second, the timeout and lease above zero"
@@ -363,7 +405,7 @@ impl CacheBuilder {
         // Whole seconds: Redis's `EX`.
         let default_ttl = Duration::from_secs(self.default_ttl.as_secs());
         let redacted_url = url::redact(&self.url);
-        let durations = (default_ttl, self.max_wait);
+        let durations = ((default_ttl, ttl_jitter), self.max_wait);
         Ok(Cache::new(
             store,
             near,
@@ -382,6 +424,7 @@ impl fmt::Debug for CacheBuilder {
             url,
             prefix,
             default_ttl,
+            ttl_jitter,
             timeout,
             lazy,
             leases,
@@ -403,6 +446,7 @@ impl fmt::Debug for CacheBuilder {
             .field("url", &url::redact(url))
             .field("prefix", prefix)
             .field("default_ttl", default_ttl)
+            .field("ttl_jitter", ttl_jitter)
             .field("timeout", timeout)
             .field("lazy", lazy)
             .field("fill_lease", leases)

@@ -11,6 +11,7 @@ use crate::pending::Pending;
 use crate::spans;
 use crate::store::Store;
 use crate::telemetry::LogLimit;
+use crate::ttl::Jitter;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) fingerprints: bool,
     /// The TTL of functions that name none; whole seconds.
     pub(crate) default_ttl: Duration,
+    /// The TTL jitter of functions that set none.
+    pub(crate) ttl_jitter: Jitter,
     /// The longest a call waits for another caller's fill before one waiter takes it over.
     pub(crate) max_wait: Duration,
     /// Rations failure log lines per function.
@@ -70,7 +73,7 @@ impl Cache {
         near: Option<Arc<NearTier>>,
         keys: Keys,
         (codec, fingerprints): (Codec, bool),
-        (default_ttl, max_wait): (Duration, Duration),
+        ((default_ttl, ttl_jitter), max_wait): ((Duration, Jitter), Duration),
         (redacted_url, span_raw_keys): (String, bool),
     ) -> Cache {
         let spans = spans::Settings::new(&redacted_url, store.kind() != "memory", span_raw_keys);
@@ -84,6 +87,7 @@ impl Cache {
                 codec,
                 fingerprints,
                 default_ttl,
+                ttl_jitter,
                 max_wait,
                 log: LogLimit::default(),
                 redacted_url,

@@ -120,12 +120,16 @@ impl Windows {
     /// `now - delta * beta * ln(rand) >= fresh_until`, so that the slower the body, the
     /// earlier one caller, chosen at random, refreshes ahead of the expiry.
     fn draws_early(&self, header: &Header, now: u64) -> bool {
-        // A uniform draw in (0, 1], from the OS-keyed hasher the rest of the crate uses.
-        let bits = RandomState::new().build_hasher().finish() >> 11;
-        let draw = (bits as f64 + 1.0) / (1u64 << 53) as f64;
-        let ahead = header.delta as f64 * self.beta * -draw.ln();
+        let ahead = header.delta as f64 * self.beta * -draw().ln();
         now as f64 + ahead >= header.fresh_until as f64
     }
+}
+
+/// A uniform draw in (0, 1], from the OS-keyed hasher the rest of the crate uses: for
+/// XFetch, and for the TTL jitter (`ttl.rs`).
+pub(crate) fn draw() -> f64 {
+    let bits = RandomState::new().build_hasher().finish() >> 11;
+    (bits as f64 + 1.0) / (1u64 << 53) as f64
 }
 
 /// `value` in an envelope fresh until `fresh_until` (ms since the epoch), computed in

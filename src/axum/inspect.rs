@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Routes, relative to where it is nested:
 ///
 /// - `GET /`: an HTML page (no JavaScript, no external assets) listing each
-///   `#[redis_cached]` function (path, key template, TTL, `stale`, `stale_if_error`,
+///   `#[redis_cached]` function (path, key template, TTL and its `jitter`, `stale`, `stale_if_error`,
 ///   `refresh_ahead`, tags, version, this process's counts of hits, misses, stale,
 ///   coalesced, bypasses and refreshes, hit ratio, body time p50 and p99), the
 ///   `#[invalidates]` functions and their targets, the findings of
@@ -100,6 +100,7 @@ struct CachedJson {
     key: &'static str,
     tags: Vec<&'static str>,
     ttl_s: Option<u64>,
+    jitter: Option<f64>,
     stale_s: Option<u64>,
     stale_if_error_s: Option<u64>,
     refresh_ahead: Option<f64>,
@@ -172,6 +173,7 @@ fn cached_json(function: &CachedFunction) -> CachedJson {
         key: function.key.text(),
         tags: function.tags.iter().map(|tag| tag.text()).collect(),
         ttl_s: function.ttl,
+        jitter: function.jitter,
         stale_s: function.stale,
         stale_if_error_s: function.stale_if_error,
         refresh_ahead: function.refresh_ahead,
@@ -450,7 +452,11 @@ fn render_cached(out: &mut String, function: &CachedFunction) -> fmt::Result {
         Esc(function.key.text()),
         Esc(function
             .ttl
-            .map_or_else(|| "default".to_owned(), |ttl| format!("{ttl} s"))),
+            .map_or_else(|| "default".to_owned(), |ttl| format!("{ttl} s"))
+            + &function.jitter.map_or_else(String::new, |jitter| {
+                // Rounded to the hundredth of a percent: 0.07 * 100.0 is 7.000000000000001.
+                format!(", jitter {}%", (jitter * 10_000.0).round() / 100.0)
+            })),
         Esc(seconds(function.stale)),
         Esc(seconds(function.stale_if_error)),
         Esc(function

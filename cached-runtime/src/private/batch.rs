@@ -36,6 +36,7 @@ use crate::spans;
 use crate::store::Fetch;
 use crate::store::lease::Lease;
 use crate::telemetry::{self, Op};
+use crate::ttl::Jitter;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
@@ -128,6 +129,8 @@ pub struct Batch<K> {
     /// One per id; empty without a cache.
     keys: Vec<String>,
     ttl: Option<Duration>,
+    /// `jitter = "N%"`: overrides the cache's.
+    jitter: Option<Jitter>,
     version: u32,
 }
 
@@ -157,6 +160,7 @@ impl<K: Clone> Batch<K> {
             ids,
             keys,
             ttl: None,
+            jitter: None,
             version: 1,
         }
     }
@@ -164,6 +168,13 @@ impl<K: Clone> Batch<K> {
     /// A TTL in whole seconds, checked to be positive by the macro.
     pub fn ttl(mut self, seconds: u64) -> Self {
         self.ttl = Some(crate::ttl::seconds(seconds));
+        self
+    }
+
+    /// Each stored TTL shortened by a random share of up to `fraction` of it (checked in
+    /// `[0, 1)` by the macro), drawn per id.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = Jitter::new(fraction);
         self
     }
 
@@ -190,6 +201,7 @@ pub struct Filling<K, V> {
     cache: Option<Cache>,
     lease: Lease,
     ttl: Option<Duration>,
+    jitter: Option<Jitter>,
     version: u32,
     hits: Vec<(K, V)>,
     /// The missing ids we hold a lease on, with their keys.
@@ -208,6 +220,7 @@ impl<K, V> Filling<K, V> {
             cache: None,
             lease: Lease::new(),
             ttl: None,
+            jitter: None,
             version: 1,
             hits: Vec::new(),
             leased: Vec::new(),
@@ -246,6 +259,7 @@ where
         ids,
         keys,
         ttl,
+        jitter,
         version,
     } = batch;
     let Some(handle) = cache else {
@@ -333,6 +347,7 @@ where
         cache: Some(handle),
         lease,
         ttl,
+        jitter,
         version,
         hits,
         leased,
@@ -373,6 +388,7 @@ where
         cache,
         lease,
         ttl,
+        jitter,
         version,
         hits,
         leased,
@@ -408,12 +424,16 @@ where
             None => release.push(key.clone()),
         }
     }
-    let entries: Vec<(&str, &[u8])> = encoded
+    // One TTL drawn per entry: the ids of one batch do not expire together.
+    let (ttl, jitter) = (
+        ttl.unwrap_or(cache.default_ttl),
+        jitter.unwrap_or(cache.ttl_jitter),
+    );
+    let entries: Vec<(&str, &[u8], Duration)> = encoded
         .iter()
-        .map(|(key, bytes)| (*key, &bytes[..]))
+        .map(|(key, bytes)| (*key, &bytes[..], jitter.apply(ttl)))
         .collect();
-    let ttl = ttl.unwrap_or(cache.default_ttl);
-    let fill = telemetry::timed(function, Op::Fill, store.fill_many(&entries, &lease, ttl));
+    let fill = telemetry::timed(function, Op::Fill, store.fill_many(&entries, &lease));
     let (filled, released) = tokio::join!(fill, store.release_many(&release, &lease));
     match filled {
         Ok(stored) if stored < entries.len() => tracing::debug!(

@@ -17,7 +17,7 @@ use crate::store::lease::{Lease, Leases};
 use crate::store::tags::Stamp;
 use crate::telemetry::{self, Op};
 use crate::tombstone::Tombstone;
-use crate::ttl;
+use crate::ttl::{self, Jitter};
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,6 +33,8 @@ pub struct Call {
     ttl: Option<Duration>,
     /// `ttl = <expr>` gave a TTL that is not positive: nothing is stored.
     ttl_refused: bool,
+    /// `jitter = "N%"`: overrides the cache's.
+    jitter: Option<Jitter>,
     /// `stale`, `stale_if_error`, `refresh_ahead`.
     pub(crate) windows: Windows,
     pub(crate) refresh: bool,
@@ -71,6 +73,7 @@ impl Call {
             tags: Vec::new(),
             ttl: None,
             ttl_refused: false,
+            jitter: None,
             windows: Windows::default(),
             refresh: false,
             cache_none: false,
@@ -115,6 +118,13 @@ impl Call {
             Some(ttl) => self.ttl = Some(ttl),
             None => self.ttl_refused = true,
         }
+        self
+    }
+
+    /// Each stored TTL shortened by a random share of up to `fraction` of it (checked in
+    /// `[0, 1)` by the macro).
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = Jitter::new(fraction);
         self
     }
 
@@ -207,20 +217,22 @@ impl Call {
         !self.tags.is_empty()
     }
 
-    /// The TTL to store `entry` with: `ttl_from`'s, the call's or the cache's default;
-    /// `None` (logged at debug level: a TTL of zero is how a value says "do not cache me")
-    /// when it is not positive.
+    /// The TTL to store `entry` with: `ttl_from`'s, the call's or the cache's default, with
+    /// the call's jitter or else the cache's drawn (the fresh TTL: windows past it keep their
+    /// lengths); `None` (logged at debug level: a TTL of zero is how a value says "do not
+    /// cache me") when it is not positive.
     fn entry_ttl<T>(
         &self,
         codec: ValueCodec<T>,
         entry: Entry<&T>,
-        default_ttl: Duration,
+        cache: &Inner,
     ) -> Option<Duration> {
         let ttl = match codec.ttl_of(entry) {
             Some(from_value) => from_value,
             None if self.ttl_refused => None,
-            None => Some(self.ttl.unwrap_or(default_ttl)),
+            None => Some(self.ttl.unwrap_or(cache.default_ttl)),
         };
+        let ttl = ttl.map(|ttl| self.jitter.unwrap_or(cache.ttl_jitter).apply(ttl));
         if ttl.is_none() {
             tracing::debug!(
                 function = self.function,
@@ -343,8 +355,7 @@ impl<'a, T> Context<'a, T> {
 
     /// The TTL to store `entry` with; `None` when it is not positive (not stored).
     pub(crate) fn entry_ttl(&self, entry: Entry<&T>) -> Option<Duration> {
-        self.call
-            .entry_ttl(self.codec, entry, self.cache.default_ttl)
+        self.call.entry_ttl(self.codec, entry, self.cache)
     }
 
     /// The bytes to store for `encoded` (computed in `took`) with a TTL of `ttl`, and how

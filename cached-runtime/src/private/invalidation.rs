@@ -1,7 +1,8 @@
 //! The deletion of an `#[invalidates]` call: its keys are rendered at entry and deleted
 //! after the body, whatever it returned, and in the background if the caller is dropped.
 //! Keys naming the result (`<return.id>`) are rendered after the body, from the part of the
-//! output its shape stores, and only when there is one; all go in the same deletion.
+//! output its shape stores, and only when there is one; all go in the same deletion, as do
+//! the keys of `each = ids`, one per element.
 
 use crate::cache::Cache;
 use crate::invalidate::Completing;
@@ -39,6 +40,25 @@ impl Invalidation {
     /// which makes every entry carrying the tag a miss.
     pub fn tag(mut self, render: impl FnOnce(&mut KeyBuilder)) -> Self {
         self.add_tag(render);
+        self
+    }
+
+    /// Renders one key per id at once (`each = ids`), if there is a cache: all go in the
+    /// same deletion as the other keys.
+    pub fn each_key<K>(mut self, ids: &[K], render: impl Fn(&mut KeyBuilder, &K)) -> Self {
+        if let Some(cache) = &self.cache {
+            let keys = &cache.inner.keys;
+            (self.keys).extend(ids.iter().map(|id| keys.render(|key| render(key, id))));
+        }
+        self
+    }
+
+    /// [`Invalidation::each_key`] for a tag template naming the ids.
+    pub fn each_tag<K>(mut self, ids: &[K], render: impl Fn(&mut KeyBuilder, &K)) -> Self {
+        if let Some(cache) = &self.cache {
+            let keys = &cache.inner.keys;
+            (self.keys).extend(ids.iter().map(|id| keys.render_tag(|key| render(key, id))));
+        }
         self
     }
 

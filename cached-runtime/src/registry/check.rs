@@ -274,6 +274,7 @@ mod tests {
             key: USER,
             tags: &[],
             ttl: Some(60),
+            jitter: None,
             stale: None,
             stale_if_error: None,
             refresh_ahead: None,

@@ -50,6 +50,9 @@ pub struct CachedFunction {
     /// The TTL in whole seconds; `None` when it is the cache's default, an expression or
     /// taken from the value (`ttl_from`).
     pub ttl: Option<u64>,
+    /// `jitter = "N%"` as a fraction of the TTL (0.1 for `"10%"`); `None` when it is the
+    /// cache's ([`CacheBuilder::ttl_jitter`](crate::CacheBuilder::ttl_jitter)).
+    pub jitter: Option<f64>,
     /// How long past its TTL an entry may be served while it is refreshed, in seconds.
     pub stale: Option<u64>,
     /// How long past its TTL an entry answers a failing body, in seconds.
@@ -102,6 +105,7 @@ pub struct CachedParts {
     pub key: Template,
     pub tags: &'static [Template],
     pub ttl: Option<u64>,
+    pub jitter: Option<f64>,
     pub stale: Option<u64>,
     pub stale_if_error: Option<u64>,
     pub refresh_ahead: Option<f64>,
@@ -120,6 +124,7 @@ impl CachedFunction {
             key,
             tags,
             ttl,
+            jitter,
             stale,
             stale_if_error,
             refresh_ahead,
@@ -134,6 +139,7 @@ impl CachedFunction {
             key,
             tags,
             ttl,
+            jitter,
             stale,
             stale_if_error,
             refresh_ahead,

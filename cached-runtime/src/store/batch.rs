@@ -111,53 +111,58 @@ impl Store {
         let Leases::On(ttl) = self.0.leases else {
             return Ok(());
         };
-        let entries: Vec<(&str, &[u8])> = keys
+        let entries: Vec<(&str, &[u8], Duration)> = keys
             .iter()
-            .map(|key| (key.as_str(), lease.as_bytes()))
+            .map(|key| (key.as_str(), lease.as_bytes(), ttl))
             .collect();
-        self.set_many(&entries, ttl).await
+        self.set_many(&entries).await
     }
 
-    /// Stores each value whose key `lease` still holds (every value when leases are off), for
-    /// `ttl`; says how many it stored. Values over the size cap are not stored, their leases
-    /// released. Each group stores even when another fails; the first error is returned.
+    /// Stores each value whose key `lease` still holds (every value when leases are off),
+    /// each for its own TTL; says how many it stored. Values over the size cap are not
+    /// stored, their leases released. Each group stores even when another fails; the first
+    /// error is returned.
     pub(crate) async fn fill_many(
         &self,
-        entries: &[(&str, &[u8])],
+        entries: &[(&str, &[u8], Duration)],
         lease: &Lease,
-        ttl: Duration,
     ) -> Result<usize, Error> {
-        let (oversized, entries): (Vec<_>, Vec<_>) =
-            entries.iter().partition(|(_, value)| self.oversized(value));
-        let oversized: Vec<String> = oversized.iter().map(|(key, _)| (*key).to_owned()).collect();
+        let (oversized, entries): (Vec<_>, Vec<_>) = entries
+            .iter()
+            .partition(|(_, value, _)| self.oversized(value));
+        let oversized: Vec<String> = (oversized.iter())
+            .map(|(key, _, _)| (*key).to_owned())
+            .collect();
         if !self.0.leases.on() {
             let (stored, released) = tokio::join!(
-                self.set_many(&entries, ttl),
+                self.set_many(&entries),
                 self.release_many(&oversized, lease)
             );
             return stored.and(released).map(|()| entries.len());
         }
-        let groups = self.group(entries.iter().map(|(key, _)| *key));
+        let groups = self.group(entries.iter().map(|(key, _, _)| *key));
         let entries = &entries;
         let fills = each_group(&groups, |group| async move {
-            let members: Vec<(&str, &[u8])> =
+            let members: Vec<(&str, &[u8], Duration)> =
                 group.members.iter().map(|&index| entries[index]).collect();
             let fill = async {
                 match &self.0.backend {
                     Backend::Redis(redis) => {
                         let route = group.route.as_deref();
-                        redis.fill_group(&members, lease, ttl, route).await
+                        redis.fill_group(&members, lease, route).await
                     }
                     Backend::Memory(memory) => Ok(members
                         .iter()
-                        .map(|(key, value)| memory.fill(key, lease, value, ttl))
+                        .map(|(key, value, ttl)| memory.fill(key, lease, value, *ttl))
                         .collect()),
                 }
             };
             let filled = self.guarded_batch(group.slot, fill).await;
             if filled.is_err() {
                 // A refused fill leaves our leases: the next callers would wait for them.
-                let keys: Vec<String> = members.iter().map(|(key, _)| (*key).to_owned()).collect();
+                let keys: Vec<String> = (members.iter())
+                    .map(|(key, _, _)| (*key).to_owned())
+                    .collect();
                 self.release_many_detached(&keys, lease);
             }
             filled
@@ -253,19 +258,19 @@ impl Store {
         releases.await.into_iter().collect()
     }
 
-    /// Sets every key to its value for `ttl`, whatever it holds.
-    async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
-        let groups = self.group(entries.iter().map(|(key, _)| *key));
+    /// Sets every key to its value for its TTL, whatever it holds.
+    async fn set_many(&self, entries: &[(&str, &[u8], Duration)]) -> Result<(), Error> {
+        let groups = self.group(entries.iter().map(|(key, _, _)| *key));
         let sets = each_group(&groups, |group| async move {
-            let members: Vec<(&str, &[u8])> =
+            let members: Vec<(&str, &[u8], Duration)> =
                 group.members.iter().map(|&index| entries[index]).collect();
             let set = async {
                 match &self.0.backend {
                     Backend::Redis(redis) => {
-                        redis.set_group(&members, ttl, group.route.as_deref()).await
+                        redis.set_group(&members, group.route.as_deref()).await
                     }
                     Backend::Memory(memory) => {
-                        (members.iter()).for_each(|(key, value)| memory.set(key, value, ttl));
+                        (members.iter()).for_each(|(key, value, ttl)| memory.set(key, value, *ttl));
                         Ok(())
                     }
                 }

@@ -100,24 +100,23 @@ impl RedisStore {
             .collect())
     }
 
-    /// Stores each value whose key our lease still holds; says, per key, whether it did.
+    /// Stores each value, for its TTL, whose key our lease still holds; says, per key,
+    /// whether it did.
     pub(crate) async fn fill_group(
         &self,
-        entries: &[(&str, &[u8])],
+        entries: &[(&str, &[u8], Duration)],
         lease: &Lease,
-        ttl: Duration,
         route: Route<'_>,
     ) -> Result<Vec<bool>, Error> {
-        let ttl = millis(ttl);
         let invocations: Vec<ScriptInvocation> = entries
             .iter()
-            .map(|(key, value)| {
+            .map(|(key, value, ttl)| {
                 let mut invocation = FILL.prepare_invoke();
                 invocation
                     .key(*key)
                     .arg(lease.as_bytes())
                     .arg(*value)
-                    .arg(ttl);
+                    .arg(millis(*ttl));
                 invocation
             })
             .collect();
@@ -128,17 +127,16 @@ impl RedisStore {
     /// Sets every key to its value, whatever it holds (leases off, or taking leases over).
     pub(crate) async fn set_group(
         &self,
-        entries: &[(&str, &[u8])],
-        ttl: Duration,
+        entries: &[(&str, &[u8], Duration)],
         route: Route<'_>,
     ) -> Result<(), Error> {
         let mut pipe = redis::pipe();
-        for (key, value) in entries {
+        for (key, value, ttl) in entries {
             pipe.cmd("SET")
                 .arg(*key)
                 .arg(*value)
                 .arg("PX")
-                .arg(millis(ttl))
+                .arg(millis(*ttl))
                 .ignore();
         }
         self.query::<()>(&pipe, route).await.map_err(first_error)
