@@ -6,6 +6,11 @@
 //! `cargo bench --bench batch` measures; `cargo test --benches` runs each benchmark once.
 //! Before each measured call, 10 of the 100 entries are deleted (not timed), so every call
 //! finds 90 hits and 10 misses whose values it computes and stores.
+//!
+//! `REDIS_CACHED_COUNT_BATCH=<contender> REDIS_CACHED_ROUNDS=<n>` runs only `n` rounds of
+//! one contender (`redis_cached_batch`, `hand_written_mget`, or `evict_only`: the deletions
+//! alone, which every round makes), one after another on a current-thread runtime:
+//! `scripts/instructions` counts two such runs under callgrind.
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
@@ -111,21 +116,63 @@ async fn evict(redis: &ConnectionManager, template: &str, round: u64) {
         .await;
 }
 
+/// One round of `contender`: the deletion of its 10 entries, then its call.
+async fn round(contender: &str, (cache, redis): (&Cache, &ConnectionManager), n: u64, ids: &[u64]) {
+    match contender {
+        "redis_cached_batch" => {
+            evict(redis, "batch:", n).await;
+            black_box(employees(cache, ids).await);
+        }
+        "hand_written_mget" => {
+            evict(redis, "hand:", n).await;
+            black_box(hand_written(redis, ids).await);
+        }
+        "evict_only" => evict(redis, "none:", n).await,
+        other => panic!("no contender {other:?}"),
+    }
+}
+
+/// `REDIS_CACHED_COUNT_BATCH`: `REDIS_CACHED_ROUNDS` rounds of one contender, after one
+/// round of warm-up (connections, scripts loaded, every entry stored).
+fn count_rounds(contender: &str) {
+    let rounds: u64 = std::env::var("REDIS_CACHED_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .expect("REDIS_CACHED_ROUNDS=<number of rounds>");
+    let server = RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (cache, redis) = connect(&server).await;
+        let ids: Vec<u64> = (0..IDS).collect();
+        for n in 0..=rounds {
+            round(contender, (&cache, &redis), n, &ids).await;
+        }
+    });
+}
+
+async fn connect(server: &RedisServer) -> (Cache, ConnectionManager) {
+    let cache = Cache::builder(&server.url())
+        .prefix(PREFIX)
+        .build()
+        .await
+        .expect("the server answers");
+    let client = redis::Client::open(server.url()).expect("a valid URL");
+    let redis = ConnectionManager::new(client)
+        .await
+        .expect("the server answers");
+    (cache, redis)
+}
+
 fn main() {
+    if let Ok(contender) = std::env::var("REDIS_CACHED_COUNT_BATCH") {
+        return count_rounds(&contender);
+    }
     let server = RedisServer::start();
     let runtime = Runtime::new().expect("a runtime");
-    let (cache, redis) = runtime.block_on(async {
-        let cache = Cache::builder(&server.url())
-            .prefix(PREFIX)
-            .build()
-            .await
-            .expect("the server answers");
-        let client = redis::Client::open(server.url()).expect("a valid URL");
-        let redis = ConnectionManager::new(client)
-            .await
-            .expect("the server answers");
-        (cache, redis)
-    });
+    let (cache, redis) = runtime.block_on(connect(&server));
     let ids: Vec<u64> = (0..IDS).collect();
     let mut criterion = Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group("batch_100_ids_90_hits");

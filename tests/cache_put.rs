@@ -60,6 +60,27 @@ async fn write_both(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
     (id, source.write(id))
 }
 
+/// A write under two keys whose body reads its second one (the reader of "latest_record").
+#[cache_put("record:<id>", "latest_record", ttl = 600, cache = cache)]
+async fn write_reading_latest(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
+    let _ = latest(cache, source).await;
+    (id, source.write(id))
+}
+
+/// Two templates that may render the same key.
+#[cache_put("record:<id>", "record:<other>", ttl = 600, cache = cache)]
+async fn write_twice(cache: &Cache, source: &Versions, id: u64, other: u64) -> (u64, u64) {
+    let _ = other;
+    (id, source.write(id))
+}
+
+/// A write whose body takes `took`.
+#[cache_put("record:<id>", ttl = 600, cache = cache)]
+async fn slow_write(cache: &Cache, source: &Versions, id: u64, took: Duration) -> (u64, u64) {
+    tokio::time::sleep(took).await;
+    (id, source.write(id))
+}
+
 #[invalidates("record:<id>", cache = cache)]
 async fn invalidate_record(cache: &Cache, id: u64) {}
 
@@ -201,6 +222,77 @@ async fn inside_a_transaction_the_put_waits_for_the_commit_and_a_rollback_invali
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn after_a_failed_or_nested_commit_the_put_invalidates() {
+    let cache = support::redis_cache("put-failed-commit").await;
+    let source = Versions::default();
+    record(&cache, &source, 1).await;
+    // The commit fails: its outcome is unknown, so nothing is stored.
+    let _ = transaction(async {
+        write_record(&cache, &source, 1, None).await;
+        commit(async { Err::<(), &str>("serialization failure") }).await
+    })
+    .await;
+    assert!(!raw_exists(&key(&cache, 1)).await, "no value after a failed commit");
+    // An inner commit inside an open scope: the outer one may still roll back.
+    transaction(async {
+        transaction(async {
+            write_record(&cache, &source, 1, None).await;
+            commit(async { Ok::<(), ()>(()) }).await.ok();
+        })
+        .await;
+        assert!(!raw_exists(&key(&cache, 1)).await, "no value before the outer commit");
+        commit(async { Ok::<(), ()>(()) }).await.ok();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_body_reading_one_of_its_own_keys_does_not_wait_for_its_fence() {
+    let cache = support::shared_builder("put-reads-own-key")
+        .max_wait(Duration::from_secs(10))
+        .build()
+        .await
+        .expect("redis answers");
+    let source = Versions::default();
+    let written = tokio::time::timeout(
+        Duration::from_secs(2),
+        write_reading_latest(&cache, &source, 4),
+    )
+    .await
+    .expect("the body's read of its own key ran at once");
+    assert_eq!(with_outcome(latest(&cache, &source)).await, (written, Some(Outcome::Hit)));
+}
+
+#[tokio::test]
+async fn two_templates_rendering_one_key_store_it_once() {
+    let cache = support::redis_cache("put-same-key").await;
+    let source = Versions::default();
+    let written = write_twice(&cache, &source, 5, 5).await;
+    assert_eq!(with_outcome(record(&cache, &source, 5)).await, (written, Some(Outcome::Hit)));
+}
+
+#[tokio::test]
+async fn a_body_outliving_its_lease_still_stores_and_readers_wait_for_it() {
+    let cache = support::shared_builder("put-slow")
+        .fill_lease(Duration::from_millis(300))
+        .build()
+        .await
+        .expect("redis answers");
+    let source = Arc::new(Versions::default());
+    let writer = tokio::spawn({
+        let (cache, source) = (cache.clone(), source.clone());
+        async move { slow_write(&cache, &source, 6, Duration::from_millis(1200)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A reader in this process waits for the put's value rather than reading the source.
+    let read = record(&cache, &source, 6).await;
+    let written = writer.await.expect("the writer finishes");
+    assert_eq!(read, written, "the reader got the put's value");
+    assert_eq!(support::runs(&source.reads), 0, "the source was not read");
+    assert_eq!(with_outcome(record(&cache, &source, 6)).await, (written, Some(Outcome::Hit)));
 }
 
 /// 16 writers (puts) and 16 readers on 4 keys, `rounds` times; after each round, a read of

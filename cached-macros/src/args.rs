@@ -269,16 +269,7 @@ impl Parse for CachedArgs {
             } else if lookahead.peek(kw::stale) {
                 set_once(&mut stale, named::<kw::stale, Expr>(input)?)?;
             } else if lookahead.peek(kw::refresh_ahead) {
-                // Alone, `refresh_ahead` is `refresh_ahead = true`.
-                let flag = if input.peek2(Token![=]) {
-                    named::<kw::refresh_ahead, Lit>(input)?
-                } else {
-                    let keyword = input.parse::<kw::refresh_ahead>()?;
-                    let name = Ident::new("refresh_ahead", keyword.span);
-                    let on = Lit::Bool(LitBool::new(true, keyword.span));
-                    (keyword, (name, on))
-                };
-                set_once(&mut refresh_ahead, flag)?;
+                set_once(&mut refresh_ahead, refresh_ahead_flag(input)?)?;
             } else if lookahead.peek(kw::refresh) {
                 set_once(&mut refresh, value::<kw::refresh, Expr>(input)?)?;
             } else if lookahead.peek(kw::cache_none) {
@@ -436,6 +427,19 @@ pub(crate) fn named<K: Parse + Spanned + quote::ToTokens, V: Parse>(
     let (keyword, value) = value::<K, V>(input)?;
     let name = Ident::new(&keyword.to_token_stream().to_string(), keyword.span());
     Ok((keyword, (name, value)))
+}
+
+/// `refresh_ahead = <beta or bool>`; alone, `refresh_ahead` is `refresh_ahead = true`.
+pub(crate) fn refresh_ahead_flag(
+    input: ParseStream,
+) -> syn::Result<(kw::refresh_ahead, (Ident, Lit))> {
+    if input.peek2(Token![=]) {
+        return named::<kw::refresh_ahead, Lit>(input);
+    }
+    let keyword = input.parse::<kw::refresh_ahead>()?;
+    let name = Ident::new("refresh_ahead", keyword.span);
+    let on = Lit::Bool(LitBool::new(true, keyword.span));
+    Ok((keyword, (name, on)))
 }
 
 /// Stores an argument, rejecting a second occurrence at its name.

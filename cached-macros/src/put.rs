@@ -1,6 +1,6 @@
 //! `#[cache_put("user:<id>", ...)]`: the write-through form. Its arguments are key templates
 //! and the options that say how `#[redis_cached]` stores an entry (`ttl`, `jitter`, `version`,
-//! `tags`, `cache_none`, `stale`, `stale_if_error`, `cache`, `key_ignores`); it is read into the
+//! `tags`, `cache_none`, `stale`, `stale_if_error`, `refresh_ahead`, `cache`, `key_ignores`); it is read into the
 //! same view as a cached function (its first key as the key), so the entry it stores is the
 //! one the reading function would have stored, and checked and expanded with the same code.
 
@@ -13,7 +13,7 @@ use crate::register;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, Ident, ItemFn, LitBool, LitStr};
+use syn::{Expr, Ident, ItemFn, Lit, LitBool, LitStr};
 
 /// The named arguments of `#[cache_put]`, besides its key templates.
 pub(crate) const PUT_ARGUMENTS: &[&str] = &[
@@ -26,6 +26,7 @@ pub(crate) const PUT_ARGUMENTS: &[&str] = &[
     "tags",
     "stale",
     "stale_if_error",
+    "refresh_ahead",
 ];
 
 /// `#[cache_put("...", "...", ttl = ..., ...)]`, as written.
@@ -40,6 +41,7 @@ pub(crate) struct PutArgs {
     tags: Option<Tags>,
     stale: Option<(Ident, Expr)>,
     stale_if_error: Option<(Ident, Expr)>,
+    refresh_ahead: Option<(Ident, Lit)>,
 }
 
 impl Parse for PutArgs {
@@ -55,6 +57,7 @@ impl Parse for PutArgs {
             tags: None,
             stale: None,
             stale_if_error: None,
+            refresh_ahead: None,
         };
         let hint = format!(
             "expected a key template such as \"user:<id>\", or one of {}",
@@ -79,6 +82,9 @@ impl Parse for PutArgs {
                 args::set_once(&mut put.key_ignores, ignores)?;
             } else if lookahead.peek(kw::tags) {
                 args::set_once(&mut put.tags, args::value::<kw::tags, Tags>(input)?)?;
+            } else if lookahead.peek(kw::refresh_ahead) {
+                let flag = args::refresh_ahead_flag(input)?;
+                args::set_once(&mut put.refresh_ahead, flag)?;
             } else if lookahead.peek(kw::stale_if_error) {
                 let window = args::named::<kw::stale_if_error, Expr>(input)?;
                 args::set_once(&mut put.stale_if_error, window)?;
@@ -91,6 +97,17 @@ impl Parse for PutArgs {
         })?;
         Ok(put)
     }
+}
+
+/// Whether a template has a placeholder rooted at `return` (`<return>`, `<return.id>`):
+/// refused here with the reason, before the template grammar refuses it in the terms of
+/// `#[redis_cached]`.
+fn names_result(lit: &LitStr) -> bool {
+    let text = lit.value();
+    text.match_indices("<return").any(|(at, _)| {
+        let rest = &text[at + "<return".len()..];
+        rest.starts_with('>') || rest.starts_with('.')
+    })
 }
 
 /// `#[cache_put]` on `function`: the view of a cached function under its first key, and the
@@ -114,7 +131,7 @@ impl<'a> PutFn<'a> {
             .keys
             .iter()
             .chain(args.tags.iter().flat_map(|tags| &tags.0));
-        for lit in templates.filter(|lit| lit.value().contains("<return")) {
+        for lit in templates.filter(|lit| names_result(lit)) {
             errors.push(syn::Error::new_spanned(
                 lit,
                 "a #[cache_put] key or tag cannot name the result: its fence is put on the key \
@@ -137,7 +154,7 @@ impl<'a> PutFn<'a> {
             ttl_from: None,
             stale: args.stale,
             stale_if_error: args.stale_if_error,
-            refresh_ahead: None,
+            refresh_ahead: args.refresh_ahead,
             revalidate: None,
             timeout: None,
             soft_timeout: None,

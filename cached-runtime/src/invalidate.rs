@@ -100,8 +100,11 @@ impl Cache {
     async fn delete_or_hold(&self, keys: Vec<String>, by: &'static str) -> Result<(), Error> {
         let held = transaction::owe(|| {
             let (cache, keys) = (self.clone(), keys.clone());
-            Box::pin(async move {
-                let _ = cache.delete_now(keys, by).await;
+            // Deleted however the commit went: a failed one may have applied.
+            Box::new(move |_| {
+                Box::pin(async move {
+                    let _ = cache.delete_now(keys, by).await;
+                })
             })
         });
         if held {

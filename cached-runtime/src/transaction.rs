@@ -7,16 +7,33 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Work a scope holds for its commit: a deletion, type-erased, so that scopes know nothing
-/// of caches. Its own errors are its business (a failed deletion defers its keys).
-pub(crate) type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Work a scope holds for its commit (a deletion, a write-through's store), type-erased, so
+/// that scopes know nothing of caches; made when the commit is known, from how it went. Its
+/// own errors are its business (a failed deletion defers its keys).
+pub(crate) type Work =
+    Box<dyn FnOnce(Committed) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// How the transaction holding some work ended, as far as the work can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Committed {
+    /// The commit returned `Ok`, and no enclosing scope is still open (which could roll
+    /// back): the writes are visible.
+    Yes,
+    /// The commit failed (its outcome is unknown), the scope ended during it, or an
+    /// enclosing scope is still open: the writes may or may not become visible.
+    Unknown,
+}
 
 tokio::task_local! {
     static SCOPE: Arc<Scope>;
 }
 
 #[derive(Default)]
-struct Scope(Mutex<State>);
+struct Scope {
+    state: Mutex<State>,
+    /// Inside another scope: its commit decides whether this one's writes stay.
+    nested: bool,
+}
 
 #[derive(Default)]
 struct State {
@@ -38,7 +55,7 @@ enum Phase {
 
 impl Scope {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -76,11 +93,14 @@ impl Scope {
 /// # Ok(()) }
 /// ```
 pub async fn transaction<F: Future>(body: F) -> F::Output {
-    let scope = Arc::new(Scope::default());
+    let scope = Arc::new(Scope {
+        nested: SCOPE.try_with(|_| ()).is_ok(),
+        ..Scope::default()
+    });
     let settle = Settle(scope.clone());
     let output = SCOPE.scope(scope, body).await;
     if let Some(owed) = settle.take() {
-        run_all(owed).await;
+        run_all(owed, Committed::Unknown).await;
     }
     output
 }
@@ -97,23 +117,27 @@ pub async fn transaction<F: Future>(body: F) -> F::Output {
 pub async fn commit<T, E>(commit: impl Future<Output = Result<T, E>>) -> Result<T, E> {
     let _ = SCOPE.try_with(|scope| scope.state().phase = Phase::Committing);
     let result = commit.await;
-    let owed = SCOPE
+    let (owed, nested) = SCOPE
         .try_with(|scope| {
             let mut state = scope.state();
             state.phase = Phase::Committed;
-            std::mem::take(&mut state.owed)
+            (std::mem::take(&mut state.owed), scope.nested)
         })
         .unwrap_or_default();
     if !owed.is_empty() {
+        let committed = match result {
+            Ok(_) if !nested => Committed::Yes,
+            _ => Committed::Unknown,
+        };
         // A task of its own: the deletion goes on if this future is dropped.
-        let _ = tokio::spawn(run_all(owed)).await;
+        let _ = tokio::spawn(run_all(owed, committed)).await;
     }
     result
 }
 
-async fn run_all(owed: Vec<Work>) {
+async fn run_all(owed: Vec<Work>, committed: Committed) {
     for work in owed {
-        work.await;
+        work(committed).await;
     }
 }
 
@@ -149,7 +173,7 @@ impl Settle {
 impl Drop for Settle {
     fn drop(&mut self) {
         if let Some(owed) = self.take() {
-            spawn_detached(run_all(owed));
+            spawn_detached(run_all(owed, Committed::Unknown));
         }
     }
 }

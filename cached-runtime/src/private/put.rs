@@ -5,11 +5,16 @@
 //! an invalidation) replaced the lease, and then the key is invalidated instead: two writes
 //! that overlap leave it empty, and the next read fills from the source.
 //!
-//! Inside a [`transaction`](crate::transaction) scope the stores and invalidations are held
-//! to the commit, like any invalidation; a rollback (or a caller dropped before the end)
-//! invalidates the keys, since the body may have written.
+//! The leases are this process's flights while the body runs: kept alive however long it
+//! takes, and readers in this process wait for the put's value instead of polling Redis.
+//!
+//! Inside a [`transaction`](crate::transaction) scope the stores wait for the commit: made if
+//! it succeeded (and no enclosing scope is still open), the keys invalidated otherwise; a
+//! rollback (or a caller dropped before the end) invalidates them, since the body may have
+//! written.
 
 use crate::cache::Cache;
+use crate::flight::{self, Landing, Pilot};
 use crate::invalidate::Completing;
 use crate::key::KeyBuilder;
 use crate::private::call::{Call, Context, run};
@@ -20,10 +25,11 @@ use crate::store::lease::Lease;
 use crate::store::tags::Stamp;
 use crate::task::spawn_detached;
 use crate::telemetry::{self, Op};
-use crate::transaction;
+use crate::transaction::{self, Committed};
 use futures_util::future::join_all;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One call of a `#[cache_put]` function: its keys and how their entries are stored (the
@@ -60,47 +66,65 @@ where
     F: Future<Output = R>,
 {
     let Put { call, more } = put;
-    let Some(cx) = Context::new(&call, codec) else {
+    let (Some(cx), Some((handle, _))) = (Context::new(&call, codec), &call.target) else {
         return body.await;
     };
-    let Some((handle, _)) = &call.target else {
-        return body.await;
-    };
-    let keys: Vec<String> = std::iter::once(cx.key.to_owned()).chain(more).collect();
+    let mut keys: Vec<String> = std::iter::once(cx.key.to_owned()).chain(more).collect();
+    // A key twice would find its own value at its second store, and invalidate it.
+    keys.sort_unstable();
+    keys.dedup();
     let mut fence = Fence {
         cache: handle.clone(),
         function: cx.function,
         lease: Lease::new(),
-        keys: keys.iter().map(|key| (key.clone(), None)).collect(),
+        keys: keys.into_iter().map(|key| (key, None)).collect(),
         tags: cx.tags.keys.to_vec(),
         tag_ttl: cx.tags.ttl,
         value: None,
         armed: true,
     };
     fence.take(&cx).await;
-    let (output, took) = run(cx.function, cx.key, body).await;
+    // Calls of any of the put's keys from inside its body run at once, as inside a fill.
+    let keys = fence.keys.iter().map(|(key, _)| key.as_str());
+    let (output, took) = run(cx.function, cx.key, flight::filling_all(keys, body)).await;
     let entry = S::stored(&output, call.cache_none);
     let encoded = entry.and_then(|entry| cx.encode(entry));
     let ttl = entry.and_then(|entry| cx.entry_ttl(entry));
     if let (Some(bytes), Some(ttl)) = (encoded, ttl) {
         let (stored, kept) = cx.stored_form(&bytes, ttl, took);
-        fence.value = Some((stored.into_owned(), kept));
+        fence.value = Some(Value {
+            stored: stored.into_owned(),
+            kept,
+            landing: bytes,
+        });
     }
     // Held by a transaction scope, if the call is in one; else run now, and to its end even
     // if the caller is dropped meanwhile.
     let mut settle = Some(fence.settle());
     let held = transaction::owe(|| {
         let settle = settle.take();
-        Box::pin(async move {
-            if let Some(settle) = settle {
-                settle.run().await;
-            }
+        Box::new(move |committed| {
+            Box::pin(async move {
+                if let Some(settle) = settle {
+                    settle.run(committed).await;
+                }
+            })
         })
     });
     if let Some(settle) = settle.filter(|_| !held) {
-        Completing::new(settle.run()).await;
+        Completing::new(settle.run(Committed::Yes)).await;
     }
     output
+}
+
+/// What a put stores.
+struct Value {
+    /// The bytes under the key (in their freshness envelope, if any).
+    stored: Vec<u8>,
+    /// How long the store keeps them.
+    kept: Duration,
+    /// The entry as this process's waiting readers decode it.
+    landing: Arc<[u8]>,
 }
 
 /// A put's leases on its keys, from before its body to the end of its store; dropped armed
@@ -109,12 +133,12 @@ struct Fence {
     cache: Cache,
     function: &'static str,
     lease: Lease,
-    /// Each key, with the tag versions read when its lease was taken (`None`: no lease).
-    keys: Vec<(String, Option<Stamp>)>,
+    /// Each key, with its flight and the tag versions read when its lease was taken (`None`:
+    /// no lease).
+    keys: Vec<(String, Option<(Pilot, Stamp)>)>,
     tags: Vec<String>,
     tag_ttl: Duration,
-    /// The bytes to store (in their freshness envelope, if any) and for how long.
-    value: Option<(Vec<u8>, Duration)>,
+    value: Option<Value>,
     armed: bool,
 }
 
@@ -126,24 +150,21 @@ impl Fence {
         if !store.leases().on() {
             return;
         }
-        let pending = |key: &str| {
-            cx.cache.pending.contains(key)
-                || self.tags.iter().any(|tag| cx.cache.pending.contains(tag))
-        };
-        let lease = &self.lease;
+        let (lease, cache, tags) = (&self.lease, &self.cache, &self.tags);
         let taken = join_all(self.keys.iter().map(|(key, _)| async move {
-            if pending(key) {
+            if pending(cache, key, tags) {
                 return None;
             }
-            store
+            let stamp = store
                 .take_lease(key, lease, cx.tags)
                 .await
                 .map_err(|error| cx.error(Op::Fill, &error))
-                .ok()
+                .ok()?;
+            Some((cx.cache.flights.depart(store, key, lease), stamp))
         }))
         .await;
-        for ((_, stamp), taken) in self.keys.iter_mut().zip(taken) {
-            *stamp = taken;
+        for ((_, held), taken) in self.keys.iter_mut().zip(taken) {
+            *held = taken;
         }
     }
 
@@ -160,55 +181,70 @@ impl Fence {
             armed: true,
         };
         self.armed = false;
-        Settle(Some(fence))
+        Settle(fence)
     }
+}
+
+/// Whether `key`'s (or a tag's) invalidation has not reached the store yet: such a key is
+/// neither fenced nor stored, only invalidated again.
+fn pending(cache: &Cache, key: &str, tags: &[String]) -> bool {
+    let pending = &cache.inner.pending;
+    pending.contains(key) || tags.iter().any(|tag| pending.contains(tag))
 }
 
 /// The last step of a put, owned (`'static`), for the call or a transaction's commit;
 /// dropped before it ran (a rollback), its fence invalidates the keys.
-struct Settle(Option<Fence>);
+struct Settle(Fence);
 
 impl Settle {
-    /// Stores the value under each key its lease still holds, and invalidates the others.
-    async fn run(mut self) {
-        let Some(fence) = self.0.as_mut() else {
-            return;
-        };
+    /// Stores the value under each key its lease still holds, and invalidates the others
+    /// (all of them unless the writes are known to be visible).
+    async fn run(mut self, committed: Committed) {
+        let fence = &mut self.0;
         let store = &fence.cache.inner.store;
         let tags = Tags {
             keys: &fence.tags,
             ttl: fence.tag_ttl,
         };
-        let (mut stored, mut unstored) = (Vec::new(), Vec::new());
-        for (key, stamp) in &fence.keys {
-            let filled = match (&fence.value, stamp) {
-                (Some((bytes, ttl)), Some(stamp)) => {
-                    let fill = store.fill(key, &fence.lease, bytes, *ttl, tags, stamp);
-                    telemetry::timed(fence.function, Op::Fill, fill)
+        let mut stored = Vec::new();
+        for (key, held) in &mut fence.keys {
+            let filled = match (&fence.value, held.take()) {
+                (Some(value), Some((pilot, stamp)))
+                    if committed == Committed::Yes && !pending(&fence.cache, key, &fence.tags) =>
+                {
+                    let fill =
+                        store.fill(key, &fence.lease, &value.stored, value.kept, tags, &stamp);
+                    let filled = telemetry::timed(fence.function, Op::Fill, fill)
                         .await
                         .unwrap_or_else(|error| {
-                            telemetry::error(
-                                &fence.cache.inner.log,
-                                fence.function,
-                                Op::Fill,
-                                &error,
-                            );
+                            let log = &fence.cache.inner.log;
+                            telemetry::error(log, fence.function, Op::Fill, &error);
                             false
-                        })
+                        });
+                    if filled {
+                        pilot.land(Landing::Value(value.landing.clone()));
+                    }
+                    filled
                 }
+                // Dropped unlanded, a flight lets its waiters look the key up again.
                 _ => false,
             };
-            if filled { &mut stored } else { &mut unstored }.push(key.clone());
+            if filled {
+                stored.push(key.clone());
+            }
         }
         let inner = &fence.cache.inner;
         inner.flights.forget(&stored);
         if let Some(near) = &inner.near {
             near.evict(&stored);
         }
-        fence.armed = false;
-        if !unstored.is_empty() {
+        // The others are invalidated, here or, if this is dropped meanwhile, by the fence.
+        fence.keys.retain(|(key, _)| !stored.contains(key));
+        if !fence.keys.is_empty() {
+            let unstored = fence.keys.iter().map(|(key, _)| key.clone()).collect();
             invalidate(&fence.cache, unstored, fence.function).await;
         }
+        fence.armed = false;
     }
 }
 
