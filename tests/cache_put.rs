@@ -235,7 +235,10 @@ async fn after_a_failed_or_nested_commit_the_put_invalidates() {
         commit(async { Err::<(), &str>("serialization failure") }).await
     })
     .await;
-    assert!(!raw_exists(&key(&cache, 1)).await, "no value after a failed commit");
+    assert!(
+        !raw_exists(&key(&cache, 1)).await,
+        "no value after a failed commit"
+    );
     // An inner commit inside an open scope: the outer one may still roll back.
     transaction(async {
         transaction(async {
@@ -243,7 +246,10 @@ async fn after_a_failed_or_nested_commit_the_put_invalidates() {
             commit(async { Ok::<(), ()>(()) }).await.ok();
         })
         .await;
-        assert!(!raw_exists(&key(&cache, 1)).await, "no value before the outer commit");
+        assert!(
+            !raw_exists(&key(&cache, 1)).await,
+            "no value before the outer commit"
+        );
         commit(async { Ok::<(), ()>(()) }).await.ok();
     })
     .await;
@@ -263,7 +269,10 @@ async fn a_body_reading_one_of_its_own_keys_does_not_wait_for_its_fence() {
     )
     .await
     .expect("the body's read of its own key ran at once");
-    assert_eq!(with_outcome(latest(&cache, &source)).await, (written, Some(Outcome::Hit)));
+    assert_eq!(
+        with_outcome(latest(&cache, &source)).await,
+        (written, Some(Outcome::Hit))
+    );
 }
 
 #[tokio::test]
@@ -271,7 +280,10 @@ async fn two_templates_rendering_one_key_store_it_once() {
     let cache = support::redis_cache("put-same-key").await;
     let source = Versions::default();
     let written = write_twice(&cache, &source, 5, 5).await;
-    assert_eq!(with_outcome(record(&cache, &source, 5)).await, (written, Some(Outcome::Hit)));
+    assert_eq!(
+        with_outcome(record(&cache, &source, 5)).await,
+        (written, Some(Outcome::Hit))
+    );
 }
 
 #[tokio::test]
@@ -292,7 +304,10 @@ async fn a_body_outliving_its_lease_still_stores_and_readers_wait_for_it() {
     let written = writer.await.expect("the writer finishes");
     assert_eq!(read, written, "the reader got the put's value");
     assert_eq!(support::runs(&source.reads), 0, "the source was not read");
-    assert_eq!(with_outcome(record(&cache, &source, 6)).await, (written, Some(Outcome::Hit)));
+    assert_eq!(
+        with_outcome(record(&cache, &source, 6)).await,
+        (written, Some(Outcome::Hit))
+    );
 }
 
 /// 16 writers (puts) and 16 readers on 4 keys, `rounds` times; after each round, a read of

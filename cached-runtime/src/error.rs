@@ -90,6 +90,12 @@ fn closest_hint(closest: &[String]) -> String {
 }
 
 impl Error {
+    /// Whether a Cluster redirected the operation (`MOVED`, `ASK`, `TRYAGAIN`): its slot is
+    /// moving or moved, which says nothing of the server's health.
+    pub(crate) fn is_redirect(&self) -> bool {
+        matches!(self, Error::Redis(error) if matches!(error.code(), Some("MOVED" | "ASK" | "TRYAGAIN")))
+    }
+
     /// Whether the operation ran out of time: the cache's timeout, or redis-rs's own.
     pub(crate) fn is_timeout(&self) -> bool {
         match self {

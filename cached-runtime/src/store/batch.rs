@@ -4,10 +4,10 @@
 //! each request through the breaker of its primary. `mem://` runs the single-key operations, each atomic, key by key.
 //!
 //! A request that fails costs only its own keys: their ids are misses that are not stored
-//! (the body runs for them), their leases are released, and a timeout does not count
-//! against the breaker that every function on that primary shares (a large batch on a slow
-//! link is no outage; single calls still detect one). Only a lookup that fails in every
-//! request fails the batch.
+//! (the body runs for them), their leases are released, and a timeout or a redirect does not
+//! count against the breaker that every function on that primary shares (a large batch on a
+//! slow link is no outage, a moved slot no fault of the primary; single calls still detect
+//! an outage). Only a lookup that fails in every request fails the batch.
 
 use super::lease::{Lease, Leases};
 use super::{Backend, Fetch, Store};
@@ -16,16 +16,12 @@ use crate::task::spawn_detached;
 use futures_util::future::join_all;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The most keys one request of a batch carries: a larger batch goes out as several requests
 /// at once, each small enough to finish well within the timeout (10,000 keys to one primary
 /// in one request did not, on a loaded machine, within the default 250 ms).
 const MAX_REQUEST: usize = 1_000;
-
-/// A primary of a cluster, `(host, port)`, as redis-rs routes a request to it.
-pub(crate) type Primary = Arc<(String, u16)>;
 
 /// Keys that go in one request.
 struct Group {
@@ -34,10 +30,11 @@ struct Group {
     /// A slot of the group's keys: its primary's breaker guards the request (`None`: the
     /// only server).
     slot: Option<u16>,
-    /// On a cluster whose topology is known, the primary the request goes to: its keys may
-    /// span that primary's slots. Without it, a group holds the keys of one slot, and
-    /// redis-rs routes the request by its first key.
-    route: Option<Primary>,
+    /// On a cluster whose topology is known, the request goes to the primary of this slot
+    /// (redis-rs picks it from its own map of slots), and its keys may span that primary's
+    /// slots. Without it, a group holds the keys of one slot, and redis-rs routes the
+    /// request by its first key.
+    route: Option<u16>,
     /// Indexes into the operation's keys.
     members: Vec<usize>,
 }
@@ -61,11 +58,7 @@ impl Store {
             let keys: Vec<&str> = group.keys(keys);
             let lookup = async {
                 match &self.0.backend {
-                    Backend::Redis(redis) => {
-                        redis
-                            .fetch_group(&keys, leased, group.route.as_deref())
-                            .await
-                    }
+                    Backend::Redis(redis) => redis.fetch_group(&keys, leased, group.route).await,
                     Backend::Memory(memory) => {
                         Ok(keys.iter().map(|key| memory.fetch(key, leased)).collect())
                     }
@@ -115,7 +108,12 @@ impl Store {
             .iter()
             .map(|key| (key.as_str(), lease.as_bytes(), ttl))
             .collect();
-        self.set_many(&entries).await
+        let taken = self.set_many(&entries).await;
+        if taken.is_err() {
+            // The requests that succeeded hold leases no caller will fill.
+            self.release_many_detached(keys, lease);
+        }
+        taken
     }
 
     /// Stores each value whose key `lease` still holds (every value when leases are off),
@@ -148,7 +146,7 @@ impl Store {
             let fill = async {
                 match &self.0.backend {
                     Backend::Redis(redis) => {
-                        let route = group.route.as_deref();
+                        let route = group.route;
                         redis.fill_group(&members, lease, route).await
                     }
                     Backend::Memory(memory) => Ok(members
@@ -193,7 +191,7 @@ impl Store {
             let leases: Vec<&Lease> = group.members.iter().map(|&index| &held[index].1).collect();
             let _ = match &self.0.backend {
                 Backend::Redis(redis) => {
-                    let route = group.route.as_deref();
+                    let route = group.route;
                     let extend = redis.extend_leases(&keys, &leases, ttl, route);
                     self.guarded_batch(group.slot, extend).await
                 }
@@ -238,21 +236,18 @@ impl Store {
             let keys: Vec<&str> = group.keys(keys);
             let release = async {
                 match &self.0.backend {
-                    Backend::Redis(redis) => {
-                        redis
-                            .release_group(&keys, lease, group.route.as_deref())
-                            .await
-                    }
+                    Backend::Redis(redis) => redis.release_group(&keys, lease, group.route).await,
                     Backend::Memory(memory) => {
                         keys.iter().for_each(|key| memory.release(key, lease));
                         Ok(())
                     }
                 }
             };
+            // A release in the background is no news of the server: it records nothing.
             if guarded {
                 self.guarded_batch(group.slot, release).await
             } else {
-                self.unguarded(group.slot, release).await
+                release.await
             }
         });
         releases.await.into_iter().collect()
@@ -266,9 +261,7 @@ impl Store {
                 group.members.iter().map(|&index| entries[index]).collect();
             let set = async {
                 match &self.0.backend {
-                    Backend::Redis(redis) => {
-                        redis.set_group(&members, group.route.as_deref()).await
-                    }
+                    Backend::Redis(redis) => redis.set_group(&members, group.route).await,
                     Backend::Memory(memory) => {
                         (members.iter()).for_each(|(key, value, ttl)| memory.set(key, value, *ttl));
                         Ok(())
@@ -283,7 +276,7 @@ impl Store {
     /// The indexes of `keys` in requests: by the server that holds them (on a cluster, by
     /// primary once the topology is known, else by hash slot), at most [`MAX_REQUEST`] each.
     fn group<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Vec<Group> {
-        let mut servers: HashMap<(Option<Primary>, Option<u16>), Vec<usize>> = HashMap::new();
+        let mut servers: HashMap<(Option<u16>, Option<u16>), Vec<usize>> = HashMap::new();
         let mut slots = Vec::new();
         for (index, key) in keys.enumerate() {
             let slot = self.slot(key);
@@ -295,13 +288,14 @@ impl Store {
             servers.entry(server).or_default().push(index);
         }
         let mut groups = Vec::new();
-        for (server, ((route, _), members)) in servers.into_iter().enumerate() {
+        for (server, ((primary, _), members)) in servers.into_iter().enumerate() {
             for chunk in members.chunks(MAX_REQUEST) {
+                // Any slot of the primary names it, and its breaker: the first key's.
+                let slot = chunk.first().and_then(|&first| slots[first]);
                 groups.push(Group {
                     server,
-                    // Any slot of the primary names its breaker: the first key's.
-                    slot: chunk.first().and_then(|&first| slots[first]),
-                    route: route.clone(),
+                    slot,
+                    route: primary.and(slot),
                     members: chunk.to_vec(),
                 });
             }
@@ -309,8 +303,11 @@ impl Store {
         groups
     }
 
-    /// Runs one request of a batch unless its primary's breaker is open; tells the breaker
-    /// how it went, except for a timeout (see the module's comment).
+    /// Runs one request of a batch unless its primary's breaker is open, and tells the
+    /// breaker how it went, except for a timeout or a redirect while the breaker is closed
+    /// (see the module's comment; a slot that moved fails the request that still names it,
+    /// not the primary). The request that probes an open breaker is recorded whatever it
+    /// meets.
     async fn guarded_batch<T>(
         &self,
         slot: Option<u16>,
@@ -320,8 +317,10 @@ impl Store {
         if !breaker.allow() {
             return Err(Error::Unavailable);
         }
+        let probe = breaker.is_open();
         let result = op.await;
-        if !matches!(&result, Err(error) if error.is_timeout()) {
+        let own = matches!(&result, Err(error) if error.is_timeout() || error.is_redirect());
+        if probe || !own {
             breaker.record(&result);
         }
         result

@@ -184,12 +184,9 @@ impl std::ops::Deref for BreakerRef<'_> {
 }
 
 struct SlotBreakers {
-    /// Per slot, an index into `breakers` and `primaries`.
+    /// Per slot, an index into `breakers` (0: the default one, before the topology is read).
     owners: Box<[u16]>,
     breakers: Vec<Arc<Breaker>>,
-    /// Each breaker's primary, `(host, port)` as redis-rs routes to it; `None` for the
-    /// default breaker (before the topology is read).
-    primaries: Vec<Option<Arc<(String, u16)>>>,
 }
 
 /// Redis Cluster's number of hash slots.
@@ -214,7 +211,6 @@ impl Breakers {
             ArcSwap::from_pointee(SlotBreakers {
                 owners: vec![0; SLOTS].into_boxed_slice(),
                 breakers: vec![default.clone()],
-                primaries: vec![None],
             })
         });
         Breakers {
@@ -244,12 +240,15 @@ impl Breakers {
         }
     }
 
-    /// Cluster: the primary serving `slot` (`(host, port)`), once the topology has been read:
-    /// where the keys of several slots can go in one request.
-    pub(crate) fn primary(&self, slot: u16) -> Option<Arc<(String, u16)>> {
+    /// Cluster: which primary serves `slot` (an index, the same for all its slots), once the
+    /// topology has been read: the keys of its slots can go in one request.
+    pub(crate) fn primary(&self, slot: u16) -> Option<u16> {
         let slots = self.slots.as_ref()?.load();
-        let owner = slots.owners.get(usize::from(slot)).copied()?;
-        slots.primaries.get(usize::from(owner))?.clone()
+        slots
+            .owners
+            .get(usize::from(slot))
+            .copied()
+            .filter(|&owner| owner > 0)
     }
 
     /// Cluster: records which primary serves which slots (`(first, last, address)` ranges).
@@ -260,7 +259,6 @@ impl Breakers {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut breakers = vec![self.default.clone()];
-        let mut primaries = vec![None];
         let mut index = HashMap::new();
         let mut owners = vec![0_u16; SLOTS].into_boxed_slice();
         for (first, last, address) in ranges {
@@ -270,7 +268,6 @@ impl Breakers {
                     .or_insert_with(|| Arc::new(Breaker::new(address.clone(), self.closed.clone())))
                     .clone();
                 breakers.push(breaker);
-                primaries.push(host_port(address).map(Arc::new));
                 u16::try_from(breakers.len() - 1).unwrap_or(0)
             });
             for slot in usize::from(*first)..=usize::from(*last).min(SLOTS - 1) {
@@ -285,11 +282,7 @@ impl Breakers {
             }
             kept
         });
-        slots.store(Arc::new(SlotBreakers {
-            owners,
-            breakers,
-            primaries,
-        }));
+        slots.store(Arc::new(SlotBreakers { owners, breakers }));
     }
 
     /// Whether any breaker is open.
@@ -307,13 +300,6 @@ impl Breakers {
     pub(crate) async fn closed(&self) {
         self.closed.notified().await;
     }
-}
-
-/// `(host, port)` of a `host:port` address (`[::1]:7000` for IPv6), as redis-rs routes.
-fn host_port(address: &str) -> Option<(String, u16)> {
-    let (host, port) = address.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some((host.to_owned(), port.parse().ok()?))
 }
 
 /// Whether the server could not be reached at all (I/O, timeout, dropped or refused

@@ -5,7 +5,7 @@
 use super::sentinel::SentinelConnection;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::SingleNodeRoutingInfo;
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Client, Cmd, Pipeline, RedisFuture, Value};
 
 #[derive(Clone)]
@@ -56,21 +56,18 @@ impl ConnectionLike for Connection {
     }
 }
 
-/// A cluster connection whose pipelines go to one node, named by address, whatever slots
-/// their keys are in (redis-rs refuses a pipeline spanning slots when it routes it itself).
+/// A cluster connection whose pipelines go to the primary of one slot, whatever slots their
+/// keys are in (redis-rs refuses a pipeline spanning slots when it routes it by its keys).
+/// The node comes from redis-rs's own map of slots, so an address it does not know (a stale
+/// topology, a node announcing itself by another name) is never asked for.
 pub(crate) struct Routed<'a> {
     cluster: &'a mut ClusterConnection,
-    host: &'a str,
-    port: u16,
+    slot: u16,
 }
 
 impl<'a> Routed<'a> {
-    pub(crate) fn new(cluster: &'a mut ClusterConnection, host: &'a str, port: u16) -> Self {
-        Routed {
-            cluster,
-            host,
-            port,
-        }
+    pub(crate) fn new(cluster: &'a mut ClusterConnection, slot: u16) -> Self {
+        Routed { cluster, slot }
     }
 }
 
@@ -85,10 +82,7 @@ impl ConnectionLike for Routed<'_> {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        let route = SingleNodeRoutingInfo::ByAddress {
-            host: self.host.to_owned(),
-            port: self.port,
-        };
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(self.slot, SlotAddr::Master));
         Box::pin(
             self.cluster
                 .route_pipeline(pipeline.clone(), offset, count, route),

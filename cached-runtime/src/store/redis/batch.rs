@@ -1,5 +1,6 @@
 //! The batch operations of one group of keys on one server: on a cluster, the keys of one
-//! primary, sent to it by address (`route`), or without a route the keys of one hash slot
+//! primary, sent to the primary of one of their slots (`route`), or without a route the keys
+//! of one hash slot
 //! (redis-rs sends a pipeline to the node of its first key and refuses one that spans
 //! slots). Each is one pipeline of single-key commands, so one round trip: the lookup is one
 //! `SET key lease NX PX ms GET` per key (the `FETCH` script before 7.0 and with tombstones,
@@ -17,8 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Where a group's pipeline goes on a cluster: a primary's `(host, port)`.
-type Route<'a> = Option<&'a (String, u16)>;
+/// Where a group's pipeline goes on a cluster: the primary of this slot.
+type Route = Option<u16>;
 
 impl RedisStore {
     /// Reads every key of the group; with a lease, sets it on each key found absent, each
@@ -27,7 +28,7 @@ impl RedisStore {
         &self,
         keys: &[&str],
         lease: Option<(&Lease, Duration)>,
-        route: Route<'_>,
+        route: Route,
     ) -> Result<Vec<Fetch>, Error> {
         let looked_up = match lease {
             Some((lease, lease_ttl)) => self.lookup_group(keys, lease, lease_ttl, route).await,
@@ -41,7 +42,7 @@ impl RedisStore {
     }
 
     /// A `GET` per key (not one `MGET`: the keys may span slots).
-    async fn get_group(&self, keys: &[&str], route: Route<'_>) -> Result<Vec<Fetch>, Error> {
+    async fn get_group(&self, keys: &[&str], route: Route) -> Result<Vec<Fetch>, Error> {
         let mut pipe = redis::pipe();
         for key in keys {
             pipe.get(*key);
@@ -55,7 +56,7 @@ impl RedisStore {
         keys: &[&str],
         lease: &Lease,
         lease_ttl: Duration,
-        route: Route<'_>,
+        route: Route,
     ) -> Result<Vec<Fetch>, Error> {
         let lease_ms = millis(lease_ttl);
         if !self.scripted_lookup.load(Ordering::Relaxed) {
@@ -106,7 +107,7 @@ impl RedisStore {
         &self,
         entries: &[(&str, &[u8], Duration)],
         lease: &Lease,
-        route: Route<'_>,
+        route: Route,
     ) -> Result<Vec<bool>, Error> {
         let invocations: Vec<ScriptInvocation> = entries
             .iter()
@@ -128,7 +129,7 @@ impl RedisStore {
     pub(crate) async fn set_group(
         &self,
         entries: &[(&str, &[u8], Duration)],
-        route: Route<'_>,
+        route: Route,
     ) -> Result<(), Error> {
         let mut pipe = redis::pipe();
         for (key, value, ttl) in entries {
@@ -147,7 +148,7 @@ impl RedisStore {
         &self,
         keys: &[&str],
         lease: &Lease,
-        route: Route<'_>,
+        route: Route,
     ) -> Result<(), Error> {
         let invocations: Vec<ScriptInvocation> = keys
             .iter()
@@ -169,7 +170,7 @@ impl RedisStore {
         keys: &[&str],
         leases: &[&Lease],
         ttl: Duration,
-        route: Route<'_>,
+        route: Route,
     ) -> Result<(), Error> {
         let mut by_slot: BTreeMap<u16, ScriptInvocation> = BTreeMap::new();
         for (key, lease) in keys.iter().zip(leases) {
@@ -193,7 +194,7 @@ impl RedisStore {
         &self,
         script: &Script,
         invocations: &[ScriptInvocation<'_>],
-        route: Route<'_>,
+        route: Route,
     ) -> Result<Vec<T>, Error> {
         let run = |load: bool| {
             let mut pipe = redis::pipe();
@@ -215,14 +216,13 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// Sends `pipe`: to `route`'s primary on a cluster, if given; else as the connection
+    /// Sends `pipe`: on a cluster, to the primary of `route` (a slot), if given; else as the connection
     /// routes it.
-    async fn query<T: FromRedisValue>(&self, pipe: &Pipeline, route: Route<'_>) -> RedisResult<T> {
+    async fn query<T: FromRedisValue>(&self, pipe: &Pipeline, route: Route) -> RedisResult<T> {
         let mut connection = self.connection.clone();
         match (&mut connection, route) {
-            (Connection::Cluster(cluster), Some((host, port))) => {
-                pipe.query_async(&mut Routed::new(cluster, host, *port))
-                    .await
+            (Connection::Cluster(cluster), Some(slot)) => {
+                pipe.query_async(&mut Routed::new(cluster, slot)).await
             }
             (connection, _) => pipe.query_async(connection).await,
         }
