@@ -185,7 +185,9 @@ impl<K: Clone> Batch<K> {
     }
 }
 
-/// What the lookup of a batch gave the generated code.
+/// What the lookup of a batch gave the generated code. Made and moved once per call: boxing
+/// the larger variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Looked<R, K, V> {
     /// Every id was a hit: the output, the body not run.
     Done(R),
