@@ -25,14 +25,21 @@ struct Calls(Mutex<Vec<Vec<u64>>>);
 
 impl Calls {
     fn last(&self) -> Vec<u64> {
-        let calls = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let calls = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         calls.last().cloned().unwrap_or_default()
     }
 }
 
 #[redis_cached(key = "each:employee:<ids>", ttl = 600, batch = ids, cache = cache)]
 async fn employees(cache: &Cache, calls: &Calls, ids: &[u64]) -> HashMap<u64, u64> {
-    (calls.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())).push(ids.to_vec());
+    (calls
+        .0
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    .push(ids.to_vec());
     ids.iter().map(|&id| (id, id * 10)).collect()
 }
 
@@ -105,11 +112,19 @@ async fn fill_then_invalidate_30(
 
     invalidate(&ids[..INVALIDATED as usize]).await;
     let left: Vec<u64> = (INVALIDATED..IDS).collect();
-    assert_eq!(cached_ids(cache, redis).await, left, "exactly the other 20 left");
+    assert_eq!(
+        cached_ids(cache, redis).await,
+        left,
+        "exactly the other 20 left"
+    );
 
     assert_eq!(employees(cache, &calls, &ids).await.len(), ids.len());
     let refilled: Vec<u64> = (0..INVALIDATED).collect();
-    assert_eq!(calls.last(), refilled, "the body ran for the invalidated ids only");
+    assert_eq!(
+        calls.last(),
+        refilled,
+        "the body ran for the invalidated ids only"
+    );
 }
 
 /// `INFO commandstats` deltas between `before` and `after`, without `INFO` itself.
@@ -124,7 +139,11 @@ fn sent(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> HashMap<
 #[tokio::test]
 async fn thirty_of_fifty_ids_are_invalidated_in_one_unlink() {
     let server = RedisServer::start();
-    let cache = Cache::builder(&server.url()).prefix("app:").build().await.unwrap();
+    let cache = Cache::builder(&server.url())
+        .prefix("app:")
+        .build()
+        .await
+        .unwrap();
     let mut redis = server.connection().await;
     payroll(&cache, "march").await;
     // Warm-up: the connection's set-up is not counted.
@@ -147,7 +166,10 @@ async fn thirty_of_fifty_ids_are_invalidated_in_one_unlink() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert!(!payroll, "the template without the ids is deleted with them");
+    assert!(
+        !payroll,
+        "the template without the ids is deleted with them"
+    );
 }
 
 #[tokio::test]
@@ -215,9 +237,7 @@ async fn tag_templates_naming_the_ids_are_rendered_per_element() {
         badge(&cache, id, team).await;
     }
     reorganise(&cache, &["red", "blue"]).await;
-    let outcome = async |id, team| {
-        redis_cached::with_outcome(badge(&cache, id, team)).await.1
-    };
+    let outcome = async |id, team| redis_cached::with_outcome(badge(&cache, id, team)).await.1;
     assert_eq!(outcome(1, "red").await, Some(redis_cached::Outcome::Miss));
     assert_eq!(outcome(2, "blue").await, Some(redis_cached::Outcome::Miss));
     assert_eq!(outcome(3, "green").await, Some(redis_cached::Outcome::Hit));
@@ -266,10 +286,14 @@ async fn while_the_breaker_is_open_the_keys_are_deferred() {
         }
         give_raises(&cache, ids, "march").await;
         server.signal("CONT");
-        eventually(Duration::from_secs(10), "the deferred keys are deleted", || async {
-            let mut raw = server.connection().await;
-            cached_ids(&cache, &mut raw).await.len() == (IDS - INVALIDATED) as usize
-        })
+        eventually(
+            Duration::from_secs(10),
+            "the deferred keys are deleted",
+            || async {
+                let mut raw = server.connection().await;
+                cached_ids(&cache, &mut raw).await.len() == (IDS - INVALIDATED) as usize
+            },
+        )
         .await;
     })
     .await;

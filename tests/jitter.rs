@@ -76,7 +76,8 @@ async fn pttls(cache: &Cache, head: &str) -> Vec<i64> {
     let mut redis = harness::raw_connection().await;
     let mut pipe = redis::pipe();
     for id in 0..BURST {
-        pipe.cmd("PTTL").arg(format!("{}{head}{id}", cache.prefix()));
+        pipe.cmd("PTTL")
+            .arg(format!("{}{head}{id}", cache.prefix()));
     }
     let pttls: Vec<i64> = pipe.query_async(&mut redis).await.expect("PTTL answers");
     assert!(
@@ -156,7 +157,11 @@ async fn the_caches_jitter_applies_and_the_attribute_overrides_it() {
 #[tokio::test]
 async fn with_a_stale_window_the_fresh_ttl_is_drawn_and_the_window_kept() {
     let cache = support::redis_cache("with_a_stale_window").await;
-    burst(&cache, |cache, id| async move { half_stale(&cache, id).await }).await;
+    burst(
+        &cache,
+        |cache, id| async move { half_stale(&cache, id).await },
+    )
+    .await;
     let pttls = pttls(&cache, "jitter:stale:").await;
     assert_spread(&pttls, 0.5, 30_000);
     for id in 0..20 {
@@ -182,7 +187,10 @@ async fn with_a_stale_window_the_fresh_ttl_is_drawn_and_the_window_kept() {
 #[tokio::test]
 async fn the_builder_refuses_a_jitter_outside_zero_to_one() {
     for fraction in [1.0, 1.5, -0.1, f64::NAN] {
-        let built = support::shared_builder("refuses").ttl_jitter(fraction).build().await;
+        let built = support::shared_builder("refuses")
+            .ttl_jitter(fraction)
+            .build()
+            .await;
         match built {
             Err(Error::InvalidConfig(message)) => {
                 assert!(message.contains("jitter"), "{fraction}: {message}")

@@ -373,7 +373,9 @@ fn collection(input: ParseStream, argument: &str) -> syn::Result<Ident> {
     input.parse::<Ident>().map_err(|error| {
         syn::Error::new(
             error.span(),
-            format!("`{argument}` names the parameter that holds the ids, as in `{argument} = ids`"),
+            format!(
+                "`{argument}` names the parameter that holds the ids, as in `{argument} = ids`"
+            ),
         )
     })
 }
@@ -746,7 +748,15 @@ mod tests {
         assert_eq!(read(r#""12.5 %""#), Some(0.125));
         assert_eq!(read(r#""0%""#), Some(0.0));
         assert_eq!(read(r#""99%""#), Some(0.99));
-        for refused in [r#""100%""#, r#""150%""#, r#""-5%""#, r#""10""#, r#""abc""#, "10", "0.1"] {
+        for refused in [
+            r#""100%""#,
+            r#""150%""#,
+            r#""-5%""#,
+            r#""10""#,
+            r#""abc""#,
+            "10",
+            "0.1",
+        ] {
             assert_eq!(read(refused), None, "{refused}");
         }
     }

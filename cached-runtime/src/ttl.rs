@@ -104,7 +104,10 @@ mod tests {
         let jitter = Jitter::new(0.5).unwrap();
         let drawn: Vec<Duration> = (0..1_000).map(|_| jitter.apply(ttl)).collect();
         let (min, max) = (drawn.iter().min().unwrap(), drawn.iter().max().unwrap());
-        assert!(*min >= Duration::from_secs(50) && *max <= ttl, "{min:?}..{max:?}");
+        assert!(
+            *min >= Duration::from_secs(50) && *max <= ttl,
+            "{min:?}..{max:?}"
+        );
         // 1,000 uniform draws over 50 s: the extremes are within 1 s of the ends.
         assert!(*min < Duration::from_secs(51) && *max > Duration::from_secs(99));
         assert_eq!(Jitter::default().apply(ttl), ttl);

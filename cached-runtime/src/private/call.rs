@@ -355,8 +355,7 @@ impl<'a, T> Context<'a, T> {
 
     /// The TTL to store `entry` with; `None` when it is not positive (not stored).
     pub(crate) fn entry_ttl(&self, entry: Entry<&T>) -> Option<Duration> {
-        self.call
-            .entry_ttl(self.codec, entry, self.cache)
+        self.call.entry_ttl(self.codec, entry, self.cache)
     }
 
     /// The bytes to store for `encoded` (computed in `took`) with a TTL of `ttl`, and how

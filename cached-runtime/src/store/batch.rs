@@ -87,8 +87,9 @@ impl Store {
         entries: &[(&str, &[u8], Duration)],
         lease: &Lease,
     ) -> Result<usize, Error> {
-        let (oversized, entries): (Vec<_>, Vec<_>) =
-            entries.iter().partition(|(_, value, _)| self.oversized(value));
+        let (oversized, entries): (Vec<_>, Vec<_>) = entries
+            .iter()
+            .partition(|(_, value, _)| self.oversized(value));
         let oversized: Vec<String> = (oversized.iter())
             .map(|(key, _, _)| (*key).to_owned())
             .collect();
@@ -118,8 +119,9 @@ impl Store {
             };
             if filled.is_err() {
                 // A refused fill leaves our leases: the next callers would wait for them.
-                let keys: Vec<String> =
-                    (group.iter()).map(|(key, _, _)| (*key).to_owned()).collect();
+                let keys: Vec<String> = (group.iter())
+                    .map(|(key, _, _)| (*key).to_owned())
+                    .collect();
                 self.release_many_detached(&keys, lease);
             }
             filled
