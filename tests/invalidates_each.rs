@@ -80,11 +80,11 @@ async fn typo(ids: &[u64]) {
 const IDS: u64 = 50;
 const INVALIDATED: u64 = 30;
 
-/// Which of the ids `0..IDS` have a key under `cache`'s prefix behind `redis` (one `EXISTS`
-/// each: on a Cluster the keys are on several nodes).
-async fn cached_ids(cache: &Cache, redis: &mut impl ConnectionLike) -> Vec<u64> {
+/// Which of `ids` have a key under `cache`'s prefix behind `redis` (one `EXISTS` each: on a
+/// Cluster the keys are on several nodes).
+async fn cached_ids(cache: &Cache, redis: &mut impl ConnectionLike, ids: &[u64]) -> Vec<u64> {
     let mut cached = Vec::new();
-    for id in 0..IDS {
+    for &id in ids {
         let exists: bool = redis::cmd("EXISTS")
             .arg(format!("{}each:employee:{id}", cache.prefix()))
             .query_async(redis)
@@ -97,34 +97,36 @@ async fn cached_ids(cache: &Cache, redis: &mut impl ConnectionLike) -> Vec<u64> 
     cached
 }
 
-/// Fills `0..IDS`, checks all are cached, invalidates `0..INVALIDATED` with `invalidate`;
+/// Fills the 50 `ids`, checks all are cached, invalidates the first 30 with `invalidate`;
 /// checks exactly the other 20 are left, and that a call for all 50 runs the body with
 /// exactly the invalidated ids.
 async fn fill_then_invalidate_30(
     cache: &Cache,
     redis: &mut impl ConnectionLike,
+    ids: &[u64],
     invalidate: impl AsyncFnOnce(&[u64]),
 ) {
+    assert_eq!(ids.len() as u64, IDS);
     let calls = Calls::default();
-    let ids: Vec<u64> = (0..IDS).collect();
-    assert_eq!(employees(cache, &calls, &ids).await.len(), ids.len());
-    assert_eq!(cached_ids(cache, redis).await, ids, "all 50 filled");
+    assert_eq!(employees(cache, &calls, ids).await.len(), ids.len());
+    assert_eq!(cached_ids(cache, redis, ids).await, ids, "all 50 filled");
 
-    invalidate(&ids[..INVALIDATED as usize]).await;
-    let left: Vec<u64> = (INVALIDATED..IDS).collect();
-    assert_eq!(
-        cached_ids(cache, redis).await,
-        left,
-        "exactly the other 20 left"
-    );
+    let (invalidated, left) = ids.split_at(INVALIDATED as usize);
+    invalidate(invalidated).await;
+    let cached = cached_ids(cache, redis, ids).await;
+    assert_eq!(cached, left, "exactly the other 20 left");
 
-    assert_eq!(employees(cache, &calls, &ids).await.len(), ids.len());
-    let refilled: Vec<u64> = (0..INVALIDATED).collect();
+    assert_eq!(employees(cache, &calls, ids).await.len(), ids.len());
+    let refilled = calls.last();
     assert_eq!(
-        calls.last(),
-        refilled,
+        refilled, invalidated,
         "the body ran for the invalidated ids only"
     );
+}
+
+/// `0..IDS`.
+fn fifty() -> Vec<u64> {
+    (0..IDS).collect()
 }
 
 /// `INFO commandstats` deltas between `before` and `after`, without `INFO` itself.
@@ -150,7 +152,7 @@ async fn thirty_of_fifty_ids_are_invalidated_in_one_unlink() {
     give_raises(&cache, &[], "none").await;
 
     let server = &server;
-    fill_then_invalidate_30(&cache, &mut redis, async |ids| {
+    fill_then_invalidate_30(&cache, &mut redis, &fifty(), async |ids| {
         let before = server.command_calls().await;
         give_raises(&cache, ids, "march").await;
         let after = server.command_calls().await;
@@ -176,23 +178,40 @@ async fn thirty_of_fifty_ids_are_invalidated_in_one_unlink() {
 async fn each_takes_a_vec_too() {
     let cache = support::redis_cache("each_takes_a_vec").await;
     let mut redis = harness::raw_connection().await;
-    fill_then_invalidate_30(&cache, &mut redis, async |ids| {
+    fill_then_invalidate_30(&cache, &mut redis, &fifty(), async |ids| {
         assert_eq!(remove_all(&cache, ids.to_vec()).await, ids.len());
     })
     .await;
 }
 
-/// On a Cluster the 30 keys span many slots: one `UNLINK` per slot, summed over the
-/// primaries (this binary's only Cluster test: no other traffic is counted).
+/// On a Cluster the 30 keys span 10 slots, 3 keys in each (ids chosen with
+/// `CLUSTER KEYSLOT`): one `UNLINK` per slot, not per key, summed over the primaries (this
+/// binary's only Cluster test: no other traffic is counted).
 #[tokio::test(flavor = "multi_thread")]
 async fn on_a_cluster_there_is_one_unlink_per_slot() {
     let cluster = support::shared_cluster();
     let cache = support::cluster_cache("each_on_a_cluster").await;
-    let keys: Vec<String> = (0..INVALIDATED)
-        .map(|id| format!("{}each:employee:{id}", cache.prefix()))
+    let key = |id: u64| format!("{}each:employee:{id}", cache.prefix());
+    let candidates: Vec<u64> = (0..20_000).collect();
+    let keys: Vec<String> = candidates.iter().map(|&id| key(id)).collect();
+    let mut by_slot: HashMap<u16, Vec<u64>> = HashMap::new();
+    for (id, slot) in candidates.iter().zip(cluster.slots(&keys)) {
+        by_slot.entry(slot).or_default().push(*id);
+    }
+    let mut shared: Vec<&Vec<u64>> = by_slot.values().filter(|ids| ids.len() >= 3).collect();
+    shared.sort();
+    let mut ids: Vec<u64> = (shared.iter().take(10))
+        .flat_map(|ids| &ids[..3])
+        .copied()
         .collect();
-    let slots: HashSet<u16> = cluster.slots(&keys).into_iter().collect();
-    assert!(slots.len() > 10, "the keys span several slots: {slots:?}");
+    let alone = by_slot.values().filter(|ids| ids.len() == 1);
+    ids.extend(alone.take(20).map(|ids| ids[0]));
+    let invalidated: Vec<String> = ids[..INVALIDATED as usize]
+        .iter()
+        .map(|&id| key(id))
+        .collect();
+    let slots: HashSet<u16> = cluster.slots(&invalidated).into_iter().collect();
+    assert_eq!(slots.len(), 10, "the 30 keys span 10 slots, 3 keys each");
     let mut redis = cluster_connection(cluster).await;
     give_raises(&cache, &[], "warm-up").await;
 
@@ -204,7 +223,7 @@ async fn on_a_cluster_there_is_one_unlink_per_slot() {
         }
         total
     };
-    fill_then_invalidate_30(&cache, &mut redis, async |ids| {
+    fill_then_invalidate_30(&cache, &mut redis, &ids, async |ids| {
         let before = unlinks().await;
         give_raises(&cache, ids, "march").await;
         let payroll_slot = cluster.slot(&format!("{}each:payroll:march", cache.prefix()));
@@ -247,12 +266,12 @@ async fn tag_templates_naming_the_ids_are_rendered_per_element() {
 async fn inside_a_transaction_the_keys_are_held_to_the_commit() {
     let cache = support::redis_cache("each_in_a_transaction").await;
     let mut redis = harness::raw_connection().await;
-    fill_then_invalidate_30(&cache, &mut redis, async |ids| {
+    fill_then_invalidate_30(&cache, &mut redis, &fifty(), async |ids| {
         let mut raw = harness::raw_connection().await;
         let held: Result<(), ()> = transaction(async {
             give_raises(&cache, ids, "march").await;
             assert_eq!(
-                cached_ids(&cache, &mut raw).await.len(),
+                cached_ids(&cache, &mut raw, &fifty()).await.len(),
                 IDS as usize,
                 "held until the commit"
             );
@@ -275,7 +294,7 @@ async fn while_the_breaker_is_open_the_keys_are_deferred() {
         .await
         .unwrap();
     let mut redis = server.connection().await;
-    fill_then_invalidate_30(&cache, &mut redis, async |ids| {
+    fill_then_invalidate_30(&cache, &mut redis, &fifty(), async |ids| {
         server.signal("STOP");
         let calls = Calls::default();
         let mut other = 1_000;
@@ -291,7 +310,7 @@ async fn while_the_breaker_is_open_the_keys_are_deferred() {
             "the deferred keys are deleted",
             || async {
                 let mut raw = server.connection().await;
-                cached_ids(&cache, &mut raw).await.len() == (IDS - INVALIDATED) as usize
+                cached_ids(&cache, &mut raw, &fifty()).await.len() == (IDS - INVALIDATED) as usize
             },
         )
         .await;

@@ -72,8 +72,8 @@ pub(crate) mod kw {
     syn::custom_keyword!(each);
 }
 
-/// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., jitter = ..., refresh = ..., cache = ...,
-/// cache_none = ..., near_cache = ..., key_ignores = [...], tags = [...], stale = ...,
+/// `#[redis_cached(key = "...", ttl = ..., ttl_from = ..., jitter = ..., refresh = ...,
+/// cache = ..., cache_none = ..., near_cache = ..., key_ignores = [...], tags = [...], stale = ...,
 /// stale_if_error = ..., refresh_ahead = ..., revalidate = "...", timeout = ...,
 /// soft_timeout = ..., version = N, batch = ids)]`
 pub(crate) struct CachedArgs {

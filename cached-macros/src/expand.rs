@@ -34,8 +34,8 @@ use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
 //             },
 //         )
 //         // `.tag(|__redis_cached_key| ..)` per tag, then
-//         .ttl(60u64); // `.ttl_value(<expr>)` for `ttl = <expr>`; and `.jitter(0.1f64)`, `.refresh(..)`,
-//         // `.cache_none(..)`, `.near(..)`, `.stale(..)`, `.stale_if_error(..)`,
+//         .ttl(60u64); // `.ttl_value(<expr>)` for `ttl = <expr>`; and `.jitter(0.1f64)`,
+//         // `.refresh(..)`, `.cache_none(..)`, `.near(..)`, `.stale(..)`, `.stale_if_error(..)`,
 //         // `.refresh_ahead(..)`, `.timeout(..)` as given (with `timeout`, the body below is
 //         // `async move { __private::time_limit::<OkOf, _, _>(ms, async move { .. }).await }`)
 //         // Pinned here, in the function's own future, so that the runtime's futures hold a

@@ -23,9 +23,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Routes, relative to where it is nested:
 ///
 /// - `GET /`: an HTML page (no JavaScript, no external assets) listing each
-///   `#[redis_cached]` function (path, key template, TTL and its `jitter`, `stale`, `stale_if_error`,
-///   `refresh_ahead`, tags, version, this process's counts of hits, misses, stale,
-///   coalesced, bypasses and refreshes, hit ratio, body time p50 and p99), the
+///   `#[redis_cached]` function (path, key template, TTL and its `jitter`, `stale`,
+///   `stale_if_error`, `refresh_ahead`, tags, version, this process's counts of hits,
+///   misses, stale, coalesced, bypasses and refreshes, hit ratio, body time p50 and p99), the
 ///   `#[invalidates]` functions and their targets, the findings of
 ///   [`check`](crate::check), and a form: `GET /?key=user:42` shows what the key holds
 ///   (see [`Cache::inspect_key`]); with a near tier, its eviction lag

@@ -202,8 +202,8 @@ pub struct Filling<K, V> {
     /// invalidation).
     cache: Option<Cache>,
     lease: Lease,
-    ttl: Option<Duration>,
-    jitter: Option<Jitter>,
+    /// The TTL and the jitter the values are stored with: the function's, else the cache's.
+    ttl: (Duration, Jitter),
     version: u32,
     hits: Vec<(K, V)>,
     /// The missing ids we hold a lease on, with their keys.
@@ -221,8 +221,8 @@ impl<K, V> Filling<K, V> {
             function,
             cache: None,
             lease: Lease::new(),
-            ttl: None,
-            jitter: None,
+            // Never stored with: there is no cache.
+            ttl: (Duration::ZERO, Jitter::default()),
             version: 1,
             hits: Vec::new(),
             leased: Vec::new(),
@@ -346,10 +346,12 @@ where
     missing.extend(leased.iter().map(|(id, _)| id.clone()));
     let filling = Filling {
         function,
+        ttl: (
+            ttl.unwrap_or(handle.inner.default_ttl),
+            jitter.unwrap_or(handle.inner.ttl_jitter),
+        ),
         cache: Some(handle),
         lease,
-        ttl,
-        jitter,
         version,
         hits,
         leased,
@@ -389,8 +391,7 @@ where
         function,
         cache,
         lease,
-        ttl,
-        jitter,
+        ttl: (ttl, jitter),
         version,
         hits,
         leased,
@@ -427,10 +428,6 @@ where
         }
     }
     // One TTL drawn per entry: the ids of one batch do not expire together.
-    let (ttl, jitter) = (
-        ttl.unwrap_or(cache.default_ttl),
-        jitter.unwrap_or(cache.ttl_jitter),
-    );
     let entries: Vec<(&str, &[u8], Duration)> = encoded
         .iter()
         .map(|(key, bytes)| (*key, &bytes[..], jitter.apply(ttl)))
