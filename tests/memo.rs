@@ -195,5 +195,5 @@ async fn memo_hits_count_in_the_entity_tag() {
     })
     .await;
     assert!(plain.is_some());
-    assert_eq!(memoized, ((((9, 0)), Some(Outcome::Hit)), plain));
+    assert_eq!(memoized, (((9, 0), Some(Outcome::Hit)), plain));
 }
