@@ -140,9 +140,6 @@ where
         // write it.
         return Box::pin(within(&span, degraded::<S, R, _>(&cx, sharing, body))).await;
     }
-    // The near tier's epoch for the key is taken before Redis is read: what is read is
-    // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
-    // skip the tier: an invalidated tag changes no entry's key, so no push would evict them.
     // The request's memo answers a key it was served already; so that it holds what the
     // call is served, the call records it there (and its identity, for a validator).
     let scope = request::current();
@@ -155,6 +152,9 @@ where
         served(&span, function, Outcome::Hit, None);
         return output;
     }
+    // The near tier's epoch for the key is taken before Redis is read: what is read is
+    // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
+    // skip the tier: an invalidated tag changes no entry's key, so no push would evict them.
     let near = cache
         .near
         .as_deref()
