@@ -17,6 +17,9 @@ pub mod tags {}
 #[doc = include_str!("docs/guide/transactions.md")]
 pub mod transactions {}
 
+#[doc = include_str!("docs/guide/requests.md")]
+pub mod requests {}
+
 #[doc = include_str!("docs/guide/topologies.md")]
 pub mod topologies {}
 

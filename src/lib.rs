@@ -9,9 +9,9 @@ pub use redis_cached_macros::invalidates;
 #[doc = include_str!("docs/redis_cached.md")]
 pub use redis_cached_macros::redis_cached;
 pub use redis_cached_runtime::{
-    Cache, CacheBuilder, Codec, EntryInfo, Error, IntoTtl, KeyKind, KeyPart, KeyState, LagStats,
-    NearCache, Outcome, TimedOut, check, commit, describe_metrics, functions, init, install,
-    installed, registry, transaction, with_outcome, write_escaped,
+    Cache, CacheBuilder, Codec, EntityTag, EntryInfo, Error, IntoTtl, KeyKind, KeyPart, KeyState,
+    LagStats, NearCache, Outcome, TimedOut, check, commit, describe_metrics, functions, init,
+    install, installed, memo, registry, transaction, with_entity_tag, with_outcome, write_escaped,
 };
 
 /// Not public API: what the macros' generated code calls.

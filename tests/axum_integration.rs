@@ -11,9 +11,11 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use redis_cached::axum::{CacheStatusLayer, FreshQueryParam, FreshRequested, InvalidFreshParam};
+use redis_cached::axum::{
+    CacheStatusLayer, ConditionalLayer, FreshQueryParam, FreshRequested, InvalidFreshParam,
+};
 use redis_cached::{Cache, Outcome, redis_cached};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,6 +74,25 @@ async fn get_user_then_team(State(app): State<App>, Path(id): Path<u64>) -> Json
     Json([user, team])
 }
 
+/// A user whose name changes with each body run: `user <id> v<run>`.
+#[redis_cached(key = "versioned:<id>", ttl = 60, cache = cache)]
+async fn versioned_user(cache: &Cache, runs: &AtomicUsize, id: u64) -> String {
+    let run = runs.fetch_add(1, Ordering::SeqCst);
+    format!("user {id} v{run}")
+}
+
+/// The versioned user (under [`ConditionalLayer`]).
+async fn get_versioned_user(State(app): State<App>, Path(id): Path<u64>) -> Json<String> {
+    Json(versioned_user(&app.cache, &app.runs, id).await)
+}
+
+/// The same cached call twice in one request: the layer's memo answers the second.
+async fn get_user_twice(State(app): State<App>, Path(id): Path<u64>) -> Json<[String; 2]> {
+    let first = user_name(&app.cache, &app.runs, id, false).await;
+    let second = user_name(&app.cache, &app.runs, id, false).await;
+    Json([first, second])
+}
+
 /// No cached call.
 async fn version() -> &'static str {
     "1.0"
@@ -126,11 +147,23 @@ async fn outcome_seen_outside(mut response: Response) -> Response {
 
 /// Serves the application on a free port; returns its base URL and its state.
 async fn serve(test: &str) -> (String, App) {
+    serve_with(support::redis_cache(test).await, CacheStatusLayer::new()).await
+}
+
+/// [`serve`] on `cache`, with `layer`.
+async fn serve_with(cache: Cache, layer: CacheStatusLayer) -> (String, App) {
     let app = App {
-        cache: support::redis_cache(test).await,
+        cache,
         runs: Arc::new(AtomicUsize::new(0)),
     };
+    let conditional = || get(get_versioned_user).layer(ConditionalLayer::new());
     let router = Router::new()
+        .route("/versioned/{id}", conditional())
+        .route(
+            "/versioned/{id}/post",
+            post(get_versioned_user).layer(ConditionalLayer::new()),
+        )
+        .route("/users/{id}/twice", get(get_user_twice))
         .route("/users/{id}", get(get_user))
         .route("/by-headers/users/{id}", get(get_user_by_headers))
         .route("/users/{id}/with-team", get(get_user_then_team))
@@ -138,7 +171,7 @@ async fn serve(test: &str) -> (String, App) {
         .route("/strict/users/{id}", get(get_user_422))
         .route("/version", get(version))
         .with_state(app.clone())
-        .layer(CacheStatusLayer::new())
+        .layer(layer)
         .layer(axum::middleware::map_response(outcome_seen_outside));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -156,6 +189,7 @@ struct Reply {
     status: StatusCode,
     x_cache: String,
     x_outcome: Option<String>,
+    etag: Option<String>,
     body: String,
 }
 
@@ -178,12 +212,13 @@ async fn fetch_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
             .map(str::to_owned)
     };
     let status = StatusCode::from_u16(response.status().as_u16()).expect("a status");
-    let (x_cache, x_outcome) = (header("x-cache"), header("x-outcome"));
+    let (x_cache, x_outcome, etag) = (header("x-cache"), header("x-outcome"), header("etag"));
     let body = response.text().await.expect("a body");
     Reply {
         status,
         x_cache: x_cache.unwrap_or_else(|| "(none)".to_owned()),
         x_outcome,
+        etag,
         body,
     }
 }
@@ -362,4 +397,116 @@ async fn concurrent_requests_each_report_their_own_calls() {
         let expected = if id % 2 == 0 { "HIT" } else { "MISS" };
         assert_eq!(reply.x_cache, expected, "/users/{id}");
     }
+}
+
+/// Lookups (`SET .. NX GET`, or the script standing in for it before Redis 7.0) `server`
+/// ran during `op`.
+async fn lookups_during(server: &harness::RedisServer, op: impl Future<Output = ()>) -> u64 {
+    let mut admin = server.connection().await;
+    let lookup = if harness::native_lookup(&mut admin).await {
+        "set"
+    } else {
+        "evalsha"
+    };
+    let before = harness::command_calls_on(&mut admin).await;
+    op.await;
+    let after = harness::command_calls_on(&mut admin).await;
+    after.get(lookup).unwrap_or(&0) - before.get(lookup).unwrap_or(&0)
+}
+
+/// The layer's memo: a handler reading one key twice makes one lookup; with `memo(false)`
+/// two. Mutation: the layer not opening the scope (`with_outcome` alone): two lookups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reading_a_key_twice_makes_one_round_trip() {
+    let server = harness::RedisServer::start();
+    for (memo, expected) in [(true, 1), (false, 2)] {
+        let cache = Cache::connect(&server.url()).await.expect("connects");
+        let (base, _) = serve_with(cache, CacheStatusLayer::new().memo(memo)).await;
+        // Fills the entry (the first time round), so that the measured calls are hits.
+        fetch(&base, "/users/1/twice").await;
+        let lookups = lookups_during(&server, async {
+            let reply = fetch(&base, "/users/1/twice").await;
+            assert_eq!(reply.body, r#"["user 1","user 1"]"#);
+        })
+        .await;
+        assert_eq!(lookups, expected, "memo({memo})");
+    }
+}
+
+/// A first GET gets 200 and a weak ETag; the same GET naming it in `If-None-Match` a 304
+/// with no body (and the ETag); after an invalidation and a new value, a 200 and another
+/// ETag. Mutations: the layer not matching `If-None-Match` (a 200 where the 304 is); the
+/// ETag not set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_none_match_with_the_etag_is_a_304_until_the_entry_changes() {
+    let (base, app) = serve("axum_etag").await;
+    let first = fetch(&base, "/versioned/1").await;
+    assert_eq!(
+        (first.status, first.body.as_str()),
+        (StatusCode::OK, "\"user 1 v0\"")
+    );
+    let etag = first.etag.expect("an ETag");
+    assert!(etag.starts_with("W/\""), "{etag}");
+
+    let again = fetch_with(&base, "/versioned/1", &[("if-none-match", &etag)]).await;
+    assert_eq!(
+        (again.status, again.body.as_str(), again.etag.as_deref()),
+        (StatusCode::NOT_MODIFIED, "", Some(etag.as_str()))
+    );
+    assert_eq!(again.x_cache, "HIT");
+    // In a list, or as `*`; another tag is no match.
+    let listed = format!("\"other\", {etag}");
+    let listed = fetch_with(&base, "/versioned/1", &[("if-none-match", &listed)]).await;
+    assert_eq!(listed.status, StatusCode::NOT_MODIFIED);
+    let any = fetch_with(&base, "/versioned/1", &[("if-none-match", "*")]).await;
+    assert_eq!(any.status, StatusCode::NOT_MODIFIED);
+    let other = fetch_with(&base, "/versioned/1", &[("if-none-match", "W/\"other\"")]).await;
+    assert_eq!(
+        (other.status, other.etag.as_deref()),
+        (StatusCode::OK, Some(etag.as_str()))
+    );
+
+    app.cache
+        .invalidate(&["versioned:1"])
+        .await
+        .expect("Redis answers");
+    let changed = fetch_with(&base, "/versioned/1", &[("if-none-match", &etag)]).await;
+    assert_eq!(
+        (changed.status, changed.body.as_str()),
+        (StatusCode::OK, "\"user 1 v1\"")
+    );
+    let new_etag = changed.etag.expect("an ETag");
+    assert_ne!(new_etag, etag);
+    let revalidated = fetch_with(&base, "/versioned/1", &[("if-none-match", &new_etag)]).await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(runs(&app), 2);
+}
+
+/// Only GET and HEAD: a HEAD is answered 304 too, a POST never carries the tag. Only routes
+/// under the layer. Mutation: the method check removed (the POST gets an ETag).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_gets_and_heads_of_layered_routes_are_conditional() {
+    let (base, _app) = serve("axum_etag_methods").await;
+    let etag = fetch(&base, "/versioned/2").await.etag.expect("an ETag");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
+    let head = client
+        .head(format!("{base}/versioned/2"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(head.status().as_u16(), 304);
+    let post = client
+        .post(format!("{base}/versioned/2/post"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(post.status().as_u16(), 200);
+    assert_eq!(post.headers().get("etag"), None);
+    // `/users/{id}` reads a cached entry but is not under the layer.
+    assert_eq!(fetch(&base, "/users/2").await.etag, None);
 }

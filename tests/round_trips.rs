@@ -318,3 +318,46 @@ async fn an_invalidation_deletes_all_three_keys_with_one_unlink() {
         .unwrap();
     assert_eq!(left, 0, "all three keys are gone");
 }
+
+/// In a `memo` scope, the second call of a key sends nothing, after a hit as after a miss;
+/// after an invalidation in the scope it looks the key up again. Mutation: no memo lookup
+/// (`Request::recall` returning `None`): a second lookup in each window.
+#[tokio::test]
+async fn in_a_memo_scope_a_repeated_call_makes_no_round_trip() {
+    let server = RedisServer::start();
+    let mut recorder = Recorder::start(&server).await;
+    let cache = Cache::builder(&server.url()).build().await.unwrap();
+    let [_, hit, _] = measure_paths(&cache, &mut recorder).await;
+    let lookup = hit[0].clone();
+    let runs = AtomicUsize::new(0);
+    profile(&cache, &runs, 44).await;
+
+    let hits = recorder
+        .measure(redis_cached::memo(async {
+            let first = profile(&cache, &runs, 44).await;
+            assert_eq!(profile(&cache, &runs, 44).await, first);
+        }))
+        .await;
+    assert_eq!(hits, [lookup.as_str()], "one lookup for two calls");
+
+    let misses = recorder
+        .measure(redis_cached::memo(async {
+            profile(&cache, &runs, 43).await;
+            profile(&cache, &runs, 43).await;
+            rename(&cache, 43, "blue").await;
+            profile(&cache, &runs, 43).await;
+        }))
+        .await;
+    assert_eq!(
+        misses,
+        [
+            lookup.as_str(),
+            "evalsha",
+            "unlink",
+            lookup.as_str(),
+            "evalsha"
+        ],
+        "a miss, a memo hit, the invalidation, a miss"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+}

@@ -92,6 +92,8 @@ impl Cache {
         keys: Vec<String>,
         by: &'static str,
     ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        // At once, in the caller's task: the memo scopes around it must not serve them again.
+        crate::request::evict(&self.inner, &keys);
         let span = spans::remove(by, &self.inner.spans, &keys);
         self.delete_or_hold(keys, by).instrument(span)
     }

@@ -2,7 +2,9 @@
 //!
 //! Handlers stay thin: extract, call the repository, answer. [`CacheStatusLayer`] sets the
 //! `X-Cache` header (`HIT`, `COALESCED`, `MISS`, `REFRESH` or `BYPASS`) from the cached calls
-//! each request made, and [`Refresh`] says whether the client asked for fresh data.
+//! each request made (and runs each in a memo scope), [`ConditionalLayer`] gives
+//! `GET /employees/{id}` an `ETag` and answers `If-None-Match` with 304, and [`Refresh`]
+//! says whether the client asked for fresh data.
 
 use super::db::DbError;
 use super::edge;
@@ -20,7 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis_cached::Outcome;
-use redis_cached::axum::CacheStatusLayer;
+use redis_cached::axum::{CacheStatusLayer, ConditionalLayer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use tracing::Instrument;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::{self, ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -74,7 +76,8 @@ struct ApiDoc;
 pub fn app(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(create_employee, list_employees))
-        .routes(routes!(get_employee, update_employee, delete_employee))
+        .routes(conditional(routes!(get_employee)))
+        .routes(routes!(update_employee, delete_employee))
         .routes(routes!(get_status, set_status))
         .routes(routes!(department_employees))
         .routes(routes!(health))
@@ -91,6 +94,14 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(edge::json_errors))
         .layer(middleware::from_fn(edge::limit_uri))
         .layer(middleware::from_fn(log_request))
+}
+
+/// `routes` under [`ConditionalLayer`]: an `ETag` from the cached entries the handler read,
+/// and 304 for an `If-None-Match` naming it. Only for handlers whose answer is made of the
+/// cached values they read (and the request): `GET /employees/{id}` is one entry.
+fn conditional(routes: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    let (schemas, paths, method_router) = routes;
+    (schemas, paths, method_router.layer(ConditionalLayer::new()))
 }
 
 /// The `X-Cache` response header's schema: what the cached call behind a read did, one of
@@ -191,7 +202,9 @@ fn found<T>(result: Result<Option<T>, DbError>, id: i64) -> Result<Json<T>, ApiE
     params(("id" = i64, Path, description = "Employee id"), Refresh),
     responses(
         (status = 200, description = "The employee", body = Employee,
-            headers(("X-Cache" = inline(XCache), description = "HIT, COALESCED, MISS, REFRESH or BYPASS: what the cache did"))),
+            headers(("X-Cache" = inline(XCache), description = "HIT, COALESCED, MISS, REFRESH or BYPASS: what the cache did"),
+                ("ETag" = String, description = "A weak validator of the cache entry read, for If-None-Match"))),
+        (status = 304, description = "Not modified: If-None-Match names the current ETag (no body)"),
         (status = 404, description = "No such employee", body = Detail),
         (status = 422, description = "Invalid id or query", body = ValidationErrors),
         UsesDatabase, AnyRoute,

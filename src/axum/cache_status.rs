@@ -1,6 +1,6 @@
 //! [`CacheStatusLayer`]: the `X-Cache` response header from the cached calls a request made.
 
-use crate::with_outcome;
+use crate::{memo, with_outcome};
 use ::axum::http::header::Entry;
 use ::axum::http::{HeaderName, HeaderValue, Request, Response};
 use std::fmt;
@@ -14,7 +14,9 @@ use std::task::{Context, Poll};
 /// appear without a change here).
 ///
 /// The whole request, extractors and handler, runs inside [`with_outcome`], so the header
-/// needs no code in handlers. Guarantees and limits:
+/// needs no code in handlers; and, unless turned off with [`memo(false)`](Self::memo),
+/// inside a [`memo`] scope: a key the request reads twice is read from Redis once, and both
+/// reads return the same value. Guarantees and limits:
 ///
 /// - **Several cached calls:** the header reports the last one that completed (for a
 ///   cached function calling another, the outermost), as [`with_outcome`] does.
@@ -27,7 +29,8 @@ use std::task::{Context, Poll};
 /// - The [`Outcome`](crate::Outcome) is also put in the response's extensions, for logging middleware
 ///   outside this layer (`response.extensions().get::<Outcome>()`).
 ///
-/// Cost: one allocation per request (the boxed response future).
+/// Cost: one allocation per request (the boxed response future); with the memo, one more
+/// for the scope, and the values the request read are held until the response is made.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -41,6 +44,7 @@ use std::task::{Context, Poll};
 #[derive(Clone, Debug)]
 pub struct CacheStatusLayer {
     header: HeaderName,
+    memo: bool,
 }
 
 impl CacheStatusLayer {
@@ -53,7 +57,30 @@ impl CacheStatusLayer {
     pub fn new() -> CacheStatusLayer {
         CacheStatusLayer {
             header: HeaderName::from_static("x-cache"),
+            memo: true,
         }
+    }
+
+    /// Whether each request runs in a [`memo`] scope of its own (default `true`): a cached
+    /// call of a key the request was served already is answered from the scope, without a
+    /// round trip, with the same value. `false` leaves every call to the cache.
+    ///
+    /// ```
+    /// let layer = redis_cached::axum::CacheStatusLayer::new().memo(false);
+    /// assert!(!layer.memoizes());
+    /// ```
+    pub fn memo(mut self, memo: bool) -> CacheStatusLayer {
+        self.memo = memo;
+        self
+    }
+
+    /// Whether each request runs in a [`memo`] scope (see [`memo`](Self::memo)).
+    ///
+    /// ```
+    /// assert!(redis_cached::axum::CacheStatusLayer::new().memoizes());
+    /// ```
+    pub fn memoizes(&self) -> bool {
+        self.memo
     }
 
     /// Sets another response header instead of `X-Cache`, such as `x-myapp-cache`.
@@ -94,6 +121,7 @@ impl<S> tower_layer::Layer<S> for CacheStatusLayer {
         CacheStatus {
             inner,
             header: self.header.clone(),
+            memo: self.memo,
         }
     }
 }
@@ -103,6 +131,7 @@ impl<S> tower_layer::Layer<S> for CacheStatusLayer {
 pub struct CacheStatus<S> {
     inner: S,
     header: HeaderName,
+    memo: bool,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for CacheStatus<S>
@@ -123,8 +152,12 @@ where
         // happens inside `with_outcome`.
         let future = self.inner.call(request);
         let header = self.header.clone();
+        let memoized = self.memo;
         CacheStatusFuture(Box::pin(async move {
-            let (result, outcome) = with_outcome(future).await;
+            let (result, outcome) = match memoized {
+                true => memo(with_outcome(future)).await,
+                false => with_outcome(future).await,
+            };
             let mut response = result?;
             if let Some(outcome) = outcome {
                 if let Entry::Vacant(entry) = response.headers_mut().entry(header) {

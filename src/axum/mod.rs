@@ -5,6 +5,12 @@
 //!   `X-Cache` on the response (`HIT`, `MISS`, `REFRESH`, `COALESCED` or `BYPASS`) from the
 //!   cached calls the handler made;
 //!   the header is absent when it made none.
+//!   Each request also runs in a [`memo`](crate::memo) scope (unless
+//!   [`memo(false)`](CacheStatusLayer::memo)): a key the request reads twice is read from
+//!   Redis once, and both reads return the same value.
+//! - [`ConditionalLayer`], on a route, sets a weak `ETag` derived from the cached entries
+//!   the handler read, and answers an `If-None-Match` that names it with `304 Not
+//!   Modified`: clients revalidate without downloading an unchanged response again.
 //! - [`FreshRequested`] extracts whether the client asks for fresh data (`Cache-Control:
 //!   no-cache`, and optionally a query flag of your choosing): the `bool` that
 //!   `#[redis_cached(refresh = ...)]` takes.
@@ -18,7 +24,7 @@
 //!
 //! ```
 //! use axum::{Json, Router, extract::Path, routing::get};
-//! use redis_cached::axum::{CacheStatusLayer, FreshQueryParam, FreshRequested};
+//! use redis_cached::axum::{CacheStatusLayer, ConditionalLayer, FreshQueryParam, FreshRequested};
 //! use redis_cached::redis_cached;
 //!
 //! #[redis_cached(key = "user:<id>", ttl = 60, refresh = refresh)]
@@ -40,14 +46,17 @@
 //! }
 //!
 //! let app: Router = Router::new()
-//!     .route("/users/{id}", get(get_user))
-//!     .layer(CacheStatusLayer::new()); // X-Cache: HIT, MISS, REFRESH, ...
+//!     // ETag: W/"..." of the entries read; If-None-Match with it: 304 Not Modified.
+//!     .route("/users/{id}", get(get_user).layer(ConditionalLayer::new()))
+//!     .layer(CacheStatusLayer::new()); // X-Cache: HIT, MISS, REFRESH, ...; one memo per request
 //! ```
 
 mod cache_status;
+mod conditional;
 mod fresh;
 mod inspect;
 
 pub use self::cache_status::{CacheStatus, CacheStatusFuture, CacheStatusLayer};
+pub use self::conditional::{Conditional, ConditionalFuture, ConditionalLayer};
 pub use self::fresh::{FreshQueryParam, FreshRequested, HeadersOnly, InvalidFreshParam};
 pub use self::inspect::inspect;

@@ -255,6 +255,8 @@ async fn lookup<S, R>(
 where
     S: BatchShape<R>,
 {
+    // Batches neither use nor feed the request's memo, and give no validator.
+    crate::request::unknown();
     let Batch {
         function,
         cache,

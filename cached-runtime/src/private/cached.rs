@@ -23,6 +23,7 @@ use crate::private::refresh::{Judged, continue_detached, judge};
 use crate::private::shape::Shape;
 use crate::private::share::Sharing;
 use crate::private::stored::ValueCodec;
+use crate::request;
 use crate::spans::{self, CallSpan, within};
 use crate::store::Fetch;
 use crate::store::lease::Lease;
@@ -127,6 +128,7 @@ where
 {
     let call = call.borrow();
     let Some(cx) = Context::new(call, codec) else {
+        request::unknown();
         let output = Box::pin(within(&span, body)).await;
         served(&span, call.function, Outcome::Bypass, None);
         return output;
@@ -138,6 +140,18 @@ where
         // write it.
         return Box::pin(within(&span, degraded::<S, R, _>(&cx, sharing, body))).await;
     }
+    // The request's memo answers a key it was served already; so that it holds what the
+    // call is served, the call records it there (and its identity, for a validator).
+    let scope = request::current();
+    if let Some(scope) = &scope
+        && !call.refresh
+        && let Some(output) = scope
+            .recall(&cx, |held| codec.near_value(held, |bytes| cx.decode(bytes)))
+            .and_then(S::output)
+    {
+        served(&span, function, Outcome::Hit, None);
+        return output;
+    }
     // The near tier's epoch for the key is taken before Redis is read: what is read is
     // kept locally only if no invalidation of the key came in meanwhile. Tagged entries
     // skip the tier: an invalidated tag changes no entry's key, so no push would evict them.
@@ -148,11 +162,14 @@ where
         .map(|tier| (tier, tier.epoch(key)));
     if let Some((tier, _)) = near
         && !call.refresh
-        && let Some(output) = tier
-            .get(key)
-            .and_then(|held| codec.near_value(&held, |bytes| cx.decode(bytes)))
+        && let Some(held) = tier.get(key)
+        && let Some(output) = codec
+            .near_value(&held, |bytes| cx.decode(bytes))
             .and_then(S::output)
     {
+        if let Some(scope) = &scope {
+            scope.keep_near(&cx, held);
+        }
         served(&span, function, Outcome::Hit, None);
         return output;
     }
@@ -206,6 +223,9 @@ where
             }
             Ok((Fetch::Hit(bytes, ttl), _)) => {
                 if let Some(entry) = cx.decode(&bytes) {
+                    if let Some(scope) = &scope {
+                        scope.keep(&cx, &bytes, entry.as_ref());
+                    }
                     let held = near
                         .zip(ttl)
                         .map(|(near, ttl)| (near, ttl, codec.hold(&bytes, entry.as_ref())));
@@ -246,7 +266,8 @@ where
                 };
                 match Box::pin(wait_for_filler(cache, key, &other, give_up, &mut poll)).await {
                     Waited::Landed(bytes) => {
-                        if let Some(output) = cx.decode(&bytes).and_then(S::output) {
+                        let decoded = request::decode_kept(&cx, &bytes);
+                        if let Some(output) = decoded.and_then(S::output) {
                             served(&span, function, Outcome::Coalesced, Some(bytes.len()));
                             return output;
                         }
@@ -254,6 +275,7 @@ where
                     }
                     Waited::Shared(output) => {
                         if let Some(output) = sharing.take(&*output).map(S::from_failure) {
+                            request::unknown();
                             served(&span, function, Outcome::Coalesced, None);
                             return output;
                         }
@@ -375,7 +397,7 @@ where
             // our lease (on an `Err`, puts the value back).
             let fallen_back = fallback
                 .as_ref()
-                .and_then(|fallback| cx.decode(fallback.value()));
+                .and_then(|fallback| request::decode_kept(cx, fallback.value()));
             if let Some(stale) = fallen_back.and_then(S::output)
                 && let Some(fallback) = fallback.take()
             {
@@ -396,7 +418,7 @@ where
     };
     if S::failed(&output)
         && let Some(fallback) = fallback
-        && let Some(stale) = cx.decode(fallback.value()).and_then(S::output)
+        && let Some(stale) = request::decode_kept(cx, fallback.value()).and_then(S::output)
     {
         // Joiners get the old value too, and later callers find it again (unless an
         // invalidation took our lease meanwhile).
@@ -417,6 +439,11 @@ where
         (Some(bytes), Some(entry), Some(ttl)) => Some((bytes, entry, ttl)),
         _ => None,
     };
+    // What the caller is served, as the request's scopes record it: the value stored.
+    match storing {
+        Some((bytes, entry, _)) => request::keep(cx, bytes, entry),
+        None => request::unknown(),
+    }
     // Released before the joiners wake, so that one of them finds the key free for a retry
     // when there is nothing to share.
     let released = match storing {
@@ -474,6 +501,7 @@ where
     F: Future<Output = R>,
 {
     let (cache, key, function) = (cx.cache, cx.key, cx.function);
+    request::unknown();
     // Without leases there is no single-flight, degraded or not.
     if !cache.store.leases().on() || flight::is_filling(key) {
         return uncached(function, key, body, Outcome::Bypass).await;
@@ -511,6 +539,7 @@ async fn uncached<R, F: Future<Output = R>>(
     body: F,
     outcome: Outcome,
 ) -> R {
+    request::unknown();
     let (output, _) = run(function, key, body).await;
     telemetry::outcome(function, outcome);
     output

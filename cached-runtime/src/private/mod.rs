@@ -21,6 +21,7 @@ mod time_limit;
 pub use self::batch::{Batch, BatchShape, Filling, Looked, batch_fill, batch_lookup};
 pub use self::cached::{cached, cached_revalidating};
 pub use self::call::Call;
+pub(crate) use self::call::Context;
 pub use self::invalidation::{Invalidation, invalidate, invalidate_with_result};
 pub use self::put::{Put, cache_put};
 pub use self::shape::{OkOf, OkSomeOf, Shape, SomeOf, Whole};

@@ -99,7 +99,7 @@ where
         // Stored by a function without these options (or not a value): overwrite it.
         return Judged::Miss;
     };
-    let serve = |outcome| match cx.decode(value).and_then(S::output) {
+    let serve = |outcome| match crate::request::decode_kept(cx, value).and_then(S::output) {
         Some(output) => {
             crate::spans::item_size(bytes.len());
             telemetry::outcome(function, outcome);
@@ -168,6 +168,14 @@ where
         };
     }
     let replacement = replacement::<S, R>(cx, &output, took);
+    // What the caller is served, as the request's scopes record it: the value stored.
+    let stored = replacement
+        .as_ref()
+        .and_then(|(stored, _)| freshness::open(stored));
+    match stored.zip(S::stored(&output, call.cache_none)) {
+        Some(((_, value), entry)) => crate::request::keep(cx, value, entry),
+        None => crate::request::unknown(),
+    }
     store_refresh(cx, (&claim, stamp), replacement).await;
     drop(refreshing);
     Judged::Served(output)

@@ -1,0 +1,390 @@
+//! The scopes a request opens around the cached calls it makes: a [`memo`] (a call of a key
+//! already read in the scope is answered from the scope, without a round trip) and the
+//! entries read, from which [`with_entity_tag`] derives an HTTP validator.
+//!
+//! Both live in one task-local, so that a call outside every scope pays one `try_with`,
+//! and inside a scope one lock per call. A call records what it served: the stored bytes
+//! (or the decoded value, for a function whose near-tier entries are decoded, see
+//! `near_clone`), the tags it carries (for tag invalidations) and an identity of the entry,
+//! a digest of its key and stored bytes. A call that served no entry (a bypass, a batch, an
+//! `Err` shared by another caller's fill) records that no validator can be given.
+
+use crate::Cache;
+use crate::cache::Inner;
+use crate::entry::Entry;
+use crate::near::NearValue;
+use crate::private::Context;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+tokio::task_local! {
+    static REQUEST: Request;
+}
+
+/// What the scopes around a call collect. Each part is shared by the calls of its scope and
+/// linked to the enclosing scope's, which invalidations and reads reach too.
+#[derive(Clone, Default)]
+pub(crate) struct Request {
+    memo: Option<Arc<Shared<Memo>>>,
+    reads: Option<Arc<Shared<Reads>>>,
+}
+
+/// One scope's part, and the enclosing scope's.
+struct Shared<T> {
+    this: Mutex<T>,
+    outer: Option<Arc<Shared<T>>>,
+}
+
+impl<T> Shared<T> {
+    fn new(this: T, outer: Option<Arc<Shared<T>>>) -> Arc<Shared<T>> {
+        Arc::new(Shared {
+            this: Mutex::new(this),
+            outer,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, T> {
+        self.this.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// This scope's part and every enclosing one's, innermost first.
+    fn chain(self: &Arc<Self>) -> impl Iterator<Item = &Arc<Shared<T>>> {
+        std::iter::successors(Some(self), |scope| scope.outer.as_ref())
+    }
+}
+
+/// The entries a memo scope holds, per cache and key.
+#[derive(Default)]
+struct Memo {
+    caches: Vec<(Cache, HashMap<String, Kept>)>,
+}
+
+/// One entry a call in the scope was served.
+struct Kept {
+    value: NearValue,
+    /// The call's rendered tag keys: invalidating one evicts the entry.
+    tags: Box<[String]>,
+    identity: Option<Identity>,
+}
+
+/// A digest of an entry's key and stored bytes: it changes whenever the entry does.
+type Identity = [u8; 16];
+
+/// The identities of the entries the calls in a scope were served.
+#[derive(Default)]
+struct Reads {
+    identities: Vec<Identity>,
+    /// A call served no known entry: no validator.
+    unknown: bool,
+}
+
+/// Runs `future` in a memo scope: inside it, a cached call of a key (of one cache) that a
+/// call in the scope was already served is answered with what that call was served, without
+/// a round trip to Redis and without running the body, however the entry changed in Redis
+/// meanwhile (repeatable reads within one request, as Laravel's `Cache::memo()` or Rails'
+/// local cache).
+///
+/// - **What is recorded:** what a call returned from the cache: a hit (Redis or the near
+///   tier), the value a miss stored, a value another caller's fill gave it, a stale value.
+///   A call that bypassed the cache (no cache installed, Redis unreachable, the key's
+///   invalidation still pending), a value that was not stored (an `Err`, a `None` without
+///   `cache_none`) and batch functions record nothing: the next call in the scope works as
+///   outside one. A call with `refresh = true` skips the scope, and records what it stored.
+/// - **Invalidations:** an `#[invalidates]`, [`Cache::invalidate`] or
+///   [`Cache::invalidate_tags`] made inside the scope evicts the keys it deletes, and the
+///   entries carrying a tag it deletes, from this scope and every enclosing one, so a call
+///   after a write in the same request reads again.
+/// - **Scopes:** the innermost scope holds; a task spawned inside (`tokio::spawn`) does not
+///   inherit it. A memo hit counts as a hit (`Outcome::Hit`, the hit metrics). The values
+///   are held until the scope ends: open one per request, not per process.
+///
+/// The axum [`CacheStatusLayer`](https://docs.rs/redis-cached/latest/redis_cached/axum/struct.CacheStatusLayer.html)
+/// opens one per request.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+/// use redis_cached::{memo, redis_cached};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static READS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[redis_cached(key = "answer", ttl = 60)]
+/// async fn answer() -> u32 {
+///     READS.fetch_add(1, Ordering::Relaxed)
+/// }
+///
+/// redis_cached::init("mem://").await?;
+/// let (first, second) = memo(async { (answer().await, answer().await) }).await;
+/// assert_eq!(first, second);
+/// # Ok(()) }
+/// ```
+pub async fn memo<F: Future>(future: F) -> F::Output {
+    let mut request = current().unwrap_or_default();
+    request.memo = Some(Shared::new(Memo::default(), request.memo.take()));
+    REQUEST.scope(request, future).await
+}
+
+/// Runs `future` and returns its output with a validator of the cached entries the calls
+/// inside it were served, an HTTP weak entity tag (`W/"..."`, RFC 9110 §8.8.3), or `None`
+/// if it made no cached call or one of them served no known entry (see below).
+///
+/// The tag is a digest of the keys and stored bytes of the entries read, in any order: it
+/// changes whenever one of them is rewritten (a refresh that stores equal bytes keeps it),
+/// and is the same in every process. It stands for the response only when the response is
+/// made of those entries alone: a handler that also reads data outside the cache must not
+/// be given one.
+///
+/// `None` when a call bypassed the cache (no cache, Redis unreachable, an invalidation
+/// pending), was a batch function, or returned a value that was not stored (an `Err`, a
+/// `None` without `cache_none`). Nested scopes: each enclosing scope sees the calls of the
+/// inner ones too. A task spawned inside does not inherit the scope.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+/// use redis_cached::{redis_cached, with_entity_tag};
+///
+/// #[redis_cached(key = "answer", ttl = 60)]
+/// async fn answer() -> u32 { 42 }
+///
+/// redis_cached::init("mem://").await?;
+/// let (_, first) = with_entity_tag(answer()).await; // a miss: the value it stored
+/// let (_, again) = with_entity_tag(answer()).await; // a hit: the same entry
+/// assert_eq!(first, again);
+/// assert!(first.unwrap().as_str().starts_with("W/\""));
+/// assert_eq!(with_entity_tag(async {}).await.1, None);
+/// # Ok(()) }
+/// ```
+pub async fn with_entity_tag<F: Future>(future: F) -> (F::Output, Option<EntityTag>) {
+    let mut request = current().unwrap_or_default();
+    let reads = Shared::new(Reads::default(), request.reads.take());
+    request.reads = Some(reads.clone());
+    let output = REQUEST.scope(request, future).await;
+    let tag = EntityTag::of(&mut reads.lock());
+    (output, tag)
+}
+
+/// A weak entity tag (`W/"<32 hex digits>"`) of the cached entries a request read: see
+/// [`with_entity_tag`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+/// # use redis_cached::{redis_cached, with_entity_tag};
+/// # #[redis_cached(key = "answer", ttl = 60)]
+/// # async fn answer() -> u32 { 42 }
+/// # redis_cached::init("mem://").await?;
+/// let (_, tag) = with_entity_tag(answer()).await;
+/// let tag = tag.unwrap();
+/// assert!(tag.matches(tag.as_str()));
+/// assert!(tag.matches("*"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EntityTag(String);
+
+impl EntityTag {
+    fn of(reads: &mut Reads) -> Option<EntityTag> {
+        if reads.unknown || reads.identities.is_empty() {
+            return None;
+        }
+        // In any order: calls made concurrently complete in any order.
+        reads.identities.sort_unstable();
+        reads.identities.dedup();
+        let mut digest = Sha256::new();
+        for identity in &reads.identities {
+            digest.update(identity);
+        }
+        let mut tag = String::with_capacity(36);
+        tag.push_str("W/\"");
+        for byte in &digest.finalize()[..16] {
+            tag.push(hex(byte >> 4));
+            tag.push(hex(byte & 0xF));
+        }
+        tag.push('"');
+        Some(EntityTag(tag))
+    }
+
+    /// The tag as an `ETag` header value: `W/"..."`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether an `If-None-Match` header value names this tag: `*`, or a comma-separated
+    /// list of entity tags one of which has the same opaque tag (the weak comparison of RFC
+    /// 9110 §8.8.3.2, which `If-None-Match` uses).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+    /// # use redis_cached::{redis_cached, with_entity_tag};
+    /// # #[redis_cached(key = "answer", ttl = 60)]
+    /// # async fn answer() -> u32 { 42 }
+    /// # redis_cached::init("mem://").await?;
+    /// let tag = with_entity_tag(answer()).await.1.unwrap();
+    /// let strong = tag.as_str().trim_start_matches("W/");
+    /// assert!(tag.matches(&format!("\"other\", {strong}")));
+    /// assert!(!tag.matches("\"other\""));
+    /// # Ok(()) }
+    /// ```
+    pub fn matches(&self, if_none_match: &str) -> bool {
+        let opaque = self.0.trim_start_matches("W/");
+        if_none_match.trim() == "*"
+            || if_none_match
+                .split(',')
+                .any(|tag| tag.trim().trim_start_matches("W/") == opaque)
+    }
+}
+
+impl fmt::Display for EntityTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn hex(nibble: u8) -> char {
+    char::from(b"0123456789abcdef"[usize::from(nibble)])
+}
+
+/// The scopes around the current call; `None` outside every scope (one `try_with`).
+pub(crate) fn current() -> Option<Request> {
+    REQUEST.try_with(Request::clone).ok()
+}
+
+impl Request {
+    /// What a call of `cx`'s key in this memo scope was served, if any, as `read` takes it
+    /// out of what was kept; recorded as read again.
+    pub(crate) fn recall<T>(
+        &self,
+        cx: &Context<'_, T>,
+        read: impl FnOnce(&NearValue) -> Option<Entry<T>>,
+    ) -> Option<Entry<T>> {
+        let memo = self.memo.as_ref()?;
+        let (entry, identity) = {
+            let memo = memo.lock();
+            let kept = memo.entries(cx.cache)?.get(cx.key)?;
+            (read(&kept.value)?, kept.identity)
+        };
+        self.read(identity);
+        Some(entry)
+    }
+
+    /// Records that the call of `cx` was served the stored `bytes`, which decoded to `entry`.
+    pub(crate) fn keep<T>(&self, cx: &Context<'_, T>, bytes: &[u8], entry: Entry<&T>) {
+        let identity = identity(cx.key, bytes);
+        self.read(Some(identity));
+        if self.memo.is_some() {
+            self.remember(cx, cx.codec.hold(bytes, entry), Some(identity));
+        }
+    }
+
+    /// Records that the call of `cx` was served `held` by the near tier: decoded values
+    /// have no stored bytes to identify them.
+    pub(crate) fn keep_near<T>(&self, cx: &Context<'_, T>, held: NearValue) {
+        let identity = match &held {
+            NearValue::Bytes(bytes) => Some(identity(cx.key, bytes)),
+            NearValue::Decoded(_) => None,
+        };
+        self.read(identity);
+        self.remember(cx, held, identity);
+    }
+
+    fn remember<T>(&self, cx: &Context<'_, T>, value: NearValue, identity: Option<Identity>) {
+        let (Some(memo), Some((cache, _))) = (&self.memo, &cx.call.target) else {
+            return;
+        };
+        let kept = Kept {
+            value,
+            tags: cx.tags.keys.into(),
+            identity,
+        };
+        memo.lock()
+            .entries_mut(cache)
+            .insert(cx.key.to_owned(), kept);
+    }
+
+    /// Records an entry read in every reads scope around the call (`None`: not known).
+    fn read(&self, identity: Option<Identity>) {
+        let Some(reads) = &self.reads else {
+            return;
+        };
+        for scope in reads.chain() {
+            let mut reads = scope.lock();
+            match identity {
+                Some(identity) => reads.identities.push(identity),
+                None => reads.unknown = true,
+            }
+        }
+    }
+}
+
+impl Memo {
+    /// Where `cache`'s entries are.
+    fn position(&self, cache: &Inner) -> Option<usize> {
+        let same = |(kept, _): &(Cache, _)| std::ptr::eq(&*kept.inner, cache);
+        self.caches.iter().position(same)
+    }
+
+    fn entries(&self, cache: &Inner) -> Option<&HashMap<String, Kept>> {
+        Some(&self.caches[self.position(cache)?].1)
+    }
+
+    fn entries_mut(&mut self, cache: &Cache) -> &mut HashMap<String, Kept> {
+        let at = self.position(&cache.inner).unwrap_or_else(|| {
+            self.caches.push((cache.clone(), HashMap::new()));
+            self.caches.len() - 1
+        });
+        &mut self.caches[at].1
+    }
+}
+
+/// Records, where the call of `cx` runs in a scope, that it was served the stored `bytes`
+/// (see [`Request::keep`]).
+pub(crate) fn keep<T>(cx: &Context<'_, T>, bytes: &[u8], entry: Entry<&T>) {
+    if let Some(request) = current() {
+        request.keep(cx, bytes, entry);
+    }
+}
+
+/// `cx.decode(bytes)`, recorded (see [`keep`]) when it decodes: for a call served those bytes.
+pub(crate) fn decode_kept<T>(cx: &Context<'_, T>, bytes: &[u8]) -> Option<Entry<T>> {
+    let entry = cx.decode(bytes)?;
+    keep(cx, bytes, entry.as_ref());
+    Some(entry)
+}
+
+/// Records, where a call runs in a scope, that it was served no known entry (a bypass):
+/// no validator for the scope.
+pub(crate) fn unknown() {
+    let _ = REQUEST.try_with(|request| request.read(None));
+}
+
+/// Evicts `keys` (rendered keys and tag keys, as [`Cache::delete`] takes them) of `cache`,
+/// and the entries carrying one of those tags, from the memo scopes around the caller.
+pub(crate) fn evict(cache: &Inner, keys: &[String]) {
+    let _ = REQUEST.try_with(|request| {
+        let Some(memo) = &request.memo else {
+            return;
+        };
+        for scope in memo.chain() {
+            let mut memo = scope.lock();
+            let Some(at) = memo.position(cache) else {
+                continue;
+            };
+            memo.caches[at].1.retain(|key, kept| {
+                !keys.contains(key) && !kept.tags.iter().any(|tag| keys.contains(tag))
+            });
+        }
+    });
+}
+
+/// A digest of `key` and the stored `bytes`, the first 16 bytes of a SHA-256.
+fn identity(key: &str, bytes: &[u8]) -> Identity {
+    let mut digest = Sha256::new();
+    digest.update((key.len() as u64).to_le_bytes());
+    digest.update(key);
+    digest.update(bytes);
+    let mut identity = [0; 16];
+    identity.copy_from_slice(&digest.finalize()[..16]);
+    identity
+}

@@ -1,0 +1,172 @@
+//! [`ConditionalLayer`]: an `ETag` from the cached entries a handler read, and `304 Not
+//! Modified` for a request that names it in `If-None-Match`.
+
+use crate::with_entity_tag;
+use ::axum::http::header::{
+    CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    IF_NONE_MATCH, LAST_MODIFIED, TRANSFER_ENCODING,
+};
+use ::axum::http::{HeaderValue, Method, Request, Response, StatusCode};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A tower layer that gives the responses of a route an `ETag` derived from the cached
+/// entries its handler read, and answers a request whose `If-None-Match` names it with
+/// `304 Not Modified` and no body (RFC 9110 §13.1.2, §15.4.5).
+///
+/// The handler runs inside [`with_entity_tag`]: the tag is a digest of the keys and stored
+/// bytes of the entries its cached calls were served (a hit, the value a miss stored, a
+/// value another caller's fill gave, a memo hit), so it changes when one of them is
+/// invalidated and filled again, or refreshed with other bytes, and is the same in every
+/// process. Hits cost no extra work beyond a SHA-256 of the bytes already read; the body is
+/// never hashed.
+///
+/// - **Weak** (`W/"..."`): the tag stands for the data the response is made of, not its
+///   bytes (a later layer may compress them, the handler may format a date), which is what
+///   a weak validator means; `If-None-Match` uses the weak comparison, so 304s work alike.
+/// - **Only** for `GET` and `HEAD` requests, and `2xx` responses; not when the handler set
+///   an `ETag` itself (kept, and no 304 from here).
+/// - **No tag** when the handler made no cached call, or one served no known entry: a
+///   bypass (no cache, Redis unreachable, an invalidation not yet applied), a batch
+///   function, a value that was not stored (an `Err`, a `None` without `cache_none`), a
+///   near-tier hit of a `near_cache = true` function (it holds the decoded value, not the
+///   bytes). No tag means no 304: every request gets the full response.
+/// - **Use it only on routes whose responses are made of the cached values they read**
+///   (and of the request): data read outside the cache does not move the tag, and a client
+///   would be told a response changed by it is not modified.
+/// - The handler still runs on a 304 (the tag is known once it has read its entries): what
+///   is saved is the response's transfer and the client's work. A 304 keeps the response's
+///   headers (`ETag`, `Cache-Control`, `Vary`, ...) but the representation's own
+///   (`Content-Type`, `Content-Length`, ...).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use redis_cached::axum::{CacheStatusLayer, ConditionalLayer};
+///
+/// # async fn get_user() -> &'static str { "" }
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(get_user).layer(ConditionalLayer::new()))
+///     .layer(CacheStatusLayer::new());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ConditionalLayer {
+    _private: (),
+}
+
+impl ConditionalLayer {
+    /// The layer.
+    ///
+    /// ```
+    /// let layer = redis_cached::axum::ConditionalLayer::new();
+    /// # let _ = layer;
+    /// ```
+    pub fn new() -> ConditionalLayer {
+        ConditionalLayer::default()
+    }
+}
+
+impl<S> tower_layer::Layer<S> for ConditionalLayer {
+    type Service = Conditional<S>;
+
+    fn layer(&self, inner: S) -> Conditional<S> {
+        Conditional { inner }
+    }
+}
+
+/// The service [`ConditionalLayer`] wraps around an inner service: see there.
+#[derive(Clone, Debug)]
+pub struct Conditional<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for Conditional<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ConditionalFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let conditional = matches!(*request.method(), Method::GET | Method::HEAD);
+        let if_none_match: Vec<HeaderValue> = match conditional {
+            true => request
+                .headers()
+                .get_all(IF_NONE_MATCH)
+                .iter()
+                .cloned()
+                .collect(),
+            false => Vec::new(),
+        };
+        let future = self.inner.call(request);
+        ConditionalFuture(Box::pin(async move {
+            if !conditional {
+                return future.await;
+            }
+            let (result, tag) = with_entity_tag(future).await;
+            let mut response = result?;
+            let Some(tag) = tag else {
+                return Ok(response);
+            };
+            if !response.status().is_success() || response.headers().contains_key(ETAG) {
+                return Ok(response);
+            }
+            let Ok(value) = HeaderValue::from_str(tag.as_str()) else {
+                return Ok(response);
+            };
+            response.headers_mut().insert(ETAG, value);
+            let named = if_none_match
+                .iter()
+                .any(|names| names.to_str().is_ok_and(|names| tag.matches(names)));
+            Ok(match named {
+                true => not_modified(response),
+                false => response,
+            })
+        }))
+    }
+}
+
+/// `response` as a `304 Not Modified`: no body, and none of the headers that describe it.
+fn not_modified<B: Default>(response: Response<B>) -> Response<B> {
+    let (mut parts, _) = response.into_parts();
+    parts.status = StatusCode::NOT_MODIFIED;
+    for name in [
+        CONTENT_TYPE,
+        CONTENT_LENGTH,
+        CONTENT_ENCODING,
+        CONTENT_LANGUAGE,
+        CONTENT_RANGE,
+        LAST_MODIFIED,
+        TRANSFER_ENCODING,
+    ] {
+        parts.headers.remove(name);
+    }
+    Response::from_parts(parts, B::default())
+}
+
+/// The response future of [`Conditional`].
+pub struct ConditionalFuture<ResBody, E>(BoxedResponse<ResBody, E>);
+
+type BoxedResponse<ResBody, E> = Pin<Box<dyn Future<Output = Result<Response<ResBody>, E>> + Send>>;
+
+impl<ResBody, E> Future for ConditionalFuture<ResBody, E> {
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<ResBody, E> fmt::Debug for ConditionalFuture<ResBody, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConditionalFuture").finish_non_exhaustive()
+    }
+}
