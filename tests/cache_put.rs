@@ -132,6 +132,18 @@ async fn a_put_under_keys_in_two_hash_slots_stores_both_on_a_cluster() {
 }
 
 #[tokio::test]
+async fn inside_a_memo_scope_a_put_makes_the_next_read_see_its_value() {
+    let cache = support::redis_cache("put-memo").await;
+    let source = Versions::default();
+    redis_cached::memo(async {
+        assert_eq!(record(&cache, &source, 8).await, (8, 0));
+        let written = write_record(&cache, &source, 8, None).await;
+        assert_eq!(record(&cache, &source, 8).await, written, "not the scope's old value");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn two_overlapping_puts_leave_the_key_empty() {
     let cache = support::redis_cache("put-overlap").await;
     let source = Versions::default();

@@ -20,6 +20,7 @@ use crate::key::KeyBuilder;
 use crate::private::call::{Call, Context, run};
 use crate::private::shape::Shape;
 use crate::private::stored::ValueCodec;
+use crate::request;
 use crate::store::Tags;
 use crate::store::lease::Lease;
 use crate::store::tags::Stamp;
@@ -98,6 +99,9 @@ where
             landing: bytes,
         });
     }
+    // The caller's memo scope reads the keys again: the put's value, or the source.
+    let keys: Vec<String> = fence.keys.iter().map(|(key, _)| key.clone()).collect();
+    request::evict(&handle.inner, &keys);
     // Held by a transaction scope, if the call is in one; else run now, and to its end even
     // if the caller is dropped meanwhile.
     let mut settle = Some(fence.settle());
