@@ -160,6 +160,10 @@ async fn serve_with(cache: Cache, layer: CacheStatusLayer) -> (String, App) {
     let router = Router::new()
         .route("/versioned/{id}", conditional())
         .route(
+            "/versioned/{id}/max-age",
+            get(get_versioned_user).layer(ConditionalLayer::new().max_age(true)),
+        )
+        .route(
             "/versioned/{id}/post",
             post(get_versioned_user).layer(ConditionalLayer::new()),
         )
@@ -190,6 +194,7 @@ struct Reply {
     x_cache: String,
     x_outcome: Option<String>,
     etag: Option<String>,
+    cache_control: Option<String>,
     body: String,
 }
 
@@ -213,12 +218,14 @@ async fn fetch_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
     };
     let status = StatusCode::from_u16(response.status().as_u16()).expect("a status");
     let (x_cache, x_outcome, etag) = (header("x-cache"), header("x-outcome"), header("etag"));
+    let cache_control = header("cache-control");
     let body = response.text().await.expect("a body");
     Reply {
         status,
         x_cache: x_cache.unwrap_or_else(|| "(none)".to_owned()),
         x_outcome,
         etag,
+        cache_control,
         body,
     }
 }
@@ -509,4 +516,41 @@ async fn only_gets_and_heads_of_layered_routes_are_conditional() {
     assert_eq!(post.headers().get("etag"), None);
     // `/users/{id}` reads a cached entry but is not under the layer.
     assert_eq!(fetch(&base, "/users/2").await.etag, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_max_age_the_response_says_how_long_its_entries_stay() {
+    let (base, _) = serve("max-age").await;
+    let max_age = |reply: &Reply| -> u64 {
+        let value = reply
+            .cache_control
+            .as_deref()
+            .expect("a Cache-Control header");
+        let seconds = value.strip_prefix("max-age=").expect("max-age=<seconds>");
+        seconds.parse().expect("whole seconds")
+    };
+    // A miss: the TTL it stored (60 s); a hit: what Redis says is left.
+    let miss = fetch(&base, "/versioned/1/max-age").await;
+    assert_eq!(miss.x_cache, "MISS");
+    assert!(
+        (58..=60).contains(&max_age(&miss)),
+        "{:?}",
+        miss.cache_control
+    );
+    let hit = fetch(&base, "/versioned/1/max-age").await;
+    assert_eq!(hit.x_cache, "HIT");
+    assert!(
+        (58..=60).contains(&max_age(&hit)),
+        "{:?}",
+        hit.cache_control
+    );
+    let etag = hit.etag.clone().expect("an ETag");
+    let not_modified = fetch_with(&base, "/versioned/1/max-age", &[("if-none-match", &etag)]).await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    assert!(
+        not_modified.cache_control.is_some(),
+        "a 304 keeps Cache-Control"
+    );
+    // Without the option: no Cache-Control, so clients revalidate.
+    assert_eq!(fetch(&base, "/versioned/1").await.cache_control, None);
 }

@@ -138,7 +138,11 @@ async fn inside_a_memo_scope_a_put_makes_the_next_read_see_its_value() {
     redis_cached::memo(async {
         assert_eq!(record(&cache, &source, 8).await, (8, 0));
         let written = write_record(&cache, &source, 8, None).await;
-        assert_eq!(record(&cache, &source, 8).await, written, "not the scope's old value");
+        assert_eq!(
+            record(&cache, &source, 8).await,
+            written,
+            "not the scope's old value"
+        );
     })
     .await;
 }

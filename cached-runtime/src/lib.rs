@@ -46,7 +46,7 @@ pub use crate::key::{KeyPart, write_escaped};
 pub use crate::near::{LagStats, NearCache};
 pub use crate::outcome::{Outcome, with_outcome};
 pub use crate::registry::{check, functions};
-pub use crate::request::{EntityTag, memo, with_entity_tag};
+pub use crate::request::{EntityTag, memo, with_entity_tag, with_entity_tag_and_max_age};
 pub use crate::telemetry::describe_metrics;
 pub use crate::timed_out::TimedOut;
 pub use crate::transaction::{commit, transaction};

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 tokio::task_local! {
     static REQUEST: Request;
@@ -68,6 +69,8 @@ struct Kept {
     /// The call's rendered tag keys: invalidating one evicts the entry.
     tags: Box<[String]>,
     identity: Option<Identity>,
+    /// When the entry expires in Redis, if known.
+    expires: Option<Instant>,
 }
 
 /// A digest of an entry's key and stored bytes: it changes whenever the entry does.
@@ -79,6 +82,11 @@ struct Reads {
     identities: Vec<Identity>,
     /// A call served no known entry: no validator.
     unknown: bool,
+    /// The earliest expiry of the entries read, and whether one's was not known.
+    expires: Option<Instant>,
+    expiry_unknown: bool,
+    /// Lookups in the scope ask Redis for their entries' remaining TTL.
+    want_expiry: bool,
 }
 
 /// Runs `future` in a memo scope: inside it, a cached call of a key (of one cache) that a
@@ -158,8 +166,38 @@ pub async fn memo<F: Future>(future: F) -> F::Output {
 /// # Ok(()) }
 /// ```
 pub async fn with_entity_tag<F: Future>(future: F) -> (F::Output, Option<EntityTag>) {
+    read_scope(future, false).await
+}
+
+/// [`with_entity_tag`], and the tag knows how long the entries it stands for stay in Redis
+/// ([`EntityTag::max_age`]): each lookup in the scope asks Redis for its entry's remaining
+/// TTL, in the same round trip (a script instead of the native `SET .. NX GET`, so some
+/// more work in Redis per hit).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis_cached::Error> {
+/// use redis_cached::{redis_cached, with_entity_tag_and_max_age};
+///
+/// #[redis_cached(key = "answer", ttl = 60)]
+/// async fn answer() -> u32 { 42 }
+///
+/// redis_cached::init("mem://").await?;
+/// let (_, tag) = with_entity_tag_and_max_age(answer()).await; // the value it stored
+/// let max_age = tag.unwrap().max_age().unwrap();
+/// assert!(max_age.as_secs() <= 60);
+/// # Ok(()) }
+/// ```
+pub async fn with_entity_tag_and_max_age<F: Future>(future: F) -> (F::Output, Option<EntityTag>) {
+    read_scope(future, true).await
+}
+
+async fn read_scope<F: Future>(future: F, want_expiry: bool) -> (F::Output, Option<EntityTag>) {
     let mut request = current().unwrap_or_default();
-    let reads = Shared::new(Reads::default(), request.reads.take());
+    let reads = Reads {
+        want_expiry,
+        ..Reads::default()
+    };
+    let reads = Shared::new(reads, request.reads.take());
     request.reads = Some(reads.clone());
     let output = REQUEST.scope(request, future).await;
     let tag = EntityTag::of(&mut reads.lock());
@@ -181,10 +219,38 @@ pub async fn with_entity_tag<F: Future>(future: F) -> (F::Output, Option<EntityT
 /// assert!(tag.matches("*"));
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct EntityTag(String);
+#[derive(Clone, Debug)]
+pub struct EntityTag {
+    tag: String,
+    /// The earliest expiry of the entries, when each one's is known.
+    expires: Option<Instant>,
+}
+
+/// Tags are equal when they name the same entries, however long those have left.
+impl PartialEq for EntityTag {
+    fn eq(&self, other: &EntityTag) -> bool {
+        self.tag == other.tag
+    }
+}
+
+impl Eq for EntityTag {}
+
+impl std::hash::Hash for EntityTag {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.tag.hash(state);
+    }
+}
 
 impl EntityTag {
+    /// How long the entries the tag stands for stay in Redis (the shortest remaining TTL):
+    /// known from [`with_entity_tag_and_max_age`] when every entry read came from Redis or a
+    /// fill (not for a near-tier hit or a value another caller's fill handed over); `None`
+    /// otherwise.
+    pub fn max_age(&self) -> Option<Duration> {
+        let expires = self.expires?;
+        Some(expires.saturating_duration_since(Instant::now()))
+    }
+
     fn of(reads: &mut Reads) -> Option<EntityTag> {
         if reads.unknown || reads.identities.is_empty() {
             return None;
@@ -203,12 +269,13 @@ impl EntityTag {
             tag.push(hex(byte & 0xF));
         }
         tag.push('"');
-        Some(EntityTag(tag))
+        let expires = reads.expires.filter(|_| !reads.expiry_unknown);
+        Some(EntityTag { tag, expires })
     }
 
     /// The tag as an `ETag` header value: `W/"..."`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.tag
     }
 
     /// Whether an `If-None-Match` header value names this tag: `*`, or a comma-separated
@@ -228,7 +295,7 @@ impl EntityTag {
     /// # Ok(()) }
     /// ```
     pub fn matches(&self, if_none_match: &str) -> bool {
-        let opaque = self.0.trim_start_matches("W/");
+        let opaque = self.tag.trim_start_matches("W/");
         if_none_match.trim() == "*"
             || if_none_match
                 .split(',')
@@ -238,7 +305,7 @@ impl EntityTag {
 
 impl fmt::Display for EntityTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.tag)
     }
 }
 
@@ -260,21 +327,35 @@ impl Request {
         read: impl FnOnce(&NearValue) -> Option<Entry<T>>,
     ) -> Option<Entry<T>> {
         let memo = self.memo.as_ref()?;
-        let (entry, identity) = {
+        let (entry, identity, expires) = {
             let memo = memo.lock();
             let kept = memo.entries(cx.cache)?.get(cx.key)?;
-            (read(&kept.value)?, kept.identity)
+            (read(&kept.value)?, kept.identity, kept.expires)
         };
-        self.read(identity);
+        self.read(identity, expires);
         Some(entry)
     }
 
-    /// Records that the call of `cx` was served the stored `bytes`, which decoded to `entry`.
-    pub(crate) fn keep<T>(&self, cx: &Context<'_, T>, bytes: &[u8], entry: Entry<&T>) {
+    /// Whether a lookup in these scopes is to ask for its entry's remaining TTL.
+    pub(crate) fn wants_ttl(&self) -> bool {
+        self.reads
+            .as_ref()
+            .is_some_and(|reads| reads.chain().any(|scope| scope.lock().want_expiry))
+    }
+
+    /// Records that the call of `cx` was served the stored `bytes`, which decoded to `entry`
+    /// and live `ttl` more in Redis (if known).
+    pub(crate) fn keep<T>(
+        &self,
+        cx: &Context<'_, T>,
+        (bytes, entry): (&[u8], Entry<&T>),
+        ttl: Option<Duration>,
+    ) {
         let identity = identity(cx.key, bytes);
-        self.read(Some(identity));
+        let expires = ttl.and_then(|ttl| Instant::now().checked_add(ttl));
+        self.read(Some(identity), expires);
         if self.memo.is_some() {
-            self.remember(cx, cx.codec.hold(bytes, entry), Some(identity));
+            self.remember(cx, cx.codec.hold(bytes, entry), (Some(identity), expires));
         }
     }
 
@@ -285,11 +366,16 @@ impl Request {
             NearValue::Bytes(bytes) => Some(identity(cx.key, bytes)),
             NearValue::Decoded(_) => None,
         };
-        self.read(identity);
-        self.remember(cx, held, identity);
+        self.read(identity, None);
+        self.remember(cx, held, (identity, None));
     }
 
-    fn remember<T>(&self, cx: &Context<'_, T>, value: NearValue, identity: Option<Identity>) {
+    fn remember<T>(
+        &self,
+        cx: &Context<'_, T>,
+        value: NearValue,
+        (identity, expires): (Option<Identity>, Option<Instant>),
+    ) {
         let (Some(memo), Some((cache, _))) = (&self.memo, &cx.call.target) else {
             return;
         };
@@ -297,14 +383,16 @@ impl Request {
             value,
             tags: cx.tags.keys.into(),
             identity,
+            expires,
         };
         memo.lock()
             .entries_mut(cache)
             .insert(cx.key.to_owned(), kept);
     }
 
-    /// Records an entry read in every reads scope around the call (`None`: not known).
-    fn read(&self, identity: Option<Identity>) {
+    /// Records an entry read, and when it expires, in every reads scope around the call
+    /// (`None`: not known).
+    fn read(&self, identity: Option<Identity>, expires: Option<Instant>) {
         let Some(reads) = &self.reads else {
             return;
         };
@@ -313,6 +401,12 @@ impl Request {
             match identity {
                 Some(identity) => reads.identities.push(identity),
                 None => reads.unknown = true,
+            }
+            match expires {
+                Some(expires) => {
+                    reads.expires = Some(reads.expires.map_or(expires, |at| at.min(expires)));
+                }
+                None => reads.expiry_unknown = true,
             }
         }
     }
@@ -340,23 +434,23 @@ impl Memo {
 
 /// Records, where the call of `cx` runs in a scope, that it was served the stored `bytes`
 /// (see [`Request::keep`]).
-pub(crate) fn keep<T>(cx: &Context<'_, T>, bytes: &[u8], entry: Entry<&T>) {
+pub(crate) fn keep<T>(cx: &Context<'_, T>, bytes: &[u8], entry: Entry<&T>, ttl: Option<Duration>) {
     if let Some(request) = current() {
-        request.keep(cx, bytes, entry);
+        request.keep(cx, (bytes, entry), ttl);
     }
 }
 
 /// `cx.decode(bytes)`, recorded (see [`keep`]) when it decodes: for a call served those bytes.
 pub(crate) fn decode_kept<T>(cx: &Context<'_, T>, bytes: &[u8]) -> Option<Entry<T>> {
     let entry = cx.decode(bytes)?;
-    keep(cx, bytes, entry.as_ref());
+    keep(cx, bytes, entry.as_ref(), None);
     Some(entry)
 }
 
 /// Records, where a call runs in a scope, that it was served no known entry (a bypass):
 /// no validator for the scope.
 pub(crate) fn unknown() {
-    let _ = REQUEST.try_with(|request| request.read(None));
+    let _ = REQUEST.try_with(|request| request.read(None, None));
 }
 
 /// Evicts `keys` (rendered keys and tag keys, as [`Cache::delete`] takes them) of `cache`,

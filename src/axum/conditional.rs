@@ -1,10 +1,10 @@
 //! [`ConditionalLayer`]: an `ETag` from the cached entries a handler read, and `304 Not
 //! Modified` for a request that names it in `If-None-Match`.
 
-use crate::with_entity_tag;
+use crate::{with_entity_tag, with_entity_tag_and_max_age};
 use ::axum::http::header::{
-    CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    IF_NONE_MATCH, LAST_MODIFIED, TRANSFER_ENCODING,
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    ETAG, IF_NONE_MATCH, LAST_MODIFIED, TRANSFER_ENCODING,
 };
 use ::axum::http::{HeaderValue, Method, Request, Response, StatusCode};
 use std::fmt;
@@ -40,6 +40,13 @@ use std::task::{Context, Poll};
 ///   is saved is the response's transfer and the client's work. A 304 keeps the response's
 ///   headers (`ETag`, `Cache-Control`, `Vary`, ...) but the representation's own
 ///   (`Content-Type`, `Content-Length`, ...).
+/// - **`Cache-Control`:** none by default, so clients and shared caches revalidate (and a
+///   write is seen at once, through the new tag). With [`max_age`](Self::max_age), a
+///   response whose entries' remaining TTLs are known gets `Cache-Control: max-age=<the
+///   shortest, in whole seconds>`, unless the handler set `Cache-Control` itself: clients
+///   may then reuse it that long without asking, so a write within it is not seen by them.
+///   No `Age` is sent: the max-age is already what remains (a client's age of the response
+///   starts at 0).
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -52,7 +59,7 @@ use std::task::{Context, Poll};
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ConditionalLayer {
-    _private: (),
+    max_age: bool,
 }
 
 impl ConditionalLayer {
@@ -65,13 +72,29 @@ impl ConditionalLayer {
     pub fn new() -> ConditionalLayer {
         ConditionalLayer::default()
     }
+
+    /// Also sets `Cache-Control: max-age` to the shortest remaining TTL of the entries read
+    /// (see above). Each lookup in the handler then asks Redis for its entry's TTL, in the
+    /// same round trip (a script rather than the native lookup). Off by default.
+    ///
+    /// ```
+    /// let layer = redis_cached::axum::ConditionalLayer::new().max_age(true);
+    /// # let _ = layer;
+    /// ```
+    pub fn max_age(mut self, max_age: bool) -> ConditionalLayer {
+        self.max_age = max_age;
+        self
+    }
 }
 
 impl<S> tower_layer::Layer<S> for ConditionalLayer {
     type Service = Conditional<S>;
 
     fn layer(&self, inner: S) -> Conditional<S> {
-        Conditional { inner }
+        Conditional {
+            inner,
+            max_age: self.max_age,
+        }
     }
 }
 
@@ -79,6 +102,7 @@ impl<S> tower_layer::Layer<S> for ConditionalLayer {
 #[derive(Clone, Debug)]
 pub struct Conditional<S> {
     inner: S,
+    max_age: bool,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for Conditional<S>
@@ -107,11 +131,15 @@ where
             false => Vec::new(),
         };
         let future = self.inner.call(request);
+        let max_age = self.max_age;
         ConditionalFuture(Box::pin(async move {
             if !conditional {
                 return future.await;
             }
-            let (result, tag) = with_entity_tag(future).await;
+            let (result, tag) = match max_age {
+                true => with_entity_tag_and_max_age(future).await,
+                false => with_entity_tag(future).await,
+            };
             let mut response = result?;
             let Some(tag) = tag else {
                 return Ok(response);
@@ -123,6 +151,12 @@ where
                 return Ok(response);
             };
             response.headers_mut().insert(ETAG, value);
+            if let Some(left) = tag.max_age().filter(|_| max_age)
+                && !response.headers().contains_key(CACHE_CONTROL)
+                && let Ok(value) = HeaderValue::from_str(&format!("max-age={}", left.as_secs()))
+            {
+                response.headers_mut().insert(CACHE_CONTROL, value);
+            }
             let named = if_none_match
                 .iter()
                 .any(|names| names.to_str().is_ok_and(|names| tag.matches(names)));

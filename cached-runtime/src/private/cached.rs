@@ -174,7 +174,7 @@ where
         return output;
     }
     let lease = Lease::new();
-    let want_ttl = near.is_some();
+    let want_ttl = near.is_some() || scope.as_ref().is_some_and(request::Request::wants_ttl);
     let tags = cx.tags;
     // With each lookup, the tags' versions it read (before the body runs): what a fill
     // records.
@@ -224,7 +224,7 @@ where
             Ok((Fetch::Hit(bytes, ttl), _)) => {
                 if let Some(entry) = cx.decode(&bytes) {
                     if let Some(scope) = &scope {
-                        scope.keep(&cx, &bytes, entry.as_ref());
+                        scope.keep(&cx, (&bytes, entry.as_ref()), ttl);
                     }
                     let held = near
                         .zip(ttl)
@@ -441,7 +441,7 @@ where
     };
     // What the caller is served, as the request's scopes record it: the value stored.
     match storing {
-        Some((bytes, entry, _)) => request::keep(cx, bytes, entry),
+        Some((bytes, entry, ttl)) => request::keep(cx, bytes, entry, Some(ttl)),
         None => request::unknown(),
     }
     // Released before the joiners wake, so that one of them finds the key free for a retry

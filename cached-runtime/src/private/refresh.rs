@@ -173,7 +173,7 @@ where
         .as_ref()
         .and_then(|(stored, _)| freshness::open(stored));
     match stored.zip(S::stored(&output, call.cache_none)) {
-        Some(((_, value), entry)) => crate::request::keep(cx, value, entry),
+        Some(((_, value), entry)) => crate::request::keep(cx, value, entry, None),
         None => crate::request::unknown(),
     }
     store_refresh(cx, (&claim, stamp), replacement).await;
