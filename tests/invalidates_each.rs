@@ -296,12 +296,12 @@ async fn while_the_breaker_is_open_the_keys_are_deferred() {
     let mut redis = server.connection().await;
     fill_then_invalidate_30(&cache, &mut redis, &fifty(), async |ids| {
         server.signal("STOP");
-        let calls = Calls::default();
-        let mut other = 1_000;
+        // Single operations open it (a batch's timeouts do not: see the batches guide).
+        let mut tries = 0;
         while !cache.is_degraded() {
-            employees(&cache, &calls, &[other]).await;
-            other += 1;
-            assert!(other < 1_100, "the breaker opens");
+            let _ = cache.invalidate(&["unrelated"]).await;
+            tries += 1;
+            assert!(tries < 100, "the breaker opens");
         }
         give_raises(&cache, ids, "march").await;
         server.signal("CONT");
