@@ -8,7 +8,7 @@ pub use redis_cached_macros::invalidates;
 pub use redis_cached_macros::redis_cached;
 pub use redis_cached_runtime::{
     Cache, CacheBuilder, Codec, EntryInfo, Error, IntoTtl, KeyKind, KeyPart, KeyState, LagStats,
-    NearCache, Outcome, TimedOut, check, commit, describe_metrics, functions, init, install,
+    NearCache, Outcome, TimedOut, check, codec, commit, describe_metrics, functions, init, install,
     installed, registry, transaction, with_outcome, write_escaped,
 };
 

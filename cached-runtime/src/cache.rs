@@ -2,7 +2,7 @@
 //! `builder`) is in `builder.rs`, invalidation in `invalidate.rs`, and the cache-aside
 //! algorithm that generated code runs in `private/cached.rs`.
 
-use crate::codec::Codec;
+use crate::codec::Coder;
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::key::Keys;
@@ -49,7 +49,7 @@ pub(crate) struct Inner {
     /// Invalidations not yet applied to the store.
     pub(crate) pending: Arc<Pending>,
     pub(crate) keys: Keys,
-    pub(crate) codec: Codec,
+    pub(crate) codec: Coder,
     /// Whether entries carry their stored type's shape fingerprint (see `fingerprint.rs`).
     pub(crate) fingerprints: bool,
     /// The TTL of functions that name none; whole seconds.
@@ -69,7 +69,7 @@ impl Cache {
         store: Store,
         near: Option<Arc<NearTier>>,
         keys: Keys,
-        (codec, fingerprints): (Codec, bool),
+        (codec, fingerprints): (Coder, bool),
         (default_ttl, max_wait): (Duration, Duration),
         (redacted_url, span_raw_keys): (String, bool),
     ) -> Cache {
