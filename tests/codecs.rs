@@ -17,6 +17,7 @@ use postcard_codec::Postcard;
 use redis_cached::codec::{Codec, MessagePack};
 use redis_cached::{Cache, CacheBuilder, NearCache, Outcome, redis_cached, with_outcome};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -290,4 +291,28 @@ async fn compressed_values_are_served_from_the_near_tier() {
         commands().await == before && served == (large.clone(), Some(Outcome::Hit))
     })
     .await;
+}
+
+/// Ids the body of `departments` was asked for.
+static BATCH_IDS: AtomicUsize = AtomicUsize::new(0);
+
+#[redis_cached(key = "batch-department:<sizes>", ttl = 60, batch = sizes, cache = cache)]
+async fn departments(cache: &Cache, sizes: &[u64]) -> HashMap<u64, Vec<Employee>> {
+    BATCH_IDS.fetch_add(sizes.len(), Ordering::SeqCst);
+    sizes.iter().map(|&size| (size, department(size))).collect()
+}
+
+/// A batch lookup tells a compressed entry (which starts with the marker byte) from an
+/// envelope: it is a hit.
+#[tokio::test]
+async fn a_batch_function_reads_compressed_entries_as_hits() {
+    let prefix = support::unique_prefix("compressed_batch");
+    let cache = build(builder(&prefix).compress_above(256)).await;
+    let expected: HashMap<u64, Vec<Employee>> = [1, 40].map(|size| (size, department(size))).into();
+    assert_eq!(departments(&cache, &[1, 40]).await, expected);
+    let stored = support::raw_get(&format!("{prefix}batch-department:40")).await;
+    assert!(stored.is_some_and(|stored| stored.starts_with(b"\xC1Z4")));
+    assert_eq!(BATCH_IDS.load(Ordering::SeqCst), 2);
+    assert_eq!(departments(&cache, &[1, 40]).await, expected);
+    assert_eq!(BATCH_IDS.load(Ordering::SeqCst), 2, "both ids were hits");
 }
