@@ -87,7 +87,7 @@ struct Figure {
 }
 
 fn document() -> Document {
-    let words = [
+    const WORDS: [&str; 48] = [
         "cache",
         "latency",
         "replica",
@@ -103,13 +103,54 @@ fn document() -> Document {
         "stale",
         "refresh",
         "window",
+        "the",
+        "a",
+        "of",
+        "to",
+        "and",
+        "in",
+        "is",
+        "for",
+        "on",
+        "with",
+        "when",
+        "every",
+        "request",
+        "server",
+        "client",
+        "write",
+        "read",
+        "key",
+        "value",
+        "miss",
+        "hit",
+        "process",
+        "deploy",
+        "version",
+        "failure",
+        "retry",
+        "budget",
+        "p99",
+        "memory",
+        "network",
+        "round",
+        "trip",
+        "bound",
     ];
-    let mut n = 0usize;
+    // A linear congruential generator: the same text on every run, without repeats a
+    // compressor would find at once.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |bound: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(state >> 33).unwrap_or(0) % bound
+    };
     let mut sentence = |length: usize| {
         (0..length)
-            .map(|_| {
-                n = (n * 7 + 3) % words.len();
-                words[n]
+            .map(|_| match next(10) {
+                0 => format!("{}", next(100_000)),
+                _ => WORDS[next(WORDS.len())].to_owned(),
             })
             .collect::<Vec<_>>()
             .join(" ")
@@ -118,10 +159,10 @@ fn document() -> Document {
         id: 1,
         title: "Caching async functions in Redis without stampedes".into(),
         authors: vec!["Ada Lovelace".into(), "Grace Hopper".into()],
-        sections: (1..=12u32)
+        sections: (1..=14u32)
             .map(|s| Section {
                 heading: format!("{s}. {}", sentence(4)),
-                paragraphs: (0..4).map(|_| format!("{}.", sentence(40))).collect(),
+                paragraphs: (0..3).map(|_| format!("{}.", sentence(40))).collect(),
                 figures: (1..=3u32)
                     .map(|f| Figure {
                         url: format!("https://cdn.example.com/articles/4242/figures/{s}-{f}.png"),
@@ -226,7 +267,7 @@ fn codecs<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(name: &
         println!(
             "| {name} | {codec} | {} ({}) | {} ({}) | {} ({}) |",
             len + trailer,
-            ratio(len as f64, json_len as f64),
+            ratio((len + trailer) as f64, (json_len + 14) as f64),
             nanos(encode),
             ratio(encode.as_secs_f64(), json_encode.as_secs_f64()),
             nanos(decode),
@@ -256,10 +297,13 @@ fn compression<T: Serialize + DeserializeOwned>(name: &str, value: &T) {
         nanos(lz4_hit),
         ratio(lz4_hit.as_secs_f64(), plain.as_secs_f64())
     );
+    // Contexts made once and reused, as a library would keep them per thread.
+    let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
     for level in [1, 3] {
-        let zstd = zstd::bulk::compress(&json, level).expect("zstd");
-        let compress = time(|| zstd::bulk::compress(&json, level).expect("zstd"));
-        let hit = time(|| decode(&zstd::bulk::decompress(&zstd, json.len()).expect("zstd")));
+        let mut compressor = zstd::bulk::Compressor::new(level).expect("zstd");
+        let zstd = compressor.compress(&json).expect("zstd");
+        let compress = time(|| compressor.compress(&json).expect("zstd"));
+        let hit = time(|| decode(&decompressor.decompress(&zstd, json.len()).expect("zstd")));
         println!(
             "| {name} | zstd {level} | {} | {} | {} ({}) |",
             zstd.len() + 14 + 7,

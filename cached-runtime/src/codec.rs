@@ -275,19 +275,24 @@ impl Coder {
             Kind::Json => Ok(serde_json::from_slice(bytes)?),
             #[cfg(feature = "msgpack")]
             Kind::MessagePack => Ok(rmp_serde::from_slice(bytes)?),
-            Kind::Custom(codec, _) => {
-                let mut value = None;
-                let mut put = |deserializer: Erased<'_, '_>| {
-                    value = Some(erased_serde::deserialize::<T>(deserializer)?);
-                    Ok(())
-                };
-                codec
-                    .decode(bytes, Decoder(&mut put))
-                    .map_err(CodecError::Custom)?;
-                value.ok_or_else(|| CodecError::Custom("the codec decoded no value".into()))
-            }
+            Kind::Custom(codec, _) => decode_custom(&**codec, bytes),
         }
     }
+}
+
+/// Decodes through a custom codec: out of line, so that the built-ins' decoding stays as
+/// small as it was before codecs were pluggable (its inlining unchanged).
+#[inline(never)]
+fn decode_custom<T: DeserializeOwned>(codec: &dyn Codec, bytes: &[u8]) -> Result<T, CodecError> {
+    let mut value = None;
+    let mut put = |deserializer: Erased<'_, '_>| {
+        value = Some(erased_serde::deserialize::<T>(deserializer)?);
+        Ok(())
+    };
+    codec
+        .decode(bytes, Decoder(&mut put))
+        .map_err(CodecError::Custom)?;
+    value.ok_or_else(|| CodecError::Custom("the codec decoded no value".into()))
 }
 
 /// `erased_serde::Serialize` for an unsized `T` (a `str`, a slice): through a reference.

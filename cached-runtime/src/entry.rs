@@ -234,13 +234,21 @@ impl Coder {
         };
         match bytes {
             [MARKER, b'N'] => Ok(Entry::Absent),
-            [MARKER, compress::KIND, rest @ ..] => {
-                let value = compress::decompress(rest, self.max_len)?;
-                self.decode(&value).map(Entry::Value)
-            }
+            [MARKER, compress::KIND, rest @ ..] => self.decode_compressed(rest),
             [MARKER, ..] => Err(CodecError::Marker),
             _ => self.decode(bytes).map(Entry::Value),
         }
+    }
+
+    /// Decompresses, then decodes: out of line, as the custom codecs' path (see
+    /// `codec::decode_custom`).
+    #[inline(never)]
+    fn decode_compressed<T: DeserializeOwned>(
+        &self,
+        stored: &[u8],
+    ) -> Result<Entry<T>, CodecError> {
+        let value = compress::decompress(stored, self.max_len)?;
+        self.decode(&value).map(Entry::Value)
     }
 }
 
