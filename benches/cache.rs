@@ -17,7 +17,6 @@ use harness::RedisServer;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis_cached::codec::MessagePack;
 use redis_cached::{Cache, KeyPart, invalidates, redis_cached};
-use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;

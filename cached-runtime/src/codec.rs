@@ -1,11 +1,16 @@
-//! How values are stored: a [`Codec`] turns them into bytes and back. serde_json by default
-//! (what `redis-cli GET` shows), MessagePack with the `msgpack` feature (smaller and faster,
-//! not human-readable), or any encoding a user implements.
+//! How values are stored: a [`Codec`] turns them into bytes and back. [`Json`] by default
+//! (what `redis-cli GET` shows), [`MessagePack`] with the `msgpack` feature (smaller and
+//! faster, not human-readable), or a codec of your own. The `redis_cached::guide::codecs`
+//! page explains how to choose and write one, and what stays compatible across deploys.
 //!
-//! A codec is object-safe (its values reach it type-erased, through `erased-serde`), so a
-//! cache holds one of any type. The built-in ones are recognised when the cache is built and
-//! kept on a monomorphic path ([`Coder`]): their hits call serde_json or rmp-serde directly,
-//! as before codecs were pluggable.
+//! ```
+//! let builder = redis_cached::Cache::builder("mem://").codec(redis_cached::codec::Json);
+//! ```
+
+// A codec is object-safe (values reach it type-erased, through `erased-serde`), so a cache
+// holds one of any type. The built-in ones are recognised when the cache is built and kept on
+// a monomorphic path (`Coder`): their hits call serde_json or rmp-serde directly, as before
+// codecs were pluggable.
 
 use serde::{Serialize, Serializer, de::DeserializeOwned};
 use std::any::Any;
@@ -280,9 +285,7 @@ impl Coder {
     }
 }
 
-/// Decodes through a custom codec: out of line, so that the built-ins' decoding stays as
-/// small as it was before codecs were pluggable (its inlining unchanged).
-#[inline(never)]
+/// Decodes through a custom codec: `T` out of the type-erased deserializer it is handed.
 fn decode_custom<T: DeserializeOwned>(codec: &dyn Codec, bytes: &[u8]) -> Result<T, CodecError> {
     let mut value = None;
     let mut put = |deserializer: Erased<'_, '_>| {

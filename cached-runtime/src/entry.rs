@@ -240,9 +240,7 @@ impl Coder {
         }
     }
 
-    /// Decompresses, then decodes: out of line, as the custom codecs' path (see
-    /// `codec::decode_custom`).
-    #[inline(never)]
+    /// Decompresses (within the size cap), then decodes.
     fn decode_compressed<T: DeserializeOwned>(
         &self,
         stored: &[u8],
