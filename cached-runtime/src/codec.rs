@@ -66,7 +66,11 @@ pub trait Codec: Send + Sync + 'static {
     /// (e.g. `"postcard-2"`), keep it across deploys otherwise.
     fn name(&self) -> &str;
 
-    /// The bytes for `value`.
+    /// The bytes for `value`. They must not start with the byte `0xC1`, which marks the
+    /// cache's own entries (fill leases, tombstones, envelopes): such a value is not stored.
+    /// JSON never starts with it (it is not UTF-8) nor MessagePack (which never uses it);
+    /// a positional format such as postcard does when the first field is a `u8` of 193, and
+    /// such values are then not cached (prefix a version byte if that matters).
     ///
     /// # Errors
     ///
@@ -167,8 +171,9 @@ impl Codec for MessagePack {
 /// Why a value could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CodecError {
-    /// A marker other than the ones a value may hold (a stray byte, or another version's).
-    #[error("stored bytes are an unknown marker, not a value")]
+    /// A marker other than the ones a value may hold (a stray byte, or another version's);
+    /// or a custom codec's output that starts like a marker, not stored.
+    #[error("the bytes are an unknown marker, not a value (or a codec's output starts with 0xC1)")]
     Marker,
     /// Written by another version of the function, from another shape of its type, or by
     /// another codec: a miss, not an error.

@@ -5,9 +5,9 @@
 //! `L` and a 16-byte token for a fill lease (see `lease.rs`), `N` alone for a stored `None`
 //! (`cache_none`), `Z` for a compressed value (see `compress.rs`). So a stored `None` is told
 //! apart from `Some(v)` whatever `v` encodes to: `Some(())`, `Some(None)` and
-//! `Some(Value::Null)` all encode as JSON `null`. A custom codec's output may start with
-//! `MARKER`: it reads as a marker, so such values are not cached (always a miss), never
-//! mistaken for a lease.
+//! `Some(Value::Null)` all encode as JSON `null`. A custom codec's output that starts with
+//! `MARKER` is not stored (an encode error, logged): the scripts could take it for a lease
+//! or a tombstone.
 //!
 //! Every entry ends with a trailer that says what wrote it ([`Form`] and the codec's
 //! [`Tag`]): `MARKER`, the codec (`S` JSON, `M` MessagePack, `C` a custom codec, whose
@@ -199,6 +199,9 @@ impl Coder {
         let mut bytes = match entry {
             Entry::Value(value) => {
                 let encoded = self.encode(value)?;
+                if encoded.first() == Some(&MARKER) {
+                    return Err(CodecError::Marker);
+                }
                 match self.compress_above {
                     Some(above) if encoded.len() > above => {
                         compress::compress(&encoded).unwrap_or(encoded)
@@ -446,5 +449,33 @@ mod tests {
             open(&bytes, 300).map(|(_, _, stored)| stored),
             Some(Stored::Marker)
         );
+    }
+
+    #[test]
+    fn output_that_starts_like_a_marker_is_not_stored() {
+        struct LeaseLike;
+        impl Codec for LeaseLike {
+            fn name(&self) -> &str {
+                "lease-like"
+            }
+            fn encode(
+                &self,
+                _: crate::codec::Value<'_>,
+            ) -> Result<Vec<u8>, crate::codec::BoxError> {
+                Ok(vec![MARKER, b'L', 0, 0])
+            }
+            fn decode(
+                &self,
+                _: &[u8],
+                _: crate::codec::Decoder<'_>,
+            ) -> Result<(), crate::codec::BoxError> {
+                Err("never stored".into())
+            }
+        }
+        let codec = Coder::of(LeaseLike);
+        assert!(matches!(
+            codec.encode_entry(Entry::Value(&1u8), FORM),
+            Err(CodecError::Marker)
+        ));
     }
 }
