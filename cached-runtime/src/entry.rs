@@ -235,21 +235,18 @@ impl Coder {
                 value
             }
         };
-        match bytes {
-            [MARKER, b'N'] => Ok(Entry::Absent),
-            [MARKER, compress::KIND, rest @ ..] => self.decode_compressed(rest),
-            [MARKER, ..] => Err(CodecError::Marker),
-            _ => self.decode(bytes).map(Entry::Value),
-        }
-    }
-
-    /// Decompresses (within the size cap), then decodes.
-    fn decode_compressed<T: DeserializeOwned>(
-        &self,
-        stored: &[u8],
-    ) -> Result<Entry<T>, CodecError> {
-        let value = compress::decompress(stored, self.max_len)?;
-        self.decode(&value).map(Entry::Value)
+        // One call of the codec's decode, whichever form the value is in.
+        let decompressed;
+        let value = match bytes {
+            [MARKER, b'N'] => return Ok(Entry::Absent),
+            [MARKER, compress::KIND, rest @ ..] => {
+                decompressed = compress::decompress(rest, self.max_len)?;
+                &decompressed[..]
+            }
+            [MARKER, ..] => return Err(CodecError::Marker),
+            value => value,
+        };
+        self.decode(value).map(Entry::Value)
     }
 }
 
