@@ -2,7 +2,7 @@
 //! `ConnectionManager` with the same settings, against a `redis-server` started here.
 //!
 //! `cargo bench --bench cache` measures; `cargo test --benches` runs each benchmark once.
-//! Groups: `hit`, `miss`, `key`, `mem_hit`, `invalidate`, `codec`, and `hit_concurrent` (CPU
+//! Groups: `hit`, `miss`, `key`, `mem_hit`, `invalidate`, and `hit_concurrent` (CPU
 //! time per hit with many tasks on a multi-thread runtime, see [`Concurrent`]). Before them, the
 //! hit, miss and invalidation comparisons run once more with the contenders interleaved call
 //! by call (see [`interleaved`]), printing medians, ratios and the server's time per command;
@@ -15,103 +15,16 @@ mod harness;
 use criterion::{BenchmarkId, Criterion};
 use harness::RedisServer;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis_cached::{Cache, Codec, KeyPart, invalidates, redis_cached};
-use serde::{Deserialize, Serialize};
+use redis_cached::codec::MessagePack;
+use redis_cached::{Cache, KeyPart, invalidates, redis_cached};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
-/// A product page's data: about 1 KiB of JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Product {
-    id: u64,
-    sku: String,
-    name: String,
-    description: String,
-    price_cents: u64,
-    currency: String,
-    in_stock: bool,
-    stock: u32,
-    rating: f64,
-    review_count: u32,
-    tags: Vec<String>,
-    categories: Vec<String>,
-    images: Vec<Image>,
-    dimensions: Dimensions,
-    seller: Seller,
-    created_at: String,
-    updated_at: String,
-}
+#[path = "common/product.rs"]
+mod product;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Image {
-    url: String,
-    width: u32,
-    height: u32,
-    alt: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Dimensions {
-    width_mm: u32,
-    height_mm: u32,
-    depth_mm: u32,
-    weight_g: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Seller {
-    id: u64,
-    name: String,
-    country: String,
-    verified: bool,
-}
-
-fn product(id: u64) -> Product {
-    Product {
-        id,
-        sku: format!("SKU-{id:08}"),
-        name: "Stainless steel insulated water bottle, 750 ml".into(),
-        description: "Double-walled vacuum insulation keeps drinks cold for 24 hours and hot \
-                      for 12. Leak-proof lid with a carry loop; fits most cup holders. \
-                      Dishwasher safe."
-            .into(),
-        price_cents: 2499,
-        currency: "EUR".into(),
-        in_stock: true,
-        stock: 312,
-        rating: 4.6,
-        review_count: 1287,
-        tags: ["outdoor", "hiking", "kitchen", "bpa-free", "gift"]
-            .map(String::from)
-            .into(),
-        categories: ["Sports & Outdoors", "Water Bottles"]
-            .map(String::from)
-            .into(),
-        images: (1..=3)
-            .map(|n| Image {
-                url: format!("https://cdn.example.com/products/{id}/images/{n}.jpg"),
-                width: 1200,
-                height: 1200,
-                alt: format!("Water bottle, view {n}"),
-            })
-            .collect(),
-        dimensions: Dimensions {
-            width_mm: 75,
-            height_mm: 265,
-            depth_mm: 75,
-            weight_g: 340,
-        },
-        seller: Seller {
-            id: 90210,
-            name: "Northwind Outfitters GmbH".into(),
-            country: "DE".into(),
-            verified: true,
-        },
-        created_at: "2024-03-18T09:12:44Z".into(),
-        updated_at: "2025-11-02T16:40:05Z".into(),
-    }
-}
+use product::{Product, product};
 
 const TTL: u64 = 3600;
 
@@ -437,54 +350,6 @@ fn invalidate(c: &mut Criterion, bench: &Bench) {
     group.finish();
 }
 
-/// (f) serde_json, which the cache stores, against MessagePack with field names
-/// (`to_vec_named`, self-describing like JSON) and without (`to_vec`, fields by position).
-fn codec(c: &mut Criterion) {
-    let value = product(42);
-    let json = serde_json::to_vec(&value).expect("encodes");
-    let named = rmp_serde::to_vec_named(&value).expect("encodes");
-    let compact = rmp_serde::to_vec(&value).expect("encodes");
-    assert_eq!(
-        serde_json::from_slice::<Product>(&json).ok().as_ref(),
-        Some(&value)
-    );
-    assert_eq!(
-        rmp_serde::from_slice::<Product>(&named).ok().as_ref(),
-        Some(&value)
-    );
-    assert_eq!(
-        rmp_serde::from_slice::<Product>(&compact).ok().as_ref(),
-        Some(&value)
-    );
-    println!(
-        "codec: the product is {} bytes as JSON, {} as MessagePack with field names, {} without",
-        json.len(),
-        named.len(),
-        compact.len()
-    );
-
-    let mut group = c.benchmark_group("codec");
-    group.bench_function("json_encode", |b| {
-        b.iter(|| serde_json::to_vec(black_box(&value)).expect("encodes"))
-    });
-    group.bench_function("json_decode", |b| {
-        b.iter(|| serde_json::from_slice::<Product>(black_box(&json)).expect("decodes"))
-    });
-    group.bench_function("msgpack_named_encode", |b| {
-        b.iter(|| rmp_serde::to_vec_named(black_box(&value)).expect("encodes"))
-    });
-    group.bench_function("msgpack_named_decode", |b| {
-        b.iter(|| rmp_serde::from_slice::<Product>(black_box(&named)).expect("decodes"))
-    });
-    group.bench_function("msgpack_compact_encode", |b| {
-        b.iter(|| rmp_serde::to_vec(black_box(&value)).expect("encodes"))
-    });
-    group.bench_function("msgpack_compact_decode", |b| {
-        b.iter(|| rmp_serde::from_slice::<Product>(black_box(&compact)).expect("decodes"))
-    });
-    group.finish();
-}
-
 /// Calls the contenders of one comparison in turn, call by call, `rounds` times, timing each
 /// call alone (`before` runs untimed ahead of each). On this machine a loopback round trip
 /// takes ~10 µs or ~70 µs depending on what else runs (an idle virtual CPU is slow to wake),
@@ -754,7 +619,7 @@ impl Clients {
             .expect("redis-server answers");
         let msgpack = Cache::builder(url)
             .prefix("msgpack:")
-            .codec(Codec::MessagePack)
+            .codec(MessagePack)
             .build()
             .await
             .expect("redis-server answers");
@@ -1013,7 +878,6 @@ fn main() {
     key(&mut c);
     mem_hit(&mut c, &bench);
     invalidate(&mut c, &bench);
-    codec(&mut c);
     let concurrent = Concurrent::start(&bench._server.url());
     let rounds = if measuring { 15 } else { 1 };
     if wanted("hit_concurrent") {

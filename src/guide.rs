@@ -26,6 +26,9 @@ pub mod topologies {}
 #[doc = include_str!("docs/guide/near_cache.md")]
 pub mod near_cache {}
 
+#[doc = include_str!("docs/guide/codecs.md")]
+pub mod codecs {}
+
 #[doc = include_str!("docs/guide/guarantees.md")]
 pub mod guarantees {}
 

@@ -10,9 +10,9 @@ pub use redis_cached_macros::invalidates;
 pub use redis_cached_macros::redis_cached;
 pub use redis_cached_runtime::{
     Cache, CacheBuilder, Codec, EntityTag, EntryInfo, Error, IntoTtl, KeyKind, KeyPart, KeyState,
-    LagStats, NearCache, Outcome, TimedOut, check, commit, describe_metrics, functions, init,
-    install, installed, memo, registry, transaction, with_entity_tag, with_entity_tag_and_max_age,
-    with_outcome, write_escaped,
+    LagStats, NearCache, Outcome, TimedOut, check, codec, commit, describe_metrics, functions,
+    init, install, installed, memo, registry, transaction, with_entity_tag,
+    with_entity_tag_and_max_age, with_outcome, write_escaped,
 };
 
 /// Not public API: what the macros' generated code calls.

@@ -1,11 +1,12 @@
-//! `Codec::MessagePack`: values are stored as MessagePack, read back, and a process using
+//! `codec::MessagePack`: values are stored as MessagePack, read back, and a process using
 //! another codec treats them as misses rather than failing.
 #![cfg(feature = "msgpack")]
 
 mod harness;
 mod support;
 
-use redis_cached::{Cache, Codec, redis_cached};
+use redis_cached::codec::MessagePack;
+use redis_cached::{Cache, redis_cached};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -33,7 +34,7 @@ async fn messagepack_values_round_trip_and_other_codecs_miss() {
     let prefix = support::unique_prefix("msgpack");
     let msgpack = Cache::builder(harness::shared_url())
         .prefix(prefix.clone())
-        .codec(Codec::MessagePack)
+        .codec(MessagePack)
         .build()
         .await
         .expect("redis answers");

@@ -9,7 +9,9 @@ mod support;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use redis_cached::{Cache, Codec, NearCache, Outcome, redis_cached, with_outcome};
+#[cfg(feature = "msgpack")]
+use redis_cached::codec::MessagePack;
+use redis_cached::{Cache, CacheBuilder, NearCache, Outcome, redis_cached, with_outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -332,21 +334,26 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
+/// A codec and compression setting.
+type Codec = fn(CacheBuilder) -> CacheBuilder;
+
 async fn build(url: &str, codec: Codec, near: bool) -> Cache {
-    let mut builder = Cache::builder(url)
-        .prefix(support::unique_prefix("round_trip"))
-        .codec(codec);
+    let mut builder = codec(Cache::builder(url).prefix(support::unique_prefix("round_trip")));
     if near {
         builder = builder.near_cache(NearCache::new(1 << 20));
     }
     builder.build().await.expect("the cache builds")
 }
 
+/// JSON, MessagePack, and each compressing every value it can.
 fn codecs() -> Vec<Codec> {
     vec![
-        Codec::Json,
+        |builder| builder,
+        |builder| builder.compress_above(0),
         #[cfg(feature = "msgpack")]
-        Codec::MessagePack,
+        |builder| builder.codec(MessagePack),
+        #[cfg(feature = "msgpack")]
+        |builder| builder.codec(MessagePack).compress_above(0),
     ]
 }
 

@@ -2,7 +2,7 @@
 //! `builder`) is in `builder.rs`, invalidation in `invalidate.rs`, and the cache-aside
 //! algorithm that generated code runs in `private/cached.rs`.
 
-use crate::codec::Codec;
+use crate::codec::Coder;
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::key::Keys;
@@ -50,7 +50,7 @@ pub(crate) struct Inner {
     /// Invalidations not yet applied to the store.
     pub(crate) pending: Arc<Pending>,
     pub(crate) keys: Keys,
-    pub(crate) codec: Codec,
+    pub(crate) codec: Coder,
     /// Whether entries carry their stored type's shape fingerprint (see `fingerprint.rs`).
     pub(crate) fingerprints: bool,
     /// The TTL of functions that name none; whole seconds.
@@ -72,7 +72,7 @@ impl Cache {
         store: Store,
         near: Option<Arc<NearTier>>,
         keys: Keys,
-        (codec, fingerprints): (Codec, bool),
+        (codec, fingerprints): (Coder, bool),
         ((default_ttl, ttl_jitter), max_wait): ((Duration, Jitter), Duration),
         (redacted_url, span_raw_keys): (String, bool),
     ) -> Cache {

@@ -4,7 +4,7 @@
 //! their readers in order, outermost envelope first.
 
 use crate::cache::Cache;
-use crate::codec::Codec;
+use crate::codec::Coder;
 use crate::entry::{self, Stored};
 use crate::error::Error;
 use crate::freshness;
@@ -14,6 +14,7 @@ use crate::store::lease::Lease;
 use crate::store::{Peeked, tags};
 use crate::tombstone::Tombstone;
 use serde::{Serialize, Serializer};
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// What a key holds, as [`Cache::inspect_key`] read it. Serializes (serde) to the JSON the
@@ -190,7 +191,7 @@ impl Cache {
             Peeked::Bytes(bytes, ttl) => {
                 state.ttl_ms = ttl.map(millis);
                 state.size = bytes.len();
-                read(&mut state, &bytes, self.inner.codec);
+                read(&mut state, &bytes, &self.inner.codec);
             }
         }
         let prefix = self.prefix();
@@ -206,7 +207,7 @@ impl Cache {
 
 /// Fills in what `bytes` are, peeling the envelopes outermost first: tags, then freshness,
 /// then the entry and its trailer (see `Store::fill` and `freshness::wrap`).
-fn read(state: &mut KeyState, bytes: &[u8], codec: Codec) {
+fn read(state: &mut KeyState, bytes: &[u8], codec: &Coder) {
     if Lease::is_marker(bytes) {
         state.state = KeyKind::Lease;
         return;
@@ -237,15 +238,28 @@ fn read(state: &mut KeyState, bytes: &[u8], codec: Codec) {
         Some((header, rest)) => (Some(header), rest),
         None => (None, rest),
     };
-    let Some((form, stored)) = entry::open(rest) else {
+    let Some((form, tag, stored)) = entry::open(rest, codec.max_len) else {
         state.state = KeyKind::Unknown;
         return;
     };
     state.state = match stored {
         Stored::Value(value) => {
-            match codec.to_json(value) {
-                Ok(value) => state.value = Some(value),
-                Err(error) => state.decode_error = Some(error.to_string()),
+            if let Cow::Owned(decompressed) = &value {
+                state.hint = Some(format!(
+                    "stored compressed (LZ4): {} bytes decompressed",
+                    decompressed.len()
+                ));
+            }
+            if !entry::reads(codec, tag, &value) {
+                state.decode_error = Some(format!(
+                    "written by another codec ({tag:?}) than this cache's ({:?})",
+                    codec.tag()
+                ));
+            } else {
+                match codec.to_json(&value) {
+                    Ok(value) => state.value = Some(value),
+                    Err(error) => state.decode_error = Some(error.to_string()),
+                }
             }
             KeyKind::Value
         }
@@ -286,6 +300,7 @@ fn hexes<S: Serializer>(values: &[u64], serializer: S) -> Result<S::Ok, S::Error
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{Codec, Json};
     use crate::entry::{Entry, Form};
     use crate::store::tags::{Stamp, fresh_version};
 
@@ -304,7 +319,7 @@ mod tests {
             invalidated_by: vec![],
             hint: None,
         };
-        read(&mut state, bytes, Codec::Json);
+        read(&mut state, bytes, &Coder::of(Json));
         state
     }
 
@@ -315,7 +330,7 @@ mod tests {
 
     #[test]
     fn values_come_out_of_their_envelopes() {
-        let encoded = Codec::Json
+        let encoded = Coder::of(Json)
             .encode_entry(Entry::Value(&serde_json::json!({"a": 1})), FORM)
             .unwrap();
         let plain = state("k", &encoded);
@@ -341,18 +356,70 @@ mod tests {
     #[test]
     fn message_pack_values_decode_as_json() {
         let value = serde_json::json!({"name": "a", "ids": [1, 2], "ok": true});
-        let encoded = Codec::MessagePack
+        let msgpack = Coder::of(crate::codec::MessagePack);
+        let encoded = msgpack.encode_entry(Entry::Value(&value), FORM).unwrap();
+        let mut state = state("k", b"");
+        read(&mut state, &encoded, &msgpack);
+        assert_eq!(state.value, Some(value));
+    }
+
+    #[test]
+    fn compressed_values_show_decompressed_and_other_codecs_say_so() {
+        let value = serde_json::json!({"names": vec!["Ada Lovelace"; 50]});
+        let mut compressing = Coder::of(Json);
+        compressing.compress_above = Some(64);
+        let encoded = compressing
             .encode_entry(Entry::Value(&value), FORM)
             .unwrap();
-        let mut state = state("k", b"");
-        read(&mut state, &encoded, Codec::MessagePack);
-        assert_eq!(state.value, Some(value));
+        let shown = state("k", &encoded);
+        assert_eq!(shown.value, Some(value.clone()));
+        assert!(shown.size < 200, "{}", shown.size);
+        assert_eq!(
+            shown.hint.as_deref(),
+            Some("stored compressed (LZ4): 761 bytes decompressed")
+        );
+
+        struct Other;
+        impl Codec for Other {
+            fn name(&self) -> &str {
+                "other"
+            }
+            fn encode(
+                &self,
+                value: crate::codec::Value<'_>,
+            ) -> Result<Vec<u8>, crate::codec::BoxError> {
+                Json.encode(value)
+            }
+            fn decode(
+                &self,
+                bytes: &[u8],
+                into: crate::codec::Decoder<'_>,
+            ) -> Result<(), crate::codec::BoxError> {
+                Json.decode(bytes, into)
+            }
+        }
+        let other = Coder::of(Other);
+        let mut shown = state("k", b"");
+        read(&mut shown, &encoded, &other);
+        assert_eq!(shown.value, None);
+        assert!(
+            shown
+                .decode_error
+                .unwrap()
+                .starts_with("written by another codec")
+        );
+        let encoded = other.encode_entry(Entry::Value(&value), FORM).unwrap();
+        let mut shown = state("k", b"");
+        read(&mut shown, &encoded, &other);
+        assert_eq!(shown.value, Some(value));
     }
 
     #[test]
     fn markers_and_strangers_are_named() {
         assert_eq!(state("k", Lease::new().as_bytes()).state, KeyKind::Lease);
-        let none = Codec::Json.encode_entry::<u8>(Entry::Absent, FORM).unwrap();
+        let none = Coder::of(Json)
+            .encode_entry::<u8>(Entry::Absent, FORM)
+            .unwrap();
         assert_eq!(state("k", &none).state, KeyKind::StoredNone);
         assert_eq!(state("k", b"hello").state, KeyKind::Unknown);
         let tombstone = Tombstone {

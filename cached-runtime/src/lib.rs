@@ -6,7 +6,8 @@
 mod builder;
 mod cache;
 mod clear;
-mod codec;
+pub mod codec;
+mod compress;
 mod entry;
 mod error;
 mod expiry;

@@ -155,7 +155,7 @@ mod tests {
         // No lease, claim or envelope starts anywhere past its first byte, no trailer ends it.
         assert!(!bytes[1..].contains(&MARKER));
         assert!(!Lease::is_marker(&bytes));
-        assert!(crate::entry::open(&bytes).is_none());
+        assert!(crate::entry::open(&bytes, usize::MAX).is_none());
         assert!(crate::freshness::open(&bytes).is_none());
         assert!(crate::store::tags::open(&bytes).is_none());
         // A separator in a path cannot forge a trace.

@@ -116,14 +116,17 @@ pub async fn get(redis: &mut MultiplexedConnection, key: &str) -> Option<Vec<u8>
         .expect("GET")
 }
 
-/// The length of the trailer every stored entry ends with: the marker byte, `S`, the
-/// function's version (4 bytes) and its stored type's shape fingerprint (8 bytes).
+/// The length of the trailer every stored entry ends with: the marker byte, the codec (`S`
+/// JSON, `M` MessagePack), the function's version (4 bytes) and its stored type's shape
+/// fingerprint (8 bytes).
 pub const TRAILER_LEN: usize = 14;
 
 /// An entry's bytes without its trailer, if it has one.
 pub fn untrailed(bytes: &[u8]) -> &[u8] {
     match bytes.len().checked_sub(TRAILER_LEN) {
-        Some(at) if bytes[at..].starts_with(b"\xc1S") => &bytes[..at],
+        Some(at) if bytes[at..].starts_with(b"\xc1S") || bytes[at..].starts_with(b"\xc1M") => {
+            &bytes[..at]
+        }
         _ => bytes,
     }
 }

@@ -25,7 +25,7 @@
 
 use crate::Outcome;
 use crate::cache::Cache;
-use crate::entry::{Entry, MARKER, written_by_later};
+use crate::entry::{Entry, MARKER, is_compressed, written_by_later};
 use crate::flight;
 use crate::freshness;
 use crate::key::KeyBuilder;
@@ -304,7 +304,9 @@ where
             // A marker, or an entry in an envelope: only a fresh value in a freshness
             // envelope (stored by a single function with `stale`, ..) is served; the rest
             // are misses, not stored over.
-            Some(Fetch::Hit(bytes, _)) if bytes.first() == Some(&MARKER) => {
+            Some(Fetch::Hit(bytes, _))
+                if bytes.first() == Some(&MARKER) && !is_compressed(&bytes) =>
+            {
                 match freshness::fresh_value(&bytes, now)
                     .and_then(|value| decode(codec, cache, (value, form), function))
                 {

@@ -427,7 +427,7 @@ pub(crate) fn encode<T>(
     function: &'static str,
 ) -> Option<Arc<[u8]>> {
     codec
-        .encode(cache.codec, entry, form)
+        .encode(&cache.codec, entry, form)
         .map_err(|error| telemetry::error(&cache.log, function, Op::Encode, &error))
         .ok()
         .map(Arc::from)
@@ -445,7 +445,7 @@ pub(crate) fn decode<T>(
         telemetry::error(&cache.log, function, Op::Decode, &error);
         return None;
     }
-    match codec.decode(cache.codec, bytes, form) {
+    match codec.decode(&cache.codec, bytes, form) {
         Ok(entry) => Some(entry),
         // A deploy under way, or a type that changed: a miss, not a failure.
         Err(CodecError::OtherForm) => None,

@@ -6,7 +6,7 @@
 //! `cached` takes without bounds of its own. So an unstorable type is reported once, at its
 //! own name, in the terms of the user's type rather than of this module's.
 
-use crate::codec::{Codec, CodecError};
+use crate::codec::{CodecError, Coder};
 use crate::entry::{Entry, Form};
 use crate::fingerprint::{self, ShapeCell};
 use crate::near::NearValue;
@@ -31,8 +31,8 @@ pub struct ValueCodec<T> {
     ttl_from: Option<fn(&T) -> Option<Duration>>,
 }
 
-type Encode<T> = fn(Codec, Entry<&T>, Form) -> Result<Vec<u8>, CodecError>;
-type Decode<T> = fn(Codec, &[u8], Form) -> Result<Entry<T>, CodecError>;
+type Encode<T> = fn(&Coder, Entry<&T>, Form) -> Result<Vec<u8>, CodecError>;
+type Decode<T> = fn(&Coder, &[u8], Form) -> Result<Entry<T>, CodecError>;
 
 /// How the near tier holds decoded entries of `T` and clones them back.
 struct Cloning<T> {
@@ -59,8 +59,8 @@ impl<T> Copy for Cloning<T> {}
 impl<T: Serialize + DeserializeOwned> ValueCodec<T> {
     fn new() -> Self {
         ValueCodec {
-            encode: Codec::encode_entry::<T>,
-            decode: Codec::decode_entry::<T>,
+            encode: Coder::encode_entry::<T>,
+            decode: Coder::decode_entry::<T>,
             name: std::any::type_name::<T>,
             trace: fingerprint::trace::<T>,
             shape: None,
@@ -74,7 +74,7 @@ impl<T> ValueCodec<T> {
     /// The bytes to store for `entry`, written in `form`.
     pub(crate) fn encode(
         &self,
-        codec: Codec,
+        codec: &Coder,
         entry: Entry<&T>,
         form: Form,
     ) -> Result<Vec<u8>, CodecError> {
@@ -84,7 +84,7 @@ impl<T> ValueCodec<T> {
     /// The entry stored as `bytes`, if written in `form`.
     pub(crate) fn decode(
         &self,
-        codec: Codec,
+        codec: &Coder,
         bytes: &[u8],
         form: Form,
     ) -> Result<Entry<T>, CodecError> {
