@@ -10,7 +10,6 @@
 //! exactly its stated length, or states a length over the cache's size cap, is a miss.
 
 use crate::codec::CodecError;
-use crate::entry::MARKER;
 
 /// The second byte of a compressed value.
 pub(crate) const KIND: u8 = b'Z';
@@ -18,14 +17,16 @@ pub(crate) const KIND: u8 = b'Z';
 /// The third byte: LZ4 (block format, through `lz4_flex`).
 const LZ4: u8 = b'4';
 
-/// `MARKER`, `Z`, the algorithm, the decompressed length.
+/// `MARKER`, `Z` (the `marked` prefix the entry gives), the algorithm, the decompressed
+/// length.
 const HEADER_LEN: usize = 7;
 
-/// `value` compressed, with its header; `None` when that is not shorter than `value`.
-pub(crate) fn compress(value: &[u8]) -> Option<Vec<u8>> {
+/// `value` compressed, after its header (`marked`: `MARKER`, `Z`, which the entry's marker
+/// scheme gives); `None` when that is not shorter than `value`.
+pub(crate) fn compress(marked: [u8; 2], value: &[u8]) -> Option<Vec<u8>> {
     let len = u32::try_from(value.len()).ok()?;
     let mut out = vec![0; HEADER_LEN + lz4_flex::block::get_maximum_output_size(value.len())];
-    out[..3].copy_from_slice(&[MARKER, KIND, LZ4]);
+    out[..3].copy_from_slice(&[marked[0], marked[1], LZ4]);
     out[3..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
     let written = lz4_flex::block::compress_into(value, &mut out[HEADER_LEN..]).ok()?;
     out.truncate(HEADER_LEN + written);
@@ -53,32 +54,38 @@ pub(crate) fn decompress(stored: &[u8], max_len: usize) -> Result<Vec<u8>, Codec
 mod tests {
     use super::*;
 
+    /// The entry's prefix (`entry::MARKER`, `Z`).
+    const MARKED: [u8; 2] = [0xC1, KIND];
+
     #[test]
     fn values_round_trip_and_only_when_smaller() {
         let value = br#"{"name":"Ada","name2":"Ada","name3":"Ada","name4":"Ada"}"#.repeat(20);
-        let compressed = compress(&value).unwrap();
+        let compressed = compress(MARKED, &value).unwrap();
         assert!(compressed.len() < value.len() / 4, "{}", compressed.len());
-        assert_eq!(&compressed[..3], &[MARKER, KIND, LZ4]);
-        assert_eq!(decompress(&compressed[2..], value.len()).unwrap(), value);
-        assert_eq!(compress(b"{\"a\":1}"), None);
+        assert_eq!(&compressed[..3], &[MARKED[0], MARKED[1], LZ4]);
+        assert_eq!(
+            decompress(MARKED, &compressed[2..], value.len()).unwrap(),
+            value
+        );
+        assert_eq!(compress(MARKED, b"{\"a\":1}"), None);
     }
 
     #[test]
     fn untrusted_blocks_are_refused() {
         let value = b"abcabcabcabcabcabcabcabcabcabcabcabcabcabc".repeat(10);
-        let compressed = compress(&value).unwrap();
+        let compressed = compress(MARKED, &value).unwrap();
         let stored = &compressed[2..];
         // Over the cap: refused before anything is allocated.
         assert!(decompress(stored, value.len() - 1).is_err());
         // A length that lies, a cut block, another algorithm.
         let mut lying = stored.to_vec();
         lying[1..5].copy_from_slice(&(u32::MAX).to_le_bytes());
-        assert!(decompress(&lying, 1 << 20).is_err());
+        assert!(decompress(MARKED, &lying, 1 << 20).is_err());
         let mut longer = stored.to_vec();
         longer[1..5].copy_from_slice(&(value.len() as u32 + 1).to_le_bytes());
-        assert!(decompress(&longer, usize::MAX).is_err());
-        assert!(decompress(&stored[..stored.len() - 3], usize::MAX).is_err());
-        assert!(decompress(b"x\0\0\0\0", usize::MAX).is_err());
-        assert!(decompress(&[LZ4], usize::MAX).is_err());
+        assert!(decompress(MARKED, &longer, usize::MAX).is_err());
+        assert!(decompress(MARKED, &stored[..stored.len() - 3], usize::MAX).is_err());
+        assert!(decompress(MARKED, b"x\0\0\0\0", usize::MAX).is_err());
+        assert!(decompress(MARKED, &[LZ4], usize::MAX).is_err());
     }
 }

@@ -204,7 +204,7 @@ impl Coder {
                 }
                 match self.compress_above {
                     Some(above) if encoded.len() > above => {
-                        compress::compress(&encoded).unwrap_or(encoded)
+                        compress::compress([MARKER, compress::KIND], &encoded).unwrap_or(encoded)
                     }
                     _ => encoded,
                 }
