@@ -338,31 +338,12 @@ mod tests {
         assert!(!written_by_later(&bytes, 1));
     }
 
-    /// A codec of its own name, with JSON's bytes: only the recorded codec tells them apart.
-    struct Named(&'static str);
-
-    impl Codec for Named {
-        fn name(&self) -> &str {
-            self.0
-        }
-        fn encode(
-            &self,
-            value: crate::codec::Value<'_>,
-        ) -> Result<Vec<u8>, crate::codec::BoxError> {
-            Json.encode(value)
-        }
-        fn decode(
-            &self,
-            bytes: &[u8],
-            into: crate::codec::Decoder<'_>,
-        ) -> Result<(), crate::codec::BoxError> {
-            Json.decode(bytes, into)
-        }
-    }
-
     #[test]
     fn entries_of_another_codec_do_not_decode() {
-        let (a, b) = (Coder::of(Named("a")), Coder::of(Named("b")));
+        let (a, b) = (
+            Coder::of(crate::codec::Named("a")),
+            Coder::of(crate::codec::Named("b")),
+        );
         let bytes = a.encode_entry(Entry::Value(&5u8), FORM).unwrap();
         assert_eq!(a.decode_entry::<u8>(&bytes, FORM).unwrap(), Entry::Value(5));
         assert!(matches!(

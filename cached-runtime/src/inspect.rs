@@ -300,7 +300,7 @@ fn hexes<S: Serializer>(values: &[u64], serializer: S) -> Result<S::Ok, S::Error
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Codec, Json};
+    use crate::codec::Json;
     use crate::entry::{Entry, Form};
     use crate::store::tags::{Stamp, fresh_version};
 
@@ -379,26 +379,7 @@ mod tests {
             Some("stored compressed (LZ4): 761 bytes decompressed")
         );
 
-        struct Other;
-        impl Codec for Other {
-            fn name(&self) -> &str {
-                "other"
-            }
-            fn encode(
-                &self,
-                value: crate::codec::Value<'_>,
-            ) -> Result<Vec<u8>, crate::codec::BoxError> {
-                Json.encode(value)
-            }
-            fn decode(
-                &self,
-                bytes: &[u8],
-                into: crate::codec::Decoder<'_>,
-            ) -> Result<(), crate::codec::BoxError> {
-                Json.decode(bytes, into)
-            }
-        }
-        let other = Coder::of(Other);
+        let other = Coder::of(crate::codec::Named("other"));
         let mut shown = state("k", b"");
         read(&mut shown, &encoded, &other);
         assert_eq!(shown.value, None);
