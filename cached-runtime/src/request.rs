@@ -68,6 +68,8 @@ struct Kept {
     value: NearValue,
     /// The call's rendered tag keys: invalidating one evicts the entry.
     tags: Box<[String]>,
+    /// The entry's digest; `None` for stored bytes until a validator asks for it (it is then
+    /// taken from `value`), or for a decoded near-tier value, which has none.
     identity: Option<Identity>,
     /// When the entry expires in Redis, if known.
     expires: Option<Instant>,
@@ -330,7 +332,13 @@ impl Request {
         let (entry, identity, expires) = {
             let memo = memo.lock();
             let kept = memo.entries(cx.cache)?.get(cx.key)?;
-            (read(&kept.value)?, kept.identity, kept.expires)
+            let identity = match (&kept.value, self.reads.is_some()) {
+                (NearValue::Bytes(bytes), true) if kept.identity.is_none() => {
+                    Some(identity(cx.key, bytes))
+                }
+                _ => kept.identity,
+            };
+            (read(&kept.value)?, identity, kept.expires)
         };
         self.read(identity, expires);
         Some(entry)
@@ -351,11 +359,17 @@ impl Request {
         (bytes, entry): (&[u8], Entry<&T>),
         ttl: Option<Duration>,
     ) {
-        let identity = identity(cx.key, bytes);
+        // The digest only where a validator is asked for, or a memo holds no bytes to take it
+        // from later: a memo of every request must not hash every value it is served.
+        let mut digest = self.reads.is_some().then(|| identity(cx.key, bytes));
         let expires = ttl.and_then(|ttl| Instant::now().checked_add(ttl));
-        self.read(Some(identity), expires);
+        self.read(digest, expires);
         if self.memo.is_some() {
-            self.remember(cx, cx.codec.hold(bytes, entry), (Some(identity), expires));
+            let held = cx.codec.hold(bytes, entry);
+            if let NearValue::Decoded(_) = held {
+                digest = digest.or_else(|| Some(identity(cx.key, bytes)));
+            }
+            self.remember(cx, held, (digest, expires));
         }
     }
 
@@ -363,8 +377,8 @@ impl Request {
     /// have no stored bytes to identify them.
     pub(crate) fn keep_near<T>(&self, cx: &Context<'_, T>, held: NearValue) {
         let identity = match &held {
-            NearValue::Bytes(bytes) => Some(identity(cx.key, bytes)),
-            NearValue::Decoded(_) => None,
+            NearValue::Bytes(bytes) if self.reads.is_some() => Some(identity(cx.key, bytes)),
+            _ => None,
         };
         self.read(identity, None);
         self.remember(cx, held, (identity, None));
