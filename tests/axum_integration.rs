@@ -410,11 +410,7 @@ async fn concurrent_requests_each_report_their_own_calls() {
 /// ran during `op`.
 async fn lookups_during(server: &harness::RedisServer, op: impl Future<Output = ()>) -> u64 {
     let mut admin = server.connection().await;
-    let lookup = if harness::native_lookup(&mut admin).await {
-        "set"
-    } else {
-        "evalsha"
-    };
+    let lookup = harness::lookup_command(&mut admin).await;
     let before = harness::command_calls_on(&mut admin).await;
     op.await;
     let after = harness::command_calls_on(&mut admin).await;

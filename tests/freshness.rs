@@ -73,11 +73,7 @@ async fn a_fresh_hit_is_one_command_and_a_refresh_two_scripts_more() {
     let cache = Cache::connect(&server.url()).await.expect("connects");
     let source = Source::default();
     let mut admin = server.connection().await;
-    let lookup = if harness::native_lookup(&mut admin).await {
-        "set"
-    } else {
-        "evalsha"
-    };
+    let lookup = harness::lookup_command(&mut admin).await;
     swr(&cache, &source, 1).await.expect("filled");
     let commands = |before: &std::collections::HashMap<String, u64>,
                     after: &std::collections::HashMap<String, u64>| {

@@ -214,11 +214,7 @@ async fn with_fill_leases_a_hit_is_one_round_trip_and_a_miss_two() {
 
     // The lookup is one native `SET .. NX GET` from Redis 7.0 on (and on every Valkey);
     // before 7.0, where `SET` cannot combine `NX` and `GET`, it is the `FETCH` script.
-    let lookup = if harness::native_lookup(&mut server.connection().await).await {
-        "set"
-    } else {
-        "evalsha"
-    };
+    let lookup = harness::lookup_command(&mut server.connection().await).await;
     assert_eq!(
         hit,
         [lookup],

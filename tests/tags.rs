@@ -21,11 +21,7 @@ async fn a_tagged_hit_is_the_lookup_and_one_mget_of_its_tags() {
     employee(&cache, &db, 7, 1).await;
     let mut admin = server.connection().await;
     // `SET .. NX GET`, or the script standing in for it before Redis 7.0.
-    let lookup = if harness::native_lookup(&mut admin).await {
-        "set"
-    } else {
-        "evalsha"
-    };
+    let lookup = harness::lookup_command(&mut admin).await;
     let before = harness::command_calls_on(&mut admin).await;
     assert_eq!(outcome(&cache, &db, 7, 1).await.1, Some(Outcome::Hit));
     let after = harness::command_calls_on(&mut admin).await;

@@ -543,6 +543,16 @@ pub async fn native_lookup(redis: &mut MultiplexedConnection) -> bool {
     server_version(redis).await >= (7, 0)
 }
 
+/// The command a lookup runs on the server behind `redis`, as `INFO commandstats` names it:
+/// `set` (`SET .. NX GET`) from Redis 7.0 on, `evalsha` (the `FETCH` script) before.
+pub async fn lookup_command(redis: &mut MultiplexedConnection) -> &'static str {
+    if native_lookup(redis).await {
+        "set"
+    } else {
+        "evalsha"
+    }
+}
+
 /// The server binary's own version, from `--version` (`v=7.0.15`; Valkey's own numbering,
 /// `v=8.1.8`), as (major, minor). Read once, before any server starts: for arguments that
 /// only some versions accept.
