@@ -1,11 +1,9 @@
 //! [`CacheStatusLayer`]: the `X-Cache` response header from the cached calls a request made.
 
+use super::ResponseFuture;
 use crate::{memo, with_outcome};
 use ::axum::http::header::Entry;
 use ::axum::http::{HeaderName, HeaderValue, Request, Response};
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// A tower layer that reports, on each response, what the cached calls made while handling
@@ -153,7 +151,7 @@ where
         let future = self.inner.call(request);
         let header = self.header.clone();
         let memoized = self.memo;
-        CacheStatusFuture(Box::pin(async move {
+        ResponseFuture::new(async move {
             let (result, outcome) = match memoized {
                 true => memo(with_outcome(future)).await,
                 false => with_outcome(future).await,
@@ -167,25 +165,9 @@ where
                 response.extensions_mut().insert(outcome);
             }
             Ok(response)
-        }))
+        })
     }
 }
 
-/// The response future of [`CacheStatus`].
-pub struct CacheStatusFuture<ResBody, E>(BoxedResponse<ResBody, E>);
-
-type BoxedResponse<ResBody, E> = Pin<Box<dyn Future<Output = Result<Response<ResBody>, E>> + Send>>;
-
-impl<ResBody, E> Future for CacheStatusFuture<ResBody, E> {
-    type Output = Result<Response<ResBody>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-impl<ResBody, E> fmt::Debug for CacheStatusFuture<ResBody, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheStatusFuture").finish_non_exhaustive()
-    }
-}
+/// The response future of [`CacheStatus`]: see [`ResponseFuture`].
+pub type CacheStatusFuture<ResBody, E> = ResponseFuture<ResBody, E>;

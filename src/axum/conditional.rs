@@ -1,15 +1,13 @@
 //! [`ConditionalLayer`]: an `ETag` from the cached entries a handler read, and `304 Not
 //! Modified` for a request that names it in `If-None-Match`.
 
+use super::ResponseFuture;
 use crate::{with_entity_tag, with_entity_tag_and_max_age};
 use ::axum::http::header::{
     CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
     ETAG, IF_NONE_MATCH, LAST_MODIFIED, TRANSFER_ENCODING,
 };
 use ::axum::http::{HeaderValue, Method, Request, Response, StatusCode};
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// A tower layer that gives the responses of a route an `ETag` derived from the cached
@@ -132,7 +130,7 @@ where
         };
         let future = self.inner.call(request);
         let max_age = self.max_age;
-        ConditionalFuture(Box::pin(async move {
+        ResponseFuture::new(async move {
             if !conditional {
                 return future.await;
             }
@@ -164,7 +162,7 @@ where
                 true => not_modified(response),
                 false => response,
             })
-        }))
+        })
     }
 }
 
@@ -186,21 +184,5 @@ fn not_modified<B: Default>(response: Response<B>) -> Response<B> {
     Response::from_parts(parts, B::default())
 }
 
-/// The response future of [`Conditional`].
-pub struct ConditionalFuture<ResBody, E>(BoxedResponse<ResBody, E>);
-
-type BoxedResponse<ResBody, E> = Pin<Box<dyn Future<Output = Result<Response<ResBody>, E>> + Send>>;
-
-impl<ResBody, E> Future for ConditionalFuture<ResBody, E> {
-    type Output = Result<Response<ResBody>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-impl<ResBody, E> fmt::Debug for ConditionalFuture<ResBody, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConditionalFuture").finish_non_exhaustive()
-    }
-}
+/// The response future of [`Conditional`]: see [`ResponseFuture`].
+pub type ConditionalFuture<ResBody, E> = ResponseFuture<ResBody, E>;

@@ -55,8 +55,10 @@ mod cache_status;
 mod conditional;
 mod fresh;
 mod inspect;
+mod response_future;
 
 pub use self::cache_status::{CacheStatus, CacheStatusFuture, CacheStatusLayer};
 pub use self::conditional::{Conditional, ConditionalFuture, ConditionalLayer};
 pub use self::fresh::{FreshQueryParam, FreshRequested, HeadersOnly, InvalidFreshParam};
 pub use self::inspect::inspect;
+pub use self::response_future::ResponseFuture;
