@@ -16,7 +16,7 @@ pub mod sentinel;
 pub mod tls;
 
 use redis::aio::MultiplexedConnection;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -424,10 +424,19 @@ pub async fn wait_replica_offset(primary: &Node, replicas: &[&Node], limit: Dura
 /// A port on 127.0.0.1 that nothing listens on (bound once, then closed): to start a
 /// server on, or to point a cache at and be refused.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+    // The OS may hand the same free port out again at once: never twice to this process, so
+    // that servers started together (a Sentinel setup's three ports) do not collide.
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("a free port");
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts connections on 127.0.0.1:`port`, for at most 10 s.
