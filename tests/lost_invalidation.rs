@@ -4,13 +4,15 @@
 //! nothing), an invalidation goes through the cache, the primary is killed before the
 //! replica had it (SIGKILL), and the replica, continued, is promoted with the old value.
 //!
-//! Without `replicated_invalidation` the old value is read back after the invalidation
-//! returned (printed: the hazard the topologies guide states). With it, the invalidation's `WAIT`
-//! falls short, the key stays pending, this process never reads the old value, and the
-//! deletion is applied again on the promoted node.
+//! With no guard (`replay_window(0)`, the control) the old value is read back after the
+//! invalidation returned, for good. By default the cache sees the promotion (a new run id),
+//! applies its recent invalidations again, and the reads end on the new value; how long
+//! the old one was read first is printed: the window that remains. With
+//! `replicated_invalidation`, the invalidation's `WAIT` falls short, the key stays pending,
+//! this process never reads the old value, and the deletion is applied again on the
+//! promoted node.
 //!
-//! Its own file: `replicated_invalidation` is new API, and its own topologies; one test at
-//! a time (`SERIAL`).
+//! Its own file: its own topologies; one test at a time (`SERIAL`).
 
 mod harness;
 mod support;
@@ -27,14 +29,27 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// How long the replicated invalidation waits for the replica's acknowledgement.
 const WAIT_TIMEOUT: Duration = Duration::from_millis(200);
 
-fn configured(builder: CacheBuilder, replicated: bool) -> CacheBuilder {
+/// How the cache guards against a lost invalidation.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// Nothing: the journal is off (`replay_window(0)`).
+    Nothing,
+    /// The default: recent invalidations applied again once the cache sees the failover.
+    Replay,
+    /// `replicated_invalidation`: a replica must confirm each one.
+    Replicated,
+}
+
+fn configured(builder: CacheBuilder, guard: Guard) -> CacheBuilder {
     let builder = builder
         .prefix(support::unique_prefix("lost"))
         .timeout(Duration::from_millis(500));
-    if replicated {
-        builder.replicated_invalidation(1, WAIT_TIMEOUT)
-    } else {
-        builder
+    match guard {
+        Guard::Nothing => builder.replay_window(Duration::ZERO),
+        Guard::Replay => builder,
+        Guard::Replicated => builder
+            .replay_window(Duration::ZERO)
+            .replicated_invalidation(1, WAIT_TIMEOUT),
     }
 }
 
@@ -48,13 +63,19 @@ impl Reads {
             .filter(|((_, version), _)| *version == 0)
             .count()
     }
+
+    /// Whether the last read was a hit on the new value.
+    fn ends_fresh(&self) -> bool {
+        self.0.last() == Some(&((1, 1), Some(Outcome::Hit)))
+    }
 }
 
 /// The scenario on any topology: `pause_replica` (which also cuts its link),
 /// `kill_primary_promote_replica` (which
 /// returns once the replica is the primary) and `exists_on_primary` (whether the key is
 /// on the current primary) act on it. Returns the reads made after the invalidation, until
-/// the key was a hit again, or (for a pending key) deleted on the new primary and 5 s more.
+/// a hit on the new value, 2 s after the old value was first read back, or 5 s after the
+/// key was seen deleted on the new primary.
 async fn lost_invalidation<Pause, Promote, PromoteFut, Exists, ExistsFut>(
     cache: Cache,
     wait_replicated: impl Future<Output = Duration>,
@@ -86,13 +107,26 @@ where
 
     kill_primary_promote_replica().await;
     let promoted = Instant::now();
+    // Until a hit on the new value, or 2 s after the first read of the old one (which a
+    // replay would have ended well before).
+    let mut first_stale: Option<Duration> = None;
+    let mut last_stale: Option<Duration> = None;
     let mut deleted_after = None;
     loop {
         let read = with_outcome(item(&cache, &source, 1)).await;
         reads.push(read);
-        if read.1 == Some(Outcome::Hit) {
+        if read.0.1 == 0 {
+            first_stale.get_or_insert(promoted.elapsed());
+            last_stale = Some(promoted.elapsed());
+        }
+        if read == ((1, 1), Some(Outcome::Hit)) {
             break;
         }
+        if first_stale.is_some_and(|first| promoted.elapsed() > first + Duration::from_secs(2)) {
+            break;
+        }
+        // A pending key (replicated invalidation, with no replica left to confirm) stays a
+        // miss here: 5 s after its deletion on the new primary is enough to see no old read.
         if deleted_after.is_none() && !exists_on_primary(key.clone()).await {
             deleted_after = Some(promoted.elapsed());
         }
@@ -101,23 +135,21 @@ where
         }
         assert!(
             promoted.elapsed() < Duration::from_secs(20),
-            "neither a hit nor the deletion on the promoted node: {reads:?}"
+            "neither a hit on the new value nor the old one read back: {reads:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    if deleted_after.is_none() && !exists_on_primary(key.clone()).await {
-        deleted_after = Some(promoted.elapsed());
-    }
     eprintln!(
-        "reads after the invalidation (value, outcome): {reads:?}; the key was deleted on the \
-         promoted node {deleted_after:?} after the promotion"
+        "reads after the invalidation (value, outcome): {reads:?}; the old value was read \
+         from {first_stale:?} to {last_stale:?} after the promotion; the key was first seen \
+         absent on the promoted node {deleted_after:?} after it"
     );
     Reads(reads)
 }
 
-async fn on_cluster(replicated: bool) -> Reads {
+async fn on_cluster(guard: Guard) -> Reads {
     let cluster = RedisCluster::start();
-    let cache = configured(Cache::builder(&cluster.url()), replicated)
+    let cache = configured(Cache::builder(&cluster.url()), guard)
         .build()
         .await
         .expect("the cluster answers");
@@ -146,9 +178,9 @@ async fn on_cluster(replicated: bool) -> Reads {
     .await
 }
 
-async fn behind_sentinel(replicated: bool) -> Reads {
+async fn behind_sentinel(guard: Guard) -> Reads {
     let setup = RedisSentinel::start();
-    let cache = configured(Cache::builder(&setup.url()), replicated)
+    let cache = configured(Cache::builder(&setup.url()), guard)
         .build()
         .await
         .expect("the sentinels name a primary");
@@ -180,37 +212,51 @@ async fn behind_sentinel(replicated: bool) -> Reads {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_without_replicated_invalidation_reads_the_old_value_back() {
+async fn cluster_without_any_guard_reads_the_old_value_back() {
     let _serial = SERIAL.lock().await;
-    let reads = on_cluster(false).await;
+    let reads = on_cluster(Guard::Nothing).await;
     assert!(
-        reads.stale() > 0,
+        reads.stale() > 0 && !reads.ends_fresh(),
         "the promoted replica never served the invalidated value: {:?}",
         reads.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_applies_the_lost_invalidation_again_on_the_promoted_replica() {
+    let _serial = SERIAL.lock().await;
+    let reads = on_cluster(Guard::Replay).await;
+    assert!(reads.ends_fresh(), "the old value stayed: {:?}", reads.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_with_replicated_invalidation_never_reads_the_old_value() {
     let _serial = SERIAL.lock().await;
-    let reads = on_cluster(true).await;
+    let reads = on_cluster(Guard::Replicated).await;
     assert_eq!(reads.stale(), 0, "{:?}", reads.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sentinel_without_replicated_invalidation_reads_the_old_value_back() {
+async fn sentinel_without_any_guard_reads_the_old_value_back() {
     let _serial = SERIAL.lock().await;
-    let reads = behind_sentinel(false).await;
+    let reads = behind_sentinel(Guard::Nothing).await;
     assert!(
-        reads.stale() > 0,
+        reads.stale() > 0 && !reads.ends_fresh(),
         "the promoted replica never served the invalidated value: {:?}",
         reads.0
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_applies_the_lost_invalidation_again_on_the_promoted_replica() {
+    let _serial = SERIAL.lock().await;
+    let reads = behind_sentinel(Guard::Replay).await;
+    assert!(reads.ends_fresh(), "the old value stayed: {:?}", reads.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_with_replicated_invalidation_never_reads_the_old_value() {
     let _serial = SERIAL.lock().await;
-    let reads = behind_sentinel(true).await;
+    let reads = behind_sentinel(Guard::Replicated).await;
     assert_eq!(reads.stale(), 0, "{:?}", reads.0);
 }

@@ -88,6 +88,7 @@ pub struct CacheBuilder {
     near: Option<NearCache>,
     replicated: Option<(usize, Duration)>,
     tombstones: Option<Duration>,
+    replay_window: Duration,
     #[cfg(feature = "tls")]
     root_certificate: Option<Vec<u8>>,
 }
@@ -113,6 +114,7 @@ impl CacheBuilder {
             near: None,
             replicated: None,
             tombstones: None,
+            replay_window: Duration::from_secs(60),
             #[cfg(feature = "tls")]
             root_certificate: None,
         }
@@ -316,6 +318,43 @@ impl CacheBuilder {
         self
     }
 
+    /// How long each invalidation is remembered, to be applied again after a failover or a
+    /// restart (default: 60 s; [`Duration::ZERO`] turns this off).
+    ///
+    /// Redis acknowledges a deletion before its replicas have it, and a server restarted
+    /// from its snapshot (RDB, or an append-only file synced every second) comes back
+    /// without the deletions made since. Either way the old entries would be served again
+    /// as hits until their TTL. The cache reads its primaries' run ids every second, at once
+    /// when Sentinel announces a switch or a Cluster's slots move, and within 50 ms of a
+    /// server answering again after failed operations; when they change, it deletes again
+    /// every key it invalidated within `window` (and the keys of its
+    /// [`cache_put`](crate::cache_put) calls), on whichever server holds them now.
+    /// Deleting is idempotent: a key filled meanwhile costs one miss. Callers waiting for
+    /// another process's fill lease stop waiting at the change, since that fill may have gone
+    /// to the old primary.
+    ///
+    /// What remains: the moment between a failover (or restart) and this process seeing it
+    /// (Sentinel: its announcement, about a second; a Cluster: up to a second; a restart:
+    /// up to a second, or 50 ms when operations failed meanwhile), during which the old
+    /// entries can be served; invalidations older than `window` (a snapshot older than that
+    /// brings back what was invalidated before: a cache that needs none of its data after a
+    /// restart is best run without persistence, `save ""` and `appendonly no`); and the
+    /// invalidations of processes that stopped meanwhile. At most 100,000 keys are kept (a
+    /// warning is logged when more were invalidated within the window). For no window at
+    /// all, add [`replicated_invalidation`](Self::replicated_invalidation), which also covers
+    /// failovers, but not restarts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let builder = redis_cached::Cache::builder("redis://127.0.0.1:6379")
+    ///     .replay_window(Duration::from_secs(300));
+    /// ```
+    pub fn replay_window(mut self, window: Duration) -> Self {
+        self.replay_window = window;
+        self
+    }
+
     /// Makes invalidations leave a tombstone that lives `lifetime` in each key they make
     /// stale, instead of deleting it (default: off), so that the miss that follows knows its
     /// cause: which function invalidated the key, when, and (with the `opentelemetry`
@@ -418,6 +457,7 @@ impl CacheBuilder {
             replicated: self.replicated,
             certificates,
             tombstones: self.tombstones,
+            replay_window: self.replay_window,
         };
         let (store, nodes) = store::open(&settings).await?;
         let near = self.near.zip(nodes).map(|(near, nodes)| {
@@ -468,6 +508,7 @@ impl fmt::Debug for CacheBuilder {
             near,
             replicated,
             tombstones,
+            replay_window,
             #[cfg(feature = "tls")]
             root_certificate,
         } = self;
@@ -490,7 +531,8 @@ impl fmt::Debug for CacheBuilder {
             .field("span_raw_keys", span_raw_keys)
             .field("near_cache", near)
             .field("replicated_invalidation", replicated)
-            .field("tombstones", tombstones);
+            .field("tombstones", tombstones)
+            .field("replay_window", replay_window);
         #[cfg(feature = "tls")]
         debug.field(
             "tls_root_certificate",

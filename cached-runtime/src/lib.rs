@@ -22,6 +22,7 @@ mod near;
 mod outcome;
 mod pending;
 pub mod registry;
+mod replay;
 mod request;
 mod spans;
 mod stats;

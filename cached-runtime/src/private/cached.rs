@@ -197,7 +197,7 @@ where
     };
     let mut poll = POLL;
     // The other caller's lease this call waits for, and until when: a hit needs no clock.
-    let mut waiting: Option<(Lease, Instant)> = None;
+    let mut waiting: Option<(Lease, Instant, u64)> = None;
     // An entry past its TTL within `stale_if_error`, for when the body fails.
     let mut fallback = None;
     loop {
@@ -259,10 +259,14 @@ where
                     let uncached = uncached(function, key, body, Outcome::Bypass);
                     return Box::pin(within(&span, uncached)).await;
                 }
-                // A filler that took the key over starts the wait again.
-                let (other, give_up) = match waiting.take() {
-                    Some((waited, give_up)) if waited == other => (waited, give_up),
-                    _ => (other, Instant::now() + cx.max_wait()),
+                // A filler that took the key over starts the wait again. So does a new
+                // generation of the servers (a failover, a restart): the lease may be a
+                // leftover whose fill went to the old primary, so it is taken over at once.
+                let (other, give_up, generation) = match waiting.take() {
+                    Some((waited, give_up, generation)) if waited == other => {
+                        (waited, give_up, generation)
+                    }
+                    _ => (other, Instant::now() + cx.max_wait(), store.generation()),
                 };
                 match Box::pin(wait_for_filler(cache, key, &other, give_up, &mut poll)).await {
                     Waited::Landed(bytes) => {
@@ -285,7 +289,9 @@ where
                     // The filler outlived the longest wait (or is a stray value of a lease's
                     // form): one waiter takes the key over, by a compare-and-set on the
                     // lease, and the others find its lease and wait for it.
-                    Waited::LookAgain if Instant::now() >= give_up => {
+                    Waited::LookAgain
+                        if Instant::now() >= give_up || store.generation() != generation =>
+                    {
                         let replaced = store.replace_lease(key, &other, &lease, tags);
                         fetched = match Box::pin(replaced).await {
                             Ok(Some(stamp)) => Ok((Fetch::Ours(None), stamp)),
@@ -295,7 +301,7 @@ where
                     }
                     Waited::LookAgain => fetched = look_up().await,
                 }
-                waiting = Some((other, give_up));
+                waiting = Some((other, give_up, generation));
             }
             Err(error) => {
                 cx.error(Op::Fetch, &error);

@@ -154,6 +154,10 @@ impl Fence {
         if !store.leases().on() {
             return;
         }
+        // A lease that replaced the old value is an invalidation: lost in a failover, it
+        // would leave the old value on the promoted replica.
+        let keys: Vec<String> = self.keys.iter().map(|(key, _)| key.clone()).collect();
+        store.remember(&keys, self.function);
         let (lease, cache, tags) = (&self.lease, &self.cache, &self.tags);
         let taken = join_all(self.keys.iter().map(|(key, _)| async move {
             if pending(cache, key, tags) {

@@ -10,6 +10,8 @@ mod batch;
 pub(crate) mod breaker;
 pub(crate) mod cluster;
 pub(crate) mod connection;
+mod identity;
+mod journal;
 pub(crate) mod lease;
 mod memory;
 mod open;
@@ -19,6 +21,7 @@ mod single;
 pub(crate) mod tags;
 
 use self::breaker::{BreakerRef, Breakers};
+use self::journal::Journal;
 use self::lease::{Lease, Leases};
 use self::memory::MemoryStore;
 pub(crate) use self::open::{Settings, open};
@@ -34,6 +37,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tokio::sync::{Notify, watch};
 
 /// Bytes read from a store, borrowed from wherever they already are.
 pub(crate) enum Bytes {
@@ -136,6 +140,12 @@ struct Inner {
     max_value_len: usize,
     /// With tombstones: how long one lives (see `tombstone.rs`).
     tombstones: Option<Duration>,
+    /// The recent invalidations, applied again in each new generation.
+    journal: Journal,
+    /// Bumped when the servers beneath change (see `identity.rs`).
+    generation: watch::Sender<u64>,
+    /// Woken by each failed operation: the servers may have restarted.
+    failed: Arc<Notify>,
 }
 
 impl Store {
@@ -158,7 +168,49 @@ impl Store {
             leases: settings.leases,
             max_value_len: settings.max_value_len,
             tombstones: settings.tombstones,
+            journal: Journal::new(settings.replay_window),
+            generation: watch::Sender::new(0),
+            failed: Arc::default(),
         }))
+    }
+
+    /// The current generation of the servers beneath: it changes after a failover or a
+    /// restart (see `identity.rs`).
+    pub(crate) fn generation(&self) -> u64 {
+        *self.0.generation.borrow()
+    }
+
+    /// Each new generation, for the task that applies the recent invalidations again.
+    pub(crate) fn generations(&self) -> watch::Receiver<u64> {
+        self.0.generation.subscribe()
+    }
+
+    fn next_generation(&self) {
+        self.0.generation.send_modify(|generation| *generation += 1);
+    }
+
+    /// Woken when an operation fails.
+    fn failed(&self) -> Arc<Notify> {
+        self.0.failed.clone()
+    }
+
+    /// The run ids of the primaries (none on `mem://`).
+    async fn run_ids(&self) -> Result<std::collections::BTreeSet<String>, Error> {
+        match &self.0.backend {
+            Backend::Redis(redis) => redis.run_ids().await,
+            Backend::Memory(_) => Ok(Default::default()),
+        }
+    }
+
+    /// Remembers that `by` overwrote or deleted `keys`, to do it again after a failover
+    /// or a restart.
+    pub(crate) fn remember(&self, keys: &[String], by: &'static str) {
+        self.0.journal.record(keys, by);
+    }
+
+    /// The keys invalidated within the replay window, by invalidating function.
+    pub(crate) fn recently_invalidated(&self) -> HashMap<&'static str, Vec<String>> {
+        self.0.journal.recent()
     }
 
     /// For background tasks, which must not keep a dropped cache's store alive.
@@ -221,6 +273,9 @@ impl Store {
         }
         let result = op.await;
         breaker.record(&result);
+        if result.is_err() {
+            self.0.failed.notify_one();
+        }
         result
     }
 
@@ -233,6 +288,9 @@ impl Store {
     ) -> Result<T, Error> {
         let result = op.await;
         self.breaker(slot).record(&result);
+        if result.is_err() {
+            self.0.failed.notify_one();
+        }
         result
     }
 
@@ -611,7 +669,9 @@ impl Store {
     /// one per hash slot, all sent at once). With tombstones, a key that is no tag key is
     /// overwritten with a tombstone naming `by` (the invalidating function's path) instead;
     /// tag keys are deleted all the same. Says which keys could not be deleted, and why.
-    pub(crate) async fn delete(&self, keys: &[String], by: &str) -> Result<(), Undeleted> {
+    /// Each key is remembered for the replay window (see `journal.rs`).
+    pub(crate) async fn delete(&self, keys: &[String], by: &'static str) -> Result<(), Undeleted> {
+        self.remember(keys, by);
         self.delete_groups(keys, by, true).await
     }
 

@@ -5,6 +5,7 @@ use super::Store;
 use super::breaker::Breakers;
 use super::cluster::{self, Topology};
 use super::connection::{Certificates, Connection, node_client};
+use super::identity;
 use super::lease::Leases;
 use super::redis::{RedisStore, Replicated};
 use super::sentinel::{Configs, SentinelConnection};
@@ -33,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) certificates: Option<Certificates>,
     /// Invalidations write tombstones that live this long, instead of deleting keys.
     pub(crate) tombstones: Option<Duration>,
+    /// How long invalidations are kept, to be applied again after a failover or restart.
+    pub(crate) replay_window: Duration,
 }
 
 /// The nodes a near tier tracks, kept current across topology changes and failovers.
@@ -128,7 +131,9 @@ pub(crate) async fn open(settings: &Settings) -> Result<(Store, Option<Nodes>), 
         None => None,
     };
     let redis = RedisStore::new(connection, replicated, settings.tombstones.is_some());
-    Ok((Store::redis(redis, breakers, settings), Some(nodes)))
+    let store = Store::redis(redis, breakers, settings);
+    identity::follow(store.downgrade(), nodes.clone());
+    Ok((store, Some(nodes)))
 }
 
 impl Settings {

@@ -23,7 +23,8 @@ use crate::store::lease::Lease;
 use crate::tombstone::{self, Tombstone};
 use futures_util::future::join_all;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
+use redis::{Cmd, FromRedisValue, Script, ScriptInvocation, Value};
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -222,6 +223,30 @@ fn read(value: Option<Vec<u8>>) -> Fetch {
 }
 
 /// A duration in whole milliseconds, at least one (Redis rejects `PX 0`).
+/// The `run_id:` fields of `INFO` replies, however nested (a cluster's are per node).
+fn collect_run_ids(reply: &Value, ids: &mut BTreeSet<String>) {
+    let text = match reply {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes),
+        Value::VerbatimString { text, .. } | Value::SimpleString(text) => text.into(),
+        Value::Array(values) | Value::Set(values) => {
+            values.iter().for_each(|value| collect_run_ids(value, ids));
+            return;
+        }
+        Value::Map(pairs) => {
+            pairs
+                .iter()
+                .for_each(|(_, value)| collect_run_ids(value, ids));
+            return;
+        }
+        _ => return,
+    };
+    ids.extend(
+        text.lines()
+            .filter_map(|line| line.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned()),
+    );
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
@@ -579,6 +604,22 @@ impl RedisStore {
             "string" => Peeked::Bytes(Bytes::Owned(bytes), ttl),
             _ => Peeked::Other(kind, ttl),
         })
+    }
+
+    /// The run id of the server (`INFO server`); on a cluster, of every primary. Fails
+    /// when one does not answer.
+    pub(crate) async fn run_ids(&self) -> Result<BTreeSet<String>, Error> {
+        let info = redis::cmd("INFO").arg("server").clone();
+        let reply: Value = match &self.connection {
+            Connection::Cluster(cluster) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                cluster.clone().route_command(info, routing).await?
+            }
+            _ => self.run(&info).await?,
+        };
+        let mut ids = BTreeSet::new();
+        collect_run_ids(&reply, &mut ids);
+        Ok(ids)
     }
 
     /// `PING`; on a cluster, every primary.
