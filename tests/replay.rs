@@ -1,0 +1,197 @@
+//! Invalidations applied again when the servers beneath change (`CacheBuilder::replay_window`):
+//! a server restarted from its snapshot, and a coordinated Sentinel failover under a writer
+//! and a reader, as a user tries it. What they measure is printed (`--nocapture`).
+//! `tests/lost_invalidation.rs` has the deterministic failover on a Cluster and behind
+//! Sentinel.
+
+mod harness;
+mod support;
+
+use harness::RedisServer;
+use harness::sentinel::RedisSentinel;
+use redis_cached::{Cache, CacheBuilder, Outcome, with_outcome};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use support::{Versions, item, write_item};
+
+/// One test at a time: they restart and fail over servers.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const KEYS: u64 = 10;
+
+/// Reads every key through `cache` until all are the current version (or `limit` passes);
+/// returns how many reads served an older version, and when the last of them was.
+async fn until_current(
+    cache: &Cache,
+    source: &Versions,
+    limit: Duration,
+) -> (usize, Option<Duration>) {
+    let started = Instant::now();
+    let (mut old, mut last_old) = (0, None);
+    loop {
+        let mut all_current = true;
+        for id in 0..KEYS {
+            let ((_, version), _) = with_outcome(item(cache, source, id)).await;
+            if version < source.current(id) {
+                old += 1;
+                last_old = Some(started.elapsed());
+                all_current = false;
+            }
+        }
+        if all_current || started.elapsed() > limit {
+            return (old, last_old);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Fills the keys, snapshots them (`SAVE`), invalidates them all, and restarts the server
+/// from the snapshot: it comes back with the old entries. Returns the reads of the old
+/// values through the cache afterwards, and when the last one was.
+async fn restarted_from_snapshot(
+    configure: fn(CacheBuilder) -> CacheBuilder,
+) -> (usize, Option<Duration>) {
+    let mut server = RedisServer::start();
+    let cache = configure(Cache::builder(&server.url()))
+        .prefix(support::unique_prefix("restart"))
+        .build()
+        .await
+        .expect("the server answers");
+    let source = Versions::default();
+    for id in 0..KEYS {
+        item(&cache, &source, id).await;
+    }
+    let () = redis::cmd("SAVE")
+        .query_async(&mut server.connection().await)
+        .await
+        .expect("SAVE");
+    for id in 0..KEYS {
+        write_item(&cache, &source, id).await;
+    }
+    server.kill();
+    server.restart();
+    let restored: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut server.connection().await)
+        .await
+        .expect("DBSIZE");
+    assert_eq!(restored, KEYS, "the snapshot brought the old entries back");
+    let read = until_current(&cache, &source, Duration::from_secs(3)).await;
+    eprintln!(
+        "after the restart: {} reads of an old value, the last {:?} after it",
+        read.0, read.1
+    );
+    read
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_from_its_snapshot_serves_no_invalidated_entry_for_long() {
+    let _serial = SERIAL.lock().await;
+    let (old, last) = restarted_from_snapshot(|builder| builder).await;
+    let last = last.unwrap_or_default();
+    assert!(
+        last < Duration::from_secs(1),
+        "{old} reads of old values, the last {last:?} after the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_replay_window_a_restarted_server_serves_invalidated_entries() {
+    let _serial = SERIAL.lock().await;
+    let (old, last) =
+        restarted_from_snapshot(|builder| builder.replay_window(Duration::ZERO)).await;
+    assert!(
+        last.is_some_and(|last| last > Duration::from_secs(2)),
+        "the control: old values are served until their TTL ({old} reads, the last {last:?})"
+    );
+}
+
+/// As a user tries it: two caches on one Sentinel-managed primary, a reader reading 50 keys
+/// in a loop and a writer invalidating them while `SENTINEL FAILOVER` runs (the old
+/// primary takes writes until the sentinels reconfigure it, which are lost). Once both
+/// caches follow the new primary and a moment has passed, neither serves an old value; no
+/// call takes longer than the time to see the switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_coordinated_sentinel_failover_leaves_no_invalidated_entry_served() {
+    let _serial = SERIAL.lock().await;
+    const IDS: u64 = 50;
+    let setup = RedisSentinel::start();
+    let prefix = support::unique_prefix("coordinated");
+    let open = || async {
+        Cache::builder(&setup.url())
+            .prefix(prefix.clone())
+            .timeout(Duration::from_millis(200))
+            .build()
+            .await
+            .expect("the sentinels name a primary")
+    };
+    let (writer, reader) = (open().await, open().await);
+    let source = Arc::new(Versions::default());
+    for id in 0..IDS {
+        item(&reader, &source, id).await;
+    }
+    setup.wait_replicated(Duration::from_secs(5)).await;
+
+    // The reader reads every key in a loop, timing each call.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reading = tokio::spawn({
+        let (reader, source, stop) = (reader.clone(), source.clone(), stop.clone());
+        async move {
+            let mut longest = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                for id in 0..IDS {
+                    let started = Instant::now();
+                    item(&reader, &source, id).await;
+                    longest = longest.max(started.elapsed());
+                }
+            }
+            longest
+        }
+    });
+    // The writer writes every key once, spread over the failover.
+    let writing = tokio::spawn({
+        let (writer, source) = (writer.clone(), source.clone());
+        async move {
+            let mut longest = Duration::ZERO;
+            for id in 0..IDS {
+                let started = Instant::now();
+                write_item(&writer, &source, id).await;
+                longest = longest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            longest
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    setup.failover().await;
+    let switched = setup.wait_new_primary(Duration::from_secs(20)).await;
+    let longest_write = writing.await.expect("the writer");
+    // The time both caches take to see the switch and replay, with room.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let longest_read = reading.await.expect("the reader");
+
+    let mut old = Vec::new();
+    for (name, cache) in [("writer", &writer), ("reader", &reader)] {
+        for id in 0..IDS {
+            let ((_, version), outcome) = with_outcome(item(cache, &source, id)).await;
+            if version < source.current(id) {
+                old.push((name, id, outcome));
+            }
+        }
+    }
+    eprintln!(
+        "SENTINEL FAILOVER switched in {switched:?}; longest read {longest_read:?}, longest \
+         write {longest_write:?}; old values served 2 s later: {old:?}"
+    );
+    assert!(old.is_empty(), "old values served: {old:?}");
+    let longest = longest_read.max(longest_write);
+    assert!(
+        longest < Duration::from_secs(2),
+        "a call took {longest:?} against a 200 ms timeout"
+    );
+    assert_eq!(
+        with_outcome(item(&reader, &source, 0)).await.1,
+        Some(Outcome::Hit)
+    );
+}
