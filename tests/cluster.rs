@@ -233,12 +233,14 @@ async fn with_a_primary_frozen_the_other_slots_are_deleted_at_once_and_its_keys_
                 "an old value was read before its deferred deletion landed"
             );
         }
-        let left = cluster
-            .existing(&frozen_keys)
-            .await
-            .into_iter()
-            .filter(|&exists| exists)
-            .count();
+        // Still the old value (the reads above may have filled the new one since).
+        let mut left = 0;
+        for (&id, key) in frozen_ids.iter().zip(&frozen_keys) {
+            let mut owner = cluster.owner_connection(key).await;
+            let held = support::get(&mut owner, key).await;
+            let old = serde_json::to_vec(&(id, 0_u64)).expect("JSON");
+            left += usize::from(held.is_some_and(|held| support::untrailed(&held) == old));
+        }
         if left == 0 {
             break;
         }
