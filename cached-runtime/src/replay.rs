@@ -39,6 +39,8 @@ async fn replay(cache: &Inner) {
             cache.pending.defer(&cache.store, undeleted.keys, by);
         }
     }
+    // Deferred keys stay misses here: lookups may read again.
+    cache.store.replayed();
     tracing::info!(
         keys = applied,
         deferred,

@@ -52,6 +52,7 @@ impl Store {
         keys: &[String],
         lease: &Lease,
     ) -> Result<FetchedMany, Error> {
+        self.suspect()?;
         let leased = self.0.leases.of(lease);
         let groups = self.group(keys.iter().map(String::as_str));
         let lookups = each_group(&groups, |group| async move {

@@ -7,19 +7,63 @@
 //!
 //! Read every second, at once when the topology is seen to change (a Sentinel's
 //! `+switch-master`, a Cluster's slots), and every [`RETRY`] after an operation failed
-//! until the servers answer again: a restarted server is recognised within about that much
-//! of taking connections.
+//! until the servers answer again. An operation that finds its connection dropped or
+//! refused makes the servers suspect: lookups read nothing from them until their run ids
+//! are read again and, if new, the recent invalidations applied again, so that a server
+//! restarted from its snapshot serves none of the entries invalidated since to this
+//! process once it has seen the connection drop.
 
 use super::WeakStore;
 use super::open::Nodes;
+use crate::Error;
 use crate::task::spawn_detached;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// The pause between two reads while the servers answer.
 const EVERY: Duration = Duration::from_secs(1);
 /// The pause between two reads after a failed operation or a failed read.
 const RETRY: Duration = Duration::from_millis(50);
+
+/// What makes the run ids worth reading again, and whether lookups must wait for it.
+#[derive(Default)]
+pub(crate) struct Signals {
+    /// A connection was lost, or the run ids changed and the replay has not finished.
+    suspect: AtomicBool,
+    /// Wakes the reader of run ids.
+    check: Notify,
+}
+
+impl Signals {
+    /// An operation failed with `error`: the servers may have restarted, and a dropped or
+    /// refused connection says they may have.
+    pub(crate) fn failed(&self, error: &Error) {
+        if let Error::Redis(error) = error
+            && (error.is_connection_dropped()
+                || error.is_connection_refusal()
+                || (error.is_io_error() && !error.is_timeout()))
+        {
+            self.suspect.store(true, Ordering::Release);
+        }
+        self.check.notify_one();
+    }
+
+    /// Whether lookups must read nothing until the run ids are read again.
+    pub(crate) fn is_suspect(&self) -> bool {
+        self.suspect.load(Ordering::Acquire)
+    }
+
+    /// The servers are the known ones, or the new ones hold no invalidated entry any more.
+    pub(crate) fn cleared(&self) {
+        self.suspect.store(false, Ordering::Release);
+    }
+
+    fn changed(&self) {
+        self.suspect.store(true, Ordering::Release);
+    }
+}
 
 /// Follows the run ids of `store`'s primaries while the store lives; `nodes` changes when
 /// the topology does.
@@ -38,14 +82,22 @@ pub(crate) fn follow(store: WeakStore, mut nodes: Nodes) {
                             "the cache's Redis primaries changed (a failover or a restart); \
                              applying the recent invalidations again"
                         );
+                        // Suspect until the replay has run (`replay.rs` clears it).
+                        strong.signals().changed();
                         strong.next_generation();
+                    } else {
+                        strong.signals().cleared();
                     }
                     known = Some(ids);
                     true
                 }
-                _ => false,
+                Ok(_) => false,
+                Err(error) => {
+                    strong.signals().failed(&error);
+                    false
+                }
             };
-            let failed = strong.failed();
+            let signals = strong.signals();
             drop(strong);
             // At least a short pause, however often operations fail meanwhile.
             tokio::time::sleep(RETRY).await;
@@ -61,7 +113,7 @@ pub(crate) fn follow(store: WeakStore, mut nodes: Nodes) {
             };
             tokio::select! {
                 () = tokio::time::sleep(EVERY - RETRY) => {}
-                () = failed.notified() => {}
+                () = signals.check.notified() => {}
                 () = changed => {}
             }
         }

@@ -48,7 +48,7 @@ impl Journal {
         let over = (entries.len() + keys.len())
             .saturating_sub(CAPACITY)
             .min(entries.len());
-        if let Some(dropped) = entries.drain(..over).last() {
+        if let Some(dropped) = entries.drain(..over).next_back() {
             tracing::warn!(
                 kept = CAPACITY,
                 oldest_kept_for = ?now.saturating_duration_since(dropped.at),

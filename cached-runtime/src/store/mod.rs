@@ -21,6 +21,7 @@ mod single;
 pub(crate) mod tags;
 
 use self::breaker::{BreakerRef, Breakers};
+use self::identity::Signals;
 use self::journal::Journal;
 use self::lease::{Lease, Leases};
 use self::memory::MemoryStore;
@@ -37,7 +38,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 /// Bytes read from a store, borrowed from wherever they already are.
 pub(crate) enum Bytes {
@@ -144,24 +145,32 @@ struct Inner {
     journal: Journal,
     /// Bumped when the servers beneath change (see `identity.rs`).
     generation: watch::Sender<u64>,
-    /// Woken by each failed operation: the servers may have restarted.
-    failed: Arc<Notify>,
+    /// Failed operations and closed connections, for the reader of run ids.
+    signals: Arc<Signals>,
 }
 
 impl Store {
     /// A store on Redis, with its breakers (see [`RedisStore::breakers`]).
-    fn redis(redis: RedisStore, breakers: Arc<Breakers>, settings: &Settings) -> Store {
-        Store::new(Backend::Redis(redis), breakers, settings)
+    fn redis(
+        redis: RedisStore,
+        (breakers, signals): (Arc<Breakers>, Arc<Signals>),
+        settings: &Settings,
+    ) -> Store {
+        Store::new(Backend::Redis(redis), (breakers, signals), settings)
     }
 
     /// A `mem://` store of at most `settings.memory_bytes`.
     fn memory(settings: &Settings) -> Store {
         let backend = Backend::Memory(MemoryStore::new(settings.memory_bytes));
         let breakers = Arc::new(Breakers::single("mem://".into()));
-        Store::new(backend, breakers, settings)
+        Store::new(backend, (breakers, Arc::default()), settings)
     }
 
-    fn new(backend: Backend, breakers: Arc<Breakers>, settings: &Settings) -> Store {
+    fn new(
+        backend: Backend,
+        (breakers, signals): (Arc<Breakers>, Arc<Signals>),
+        settings: &Settings,
+    ) -> Store {
         Store(Arc::new(Inner {
             backend,
             breakers,
@@ -170,7 +179,7 @@ impl Store {
             tombstones: settings.tombstones,
             journal: Journal::new(settings.replay_window),
             generation: watch::Sender::new(0),
-            failed: Arc::default(),
+            signals,
         }))
     }
 
@@ -189,9 +198,22 @@ impl Store {
         self.0.generation.send_modify(|generation| *generation += 1);
     }
 
-    /// Woken when an operation fails.
-    fn failed(&self) -> Arc<Notify> {
-        self.0.failed.clone()
+    fn signals(&self) -> Arc<Signals> {
+        self.0.signals.clone()
+    }
+
+    /// The recent invalidations were applied again in the new generation: lookups may read
+    /// again.
+    pub(crate) fn replayed(&self) {
+        self.0.signals.cleared();
+    }
+
+    /// Lookups read nothing while the servers are suspect (see `identity.rs`).
+    fn suspect(&self) -> Result<(), Error> {
+        match self.0.signals.is_suspect() {
+            true => Err(Error::Unavailable),
+            false => Ok(()),
+        }
     }
 
     /// The run ids of the primaries (none on `mem://`).
@@ -273,8 +295,8 @@ impl Store {
         }
         let result = op.await;
         breaker.record(&result);
-        if result.is_err() {
-            self.0.failed.notify_one();
+        if let Err(error) = &result {
+            self.0.signals.failed(error);
         }
         result
     }
@@ -288,8 +310,8 @@ impl Store {
     ) -> Result<T, Error> {
         let result = op.await;
         self.breaker(slot).record(&result);
-        if result.is_err() {
-            self.0.failed.notify_one();
+        if let Err(error) = &result {
+            self.0.signals.failed(error);
         }
         result
     }
@@ -362,6 +384,7 @@ impl Store {
     }
 
     async fn lookup(&self, key: &str, lease: &Lease, want_ttl: bool) -> Result<Fetch, Error> {
+        self.suspect()?;
         // Leases off: a plain read.
         let leased = self.0.leases.of(lease);
         let fetched = match &self.0.backend {

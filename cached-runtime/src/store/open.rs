@@ -5,7 +5,7 @@ use super::Store;
 use super::breaker::Breakers;
 use super::cluster::{self, Topology};
 use super::connection::{Certificates, Connection, node_client};
-use super::identity;
+use super::identity::{self, Signals};
 use super::lease::Leases;
 use super::redis::{RedisStore, Replicated};
 use super::sentinel::{Configs, SentinelConnection};
@@ -56,6 +56,7 @@ pub(crate) async fn open(settings: &Settings) -> Result<(Store, Option<Nodes>), 
         super::connection::install_crypto_provider();
     }
     let (timeout, lazy) = (settings.timeout, settings.lazy);
+    let signals = Arc::new(Signals::default());
     let (connection, breakers, nodes) = match scheme {
         Scheme::Memory => return Ok((Store::memory(settings), None)),
         Scheme::Single { .. } => {
@@ -131,7 +132,7 @@ pub(crate) async fn open(settings: &Settings) -> Result<(Store, Option<Nodes>), 
         None => None,
     };
     let redis = RedisStore::new(connection, replicated, settings.tombstones.is_some());
-    let store = Store::redis(redis, breakers, settings);
+    let store = Store::redis(redis, (breakers, signals), settings);
     identity::follow(store.downgrade(), nodes.clone());
     Ok((store, Some(nodes)))
 }
