@@ -21,31 +21,43 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const KEYS: u64 = 10;
 
-/// Reads every key through `cache` for `period`; returns how many reads served an older
-/// version than the source's, and when the last of them was.
-async fn old_reads(
+/// What concurrent readers saw: how many reads served an older version than the source's,
+/// and when each was.
+#[derive(Default)]
+struct OldReads(std::sync::Mutex<Vec<Instant>>);
+
+/// Reads every key through `cache` from `READERS` tasks until `stop`, recording the reads
+/// of an older version than the source's in `old`.
+const READERS: usize = 8;
+
+fn read_concurrently(
     cache: &Cache,
-    source: &Versions,
-    period: Duration,
-) -> (usize, Option<Duration>) {
-    let started = Instant::now();
-    let (mut old, mut last_old) = (0, None);
-    while started.elapsed() < period {
-        for id in 0..KEYS {
-            let ((_, version), _) = with_outcome(item(cache, source, id)).await;
-            if version < source.current(id) {
-                old += 1;
-                last_old = Some(started.elapsed());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    (old, last_old)
+    source: &Arc<Versions>,
+    stop: &Arc<AtomicBool>,
+    old: &Arc<OldReads>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..READERS)
+        .map(|_| {
+            let (cache, source, stop, old) =
+                (cache.clone(), source.clone(), stop.clone(), old.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    for id in 0..KEYS {
+                        let ((_, version), _) = with_outcome(item(&cache, &source, id)).await;
+                        if version < source.current(id) {
+                            old.0.lock().unwrap().push(Instant::now());
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        })
+        .collect()
 }
 
 /// Fills the keys, snapshots them (`SAVE`), invalidates them all, and restarts the server
-/// from the snapshot: it comes back with the old entries. Returns the reads of the old
-/// values through the cache afterwards, and when the last one was.
+/// from the snapshot (it comes back with the old entries) while readers read every key.
+/// Returns the reads of the old values, and when the last one was after the restart.
 async fn restarted_from_snapshot(
     configure: fn(CacheBuilder) -> CacheBuilder,
 ) -> (usize, Option<Duration>) {
@@ -55,7 +67,7 @@ async fn restarted_from_snapshot(
         .build()
         .await
         .expect("the server answers");
-    let source = Versions::default();
+    let source = Arc::new(Versions::default());
     for id in 0..KEYS {
         item(&cache, &source, id).await;
     }
@@ -66,19 +78,33 @@ async fn restarted_from_snapshot(
     for id in 0..KEYS {
         write_item(&cache, &source, id).await;
     }
-    server.kill();
-    server.restart();
-    let restored: u64 = redis::cmd("DBSIZE")
-        .query_async(&mut server.connection().await)
-        .await
-        .expect("DBSIZE");
-    assert_eq!(restored, KEYS, "the snapshot brought the old entries back");
-    let read = old_reads(&cache, &source, Duration::from_secs(3)).await;
-    eprintln!(
-        "after the restart: {} reads of an old value, the last {:?} after it",
-        read.0, read.1
+    let (stop, old) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(OldReads::default()),
     );
-    read
+    let readers = read_concurrently(&cache, &source, &stop, &old);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let restarted = tokio::task::block_in_place(|| {
+        server.kill();
+        server.restart();
+        Instant::now()
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.expect("a reader");
+    }
+    let old = old.0.lock().unwrap();
+    let last = old
+        .iter()
+        .map(|at| at.saturating_duration_since(restarted))
+        .max();
+    eprintln!(
+        "after the restart, under {READERS} readers: {} reads of an old value, the last \
+         {last:?} after it",
+        old.len()
+    );
+    (old.len(), last)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
