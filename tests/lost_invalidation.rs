@@ -53,8 +53,9 @@ fn configured(builder: CacheBuilder, guard: Guard) -> CacheBuilder {
     }
 }
 
-/// What the reads after the invalidation saw, in order.
-struct Reads(Vec<((u64, u64), Option<Outcome>)>);
+/// What the reads after the invalidation saw, in order, and when the last read of the old
+/// value was after the promotion.
+struct Reads(Vec<((u64, u64), Option<Outcome>)>, Option<Duration>);
 
 impl Reads {
     fn stale(&self) -> usize {
@@ -62,6 +63,17 @@ impl Reads {
             .iter()
             .filter(|((_, version), _)| *version == 0)
             .count()
+    }
+
+    /// The old value, if read at all, only before the cache saw the promotion: lookups read
+    /// nothing between seeing it and the end of the replay.
+    fn assert_old_only_at_first(&self) {
+        assert!(
+            self.1.is_none_or(|last| last < Duration::from_millis(100)),
+            "the old value was read {:?} after the promotion: {:?}",
+            self.1,
+            self.0
+        );
     }
 
     /// Whether the last read was a hit on the new value.
@@ -144,7 +156,7 @@ where
          from {first_stale:?} to {last_stale:?} after the promotion; the key was first seen \
          absent on the promoted node {deleted_after:?} after it"
     );
-    Reads(reads)
+    Reads(reads, last_stale)
 }
 
 async fn on_cluster(guard: Guard) -> Reads {
@@ -227,6 +239,7 @@ async fn cluster_applies_the_lost_invalidation_again_on_the_promoted_replica() {
     let _serial = SERIAL.lock().await;
     let reads = on_cluster(Guard::Replay).await;
     assert!(reads.ends_fresh(), "the old value stayed: {:?}", reads.0);
+    reads.assert_old_only_at_first();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,6 +265,7 @@ async fn sentinel_applies_the_lost_invalidation_again_on_the_promoted_replica() 
     let _serial = SERIAL.lock().await;
     let reads = behind_sentinel(Guard::Replay).await;
     assert!(reads.ends_fresh(), "the old value stayed: {:?}", reads.0);
+    reads.assert_old_only_at_first();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
