@@ -479,6 +479,33 @@ async fn a_primary_killed_under_load_fails_no_call() {
     .await;
 }
 
+/// A primary that hangs (SIGSTOP: its connections stay open, nothing answers) and is failed
+/// over by the cluster: every call stays bounded by the timeout, and hits come back on the
+/// promoted replica. The hung node is continued at the end (it rejoins as a replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_primary_failed_over_under_load_fails_no_call() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start();
+    let cache = Cache::builder(&cluster.url())
+        .prefix(support::unique_prefix("hung"))
+        .build()
+        .await
+        .expect("the cluster answers");
+    let per_primary = ids_per_primary(&cluster, 8, |id| format!("{}load:{id}", cache.prefix()));
+    let victim = 1;
+    let replica = cluster.replica_of(victim);
+    let ids: Vec<u64> = per_primary.values().flatten().copied().collect();
+    scenarios::failover::failover_under_load(cache, ids, per_primary[&victim].clone(), || async {
+        cluster.stop(victim);
+        let promoted = cluster
+            .wait_promoted(replica, Duration::from_secs(20))
+            .await;
+        eprintln!("node {replica} promoted {promoted:?} after node {victim} hung");
+    })
+    .await;
+    cluster.cont(victim);
+}
+
 // ---------------------------------------------------------------------------------------
 // The near tier tracks every node.
 

@@ -114,6 +114,33 @@ async fn the_primary_killed_under_load_fails_no_call() {
     .await;
 }
 
+/// A primary that hangs (SIGSTOP: connections stay open, nothing answers) until the
+/// sentinels fail it over: every call stays bounded, hits come back on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_primary_failed_over_under_load_fails_no_call() {
+    let _serial = SERIAL.lock().await;
+    let setup = RedisSentinel::start();
+    let cache = Cache::builder(&setup.url())
+        .prefix(support::unique_prefix("hung"))
+        .build()
+        .await
+        .expect("the sentinels name a primary");
+    let ids: Vec<u64> = (0..24).collect();
+    let hung = setup.primary().port();
+    scenarios::failover::failover_under_load(cache, ids.clone(), ids, || async {
+        setup.primary().stop();
+        let switched = setup.wait_new_primary(Duration::from_secs(20)).await;
+        eprintln!("the sentinels switched to the replica {switched:?} after the primary hung");
+    })
+    .await;
+    // The hung node, continued, is demoted by the sentinels.
+    for node in [setup.primary(), setup.replica()] {
+        if node.port() == hung {
+            node.cont();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failover_invalidations_reach_the_new_primary() {
     let _serial = SERIAL.lock().await;

@@ -133,6 +133,9 @@ pub(crate) fn watch_topology(connection: ClusterConnection, topology: Topology, 
                     breakers.update(&ranges);
                 }
                 let read = (ranges, nodes);
+                if !known.0.is_empty() && read.0 != known.0 {
+                    refresh_routing(&mut connection, &read.0, timeout).await;
+                }
                 if !read.1.is_empty() && read != known {
                     let clients = read
                         .1
@@ -147,6 +150,45 @@ pub(crate) fn watch_topology(connection: ClusterConnection, topology: Topology, 
             tokio::time::sleep(TOPOLOGY_EVERY).await;
         }
     });
+}
+
+/// Makes redis-rs read the map of slots again after the slots moved (a failover). It does so
+/// on a `MOVED` reply, not on timeouts: requests for the slots of a primary that hangs (its
+/// connections open, nothing answering) would go on timing out after its replica was
+/// promoted. So one `EXISTS` of a key of another primary's slot is sent to a primary of the
+/// new map, whose `MOVED` reply makes redis-rs read the map again.
+async fn refresh_routing(
+    connection: &mut ClusterConnection,
+    ranges: &[(u16, u16, String)],
+    timeout: Duration,
+) {
+    let Some((_, _, asked)) = ranges.first() else {
+        return;
+    };
+    let owner = |slot: u16| {
+        ranges
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .map(|(_, _, owner)| owner)
+    };
+    let Some(key) = (0_u32..1000)
+        .map(|n| n.to_string())
+        .find(|key| owner(slot(key)).is_some_and(|owner| owner != asked))
+    else {
+        return;
+    };
+    let Some((host, port)) = asked.rsplit_once(':') else {
+        return;
+    };
+    let (Ok(port), host) = (port.parse(), host.trim_matches(['[', ']'])) else {
+        return;
+    };
+    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port,
+    });
+    let exists = connection.route_command(redis::cmd("EXISTS").arg(key).clone(), routing);
+    let _ = tokio::time::timeout(timeout, exists).await;
 }
 
 /// From a `CLUSTER SLOTS` reply: `(first, last, primary)` ranges and every node's address.
