@@ -328,7 +328,7 @@ impl CacheBuilder {
     /// when Sentinel announces a switch or a Cluster's slots move, and within 50 ms of a
     /// server answering again after failed operations; when they change, it deletes again
     /// every key it invalidated within `window` (and the keys of its
-    /// [`cache_put`](crate::cache_put) calls), on whichever server holds them now.
+    /// `#[cache_put]` calls), on whichever server holds them now.
     /// Deleting is idempotent: a key filled meanwhile costs one miss. Callers waiting for
     /// another process's fill lease stop waiting at the change, since that fill may have gone
     /// to the old primary.
