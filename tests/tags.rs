@@ -127,3 +127,60 @@ async fn tagged_entries_skip_the_near_tier() {
         ("employee 1 v1".to_owned(), Some(Outcome::Miss))
     );
 }
+
+/// Reads `db`, then pauses: a fill during which a tag can be invalidated.
+#[redis_cached(key = "slow_tagged:<id>", ttl = 600, tags = ["slow_tagged"], cache = cache)]
+async fn slow_tagged(cache: &Cache, db: &Db, id: u64) -> String {
+    let name = db.name(id);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    name
+}
+
+/// A call that starts after a tag's invalidation returned never joins a fill of this process
+/// that read the source before it: the fill's lease is still on the key (a tag invalidation
+/// deletes the tag key only), but the fill read the tag's old version.
+#[tokio::test]
+async fn a_call_after_a_tag_invalidation_never_joins_a_fill_that_read_before_it() {
+    let cache = support::redis_cache("tag_join").await;
+    let db = std::sync::Arc::new(Db::default());
+    let first = tokio::spawn({
+        let (cache, db) = (cache.clone(), db.clone());
+        async move { slow_tagged(&cache, &db, 1).await }
+    });
+    // The first call has read version 0 and holds the lease.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    db.write();
+    cache
+        .invalidate_tags(&["slow_tagged"])
+        .await
+        .expect("invalidated");
+    let (name, outcome) = redis_cached::with_outcome(slow_tagged(&cache, &db, 1)).await;
+    assert_eq!(name, "employee 1 v1", "{outcome:?}");
+    assert_eq!(first.await.expect("the first call"), "employee 1 v0");
+}
+
+/// The same while Redis is down: calls share one body run per key (a degraded flight), and
+/// a call after a tag's invalidation (deferred: Redis is down) never joins a run that began
+/// before it.
+#[tokio::test]
+async fn while_redis_is_down_a_call_after_a_tag_invalidation_never_joins_a_run_before_it() {
+    let mut server = harness::RedisServer::start();
+    let cache = Cache::builder(&server.url())
+        .timeout(std::time::Duration::from_millis(100))
+        .build()
+        .await
+        .expect("connects");
+    server.kill();
+    let db = std::sync::Arc::new(Db::default());
+    let first = tokio::spawn({
+        let (cache, db) = (cache.clone(), db.clone());
+        async move { slow_tagged(&cache, &db, 1).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    db.write();
+    let deferred = cache.invalidate_tags(&["slow_tagged"]).await;
+    assert!(deferred.is_err(), "Redis is down: the invalidation is deferred");
+    let (name, outcome) = redis_cached::with_outcome(slow_tagged(&cache, &db, 1)).await;
+    assert_eq!(name, "employee 1 v1", "{outcome:?}");
+    assert_eq!(first.await.expect("the first call"), "employee 1 v0");
+}

@@ -3,6 +3,8 @@
 //! A flight is keyed by the lease its pilot holds in the store, not by the key alone: a call
 //! joins a flight only if the store still shows that flight's lease, so a call that starts
 //! after an invalidation (which deleted the lease) never joins a flight that read old data.
+//! A tag's invalidation leaves the lease: a call also joins only a flight that read the tag
+//! versions it reads now.
 //!
 //! While the store cannot be reached there is no lease to check, so calls that could not
 //! look their key up join a *degraded* flight keyed by the key alone: an outage does not
@@ -17,7 +19,9 @@
 //! No lock is held across the body; a joiner that is dropped does not affect the flight, and
 //! no joiner waits longer than it is told to.
 
+use crate::key::is_tag_key;
 use crate::store::lease::Lease;
+use crate::store::tags::Stamp;
 use crate::store::{Store, WeakStore};
 use std::any::Any;
 use std::collections::HashMap;
@@ -44,30 +48,40 @@ pub(crate) enum Landing {
 
 type Receiver = watch::Receiver<Option<Landing>>;
 
-/// The flights of one kind in progress, by key, with the lease that identifies each.
+/// A flight on the board: the lease that identifies it, the versions of its call's tags
+/// read when it took the lease (empty: untagged), and its landing.
+type Seat = (Lease, Vec<u8>, Receiver);
+
+/// The flights of one kind in progress, by key.
 #[derive(Clone, Default)]
-struct Board(Arc<Mutex<HashMap<String, (Lease, Receiver)>>>);
+struct Board(Arc<Mutex<HashMap<String, Seat>>>);
 
 impl Board {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (Lease, Receiver)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Seat>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a flight on `key` identified by `lease`, replacing any other.
-    fn depart(&self, key: &str, lease: &Lease, release: Option<Store>) -> Pilot {
-        self.depart_locked(&mut self.lock(), key, lease, release)
+    /// Registers a flight on `key` identified by `lease` (stamped with its tag versions),
+    /// replacing any other.
+    fn depart(&self, key: &str, (lease, stamp): (&Lease, &[u8]), release: Option<Store>) -> Pilot {
+        let mut board = self.lock();
+        let pilot = self.depart_locked(&mut board, key, lease, release);
+        if let Some((_, stamped, _)) = board.get_mut(key) {
+            stamped.extend_from_slice(stamp);
+        }
+        pilot
     }
 
     /// [`depart`](Self::depart) under a lock the caller already holds.
     fn depart_locked(
         &self,
-        board: &mut HashMap<String, (Lease, Receiver)>,
+        board: &mut HashMap<String, Seat>,
         key: &str,
         lease: &Lease,
         release: Option<Store>,
     ) -> Pilot {
         let (sender, receiver) = watch::channel(None);
-        board.insert(key.to_owned(), (lease.clone(), receiver));
+        board.insert(key.to_owned(), (lease.clone(), Vec::new(), receiver));
         Pilot {
             board: self.clone(),
             key: key.to_owned(),
@@ -80,7 +94,7 @@ impl Board {
 
     fn remove(&self, key: &str, lease: &Lease) {
         let mut board = self.lock();
-        if board.get(key).is_some_and(|(held, _)| held == lease) {
+        if board.get(key).is_some_and(|(held, _, _)| held == lease) {
             board.remove(key);
         }
     }
@@ -146,10 +160,13 @@ impl Passenger {
 }
 
 impl Flights {
-    /// Registers the flight of the caller that holds `lease` on `key` in `store`, whose
-    /// lease is then kept alive until it lands; a pilot dropped before landing releases it.
-    pub(crate) fn depart(&self, store: &Store, key: &str, lease: &Lease) -> Pilot {
-        let pilot = self.leased.depart(key, lease, Some(store.clone()));
+    /// Registers the flight of the caller that holds `lease` on `key` in `store`, having read
+    /// its tags' versions `stamp`, whose lease is then kept alive until it lands; a pilot
+    /// dropped before landing releases it.
+    pub(crate) fn depart(&self, store: &Store, key: &str, lease: &Lease, stamp: &Stamp) -> Pilot {
+        let pilot = self
+            .leased
+            .depart(key, (lease, &stamp.0), Some(store.clone()));
         let mut keeper = self.keeper.lock().unwrap_or_else(PoisonError::into_inner);
         if keeper.as_ref().is_none_or(JoinHandle::is_finished) {
             let task = keep_alive(self.leased.clone(), store.downgrade());
@@ -160,15 +177,19 @@ impl Flights {
         pilot
     }
 
-    /// Waits, at most `wait`, for this process's flight holding `lease` on `key`, if any.
+    /// Waits, at most `wait`, for this process's flight holding `lease` on `key`, if any,
+    /// and if it read the tag versions `stamp` the caller reads now: a flight that read
+    /// versions since invalidated read old data, whatever lease it holds.
     pub(crate) fn join(
         &self,
         key: &str,
-        lease: &Lease,
+        (lease, stamp): (&Lease, &Stamp),
         wait: Duration,
     ) -> impl Future<Output = Joined> + use<> {
         let receiver = match self.leased.lock().get(key) {
-            Some((held, receiver)) if held == lease => Some(receiver.clone()),
+            Some((held, stamped, receiver)) if held == lease && *stamped == stamp.0 => {
+                Some(receiver.clone())
+            }
             _ => None,
         };
         async move {
@@ -182,7 +203,7 @@ impl Flights {
     /// Boards the degraded flight on `key`, as its pilot if none is in progress.
     pub(crate) fn board_degraded(&self, key: &str) -> Boarding {
         let mut board = self.degraded.lock();
-        if let Some((_, receiver)) = board.get(key) {
+        if let Some((_, _, receiver)) = board.get(key) {
             return Boarding::Passenger(Passenger(receiver.clone()));
         }
         // Its own identity, never written to the store: no lease exists while degraded.
@@ -204,10 +225,15 @@ impl Flights {
     }
 
     /// Takes `keys`' degraded flights off the board (they are being invalidated): later calls
-    /// start flights of their own.
+    /// start flights of their own. A tag key among them takes every degraded flight off: a
+    /// flight does not know its tags, and degraded flights are few (an outage's).
     pub(crate) fn forget<K: AsRef<str>>(&self, keys: &[K]) {
         let mut board = self.degraded.lock();
         if board.is_empty() {
+            return;
+        }
+        if keys.iter().any(|key| is_tag_key(key.as_ref())) {
+            board.clear();
             return;
         }
         for key in keys {
@@ -271,7 +297,7 @@ async fn keep_alive(board: Board, store: WeakStore) {
         let held: Vec<(String, Lease)> = board
             .lock()
             .iter()
-            .map(|(key, (lease, _))| (key.clone(), lease.clone()))
+            .map(|(key, (lease, _, _))| (key.clone(), lease.clone()))
             .collect();
         if !held.is_empty() {
             store.extend_leases(&held).await;

@@ -254,7 +254,7 @@ where
                 let fill = fill::<S, R, _>(&cx, sharing, held, (near, fallback), body);
                 return Box::pin(within(&span, fill)).await;
             }
-            Ok((Fetch::Theirs(other), _)) => {
+            Ok((Fetch::Theirs(other), stamp)) => {
                 if flight::is_filling(key) {
                     let uncached = uncached(function, key, body, Outcome::Bypass);
                     return Box::pin(within(&span, uncached)).await;
@@ -268,7 +268,8 @@ where
                     }
                     _ => (other, Instant::now() + cx.max_wait(), store.generation()),
                 };
-                match Box::pin(wait_for_filler(cache, key, &other, give_up, &mut poll)).await {
+                let waited = wait_for_filler(cache, key, (&other, &stamp), give_up, &mut poll);
+                match Box::pin(waited).await {
                     Waited::Landed(bytes) => {
                         let decoded = request::decode_kept(&cx, &bytes);
                         if let Some(output) = decoded.and_then(S::output) {
@@ -339,12 +340,13 @@ enum Waited {
     LookAgain,
 }
 
-/// Waits for the caller holding `lease` on `key`: this process's flight if it has one (at
-/// most until `give_up`), else a pause before the key is looked up again.
+/// Waits for the caller holding `lease` on `key`: this process's flight if it has one and
+/// it read the tag versions `stamp` (at most until `give_up`), else a pause before the key
+/// is looked up again.
 async fn wait_for_filler(
     cache: &Inner,
     key: &str,
-    lease: &Lease,
+    lease: (&Lease, &Stamp),
     give_up: Instant,
     poll: &mut Backoff,
 ) -> Waited {
@@ -390,7 +392,7 @@ where
     let pilot = store
         .leases()
         .on()
-        .then(|| cache.flights.depart(store, key, lease));
+        .then(|| cache.flights.depart(store, key, lease, stamp));
     let ran = match &fallback {
         Some(_) => cx.run_soft(body.as_mut()).await,
         None => Some(run(function, key, body.as_mut()).await),

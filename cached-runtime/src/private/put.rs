@@ -168,7 +168,7 @@ impl Fence {
                 .await
                 .map_err(|error| cx.error(Op::Fill, &error))
                 .ok()?;
-            Some((cx.cache.flights.depart(store, key, lease), stamp))
+            Some((cx.cache.flights.depart(store, key, lease, &stamp), stamp))
         }))
         .await;
         for ((_, held), taken) in self.keys.iter_mut().zip(taken) {
