@@ -84,6 +84,8 @@ pub enum Record {
         start: u64,
         end: u64,
         version: u64,
+        /// `HIT`, `MISS`, `COALESCED`, ... (`redis_cached::Outcome`), if the call had one.
+        outcome: Option<String>,
     },
     /// A write: the source row went to `version`, then its keys were invalidated
     /// (`keys_done`: when `Cache::invalidate` returned `Ok`; `None` if it returned an
@@ -105,7 +107,12 @@ pub enum Record {
         end: u64,
     },
     /// A read whose body returned an error (injected, or the source's): not a failure.
-    BodyError { worker: u8, function: Function, key: u32, at: u64 },
+    BodyError {
+        worker: u8,
+        function: Function,
+        key: u32,
+        at: u64,
+    },
     /// A call that failed because of the cache.
     Failure { worker: u8, at: u64, what: String },
 }
@@ -135,6 +142,8 @@ pub struct Violation {
     pub expected: u64,
     /// When the first invalidation that should have hidden `seen` returned.
     pub invalidated_at: u64,
+    /// How the call was served (`HIT`, `COALESCED`, ...), if known.
+    pub outcome: Option<String>,
 }
 
 /// How much of one declared window the run used.
@@ -258,7 +267,9 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
                 .push((*start, *end)),
             Record::BodyError { .. } => report.body_errors += 1,
             Record::Failure { worker, at, what } => {
-                report.failures.push(format!("process {worker} at {at} ns: {what}"));
+                report
+                    .failures
+                    .push(format!("process {worker} at {at} ns: {what}"));
             }
             Record::Read { .. } => report.reads += 1,
         }
@@ -266,17 +277,19 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
     let by_key: HashMap<u32, Acks> = by_key.into_iter().map(|(k, v)| (k, Acks::new(v))).collect();
     let by_tag: HashMap<u32, Acks> = by_tag.into_iter().map(|(k, v)| (k, Acks::new(v))).collect();
     for record in records {
-        let &Record::Read {
+        let Record::Read {
             worker,
             function,
             key,
             start,
             version,
+            outcome,
             ..
         } = record
         else {
             continue;
         };
+        let (worker, function, key, start, version) = (*worker, *function, *key, *start, *version);
         let acks = if function.by_tag() { &by_tag } else { &by_key };
         let Some(acks) = acks.get(&key) else {
             continue;
@@ -312,6 +325,7 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
                 seen: version,
                 expected,
                 invalidated_at: first,
+                outcome: outcome.clone(),
             });
         }
     }
@@ -351,6 +365,7 @@ mod tests {
             start,
             end: start + 1,
             version,
+            outcome: None,
         }
     }
 
