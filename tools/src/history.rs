@@ -12,12 +12,16 @@
 //!   checker measures (from the first invalidation that should have hidden the version to
 //!   the read's start) and reports:
 //!   - the `stale` window of a function that declares one ([`Function::Stale`]), up to
-//!     [`Bounds::stale_window`];
-//!   - the near tier's eviction lag, for reads of the process that has one, up to
+//!     [`Bounds::stale_window`], for a read served `STALE`;
+//!   - the near tier's eviction lag, for hits of the process that has one, up to
 //!     [`Bounds::near_lag`];
-//!   - an invalidation that a failover lost: every invalidation that should have hidden
-//!     the version returned inside one of [`Bounds::failovers`] (from shortly before a
-//!     primary was replaced until the topology was healthy again).
+//!   - an invalidation that a failover lost, for a hit (or `STALE`): every invalidation
+//!     that should have hidden the version returned inside one of [`Bounds::failovers`]
+//!     (from shortly before a primary was replaced until the topology was healthy again).
+//!
+//!   Each window explains only the outcome it produces: a fill, a bypass or a coalesced
+//!   wait that returned an old version is a violation whatever the window (a batch has
+//!   one outcome for all its ids: its reads count as hits).
 //! - **Failures.** A call that failed because of the cache (a panic, a value of another
 //!   key, an id missing from a batch's answer) is a violation; a body's own error is not.
 //! - **Body runs.** How many times each key's bodies ran in all processes, and how many
@@ -27,7 +31,7 @@
 //! Times are nanoseconds of `CLOCK_MONOTONIC`.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Now on `CLOCK_MONOTONIC`, in nanoseconds: one clock for every process on the machine
 /// (unlike [`std::time::Instant`], whose values cannot leave the process), never set back.
@@ -147,18 +151,22 @@ pub struct Violation {
 }
 
 /// How much of one declared window the run used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WindowUse {
     /// Reads it explained.
     pub reads: u64,
     /// The longest time from an invalidation to a read it explained, in ns.
     pub max: u64,
+    /// How those reads were served (`HIT`, `COALESCED`, ...), and how many each.
+    pub outcomes: BTreeMap<String, u64>,
 }
 
 impl WindowUse {
-    fn add(&mut self, lag: u64) {
+    fn add(&mut self, lag: u64, outcome: &Option<String>) {
         self.reads += 1;
         self.max = self.max.max(lag);
+        let outcome = outcome.as_deref().unwrap_or("no outcome");
+        *self.outcomes.entry(outcome.to_owned()).or_default() += 1;
     }
 }
 
@@ -307,15 +315,20 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
                 .iter()
                 .any(|&(from, to)| from <= at && at <= to)
         });
-        if function == Function::Stale && lag <= bounds.stale_window {
-            report.stale_window.add(lag);
+        // Each window explains only what it serves: an entry (a hit; a batch has one outcome
+        // for all its ids), or one past its TTL (`STALE`).
+        let served = |name: &str| outcome.as_deref() == Some(name);
+        let entry = served("HIT") || function == Function::Batch;
+        if function == Function::Stale && served("STALE") && lag <= bounds.stale_window {
+            report.stale_window.add(lag, outcome);
         } else if bounds.near_worker == Some(worker)
-            && function != Function::Tagged
+            && matches!(function, Function::Item | Function::Batch)
+            && entry
             && lag <= bounds.near_lag
         {
-            report.near_lag.add(lag);
-        } else if lost_to_failover {
-            report.failover.add(lag);
+            report.near_lag.add(lag, outcome);
+        } else if (entry || served("STALE")) && lost_to_failover {
+            report.failover.add(lag, outcome);
         } else {
             report.stale.push(Violation {
                 worker,
@@ -357,7 +370,17 @@ fn max_overlap(runs: &[(u64, u64)]) -> u64 {
 mod tests {
     use super::*;
 
+    /// A read served from an entry: `STALE` for the `stale` function, `HIT` for the others.
     fn read(worker: u8, function: Function, start: u64, version: u64) -> Record {
+        let outcome = if function == Function::Stale {
+            "STALE"
+        } else {
+            "HIT"
+        };
+        served(worker, function, start, version, outcome)
+    }
+
+    fn served(worker: u8, function: Function, start: u64, version: u64, outcome: &str) -> Record {
         Record::Read {
             worker,
             function,
@@ -365,7 +388,7 @@ mod tests {
             start,
             end: start + 1,
             version,
-            outcome: None,
+            outcome: Some(outcome.to_owned()),
         }
     }
 
@@ -436,21 +459,32 @@ mod tests {
             // the failover that should have hidden it too makes it a violation.
             write(2, Some(5_500), Some(5_500)),
             read(0, Function::Item, 60_000, 1),
+            // Each window explains only what it serves: a fill or a coalesced wait that
+            // returned an old version is no lost invalidation, nor near-tier lag.
+            served(0, Function::Item, 60_001, 1, "COALESCED"),
+            served(3, Function::Item, 141, 0, "MISS"),
+            served(0, Function::Stale, 1_001, 0, "HIT"),
             write(3, Some(65_000), Some(65_000)),
             read(0, Function::Item, 70_000, 1),
         ];
         let report = check(&records, &bounds);
         let found: Vec<(u8, u64)> = report.stale.iter().map(|v| (v.worker, v.start)).collect();
-        assert_eq!(found, [(0, 140), (0, 1_200), (0, 70_000)]);
-        assert_eq!(report.stale_window, WindowUse { reads: 1, max: 900 });
-        assert_eq!(report.near_lag, WindowUse { reads: 1, max: 40 });
         assert_eq!(
-            report.failover,
-            WindowUse {
-                reads: 1,
-                max: 54_500
-            }
+            found,
+            [
+                (0, 140),
+                (3, 141),
+                (0, 1_001),
+                (0, 1_200),
+                (0, 60_001),
+                (0, 70_000)
+            ]
         );
+        let used = |window: &WindowUse| (window.reads, window.max);
+        assert_eq!(used(&report.stale_window), (1, 900));
+        assert_eq!(used(&report.near_lag), (1, 40));
+        assert_eq!(used(&report.failover), (1, 54_500));
+        assert_eq!(report.failover.outcomes["HIT"], 1);
     }
 
     #[test]
