@@ -72,7 +72,8 @@
 #[path = "../../../tests/harness/mod.rs"]
 mod harness;
 
-use harness::cluster::RedisCluster;
+use harness::cluster::{self, RedisCluster};
+use harness::netfault::{self, NetFault};
 use harness::sentinel::RedisSentinel;
 use harness::{RedisServer, TempDir};
 use redis_cached::{Cache, NearCache, Outcome, redis_cached, with_outcome};
@@ -595,7 +596,9 @@ enum Setup {
 impl Setup {
     fn start(topology: Topology) -> Setup {
         match topology {
-            Topology::Single => Setup::Single(RedisServer::start()),
+            Topology::Single => {
+                Setup::Single(RedisServer::start_with(&["--bind", "127.0.0.1", APART]))
+            }
             Topology::Cluster => Setup::Cluster(RedisCluster::start()),
             Topology::Sentinel => Setup::Sentinel(RedisSentinel::start()),
         }
@@ -620,12 +623,29 @@ enum FaultKind {
     Blip,
     /// `CLUSTER FAILOVER` on a replica, or `SENTINEL FAILOVER`, until healthy again.
     Failover,
+    /// 200 ms more each way on every packet to and from the data nodes.
+    Latency,
+    /// 5 % of the packets to and from the data nodes dropped.
+    Loss,
+    /// One app process (the last) cut off from Redis while the others go on.
+    PartitionApp,
+    /// A primary cut off from clients and its peers until it was replaced, then healed.
+    PartitionPrimary,
 }
 
 impl FaultKind {
     /// Whether an acknowledged invalidation may be lost in it.
     fn fails_over(self) -> bool {
-        self == FaultKind::Failover
+        matches!(self, FaultKind::Failover | FaultKind::PartitionPrimary)
+    }
+
+    /// What it may take at most, healing included.
+    fn takes(self, topology: Topology) -> Duration {
+        match (self, topology) {
+            (FaultKind::Failover, _) => Duration::from_secs(5),
+            (FaultKind::PartitionPrimary, _) => Duration::from_secs(7),
+            _ => Duration::from_secs(3),
+        }
     }
 }
 
@@ -636,6 +656,10 @@ impl fmt::Display for FaultKind {
             FaultKind::Freeze => "freeze",
             FaultKind::Blip => "short freeze",
             FaultKind::Failover => "failover",
+            FaultKind::Latency => "latency 200ms",
+            FaultKind::Loss => "loss 5%",
+            FaultKind::PartitionApp => "app partition",
+            FaultKind::PartitionPrimary => "primary partition",
         })
     }
 }
@@ -648,27 +672,57 @@ struct Fault {
     lasted: Duration,
 }
 
-/// The faults this topology gets under `--faults`, with their weights.
-fn fault_kinds(topology: Topology, faults: Faults) -> Vec<(FaultKind, u64)> {
+/// The faults this topology gets under `--faults`.
+fn fault_kinds(topology: Topology, faults: Faults) -> Vec<FaultKind> {
     let mut kinds = Vec::new();
     if faults != Faults::Network {
         kinds.extend(match topology {
-            Topology::Single => vec![
-                (FaultKind::Kill, 4),
-                (FaultKind::Freeze, 4),
-                (FaultKind::Blip, 2),
-            ],
+            Topology::Single => [FaultKind::Kill, FaultKind::Freeze, FaultKind::Blip],
             Topology::Cluster | Topology::Sentinel => {
-                vec![(FaultKind::Blip, 2), (FaultKind::Failover, 3)]
+                [FaultKind::Blip, FaultKind::Failover, FaultKind::Failover]
             }
         });
+    }
+    if faults != Faults::Process {
+        kinds.extend([
+            FaultKind::Latency,
+            FaultKind::Loss,
+            match topology {
+                Topology::Single => FaultKind::PartitionApp,
+                Topology::Cluster | Topology::Sentinel => FaultKind::PartitionPrimary,
+            },
+        ]);
     }
     kinds
 }
 
+/// The loopback address the last app process reaches a single server at, so that a
+/// partition of that address cuts it alone off (`NetFault::on_port_via`).
+const APART: &str = "127.0.0.2";
+
 /// Injects one fault of `kind` into `setup`; returns once it healed.
 fn inject(setup: &mut Setup, runtime: &tokio::runtime::Runtime, kind: FaultKind, rng: &mut Rng) {
+    let data_ports: Vec<u16> = match &*setup {
+        Setup::Single(server) => vec![server.port()],
+        Setup::Cluster(cluster) => cluster.nodes().iter().map(|node| node.port()).collect(),
+        Setup::Sentinel(sentinel) => vec![sentinel.primary().port(), sentinel.replica().port()],
+    };
     match (setup, kind) {
+        (_, FaultKind::Latency) => {
+            let fault = NetFault::on_ports(&data_ports);
+            fault.delay(Duration::from_millis(200));
+            std::thread::sleep(rng.millis(800, 1500));
+        }
+        (_, FaultKind::Loss) => {
+            let fault = NetFault::on_ports(&data_ports);
+            fault.loss(5);
+            std::thread::sleep(rng.millis(1000, 2000));
+        }
+        (Setup::Single(server), FaultKind::PartitionApp) => {
+            let fault = NetFault::on_port_via(server.port(), APART);
+            fault.partition();
+            std::thread::sleep(rng.millis(800, 1500));
+        }
         (Setup::Single(server), FaultKind::Kill) => {
             server.kill();
             std::thread::sleep(rng.millis(200, 1500));
@@ -698,64 +752,95 @@ fn inject(setup: &mut Setup, runtime: &tokio::runtime::Runtime, kind: FaultKind,
             cluster.failover(replica);
             runtime.block_on(cluster.wait_promoted(replica, HEAL_LIMIT));
         }
+        (Setup::Cluster(cluster), FaultKind::PartitionPrimary) => {
+            let primaries = cluster.primaries();
+            let primary = primaries[rng.below(primaries.len() as u64) as usize];
+            let port = cluster.node(primary).port();
+            let fault = NetFault::on_ports(&[port, port + 10_000]);
+            fault.partition();
+            // Beyond cluster-node-timeout: its replica is elected meanwhile.
+            std::thread::sleep(cluster::NODE_TIMEOUT * 3);
+            fault.heal();
+            drop(fault);
+            runtime.block_on(cluster.wait_healthy(HEAL_LIMIT));
+        }
         (Setup::Sentinel(sentinel), FaultKind::Blip) => {
             sentinel.primary().stop();
             std::thread::sleep(rng.millis(20, 80));
             sentinel.primary().cont();
         }
+        // Healed once the sentinels name the new primary; the old one rejoins as its replica
+        // later (see `prepare`).
         (Setup::Sentinel(sentinel), FaultKind::Failover) => runtime.block_on(async {
             sentinel.failover().await;
             sentinel.wait_new_primary(HEAL_LIMIT).await;
-            sentinel.wait_healthy(HEAL_LIMIT).await;
         }),
+        (Setup::Sentinel(sentinel), FaultKind::PartitionPrimary) => {
+            let fault = NetFault::on_port(sentinel.primary().port());
+            fault.partition();
+            runtime.block_on(sentinel.wait_new_primary(HEAL_LIMIT));
+        }
         (_, kind) => unreachable!("{kind} is not drawn for this topology"),
     }
 }
 
-/// Waits `WARMUP`, then alternates healthy spells of 1.5 to 3.5 s with a fault drawn from
-/// `kinds`, until `QUIET_END` before `until`. Returns the schedule that ran.
+/// Before a fault of `kind`: under Sentinel, a failover needs the last one's old primary
+/// back as a replica (the sentinels see it within 10 s).
+fn prepare(setup: &Setup, runtime: &tokio::runtime::Runtime, kind: FaultKind) {
+    if let Setup::Sentinel(sentinel) = setup
+        && kind.fails_over()
+    {
+        runtime.block_on(sentinel.wait_healthy(HEAL_LIMIT));
+    }
+}
+
+/// Waits `WARMUP`, then alternates healthy spells of 1 to 2 s with a fault, until
+/// `QUIET_END` before `until`: each of `kinds` in turn, in an order drawn again for each
+/// round, except that the first round starts with the longest (so that a short run has it).
+/// Returns the schedule that ran.
 fn inject_faults(
     setup: &mut Setup,
+    faults: Faults,
     runtime: &tokio::runtime::Runtime,
-    kinds: &[(FaultKind, u64)],
+    topology: Topology,
     mut rng: Rng,
     start: u64,
     until: u64,
 ) -> Vec<Fault> {
-    let mut faults = Vec::new();
-    let total: u64 = kinds.iter().map(|&(_, weight)| weight).sum();
+    let mut done = Vec::new();
     std::thread::sleep(Duration::from_nanos(start.saturating_sub(monotonic_ns())) + WARMUP);
-    while total > 0 {
-        let healthy = rng.millis(1500, 3500);
-        let mut roll = rng.below(total);
-        let kind = kinds
-            .iter()
-            .find(|&&(_, weight)| {
-                let found = roll < weight;
-                roll = roll.saturating_sub(weight);
-                found
-            })
-            .map_or(kinds[0].0, |&(kind, _)| kind);
-        // What a fault may take at most, healing included.
-        let takes = if kind.fails_over() {
-            Duration::from_secs(6)
-        } else {
-            Duration::from_millis(2500)
+    let mut round: Vec<FaultKind> = Vec::new();
+    let mut first = true;
+    loop {
+        if round.is_empty() {
+            round = fault_kinds(topology, faults);
+            for i in (1..round.len()).rev() {
+                round.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            // Drawn from the end.
+            if std::mem::take(&mut first) {
+                round.sort_by_key(|kind| kind.takes(topology));
+            }
+        }
+        let Some(kind) = round.pop() else {
+            break;
         };
-        let end = monotonic_ns() + (healthy + takes + QUIET_END).as_nanos() as u64;
+        prepare(setup, runtime, kind);
+        let healthy = rng.millis(1000, 2000);
+        let end = monotonic_ns() + (healthy + kind.takes(topology) + QUIET_END).as_nanos() as u64;
         if end > until {
             break;
         }
         std::thread::sleep(healthy);
         let at = monotonic_ns();
         inject(setup, runtime, kind, &mut rng);
-        faults.push(Fault {
+        done.push(Fault {
             kind,
             at,
             lasted: Duration::from_nanos(monotonic_ns() - at),
         });
     }
-    faults
+    done
 }
 
 // ---------------------------------------------------------------------------------------
@@ -942,12 +1027,19 @@ fn run_topology(args: &Args, topology: Topology, seed: u64) -> Checked {
     for index in 0..args.workers {
         let out = dir.path().join(format!("worker-{index}.jsonl"));
         let out = out.to_string_lossy().into_owned();
+        // The last process reaches a single server at an address of its own.
+        let worker_url = match &setup {
+            Setup::Single(server) if index + 1 == args.workers => {
+                format!("redis://{APART}:{}", server.port())
+            }
+            _ => url.clone(),
+        };
         let mut command = Command::new(&exe);
         command.args([
             "--worker",
             &index.to_string(),
             "--url",
-            &url,
+            &worker_url,
             "--truth",
             &truth.url(),
             "--out",
@@ -973,8 +1065,15 @@ fn run_topology(args: &Args, topology: Topology, seed: u64) -> Checked {
         }
         workers.push((out, command.spawn()));
     }
-    let kinds = fault_kinds(topology, args.faults);
-    let faults = inject_faults(&mut setup, &runtime, &kinds, Rng(seed), start, until);
+    let faults = inject_faults(
+        &mut setup,
+        args.faults,
+        &runtime,
+        topology,
+        Rng(seed),
+        start,
+        until,
+    );
 
     let mut records = Vec::new();
     for (index, (out, child)) in workers.into_iter().enumerate() {
@@ -1048,17 +1147,29 @@ fn print_report(
         faults.len(),
         report.violations()
     );
+    let outcomes = |window: &history::WindowUse| {
+        let counts: Vec<String> = window
+            .outcomes
+            .iter()
+            .map(|(outcome, n)| format!("{outcome} {n}"))
+            .collect();
+        counts.join(", ")
+    };
     println!(
-        "  windows: stale window used {} (max {}, declared {:?}); near-tier lag max {} ({} \
-         reads, bound {:?}); failover window {} reads, max {} after the lost invalidation",
+        "  windows: stale window used by {} reads (max {}, declared {:?}; {}); near-tier lag \
+         max {} ({} reads, bound {:?}; {}); failover window {} reads, max {} after the lost \
+         invalidation ({})",
         report.stale_window.reads,
         millis(report.stale_window.max),
         STALE_WINDOW,
+        outcomes(&report.stale_window),
         millis(report.near_lag.max),
         report.near_lag.reads,
         NEAR_LIFETIME,
+        outcomes(&report.near_lag),
         report.failover.reads,
         millis(report.failover.max),
+        outcomes(&report.failover),
     );
     println!(
         "  {} reads, {} writes ({} with an invalidation that returned an error), {} body \
@@ -1082,7 +1193,27 @@ fn print_report(
     for failure in report.failures.iter().take(10) {
         println!("  FAILURE {failure}");
     }
-    for found in report.stale.iter().take(10) {
+    // The first three of each function and outcome.
+    let mut kinds: std::collections::BTreeMap<String, Vec<&history::Violation>> =
+        Default::default();
+    for found in &report.stale {
+        let outcome = found.outcome.as_deref().unwrap_or("no outcome");
+        kinds
+            .entry(format!("{:?} {outcome}", found.function))
+            .or_default()
+            .push(found);
+    }
+    if !kinds.is_empty() {
+        let counts: Vec<String> = kinds
+            .iter()
+            .map(|(kind, found)| format!("{kind}: {}", found.len()))
+            .collect();
+        println!(
+            "  stale reads by function and outcome: {}",
+            counts.join(", ")
+        );
+    }
+    for found in kinds.values().flat_map(|found| found.iter().take(3)) {
         let near = faults
             .iter()
             .rev()
@@ -1163,6 +1294,10 @@ fn main() -> ExitCode {
             ""
         }
     );
+    if args.faults != Faults::Process {
+        // Root and iptables, or a message saying what to do.
+        netfault::require();
+    }
     let mut seeds = Rng(args.seed);
     let mut violations = 0;
     for &topology in &args.topologies {
