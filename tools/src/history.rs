@@ -188,6 +188,11 @@ pub struct Report {
     /// ran at once.
     pub max_runs: u64,
     pub max_flight: u64,
+    /// Reads served from the cache (`HIT`, or `STALE`).
+    pub hits: u64,
+    /// Reads' latencies (from start to end, in ns): the 50th and 99th percentiles and the
+    /// longest.
+    pub latency: [u64; 3],
 }
 
 impl Report {
@@ -243,6 +248,7 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
     let mut by_key: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
     let mut by_tag: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
     let mut bodies: HashMap<(Function, u32), Vec<(u64, u64)>> = HashMap::new();
+    let mut latencies = Vec::new();
     for record in records {
         match record {
             Record::Write {
@@ -279,7 +285,18 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
                     .failures
                     .push(format!("process {worker} at {at} ns: {what}"));
             }
-            Record::Read { .. } => report.reads += 1,
+            Record::Read {
+                start,
+                end,
+                outcome,
+                ..
+            } => {
+                report.reads += 1;
+                latencies.push(end.saturating_sub(*start));
+                if matches!(outcome.as_deref(), Some("HIT" | "STALE")) {
+                    report.hits += 1;
+                }
+            }
         }
     }
     let by_key: HashMap<u32, Acks> = by_key.into_iter().map(|(k, v)| (k, Acks::new(v))).collect();
@@ -347,6 +364,12 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
         report.max_flight = report.max_flight.max(max_overlap(runs));
     }
     report.stale.sort_unstable_by_key(|found| found.start);
+    latencies.sort_unstable();
+    let at = |per_mille: usize| {
+        let index = (latencies.len() * per_mille / 1000).min(latencies.len().saturating_sub(1));
+        latencies.get(index).copied().unwrap_or(0)
+    };
+    report.latency = [at(500), at(990), latencies.last().copied().unwrap_or(0)];
     report
 }
 
@@ -429,6 +452,7 @@ mod tests {
         );
         assert_eq!(report.stale[0].invalidated_at, 210);
         assert_eq!((report.reads, report.writes), (6, 2));
+        assert_eq!((report.hits, report.latency), (6, [1, 1, 1]));
     }
 
     #[test]

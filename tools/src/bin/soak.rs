@@ -1172,9 +1172,14 @@ fn print_report(
         outcomes(&report.failover),
     );
     println!(
-        "  {} reads, {} writes ({} with an invalidation that returned an error), {} body \
-         errors; body runs per key max {}, at once max {}; set up in {:.1}s, seed {seed}",
+        "  {} reads ({:.1} % from the cache; latency p50 {}, p99 {}, max {}), {} writes ({} \
+         with an invalidation that returned an error), {} body errors; body runs per key \
+         max {}, at once max {}; set up in {:.1}s, seed {seed}",
         report.reads,
+        100.0 * report.hits as f64 / report.reads.max(1) as f64,
+        millis(report.latency[0]),
+        millis(report.latency[1]),
+        millis(report.latency[2]),
         report.writes,
         report.unacknowledged,
         report.body_errors,
