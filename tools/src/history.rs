@@ -15,13 +15,16 @@
 //!     [`Bounds::stale_window`], for a read served `STALE`;
 //!   - the near tier's eviction lag, for hits of the process that has one, up to
 //!     [`Bounds::near_lag`];
-//!   - an invalidation that a failover lost, for a hit (or `STALE`): every invalidation
-//!     that should have hidden the version returned inside one of [`Bounds::failovers`]
-//!     (from shortly before a primary was replaced until the topology was healthy again).
+//!   - an invalidation that a failover lost, for an entry served from Redis (`HIT`,
+//!     `COALESCED` or `STALE`): every invalidation that should have hidden the version
+//!     returned inside one of [`Bounds::failovers`] (from shortly before a primary was
+//!     replaced until the topology was healthy again). Looked at first: a lost
+//!     invalidation explains the other windows' reads too.
 //!
-//!   Each window explains only the outcome it produces: a fill, a bypass or a coalesced
-//!   wait that returned an old version is a violation whatever the window (a batch has
-//!   one outcome for all its ids: its reads count as hits).
+//!   Each window explains only the outcomes it produces: a body's run (`MISS`, `BYPASS`)
+//!   that returned an old version is a violation whatever the window, and so is a
+//!   coalesced wait outside a failover (a batch has one outcome for all its ids: its
+//!   reads count as entries).
 //! - **Failures.** A call that failed because of the cache (a panic, a value of another
 //!   key, an id missing from a batch's answer) is a violation; a body's own error is not.
 //! - **Body runs.** How many times each key's bodies ran in all processes, and how many
@@ -193,6 +196,8 @@ pub struct Report {
     /// Reads' latencies (from start to end, in ns): the 50th and 99th percentiles and the
     /// longest.
     pub latency: [u64; 3],
+    /// The longest read: its process, function, key, start, latency (ns) and outcome.
+    pub slowest: Option<(u8, Function, u32, u64, u64, Option<String>)>,
 }
 
 impl Report {
@@ -286,13 +291,25 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
                     .push(format!("process {worker} at {at} ns: {what}"));
             }
             Record::Read {
+                worker,
+                function,
+                key,
                 start,
                 end,
                 outcome,
                 ..
             } => {
                 report.reads += 1;
-                latencies.push(end.saturating_sub(*start));
+                let latency = end.saturating_sub(*start);
+                latencies.push(latency);
+                if report
+                    .slowest
+                    .as_ref()
+                    .is_none_or(|slowest| slowest.4 < latency)
+                {
+                    report.slowest =
+                        Some((*worker, *function, *key, *start, latency, outcome.clone()));
+                }
                 if matches!(outcome.as_deref(), Some("HIT" | "STALE")) {
                     report.hits += 1;
                 }
@@ -332,20 +349,22 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
                 .iter()
                 .any(|&(from, to)| from <= at && at <= to)
         });
-        // Each window explains only what it serves: an entry (a hit; a batch has one outcome
-        // for all its ids), or one past its TTL (`STALE`).
-        let served = |name: &str| outcome.as_deref() == Some(name);
-        let entry = served("HIT") || function == Function::Batch;
-        if function == Function::Stale && served("STALE") && lag <= bounds.stale_window {
+        // Each window explains only what it serves: an entry from Redis (a hit, one found
+        // after waiting for a fill, or past its TTL; a batch has one outcome for all its
+        // ids), or one from the near tier (a hit). A lost invalidation explains the others'
+        // figures too, so it is looked at first.
+        let served = |names: &[&str]| names.contains(&outcome.as_deref().unwrap_or(""));
+        let batch = function == Function::Batch;
+        if lost_to_failover && (batch || served(&["HIT", "COALESCED", "STALE"])) {
+            report.failover.add(lag, outcome);
+        } else if function == Function::Stale && served(&["STALE"]) && lag <= bounds.stale_window {
             report.stale_window.add(lag, outcome);
         } else if bounds.near_worker == Some(worker)
             && matches!(function, Function::Item | Function::Batch)
-            && entry
+            && (batch || served(&["HIT"]))
             && lag <= bounds.near_lag
         {
             report.near_lag.add(lag, outcome);
-        } else if (entry || served("STALE")) && lost_to_failover {
-            report.failover.add(lag, outcome);
         } else {
             report.stale.push(Violation {
                 worker,
@@ -483,9 +502,13 @@ mod tests {
             // the failover that should have hidden it too makes it a violation.
             write(2, Some(5_500), Some(5_500)),
             read(0, Function::Item, 60_000, 1),
-            // Each window explains only what it serves: a fill or a coalesced wait that
-            // returned an old version is no lost invalidation, nor near-tier lag.
-            served(0, Function::Item, 60_001, 1, "COALESCED"),
+            // Each window explains only what it serves: a body's run that returned an old
+            // version is no lost invalidation, nor near-tier lag.
+            served(0, Function::Item, 60_001, 1, "BYPASS"),
+            // A wait for another caller's fill that found the entry a failover kept is
+            // explained; outside a failover it is not.
+            served(0, Function::Item, 60_002, 1, "COALESCED"),
+            served(0, Function::Item, 2_000, 0, "COALESCED"),
             served(3, Function::Item, 141, 0, "MISS"),
             served(0, Function::Stale, 1_001, 0, "HIT"),
             write(3, Some(65_000), Some(65_000)),
@@ -500,6 +523,7 @@ mod tests {
                 (3, 141),
                 (0, 1_001),
                 (0, 1_200),
+                (0, 2_000),
                 (0, 60_001),
                 (0, 70_000)
             ]
@@ -507,8 +531,9 @@ mod tests {
         let used = |window: &WindowUse| (window.reads, window.max);
         assert_eq!(used(&report.stale_window), (1, 900));
         assert_eq!(used(&report.near_lag), (1, 40));
-        assert_eq!(used(&report.failover), (1, 54_500));
+        assert_eq!(used(&report.failover), (2, 54_502));
         assert_eq!(report.failover.outcomes["HIT"], 1);
+        assert_eq!(report.failover.outcomes["COALESCED"], 1);
     }
 
     #[test]

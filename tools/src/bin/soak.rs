@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! scripts/soak --seconds 60                  # installs redis-server if missing, then runs:
-//! cargo run --release -p redis-cached-tools --bin soak -- --seconds 60
+//! cargo run -p redis-cached-tools --bin soak -- --seconds 60
 //! scripts/soak --faults network --seconds 20 --topology cluster
 //! ```
 //!
@@ -44,22 +44,27 @@
 //! `--faults process` (the default): on one server `SIGKILL` and a restart (empty),
 //! freezes (`SIGSTOP` beyond the timeout) and short ones (below it); on a Cluster, short
 //! freezes of a primary and coordinated failovers (`CLUSTER FAILOVER`); under Sentinel,
-//! short freezes of the primary and `SENTINEL FAILOVER`. `--faults network`: latency
-//! (200 ms) and 5 % packet loss on every data node's port, the partition of one app process
-//! from Redis (on one server: process 3 talks to it through a relay, whose port is cut),
-//! a Cluster primary partitioned from clients and its peers until its replica is promoted,
-//! a Sentinel primary partitioned away until the sentinels replace it, then healing
-//! (`tests/harness/netfault.rs`: `tc netem` on `lo`, root only). `--faults all`: both.
-//! Faults start after 2 s and none is under way in the last 2 s.
+//! short freezes of the primary and `SENTINEL FAILOVER`. `--faults network`
+//! (`tests/harness/netfault.rs`: packet filter rules, so root and `iptables`): 200 ms more
+//! on each packet each way, and 5 % of packets dropped, to and from every data node, for 1
+//! to 2 s; one app process partitioned from Redis while the others go on (one server only:
+//! the last process reaches it at 127.0.0.2, the others at 127.0.0.1); a Cluster primary
+//! partitioned from clients and its peers for 3 s, its replica elected meanwhile, then
+//! healed; a Sentinel primary partitioned away until the sentinels name its replica, then
+//! healed (it rejoins as a replica before the next failover). `--faults all`: both.
+//! Faults start after 2 s, each kind in turn (the longest first, so that a short run has
+//! it) with 1 to 2 s between them, and none is under way in the last 2 s.
 //!
 //! # Checker
 //!
 //! See `redis_cached_tools::history`: no read returns a version older than the newest write
 //! whose invalidation returned `Ok` before the read began, except within the declared
-//! windows, which it measures: the `stale` window (2 s), the near tier's lag (up to its
-//! `max_lifetime`, 1 s) and a failover (an invalidation that returned from 1 s before a
-//! primary was replaced until the topology was healthy again may be lost); no call fails
-//! because of the cache; the most body runs of one key and the most at once are reported.
+//! windows, which it measures, each for the outcome it produces: the `stale` window (2 s,
+//! a read served `STALE`), the near tier's lag (a hit of process 0, up to the tier's
+//! `max_lifetime`, 1 s) and a failover (a hit of an entry whose invalidations all returned
+//! from 1 s before a failover or a primary's partition began until it healed); no call
+//! fails because of the cache; the most body runs of one key and the most at once, the
+//! share of reads served from the cache and their latency are reported.
 //!
 //! Flags: `--seconds N` per topology (60), `--topology single|cluster|sentinel|all` (all),
 //! `--faults process|network|all` (process), `--workers N` (4), `--concurrency N` (16 per
@@ -68,6 +73,10 @@
 //! timings of course vary), `--without-fill-leases` (the control: plain `GET` /
 //! `SET .. EX`, where the checker must find stale reads, which shows that it can).
 //! `RUST_LOG=redis_cached=warn` shows the library's log lines (many, during outages).
+//!
+//! Each stale read is printed with the function, how the call was served (`HIT`,
+//! `COALESCED`, `BYPASS`, ...) and the fault nearest before it; the first three of each
+//! function and outcome are listed, all of them are counted.
 
 #[path = "../../../tests/harness/mod.rs"]
 mod harness;
@@ -668,8 +677,11 @@ struct Fault {
     kind: FaultKind,
     /// `CLOCK_MONOTONIC` ns.
     at: u64,
-    /// Until it healed (answered again, or the topology was healthy again).
+    /// Until it healed (answered again, or the new primary was named).
     lasted: Duration,
+    /// When the topology was seen healthy again (`CLOCK_MONOTONIC` ns): a failover's old
+    /// primary back as a replica. `None`: not seen yet.
+    settled: Option<u64>,
 }
 
 /// The faults this topology gets under `--faults`.
@@ -784,13 +796,31 @@ fn inject(setup: &mut Setup, runtime: &tokio::runtime::Runtime, kind: FaultKind,
     }
 }
 
-/// Before a fault of `kind`: under Sentinel, a failover needs the last one's old primary
-/// back as a replica (the sentinels see it within 10 s).
-fn prepare(setup: &Setup, runtime: &tokio::runtime::Runtime, kind: FaultKind) {
-    if let Setup::Sentinel(sentinel) = setup
-        && kind.fails_over()
-    {
+/// Under Sentinel, a failover heals once the sentinels name the new primary, and settles
+/// once the old one is back as its replica (the sentinels see it within 10 s): until then
+/// it may still take writes. Before a fault of `kind` (`None`: the run's end) this marks
+/// the faults that settled meanwhile, and waits for them to if the fault is a failover (it
+/// needs the replica) or the run is over.
+fn settle(
+    setup: &Setup,
+    runtime: &tokio::runtime::Runtime,
+    kind: Option<FaultKind>,
+    done: &mut [Fault],
+) {
+    let Setup::Sentinel(sentinel) = setup else {
+        return;
+    };
+    let Some(unsettled) = done.iter().position(|fault| fault.settled.is_none()) else {
+        return;
+    };
+    if kind.is_none_or(FaultKind::fails_over) {
         runtime.block_on(sentinel.wait_healthy(HEAL_LIMIT));
+    } else if sentinel.healthy().is_err() {
+        return;
+    }
+    let now = monotonic_ns();
+    for fault in &mut done[unsettled..] {
+        fault.settled.get_or_insert(now);
     }
 }
 
@@ -825,7 +855,7 @@ fn inject_faults(
         let Some(kind) = round.pop() else {
             break;
         };
-        prepare(setup, runtime, kind);
+        settle(setup, runtime, Some(kind), &mut done);
         let healthy = rng.millis(1000, 2000);
         let end = monotonic_ns() + (healthy + kind.takes(topology) + QUIET_END).as_nanos() as u64;
         if end > until {
@@ -834,12 +864,16 @@ fn inject_faults(
         std::thread::sleep(healthy);
         let at = monotonic_ns();
         inject(setup, runtime, kind, &mut rng);
+        let healed = monotonic_ns();
+        let sentinel = matches!(setup, Setup::Sentinel(_));
         done.push(Fault {
             kind,
             at,
-            lasted: Duration::from_nanos(monotonic_ns() - at),
+            lasted: Duration::from_nanos(healed - at),
+            settled: (!(sentinel && kind.fails_over())).then_some(healed),
         });
     }
+    settle(setup, runtime, None, &mut done);
     done
 }
 
@@ -868,7 +902,7 @@ struct Args {
     worker: Option<WorkerArgs>,
 }
 
-const USAGE: &str = "usage: cargo run --release -p redis-cached-tools --bin soak -- [--seconds 60] \
+const USAGE: &str = "usage: cargo run -p redis-cached-tools --bin soak -- [--seconds 60] \
                      [--topology single|cluster|sentinel|all] [--faults process|network|all] \
                      [--workers 4] [--concurrency 16] [--keys 50] [--timeout-ms 100] [--seed N] \
                      [--without-fill-leases]";
@@ -1120,7 +1154,7 @@ fn run_topology(args: &Args, topology: Topology, seed: u64) -> Checked {
             .map(|fault| {
                 (
                     fault.at.saturating_sub(FAILOVER_MARGIN.as_nanos() as u64),
-                    fault.at + fault.lasted.as_nanos() as u64,
+                    fault.settled.unwrap_or(u64::MAX),
                 )
             })
             .collect(),
@@ -1130,6 +1164,22 @@ fn run_topology(args: &Args, topology: Topology, seed: u64) -> Checked {
     Checked {
         violations: report.violations(),
     }
+}
+
+/// The fault that began last before `at`, and how long before (times since `start`).
+fn near_fault(faults: &[Fault], at: u64, start: u64) -> String {
+    let since = |at: u64| at.saturating_sub(start) as f64 / 1e9;
+    faults.iter().rev().find(|fault| fault.at <= at).map_or(
+        "before any fault".to_owned(),
+        |fault| {
+            format!(
+                "{:.3}s after the {} at {:.3}s began",
+                since(at) - since(fault.at),
+                fault.kind,
+                since(fault.at)
+            )
+        },
+    )
 }
 
 fn print_report(
@@ -1188,11 +1238,26 @@ fn print_report(
         set_up.as_secs_f64()
     );
     for fault in faults {
+        let settled = match fault.settled {
+            Some(at) if fault.kind.fails_over() => {
+                format!(", settled after {} ms", (at - fault.at) / 1_000_000)
+            }
+            _ => String::new(),
+        };
         println!(
-            "  fault {:>7.3}s  {:<12}  healed after {} ms",
+            "  fault {:>7.3}s  {:<12}  healed after {} ms{settled}",
             since(fault.at),
             fault.kind,
             fault.lasted.as_millis()
+        );
+    }
+    if let Some((worker, function, key, at, latency, outcome)) = &report.slowest {
+        println!(
+            "  slowest read: process {worker} {function:?} key {key} at {:.3}s took {} ({}; {})",
+            since(*at),
+            millis(*latency),
+            outcome.as_deref().unwrap_or("no outcome"),
+            near_fault(faults, *at, start)
         );
     }
     for failure in report.failures.iter().take(10) {
@@ -1219,18 +1284,7 @@ fn print_report(
         );
     }
     for found in kinds.values().flat_map(|found| found.iter().take(3)) {
-        let near = faults
-            .iter()
-            .rev()
-            .find(|fault| fault.at <= found.start)
-            .map_or("before any fault".to_owned(), |fault| {
-                format!(
-                    "{:.3}s after the {} at {:.3}s began",
-                    since(found.start) - since(fault.at),
-                    fault.kind,
-                    since(fault.at)
-                )
-            });
+        let near = near_fault(faults, found.start, start);
         println!(
             "  STALE process {} {:?} key {}: read at {:.6}s returned version {} ({}), but \
              version {} had been invalidated at {:.6}s ({near})",
