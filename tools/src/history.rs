@@ -79,11 +79,14 @@ impl Function {
     }
 }
 
-/// One operation of one app process (`worker`), as recorded.
+/// One operation of one app process (`worker`, its index), as recorded. `key` is the id
+/// (the source row); times (`start`, `end`, `at`, `keys_done`, `tags_done`) are
+/// [`monotonic_ns`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Record {
-    /// A read that returned `version` of `key` (a batch records one per id).
+    /// A read that returned `version` of `key` (a batch records one per id), from the
+    /// call's `start` to its `end`.
     Read {
         worker: u8,
         function: Function,
@@ -94,7 +97,7 @@ pub enum Record {
         /// `HIT`, `MISS`, `COALESCED`, ... (`redis_cached::Outcome`), if the call had one.
         outcome: Option<String>,
     },
-    /// A write: the source row went to `version`, then its keys were invalidated
+    /// A write, from `start`: the source row went to `version`, then its keys were invalidated
     /// (`keys_done`: when `Cache::invalidate` returned `Ok`; `None` if it returned an
     /// error) and its tag (`tags_done`, `Cache::invalidate_tags`).
     Write {
@@ -113,14 +116,15 @@ pub enum Record {
         start: u64,
         end: u64,
     },
-    /// A read whose body returned an error (injected, or the source's): not a failure.
+    /// A read whose body returned an error (injected, or the source's), started `at`: not a
+    /// failure.
     BodyError {
         worker: u8,
         function: Function,
         key: u32,
         at: u64,
     },
-    /// A call that failed because of the cache.
+    /// A call that failed because of the cache, at `at`: `what` says how.
     Failure { worker: u8, at: u64, what: String },
 }
 
@@ -129,8 +133,9 @@ pub enum Record {
 pub struct Bounds {
     /// The `stale` window of [`Function::Stale`], in ns.
     pub stale_window: u64,
-    /// The process with a near tier, if any, and how long its tier may lag (ns).
+    /// The process with a near tier, if any.
     pub near_worker: Option<u8>,
+    /// How long that process's near tier may lag behind an invalidation (ns).
     pub near_lag: u64,
     /// Intervals (start, end) in which an acknowledged invalidation may be lost to a
     /// failover.
@@ -140,12 +145,17 @@ pub struct Bounds {
 /// A stale read no declared window explains.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// The process that read.
     pub worker: u8,
+    /// The function it read through.
     pub function: Function,
+    /// The id read.
     pub key: u32,
+    /// When the read started ([`monotonic_ns`]).
     pub start: u64,
-    /// The version it returned, and the newest one invalidated before it started.
+    /// The version it returned.
     pub seen: u64,
+    /// The newest version invalidated before it started.
     pub expected: u64,
     /// When the first invalidation that should have hidden `seen` returned.
     pub invalidated_at: u64,
@@ -176,20 +186,28 @@ impl WindowUse {
 /// What [`check`] found.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
+    /// Reads recorded (a batch's ids count one each).
     pub reads: u64,
+    /// Writes recorded.
     pub writes: u64,
     /// Writes whose key or tag invalidation returned an error (not counted by the checker:
     /// their invalidation did not complete).
     pub unacknowledged: u64,
+    /// Reads whose body returned an error.
     pub body_errors: u64,
+    /// Stale reads no window explains, by start.
     pub stale: Vec<Violation>,
+    /// Calls that failed because of the cache, and processes that failed.
     pub failures: Vec<String>,
+    /// What the `stale` window explained.
     pub stale_window: WindowUse,
+    /// What the near tier's lag explained.
     pub near_lag: WindowUse,
+    /// What failovers explained.
     pub failover: WindowUse,
-    /// The most body runs of one key (per key space) in all processes, and the most that
-    /// ran at once.
+    /// The most body runs of one key (per key space) in all processes.
     pub max_runs: u64,
+    /// The most body runs of one key (per key space) at once, in all processes.
     pub max_flight: u64,
     /// Reads served from the cache (`HIT`, or `STALE`).
     pub hits: u64,
