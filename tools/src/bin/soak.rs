@@ -1239,7 +1239,7 @@ fn print_report(
     );
     for fault in faults {
         let settled = match fault.settled {
-            Some(at) if fault.kind.fails_over() => {
+            Some(at) if at > fault.at + fault.lasted.as_nanos() as u64 => {
                 format!(", settled after {} ms", (at - fault.at) / 1_000_000)
             }
             _ => String::new(),
