@@ -71,7 +71,10 @@
 //! process), `--keys N` (50), `--timeout-ms N` (100, the cache's bound on each Redis
 //! operation), `--seed N` (random; the schedule and the workload are drawn from it, the
 //! timings of course vary), `--without-fill-leases` (the control: plain `GET` /
-//! `SET .. EX`, where the checker must find stale reads, which shows that it can).
+//! `SET .. EX`, where the checker must find stale reads, which shows that it can),
+//! `--histories DIR` (keeps each process's history as `DIR/<topology>-<process>.jsonl`,
+//! one `history::Record` per line, times in `CLOCK_MONOTONIC` ns; by default they go to a
+//! temporary directory, removed after the check).
 //! `RUST_LOG=redis_cached=warn` shows the library's log lines (many, during outages).
 //!
 //! Each stale read is printed with the function, how the call was served (`HIT`,
@@ -898,6 +901,8 @@ struct Args {
     seed: u64,
     /// The control run: plain `GET` / `SET .. EX`, where the checker must find stale reads.
     without_fill_leases: bool,
+    /// Where to keep the histories (`--histories DIR`): `DIR/<topology>-<process>.jsonl`.
+    histories: Option<std::path::PathBuf>,
     /// Set in an app process.
     worker: Option<WorkerArgs>,
 }
@@ -905,7 +910,7 @@ struct Args {
 const USAGE: &str = "usage: cargo run -p redis-cached-tools --bin soak -- [--seconds 60] \
                      [--topology single|cluster|sentinel|all] [--faults process|network|all] \
                      [--workers 4] [--concurrency 16] [--keys 50] [--timeout-ms 100] [--seed N] \
-                     [--without-fill-leases]";
+                     [--without-fill-leases] [--histories DIR]";
 
 impl Args {
     fn parse(given: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -921,6 +926,7 @@ impl Args {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |now| now.as_nanos() as u64),
             without_fill_leases: false,
+            histories: None,
             worker: None,
         };
         let mut worker: HashMap<String, String> = HashMap::new();
@@ -983,6 +989,7 @@ impl Args {
                         }
                     }
                 }
+                "--histories" => args.histories = Some(value.into()),
                 "--worker" | "--url" | "--truth" | "--out" | "--start" | "--until" => {
                     worker.insert(name.clone(), value);
                 }
@@ -1059,7 +1066,11 @@ fn run_topology(args: &Args, topology: Topology, seed: u64) -> Checked {
     };
     let mut workers: Vec<(String, std::io::Result<Child>)> = Vec::new();
     for index in 0..args.workers {
-        let out = dir.path().join(format!("worker-{index}.jsonl"));
+        let out = args
+            .histories
+            .as_deref()
+            .unwrap_or(dir.path())
+            .join(format!("{topology}-{index}.jsonl"));
         let out = out.to_string_lossy().into_owned();
         // The last process reaches a single server at an address of its own.
         let worker_url = match &setup {
