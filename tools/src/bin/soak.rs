@@ -1203,10 +1203,12 @@ fn print_report(
 ) {
     let since = |at: u64| at.saturating_sub(start) as f64 / 1e9;
     println!(
-        "topology={topology} ops={} faults={} violations={}",
+        "topology={topology} ops={} faults={} violations={} (stale reads {}, failed calls {})",
         report.reads + report.writes,
         faults.len(),
-        report.violations()
+        report.violations(),
+        report.stale.len(),
+        report.failures.len()
     );
     let outcomes = |window: &history::WindowUse| {
         let counts: Vec<String> = window
