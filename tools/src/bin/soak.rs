@@ -682,6 +682,8 @@ struct Fault {
     at: u64,
     /// Until it healed (answered again, or the new primary was named).
     lasted: Duration,
+    /// Whether a primary was replaced (a failover, or a partition long enough for one).
+    replaced: bool,
     /// When the topology was seen healthy again (`CLOCK_MONOTONIC` ns): a failover's old
     /// primary back as a replica. `None`: not seen yet.
     settled: Option<u64>,
@@ -715,8 +717,14 @@ fn fault_kinds(topology: Topology, faults: Faults) -> Vec<FaultKind> {
 /// partition of that address cuts it alone off (`NetFault::on_port_via`).
 const APART: &str = "127.0.0.2";
 
-/// Injects one fault of `kind` into `setup`; returns once it healed.
-fn inject(setup: &mut Setup, runtime: &tokio::runtime::Runtime, kind: FaultKind, rng: &mut Rng) {
+/// Injects one fault of `kind` into `setup`; returns once it healed, with whether a
+/// primary was replaced.
+fn inject(
+    setup: &mut Setup,
+    runtime: &tokio::runtime::Runtime,
+    kind: FaultKind,
+    rng: &mut Rng,
+) -> bool {
     let data_ports: Vec<u16> = match &*setup {
         Setup::Single(server) => vec![server.port()],
         Setup::Cluster(cluster) => cluster.nodes().iter().map(|node| node.port()).collect(),
@@ -771,13 +779,15 @@ fn inject(setup: &mut Setup, runtime: &tokio::runtime::Runtime, kind: FaultKind,
             let primaries = cluster.primaries();
             let primary = primaries[rng.below(primaries.len() as u64) as usize];
             let port = cluster.node(primary).port();
-            let fault = NetFault::on_ports(&[port, port + 10_000]);
+            // Its ports, and the links it opened to the other nodes' buses.
+            let fault = NetFault::isolating(port, &[port + 10_000]);
             fault.partition();
             // Beyond cluster-node-timeout: its replica is elected meanwhile.
             std::thread::sleep(cluster::NODE_TIMEOUT * 3);
             fault.heal();
             drop(fault);
             runtime.block_on(cluster.wait_healthy(HEAL_LIMIT));
+            return !cluster.primaries().contains(&primary);
         }
         (Setup::Sentinel(sentinel), FaultKind::Blip) => {
             sentinel.primary().stop();
@@ -797,6 +807,7 @@ fn inject(setup: &mut Setup, runtime: &tokio::runtime::Runtime, kind: FaultKind,
         }
         (_, kind) => unreachable!("{kind} is not drawn for this topology"),
     }
+    kind.fails_over()
 }
 
 /// Under Sentinel, a failover heals once the sentinels name the new primary, and settles
@@ -866,13 +877,14 @@ fn inject_faults(
         }
         std::thread::sleep(healthy);
         let at = monotonic_ns();
-        inject(setup, runtime, kind, &mut rng);
+        let replaced = inject(setup, runtime, kind, &mut rng);
         let healed = monotonic_ns();
         let sentinel = matches!(setup, Setup::Sentinel(_));
         done.push(Fault {
             kind,
             at,
             lasted: Duration::from_nanos(healed - at),
+            replaced,
             settled: (!(sentinel && kind.fails_over())).then_some(healed),
         });
     }
@@ -1161,7 +1173,7 @@ fn run_topology(args: &Args, topology: Topology, seed: u64) -> Checked {
         near_lag: NEAR_LIFETIME.as_nanos() as u64,
         failovers: faults
             .iter()
-            .filter(|fault| fault.kind.fails_over())
+            .filter(|fault| fault.replaced)
             .map(|fault| {
                 (
                     fault.at.saturating_sub(FAILOVER_MARGIN.as_nanos() as u64),
@@ -1251,12 +1263,15 @@ fn print_report(
         set_up.as_secs_f64()
     );
     for fault in faults {
-        let settled = match fault.settled {
+        let mut settled = match fault.settled {
             Some(at) if at > fault.at + fault.lasted.as_nanos() as u64 => {
                 format!(", settled after {} ms", (at - fault.at) / 1_000_000)
             }
             _ => String::new(),
         };
+        if fault.kind.fails_over() && !fault.replaced {
+            settled.push_str(", the primary was not replaced");
+        }
         println!(
             "  fault {:>7.3}s  {:<12}  healed after {} ms{settled}",
             since(fault.at),
