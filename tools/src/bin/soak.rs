@@ -1381,6 +1381,12 @@ fn main() -> ExitCode {
             ""
         }
     );
+    if let Some(dir) = &args.histories
+        && let Err(error) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("soak: {}: {error}", dir.display());
+        return ExitCode::from(2);
+    }
     if args.faults != Faults::Process {
         // Root and iptables, or a message saying what to do.
         netfault::require();
