@@ -179,7 +179,10 @@ async fn while_redis_is_down_a_call_after_a_tag_invalidation_never_joins_a_run_b
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     db.write();
     let deferred = cache.invalidate_tags(&["slow_tagged"]).await;
-    assert!(deferred.is_err(), "Redis is down: the invalidation is deferred");
+    assert!(
+        deferred.is_err(),
+        "Redis is down: the invalidation is deferred"
+    );
     let (name, outcome) = redis_cached::with_outcome(slow_tagged(&cache, &db, 1)).await;
     assert_eq!(name, "employee 1 v1", "{outcome:?}");
     assert_eq!(first.await.expect("the first call"), "employee 1 v0");

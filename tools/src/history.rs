@@ -15,6 +15,11 @@
 //!     [`Bounds::stale_window`], for a read served `STALE`;
 //!   - the near tier's eviction lag, for hits of the process that has one, up to
 //!     [`Bounds::near_lag`];
+//!   - a run shared while Redis could not be used, for a read served `BYPASS`: the read
+//!     joined a body run of its own process, of the same key, that began before the first
+//!     invalidation it missed and was still running when the read began (an invalidation
+//!     made by another process cannot reach a process that cannot reach Redis; the guide
+//!     declares data at most one body run older than the call);
 //!   - an invalidation that a failover lost, for an entry served from Redis (`HIT`,
 //!     `COALESCED` or `STALE`): every invalidation that should have hidden the version
 //!     returned inside one of [`Bounds::failovers`] (from shortly before a primary was
@@ -205,6 +210,8 @@ pub struct Report {
     pub near_lag: WindowUse,
     /// What failovers explained.
     pub failover: WindowUse,
+    /// What runs shared while Redis could not be used explained.
+    pub shared_run: WindowUse,
     /// The most body runs of one key (per key space) in all processes.
     pub max_runs: u64,
     /// The most body runs of one key (per key space) at once, in all processes.
@@ -271,6 +278,7 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
     let mut by_key: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
     let mut by_tag: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
     let mut bodies: HashMap<(Function, u32), Vec<(u64, u64)>> = HashMap::new();
+    let mut runs_of: HashMap<(u8, Function, u32), Vec<(u64, u64)>> = HashMap::new();
     let mut latencies = Vec::new();
     for record in records {
         match record {
@@ -293,15 +301,22 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
                 }
             }
             Record::Body {
+                worker,
                 function,
                 key,
                 start,
                 end,
-                ..
-            } => bodies
-                .entry((function.space(), *key))
-                .or_default()
-                .push((*start, *end)),
+            } => {
+                let run = (*start, *end);
+                bodies
+                    .entry((function.space(), *key))
+                    .or_default()
+                    .push(run);
+                runs_of
+                    .entry((*worker, function.space(), *key))
+                    .or_default()
+                    .push(run);
+            }
             Record::BodyError { .. } => report.body_errors += 1,
             Record::Failure { worker, at, what } => {
                 report
@@ -375,6 +390,15 @@ pub fn check(records: &[Record], bounds: &Bounds) -> Report {
         let batch = function == Function::Batch;
         if lost_to_failover && (batch || served(&["HIT", "COALESCED", "STALE"])) {
             report.failover.add(lag, outcome);
+        } else if served(&["BYPASS"])
+            && runs_of
+                .get(&(worker, function.space(), key))
+                .is_some_and(|runs| {
+                    runs.iter()
+                        .any(|&(from, to)| from < first && from <= start && start <= to)
+                })
+        {
+            report.shared_run.add(lag, outcome);
         } else if function == Function::Stale && served(&["STALE"]) && lag <= bounds.stale_window {
             report.stale_window.add(lag, outcome);
         } else if bounds.near_worker == Some(worker)
@@ -552,6 +576,36 @@ mod tests {
         assert_eq!(used(&report.failover), (2, 54_502));
         assert_eq!(report.failover.outcomes["HIT"], 1);
         assert_eq!(report.failover.outcomes["COALESCED"], 1);
+    }
+
+    #[test]
+    fn a_shared_run_explains_only_a_bypass_that_joined_a_run_begun_before_the_invalidation() {
+        let body = |worker: u8, start: u64, end: u64| Record::Body {
+            worker,
+            function: Function::Item,
+            key: 7,
+            start,
+            end,
+        };
+        let records = [
+            // A run of process 0 from 50 to 400; the write's invalidation returned at 100.
+            body(0, 50, 400),
+            write(1, Some(100), Some(100)),
+            // Joined that run at 200: explained.
+            served(0, Function::Item, 200, 0, "BYPASS"),
+            // Another process has no such run; a hit is no shared run; after the run ended,
+            // nothing is shared.
+            served(1, Function::Item, 201, 0, "BYPASS"),
+            served(0, Function::Item, 202, 0, "HIT"),
+            served(0, Function::Item, 500, 0, "BYPASS"),
+            // A run begun after the invalidation read the new version: no excuse.
+            body(2, 150, 600),
+            served(2, Function::Item, 300, 0, "BYPASS"),
+        ];
+        let report = check(&records, &Bounds::default());
+        let found: Vec<(u8, u64)> = report.stale.iter().map(|v| (v.worker, v.start)).collect();
+        assert_eq!(found, [(1, 201), (0, 202), (2, 300), (0, 500)]);
+        assert_eq!((report.shared_run.reads, report.shared_run.max), (1, 100));
     }
 
     #[test]

@@ -62,7 +62,9 @@
 //! windows, which it measures, each for the outcome it produces: the `stale` window (2 s,
 //! a read served `STALE`), the near tier's lag (a hit of process 0, up to the tier's
 //! `max_lifetime`, 1 s) and a failover (a hit of an entry whose invalidations all returned
-//! from 1 s before a failover or a primary's partition began until it healed); no call
+//! from 1 s before a failover or a primary's partition began until it healed), and a run
+//! shared while Redis could not be used (a `BYPASS` read that joined a body of its process
+//! begun before the invalidation it missed); no call
 //! fails because of the cache; the most body runs of one key and the most at once, the
 //! share of reads served from the cache and their latency are reported.
 //!
@@ -1233,7 +1235,7 @@ fn print_report(
     println!(
         "  windows: stale window used by {} reads (max {}, declared {:?}; {}); near-tier lag \
          max {} ({} reads, bound {:?}; {}); failover window {} reads, max {} after the lost \
-         invalidation ({})",
+         invalidation ({}); runs shared while Redis was not used {} reads, max {} ({})",
         report.stale_window.reads,
         millis(report.stale_window.max),
         STALE_WINDOW,
@@ -1245,6 +1247,9 @@ fn print_report(
         report.failover.reads,
         millis(report.failover.max),
         outcomes(&report.failover),
+        report.shared_run.reads,
+        millis(report.shared_run.max),
+        outcomes(&report.shared_run),
     );
     println!(
         "  {} reads ({:.1} % from the cache; latency p50 {}, p99 {}, max {}), {} writes ({} \
