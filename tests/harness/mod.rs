@@ -8,10 +8,12 @@
 //! `RedisServer::start()` gives a test a server of its own to kill, freeze and restart.
 //! Servers are stopped when their handle drops, and by a watchdog when the test process
 //! exits, however it exits. `cluster::RedisCluster` (six nodes) and `sentinel::RedisSentinel`
-//! (a primary, a replica, three sentinels) are made of such servers.
+//! (a primary, a replica, three sentinels) are made of such servers. `netfault::NetFault`
+//! delays, drops or cuts off the traffic of a server's ports (root and `iptables`).
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod netfault;
 pub mod sentinel;
 pub mod tls;
 
