@@ -30,10 +30,15 @@
 //! Ctrl-C of `cargo test` still cleans up. The first fault of a process also removes the
 //! chains of processes that no longer exist (a watchdog killed as well).
 //!
-//! Limits. A Cluster node's faulted ports are its client port and its bus port: others'
-//! links to it are cut both ways, but the links it opened itself to the other nodes' bus
-//! ports (from a port of no node) are not, so it can still learn from them that it was
-//! failed over. IPv4 only (the harness's servers listen on 127.0.0.1).
+//! A Cluster node. Its client port and its bus port cut the links others opened to it, but
+//! not those it opened to the other nodes' bus ports (from a local port of no node): over
+//! those its pings still arrive, and a node that hears from a peer never marks it failing,
+//! so it would never be failed over. [`NetFault::isolating`] cuts those too: by their local
+//! ports for the links open when the fault is made (read from `/proc`), and by a cgroup
+//! (v2) of its own that the process is moved into (`-m cgroup --path`) for the links it
+//! opens later, whose sockets belong to it.
+//!
+//! IPv4 only (the harness's servers listen on 127.0.0.1).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -100,16 +105,7 @@ impl NetFault {
     /// A fault on the TCP traffic to and from each of `ports` (a Cluster node: its port
     /// and its bus port, `port + 10000`).
     pub fn on_ports(ports: &[u16]) -> NetFault {
-        let matches = ports
-            .iter()
-            .flat_map(|port| {
-                [
-                    args(&format!("-p tcp --dport {port}")),
-                    args(&format!("-p tcp --sport {port}")),
-                ]
-            })
-            .collect();
-        NetFault::new(matches)
+        NetFault::new(port_matches(ports), None)
     }
 
     /// A fault on the TCP traffic between `port` and the clients that reach it at the
@@ -118,13 +114,36 @@ impl NetFault {
     /// "127.0.0.1", "127.0.0.2"])` does): the other clients, which connect to 127.0.0.1,
     /// are not faulted.
     pub fn on_port_via(port: u16, address: &str) -> NetFault {
-        NetFault::new(vec![
+        let matches = vec![
             args(&format!("-p tcp -d {address} --dport {port}")),
             args(&format!("-p tcp -s {address} --sport {port}")),
-        ])
+        ];
+        NetFault::new(matches, None)
     }
 
-    fn new(matches: Vec<Vec<String>>) -> NetFault {
+    /// A fault that isolates the server process listening on 127.0.0.1:`port` (a Cluster
+    /// node) and nothing else: its traffic on `port` and on each of `also` (its bus port,
+    /// `port + 10000`), on the connections it opened itself (to the other nodes' bus ports:
+    /// those open now by their local ports, those it opens later by a cgroup of its own,
+    /// `-m cgroup`), so that a partitioned node neither hears nor reaches anyone. Needs a
+    /// writable cgroup v2 hierarchy (`/proc/mounts`). A local port of a connection it closes
+    /// meanwhile stays faulted, for whoever gets it next.
+    pub fn isolating(port: u16, also: &[u16]) -> NetFault {
+        require();
+        let pid = listening_pid(port);
+        let mut ports = vec![port];
+        ports.extend(also);
+        let mut matches = port_matches(&ports);
+        matches.extend(port_matches(&outbound_ports(pid, &ports)));
+        let cgroup = Cgroup {
+            root: cgroup2_root(),
+            name: String::new(),
+            pid,
+        };
+        NetFault::new(matches, Some(cgroup))
+    }
+
+    fn new(mut matches: Vec<Vec<String>>, mut cgroup: Option<Cgroup>) -> NetFault {
         require();
         set_up_once();
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -133,6 +152,10 @@ impl NetFault {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
+        if let Some(cgroup) = &mut cgroup {
+            cgroup.name = chain.clone();
+            matches.push(args(&format!("-m cgroup --path {chain}")));
+        }
         // The watchdog first: whatever is created after it is removed by it.
         let mut fault = NetFault {
             chain,
@@ -140,7 +163,10 @@ impl NetFault {
             delayer: Mutex::new(None),
             watchdog: None,
         };
-        fault.start_watchdog();
+        fault.start_watchdog(cgroup.as_ref());
+        if let Some(cgroup) = &cgroup {
+            cgroup.enter();
+        }
         iptables(&["-N", &fault.chain]);
         for matched in &fault.matches {
             let mut rule = vec!["-A", COMMON_CHAIN];
@@ -213,7 +239,7 @@ impl NetFault {
     }
 
     /// A shell that removes this fault's rules once its stdin closes.
-    fn start_watchdog(&mut self) {
+    fn start_watchdog(&mut self, cgroup: Option<&Cgroup>) {
         let mut script = String::from("trap '' INT TERM HUP; read _; ");
         for matched in &self.matches {
             script.push_str(&format!(
@@ -223,9 +249,19 @@ impl NetFault {
             ));
         }
         script.push_str(&format!(
-            "iptables -w -F {0} 2>/dev/null; iptables -w -X {0} 2>/dev/null; echo done",
+            "iptables -w -F {0} 2>/dev/null; iptables -w -X {0} 2>/dev/null; ",
             self.chain
         ));
+        if let Some(cgroup) = cgroup {
+            // Back to the root cgroup (if it still runs), then the cgroup goes.
+            script.push_str(&format!(
+                "echo {} > '{}/cgroup.procs' 2>/dev/null; rmdir '{}' 2>/dev/null; ",
+                cgroup.pid,
+                cgroup.root,
+                cgroup.path()
+            ));
+        }
+        script.push_str("echo done");
         let mut child = Command::new("sh")
             .args(["-c", &script])
             .stdin(Stdio::piped())
@@ -250,6 +286,133 @@ impl Drop for NetFault {
         // After the rules: nothing is queued any more; what is held goes on.
         self.stop_delayer();
     }
+}
+
+/// The matches of the TCP traffic to and from each of `ports`.
+fn port_matches(ports: &[u16]) -> Vec<Vec<String>> {
+    ports
+        .iter()
+        .flat_map(|port| {
+            [
+                args(&format!("-p tcp --dport {port}")),
+                args(&format!("-p tcp --sport {port}")),
+            ]
+        })
+        .collect()
+}
+
+/// A cgroup (v2) of one faulted process, named as its fault's chain.
+struct Cgroup {
+    /// Where the cgroup v2 hierarchy is mounted.
+    root: String,
+    name: String,
+    pid: u32,
+}
+
+impl Cgroup {
+    fn path(&self) -> String {
+        format!("{}/{}", self.root, self.name)
+    }
+
+    /// Creates the cgroup and moves the process into it: the sockets it creates from now
+    /// on belong to it.
+    fn enter(&self) {
+        std::fs::create_dir_all(self.path()).expect("a cgroup of our own");
+        std::fs::write(
+            format!("{}/cgroup.procs", self.path()),
+            self.pid.to_string(),
+        )
+        .expect("the process moved into the cgroup");
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// beside v1 controllers).
+fn cgroup2_root() -> String {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(2) == Some(&"cgroup2")).then(|| fields[1].to_owned())
+        })
+        .expect("a cgroup v2 hierarchy mounted (/proc/mounts)")
+}
+
+/// The TCP sockets of IPv4 on this machine: (local port, remote port, state, inode).
+fn tcp_sockets() -> Vec<(u16, u16, String, String)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+            .unwrap_or(0)
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            Some((
+                port(fields.get(1)?),
+                port(fields.get(2)?),
+                fields.get(3)?.to_string(),
+                fields.get(9)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The socket inodes the process `pid` holds open.
+fn socket_inodes(pid: &str) -> Vec<String> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The process listening on TCP `port`.
+fn listening_pid(port: u16) -> u32 {
+    const LISTEN: &str = "0A";
+    let inode = tcp_sockets()
+        .into_iter()
+        .find(|(local, _, state, _)| *local == port && state == LISTEN)
+        .map(|(_, _, _, inode)| inode)
+        .unwrap_or_else(|| panic!("nothing listens on port {port}"));
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| socket_inodes(&pid.to_string()).contains(&inode))
+        .unwrap_or_else(|| panic!("no process holds the socket listening on {port}"))
+}
+
+/// The local ports of the connections the process `pid` opened (those whose local port is
+/// none of its `own` ports).
+fn outbound_ports(pid: u32, own: &[u16]) -> Vec<u16> {
+    let inodes = socket_inodes(&pid.to_string());
+    let mut ports: Vec<u16> = tcp_sockets()
+        .into_iter()
+        .filter(|(local, remote, _, inode)| {
+            *remote != 0 && !own.contains(local) && inodes.contains(inode)
+        })
+        .map(|(local, ..)| local)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Splits a rule written as one string into `iptables`'s arguments.
@@ -323,6 +486,26 @@ fn remove_abandoned() {
     for chain in chains {
         let _ = Command::new("iptables").args(["-w", "-F", &chain]).output();
         let _ = Command::new("iptables").args(["-w", "-X", &chain]).output();
+    }
+    // Cgroups of isolated processes: theirs back to the root, then removed.
+    let root = std::fs::read_to_string("/proc/mounts")
+        .is_ok_and(|mounts| mounts.contains(" cgroup2 "))
+        .then(cgroup2_root);
+    let Some(Ok(entries)) = root.as_ref().map(std::fs::read_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if abandoned(&name) {
+            let procs = std::fs::read_to_string(entry.path().join("cgroup.procs"));
+            for pid in procs.unwrap_or_default().lines() {
+                let _ = std::fs::write(
+                    format!("{}/cgroup.procs", root.as_deref().unwrap_or("")),
+                    pid,
+                );
+            }
+            let _ = std::fs::remove_dir(entry.path());
+        }
     }
 }
 
