@@ -204,7 +204,8 @@ async fn calls_until(
 }
 
 /// Waits until every id is a hit again (calls go on meanwhile: they probe Redis and close
-/// the breaker); returns how long since `since`.
+/// the breaker), each call bounded and returning the current version (no caller writes any
+/// more); returns how long since `since`.
 async fn hits_resume(
     cache: &Cache,
     source: &Versions,
@@ -214,8 +215,15 @@ async fn hits_resume(
     for id in all_ids() {
         loop {
             let started = Instant::now();
-            let (_, outcome) = with_outcome(item(cache, source, id)).await;
+            let ((_, version), outcome) = with_outcome(item(cache, source, id)).await;
             let took = started.elapsed();
+            // No caller writes any more: anything but the current version is stale, an
+            // invalidation lost.
+            assert_eq!(
+                version,
+                source.current(id),
+                "item({id}) ({outcome:?}) after healing: a stale read"
+            );
             assert!(
                 took <= CALL_BOUND,
                 "item({id}) took {took:?} ({outcome:?}) {:?} after healing",
