@@ -1,63 +1,629 @@
-//! Network faults against real servers (`harness::netfault`: packets held, dropped at
-//! random, or all dropped, on the traffic of a server's ports): every call returns within
-//! the cache's timeout plus its body, returns the body's value, never reads what an
-//! invalidation that returned removed, and hits resume once the network heals. The figures
-//! (call latency during the fault, time to recover) are printed: `--nocapture` shows them.
-//! Needs root and iptables (CI has both; `scripts/test` installs iptables).
+//! Network faults against real servers (`harness::netfault`: each packet of a server's
+//! ports held for 200 ms, 5 % of them dropped, or all of them dropped), on one server, a
+//! Cluster primary and a Sentinel primary, and one app process cut off while another goes
+//! on. Under each: every call returns within the cache's timeout (twice: a lookup, then
+//! the store of a miss) plus its body and a margin, returns the body's value (never an
+//! error of the cache's), and never a value older than a write whose invalidation had
+//! returned; invalidations that could not reach Redis are applied once it answers again;
+//! hits resume after healing. The figures (call latency during the fault, time to
+//! recover, deferred invalidations applied) are printed: `--nocapture` shows them.
+//!
+//! Needs root and iptables (CI has both; `scripts/test` installs iptables): without them
+//! the tests fail and say so. The tests run one at a time (a lock): their bounds are on
+//! time, and the machine has two cores.
 
 mod harness;
 mod support;
 
 use harness::RedisServer;
+use harness::cluster::RedisCluster;
 use harness::netfault::NetFault;
+use harness::sentinel::RedisSentinel;
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, Outcome, with_outcome};
-use std::sync::atomic::AtomicUsize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{square, unique_prefix};
+use support::{Versions, item, unique_prefix, write_item};
 
 /// The caches' timeout on each Redis operation.
 const TIMEOUT: Duration = Duration::from_millis(100);
 
-/// What a call may take beyond its Redis operations and its body: scheduling on a loaded
-/// two-core machine.
-const MARGIN: Duration = Duration::from_millis(150);
+/// What a call may take beyond its Redis operations and its (instant) body: scheduling on
+/// a loaded two-core machine (runs at a load average of 12 saw 415 ms calls against 350).
+/// A call that waits out a 200 ms spike takes 400 ms and more: the spikes' bound still
+/// catches a timeout not applied (calls of 560 to 800 ms).
+const MARGIN: Duration = Duration::from_millis(250);
+
+/// The longest a call may take under any fault: a lookup and the store of a miss, each
+/// bounded by the timeout, and the margin.
+const CALL_BOUND: Duration = TIMEOUT.saturating_mul(2).saturating_add(MARGIN);
+
+/// How long each fault lasts.
+const FAULT: Duration = Duration::from_millis(1000);
+
+/// The latency spike: each packet, each way.
+const SPIKE: Duration = Duration::from_millis(200);
+
+/// Concurrent callers, each with ids of its own (so that a stale read is one of its own
+/// writes undone).
+const CALLERS: u64 = 4;
+
+/// Ids per caller.
+const IDS: u64 = 6;
+
+/// One test at a time: their bounds are on time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A cache with a prefix of its own and the tests' timeout.
+fn builder(url: &str, test: &str) -> redis_cached::CacheBuilder {
+    Cache::builder(url)
+        .prefix(unique_prefix(test))
+        .timeout(TIMEOUT)
+}
+
+/// Every id the callers use.
+fn all_ids() -> std::ops::Range<u64> {
+    0..CALLERS * IDS
+}
+
+/// The full key of `item(id)` in `cache`.
+fn item_key(cache: &Cache, id: u64) -> String {
+    format!("{}item:{id}", cache.prefix())
+}
+
+/// What the callers saw during a fault.
+#[derive(Default)]
+struct Figures {
+    latencies: Vec<Duration>,
+    outcomes: BTreeMap<String, usize>,
+    /// Each id written during the fault (its invalidation issued), with its last version.
+    written: BTreeMap<u64, u64>,
+    /// Whether a caller saw the breaker open.
+    degraded: bool,
+    /// What went wrong: a call past the bound, a stale read.
+    violations: Vec<String>,
+}
+
+impl Figures {
+    fn merge(&mut self, other: Figures) {
+        self.latencies.extend(other.latencies);
+        for (outcome, count) in other.outcomes {
+            *self.outcomes.entry(outcome).or_default() += count;
+        }
+        self.written.extend(other.written);
+        self.degraded |= other.degraded;
+        self.violations.extend(other.violations);
+    }
+
+    /// The latency at quantile `q` (0.0 to 1.0).
+    fn quantile(&self, q: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted.get(at).copied().unwrap_or_default()
+    }
+
+    /// Prints the figures, then asserts that no call broke a guarantee.
+    fn report(&self, what: &str) {
+        eprintln!(
+            "{what}: {} calls, latency max {:?} p99 {:?} p50 {:?}; outcomes {:?}; \
+             invalidations issued on {} ids; breaker opened: {}",
+            self.latencies.len(),
+            self.quantile(1.0),
+            self.quantile(0.99),
+            self.quantile(0.5),
+            self.outcomes,
+            self.written.len(),
+            self.degraded,
+        );
+        assert!(
+            self.violations.is_empty(),
+            "{what}: {} violations, the first: {:?}",
+            self.violations.len(),
+            &self.violations[..self.violations.len().min(5)]
+        );
+    }
+}
+
+/// Every id stored and read back as a hit.
+async fn warm(cache: &Cache, source: &Versions) {
+    for id in all_ids() {
+        support::eventually(Duration::from_secs(10), "a warm hit", || async {
+            with_outcome(item(cache, source, id)).await.1 == Some(Outcome::Hit)
+        })
+        .await;
+    }
+}
+
+/// [`CALLERS`] tasks call until `until` resolves, one call a millisecond: each reads its own ids in turn and, one
+/// call in four, writes one (`write_item` invalidates it). Each call is checked: within
+/// [`CALL_BOUND`], the right id, and never a version older than the caller's own last
+/// write of it (whose invalidation had returned).
+async fn calls_until(
+    cache: &Cache,
+    source: &Arc<Versions>,
+    until: impl std::future::Future<Output = ()>,
+) -> Figures {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let (cache, source, done) = (cache.clone(), source.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut figures = Figures::default();
+                let ids: Vec<u64> = (caller * IDS..(caller + 1) * IDS).collect();
+                let mut floor: BTreeMap<u64, u64> =
+                    ids.iter().map(|&id| (id, source.current(id))).collect();
+                let mut n = 0usize;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let id = ids[n % ids.len()];
+                    n += 1;
+                    let started = Instant::now();
+                    let kind;
+                    if n.is_multiple_of(4) {
+                        kind = "write".to_owned();
+                        let version = write_item(&cache, &source, id).await;
+                        floor.insert(id, version);
+                        figures.written.insert(id, version);
+                        *figures.outcomes.entry("write".into()).or_default() += 1;
+                    } else {
+                        let ((read_id, version), outcome) =
+                            with_outcome(item(&cache, &source, id)).await;
+                        if read_id != id || version < floor[&id] {
+                            figures.violations.push(format!(
+                                "item({id}) returned ({read_id}, version {version}) ({outcome:?}) \
+                                 after version {} was written and invalidated",
+                                floor[&id]
+                            ));
+                        }
+                        kind = format!("{outcome:?}");
+                        *figures.outcomes.entry(kind.clone()).or_default() += 1;
+                    }
+                    let took = started.elapsed();
+                    figures.latencies.push(took);
+                    if took > CALL_BOUND {
+                        figures
+                            .violations
+                            .push(format!("a call ({kind}) took {took:?}"));
+                    }
+                    figures.degraded |= cache.is_degraded();
+                    // An app's pace, not a spin: calls that bypass Redis finish without
+                    // yielding, and four spinning callers would starve the runtime's two
+                    // workers (and the timers of the calls waiting on Redis).
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                figures
+            })
+        })
+        .collect();
+    until.await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut figures = Figures::default();
+    for caller in callers {
+        figures.merge(caller.await.expect("no caller panics"));
+    }
+    figures
+}
+
+/// Waits until every id is a hit again (calls go on meanwhile: they probe Redis and close
+/// the breaker), each call bounded and returning the current version (no caller writes any
+/// more); returns how long since `since`.
+async fn hits_resume(
+    cache: &Cache,
+    source: &Versions,
+    since: Instant,
+    limit: Duration,
+) -> Duration {
+    for id in all_ids() {
+        loop {
+            let started = Instant::now();
+            let ((_, version), outcome) = with_outcome(item(cache, source, id)).await;
+            let took = started.elapsed();
+            // No caller writes any more: anything but the current version is stale, an
+            // invalidation lost.
+            assert_eq!(
+                version,
+                source.current(id),
+                "item({id}) ({outcome:?}) after healing: a stale read"
+            );
+            assert!(
+                took <= CALL_BOUND,
+                "item({id}) took {took:?} ({outcome:?}) {:?} after healing",
+                since.elapsed()
+            );
+            if outcome == Some(Outcome::Hit) {
+                break;
+            }
+            assert!(
+                since.elapsed() < limit,
+                "item({id}) not a hit {limit:?} after healing"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    since.elapsed()
+}
+
+/// Whether Redis (behind `redis`, or the server `server_of(key)` names) holds, for each id
+/// of `written`, no entry or the current version: the invalidations were applied.
+async fn stale_entries(
+    cache: &Cache,
+    source: &Versions,
+    written: &BTreeMap<u64, u64>,
+    mut connection_for: impl AsyncFnMut(&str) -> MultiplexedConnection,
+) -> Vec<String> {
+    let mut stale = Vec::new();
+    for &id in written.keys() {
+        let key = item_key(cache, id);
+        let mut redis = connection_for(&key).await;
+        let held = support::get_text(&mut redis, &key).await;
+        let current = format!("[{id},{}]", source.current(id));
+        if held.as_ref().is_some_and(|held| *held != current) {
+            stale.push(format!("{key} holds {held:?}, the source {current}"));
+        }
+    }
+    stale
+}
+
+/// Waits until no entry written during the fault is stale in Redis; returns how long since
+/// `since`.
+async fn invalidations_applied(
+    cache: &Cache,
+    source: &Versions,
+    written: &BTreeMap<u64, u64>,
+    since: Instant,
+    mut connection_for: impl AsyncFnMut(&str) -> MultiplexedConnection,
+) -> Duration {
+    loop {
+        let stale = stale_entries(cache, source, written, &mut connection_for).await;
+        if stale.is_empty() {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "deferred invalidations not applied: {stale:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A latency spike or loss (`apply`) on the traffic of `fault`'s ports for [`FAULT`], then
+/// healed: every call bounded and right, hits back after.
+async fn through_fault(cache: &Cache, fault: &NetFault, apply: impl FnOnce(&NetFault), what: &str) {
+    let source = Arc::new(Versions::default());
+    warm(cache, &source).await;
+    apply(fault);
+    let figures = calls_until(cache, &source, tokio::time::sleep(FAULT)).await;
+    fault.heal();
+    let healed = Instant::now();
+    let resumed = hits_resume(cache, &source, healed, Duration::from_secs(5)).await;
+    eprintln!("{what}: every id a hit again {resumed:?} after healing");
+    figures.report(what);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn latency_spikes_on_one_server_bound_every_call_and_hits_resume() {
+async fn a_latency_spike_on_the_server_bounds_every_call_and_hits_resume() {
+    let _serial = SERIAL.lock().await;
     let server = RedisServer::start();
-    let cache = Cache::builder(&server.url())
-        .prefix(unique_prefix("latency"))
-        .timeout(TIMEOUT)
+    let cache = builder(&server.url(), "latency")
         .build()
         .await
         .expect("the server answers");
-    let counter = AtomicUsize::new(0);
-    support::assert_miss_then_hit(|| support::checked_square(&cache, &counter, 1)).await;
-
     let fault = NetFault::on_port(server.port());
-    fault.delay(Duration::from_millis(200));
-    let mut latencies = Vec::new();
-    for id in 0..20 {
-        let started = Instant::now();
-        let (value, _) = with_outcome(square(&cache, &counter, id % 4)).await;
-        latencies.push(started.elapsed());
-        assert_eq!(value, Ok((id % 4) * (id % 4)));
-    }
-    latencies.sort();
-    let max = latencies[latencies.len() - 1];
-    eprintln!("latency 200 ms: call max {max:?}");
+    through_fault(
+        &cache,
+        &fault,
+        |fault| fault.delay(SPIKE),
+        "one server, latency 200 ms",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_loss_on_the_server_bounds_every_call_and_hits_resume() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let cache = builder(&server.url(), "loss")
+        .build()
+        .await
+        .expect("the server answers");
+    let fault = NetFault::on_port(server.port());
+    through_fault(
+        &cache,
+        &fault,
+        |fault| fault.loss(5),
+        "one server, loss 5 %",
+    )
+    .await;
+}
+
+/// A partitioned server: calls bounded (the breaker opens), invalidations issued meanwhile
+/// deferred (their keys bypassed, never read stale) and applied once it heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_server_opens_the_breaker_and_its_deferred_invalidations_land_after_healing()
+{
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let cache = builder(&server.url(), "partition")
+        .build()
+        .await
+        .expect("the server answers");
+    let fault = NetFault::on_port(server.port());
+    let source = Arc::new(Versions::default());
+    warm(&cache, &source).await;
+    fault.partition();
+    let figures = calls_until(&cache, &source, tokio::time::sleep(FAULT)).await;
     fault.heal();
     let healed = Instant::now();
-    while with_outcome(square(&cache, &counter, 1)).await.1 != Some(Outcome::Hit) {
-        assert!(
-            healed.elapsed() < Duration::from_secs(5),
-            "hits never resumed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let resumed = hits_resume(&cache, &source, healed, Duration::from_secs(5)).await;
+    let applied = invalidations_applied(&cache, &source, &figures.written, healed, async |_| {
+        server.connection().await
+    })
+    .await;
+    let what = "one server, partition";
+    eprintln!(
+        "{what}: every id a hit again {resumed:?} after healing; the {} deferred \
+         invalidations applied by {applied:?}",
+        figures.written.len()
+    );
+    figures.report(what);
+    assert!(figures.degraded, "the breaker never opened");
+    assert!(!figures.written.is_empty());
+}
+
+/// A fault isolating cluster node 0 (a primary): its port, its bus port and the links it
+/// opened to the others.
+fn on_primary(cluster: &RedisCluster) -> NetFault {
+    let port = cluster.node(0).port();
+    NetFault::isolating(port, &[port + 10000])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start();
+    let cache = builder(&cluster.url(), "latency")
+        .build()
+        .await
+        .expect("the cluster answers");
+    let fault = on_primary(&cluster);
+    through_fault(
+        &cache,
+        &fault,
+        |fault| fault.delay(SPIKE),
+        "cluster primary, latency 200 ms",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start();
+    let cache = builder(&cluster.url(), "loss")
+        .build()
+        .await
+        .expect("the cluster answers");
+    let fault = on_primary(&cluster);
+    through_fault(
+        &cache,
+        &fault,
+        |fault| fault.loss(5),
+        "cluster primary, loss 5 %",
+    )
+    .await;
+}
+
+/// A Cluster primary partitioned away (from its clients and the other nodes) is failed over
+/// to its replica: calls stay bounded, invalidations of its keys are deferred and land on
+/// the promoted replica; once healed, the old primary rejoins as a replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidations_land() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start();
+    let cache = builder(&cluster.url(), "partition")
+        .build()
+        .await
+        .expect("the cluster answers");
+    let source = Arc::new(Versions::default());
+    warm(&cache, &source).await;
+    let replica = cluster.replica_of(0);
+    let victims = all_ids()
+        .filter(|&id| cluster.primary_for(&item_key(&cache, id)) == 0)
+        .count();
+    let fault = on_primary(&cluster);
+    fault.partition();
+    let cut = Instant::now();
+    let promoted = std::sync::Mutex::new(Duration::ZERO);
+    let figures = calls_until(&cache, &source, async {
+        let node = cluster.node(replica);
+        let took =
+            harness::wait_until_async(Duration::from_secs(15), "the replica is promoted", || {
+                let info: String = node
+                    .query(redis::cmd("INFO").arg("replication"))
+                    .map_err(|err| err.to_string())?;
+                match harness::info_field(&info, "role") {
+                    Some("master") => Ok(()),
+                    role => Err(format!("role {role:?}")),
+                }
+            })
+            .await;
+        *promoted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = took;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    let promoted = *promoted
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    fault.heal();
+    let healed = Instant::now();
+    let resumed = hits_resume(&cache, &source, healed, Duration::from_secs(10)).await;
+    let rejoined = cluster.wait_healthy(Duration::from_secs(15)).await;
+    let applied = invalidations_applied(&cache, &source, &figures.written, healed, async |key| {
+        cluster.node(cluster.primary_for(key)).connection().await
+    })
+    .await;
+    let what = "cluster primary, partition";
+    eprintln!(
+        "{what}: {victims} of {} ids on it; replica promoted {promoted:?} after the cut \
+         ({:?} of partition); every id a hit again {resumed:?} after healing; old primary \
+         back as a replica after {rejoined:?} more; the {} deferred invalidations applied by \
+         {applied:?}",
+        CALLERS * IDS,
+        healed - cut,
+        figures.written.len()
+    );
+    figures.report(what);
+    assert!(figures.degraded, "the breaker never opened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_spike_on_the_sentinel_primary_bounds_every_call_and_hits_resume() {
+    let _serial = SERIAL.lock().await;
+    let sentinel = RedisSentinel::start();
+    let cache = builder(&sentinel.url(), "latency")
+        .build()
+        .await
+        .expect("a primary answers");
+    let fault = NetFault::on_port(sentinel.primary().port());
+    through_fault(
+        &cache,
+        &fault,
+        |fault| fault.delay(SPIKE),
+        "sentinel primary, latency 200 ms",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_loss_on_the_sentinel_primary_bounds_every_call_and_hits_resume() {
+    let _serial = SERIAL.lock().await;
+    let sentinel = RedisSentinel::start();
+    let cache = builder(&sentinel.url(), "loss")
+        .build()
+        .await
+        .expect("a primary answers");
+    let fault = NetFault::on_port(sentinel.primary().port());
+    through_fault(
+        &cache,
+        &fault,
+        |fault| fault.loss(5),
+        "sentinel primary, loss 5 %",
+    )
+    .await;
+}
+
+/// The Sentinel primary partitioned away (from its clients, its replica and the
+/// sentinels): the sentinels fail over, calls stay bounded, invalidations issued meanwhile
+/// land on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_primary_partitioned_away_is_failed_over_and_deferred_invalidations_land() {
+    let _serial = SERIAL.lock().await;
+    let sentinel = RedisSentinel::start();
+    let cache = builder(&sentinel.url(), "partition")
+        .build()
+        .await
+        .expect("a primary answers");
+    let source = Arc::new(Versions::default());
+    warm(&cache, &source).await;
+    let fault = NetFault::on_port(sentinel.primary().port());
+    fault.partition();
+    let cut = Instant::now();
+    let promoted = std::sync::Mutex::new(Duration::ZERO);
+    let figures = calls_until(&cache, &source, async {
+        sentinel.wait_new_primary(Duration::from_secs(15)).await;
+        *promoted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cut.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    let promoted = *promoted
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    fault.heal();
+    let healed = Instant::now();
+    let resumed = hits_resume(&cache, &source, healed, Duration::from_secs(10)).await;
+    let applied = invalidations_applied(&cache, &source, &figures.written, healed, async |_| {
+        sentinel.primary().connection().await
+    })
+    .await;
+    let what = "sentinel primary, partition";
+    eprintln!(
+        "{what}: new primary named {promoted:?} after the cut ({:?} of partition); every id \
+         a hit again {resumed:?} after healing; the {} deferred invalidations applied by \
+         {applied:?}",
+        healed - cut,
+        figures.written.len()
+    );
+    figures.report(what);
+    assert!(figures.degraded, "the breaker never opened");
+}
+
+/// One app process cut off from Redis while another goes on (each a cache of its own on
+/// the same entries; the cut one reaches the server at 127.0.0.2, the only traffic
+/// faulted): the other's calls stay hits; the cut one's return within the bound, and its
+/// hits resume once it heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_app_cut_off_from_redis_bypasses_while_another_keeps_its_hits() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start_with(&["--bind", "127.0.0.1", "127.0.0.2"]);
+    let prefix = unique_prefix("one_app");
+    let build = |url: String| {
+        let prefix = prefix.clone();
+        async move {
+            Cache::builder(&url)
+                .prefix(prefix)
+                .timeout(TIMEOUT)
+                .build()
+                .await
+                .expect("the server answers")
+        }
+    };
+    let going_on = build(server.url()).await;
+    let cut_off = build(format!("redis://127.0.0.2:{}", server.port())).await;
+    let source = Arc::new(Versions::default());
+    warm(&going_on, &source).await;
+    warm(&cut_off, &source).await;
+
+    let fault = NetFault::on_port_via(server.port(), "127.0.0.2");
+    fault.partition();
+    let mut others = Figures::default();
+    let mut cut = Figures::default();
+    let ends = Instant::now() + FAULT;
+    while Instant::now() < ends {
+        for (cache, figures) in [(&going_on, &mut others), (&cut_off, &mut cut)] {
+            let id = (figures.latencies.len() as u64) % (CALLERS * IDS);
+            let started = Instant::now();
+            let ((read_id, _), outcome) = with_outcome(item(cache, &source, id)).await;
+            let took = started.elapsed();
+            figures.latencies.push(took);
+            *figures.outcomes.entry(format!("{outcome:?}")).or_default() += 1;
+            if read_id != id || took > CALL_BOUND {
+                figures
+                    .violations
+                    .push(format!("item({id}): ({read_id}, _) in {took:?}"));
+            }
+            figures.degraded |= cache.is_degraded();
+        }
     }
-    eprintln!("hits resumed {:?} after healing", healed.elapsed());
-    assert!(max < 3 * TIMEOUT + MARGIN, "a call took {max:?}");
+    fault.heal();
+    let healed = Instant::now();
+    let resumed = hits_resume(&cut_off, &source, healed, Duration::from_secs(5)).await;
+    others.report("one app cut off: the other app");
+    cut.report("one app cut off: the cut-off app");
+    eprintln!("one app cut off: its hits resume {resumed:?} after healing");
+    // All hits, but for a timeout now and then when the machine is loaded.
+    let hits = others.outcomes.get("Some(Hit)").copied().unwrap_or(0);
+    assert!(
+        hits * 10 >= others.latencies.len() * 9,
+        "the other app's calls stay hits: {:?}",
+        others.outcomes
+    );
+    assert!(!others.degraded, "the other app's breaker opened");
+    assert!(cut.degraded, "the cut-off app's breaker never opened");
 }
 
 /// A `PING` round trip on `connection`, or `None` when no answer came within `limit`.
@@ -76,6 +642,7 @@ async fn ping(connection: &mut MultiplexedConnection, limit: Duration) -> Option
 /// the handle removes its rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_harness_delays_drops_and_cuts_one_port_and_cleans_up() {
+    let _serial = SERIAL.lock().await;
     let server = RedisServer::start();
     let other = RedisServer::start();
     let mut connection = server.connection().await;
@@ -89,11 +656,11 @@ async fn the_harness_delays_drops_and_cuts_one_port_and_cleans_up() {
     eprintln!("delay 100 ms: PING {delayed:?}; on another port {elsewhere:?}");
     assert!(
         delayed
-            .is_some_and(|rtt| rtt >= Duration::from_millis(195) && rtt < Duration::from_secs(1)),
+            .is_some_and(|rtt| rtt >= Duration::from_millis(195) && rtt < Duration::from_secs(2)),
         "{delayed:?}"
     );
     assert!(
-        elsewhere.is_some_and(|rtt| rtt < Duration::from_millis(50)),
+        elsewhere.is_some_and(|rtt| rtt < Duration::from_millis(150)),
         "{elsewhere:?}"
     );
 
@@ -117,9 +684,22 @@ async fn the_harness_delays_drops_and_cuts_one_port_and_cleans_up() {
         None
     );
     fault.heal();
-    // The partitioned PING's retransmission lands within one backed-off RTO.
-    let healed = ping(&mut connection, Duration::from_secs(3)).await;
-    assert!(healed.is_some(), "no answer after healing");
+    // What was sent into the partition goes again at the next retransmission, backed off
+    // (and redis-rs gives up on a reply after 500 ms): PINGs until one is answered.
+    let healed = Instant::now();
+    while ping(&mut connection, Duration::from_secs(1))
+        .await
+        .is_none()
+    {
+        assert!(
+            healed.elapsed() < Duration::from_secs(10),
+            "no answer after healing"
+        );
+    }
+    eprintln!(
+        "partition healed: PING answered again after {:?}",
+        healed.elapsed()
+    );
 
     drop(fault);
     let rules = std::process::Command::new("iptables")

@@ -184,7 +184,9 @@ impl NetFault {
     }
 
     /// Holds each packet, each way, for `delay` before it goes on: a request and its reply
-    /// take `2 × delay` more (a new connection's handshake too).
+    /// take `2 × delay` more (a new connection's handshake too). A round trip past TCP's
+    /// minimum retransmission timeout (200 ms) makes the sender retransmit: the copies are
+    /// held too, and a round trip may take a backed-off timeout more.
     pub fn delay(&self, delay: Duration) {
         let mut delayer = self.delayer();
         let queue = match delayer.as_ref() {
