@@ -25,8 +25,9 @@ use crate::task::spawn_detached;
 use crate::tombstone::{self, Tombstone};
 use futures_util::future::join_all;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -230,6 +231,13 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
+/// The least `proto-max-bulk-len` Redis accepts (1 MiB): a value up to it is sent without
+/// looking.
+const MIN_BULK_LEN: usize = 1 << 20;
+/// Redis's default `proto-max-bulk-len` (512 MiB), assumed when the server does not say
+/// (`CONFIG` refused, as managed services do).
+const DEFAULT_BULK_LEN: u64 = 512 << 20;
+
 /// Bits of [`RedisStore::lookup_mode`]; none set: `SET .. NX GET`, the common case.
 /// The `FETCH` script: set once the server rejected `SET .. NX GET` (Redis before 7.0), and
 /// from the start with tombstones (`SET .. NX` would not replace one, the script does).
@@ -246,6 +254,8 @@ pub(crate) struct RedisStore {
     /// lookup, so that the common case costs what one flag did).
     lookup_mode: AtomicU8,
     paused: Paused,
+    /// The server's `proto-max-bulk-len` (0: not read yet), see [`RedisStore::check_len`].
+    bulk_len: AtomicU64,
     /// With replicated invalidation: a connection of its own (`WAIT` blocks the connection
     /// it runs on), and how many replicas must acknowledge within how long.
     replicated: Option<Replicated>,
@@ -354,8 +364,39 @@ impl RedisStore {
             connection,
             lookup_mode: AtomicU8::new(if tombstones { SCRIPTED } else { 0 }),
             paused,
+            bulk_len: AtomicU64::new(0),
             replicated,
         }
+    }
+
+    /// Fails a value longer than the server's `proto-max-bulk-len` before it is sent: Redis
+    /// answers one with a protocol error and closes the connection, which every call sharing
+    /// it would pay for (and the breaker count). Values up to 1 MiB, the least the limit can
+    /// be, are sent without looking; the limit is read (`CONFIG GET`) at the first longer one.
+    async fn check_len(&self, value: &[u8]) -> Result<(), Error> {
+        if value.len() <= MIN_BULK_LEN {
+            return Ok(());
+        }
+        let mut limit = self.bulk_len.load(Ordering::Relaxed);
+        if limit == 0 {
+            let mut config = redis::cmd("CONFIG");
+            config.arg("GET").arg("proto-max-bulk-len");
+            limit = match self.run::<HashMap<String, u64>>(&config).await {
+                Ok(config) => config.into_values().next().unwrap_or(DEFAULT_BULK_LEN),
+                // An error reply: `CONFIG` is not allowed here.
+                Err(Error::Redis(error)) if error.code().is_some() => DEFAULT_BULK_LEN,
+                Err(error) => return Err(error),
+            };
+            self.bulk_len.store(limit, Ordering::Relaxed);
+        }
+        if u64::try_from(value.len()).unwrap_or(u64::MAX) <= limit {
+            return Ok(());
+        }
+        Err(Error::Redis(RedisError::from((
+            ErrorKind::Client,
+            "value longer than the server's proto-max-bulk-len",
+            format!("{} bytes, limit {limit}", value.len()),
+        ))))
     }
 
     /// `"redis"`, `"redis-cluster"` or `"redis-sentinel"`.
@@ -509,6 +550,7 @@ impl RedisStore {
 
     /// `SET .. EX` for whole seconds, `SET .. PX` otherwise (short leases).
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        self.check_len(value).await?;
         let mut cmd = Cmd::with_capacity(5, key.len() + value.len() + 24);
         cmd.arg("SET").arg(key).arg(value);
         if ttl.subsec_nanos() == 0 {
@@ -526,6 +568,7 @@ impl RedisStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, Error> {
+        self.check_len(value).await?;
         let filled: i64 = self
             .invoke(
                 FILL.key(key)
@@ -589,6 +632,9 @@ impl RedisStore {
         value: Option<&[u8]>,
         ttl: Duration,
     ) -> Result<bool, Error> {
+        if let Some(value) = value {
+            self.check_len(value).await?;
+        }
         let mut invocation = REPLACE_CLAIMED.prepare_invoke();
         invocation
             .key(key)

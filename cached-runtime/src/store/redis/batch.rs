@@ -111,6 +111,9 @@ impl RedisStore {
         lease: &Lease,
         route: Route,
     ) -> Result<Vec<bool>, Error> {
+        for (_, value, _) in entries {
+            self.check_len(value).await?;
+        }
         let invocations: Vec<ScriptInvocation> = entries
             .iter()
             .map(|(key, value, ttl)| {
@@ -133,6 +136,9 @@ impl RedisStore {
         entries: &[(&str, &[u8], Duration)],
         route: Route,
     ) -> Result<(), Error> {
+        for (_, value, _) in entries {
+            self.check_len(value).await?;
+        }
         let mut pipe = redis::pipe();
         for (key, value, ttl) in entries {
             pipe.cmd("SET")
