@@ -669,7 +669,22 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         match tombstone {
             None if self.replicated.is_none() => {
-                return self.run(redis::cmd("UNLINK").arg(keys)).await;
+                return match self.run(redis::cmd("UNLINK").arg(keys)).await {
+                    // A slot migrating on a cluster: some keys moved, and the source refuses
+                    // a command on several (`TRYAGAIN`) until the migration ends. One key at
+                    // a time, each is deleted where it is (the client follows `ASK`); one
+                    // after another, as redis-rs 1.8 handed `ASK` back to some of several
+                    // redirected commands sent at once.
+                    Err(error) if keys.len() > 1 && error.is_redirect() => {
+                        for key in keys {
+                            let mut unlink = redis::cmd("UNLINK");
+                            unlink.arg(key);
+                            self.run::<()>(&unlink).await?;
+                        }
+                        Ok(())
+                    }
+                    unlinked => unlinked,
+                };
             }
             None => {
                 pipe.cmd("UNLINK").arg(keys).ignore();
