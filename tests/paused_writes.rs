@@ -10,6 +10,7 @@ mod harness;
 mod support;
 
 use harness::RedisServer;
+use harness::cluster::RedisCluster;
 use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, Outcome, with_outcome};
 use std::time::{Duration, Instant};
@@ -46,20 +47,56 @@ async fn pause_writes(redis: &mut MultiplexedConnection) -> Instant {
     paused_at
 }
 
-#[tokio::test]
-async fn while_writes_are_paused_stored_entries_stay_hits_and_misses_return_unstored() {
-    let server = RedisServer::start();
-    let cache = Cache::builder(&server.url())
-        .timeout(TIMEOUT)
-        .build()
-        .await
-        .expect("the test's server answers");
+/// Where the test pauses writes, and how it sees what was stored.
+trait Paused {
+    /// A connection to the server whose writes are paused.
+    async fn connection(&self) -> MultiplexedConnection;
+    /// Whether `item(id)`'s entry is stored.
+    async fn stored(&self, id: u64) -> bool;
+}
+
+struct Single(RedisServer);
+
+impl Paused for Single {
+    async fn connection(&self) -> MultiplexedConnection {
+        self.0.connection().await
+    }
+
+    async fn stored(&self, id: u64) -> bool {
+        get(&mut self.0.connection().await, &format!("item:{id}"))
+            .await
+            .is_some()
+    }
+}
+
+/// The shared cluster, with the prefix of the test's cache; writes are paused on the
+/// primary of `item(1)`.
+struct Cluster {
+    cluster: &'static RedisCluster,
+    prefix: String,
+}
+
+impl Paused for Cluster {
+    async fn connection(&self) -> MultiplexedConnection {
+        let key = format!("{}item:1", self.prefix);
+        self.cluster.owner_connection(&key).await
+    }
+
+    async fn stored(&self, id: u64) -> bool {
+        self.cluster
+            .exists(&format!("{}item:{id}", self.prefix))
+            .await
+    }
+}
+
+/// Stores `item(1..=3)`, pauses writes on `paused` for `PAUSE`, and checks the calls
+/// during the pause and after it.
+async fn serves_through_a_pause(cache: &Cache, paused: &impl Paused) {
     let source = Versions::default();
     for id in 1..=3 {
-        assert_eq!(timed_item(&cache, &source, id).await.1, Some(Outcome::Miss));
+        assert_eq!(timed_item(cache, &source, id).await.1, Some(Outcome::Miss));
     }
-    let mut redis = server.connection().await;
-    let paused_at = pause_writes(&mut redis).await;
+    let paused_at = pause_writes(&mut paused.connection().await).await;
     // The first lookups after the pause began wait out the timeout (their bodies run);
     // from then on, lookups read.
     let detected = paused_at + TIMEOUT + SLACK;
@@ -69,7 +106,7 @@ async fn while_writes_are_paused_stored_entries_stay_hits_and_misses_return_unst
         let started = Instant::now();
         let reads = support::runs(&source.reads);
         for id in 1..=3 {
-            let (value, outcome) = timed_item(&cache, &source, id).await;
+            let (value, outcome) = timed_item(cache, &source, id).await;
             assert_eq!(value, (id, 0));
             if started < detected {
                 early += 1;
@@ -87,15 +124,14 @@ async fn while_writes_are_paused_stored_entries_stay_hits_and_misses_return_unst
             assert_eq!(support::runs(&source.reads), reads, "hits run no body");
         }
         fresh += 1;
-        let (value, outcome) = timed_item(&cache, &source, fresh).await;
+        let (value, outcome) = timed_item(cache, &source, fresh).await;
         assert_eq!(value, (fresh, 0));
         if started >= detected {
             assert_eq!(outcome, Some(Outcome::Miss), "item({fresh}) is new");
             misses += 1;
         }
-        assert_eq!(
-            get(&mut redis, &format!("item:{fresh}")).await,
-            None,
+        assert!(
+            !paused.stored(fresh).await,
             "nothing is stored while writes are paused"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -106,27 +142,54 @@ async fn while_writes_are_paused_stored_entries_stay_hits_and_misses_return_unst
     // An invalidation during the pause: its write waits out the timeout, and the entry is
     // never served again, during the pause or after it.
     let started = Instant::now();
-    assert_eq!(write_item(&cache, &source, 2).await, 1);
+    assert_eq!(write_item(cache, &source, 2).await, 1);
     assert!(started.elapsed() <= TIMEOUT + SLACK);
-    assert_eq!(timed_item(&cache, &source, 2).await.0, (2, 1));
+    assert_eq!(timed_item(cache, &source, 2).await.0, (2, 1));
 
     // After the pause: normal operation.
     tokio::time::sleep((paused_at + PAUSE + SLACK).saturating_duration_since(Instant::now())).await;
     support::eventually(Duration::from_secs(5), "hits never came back", || {
-        let (cache, source) = (&cache, &source);
+        let source = &source;
         async move { timed_item(cache, source, 1).await.1 == Some(Outcome::Hit) }
     })
     .await;
-    let (value, outcome) = timed_item(&cache, &source, 2).await;
-    assert_eq!(value, (2, 1), "the invalidated entry is not served");
-    let _ = outcome;
+    assert_eq!(
+        timed_item(cache, &source, 2).await.0,
+        (2, 1),
+        "the invalidated entry is not served"
+    );
     let fresh = fresh + 1;
     assert_eq!(
-        timed_item(&cache, &source, fresh).await.1,
+        timed_item(cache, &source, fresh).await.1,
         Some(Outcome::Miss)
     );
     assert_eq!(
-        timed_item(&cache, &source, fresh).await.1,
+        timed_item(cache, &source, fresh).await.1,
         Some(Outcome::Hit)
     );
+    assert!(paused.stored(fresh).await);
+}
+
+#[tokio::test]
+async fn while_writes_are_paused_stored_entries_stay_hits_and_misses_return_unstored() {
+    let server = RedisServer::start();
+    let cache = Cache::builder(&server.url())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .expect("the test's server answers");
+    serves_through_a_pause(&cache, &Single(server)).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_paused_primary_keeps_serving_hits() {
+    let cluster = support::shared_cluster();
+    let prefix = support::unique_prefix("paused");
+    let cache = Cache::builder(&cluster.url())
+        .prefix(prefix.clone())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .expect("the cluster answers");
+    serves_through_a_pause(&cache, &Cluster { cluster, prefix }).await;
 }
