@@ -429,8 +429,8 @@ impl RedisStore {
     /// With `want_ttl`, a value comes with its remaining time to live. When Redis refuses
     /// the lease's write but still serves reads (`OOM`, `READONLY`, ...), a plain `GET`
     /// keeps hits hits (a miss then runs its body without a lease, and its store is refused).
-    /// When it holds writes without a word (see [`Paused`]), a lookup that timed out makes
-    /// the next ones read.
+    /// When it holds writes without a word (see [`Paused`]), a lease's lookup that timed out
+    /// makes the next ones read.
     pub(crate) async fn fetch(
         &self,
         key: &str,
@@ -443,11 +443,14 @@ impl RedisStore {
         };
         match looked_up {
             Err(error) if error.is_refused_write() => Ok(read(Box::pin(self.get(key)).await?)),
-            Err(error) if lease.is_some() && error.is_timeout() => {
-                self.lookup_mode.fetch_or(SUSPECT, Ordering::Relaxed);
-                Err(error)
-            }
             looked_up => looked_up,
+        }
+    }
+
+    /// Makes the next lookups read when `error` is a timeout (see [`Paused`]).
+    fn suspect_pause(&self, error: &Error) {
+        if error.is_timeout() {
+            self.lookup_mode.fetch_or(SUSPECT, Ordering::Relaxed);
         }
     }
 
@@ -494,10 +497,15 @@ impl RedisStore {
             } else {
                 self.run(&set).await.map(read)
             };
+            let Err(error) = &result else {
+                return result;
+            };
             // A server before 7.0 answers `SET .. GET` with a syntax error, the only signal
             // it gives; from then on this store uses the script.
-            let rejected = matches!(&result, Err(Error::Redis(error)) if error.to_string().contains("syntax error"));
+            let rejected =
+                matches!(error, Error::Redis(error) if error.to_string().contains("syntax error"));
             if !rejected {
+                self.suspect_pause(error);
                 return result;
             }
             self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
@@ -508,7 +516,11 @@ impl RedisStore {
             .arg(lease.as_bytes())
             .arg(millis(lease_ttl))
             .arg(if want_ttl { "1" } else { "0" });
-        Ok(found(Box::pin(self.invoke(&invocation)).await?, want_ttl))
+        let answer = Box::pin(self.invoke(&invocation)).await;
+        Ok(found(
+            answer.inspect_err(|error| self.suspect_pause(error))?,
+            want_ttl,
+        ))
     }
 
     /// A lookup while writes may be paused (`mode` has [`SUSPECT`] or [`PAUSED`]): a `GET` on
