@@ -31,6 +31,7 @@ use crate::store::lease::Lease;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::ops::Range;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The second byte of a fresh-until envelope.
@@ -190,6 +191,17 @@ pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)
+        .saturating_add_signed(SKEW.load(Ordering::Relaxed))
+}
+
+/// How far [`now`] is moved from the system's clock, in ms (see [`skew_clock`]).
+static SKEW: AtomicI64 = AtomicI64::new(0);
+
+/// Moves the clock that this process writes fresh-until times by and judges them by, by
+/// `millis` (negative: back), as if its system clock were off: for the tests of processes
+/// whose clocks differ. Not public API.
+pub fn skew_clock(millis: i64) {
+    SKEW.store(millis, Ordering::Relaxed);
 }
 
 /// A duration in whole ms, saturating.

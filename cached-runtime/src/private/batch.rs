@@ -327,7 +327,7 @@ where
             }
             // Another caller is filling the key: the body is asked for it, but what it
             // returns is not stored (the lease is not ours).
-            Some(Fetch::Theirs(_)) | None => missing.push(id),
+            Some(Fetch::Theirs(_) | Fetch::Absent) | None => missing.push(id),
         }
     }
     if !take_over.is_empty() {

@@ -249,6 +249,8 @@ where
                 // Undecodable, oversized, of an earlier version or another shape: overwrite.
                 fetched = take_over().await;
             }
+            // Writes are paused: run the body, store nothing.
+            Ok((Fetch::Absent, _)) => break,
             Ok((Fetch::Ours(cause), stamp)) => {
                 let held = (&lease, &stamp, cause.as_deref());
                 let fill = fill::<S, R, _>(&cx, sharing, held, (near, fallback), body);

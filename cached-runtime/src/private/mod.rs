@@ -34,6 +34,7 @@ pub use self::stored::{
 pub use self::time_limit::{TimesOut, time_limit};
 pub use crate::entry::Entry;
 pub use crate::fingerprint::ShapeCell;
+pub use crate::freshness::skew_clock;
 pub use crate::key::KeyBuilder;
 pub use crate::near::NearValue;
 // Through here, so that a user crate named `core` cannot break an expansion.

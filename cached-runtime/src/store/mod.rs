@@ -67,6 +67,9 @@ pub(crate) enum Fetch {
     Ours(Option<Box<Tombstone>>),
     /// Another caller's lease: that caller is filling the key.
     Theirs(Lease),
+    /// Nothing, and no lease taken: Redis holds writes (`CLIENT PAUSE .. WRITE`), so the
+    /// caller runs its body and stores nothing.
+    Absent,
 }
 
 impl Fetch {

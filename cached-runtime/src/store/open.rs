@@ -7,7 +7,7 @@ use super::cluster::{self, Topology};
 use super::connection::{Certificates, Connection, node_client};
 use super::identity::{self, Signals};
 use super::lease::Leases;
-use super::redis::{RedisStore, Replicated};
+use super::redis::{Paused, RedisStore, Replicated};
 use super::sentinel::{Configs, SentinelConnection};
 use super::single::{self, manager_config};
 use crate::Error;
@@ -125,13 +125,20 @@ pub(crate) async fn open(settings: &Settings) -> Result<(Store, Option<Nodes>), 
     };
     let replicated = match settings.replicated {
         Some((replicas, wait)) => Some(Replicated {
-            connection: settings.invalidation_connection(&connection)?,
+            connection: settings.second_connection(&connection)?,
             replicas,
             timeout: wait,
         }),
         None => None,
     };
-    let redis = RedisStore::new(connection, replicated, settings.tombstones.is_some());
+    // Reads while writes are paused go on a connection of their own (see `Paused`).
+    let paused = Paused::new(settings.second_connection(&connection)?, timeout);
+    let redis = RedisStore::new(
+        connection,
+        paused,
+        replicated,
+        settings.tombstones.is_some(),
+    );
     let store = Store::redis(redis, (breakers, signals), settings);
     identity::follow(store.downgrade(), nodes.clone());
     Ok((store, Some(nodes)))
@@ -143,9 +150,11 @@ impl Settings {
         node_client(url, self.certificates.clone())
     }
 
-    /// A second connection to the same store, for replicated invalidations: `WAIT` blocks
-    /// the connection it runs on, and lookups must not queue behind it.
-    fn invalidation_connection(&self, connection: &Connection) -> Result<Connection, Error> {
+    /// A second connection to the same store (connecting on first use), bounded by the
+    /// invalidations' timeout: for replicated invalidations (`WAIT` blocks the connection it
+    /// runs on, and lookups must not queue behind it), and for reads while writes are paused
+    /// (a paused write blocks its connection).
+    fn second_connection(&self, connection: &Connection) -> Result<Connection, Error> {
         Ok(match connection {
             Connection::Single(_) => {
                 let client = self.client(&self.url)?;

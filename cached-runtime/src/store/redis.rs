@@ -6,8 +6,9 @@
 //! trip and atomic on the server.
 //!
 //! Redis-specific policy lives here: the script fallback for servers before 7.0, the plain
-//! `GET` when Redis refuses writes, the shaping of TTLs into `EX` or `PX`, and replicated
-//! invalidation (`UNLINK` followed by `WAIT`).
+//! `GET` when Redis refuses writes or holds them (`CLIENT PAUSE .. WRITE`, see [`Paused`]),
+//! the shaping of TTLs into `EX` or `PX`, and replicated invalidation (`UNLINK` followed by
+//! `WAIT`).
 
 mod batch;
 mod clear;
@@ -20,13 +21,14 @@ use crate::entry::MARKER;
 use crate::freshness;
 use crate::key::is_tag_key;
 use crate::store::lease::Lease;
+use crate::task::spawn_detached;
 use crate::tombstone::{self, Tombstone};
 use futures_util::future::join_all;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::{Cmd, FromRedisValue, Script, ScriptInvocation, Value};
-use std::collections::BTreeSet;
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// For servers before 7.0, and with tombstones: GET; if absent or a tombstone, SET the
@@ -253,14 +255,120 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
+/// The least `proto-max-bulk-len` Redis accepts (1 MiB): a value up to it is sent without
+/// looking.
+const MIN_BULK_LEN: usize = 1 << 20;
+/// Redis's default `proto-max-bulk-len` (512 MiB), assumed when the server does not say
+/// (`CONFIG` refused, as managed services do).
+const DEFAULT_BULK_LEN: u64 = 512 << 20;
+
+/// Bits of [`RedisStore::lookup_mode`]; none set: `SET .. NX GET`, the common case.
+/// The `FETCH` script: set once the server rejected `SET .. NX GET` (Redis before 7.0), and
+/// from the start with tombstones (`SET .. NX` would not replace one, the script does).
+const SCRIPTED: u8 = 1;
+/// A lookup timed out: the next ones read on [`Paused::reads`] to see whether Redis still
+/// serves reads (writes paused) or nothing (down).
+const SUSPECT: u8 = 2;
+/// Redis serves reads but holds writes: lookups read, until a write answers again.
+const PAUSED: u8 = 4;
+
 pub(crate) struct RedisStore {
     connection: Connection,
-    /// Set once the server rejected `SET .. NX GET` (Redis before 7.0), and from the start
-    /// with tombstones: `SET .. NX` would not replace one, the `FETCH` script does.
-    scripted_lookup: AtomicBool,
+    /// How lookups are made: [`SCRIPTED`], [`SUSPECT`], [`PAUSED`] (one byte read per
+    /// lookup, so that the common case costs what one flag did).
+    lookup_mode: AtomicU8,
+    paused: Paused,
+    /// The server's `proto-max-bulk-len` (0: not read yet), see [`RedisStore::check_len`].
+    bulk_len: AtomicU64,
     /// With replicated invalidation: a connection of its own (`WAIT` blocks the connection
     /// it runs on), and how many replicas must acknowledge within how long.
     replicated: Option<Replicated>,
+}
+
+/// Writes held by Redis (`CLIENT PAUSE .. WRITE`, as `FAILOVER` and managed services pause
+/// them): no error, only silence. A lookup is a write, so it waits until the cache's timeout,
+/// and on the multiplexed connection everything queued behind it waits too. After a lookup
+/// times out, the next one is a `GET` on a connection of its own; if Redis answers it, writes
+/// are paused and lookups stay plain reads there (no lease: a miss runs its body and stores
+/// nothing) until a probe (a write that changes nothing, sent on the stuck connection, so it
+/// answers as soon as the paused commands run) answers.
+pub(crate) struct Paused {
+    /// Reads only: never queued behind a paused write.
+    reads: Connection,
+    /// The cache's timeout, bounding each read here (the connection's own may be longer).
+    timeout: Duration,
+    probe: Arc<Probe>,
+}
+
+/// The write probe of [`Paused`], which runs in a task of its own.
+#[derive(Default)]
+struct Probe {
+    /// A probe is waiting for its answer.
+    in_flight: AtomicBool,
+    /// A probe was answered: writes flow again.
+    answered: AtomicBool,
+}
+
+impl Paused {
+    /// `reads`: a second connection to the store, used only while writes are paused.
+    pub(crate) fn new(reads: Connection, timeout: Duration) -> Paused {
+        Paused {
+            reads,
+            timeout,
+            probe: Arc::default(),
+        }
+    }
+
+    /// `GET key` on the reads' connection, bounded by the timeout.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let mut reads = self.reads.clone();
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        match tokio::time::timeout(self.timeout, get.query_async(&mut reads)).await {
+            Ok(read) => Ok(read?),
+            Err(_) => Err(Error::Timeout(self.timeout)),
+        }
+    }
+
+    /// Sends the write probe on `connection` (where the paused lookups wait), unless one is
+    /// waiting for its answer: `SETRANGE key 0 ""`, a write that changes nothing (it creates
+    /// no key, modifies none, and so notifies no tracking client). `key` routes it to the
+    /// paused server on a cluster.
+    fn probe(&self, connection: &Connection, key: &str) {
+        if self.probe.in_flight.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (mut connection, probe, key) = (connection.clone(), self.probe.clone(), key.to_owned());
+        let spawned = spawn_detached(async move {
+            let answer = redis::cmd("SETRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg("")
+                .query_async::<redis::Value>(&mut connection)
+                .await;
+            // Any answer but silence (a value, an error reply, a closed connection) ends
+            // the pause for lookups: they write again, and a failure reaches the breaker.
+            if !answer.is_err_and(|error| error.is_timeout()) {
+                probe.answered.store(true, Ordering::Release);
+            }
+            probe.in_flight.store(false, Ordering::Release);
+        });
+        if !spawned {
+            self.probe.in_flight.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// What a `GET` made while writes are paused found: a value is a hit; nothing, another
+/// caller's lease (its fill waits for the pause too) or a tombstone is absent, for the
+/// caller to run its body and store nothing.
+fn read_paused(value: Option<Vec<u8>>) -> Fetch {
+    match value {
+        Some(bytes) if !Lease::is_marker(&bytes) && !Tombstone::is_tombstone(&bytes) => {
+            Fetch::Hit(Bytes::Owned(bytes), None)
+        }
+        _ => Fetch::Absent,
+    }
 }
 
 pub(crate) struct Replicated {
@@ -272,14 +380,47 @@ pub(crate) struct Replicated {
 impl RedisStore {
     pub(crate) fn new(
         connection: Connection,
+        paused: Paused,
         replicated: Option<Replicated>,
         tombstones: bool,
     ) -> RedisStore {
         RedisStore {
             connection,
-            scripted_lookup: AtomicBool::new(tombstones),
+            lookup_mode: AtomicU8::new(if tombstones { SCRIPTED } else { 0 }),
+            paused,
+            bulk_len: AtomicU64::new(0),
             replicated,
         }
+    }
+
+    /// Fails a value longer than the server's `proto-max-bulk-len` before it is sent: Redis
+    /// answers one with a protocol error and closes the connection, which every call sharing
+    /// it would pay for (and the breaker count). Values up to 1 MiB, the least the limit can
+    /// be, are sent without looking; the limit is read (`CONFIG GET`) at the first longer one.
+    async fn check_len(&self, value: &[u8]) -> Result<(), Error> {
+        if value.len() <= MIN_BULK_LEN {
+            return Ok(());
+        }
+        let mut limit = self.bulk_len.load(Ordering::Relaxed);
+        if limit == 0 {
+            let mut config = redis::cmd("CONFIG");
+            config.arg("GET").arg("proto-max-bulk-len");
+            limit = match self.run::<HashMap<String, u64>>(&config).await {
+                Ok(config) => config.into_values().next().unwrap_or(DEFAULT_BULK_LEN),
+                // An error reply: `CONFIG` is not allowed here.
+                Err(Error::Redis(error)) if error.code().is_some() => DEFAULT_BULK_LEN,
+                Err(error) => return Err(error),
+            };
+            self.bulk_len.store(limit, Ordering::Relaxed);
+        }
+        if u64::try_from(value.len()).unwrap_or(u64::MAX) <= limit {
+            return Ok(());
+        }
+        Err(Error::Redis(RedisError::from((
+            ErrorKind::Client,
+            "value longer than the server's proto-max-bulk-len",
+            format!("{} bytes, limit {limit}", value.len()),
+        ))))
     }
 
     /// `"redis"`, `"redis-cluster"` or `"redis-sentinel"`.
@@ -312,6 +453,8 @@ impl RedisStore {
     /// With `want_ttl`, a value comes with its remaining time to live. When Redis refuses
     /// the lease's write but still serves reads (`OOM`, `READONLY`, ...), a plain `GET`
     /// keeps hits hits (a miss then runs its body without a lease, and its store is refused).
+    /// When it holds writes without a word (see [`Paused`]), a lease's lookup that timed out
+    /// makes the next ones read.
     pub(crate) async fn fetch(
         &self,
         key: &str,
@@ -325,6 +468,13 @@ impl RedisStore {
         match looked_up {
             Err(error) if error.is_refused_write() => Ok(read(Box::pin(self.get(key)).await?)),
             looked_up => looked_up,
+        }
+    }
+
+    /// Makes the next lookups read when `error` is a timeout (see [`Paused`]).
+    fn suspect_pause(&self, error: &Error) {
+        if error.is_timeout() {
+            self.lookup_mode.fetch_or(SUSPECT, Ordering::Relaxed);
         }
     }
 
@@ -342,7 +492,11 @@ impl RedisStore {
         lease_ttl: Duration,
         want_ttl: bool,
     ) -> Result<Fetch, Error> {
-        if !self.scripted_lookup.load(Ordering::Relaxed) {
+        let mode = self.lookup_mode.load(Ordering::Relaxed);
+        if mode != 0 && mode != SCRIPTED {
+            return Box::pin(self.lookup_paused(key, (lease, lease_ttl), want_ttl, mode)).await;
+        }
+        if mode == 0 {
             // Sized up front: growing the buffers argument by argument costs several
             // reallocations per lookup.
             let mut set = Cmd::with_capacity(7, key.len() + lease.as_bytes().len() + 32);
@@ -367,13 +521,18 @@ impl RedisStore {
             } else {
                 self.run(&set).await.map(read)
             };
+            let Err(error) = &result else {
+                return result;
+            };
             // A server before 7.0 answers `SET .. GET` with a syntax error, the only signal
             // it gives; from then on this store uses the script.
-            let rejected = matches!(&result, Err(Error::Redis(error)) if error.to_string().contains("syntax error"));
+            let rejected =
+                matches!(error, Error::Redis(error) if error.to_string().contains("syntax error"));
             if !rejected {
+                self.suspect_pause(error);
                 return result;
             }
-            self.scripted_lookup.store(true, Ordering::Relaxed);
+            self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
         }
         let mut invocation = FETCH.prepare_invoke();
         invocation
@@ -381,11 +540,53 @@ impl RedisStore {
             .arg(lease.as_bytes())
             .arg(millis(lease_ttl))
             .arg(if want_ttl { "1" } else { "0" });
-        Ok(found(Box::pin(self.invoke(&invocation)).await?, want_ttl))
+        let answer = Box::pin(self.invoke(&invocation)).await;
+        Ok(found(
+            answer.inspect_err(|error| self.suspect_pause(error))?,
+            want_ttl,
+        ))
+    }
+
+    /// A lookup while writes may be paused (`mode` has [`SUSPECT`] or [`PAUSED`]): a `GET` on
+    /// the reads' connection, which confirms a suspected pause when Redis answers it; once
+    /// the write probe was answered, a lookup as usual.
+    async fn lookup_paused(
+        &self,
+        key: &str,
+        (lease, lease_ttl): (&Lease, Duration),
+        want_ttl: bool,
+        mode: u8,
+    ) -> Result<Fetch, Error> {
+        if mode & PAUSED != 0 {
+            if self.paused.probe.answered.swap(false, Ordering::AcqRel) {
+                self.lookup_mode.fetch_and(!PAUSED, Ordering::Relaxed);
+                tracing::info!(
+                    store = self.kind(),
+                    "writes answer again: lookups take leases again"
+                );
+                return self.lookup(key, lease, lease_ttl, want_ttl).await;
+            }
+            self.paused.probe(&self.connection, key);
+            return self.paused.get(key).await.map(read_paused);
+        }
+        let read = self.paused.get(key).await;
+        let before = self.lookup_mode.fetch_and(!SUSPECT, Ordering::Relaxed);
+        if read.is_ok() && before & (SUSPECT | PAUSED) == SUSPECT {
+            self.paused.probe.answered.store(false, Ordering::Release);
+            self.lookup_mode.fetch_or(PAUSED, Ordering::Relaxed);
+            self.paused.probe(&self.connection, key);
+            tracing::warn!(
+                store = self.kind(),
+                "a lookup timed out while Redis serves reads (writes paused?): lookups read, \
+                 and a miss is not stored, until writes answer again"
+            );
+        }
+        read.map(read_paused)
     }
 
     /// `SET .. EX` for whole seconds, `SET .. PX` otherwise (short leases).
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        self.check_len(value).await?;
         let mut cmd = Cmd::with_capacity(5, key.len() + value.len() + 24);
         cmd.arg("SET").arg(key).arg(value);
         if ttl.subsec_nanos() == 0 {
@@ -403,6 +604,7 @@ impl RedisStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, Error> {
+        self.check_len(value).await?;
         let filled: i64 = self
             .invoke(
                 FILL.key(key)
@@ -466,6 +668,9 @@ impl RedisStore {
         value: Option<&[u8]>,
         ttl: Duration,
     ) -> Result<bool, Error> {
+        if let Some(value) = value {
+            self.check_len(value).await?;
+        }
         let mut invocation = REPLACE_CLAIMED.prepare_invoke();
         invocation
             .key(key)
@@ -500,7 +705,22 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         match tombstone {
             None if self.replicated.is_none() => {
-                return self.run(redis::cmd("UNLINK").arg(keys)).await;
+                return match self.run(redis::cmd("UNLINK").arg(keys)).await {
+                    // A slot migrating on a cluster: some keys moved, and the source refuses
+                    // a command on several (`TRYAGAIN`) until the migration ends. One key at
+                    // a time, each is deleted where it is (the client follows `ASK`); one
+                    // after another, as redis-rs 1.8 handed `ASK` back to some of several
+                    // redirected commands sent at once.
+                    Err(error) if keys.len() > 1 && error.is_redirect() => {
+                        for key in keys {
+                            let mut unlink = redis::cmd("UNLINK");
+                            unlink.arg(key);
+                            self.run::<()>(&unlink).await?;
+                        }
+                        Ok(())
+                    }
+                    unlinked => unlinked,
+                };
             }
             None => {
                 pipe.cmd("UNLINK").arg(keys).ignore();

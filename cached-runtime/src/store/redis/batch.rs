@@ -7,7 +7,9 @@
 //! a plain `GET` while Redis refuses writes), a fill one `FILL` script call per key, a
 //! release one `RELEASE` call per key.
 
-use super::{EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, found, millis, read};
+use super::{
+    EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, millis, read,
+};
 use crate::Error;
 use crate::store::Fetch;
 use crate::store::cluster::slot;
@@ -59,7 +61,7 @@ impl RedisStore {
         route: Route,
     ) -> Result<Vec<Fetch>, Error> {
         let lease_ms = millis(lease_ttl);
-        if !self.scripted_lookup.load(Ordering::Relaxed) {
+        if self.lookup_mode.load(Ordering::Relaxed) & SCRIPTED == 0 {
             let mut pipe = redis::pipe();
             for key in keys {
                 pipe.cmd("SET")
@@ -80,7 +82,7 @@ impl RedisStore {
             if !rejected {
                 return result;
             }
-            self.scripted_lookup.store(true, Ordering::Relaxed);
+            self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
         }
         let invocations: Vec<ScriptInvocation> = keys
             .iter()
@@ -109,6 +111,9 @@ impl RedisStore {
         lease: &Lease,
         route: Route,
     ) -> Result<Vec<bool>, Error> {
+        for (_, value, _) in entries {
+            self.check_len(value).await?;
+        }
         let invocations: Vec<ScriptInvocation> = entries
             .iter()
             .map(|(key, value, ttl)| {
@@ -131,6 +136,9 @@ impl RedisStore {
         entries: &[(&str, &[u8], Duration)],
         route: Route,
     ) -> Result<(), Error> {
+        for (_, value, _) in entries {
+            self.check_len(value).await?;
+        }
         let mut pipe = redis::pipe();
         for (key, value, ttl) in entries {
             pipe.cmd("SET")

@@ -1,0 +1,195 @@
+//! Writes paused (`CLIENT PAUSE <ms> WRITE`, as `FAILOVER` and managed services pause them).
+//! A lookup is a write (`SET .. NX GET`, which takes the fill lease), so Redis holds it until
+//! the pause ends, and on the multiplexed connection everything queued behind it waits too,
+//! while Redis would still serve reads. After the first lookup that times out, lookups are
+//! plain `GET`s on a connection of their own until writes flow again: stored entries stay
+//! hits, a miss runs its body and returns its value without storing it, and nothing stale
+//! is served.
+
+mod harness;
+mod support;
+
+use harness::RedisServer;
+use harness::cluster::RedisCluster;
+use redis::aio::MultiplexedConnection;
+use redis_cached::{Cache, Outcome, with_outcome};
+use std::time::{Duration, Instant};
+use support::{Versions, get, item, write_item};
+
+/// The cache's timeout: what a lookup stuck behind the pause costs.
+const TIMEOUT: Duration = Duration::from_millis(200);
+/// Room for a loaded machine on top of the timeout.
+const SLACK: Duration = Duration::from_millis(300);
+const PAUSE: Duration = Duration::from_secs(2);
+
+/// `item(id)`, with its outcome, checked to return within the timeout (and some slack).
+async fn timed_item(cache: &Cache, source: &Versions, id: u64) -> ((u64, u64), Option<Outcome>) {
+    let started = Instant::now();
+    let (value, outcome) = with_outcome(item(cache, source, id)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed <= TIMEOUT + SLACK,
+        "item({id}) took {elapsed:?} while writes were paused"
+    );
+    (value, outcome)
+}
+
+/// Pauses the writes of every client of the server behind `redis` for `PAUSE`.
+async fn pause_writes(redis: &mut MultiplexedConnection) -> Instant {
+    let paused_at = Instant::now();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(PAUSE.as_millis() as u64)
+        .arg("WRITE")
+        .query_async(redis)
+        .await
+        .expect("CLIENT PAUSE .. WRITE (Redis 6.2 and later)");
+    paused_at
+}
+
+/// Where the test pauses writes, and how it sees what was stored.
+trait Paused {
+    /// A connection to the server whose writes are paused.
+    async fn connection(&self) -> MultiplexedConnection;
+    /// Whether `item(id)`'s entry is stored.
+    async fn stored(&self, id: u64) -> bool;
+}
+
+struct Single(RedisServer);
+
+impl Paused for Single {
+    async fn connection(&self) -> MultiplexedConnection {
+        self.0.connection().await
+    }
+
+    async fn stored(&self, id: u64) -> bool {
+        get(&mut self.0.connection().await, &format!("item:{id}"))
+            .await
+            .is_some()
+    }
+}
+
+/// The shared cluster, with the prefix of the test's cache; writes are paused on the
+/// primary of `item(1)`.
+struct Cluster {
+    cluster: &'static RedisCluster,
+    prefix: String,
+}
+
+impl Paused for Cluster {
+    async fn connection(&self) -> MultiplexedConnection {
+        let key = format!("{}item:1", self.prefix);
+        self.cluster.owner_connection(&key).await
+    }
+
+    async fn stored(&self, id: u64) -> bool {
+        self.cluster
+            .exists(&format!("{}item:{id}", self.prefix))
+            .await
+    }
+}
+
+/// Stores `item(1..=3)`, pauses writes on `paused` for `PAUSE`, and checks the calls
+/// during the pause and after it.
+async fn serves_through_a_pause(cache: &Cache, paused: &impl Paused) {
+    let source = Versions::default();
+    for id in 1..=3 {
+        assert_eq!(timed_item(cache, &source, id).await.1, Some(Outcome::Miss));
+    }
+    let paused_at = pause_writes(&mut paused.connection().await).await;
+    // The first lookups after the pause began wait out the timeout (their bodies run);
+    // from then on, lookups read.
+    let detected = paused_at + TIMEOUT + SLACK;
+    let (mut hits, mut misses, mut early) = (0, 0, 0);
+    let mut fresh = 100;
+    while paused_at.elapsed() < PAUSE - SLACK {
+        let started = Instant::now();
+        let reads = support::runs(&source.reads);
+        for id in 1..=3 {
+            let (value, outcome) = timed_item(cache, &source, id).await;
+            assert_eq!(value, (id, 0));
+            if started < detected {
+                early += 1;
+                continue;
+            }
+            assert_eq!(
+                outcome,
+                Some(Outcome::Hit),
+                "item({id}), stored before the pause, {:?} into it",
+                started - paused_at
+            );
+            hits += 1;
+        }
+        if started >= detected {
+            assert_eq!(support::runs(&source.reads), reads, "hits run no body");
+        }
+        fresh += 1;
+        let (value, outcome) = timed_item(cache, &source, fresh).await;
+        assert_eq!(value, (fresh, 0));
+        if started >= detected {
+            assert_eq!(outcome, Some(Outcome::Miss), "item({fresh}) is new");
+            misses += 1;
+        }
+        assert!(
+            !paused.stored(fresh).await,
+            "nothing is stored while writes are paused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("during the pause: {hits} hits, {misses} misses, {early} calls before detection");
+    assert!(hits >= 9 && misses >= 3, "{hits} hits, {misses} misses");
+
+    // An invalidation during the pause: its write waits out the timeout, and the entry is
+    // never served again, during the pause or after it.
+    let started = Instant::now();
+    assert_eq!(write_item(cache, &source, 2).await, 1);
+    assert!(started.elapsed() <= TIMEOUT + SLACK);
+    assert_eq!(timed_item(cache, &source, 2).await.0, (2, 1));
+
+    // After the pause: normal operation.
+    tokio::time::sleep((paused_at + PAUSE + SLACK).saturating_duration_since(Instant::now())).await;
+    support::eventually(Duration::from_secs(5), "hits never came back", || {
+        let source = &source;
+        async move { timed_item(cache, source, 1).await.1 == Some(Outcome::Hit) }
+    })
+    .await;
+    assert_eq!(
+        timed_item(cache, &source, 2).await.0,
+        (2, 1),
+        "the invalidated entry is not served"
+    );
+    let fresh = fresh + 1;
+    assert_eq!(
+        timed_item(cache, &source, fresh).await.1,
+        Some(Outcome::Miss)
+    );
+    assert_eq!(
+        timed_item(cache, &source, fresh).await.1,
+        Some(Outcome::Hit)
+    );
+    assert!(paused.stored(fresh).await);
+}
+
+#[tokio::test]
+async fn while_writes_are_paused_stored_entries_stay_hits_and_misses_return_unstored() {
+    let server = RedisServer::start();
+    let cache = Cache::builder(&server.url())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .expect("the test's server answers");
+    serves_through_a_pause(&cache, &Single(server)).await;
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_paused_primary_keeps_serving_hits() {
+    let cluster = support::shared_cluster();
+    let prefix = support::unique_prefix("paused");
+    let cache = Cache::builder(&cluster.url())
+        .prefix(prefix.clone())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .expect("the cluster answers");
+    serves_through_a_pause(&cache, &Cluster { cluster, prefix }).await;
+}
