@@ -475,14 +475,17 @@ impl CacheBuilder {
         let default_ttl = Duration::from_secs(self.default_ttl.as_secs());
         let redacted_url = url::redact(&self.url);
         let durations = ((default_ttl, ttl_jitter), self.max_wait);
-        Ok(Cache::new(
+        let cache = Cache::new(
             store,
             near,
             keys,
             (codec, self.fingerprints),
             durations,
             (redacted_url, self.span_raw_keys),
-        ))
+        );
+        // Recent invalidations applied again after a failover or restart.
+        crate::replay::follow(&cache.inner);
+        Ok(cache)
     }
 }
 

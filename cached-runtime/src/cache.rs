@@ -77,23 +77,23 @@ impl Cache {
         (redacted_url, span_raw_keys): (String, bool),
     ) -> Cache {
         let spans = spans::Settings::new(&redacted_url, store.kind() != "memory", span_raw_keys);
-        let inner = Arc::new(Inner {
-            store,
-            near,
-            flights: Flights::default(),
-            pending: Arc::default(),
-            keys,
-            codec,
-            fingerprints,
-            default_ttl,
-            ttl_jitter,
-            max_wait,
-            log: LogLimit::default(),
-            redacted_url,
-            spans,
-        });
-        crate::replay::follow(&inner);
-        Cache { inner }
+        Cache {
+            inner: Arc::new(Inner {
+                store,
+                near,
+                flights: Flights::default(),
+                pending: Arc::default(),
+                keys,
+                codec,
+                fingerprints,
+                default_ttl,
+                ttl_jitter,
+                max_wait,
+                log: LogLimit::default(),
+                redacted_url,
+                spans,
+            }),
+        }
     }
 
     /// The prefix put in front of every key.

@@ -7,20 +7,16 @@
 //!
 //! Read every second, at once when the topology is seen to change (a Sentinel's
 //! `+switch-master`, a Cluster's slots), and every [`RETRY`] after an operation failed
-//! until the servers answer again. An operation that finds its connection dropped or
-//! refused makes the servers suspect: lookups read nothing from them until their run ids
-//! are read again and, if new, the recent invalidations applied again, so that a server
-//! restarted from its snapshot serves none of the entries invalidated since to this
-//! process once it has seen the connection drop.
+//! until the servers answer again. Between seeing new run ids and the end of the replay,
+//! the servers are suspect: lookups read nothing from them.
 
 use super::WeakStore;
-use super::open::Nodes;
-use crate::Error;
 use crate::task::spawn_detached;
+use redis::Client;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// The pause between two reads while the servers answer.
 const EVERY: Duration = Duration::from_secs(1);
@@ -30,23 +26,15 @@ const RETRY: Duration = Duration::from_millis(50);
 /// What makes the run ids worth reading again, and whether lookups must wait for it.
 #[derive(Default)]
 pub(crate) struct Signals {
-    /// A connection was lost, or the run ids changed and the replay has not finished.
+    /// The run ids changed and the replay has not finished.
     suspect: AtomicBool,
     /// Wakes the reader of run ids.
     check: Notify,
 }
 
 impl Signals {
-    /// An operation failed with `error`: the servers may have restarted, and a dropped or
-    /// refused connection says they may have.
-    pub(crate) fn failed(&self, error: &Error) {
-        if let Error::Redis(error) = error
-            && (error.is_connection_dropped()
-                || error.is_connection_refusal()
-                || (error.is_io_error() && !error.is_timeout()))
-        {
-            self.suspect.store(true, Ordering::Release);
-        }
+    /// An operation failed: the servers may have restarted.
+    pub(crate) fn failed(&self) {
         self.check.notify_one();
     }
 
@@ -67,7 +55,7 @@ impl Signals {
 
 /// Follows the run ids of `store`'s primaries while the store lives; `nodes` changes when
 /// the topology does.
-pub(crate) fn follow(store: WeakStore, mut nodes: Nodes) {
+pub(crate) fn follow(store: WeakStore, mut nodes: watch::Receiver<Vec<Client>>) {
     spawn_detached(async move {
         let mut known: Option<BTreeSet<String>> = None;
         loop {
@@ -92,10 +80,7 @@ pub(crate) fn follow(store: WeakStore, mut nodes: Nodes) {
                     true
                 }
                 Ok(_) => false,
-                Err(error) => {
-                    strong.signals().failed(&error);
-                    false
-                }
+                Err(_) => false,
             };
             let signals = strong.signals();
             drop(strong);

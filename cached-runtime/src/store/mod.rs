@@ -298,8 +298,8 @@ impl Store {
         }
         let result = op.await;
         breaker.record(&result);
-        if let Err(error) = &result {
-            self.0.signals.failed(error);
+        if result.is_err() {
+            self.0.signals.failed();
         }
         result
     }
@@ -313,8 +313,8 @@ impl Store {
     ) -> Result<T, Error> {
         let result = op.await;
         self.breaker(slot).record(&result);
-        if let Err(error) = &result {
-            self.0.signals.failed(error);
+        if result.is_err() {
+            self.0.signals.failed();
         }
         result
     }
