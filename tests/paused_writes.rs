@@ -53,6 +53,10 @@ trait Paused {
     async fn connection(&self) -> MultiplexedConnection;
     /// Whether `item(id)`'s entry is stored.
     async fn stored(&self, id: u64) -> bool;
+    /// Whether every miss during the pause stores nothing. On a Cluster the pause is one
+    /// primary's: a miss of a key on another primary may be stored (before the pause is
+    /// seen, or once a write probe that reached another primary answered).
+    const EVERY_MISS_UNSTORED: bool = true;
 }
 
 struct Single(RedisServer);
@@ -77,6 +81,8 @@ struct Cluster {
 }
 
 impl Paused for Cluster {
+    const EVERY_MISS_UNSTORED: bool = false;
+
     async fn connection(&self) -> MultiplexedConnection {
         let key = format!("{}item:1", self.prefix);
         self.cluster.owner_connection(&key).await
@@ -91,7 +97,7 @@ impl Paused for Cluster {
 
 /// Stores `item(1..=3)`, pauses writes on `paused` for `PAUSE`, and checks the calls
 /// during the pause and after it.
-async fn serves_through_a_pause(cache: &Cache, paused: &impl Paused) {
+async fn serves_through_a_pause<P: Paused>(cache: &Cache, paused: &P) {
     let source = Versions::default();
     for id in 1..=3 {
         assert_eq!(timed_item(cache, &source, id).await.1, Some(Outcome::Miss));
@@ -131,7 +137,7 @@ async fn serves_through_a_pause(cache: &Cache, paused: &impl Paused) {
             misses += 1;
         }
         assert!(
-            !paused.stored(fresh).await,
+            !P::EVERY_MISS_UNSTORED || !paused.stored(fresh).await,
             "nothing is stored while writes are paused"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -28,7 +28,7 @@ use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInf
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 /// For servers before 7.0, and with tombstones: GET; if absent or a tombstone, SET the
@@ -298,6 +298,9 @@ pub(crate) struct Paused {
     /// The cache's timeout, bounding each read here (the connection's own may be longer).
     timeout: Duration,
     probe: Arc<Probe>,
+    /// The key whose lookup timed out last: the probe goes to its server (on a Cluster,
+    /// the paused primary, not another one that would answer at once).
+    timed_out: Mutex<Option<String>>,
 }
 
 /// The write probe of [`Paused`], which runs in a task of its own.
@@ -316,6 +319,7 @@ impl Paused {
             reads,
             timeout,
             probe: Arc::default(),
+            timed_out: Mutex::default(),
         }
     }
 
@@ -333,12 +337,18 @@ impl Paused {
     /// Sends the write probe on `connection` (where the paused lookups wait), unless one is
     /// waiting for its answer: `SETRANGE key 0 ""`, a write that changes nothing (it creates
     /// no key, modifies none, and so notifies no tracking client). `key` routes it to the
-    /// paused server on a cluster.
+    /// paused server on a cluster: the one whose lookup timed out, else `key`'s.
     fn probe(&self, connection: &Connection, key: &str) {
         if self.probe.in_flight.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (mut connection, probe, key) = (connection.clone(), self.probe.clone(), key.to_owned());
+        let timed_out = self
+            .timed_out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let key = timed_out.unwrap_or_else(|| key.to_owned());
+        let (mut connection, probe) = (connection.clone(), self.probe.clone());
         let spawned = spawn_detached(async move {
             let answer = redis::cmd("SETRANGE")
                 .arg(&key)
@@ -471,9 +481,15 @@ impl RedisStore {
         }
     }
 
-    /// Makes the next lookups read when `error` is a timeout (see [`Paused`]).
-    fn suspect_pause(&self, error: &Error) {
+    /// Makes the next lookups read when `error`, `key`'s lookup's, is a timeout (see
+    /// [`Paused`]); the write probe goes to `key`'s server.
+    fn suspect_pause(&self, error: &Error, key: &str) {
         if error.is_timeout() {
+            *self
+                .paused
+                .timed_out
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(key.to_owned());
             self.lookup_mode.fetch_or(SUSPECT, Ordering::Relaxed);
         }
     }
@@ -529,7 +545,7 @@ impl RedisStore {
             let rejected =
                 matches!(error, Error::Redis(error) if error.to_string().contains("syntax error"));
             if !rejected {
-                self.suspect_pause(error);
+                self.suspect_pause(error, key);
                 return result;
             }
             self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
@@ -542,7 +558,7 @@ impl RedisStore {
             .arg(if want_ttl { "1" } else { "0" });
         let answer = Box::pin(self.invoke(&invocation)).await;
         Ok(found(
-            answer.inspect_err(|error| self.suspect_pause(error))?,
+            answer.inspect_err(|error| self.suspect_pause(error, key))?,
             want_ttl,
         ))
     }
