@@ -151,13 +151,13 @@ impl Fence {
     /// invalidation pending, Redis failing) is only invalidated after the body.
     async fn take<T>(&mut self, cx: &Context<'_, T>) {
         let store = &cx.cache.store;
+        // What a put overwrites is invalidated: lost in a failover, its write would leave the
+        // old value on the promoted replica.
+        let keys: Vec<String> = self.keys.iter().map(|(key, _)| key.clone()).collect();
+        store.remember(&keys, self.function);
         if !store.leases().on() {
             return;
         }
-        // A lease that replaced the old value is an invalidation: lost in a failover, it
-        // would leave the old value on the promoted replica.
-        let keys: Vec<String> = self.keys.iter().map(|(key, _)| key.clone()).collect();
-        store.remember(&keys, self.function);
         let (lease, cache, tags) = (&self.lease, &self.cache, &self.tags);
         let taken = join_all(self.keys.iter().map(|(key, _)| async move {
             if pending(cache, key, tags) {

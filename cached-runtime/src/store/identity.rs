@@ -7,14 +7,16 @@
 //!
 //! Read every second, at once when the topology is seen to change (a Sentinel's
 //! `+switch-master`, a Cluster's slots), and every [`RETRY`] after an operation failed
-//! until the servers answer again. Between seeing new run ids and the end of the replay,
+//! until the servers answer again. Between seeing new run ids and the end of their replay,
 //! the servers are suspect: lookups read nothing from them.
 
 use super::WeakStore;
+use super::breaker::is_unreachable;
+use crate::Error;
 use crate::task::spawn_detached;
 use redis::Client;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
@@ -23,41 +25,61 @@ const EVERY: Duration = Duration::from_secs(1);
 /// The pause between two reads after a failed operation or a failed read.
 const RETRY: Duration = Duration::from_millis(50);
 
-/// What makes the run ids worth reading again, and whether lookups must wait for it.
+/// What makes the run ids worth reading again, and whether lookups must wait for a replay.
 #[derive(Default)]
 pub(crate) struct Signals {
-    /// The run ids changed and the replay has not finished.
-    suspect: AtomicBool,
+    /// The generation of the servers: bumped when their run ids change.
+    generation: AtomicU64,
+    /// The last generation whose replay finished; lookups read nothing while it lags.
+    replayed: AtomicU64,
     /// Wakes the reader of run ids.
     check: Notify,
 }
 
 impl Signals {
-    /// An operation failed: the servers may have restarted.
-    pub(crate) fn failed(&self) {
-        self.check.notify_one();
+    /// An operation failed with `error`: when the connection timed out, dropped or was
+    /// refused, the servers may have restarted (an error reply says nothing of the kind).
+    pub(crate) fn failed(&self, error: &Error) {
+        let unreachable = match error {
+            Error::Timeout(_) => true,
+            Error::Redis(error) => is_unreachable(error),
+            _ => false,
+        };
+        if unreachable {
+            self.check.notify_one();
+        }
     }
 
-    /// Whether lookups must read nothing until the run ids are read again.
+    /// Whether the servers changed and their replay has not finished.
     pub(crate) fn is_suspect(&self) -> bool {
-        self.suspect.load(Ordering::Acquire)
+        self.replayed.load(Ordering::Acquire) != self.generation.load(Ordering::Acquire)
     }
 
-    /// The servers are the known ones, or the new ones hold no invalidated entry any more.
-    pub(crate) fn cleared(&self) {
-        self.suspect.store(false, Ordering::Release);
+    /// The current generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
-    fn changed(&self) {
-        self.suspect.store(true, Ordering::Release);
+    /// Bumps the generation; returns the new one.
+    pub(crate) fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The replay of `generation` finished (an older one's finishing clears nothing).
+    pub(crate) fn replayed(&self, generation: u64) {
+        self.replayed.fetch_max(generation, Ordering::AcqRel);
     }
 }
 
-/// Follows the run ids of `store`'s primaries while the store lives; `nodes` changes when
-/// the topology does.
-pub(crate) fn follow(store: WeakStore, mut nodes: watch::Receiver<Vec<Client>>) {
+/// Follows the run ids of `store`'s primaries while the store lives, from `known` (read
+/// when the store opened; `None` for a lazy one); `nodes` changes when the topology does.
+pub(crate) fn follow(
+    store: WeakStore,
+    mut nodes: watch::Receiver<Vec<Client>>,
+    mut known: Option<BTreeSet<String>>,
+) {
     spawn_detached(async move {
-        let mut known: Option<BTreeSet<String>> = None;
+        let mut warned = false;
         loop {
             let Some(strong) = store.upgrade() else {
                 return;
@@ -65,21 +87,33 @@ pub(crate) fn follow(store: WeakStore, mut nodes: watch::Receiver<Vec<Client>>) 
             let read = strong.run_ids().await;
             let answered = match read {
                 Ok(ids) if !ids.is_empty() => {
-                    if known.as_ref().is_some_and(|known| *known != ids) {
+                    // The first read is the baseline; but what was invalidated while no read
+                    // succeeded (a lazy cache started while Redis was down) may have been
+                    // lost meanwhile: applied again then too.
+                    let changed = match &known {
+                        Some(known) => *known != ids,
+                        None => strong.has_recent_invalidations(),
+                    };
+                    if changed {
                         tracing::warn!(
                             "the cache's Redis primaries changed (a failover or a restart); \
                              applying the recent invalidations again"
                         );
-                        // Suspect until the replay has run (`replay.rs` clears it).
-                        strong.signals().changed();
                         strong.next_generation();
-                    } else {
-                        strong.signals().cleared();
                     }
                     known = Some(ids);
                     true
                 }
-                Ok(_) => false,
+                // A server that does not say (`INFO` refused by an ACL, no `run_id`): its
+                // failovers and restarts cannot be seen; said once, then read every second.
+                Ok(_) => {
+                    warn_unreadable(&mut warned, "no run_id in INFO server");
+                    true
+                }
+                Err(Error::Redis(error)) if error.code().is_some() => {
+                    warn_unreadable(&mut warned, &error.to_string());
+                    true
+                }
                 Err(_) => false,
             };
             let signals = strong.signals();
@@ -103,4 +137,15 @@ pub(crate) fn follow(store: WeakStore, mut nodes: watch::Receiver<Vec<Client>>) 
             }
         }
     });
+}
+
+/// Says once that the run ids cannot be read, and why.
+fn warn_unreadable(warned: &mut bool, reason: &str) {
+    if !std::mem::replace(warned, true) {
+        tracing::warn!(
+            %reason,
+            "cannot read the Redis primaries' run ids (`INFO server`): invalidations lost in \
+             a failover or a restart will not be applied again; allow `INFO` to the cache's user"
+        );
+    }
 }

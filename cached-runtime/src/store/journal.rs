@@ -9,17 +9,20 @@
 //! nothing else.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The most keys kept, however short the window: a bound on memory (about 100 bytes each)
-/// for caches that invalidate many keys a second.
+/// for caches that invalidate many keys a second. Going over it is logged once.
 const CAPACITY: usize = 100_000;
 
 pub(crate) struct Journal {
     /// How long a key is kept; zero: nothing is.
     window: Duration,
     entries: Mutex<VecDeque<Entry>>,
+    /// Whether it said that it dropped keys within the window (once).
+    overflowed: AtomicBool,
 }
 
 struct Entry {
@@ -34,6 +37,7 @@ impl Journal {
         Journal {
             window,
             entries: Mutex::default(),
+            overflowed: AtomicBool::new(false),
         }
     }
 
@@ -48,7 +52,9 @@ impl Journal {
         let over = (entries.len() + keys.len())
             .saturating_sub(CAPACITY)
             .min(entries.len());
-        if let Some(dropped) = entries.drain(..over).next_back() {
+        if let Some(dropped) = entries.drain(..over).next_back()
+            && !self.overflowed.swap(true, Ordering::Relaxed)
+        {
             tracing::warn!(
                 kept = CAPACITY,
                 oldest_kept_for = ?now.saturating_duration_since(dropped.at),

@@ -146,7 +146,7 @@ struct Inner {
     tombstones: Option<Duration>,
     /// The recent invalidations, applied again in each new generation.
     journal: Journal,
-    /// Bumped when the servers beneath change (see `identity.rs`).
+    /// Each new generation of the servers beneath, for the replay task (see `identity.rs`).
     generation: watch::Sender<u64>,
     /// Failed operations and closed connections, for the reader of run ids.
     signals: Arc<Signals>,
@@ -174,13 +174,18 @@ impl Store {
         (breakers, signals): (Arc<Breakers>, Arc<Signals>),
         settings: &Settings,
     ) -> Store {
+        // `mem://` has no servers to change.
+        let window = match &backend {
+            Backend::Memory(_) => Duration::ZERO,
+            Backend::Redis(_) => settings.replay_window,
+        };
         Store(Arc::new(Inner {
             backend,
             breakers,
             leases: settings.leases,
             max_value_len: settings.max_value_len,
             tombstones: settings.tombstones,
-            journal: Journal::new(settings.replay_window),
+            journal: Journal::new(window),
             generation: watch::Sender::new(0),
             signals,
         }))
@@ -189,7 +194,7 @@ impl Store {
     /// The current generation of the servers beneath: it changes after a failover or a
     /// restart (see `identity.rs`).
     pub(crate) fn generation(&self) -> u64 {
-        *self.0.generation.borrow()
+        self.0.signals.generation()
     }
 
     /// Each new generation, for the task that applies the recent invalidations again.
@@ -198,17 +203,18 @@ impl Store {
     }
 
     fn next_generation(&self) {
-        self.0.generation.send_modify(|generation| *generation += 1);
+        let generation = self.0.signals.next_generation();
+        self.0.generation.send_replace(generation);
     }
 
     fn signals(&self) -> Arc<Signals> {
         self.0.signals.clone()
     }
 
-    /// The recent invalidations were applied again in the new generation: lookups may read
-    /// again.
-    pub(crate) fn replayed(&self) {
-        self.0.signals.cleared();
+    /// The recent invalidations were applied again in `generation`: lookups may read again
+    /// unless a newer one came meanwhile.
+    pub(crate) fn replayed(&self, generation: u64) {
+        self.0.signals.replayed(generation);
     }
 
     /// Lookups read nothing while the servers are suspect (see `identity.rs`).
@@ -236,6 +242,10 @@ impl Store {
     /// The keys invalidated within the replay window, by invalidating function.
     pub(crate) fn recently_invalidated(&self) -> HashMap<&'static str, Vec<String>> {
         self.0.journal.recent()
+    }
+
+    fn has_recent_invalidations(&self) -> bool {
+        !self.0.journal.recent().is_empty()
     }
 
     /// For background tasks, which must not keep a dropped cache's store alive.
@@ -298,8 +308,8 @@ impl Store {
         }
         let result = op.await;
         breaker.record(&result);
-        if result.is_err() {
-            self.0.signals.failed();
+        if let Err(error) = &result {
+            self.0.signals.failed(error);
         }
         result
     }
@@ -313,8 +323,8 @@ impl Store {
     ) -> Result<T, Error> {
         let result = op.await;
         self.breaker(slot).record(&result);
-        if result.is_err() {
-            self.0.signals.failed();
+        if let Err(error) = &result {
+            self.0.signals.failed(error);
         }
         result
     }

@@ -140,7 +140,12 @@ pub(crate) async fn open(settings: &Settings) -> Result<(Store, Option<Nodes>), 
         settings.tombstones.is_some(),
     );
     let store = Store::redis(redis, (breakers, signals), settings);
-    identity::follow(store.downgrade(), nodes.clone());
+    // The servers as they are now: what changes from here on is a failover or a restart.
+    let known = match lazy {
+        true => None,
+        false => store.run_ids().await.ok().filter(|ids| !ids.is_empty()),
+    };
+    identity::follow(store.downgrade(), nodes.clone(), known);
     Ok((store, Some(nodes)))
 }
 

@@ -417,9 +417,13 @@ impl RedisStore {
             config.arg("GET").arg("proto-max-bulk-len");
             limit = match self.run::<HashMap<String, u64>>(&config).await {
                 Ok(config) => config.into_values().next().unwrap_or(DEFAULT_BULK_LEN),
-                // An error reply: `CONFIG` is not allowed here.
-                Err(Error::Redis(error)) if error.code().is_some() => DEFAULT_BULK_LEN,
-                Err(error) => return Err(error),
+                // The server did not answer: look again at the next long value.
+                Err(error @ Error::Timeout(_)) => return Err(error),
+                Err(Error::Redis(error)) if error.is_io_error() || error.is_timeout() => {
+                    return Err(Error::Redis(error));
+                }
+                // `CONFIG` not allowed here, or an answer of another shape: Redis's default.
+                Err(_) => DEFAULT_BULK_LEN,
             };
             self.bulk_len.store(limit, Ordering::Relaxed);
         }
@@ -851,7 +855,11 @@ impl RedisStore {
                 let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
                 cluster.clone().route_command(info, routing).await?
             }
-            _ => self.run(&info).await?,
+            // On the reads' connection: the main one may be queued behind paused writes.
+            _ => {
+                let mut reads = self.paused.reads.clone();
+                info.query_async(&mut reads).await?
+            }
         };
         let mut ids = BTreeSet::new();
         collect_run_ids(&reply, &mut ids);
