@@ -218,3 +218,58 @@ async fn a_coordinated_sentinel_failover_leaves_no_invalidated_entry_served() {
         Some(Outcome::Hit)
     );
 }
+
+/// A lease left by a fill that the restart lost (in the snapshot, its filler gone): a call
+/// that finds it in the first lease after the restart takes the key over after a tenth of a
+/// lease instead of waiting for it to lapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_leftover_lease_is_taken_over_in_a_tenth_of_a_lease() {
+    let _serial = SERIAL.lock().await;
+    const LEASE: Duration = Duration::from_secs(20);
+    let mut server = RedisServer::start();
+    let prefix = support::unique_prefix("leftover");
+    let open = || {
+        Cache::builder(&server.url())
+            .prefix(prefix.clone())
+            .fill_lease(LEASE)
+            .build()
+    };
+    let (filler, reader) = (open().await.expect("B"), open().await.expect("A"));
+    let source = Arc::new(Versions::default());
+    // The filler's body never ends in time: its lease is on the key.
+    let filling = tokio::spawn({
+        let (filler, source) = (filler.clone(), source.clone());
+        async move { slow_item(&filler, &source, 1).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let () = redis::cmd("SAVE")
+        .query_async(&mut server.connection().await)
+        .await
+        .expect("SAVE");
+    // The filler goes (its lease released), then the restart brings its lease back.
+    filling.abort();
+    drop(filler);
+    tokio::task::block_in_place(|| {
+        server.kill();
+        server.restart();
+    });
+    // The reader sees the restart: its next operation fails, then reads the new run id.
+    let _ = with_outcome(item(&reader, &source, 2)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let (value, outcome) = with_outcome(slow_item(&reader, &source, 1)).await;
+    let took = started.elapsed();
+    eprintln!("the call on the leftover lease took {took:?} ({outcome:?})");
+    assert_eq!(value, (1, 0));
+    assert!(
+        took < LEASE / 10 + Duration::from_secs(2),
+        "waited {took:?} for a lease nobody keeps (a lease is {LEASE:?})"
+    );
+}
+
+/// `item`, under another key, whose body takes a second.
+#[redis_cached::redis_cached(key = "slow_item:<id>", ttl = 600, cache = cache)]
+async fn slow_item(cache: &Cache, source: &Versions, id: u64) -> (u64, u64) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (id, source.read(id))
+}

@@ -268,7 +268,11 @@ where
                     Some((waited, give_up, generation)) if waited == other => {
                         (waited, give_up, generation)
                     }
-                    _ => (other, Instant::now() + cx.max_wait(), store.generation()),
+                    _ => (
+                        other,
+                        Instant::now() + patience(store, cx.max_wait()),
+                        store.generation(),
+                    ),
                 };
                 let waited = wait_for_filler(cache, key, (&other, &stamp), give_up, &mut poll);
                 match Box::pin(waited).await {
@@ -328,6 +332,18 @@ where
 fn served(span: &CallSpan, function: &'static str, outcome: Outcome, size: Option<usize>) {
     spans::served(span, outcome, size);
     telemetry::outcome(function, outcome);
+}
+
+/// How long a call waits for another process's lease before taking the key over: the
+/// cache's `max_wait`; within one fill lease of a failover or a restart, a tenth of a lease
+/// (500 ms by default), since the lease may be a leftover whose fill went to the old
+/// primary and that nobody keeps alive (a live filler loses at most its store).
+fn patience(store: &crate::store::Store, max_wait: Duration) -> Duration {
+    let lease = store.leases().ttl();
+    match store.changed_within(lease) {
+        true => max_wait.min(lease / 10),
+        false => max_wait,
+    }
 }
 
 /// What waiting for another caller's fill gave.

@@ -17,7 +17,8 @@ use crate::task::spawn_detached;
 use redis::Client;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 /// The pause between two reads while the servers answer.
@@ -34,6 +35,8 @@ pub(crate) struct Signals {
     replayed: AtomicU64,
     /// Wakes the reader of run ids.
     check: Notify,
+    /// When the generation last changed.
+    changed_at: Mutex<Option<Instant>>,
 }
 
 impl Signals {
@@ -62,7 +65,19 @@ impl Signals {
 
     /// Bumps the generation; returns the new one.
     pub(crate) fn next_generation(&self) -> u64 {
+        *self
+            .changed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Whether the generation changed less than `span` ago.
+    pub(crate) fn changed_within(&self, span: Duration) -> bool {
+        self.changed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < span)
     }
 
     /// The replay of `generation` finished (an older one's finishing clears nothing).

@@ -202,6 +202,11 @@ impl Store {
         self.0.generation.subscribe()
     }
 
+    /// Whether the servers changed less than `span` ago.
+    pub(crate) fn changed_within(&self, span: Duration) -> bool {
+        self.0.signals.changed_within(span)
+    }
+
     fn next_generation(&self) {
         let generation = self.0.signals.next_generation();
         self.0.generation.send_replace(generation);
