@@ -253,9 +253,9 @@ async fn after_a_restart_a_leftover_lease_is_taken_over_in_a_tenth_of_a_lease() 
         server.kill();
         server.restart();
     });
-    // The reader sees the restart: its next operation fails, then reads the new run id.
+    // The reader sees the restart (its run ids are read every second) before the call.
     let _ = with_outcome(item(&reader, &source, 2)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let started = Instant::now();
     let (value, outcome) = with_outcome(slow_item(&reader, &source, 1)).await;
     let took = started.elapsed();
