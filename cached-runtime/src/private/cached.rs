@@ -294,10 +294,13 @@ where
                     }
                     Waited::RunBody => break,
                     // The filler outlived the longest wait (or is a stray value of a lease's
-                    // form): one waiter takes the key over, by a compare-and-set on the
-                    // lease, and the others find its lease and wait for it.
+                    // form, or a lease this process gave up that landed late): one waiter
+                    // takes the key over, by a compare-and-set on the lease, and the others
+                    // find its lease and wait for it.
                     Waited::LookAgain
-                        if Instant::now() >= give_up || store.generation() != generation =>
+                        if Instant::now() >= give_up
+                            || store.generation() != generation
+                            || store.given_up(key, &other) =>
                     {
                         let replaced = store.replace_lease(key, &other, &lease, tags);
                         fetched = match Box::pin(replaced).await {

@@ -36,8 +36,8 @@ use futures_util::future::join_all;
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Bytes read from a store, borrowed from wherever they already are.
@@ -150,6 +150,8 @@ struct Inner {
     generation: watch::Sender<u64>,
     /// Failed operations and closed connections, for the reader of run ids.
     signals: Arc<Signals>,
+    /// Leases this process gave up, by key, and when (see [`Store::release_detached`]).
+    given_up: Mutex<HashMap<String, (Lease, Instant)>>,
 }
 
 impl Store {
@@ -188,6 +190,7 @@ impl Store {
             journal: Journal::new(window),
             generation: watch::Sender::new(0),
             signals,
+            given_up: Mutex::default(),
         }))
     }
 
@@ -696,14 +699,40 @@ impl Store {
 
     /// Releases `lease` from a task of its own, past the breaker: for callers that cannot
     /// wait (a dropped pilot, a lookup that timed out).
+    ///
+    /// The lease is also remembered as given up for one lease's length: a command still on
+    /// its way (a lookup that timed out, retransmitted, or sent before a reconnect) may set
+    /// it after this release, and a caller that then finds it takes the key over at once
+    /// instead of waiting for it to lapse ([`Store::given_up`]).
     pub(crate) fn release_detached(&self, key: &str, lease: &Lease) {
-        if !self.0.leases.on() {
+        let Leases::On(ttl) = self.0.leases else {
             return;
+        };
+        {
+            let mut given_up = self
+                .0
+                .given_up
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            given_up.retain(|_, (_, at)| at.elapsed() < ttl);
+            given_up.insert(key.to_owned(), (lease.clone(), Instant::now()));
         }
         let (store, key, lease) = (self.clone(), key.to_owned(), lease.clone());
         spawn_detached(async move {
             let _ = store.release_unguarded(&key, &lease).await;
         });
+    }
+
+    /// Whether `lease` on `key` is one this process gave up within the last lease's length
+    /// (see [`Store::release_detached`]): nobody fills under it.
+    pub(crate) fn given_up(&self, key: &str, lease: &Lease) -> bool {
+        let ttl = self.0.leases.ttl();
+        self.0
+            .given_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .is_some_and(|(held, at)| held == lease && at.elapsed() < ttl)
     }
 
     /// Deletes every key, values and leases alike: one command per server (on a cluster,
