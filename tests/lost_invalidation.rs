@@ -26,19 +26,6 @@ use support::{Versions, item, write_item};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// One test at a time. Failovers and restarts are seen through `INFO server`'s run ids, the
-/// same on every server version: `scripts/test` runs these on its first pass only
-/// (`REDIS_CACHED_RERUN` on the others), where this says so and gives no turn.
-async fn serial(test: &str) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    if std::env::var_os("REDIS_CACHED_RERUN").is_some() {
-        eprintln!(
-            "SKIPPED {test}: a rerun on another server (REDIS_CACHED_RERUN); run on the first pass"
-        );
-        return None;
-    }
-    Some(SERIAL.lock().await)
-}
-
 /// How long the replicated invalidation waits for the replica's acknowledgement.
 const WAIT_TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -238,7 +225,12 @@ async fn behind_sentinel(guard: Guard) -> Reads {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_without_any_guard_reads_the_old_value_back() {
-    let Some(_serial) = serial("cluster_without_any_guard_reads_the_old_value_back").await else {
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "cluster_without_any_guard_reads_the_old_value_back",
+    )
+    .await
+    else {
         return;
     };
     let reads = on_cluster(Guard::Nothing).await;
@@ -251,8 +243,11 @@ async fn cluster_without_any_guard_reads_the_old_value_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_applies_the_lost_invalidation_again_on_the_promoted_replica() {
-    let Some(_serial) =
-        serial("cluster_applies_the_lost_invalidation_again_on_the_promoted_replica").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "cluster_applies_the_lost_invalidation_again_on_the_promoted_replica",
+    )
+    .await
     else {
         return;
     };
@@ -263,8 +258,11 @@ async fn cluster_applies_the_lost_invalidation_again_on_the_promoted_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_with_replicated_invalidation_never_reads_the_old_value() {
-    let Some(_serial) =
-        serial("cluster_with_replicated_invalidation_never_reads_the_old_value").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "cluster_with_replicated_invalidation_never_reads_the_old_value",
+    )
+    .await
     else {
         return;
     };
@@ -274,7 +272,12 @@ async fn cluster_with_replicated_invalidation_never_reads_the_old_value() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_without_any_guard_reads_the_old_value_back() {
-    let Some(_serial) = serial("sentinel_without_any_guard_reads_the_old_value_back").await else {
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "sentinel_without_any_guard_reads_the_old_value_back",
+    )
+    .await
+    else {
         return;
     };
     let reads = behind_sentinel(Guard::Nothing).await;
@@ -287,8 +290,11 @@ async fn sentinel_without_any_guard_reads_the_old_value_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_applies_the_lost_invalidation_again_on_the_promoted_replica() {
-    let Some(_serial) =
-        serial("sentinel_applies_the_lost_invalidation_again_on_the_promoted_replica").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "sentinel_applies_the_lost_invalidation_again_on_the_promoted_replica",
+    )
+    .await
     else {
         return;
     };
@@ -299,8 +305,11 @@ async fn sentinel_applies_the_lost_invalidation_again_on_the_promoted_replica() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_with_replicated_invalidation_never_reads_the_old_value() {
-    let Some(_serial) =
-        serial("sentinel_with_replicated_invalidation_never_reads_the_old_value").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "sentinel_with_replicated_invalidation_never_reads_the_old_value",
+    )
+    .await
     else {
         return;
     };

@@ -55,19 +55,6 @@ const IDS: u64 = 6;
 /// One test at a time: their bounds are on time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// One test at a time (their bounds are on time). The network faults do not depend on the
-/// server's version: `scripts/test` runs them on its first pass only (`REDIS_CACHED_RERUN`
-/// on the others), where this says so and gives no turn.
-async fn serial(test: &str) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    if std::env::var_os("REDIS_CACHED_RERUN").is_some() {
-        eprintln!(
-            "SKIPPED {test}: a rerun on another server (REDIS_CACHED_RERUN); run on the first pass"
-        );
-        return None;
-    }
-    Some(SERIAL.lock().await)
-}
-
 /// A cache with a prefix of its own and the tests' timeout.
 fn builder(url: &str, test: &str) -> redis_cached::CacheBuilder {
     Cache::builder(url)
@@ -316,8 +303,11 @@ async fn through_fault(cache: &Cache, fault: &NetFault, apply: impl FnOnce(&NetF
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_spike_on_the_server_bounds_every_call_and_hits_resume() {
-    let Some(_serial) =
-        serial("a_latency_spike_on_the_server_bounds_every_call_and_hits_resume").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "a_latency_spike_on_the_server_bounds_every_call_and_hits_resume",
+    )
+    .await
     else {
         return;
     };
@@ -338,7 +328,11 @@ async fn a_latency_spike_on_the_server_bounds_every_call_and_hits_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packet_loss_on_the_server_bounds_every_call_and_hits_resume() {
-    let Some(_serial) = serial("packet_loss_on_the_server_bounds_every_call_and_hits_resume").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "packet_loss_on_the_server_bounds_every_call_and_hits_resume",
+    )
+    .await
     else {
         return;
     };
@@ -362,7 +356,8 @@ async fn packet_loss_on_the_server_bounds_every_call_and_hits_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_server_opens_the_breaker_and_its_deferred_invalidations_land_after_healing()
 {
-    let Some(_serial) = serial(
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
         "a_partitioned_server_opens_the_breaker_and_its_deferred_invalidations_land_after_healing",
     )
     .await
@@ -406,8 +401,11 @@ fn on_primary(cluster: &RedisCluster) -> NetFault {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
-    let Some(_serial) =
-        serial("a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume",
+    )
+    .await
     else {
         return;
     };
@@ -428,8 +426,11 @@ async fn a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
-    let Some(_serial) =
-        serial("packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume",
+    )
+    .await
     else {
         return;
     };
@@ -453,9 +454,11 @@ async fn packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
 /// the promoted replica; once healed, the old primary rejoins as a replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidations_land() {
-    let Some(_serial) =
-        serial("a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidations_land")
-            .await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidations_land",
+    )
+    .await
     else {
         return;
     };
@@ -520,8 +523,11 @@ async fn a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_spike_on_the_sentinel_primary_bounds_every_call_and_hits_resume() {
-    let Some(_serial) =
-        serial("a_latency_spike_on_the_sentinel_primary_bounds_every_call_and_hits_resume").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "a_latency_spike_on_the_sentinel_primary_bounds_every_call_and_hits_resume",
+    )
+    .await
     else {
         return;
     };
@@ -542,8 +548,11 @@ async fn a_latency_spike_on_the_sentinel_primary_bounds_every_call_and_hits_resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packet_loss_on_the_sentinel_primary_bounds_every_call_and_hits_resume() {
-    let Some(_serial) =
-        serial("packet_loss_on_the_sentinel_primary_bounds_every_call_and_hits_resume").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "packet_loss_on_the_sentinel_primary_bounds_every_call_and_hits_resume",
+    )
+    .await
     else {
         return;
     };
@@ -567,7 +576,8 @@ async fn packet_loss_on_the_sentinel_primary_bounds_every_call_and_hits_resume()
 /// land on the new primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_primary_partitioned_away_is_failed_over_and_deferred_invalidations_land() {
-    let Some(_serial) = serial(
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
         "a_sentinel_primary_partitioned_away_is_failed_over_and_deferred_invalidations_land",
     )
     .await
@@ -621,8 +631,11 @@ async fn a_sentinel_primary_partitioned_away_is_failed_over_and_deferred_invalid
 /// hits resume once it heals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_app_cut_off_from_redis_bypasses_while_another_keeps_its_hits() {
-    let Some(_serial) =
-        serial("one_app_cut_off_from_redis_bypasses_while_another_keeps_its_hits").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "one_app_cut_off_from_redis_bypasses_while_another_keeps_its_hits",
+    )
+    .await
     else {
         return;
     };
@@ -699,7 +712,11 @@ async fn ping(connection: &mut MultiplexedConnection, limit: Duration) -> Option
 /// the handle removes its rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_harness_delays_drops_and_cuts_one_port_and_cleans_up() {
-    let Some(_serial) = serial("the_harness_delays_drops_and_cuts_one_port_and_cleans_up").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "the_harness_delays_drops_and_cuts_one_port_and_cleans_up",
+    )
+    .await
     else {
         return;
     };

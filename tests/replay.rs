@@ -19,19 +19,6 @@ use support::{Versions, item, write_item};
 /// One test at a time: they restart and fail over servers.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// One test at a time. Failovers and restarts are seen through `INFO server`'s run ids, the
-/// same on every server version: `scripts/test` runs these on its first pass only
-/// (`REDIS_CACHED_RERUN` on the others), where this says so and gives no turn.
-async fn serial(test: &str) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    if std::env::var_os("REDIS_CACHED_RERUN").is_some() {
-        eprintln!(
-            "SKIPPED {test}: a rerun on another server (REDIS_CACHED_RERUN); run on the first pass"
-        );
-        return None;
-    }
-    Some(SERIAL.lock().await)
-}
-
 const KEYS: u64 = 10;
 
 /// What concurrent readers saw: how many reads served an older version than the source's,
@@ -122,8 +109,11 @@ async fn restarted_from_snapshot(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restarted_from_its_snapshot_serves_no_invalidated_entry() {
-    let Some(_serial) =
-        serial("a_server_restarted_from_its_snapshot_serves_no_invalidated_entry").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "a_server_restarted_from_its_snapshot_serves_no_invalidated_entry",
+    )
+    .await
     else {
         return;
     };
@@ -136,8 +126,11 @@ async fn a_server_restarted_from_its_snapshot_serves_no_invalidated_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_replay_window_a_restarted_server_serves_invalidated_entries() {
-    let Some(_serial) =
-        serial("without_a_replay_window_a_restarted_server_serves_invalidated_entries").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "without_a_replay_window_a_restarted_server_serves_invalidated_entries",
+    )
+    .await
     else {
         return;
     };
@@ -156,8 +149,11 @@ async fn without_a_replay_window_a_restarted_server_serves_invalidated_entries()
 /// call takes longer than the time to see the switch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_coordinated_sentinel_failover_leaves_no_invalidated_entry_served() {
-    let Some(_serial) =
-        serial("a_coordinated_sentinel_failover_leaves_no_invalidated_entry_served").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "a_coordinated_sentinel_failover_leaves_no_invalidated_entry_served",
+    )
+    .await
     else {
         return;
     };
@@ -249,8 +245,11 @@ async fn a_coordinated_sentinel_failover_leaves_no_invalidated_entry_served() {
 /// lease instead of waiting for it to lapse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_a_leftover_lease_is_taken_over_in_a_tenth_of_a_lease() {
-    let Some(_serial) =
-        serial("after_a_restart_a_leftover_lease_is_taken_over_in_a_tenth_of_a_lease").await
+    let Some(_serial) = support::first_pass_only(
+        &SERIAL,
+        "after_a_restart_a_leftover_lease_is_taken_over_in_a_tenth_of_a_lease",
+    )
+    .await
     else {
         return;
     };

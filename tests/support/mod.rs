@@ -363,3 +363,20 @@ impl Versions {
         *version
     }
 }
+
+/// One test at a time (`lock`), on `scripts/test`'s first pass only: tests of what does not
+/// depend on the server's version (network faults, failovers and restarts seen through
+/// `INFO server`) say on the other passes (`REDIS_CACHED_RERUN`) that they are skipped, and
+/// get no turn.
+pub async fn first_pass_only(
+    lock: &'static tokio::sync::Mutex<()>,
+    test: &str,
+) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    if std::env::var_os("REDIS_CACHED_RERUN").is_some() {
+        eprintln!(
+            "SKIPPED {test}: a rerun on another server (REDIS_CACHED_RERUN); run on the first pass"
+        );
+        return None;
+    }
+    Some(lock.lock().await)
+}
