@@ -140,7 +140,7 @@ fn open_gauge(address: &str) -> metrics::Gauge {
     metrics::gauge!("redis_cached_breaker_open", "server" => address.to_owned())
 }
 
-fn is_connection_failure(error: &Error) -> bool {
+pub(crate) fn is_connection_failure(error: &Error) -> bool {
     match error {
         Error::Timeout(_) => true,
         Error::Redis(error) => {

@@ -11,7 +11,7 @@
 //! the servers are suspect: lookups read nothing from them.
 
 use super::WeakStore;
-use super::breaker::is_unreachable;
+use super::breaker::is_connection_failure;
 use crate::Error;
 use crate::task::spawn_detached;
 use redis::Client;
@@ -40,15 +40,11 @@ pub(crate) struct Signals {
 }
 
 impl Signals {
-    /// An operation failed with `error`: when the connection timed out, dropped or was
-    /// refused, the servers may have restarted (an error reply says nothing of the kind).
+    /// An operation failed with `error`: when it is one the breaker counts (the connection
+    /// timed out, dropped or was refused; a node loading, a cluster error), the servers may
+    /// have restarted or moved (an error reply of the command's own says nothing of the kind).
     pub(crate) fn failed(&self, error: &Error) {
-        let unreachable = match error {
-            Error::Timeout(_) => true,
-            Error::Redis(error) => is_unreachable(error),
-            _ => false,
-        };
-        if unreachable {
+        if is_connection_failure(error) {
             self.check.notify_one();
         }
     }

@@ -85,6 +85,13 @@ impl Journal {
         owed
     }
 
+    /// Whether no key was invalidated within the window.
+    pub(crate) fn is_empty(&self) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        self.forget_old(&mut entries, Instant::now());
+        entries.is_empty()
+    }
+
     fn forget_old(&self, entries: &mut VecDeque<Entry>, now: Instant) {
         while entries
             .front()

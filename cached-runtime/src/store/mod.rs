@@ -253,7 +253,7 @@ impl Store {
     }
 
     fn has_recent_invalidations(&self) -> bool {
-        !self.0.journal.recent().is_empty()
+        !self.0.journal.is_empty()
     }
 
     /// For background tasks, which must not keep a dropped cache's store alive.
