@@ -517,8 +517,8 @@ async fn a_fresh_entry_of_a_function_with_stale_is_a_hit() {
 
 /// The lookup of 100 ids is one round trip: behind a relay that delays every request by
 /// 100 ms, 100 hits take about 100 ms (one round trip after another would take 10 s), and
-/// the server saw exactly one `SET .. NX GET` per id (the `FETCH` script before 7.0) and
-/// nothing else.
+/// the server saw exactly one script call, which read each key and set no lease (hits need
+/// none), and nothing else.
 #[tokio::test]
 async fn the_lookup_of_100_ids_is_one_round_trip() {
     let server = RedisServer::start();
@@ -552,14 +552,10 @@ async fn the_lookup_of_100_ids_is_one_round_trip() {
         .filter(|(name, _)| !name.starts_with("config"))
         .map(|(name, count)| (name.as_str(), *count))
         .collect();
-    // Before 7.0 the lookup is the `FETCH` script, whose own `GET` the server counts too
-    // (run inside the script, not a round trip).
-    let expected = if harness::native_lookup(&mut control).await {
-        HashMap::from([("set", 100)])
-    } else {
-        HashMap::from([("evalsha", 100), ("get", 100)])
-    };
-    assert_eq!(data, expected, "one lookup per id, nothing else");
+    // One script call, whose `GET`s the server counts too (run inside it, not round trips);
+    // no `SET`: hits take no lease.
+    let expected = HashMap::from([("evalsha", 1), ("get", 100)]);
+    assert_eq!(data, expected, "one lookup for the batch, nothing else");
 }
 
 /// A relay to `port` that holds every chunk the client sends for `delay`.

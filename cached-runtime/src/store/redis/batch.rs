@@ -2,23 +2,48 @@
 //! primary, sent to the primary of one of their slots (`route`), or without a route the keys
 //! of one hash slot
 //! (redis-rs sends a pipeline to the node of its first key and refuses one that spans
-//! slots). Each is one pipeline of single-key commands, so one round trip: the lookup is one
-//! `SET key lease NX PX ms GET` per key (the `FETCH` script before 7.0 and with tombstones,
-//! a plain `GET` while Redis refuses writes), a fill one `FILL` script call per key, a
-//! release one `RELEASE` call per key.
+//! slots). Each is one round trip: the lookup of a group on one server or of one slot is one
+//! [`FETCH_MANY`] script call (values, and leases only on the keys found absent); the
+//! lookup of a primary's group of slots is one `SET key lease NX PX ms GET` per key (the
+//! `FETCH` script before 7.0 and with tombstones); a plain `GET` per key while Redis refuses
+//! writes. A fill is one `FILL` script call per key, a release one `RELEASE` call per key.
 
 use super::{
-    EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, millis, read,
+    EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, marked, millis,
+    read,
 };
 use crate::Error;
 use crate::store::Fetch;
 use crate::store::cluster::slot;
 use crate::store::connection::{Connection, Routed};
 use crate::store::lease::Lease;
+use crate::tombstone::{self, Tombstone};
 use redis::{FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+/// The lookup of many keys on one server (or of one hash slot): each key's value, or, for
+/// a key absent or holding a tombstone, our lease (`ARGV[1]`, to live `ARGV[2]` ms) set on
+/// it and `false` or the tombstone returned. One reply per key, in order: as `MGET` answers
+/// a hit, and a lease taken only where a fill follows.
+static FETCH_MANY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"local found = {{}}
+          for i, key in ipairs(KEYS) do
+            local value = redis.call('GET', key)
+            if value and string.sub(value, 1, 2) ~= '{tombstone}' then
+              found[i] = value
+            else
+              redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+              found[i] = value or false
+            end
+          end
+          return found",
+        tombstone = marked(tombstone::KIND),
+    ))
+});
 
 /// Where a group's pipeline goes on a cluster: the primary of this slot.
 type Route = Option<u16>;
@@ -61,6 +86,9 @@ impl RedisStore {
         route: Route,
     ) -> Result<Vec<Fetch>, Error> {
         let lease_ms = millis(lease_ttl);
+        if route.is_none() {
+            return self.fetch_many(keys, lease, lease_ms).await;
+        }
         if self.lookup_mode.load(Ordering::Relaxed) & SCRIPTED == 0 {
             let mut pipe = redis::pipe();
             for key in keys {
@@ -100,6 +128,46 @@ impl RedisStore {
         Ok(answers
             .into_iter()
             .map(|answer| found(answer, false))
+            .collect())
+    }
+
+    /// One [`FETCH_MANY`] call for `keys` (of one server, or of one hash slot, where
+    /// redis-rs routes it by the first key). The command is written directly, without
+    /// redis-rs's `ScriptInvocation`, which would copy each key once more.
+    async fn fetch_many(
+        &self,
+        keys: &[&str],
+        lease: &Lease,
+        lease_ms: u64,
+    ) -> Result<Vec<Fetch>, Error> {
+        let run = |load: bool| {
+            let mut pipe = redis::pipe();
+            if load {
+                pipe.load_script(&FETCH_MANY).ignore();
+            }
+            pipe.cmd("EVALSHA")
+                .arg(FETCH_MANY.get_hash())
+                .arg(keys.len())
+                .arg(keys)
+                .arg(lease.as_bytes())
+                .arg(lease_ms);
+            async move { self.query::<(Vec<Option<Vec<u8>>>,)>(&pipe, None).await }
+        };
+        let (values,) = match run(false).await.map_err(first_error) {
+            Err(Error::Redis(error)) if error.code() == Some("NOSCRIPT") => {
+                run(true).await.map_err(first_error)?
+            }
+            result => result?,
+        };
+        Ok(values
+            .into_iter()
+            .map(|value| match value {
+                // Replaced by our lease: absent, with the cause of the invalidation.
+                Some(bytes) if Tombstone::is_tombstone(&bytes) => {
+                    Fetch::Ours(Tombstone::decode(&bytes).map(Box::new))
+                }
+                value => read(value),
+            })
             .collect())
     }
 
