@@ -120,8 +120,8 @@ impl Counters {
 
     /// Counts one call: relaxed, as nothing else is ordered by it.
     #[inline]
-    pub(crate) fn outcome(&self, outcome: Outcome) {
-        self.outcomes.0[slot(outcome)].fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn outcomes(&self, outcome: Outcome, count: u64) {
+        self.outcomes.0[slot(outcome)].fetch_add(count, Ordering::Relaxed);
     }
 
     pub(crate) fn body_time(&self, elapsed: Duration) {
@@ -276,9 +276,9 @@ mod tests {
             Outcome::Coalesced,
             Outcome::Miss,
         ] {
-            counters.outcome(outcome);
+            counters.outcomes(outcome, 1);
         }
-        counters.outcome(Outcome::Bypass);
+        counters.outcomes(Outcome::Bypass, 1);
         let stats = counters.read();
         assert_eq!((stats.hits, stats.coalesced, stats.misses), (2, 1, 1));
         assert_eq!(stats.hit_ratio(), Some(0.75));

@@ -45,6 +45,14 @@ impl Op {
 }
 
 pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
+    outcomes(function, outcome, 1);
+}
+
+/// `count` calls (or ids of a batch) of `function` that ended in `outcome`, recorded at once.
+pub(crate) fn outcomes(function: &'static str, outcome: Outcome, count: u64) {
+    if count == 0 {
+        return;
+    }
     let metric = match outcome {
         Outcome::Hit => Metric::Hits,
         Outcome::Coalesced => Metric::Coalesced,
@@ -54,8 +62,8 @@ pub(crate) fn outcome(function: &'static str, outcome: Outcome) {
         Outcome::Bypass => Metric::Bypasses,
     };
     let metrics = Metrics::of(function);
-    metrics.stats.outcome(outcome);
-    metrics.counter(metric, 1);
+    metrics.stats.outcomes(outcome, count);
+    metrics.counter(metric, count);
     crate::outcome::record(outcome);
     crate::spans::outcome(outcome);
 }

@@ -146,11 +146,18 @@ impl<K: Clone> Batch<K> {
         let (ids, keys) = match &cache {
             None => (ids.to_vec(), Vec::new()),
             Some(cache) => {
-                let mut seen = HashSet::with_capacity(ids.len());
+                let keys: Vec<String> = ids
+                    .iter()
+                    .map(|id| cache.inner.keys.render(|key| render(key, id)))
+                    .collect();
+                let mut seen = HashSet::with_capacity(keys.len());
+                let first: Vec<bool> = keys.iter().map(|key| seen.insert(key.as_str())).collect();
+                drop(seen);
                 ids.iter()
-                    .map(|id| (id, cache.inner.keys.render(|key| render(key, id))))
-                    .filter(|(_, key)| seen.insert(key.clone()))
-                    .map(|(id, key)| (id.clone(), key))
+                    .zip(keys)
+                    .zip(first)
+                    .filter(|(_, first)| *first)
+                    .map(|((id, key), _)| (id.clone(), key))
                     .unzip()
             }
         };
@@ -340,9 +347,7 @@ where
             }
         }
     }
-    for _ in &hits {
-        telemetry::outcome(function, Outcome::Hit);
-    }
+    telemetry::outcomes(function, Outcome::Hit, hits.len() as u64);
     if missing.is_empty() && leased.is_empty() {
         spans::batch_counts(hits.len(), 0);
         return Looked::Done(S::from_hits(hits));
@@ -410,9 +415,7 @@ where
     let mut output = flight::filling_all(keys, body).await;
     telemetry::body_time(function, started.elapsed());
     let Some(handle) = cache else {
-        for _ in 0..missing {
-            telemetry::outcome(function, Outcome::Bypass);
-        }
+        telemetry::outcomes(function, Outcome::Bypass, missing as u64);
         spans::batch_counts(0, missing);
         return output;
     };
@@ -450,9 +453,7 @@ where
     if let Err(error) = released {
         telemetry::error(&cache.log, function, Op::Fill, &error);
     }
-    for _ in 0..missing {
-        telemetry::outcome(function, Outcome::Miss);
-    }
+    telemetry::outcomes(function, Outcome::Miss, missing as u64);
     spans::batch_counts(hits.len(), missing);
     S::add_hits(&mut output, hits);
     output

@@ -14,7 +14,7 @@ use super::{Backend, Fetch, Store};
 use crate::Error;
 use crate::task::spawn_detached;
 use futures_util::future::join_all;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -277,7 +277,9 @@ impl Store {
     /// The indexes of `keys` in requests: by the server that holds them (on a cluster, by
     /// primary once the topology is known, else by hash slot), at most [`MAX_REQUEST`] each.
     fn group<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Vec<Group> {
-        let mut servers: HashMap<(Option<u16>, Option<u16>), Vec<usize>> = HashMap::new();
+        // Ordered, not hashed: one server's batch makes one entry, and a cluster's at most
+        // one per slot.
+        let mut servers: BTreeMap<(Option<u16>, Option<u16>), Vec<usize>> = BTreeMap::new();
         let mut slots = Vec::new();
         for (index, key) in keys.enumerate() {
             let slot = self.slot(key);

@@ -9,8 +9,7 @@
 //! writes. A fill is one `FILL` script call per key, a release one `RELEASE` call per key.
 
 use super::{
-    EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, marked, millis,
-    read,
+    EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, marked, millis, read,
 };
 use crate::Error;
 use crate::store::Fetch;
