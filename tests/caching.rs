@@ -267,10 +267,11 @@ async fn a_garbage_value_is_a_miss_and_is_overwritten() {
 #[tokio::test]
 async fn a_garbage_value_that_looks_like_a_lease_is_a_miss_and_is_overwritten() {
     // A stray value starting with the marker byte is no lease (nor a stored `None`): a miss,
-    // overwritten at once. One of a lease's form is taken over once no live lease could
-    // still hold the key, that is after the lease's length.
+    // overwritten at once. One of a lease's form is waited for as a live filler's would be,
+    // and taken over after the longest wait (`max_wait`, shortened here from 30 s).
     let cache = support::shared_builder("garbage_c1")
         .fill_lease(std::time::Duration::from_millis(200))
+        .max_wait(std::time::Duration::from_millis(300))
         .build()
         .await
         .unwrap();
