@@ -83,6 +83,15 @@ impl Fetch {
     }
 }
 
+/// `fetched`, with our own marker as ours: the lookup was applied, its reply lost and the
+/// command retried (the cluster client retries after a dropped connection).
+fn ours_if_own(fetched: Fetch, lease: &Lease) -> Fetch {
+    match fetched {
+        Fetch::Theirs(seen) if seen == *lease => Fetch::Ours(None),
+        fetched => fetched,
+    }
+}
+
 /// What a key holds, as the inspection page reads it.
 pub(crate) enum Peeked {
     Absent,
@@ -387,10 +396,22 @@ impl Store {
         want_ttl: bool,
         tags: Tags<'_>,
     ) -> Result<(Fetch, Stamp), Error> {
-        let (fetched, stamp) =
-            tokio::join!(self.lookup(key, lease, want_ttl), self.read_tags(tags));
-        let stamp = stamp?;
-        let fetched = match fetched? {
+        let (fetched, stamp) = match (&self.0.backend, self.0.leases.of(lease)) {
+            // One pipeline on one server, see `RedisStore::pipelines_tags`.
+            (Backend::Redis(redis), Some(leased)) if redis.pipelines_tags(want_ttl) => {
+                self.suspect()?;
+                let both = redis.fetch_with_tags(key, leased, tags.keys, tags.ttl);
+                let (fetched, versions) = self.guarded(self.slot(key), both).await?;
+                (ours_if_own(fetched, lease), Stamp(versions))
+            }
+            _ => {
+                let (fetched, stamp) =
+                    tokio::join!(self.lookup(key, lease, want_ttl), self.read_tags(tags));
+                let stamp = stamp?;
+                (fetched?, stamp)
+            }
+        };
+        let fetched = match fetched {
             Fetch::Hit(bytes, ttl) => match stamp.unwrap(&bytes) {
                 Some(value) => Fetch::Hit(Bytes::Owned(value.to_vec()), ttl),
                 // Stale (a tag was invalidated since it was stored), or stored untagged.
@@ -418,12 +439,7 @@ impl Store {
                     .await
             }
         };
-        // Our own marker: the lookup was applied, its reply lost and the command retried
-        // (the cluster client retries after a dropped connection). The lease is ours.
-        match fetched? {
-            Fetch::Theirs(seen) if seen == *lease => Ok(Fetch::Ours(None)),
-            fetched => Ok(fetched),
-        }
+        Ok(ours_if_own(fetched?, lease))
     }
 
     /// The current versions of `tags`, creating missing tag keys.

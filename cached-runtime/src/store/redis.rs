@@ -224,6 +224,21 @@ fn read(value: Option<Vec<u8>>) -> Fetch {
     Fetch::from_read(value.map(Bytes::Owned), None)
 }
 
+/// `SET key lease NX PX ms GET`: read `key`, or take the fill lease if it is absent.
+fn lookup_command(key: &str, lease: &Lease, lease_ttl: Duration) -> Cmd {
+    // Sized up front: growing the buffers argument by argument costs several reallocations
+    // per lookup.
+    let mut set = Cmd::with_capacity(7, key.len() + lease.as_bytes().len() + 32);
+    set.arg("SET")
+        .arg(key)
+        .arg(lease.as_bytes())
+        .arg("NX")
+        .arg("PX")
+        .arg(millis(lease_ttl))
+        .arg("GET");
+    set
+}
+
 /// A duration in whole milliseconds, at least one (Redis rejects `PX 0`).
 /// The `run_id:` fields of `INFO` replies, however nested (a cluster's are per node).
 fn collect_run_ids(reply: &Value, ids: &mut BTreeSet<String>) {
@@ -517,16 +532,7 @@ impl RedisStore {
             return Box::pin(self.lookup_paused(key, (lease, lease_ttl), want_ttl, mode)).await;
         }
         if mode == 0 {
-            // Sized up front: growing the buffers argument by argument costs several
-            // reallocations per lookup.
-            let mut set = Cmd::with_capacity(7, key.len() + lease.as_bytes().len() + 32);
-            set.arg("SET")
-                .arg(key)
-                .arg(lease.as_bytes())
-                .arg("NX")
-                .arg("PX")
-                .arg(millis(lease_ttl))
-                .arg("GET");
+            let set = lookup_command(key, lease, lease_ttl);
             let result = if want_ttl {
                 let mut pipe = redis::pipe();
                 pipe.add_command(set).cmd("PTTL").arg(key);
@@ -544,15 +550,10 @@ impl RedisStore {
             let Err(error) = &result else {
                 return result;
             };
-            // A server before 7.0 answers `SET .. GET` with a syntax error, the only signal
-            // it gives; from then on this store uses the script.
-            let rejected =
-                matches!(error, Error::Redis(error) if error.to_string().contains("syntax error"));
-            if !rejected {
+            if !self.scripted_after(error) {
                 self.suspect_pause(error, key);
                 return result;
             }
-            self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
         }
         let mut invocation = FETCH.prepare_invoke();
         invocation
@@ -565,6 +566,75 @@ impl RedisStore {
             answer.inspect_err(|error| self.suspect_pause(error, key))?,
             want_ttl,
         ))
+    }
+
+    /// Whether `error`, a `SET .. GET` lookup's, is the syntax error of a server before 7.0,
+    /// the only signal it gives: then from now on this store looks up with the script.
+    fn scripted_after(&self, error: &Error) -> bool {
+        let rejected =
+            matches!(error, Error::Redis(error) if error.to_string().contains("syntax error"));
+        if rejected {
+            self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
+        }
+        rejected
+    }
+
+    /// Whether [`fetch_with_tags`](Self::fetch_with_tags) serves a lookup: on one server (a
+    /// cluster's tags live on other slots), in the common mode (`SET .. NX GET`: not before
+    /// Redis 7.0, with tombstones or while writes may be paused) and without the TTL.
+    pub(crate) fn pipelines_tags(&self, want_ttl: bool) -> bool {
+        !want_ttl && !self.is_cluster() && self.lookup_mode.load(Ordering::Relaxed) == 0
+    }
+
+    /// [`fetch`](Self::fetch) with a lease and [`read_tags`](Self::read_tags) in one
+    /// pipeline (see [`pipelines_tags`](Self::pipelines_tags)): `SET .. NX GET` and `MGET`
+    /// travel as one message and come back as one reply, where sent apart each is a request
+    /// of its own through the connection. The same round trip as apart; each command's
+    /// error is handled as theirs (a refused lease's write reads with `GET`, a server
+    /// before 7.0 takes the script).
+    pub(crate) async fn fetch_with_tags(
+        &self,
+        key: &str,
+        (lease, lease_ttl): (&Lease, Duration),
+        tags: &[String],
+        ttl: Duration,
+    ) -> Result<(Fetch, Vec<u8>), Error> {
+        let mut mget = Cmd::with_capacity(
+            1 + tags.len(),
+            4 + tags.iter().map(String::len).sum::<usize>(),
+        );
+        mget.arg("MGET").arg(tags);
+        let mut pipe = redis::pipe();
+        pipe.add_command(lookup_command(key, lease, lease_ttl))
+            .add_command(mget)
+            // Each command's reply on its own, errors included: a refused `SET` must not
+            // lose the versions.
+            .ignore_errors();
+        let mut connection = self.connection.clone();
+        let (looked_up, versions) = match pipe.query_async::<(Value, Value)>(&mut connection).await
+        {
+            Ok(replies) => replies,
+            Err(error) => {
+                let error = Error::from(error);
+                self.suspect_pause(&error, key);
+                return Err(error);
+            }
+        };
+        let looked_up = looked_up
+            .extract_error()
+            .and_then(|value| Ok(redis::from_redis_value::<Option<Vec<u8>>>(value)?));
+        let fetched = match looked_up.map_err(Error::from) {
+            Ok(value) => read(value),
+            Err(error) if self.scripted_after(&error) => {
+                Box::pin(self.fetch(key, Some((lease, lease_ttl)), false)).await?
+            }
+            Err(error) if error.is_refused_write() => read(Box::pin(self.get(key)).await?),
+            Err(error) => return Err(error),
+        };
+        let read = versions
+            .extract_error()
+            .and_then(|value| Ok(redis::from_redis_value(value)?))?;
+        Ok((fetched, self.versions(tags, read, ttl).await?))
     }
 
     /// A lookup while writes may be paused (`mode` has [`SUSPECT`] or [`PAUSED`]): a `GET` on
@@ -789,6 +859,16 @@ impl RedisStore {
         } else {
             self.run(redis::cmd("MGET").arg(tags)).await?
         };
+        self.versions(tags, read, ttl).await
+    }
+
+    /// The versions of `tags` from their plain read `read`, creating the absent ones.
+    async fn versions(
+        &self,
+        tags: &[String],
+        read: Vec<Option<Vec<u8>>>,
+        ttl: Duration,
+    ) -> Result<Vec<u8>, Error> {
         let mut versions = Vec::with_capacity(tags.len() * VERSION_LEN);
         for (tag, version) in tags.iter().zip(read) {
             let version = match version {
