@@ -46,6 +46,19 @@ pub(crate) enum Bytes {
     Shared(Arc<[u8]>),
 }
 
+impl Bytes {
+    /// The last `len` bytes (all of them if fewer), in place when owned.
+    fn tail(self, len: usize) -> Bytes {
+        match self {
+            Bytes::Owned(mut bytes) => {
+                bytes.drain(..bytes.len().saturating_sub(len));
+                Bytes::Owned(bytes)
+            }
+            Bytes::Shared(bytes) => Bytes::Owned(bytes[bytes.len().saturating_sub(len)..].to_vec()),
+        }
+    }
+}
+
 impl Deref for Bytes {
     type Target = [u8];
 
@@ -404,25 +417,36 @@ impl Store {
                 let (fetched, versions) = self.guarded(self.slot(key), both).await?;
                 (ours_if_own(fetched, lease), Stamp(versions))
             }
-            _ => {
-                let (fetched, stamp) =
-                    tokio::join!(self.lookup(key, lease, want_ttl), self.read_tags(tags));
-                let stamp = stamp?;
-                (fetched?, stamp)
-            }
+            // Boxed: the pipelined lookup's future need not be the size of this one.
+            _ => Box::pin(self.fetch_apart(key, lease, want_ttl, tags)).await?,
         };
         let fetched = match fetched {
-            Fetch::Hit(bytes, ttl) => match stamp.unwrap(&bytes) {
-                Some(value) => Fetch::Hit(Bytes::Owned(value.to_vec()), ttl),
+            Fetch::Hit(bytes, ttl) => match stamp.unwrap(&bytes).map(<[u8]>::len) {
+                Some(len) => Fetch::Hit(bytes.tail(len), ttl),
                 // Stale (a tag was invalidated since it was stored), or stored untagged.
                 None => {
-                    self.put_lease(key, lease).await?;
+                    Box::pin(self.put_lease(key, lease)).await?;
                     Fetch::Ours(None)
                 }
             },
             fetched => fetched,
         };
         Ok((fetched, stamp))
+    }
+
+    /// The lookup of [`fetch_tagged`](Self::fetch_tagged) and its tags' versions, sent apart
+    /// (at once).
+    async fn fetch_apart(
+        &self,
+        key: &str,
+        lease: &Lease,
+        want_ttl: bool,
+        tags: Tags<'_>,
+    ) -> Result<(Fetch, Stamp), Error> {
+        let (fetched, stamp) =
+            tokio::join!(self.lookup(key, lease, want_ttl), self.read_tags(tags));
+        let stamp = stamp?;
+        Ok((fetched?, stamp))
     }
 
     async fn lookup(&self, key: &str, lease: &Lease, want_ttl: bool) -> Result<Fetch, Error> {

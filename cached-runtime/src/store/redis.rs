@@ -224,6 +224,11 @@ fn read(value: Option<Vec<u8>>) -> Fetch {
     Fetch::from_read(value.map(Bytes::Owned), None)
 }
 
+/// The error of a reply of the wrong shape.
+fn unexpected(what: &'static str) -> Error {
+    RedisError::from((ErrorKind::UnexpectedReturnType, what)).into()
+}
+
 /// `SET key lease NX PX ms GET`: read `key`, or take the fill lease if it is absent.
 fn lookup_command(key: &str, lease: &Lease, lease_ttl: Duration) -> Cmd {
     // Sized up front: growing the buffers argument by argument costs several reallocations
@@ -604,7 +609,7 @@ impl RedisStore {
             4 + tags.iter().map(String::len).sum::<usize>(),
         );
         mget.arg("MGET").arg(tags);
-        let mut pipe = redis::pipe();
+        let mut pipe = redis::Pipeline::with_capacity(2);
         pipe.add_command(lookup_command(key, lease, lease_ttl))
             .add_command(mget)
             // Each command's reply on its own, errors included: a refused `SET` must not
@@ -620,20 +625,29 @@ impl RedisStore {
                 return Err(error);
             }
         };
-        let looked_up = looked_up
-            .extract_error()
-            .and_then(|value| Ok(redis::from_redis_value::<Option<Vec<u8>>>(value)?));
-        let fetched = match looked_up.map_err(Error::from) {
-            Ok(value) => read(value),
-            Err(error) if self.scripted_after(&error) => {
-                Box::pin(self.fetch(key, Some((lease, lease_ttl)), false)).await?
-            }
-            Err(error) if error.is_refused_write() => read(Box::pin(self.get(key)).await?),
-            Err(error) => return Err(error),
+        // The replies are read off as they are: `Value::extract_error` and conversions to
+        // owned types cost a few hundred instructions per hit.
+        let fetched = match looked_up {
+            Value::Nil => read(None),
+            Value::BulkString(value) => read(Some(value)),
+            Value::ServerError(error) => match Error::from(RedisError::from(error)) {
+                error if self.scripted_after(&error) => {
+                    Box::pin(self.fetch(key, Some((lease, lease_ttl)), false)).await?
+                }
+                error if error.is_refused_write() => read(Box::pin(self.get(key)).await?),
+                error => return Err(error),
+            },
+            _ => return Err(unexpected("SET .. GET answered neither a string nor nil")),
         };
-        let read = versions
-            .extract_error()
-            .and_then(|value| Ok(redis::from_redis_value(value)?))?;
+        let read = match versions {
+            Value::Array(read) => read,
+            Value::ServerError(error) => return Err(RedisError::from(error).into()),
+            _ => return Err(unexpected("MGET answered no array")),
+        };
+        let read = read.into_iter().map(|version| match version {
+            Value::BulkString(version) => Some(version),
+            _ => None,
+        });
         Ok((fetched, self.versions(tags, read, ttl).await?))
     }
 
@@ -866,11 +880,11 @@ impl RedisStore {
     async fn versions(
         &self,
         tags: &[String],
-        read: Vec<Option<Vec<u8>>>,
+        read: impl IntoIterator<Item = Option<Vec<u8>>>,
         ttl: Duration,
     ) -> Result<Vec<u8>, Error> {
-        let mut versions = Vec::with_capacity(tags.len() * VERSION_LEN);
-        for (tag, version) in tags.iter().zip(read) {
+        let mut versions = Vec::new();
+        for (i, (tag, version)) in tags.iter().zip(read).enumerate() {
             let version = match version {
                 Some(version) if version.len() == VERSION_LEN => version,
                 // Absent (or not a version): create it, or read the one a racing lookup
@@ -881,10 +895,16 @@ impl RedisStore {
                         .key(tag)
                         .arg(&fresh_version()[..])
                         .arg(millis(ttl));
-                    self.invoke::<Vec<u8>>(&invocation).await?
+                    Box::pin(self.invoke::<Vec<u8>>(&invocation)).await?
                 }
             };
-            versions.extend(version);
+            if i == 0 {
+                // The first version's buffer holds them all: one tag allocates nothing more.
+                versions = version;
+                versions.reserve_exact((tags.len() - 1) * VERSION_LEN);
+            } else {
+                versions.extend_from_slice(&version);
+            }
         }
         Ok(versions)
     }
