@@ -24,6 +24,7 @@ use crate::store::lease::Lease;
 use crate::task::spawn_detached;
 use crate::tombstone::{self, Tombstone};
 use futures_util::future::join_all;
+use redis::aio::ConnectionLike;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -611,13 +612,12 @@ impl RedisStore {
         mget.arg("MGET").arg(tags);
         let mut pipe = redis::Pipeline::with_capacity(2);
         pipe.add_command(lookup_command(key, lease, lease_ttl))
-            .add_command(mget)
-            // Each command's reply on its own, errors included: a refused `SET` must not
-            // lose the versions.
-            .ignore_errors();
+            .add_command(mget);
         let mut connection = self.connection.clone();
-        let (looked_up, versions) = match pipe.query_async::<(Value, Value)>(&mut connection).await
-        {
+        // Each command's reply on its own, errors included (a refused `SET` must not lose the
+        // versions), read off as it is: `Pipeline::query_async`, `Value::extract_error` and
+        // conversions to owned types cost several hundred instructions per hit.
+        let mut replies = match connection.req_packed_commands(&pipe, 0, 2).await {
             Ok(replies) => replies,
             Err(error) => {
                 let error = Error::from(error);
@@ -625,8 +625,11 @@ impl RedisStore {
                 return Err(error);
             }
         };
-        // The replies are read off as they are: `Value::extract_error` and conversions to
-        // owned types cost a few hundred instructions per hit.
+        let (Some(versions), Some(looked_up)) = (replies.pop(), replies.pop()) else {
+            return Err(unexpected(
+                "a pipeline of two commands answered fewer replies",
+            ));
+        };
         let fetched = match looked_up {
             Value::Nil => read(None),
             Value::BulkString(value) => read(Some(value)),
