@@ -413,8 +413,12 @@ impl Store {
             // One pipeline on one server, see `RedisStore::pipelines_tags`.
             (Backend::Redis(redis), Some(leased)) if redis.pipelines_tags(want_ttl) => {
                 self.suspect()?;
-                let both = redis.fetch_with_tags(key, leased, tags.keys, tags.ttl);
-                let (fetched, versions) = self.guarded(self.slot(key), both).await?;
+                let (fetched, versions) = self
+                    .guarded(
+                        self.slot(key),
+                        redis.fetch_with_tags(key, leased, tags.keys, tags.ttl),
+                    )
+                    .await?;
                 (ours_if_own(fetched, lease), Stamp(versions))
             }
             // Boxed: the pipelined lookup's future need not be the size of this one.

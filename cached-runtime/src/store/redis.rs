@@ -892,14 +892,8 @@ impl RedisStore {
                 Some(version) if version.len() == VERSION_LEN => version,
                 // Absent (or not a version): create it, or read the one a racing lookup
                 // created.
-                _ => {
-                    let mut invocation = READ_TAGS.prepare_invoke();
-                    invocation
-                        .key(tag)
-                        .arg(&fresh_version()[..])
-                        .arg(millis(ttl));
-                    Box::pin(self.invoke::<Vec<u8>>(&invocation)).await?
-                }
+                // Boxed: this future is part of every tagged lookup's.
+                _ => Box::pin(self.create_tag(tag, ttl)).await?,
             };
             if i == 0 {
                 // The first version's buffer holds them all: one tag allocates nothing more.
@@ -910,6 +904,16 @@ impl RedisStore {
             }
         }
         Ok(versions)
+    }
+
+    /// The version of `tag`, created to live `ttl` if it is still absent (see [`READ_TAGS`]).
+    async fn create_tag(&self, tag: &str, ttl: Duration) -> Result<Vec<u8>, Error> {
+        let mut invocation = READ_TAGS.prepare_invoke();
+        invocation
+            .key(tag)
+            .arg(&fresh_version()[..])
+            .arg(millis(ttl));
+        self.invoke(&invocation).await
     }
 
     /// Makes `tags` live at least `ttl` more, so that they outlive the entry just stored.
