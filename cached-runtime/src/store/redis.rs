@@ -3,7 +3,8 @@
 //! reconnecting by itself after a failure. A lookup is one native `SET .. NX GET` (read, or
 //! take the fill lease if absent); a fill is a Lua script (store only while our lease holds
 //! the key). Each touches one key, so it routes by slot on a cluster, and each is one round
-//! trip and atomic on the server.
+//! trip and atomic on the server. A tagged lookup on one server is the same `SET .. NX GET`
+//! pipelined with an `MGET` of its tags.
 //!
 //! Redis-specific policy lives here: the script fallback for servers before 7.0, the plain
 //! `GET` when Redis refuses writes or holds them (`CLIENT PAUSE .. WRITE`, see [`Paused`]),
