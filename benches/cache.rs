@@ -38,6 +38,24 @@ async fn get_count(cache: &Cache, id: u64) -> u64 {
     id
 }
 
+/// The `u64` of [`get_count`] with one tag: what a tagged hit adds (the tag's version read
+/// alongside the entry, the envelope checked).
+#[redis_cached(key = "count_one_tag:<id>", ttl = 3600, tags = ["counts:<id>"], cache = cache)]
+async fn get_count_one_tag(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+/// The `u64` of [`get_count`] with three tags.
+#[redis_cached(
+    key = "count_three_tags:<id>",
+    ttl = 3600,
+    tags = ["counts:<id>", "counts", "numbers:<id>"],
+    cache = cache
+)]
+async fn get_count_three_tags(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
 /// The Redis URL of the `cached` crate's stores, which their `create` blocks read.
 static CACHED_CRATE_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -550,7 +568,7 @@ fn process_cpu() -> Duration {
 
 /// What one concurrent hit reads: the 1 KiB product or a `u64` (where the library's fixed
 /// cost is most of a hit), through the cache with leases, without, by hand, or through the
-/// `cached` crate.
+/// `cached` crate; the `u64` also with one and with three tags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HitKind {
     Product,
@@ -559,18 +577,22 @@ enum HitKind {
     ProductByHand,
     ProductCachedCrate,
     Count,
+    CountOneTag,
+    CountThreeTags,
     CountByHand,
     CountCachedCrate,
 }
 
 impl HitKind {
-    const ALL: [HitKind; 8] = [
+    const ALL: [HitKind; 10] = [
         HitKind::Product,
         HitKind::ProductWithoutLeases,
         HitKind::ProductMessagePack,
         HitKind::ProductByHand,
         HitKind::ProductCachedCrate,
         HitKind::Count,
+        HitKind::CountOneTag,
+        HitKind::CountThreeTags,
         HitKind::CountByHand,
         HitKind::CountCachedCrate,
     ];
@@ -578,9 +600,11 @@ impl HitKind {
     /// The hand-written hit of the same value, the baseline of the ratios.
     fn baseline(self) -> HitKind {
         match self {
-            HitKind::Count | HitKind::CountByHand | HitKind::CountCachedCrate => {
-                HitKind::CountByHand
-            }
+            HitKind::Count
+            | HitKind::CountOneTag
+            | HitKind::CountThreeTags
+            | HitKind::CountByHand
+            | HitKind::CountCachedCrate => HitKind::CountByHand,
             _ => HitKind::ProductByHand,
         }
     }
@@ -601,6 +625,8 @@ impl HitKind {
             HitKind::ProductByHand => "product hand_written_get",
             HitKind::ProductCachedCrate => "product cached_crate",
             HitKind::Count => "u64 redis_cached",
+            HitKind::CountOneTag => "u64 redis_cached_one_tag",
+            HitKind::CountThreeTags => "u64 redis_cached_three_tags",
             HitKind::CountByHand => "u64 hand_written_get",
             HitKind::CountCachedCrate => "u64 cached_crate",
         }
@@ -633,6 +659,8 @@ impl Clients {
             .expect("redis-server answers");
         // Filled: the library's entries, and the hand-written side's plain JSON.
         assert_eq!(get_count(&cache, 7).await, 7);
+        assert_eq!(get_count_one_tag(&cache, 7).await, 7);
+        assert_eq!(get_count_three_tags(&cache, 7).await, 7);
         assert_eq!(get_product(&cache, 42).await, product(42));
         by_hand::get_or_fill(&mut manager.clone(), 42).await;
         let _: () = redis::cmd("SET")
@@ -693,6 +721,10 @@ impl Concurrent {
                 assert!(black_box(found).is_ok(), "a hit");
             }
             HitKind::Count => drop(black_box(get_count(cache, black_box(7)).await)),
+            HitKind::CountOneTag => drop(black_box(get_count_one_tag(cache, black_box(7)).await)),
+            HitKind::CountThreeTags => {
+                black_box(get_count_three_tags(cache, black_box(7)).await);
+            }
             HitKind::CountByHand => {
                 let id: u64 = black_box(7);
                 let bytes: Option<Vec<u8>> = redis::cmd("GET")

@@ -33,6 +33,27 @@ async fn a_tagged_hit_is_the_lookup_and_one_mget_of_its_tags() {
     assert_eq!(others.map(|name| delta(name)).sum::<u64>(), 0, "{after:?}");
 }
 
+/// While Redis refuses writes (`OOM` under `noeviction`), a tagged entry stays a hit: the
+/// lookup's refused `SET .. NX GET` falls back to a `GET`, and its tags' versions, read in
+/// the same pipeline, still stamp it. The breaker stays closed.
+#[tokio::test]
+async fn under_oom_a_tagged_entry_stays_a_hit() {
+    let server = harness::RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let cache = Cache::connect(&server.url()).await.expect("connects");
+    let db = Db::default();
+    employee(&cache, &db, 7, 1).await;
+    let mut admin = server.connection().await;
+    harness::config_set(&mut admin, "maxmemory", "1").await;
+    for _ in 0..3 {
+        assert_eq!(
+            outcome(&cache, &db, 7, 1).await,
+            ("employee 1 v0".to_owned(), Some(Outcome::Hit))
+        );
+    }
+    assert_eq!(db.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(!cache.is_degraded(), "refused writes are no outage");
+}
+
 /// As `employee`, with 600 bytes of padding, so that entries fill the server's memory.
 #[redis_cached(key = "padded:<id>", ttl = 600, tags = ["department:<dept>", "employees"], cache = cache)]
 async fn padded_employee(cache: &Cache, db: &Db, dept: u32, id: u64) -> String {

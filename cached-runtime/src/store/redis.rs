@@ -3,7 +3,8 @@
 //! reconnecting by itself after a failure. A lookup is one native `SET .. NX GET` (read, or
 //! take the fill lease if absent); a fill is a Lua script (store only while our lease holds
 //! the key). Each touches one key, so it routes by slot on a cluster, and each is one round
-//! trip and atomic on the server.
+//! trip and atomic on the server. A tagged lookup on one server is the same `SET .. NX GET`
+//! pipelined with an `MGET` of its tags.
 //!
 //! Redis-specific policy lives here: the script fallback for servers before 7.0, the plain
 //! `GET` when Redis refuses writes or holds them (`CLIENT PAUSE .. WRITE`, see [`Paused`]),
@@ -24,6 +25,7 @@ use crate::store::lease::Lease;
 use crate::task::spawn_detached;
 use crate::tombstone::{self, Tombstone};
 use futures_util::future::join_all;
+use redis::aio::ConnectionLike;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -222,6 +224,26 @@ static EXTEND_TAGS: LazyLock<Script> = LazyLock::new(|| {
 /// a tombstone) found: a tombstone read so is returned as a value, which does not decode.
 fn read(value: Option<Vec<u8>>) -> Fetch {
     Fetch::from_read(value.map(Bytes::Owned), None)
+}
+
+/// The error of a reply of the wrong shape.
+fn unexpected(what: &'static str) -> Error {
+    RedisError::from((ErrorKind::UnexpectedReturnType, what)).into()
+}
+
+/// `SET key lease NX PX ms GET`: read `key`, or take the fill lease if it is absent.
+fn lookup_command(key: &str, lease: &Lease, lease_ttl: Duration) -> Cmd {
+    // Sized up front: growing the buffers argument by argument costs several reallocations
+    // per lookup.
+    let mut set = Cmd::with_capacity(7, key.len() + lease.as_bytes().len() + 32);
+    set.arg("SET")
+        .arg(key)
+        .arg(lease.as_bytes())
+        .arg("NX")
+        .arg("PX")
+        .arg(millis(lease_ttl))
+        .arg("GET");
+    set
 }
 
 /// A duration in whole milliseconds, at least one (Redis rejects `PX 0`).
@@ -517,16 +539,7 @@ impl RedisStore {
             return Box::pin(self.lookup_paused(key, (lease, lease_ttl), want_ttl, mode)).await;
         }
         if mode == 0 {
-            // Sized up front: growing the buffers argument by argument costs several
-            // reallocations per lookup.
-            let mut set = Cmd::with_capacity(7, key.len() + lease.as_bytes().len() + 32);
-            set.arg("SET")
-                .arg(key)
-                .arg(lease.as_bytes())
-                .arg("NX")
-                .arg("PX")
-                .arg(millis(lease_ttl))
-                .arg("GET");
+            let set = lookup_command(key, lease, lease_ttl);
             let result = if want_ttl {
                 let mut pipe = redis::pipe();
                 pipe.add_command(set).cmd("PTTL").arg(key);
@@ -544,15 +557,10 @@ impl RedisStore {
             let Err(error) = &result else {
                 return result;
             };
-            // A server before 7.0 answers `SET .. GET` with a syntax error, the only signal
-            // it gives; from then on this store uses the script.
-            let rejected =
-                matches!(error, Error::Redis(error) if error.to_string().contains("syntax error"));
-            if !rejected {
+            if !self.scripted_after(error) {
                 self.suspect_pause(error, key);
                 return result;
             }
-            self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
         }
         let mut invocation = FETCH.prepare_invoke();
         invocation
@@ -565,6 +573,86 @@ impl RedisStore {
             answer.inspect_err(|error| self.suspect_pause(error, key))?,
             want_ttl,
         ))
+    }
+
+    /// Whether `error`, a `SET .. GET` lookup's, is the syntax error of a server before 7.0,
+    /// the only signal it gives: then from now on this store looks up with the script.
+    fn scripted_after(&self, error: &Error) -> bool {
+        let rejected =
+            matches!(error, Error::Redis(error) if error.to_string().contains("syntax error"));
+        if rejected {
+            self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
+        }
+        rejected
+    }
+
+    /// Whether [`fetch_with_tags`](Self::fetch_with_tags) serves a lookup: on one server (a
+    /// cluster's tags live on other slots), in the common mode (`SET .. NX GET`: not before
+    /// Redis 7.0, with tombstones or while writes may be paused) and without the TTL.
+    pub(crate) fn pipelines_tags(&self, want_ttl: bool) -> bool {
+        !want_ttl && !self.is_cluster() && self.lookup_mode.load(Ordering::Relaxed) == 0
+    }
+
+    /// [`fetch`](Self::fetch) with a lease and [`read_tags`](Self::read_tags) in one
+    /// pipeline (see [`pipelines_tags`](Self::pipelines_tags)): `SET .. NX GET` and `MGET`
+    /// travel as one message and come back as one reply, where sent apart each is a request
+    /// of its own through the connection. The same round trip as apart; each command's
+    /// error is handled as theirs (a refused lease's write reads with `GET`, a server
+    /// before 7.0 takes the script).
+    pub(crate) async fn fetch_with_tags(
+        &self,
+        key: &str,
+        (lease, lease_ttl): (&Lease, Duration),
+        tags: &[String],
+        ttl: Duration,
+    ) -> Result<(Fetch, Vec<u8>), Error> {
+        let mut mget = Cmd::with_capacity(
+            1 + tags.len(),
+            4 + tags.iter().map(String::len).sum::<usize>(),
+        );
+        mget.arg("MGET").arg(tags);
+        let mut pipe = redis::Pipeline::with_capacity(2);
+        pipe.add_command(lookup_command(key, lease, lease_ttl))
+            .add_command(mget);
+        let mut connection = self.connection.clone();
+        // Each command's reply on its own, errors included (a refused `SET` must not lose the
+        // versions), read off as it is: `Pipeline::query_async`, `Value::extract_error` and
+        // conversions to owned types cost several hundred instructions per hit.
+        let mut replies = match connection.req_packed_commands(&pipe, 0, 2).await {
+            Ok(replies) => replies,
+            Err(error) => {
+                let error = Error::from(error);
+                self.suspect_pause(&error, key);
+                return Err(error);
+            }
+        };
+        let (Some(versions), Some(looked_up)) = (replies.pop(), replies.pop()) else {
+            return Err(unexpected(
+                "a pipeline of two commands answered fewer replies",
+            ));
+        };
+        let fetched = match looked_up {
+            Value::Nil => read(None),
+            Value::BulkString(value) => read(Some(value)),
+            Value::ServerError(error) => match Error::from(RedisError::from(error)) {
+                error if self.scripted_after(&error) => {
+                    Box::pin(self.fetch(key, Some((lease, lease_ttl)), false)).await?
+                }
+                error if error.is_refused_write() => read(Box::pin(self.get(key)).await?),
+                error => return Err(error),
+            },
+            _ => return Err(unexpected("SET .. GET answered neither a string nor nil")),
+        };
+        let read = match versions {
+            Value::Array(read) => read,
+            Value::ServerError(error) => return Err(RedisError::from(error).into()),
+            _ => return Err(unexpected("MGET answered no array")),
+        };
+        let read = read.into_iter().map(|version| match version {
+            Value::BulkString(version) => Some(version),
+            _ => None,
+        });
+        Ok((fetched, self.versions(tags, read, ttl).await?))
     }
 
     /// A lookup while writes may be paused (`mode` has [`SUSPECT`] or [`PAUSED`]): a `GET` on
@@ -789,24 +877,44 @@ impl RedisStore {
         } else {
             self.run(redis::cmd("MGET").arg(tags)).await?
         };
-        let mut versions = Vec::with_capacity(tags.len() * VERSION_LEN);
-        for (tag, version) in tags.iter().zip(read) {
+        self.versions(tags, read, ttl).await
+    }
+
+    /// The versions of `tags` from their plain read `read`, creating the absent ones.
+    async fn versions(
+        &self,
+        tags: &[String],
+        read: impl IntoIterator<Item = Option<Vec<u8>>>,
+        ttl: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        let mut versions = Vec::new();
+        for (i, (tag, version)) in tags.iter().zip(read).enumerate() {
             let version = match version {
                 Some(version) if version.len() == VERSION_LEN => version,
                 // Absent (or not a version): create it, or read the one a racing lookup
                 // created.
-                _ => {
-                    let mut invocation = READ_TAGS.prepare_invoke();
-                    invocation
-                        .key(tag)
-                        .arg(&fresh_version()[..])
-                        .arg(millis(ttl));
-                    self.invoke::<Vec<u8>>(&invocation).await?
-                }
+                // Boxed: this future is part of every tagged lookup's.
+                _ => Box::pin(self.create_tag(tag, ttl)).await?,
             };
-            versions.extend(version);
+            if i == 0 {
+                // The first version's buffer holds them all: one tag allocates nothing more.
+                versions = version;
+                versions.reserve_exact((tags.len() - 1) * VERSION_LEN);
+            } else {
+                versions.extend_from_slice(&version);
+            }
         }
         Ok(versions)
+    }
+
+    /// The version of `tag`, created to live `ttl` if it is still absent (see [`READ_TAGS`]).
+    async fn create_tag(&self, tag: &str, ttl: Duration) -> Result<Vec<u8>, Error> {
+        let mut invocation = READ_TAGS.prepare_invoke();
+        invocation
+            .key(tag)
+            .arg(&fresh_version()[..])
+            .arg(millis(ttl));
+        self.invoke(&invocation).await
     }
 
     /// Makes `tags` live at least `ttl` more, so that they outlive the entry just stored.
