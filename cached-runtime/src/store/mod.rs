@@ -10,6 +10,7 @@ mod batch;
 pub(crate) mod breaker;
 pub(crate) mod cluster;
 pub(crate) mod connection;
+mod guard;
 mod identity;
 mod journal;
 pub(crate) mod lease;
@@ -21,6 +22,7 @@ mod single;
 pub(crate) mod tags;
 
 use self::breaker::{BreakerRef, Breakers};
+use self::guard::Guarded;
 use self::identity::Signals;
 use self::journal::Journal;
 use self::lease::{Lease, Leases};
@@ -327,21 +329,12 @@ impl Store {
 
     /// Runs one operation on the server of `slot` unless its breaker is open, and tells
     /// the breaker how it went.
-    async fn guarded<T>(
+    fn guarded<T, F: Future<Output = Result<T, Error>>>(
         &self,
         slot: Option<u16>,
-        op: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        let breaker = self.breaker(slot);
-        if !breaker.allow() {
-            return Err(Error::Unavailable);
-        }
-        let result = op.await;
-        breaker.record(&result);
-        if let Err(error) = &result {
-            self.0.signals.failed(error);
-        }
-        result
+        op: F,
+    ) -> Guarded<'_, F> {
+        Guarded::new(self, slot, op)
     }
 
     /// Runs one operation on the server of `slot` past its breaker, and tells the breaker
