@@ -2,11 +2,13 @@
 //! primary, sent to the primary of one of their slots (`route`), or without a route the keys
 //! of one hash slot
 //! (redis-rs sends a pipeline to the node of its first key and refuses one that spans
-//! slots). Each is one round trip: the lookup of a group on one server or of one slot is one
-//! [`FETCH_MANY`] script call (values, and leases only on the keys found absent); the
-//! lookup of a primary's group of slots is one `SET key lease NX PX ms GET` per key (the
-//! `FETCH` script before 7.0 and with tombstones); a plain `GET` per key while Redis refuses
-//! writes. A fill is one `FILL` script call per key, a release one `RELEASE` call per key.
+//! slots). Each is one round trip. The lookup of a group on one server or of one slot is one
+//! transaction, `MGET` of the keys and the [`LEASE_ABSENT`] script, which sets leases only
+//! on the keys found absent; the values never enter Lua, so the server's time grows with the
+//! number of keys, not with their bytes. The lookup of a primary's group of slots is one
+//! `SET key lease NX PX ms GET` per key (the `FETCH` script before 7.0 and with tombstones);
+//! a plain `GET` per key while Redis refuses writes. A fill is one `FILL` script call per
+//! key, a release one `RELEASE` call per key.
 
 use super::{
     EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, marked, millis, read,
@@ -23,23 +25,18 @@ use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// The lookup of many keys on one server (or of one hash slot): each key's value, or, for
-/// a key absent or holding a tombstone, our lease (`ARGV[1]`, to live `ARGV[2]` ms) set on
-/// it and `false` or the tombstone returned. One reply per key, in order: as `MGET` answers
-/// a hit, and a lease taken only where a fill follows.
-static FETCH_MANY: LazyLock<Script> = LazyLock::new(|| {
+/// After the `MGET` of its keys, in the same transaction: our lease (`ARGV[1]`, to live
+/// `ARGV[2]` ms) on each key absent or holding a tombstone, which the `MGET` reported as
+/// such. It reads two bytes of each key: a value never enters Lua.
+static LEASE_ABSENT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"local found = {{}}
-          for i, key in ipairs(KEYS) do
-            local value = redis.call('GET', key)
-            if value and string.sub(value, 1, 2) ~= '{tombstone}' then
-              found[i] = value
-            else
+        r"for _, key in ipairs(KEYS) do
+            local head = redis.call('GETRANGE', key, 0, 1)
+            if head == '' or head == '{tombstone}' then
               redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
-              found[i] = value or false
             end
           end
-          return found",
+          return 0",
         tombstone = marked(tombstone::KIND),
     ))
 });
@@ -130,9 +127,9 @@ impl RedisStore {
             .collect())
     }
 
-    /// One [`FETCH_MANY`] call for `keys` (of one server, or of one hash slot, where
-    /// redis-rs routes it by the first key). The command is written directly, without
-    /// redis-rs's `ScriptInvocation`, which would copy each key once more.
+    /// The `MGET` of `keys` and [`LEASE_ABSENT`] on them, in one transaction (`MULTI` ..
+    /// `EXEC`), for keys of one server or of one hash slot (where redis-rs routes it by the
+    /// first key).
     async fn fetch_many(
         &self,
         keys: &[&str],
@@ -142,14 +139,18 @@ impl RedisStore {
         let run = |load: bool| {
             let mut pipe = redis::pipe();
             if load {
-                pipe.load_script(&FETCH_MANY).ignore();
+                pipe.load_script(&LEASE_ABSENT).ignore();
             }
-            pipe.cmd("EVALSHA")
-                .arg(FETCH_MANY.get_hash())
+            pipe.atomic()
+                .cmd("MGET")
+                .arg(keys)
+                .cmd("EVALSHA")
+                .arg(LEASE_ABSENT.get_hash())
                 .arg(keys.len())
                 .arg(keys)
                 .arg(lease.as_bytes())
-                .arg(lease_ms);
+                .arg(lease_ms)
+                .ignore();
             async move { self.query::<(Vec<Option<Vec<u8>>>,)>(&pipe, None).await }
         };
         let (values,) = match run(false).await.map_err(first_error) {
