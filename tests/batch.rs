@@ -397,6 +397,31 @@ async fn under_oom_hits_stay_hits() {
     assert_eq!(source.calls()[2], [3], "3 could not be stored");
 }
 
+/// A server that lost the lookup's script (`SCRIPT FLUSH`, as after a failover to a replica
+/// that never ran it, or a restart) answers `NOSCRIPT`: the lookup loads the script and is
+/// sent again, in the same call, so hits stay hits and misses are leased and stored.
+#[tokio::test]
+async fn a_server_without_the_lookup_script_loads_it_and_hits_stay_hits() {
+    let server = RedisServer::start();
+    let cache = Cache::builder(&server.url())
+        .build()
+        .await
+        .expect("the server answers");
+    let source = Source::default();
+    employees(&cache, &source, &[1, 2]).await.expect("Ok");
+    let mut redis = server.connection().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut redis)
+        .await
+        .expect("SCRIPT FLUSH");
+    let found = employees(&cache, &source, &[1, 2, 3]).await.expect("Ok");
+    assert_eq!(ids(&found), [1, 2, 3]);
+    assert_eq!(source.calls()[1], [3], "1 and 2 were hits after the flush");
+    employees(&cache, &source, &[1, 2, 3]).await.expect("Ok");
+    assert_eq!(source.calls().len(), 2, "3 was leased and stored");
+}
+
 /// A tagged entry (or any other marker) under an id's key is never decoded as a value: a
 /// miss, and left alone.
 #[tokio::test]
