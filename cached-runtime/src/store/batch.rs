@@ -10,7 +10,7 @@
 //! an outage). Only a lookup that fails in every request fails the batch.
 
 use super::lease::{Lease, Leases};
-use super::{Backend, Fetch, Store};
+use super::{Backend, Fetch, Store, ours_if_own};
 use crate::Error;
 use crate::task::spawn_detached;
 use futures_util::future::join_all;
@@ -73,11 +73,7 @@ impl Store {
             match looked_up {
                 Ok(fetched) => {
                     for (&index, fetched) in group.members.iter().zip(fetched) {
-                        found[index] = Some(match fetched {
-                            // Our own marker: a retried command (see `Store::lookup`).
-                            Fetch::Theirs(seen) if seen == *lease => Fetch::Ours(None),
-                            fetched => fetched,
-                        });
+                        found[index] = Some(ours_if_own(fetched, lease));
                     }
                 }
                 // A request refused by its open breaker never reached Redis; any other

@@ -45,10 +45,7 @@ impl<T, F: Future<Output = Result<T, Error>>> Future for Guarded<'_, F> {
             }
         }
         let result = ready!(this.op.poll(cx));
-        this.store.breaker(*this.slot).record(&result);
-        if let Err(error) = &result {
-            this.store.0.signals.failed(error);
-        }
+        this.store.record(*this.slot, &result);
         Poll::Ready(result)
     }
 }

@@ -345,11 +345,17 @@ impl Store {
         op: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
         let result = op.await;
-        self.breaker(slot).record(&result);
-        if let Err(error) = &result {
+        self.record(slot, &result);
+        result
+    }
+
+    /// Tells the breaker of `slot`'s server how an operation went, and the run-id reader
+    /// of a failure that may mean the servers changed.
+    fn record<T>(&self, slot: Option<u16>, result: &Result<T, Error>) {
+        self.breaker(slot).record(result);
+        if let Err(error) = result {
             self.0.signals.failed(error);
         }
-        result
     }
 
     /// Checks that the backend answers within the timeout (on a cluster: every primary).

@@ -11,7 +11,8 @@
 //! key, a release one `RELEASE` call per key.
 
 use super::{
-    EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, marked, millis, read,
+    EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, lookup_command,
+    marked, millis, read,
 };
 use crate::Error;
 use crate::store::Fetch;
@@ -21,6 +22,7 @@ use crate::store::lease::Lease;
 use crate::tombstone::{self, Tombstone};
 use redis::{FromRedisValue, Pipeline, RedisError, RedisResult, Script, ScriptInvocation};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -88,25 +90,17 @@ impl RedisStore {
         if self.lookup_mode.load(Ordering::Relaxed) & SCRIPTED == 0 {
             let mut pipe = redis::pipe();
             for key in keys {
-                pipe.cmd("SET")
-                    .arg(key)
-                    .arg(lease.as_bytes())
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(lease_ms)
-                    .arg("GET");
+                pipe.add_command(lookup_command(key, lease, lease_ttl));
             }
             let result = self
                 .query::<Vec<Option<Vec<u8>>>>(&pipe, route)
                 .await
                 .map(|values| values.into_iter().map(read).collect())
                 .map_err(first_error);
-            // As `lookup`: a server before 7.0 rejects `SET .. GET` as a syntax error.
-            let rejected = matches!(&result, Err(Error::Redis(error)) if error.to_string().contains("syntax error"));
-            if !rejected {
-                return result;
+            match &result {
+                Err(error) if self.scripted_after(error) => {}
+                _ => return result,
             }
-            self.lookup_mode.fetch_or(SCRIPTED, Ordering::Relaxed);
         }
         let invocations: Vec<ScriptInvocation> = keys
             .iter()
@@ -136,7 +130,7 @@ impl RedisStore {
         lease: &Lease,
         lease_ms: u64,
     ) -> Result<Vec<Fetch>, Error> {
-        let run = |load: bool| {
+        let (values,) = loading_script(|load: bool| {
             let mut pipe = redis::pipe();
             if load {
                 pipe.load_script(&LEASE_ABSENT).ignore();
@@ -152,13 +146,8 @@ impl RedisStore {
                 .arg(lease_ms)
                 .ignore();
             async move { self.query::<(Vec<Option<Vec<u8>>>,)>(&pipe, None).await }
-        };
-        let (values,) = match run(false).await.map_err(first_error) {
-            Err(Error::Redis(error)) if error.code() == Some("NOSCRIPT") => {
-                run(true).await.map_err(first_error)?
-            }
-            result => result?,
-        };
+        })
+        .await?;
         Ok(values
             .into_iter()
             .map(|value| match value {
@@ -272,7 +261,7 @@ impl RedisStore {
         invocations: &[ScriptInvocation<'_>],
         route: Route,
     ) -> Result<Vec<T>, Error> {
-        let run = |load: bool| {
+        loading_script(|load: bool| {
             let mut pipe = redis::pipe();
             if load {
                 pipe.load_script(script).ignore();
@@ -281,13 +270,22 @@ impl RedisStore {
                 pipe.invoke_script(invocation);
             }
             async move { self.query::<Vec<T>>(&pipe, route).await }
-        };
-        match run(false).await.map_err(first_error) {
-            Err(Error::Redis(error)) if error.code() == Some("NOSCRIPT") => {
-                run(true).await.map_err(first_error)
-            }
-            result => result,
+        })
+        .await
+    }
+}
+
+/// Sends what `request` makes (`load`: with a `SCRIPT LOAD` of its script ahead); if the
+/// server lacks the script (`NOSCRIPT`: restarted, flushed, or a replica promoted that never
+/// ran it), once more with the load.
+async fn loading_script<T, F: Future<Output = RedisResult<T>>>(
+    request: impl Fn(bool) -> F,
+) -> Result<T, Error> {
+    match request(false).await.map_err(first_error) {
+        Err(Error::Redis(error)) if error.code() == Some("NOSCRIPT") => {
+            request(true).await.map_err(first_error)
         }
+        result => result,
     }
 }
 
