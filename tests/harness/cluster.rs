@@ -12,7 +12,6 @@ use super::{
 };
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
 use std::time::Duration;
 
 /// `cluster-node-timeout`: a node unreachable this long is suspected, and a primary's
@@ -132,16 +131,6 @@ fn slot_map(views: &[NodeView]) -> SlotMap {
     map
 }
 
-/// A port whose cluster bus port (+10000) is free and valid too.
-fn free_cluster_port() -> u16 {
-    loop {
-        let port = super::free_port();
-        if port <= u16::MAX - 10000 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
-            return port;
-        }
-    }
-}
-
 impl RedisCluster {
     /// Starts six nodes, forms the cluster and waits until it is healthy: every node says
     /// `cluster_state:ok`, every node sees the same slot map with one replica per primary,
@@ -151,7 +140,7 @@ impl RedisCluster {
         let debug = super::binary_version() >= (7, 0);
         let nodes: Vec<Node> = (0..NODES)
             .map(|_| {
-                let port = free_cluster_port();
+                let port = super::free_port();
                 let node_dir = dir.path().join(port.to_string());
                 std::fs::create_dir_all(&node_dir).expect("a node directory");
                 let node_dir = node_dir.to_str().expect("a UTF-8 path").to_owned();

@@ -19,6 +19,7 @@ pub mod tls;
 
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -423,22 +424,49 @@ pub async fn wait_replica_offset(primary: &Node, replicas: &[&Node], limit: Dura
     .await
 }
 
-/// A port on 127.0.0.1 that nothing listens on (bound once, then closed): to start a
-/// server on, or to point a cache at and be refused.
+/// A port on 127.0.0.1 that nothing listens on, and its cluster bus port (`+ 10000`) too: to
+/// start a server or a cluster node on, or to point a cache at and be refused.
+///
+/// Both lie below the kernel's ephemeral range (`ip_local_port_range`), where no outgoing
+/// connection takes a local port: a port from that range, free when checked, could be taken
+/// by another test's client before the server binds it ("Address already in use"). Within
+/// this process no port (nor bus port) is handed out twice, so that servers started
+/// together (a Sentinel setup's three) do not collide.
 pub fn free_port() -> u16 {
-    // The OS may hand the same free port out again at once: never twice to this process, so
-    // that servers started together (a Sentinel setup's three ports) do not collide.
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|addr| addr.port())
-            .expect("a free port");
-        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
-        if handed_out.insert(port) {
+    const BUS_OFFSET: u16 = 10000;
+    let (first, last) = non_ephemeral_ports(BUS_OFFSET);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    let bindable = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    for attempt in 0u32..100_000 {
+        hasher.write_u32(attempt);
+        let port = first + (hasher.finish() % u64::from(last - first + 1)) as u16;
+        let bus = port + BUS_OFFSET;
+        if !handed_out.contains(&port)
+            && !handed_out.contains(&bus)
+            && bindable(port)
+            && bindable(bus)
+        {
+            handed_out.extend([port, bus]);
             return port;
         }
     }
+    panic!("no free port in {first}..={last} on 127.0.0.1 (nor its bus port)");
+}
+
+/// The ports `first..=last` whose `+ bus_offset` stays below the ephemeral range too (read
+/// from `/proc`; Linux's default, 32768, elsewhere).
+fn non_ephemeral_ports(bus_offset: u16) -> (u16, u16) {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let first = 10000;
+    let last = ephemeral_start
+        .saturating_sub(bus_offset + 1)
+        .max(first + 1000);
+    (first, last)
 }
 
 /// Waits until something accepts connections on 127.0.0.1:`port`, for at most 10 s.
