@@ -4,7 +4,8 @@
 //! while Redis would still serve reads. After the first lookup that times out, lookups are
 //! plain `GET`s on a connection of their own until writes flow again: stored entries stay
 //! hits, a miss runs its body and returns its value without storing it, and nothing stale
-//! is served.
+//! is served. Batch functions read likewise: a pause seen by a single call or by a batch
+//! holds no later batch for the timeout.
 
 mod harness;
 mod support;
@@ -12,7 +13,8 @@ mod support;
 use harness::RedisServer;
 use harness::cluster::RedisCluster;
 use redis::aio::MultiplexedConnection;
-use redis_cached::{Cache, Outcome, with_outcome};
+use redis_cached::{Cache, Outcome, redis_cached, with_outcome};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::{Versions, get, item, write_item};
 
@@ -32,6 +34,34 @@ async fn timed_item(cache: &Cache, source: &Versions, id: u64) -> ((u64, u64), O
         "item({id}) took {elapsed:?} while writes were paused"
     );
     (value, outcome)
+}
+
+/// `item`'s batch form: the same keys and values.
+#[redis_cached(key = "item:<ids>", ttl = 600, batch = ids, cache = cache)]
+async fn items(cache: &Cache, source: &Versions, ids: Vec<u64>) -> HashMap<u64, (u64, u64)> {
+    ids.into_iter()
+        .map(|id| (id, (id, source.read(id))))
+        .collect()
+}
+
+/// `items(ids)`, checked to return every id's value within the timeout (and some slack),
+/// and how many of them the body was asked for.
+async fn timed_items(cache: &Cache, source: &Versions, ids: &[u64]) -> usize {
+    let (started, reads) = (Instant::now(), support::runs(&source.reads));
+    let found = items(cache, source, ids.to_vec()).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed <= TIMEOUT + SLACK,
+        "items({ids:?}) took {elapsed:?} while writes were paused"
+    );
+    for id in ids {
+        assert_eq!(
+            found.get(id),
+            Some(&(*id, source.current(*id))),
+            "items({ids:?})"
+        );
+    }
+    support::runs(&source.reads) - reads
 }
 
 /// Pauses the writes of every client of the server behind `redis` for `PAUSE`.
@@ -61,15 +91,21 @@ trait Paused {
 
 struct Single(RedisServer);
 
+impl Single {
+    async fn stored_in(server: &RedisServer, id: u64) -> bool {
+        get(&mut server.connection().await, &format!("item:{id}"))
+            .await
+            .is_some()
+    }
+}
+
 impl Paused for Single {
     async fn connection(&self) -> MultiplexedConnection {
         self.0.connection().await
     }
 
     async fn stored(&self, id: u64) -> bool {
-        get(&mut self.0.connection().await, &format!("item:{id}"))
-            .await
-            .is_some()
+        Single::stored_in(&self.0, id).await
     }
 }
 
@@ -129,6 +165,16 @@ async fn serves_through_a_pause<P: Paused>(cache: &Cache, paused: &P) {
         if started >= detected {
             assert_eq!(support::runs(&source.reads), reads, "hits run no body");
         }
+        // A batch of the stored ids and a new one: the body is asked for the new one only.
+        fresh += 1;
+        let asked = timed_items(cache, &source, &[1, 2, 3, fresh]).await;
+        if started >= detected {
+            assert_eq!(asked, 1, "a batch {:?} into the pause", started - paused_at);
+        }
+        assert!(
+            !P::EVERY_MISS_UNSTORED || !paused.stored(fresh).await,
+            "no batch stores while writes are paused"
+        );
         fresh += 1;
         let (value, outcome) = timed_item(cache, &source, fresh).await;
         assert_eq!(value, (fresh, 0));
@@ -174,6 +220,13 @@ async fn serves_through_a_pause<P: Paused>(cache: &Cache, paused: &P) {
         Some(Outcome::Hit)
     );
     assert!(paused.stored(fresh).await);
+    let fresh = fresh + 1;
+    assert_eq!(timed_items(cache, &source, &[1, fresh]).await, 1);
+    assert_eq!(timed_items(cache, &source, &[1, fresh]).await, 0);
+    assert!(
+        paused.stored(fresh).await,
+        "batches store again after the pause"
+    );
 }
 
 #[tokio::test]
@@ -198,4 +251,41 @@ async fn on_a_cluster_a_paused_primary_keeps_serving_hits() {
         .await
         .expect("the cluster answers");
     serves_through_a_pause(&cache, &Cluster { cluster, prefix }).await;
+}
+
+/// Batches alone see a pause: the first batch's lookup waits out the timeout (its ids run
+/// the body), and from then on batches read: stored ids are hits and new ids are not stored.
+#[tokio::test]
+async fn batches_alone_detect_a_pause_and_read_through_it() {
+    let server = RedisServer::start();
+    let cache = Cache::builder(&server.url())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .expect("the test's server answers");
+    let source = Versions::default();
+    assert_eq!(timed_items(&cache, &source, &[1, 2, 3]).await, 3);
+    assert_eq!(timed_items(&cache, &source, &[1, 2, 3]).await, 0);
+    let paused_at = pause_writes(&mut server.connection().await).await;
+    // The first batch after the pause began may wait out the timeout.
+    timed_items(&cache, &source, &[1, 2, 3]).await;
+    let mut batches = 0;
+    for fresh in 10.. {
+        if paused_at.elapsed() >= PAUSE - SLACK {
+            break;
+        }
+        assert_eq!(
+            timed_items(&cache, &source, &[1, 2, 3, fresh]).await,
+            1,
+            "a batch {:?} into the pause",
+            paused_at.elapsed()
+        );
+        assert!(
+            !Single::stored_in(&server, fresh).await,
+            "nothing is stored"
+        );
+        batches += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(batches >= 5, "{batches} batches during the pause");
 }

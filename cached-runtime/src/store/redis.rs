@@ -656,7 +656,7 @@ impl RedisStore {
     }
 
     /// A lookup while writes may be paused (`mode` has [`SUSPECT`] or [`PAUSED`]): a `GET` on
-    /// the reads' connection, which confirms a suspected pause when Redis answers it; once
+    /// the reads' connection (see [`reads_while_paused`](Self::reads_while_paused)), or, once
     /// the write probe was answered, a lookup as usual.
     async fn lookup_paused(
         &self,
@@ -665,21 +665,42 @@ impl RedisStore {
         want_ttl: bool,
         mode: u8,
     ) -> Result<Fetch, Error> {
-        if mode & PAUSED != 0 {
-            if self.paused.probe.answered.swap(false, Ordering::AcqRel) {
-                self.lookup_mode.fetch_and(!PAUSED, Ordering::Relaxed);
-                tracing::info!(
-                    store = self.kind(),
-                    "writes answer again: lookups take leases again"
-                );
-                return self.lookup(key, lease, lease_ttl, want_ttl).await;
-            }
-            self.paused.probe(&self.connection, key);
-            return self.paused.get(key).await.map(read_paused);
+        if !self.reads_while_paused(mode, key) {
+            return self.lookup(key, lease, lease_ttl, want_ttl).await;
         }
         let read = self.paused.get(key).await;
+        self.read_while_suspect(mode, read.is_ok(), key);
+        read.map(read_paused)
+    }
+
+    /// Whether a lookup (of `key`, or of a batch's keys with `key` first) made in `mode`
+    /// reads on the reads' connection instead of taking leases: while a pause is suspected,
+    /// to see whether Redis still serves reads; while writes are paused, until the write
+    /// probe (sent to `key`'s server unless one is waiting) was answered.
+    fn reads_while_paused(&self, mode: u8, key: &str) -> bool {
+        if mode & PAUSED == 0 {
+            return mode & SUSPECT != 0;
+        }
+        if self.paused.probe.answered.swap(false, Ordering::AcqRel) {
+            self.lookup_mode.fetch_and(!PAUSED, Ordering::Relaxed);
+            tracing::info!(
+                store = self.kind(),
+                "writes answer again: lookups take leases again"
+            );
+            return false;
+        }
+        self.paused.probe(&self.connection, key);
+        true
+    }
+
+    /// After a read made in `mode` while a pause was suspected: Redis `answered` it, so
+    /// writes are paused, and lookups read until the write probe sent now is answered.
+    fn read_while_suspect(&self, mode: u8, answered: bool, key: &str) {
+        if mode & PAUSED != 0 {
+            return;
+        }
         let before = self.lookup_mode.fetch_and(!SUSPECT, Ordering::Relaxed);
-        if read.is_ok() && before & (SUSPECT | PAUSED) == SUSPECT {
+        if answered && before & (SUSPECT | PAUSED) == SUSPECT {
             self.paused.probe.answered.store(false, Ordering::Release);
             self.lookup_mode.fetch_or(PAUSED, Ordering::Relaxed);
             self.paused.probe(&self.connection, key);
@@ -689,7 +710,6 @@ impl RedisStore {
                  and a miss is not stored, until writes answer again"
             );
         }
-        read.map(read_paused)
     }
 
     /// `SET .. EX` for whole seconds, `SET .. PX` otherwise (short leases).

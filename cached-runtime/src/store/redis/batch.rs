@@ -11,8 +11,8 @@
 //! key, a release one `RELEASE` call per key.
 
 use super::{
-    EXTEND_LEASES, FETCH, FILL, Found, RELEASE, RedisStore, SCRIPTED, found, lookup_command,
-    marked, millis, read,
+    EXTEND_LEASES, FETCH, FILL, Found, Paused, RELEASE, RedisStore, SCRIPTED, found,
+    lookup_command, marked, millis, read, read_paused,
 };
 use crate::Error;
 use crate::store::Fetch;
@@ -55,9 +55,18 @@ impl RedisStore {
         lease: Option<(&Lease, Duration)>,
         route: Route,
     ) -> Result<Vec<Fetch>, Error> {
-        let looked_up = match lease {
-            Some((lease, lease_ttl)) => self.lookup_group(keys, lease, lease_ttl, route).await,
-            None => self.get_group(keys, route).await,
+        let looked_up = match (lease, keys.first()) {
+            (Some((lease, lease_ttl)), Some(first)) => {
+                let mode = self.lookup_mode.load(Ordering::Relaxed);
+                if self.reads_while_paused(mode, first) {
+                    let read = self.paused.get_group(keys, route).await;
+                    self.read_while_suspect(mode, read.is_ok(), first);
+                    return read.map(|values| values.into_iter().map(read_paused).collect());
+                }
+                (self.lookup_group(keys, lease, lease_ttl, route).await)
+                    .inspect_err(|error| self.suspect_pause(error, first))
+            }
+            _ => self.get_group(keys, route).await,
         };
         match looked_up {
             // As a single lookup: hits stay hits; a miss runs the body, its store refused.
@@ -66,13 +75,8 @@ impl RedisStore {
         }
     }
 
-    /// A `GET` per key (not one `MGET`: the keys may span slots).
     async fn get_group(&self, keys: &[&str], route: Route) -> Result<Vec<Fetch>, Error> {
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.get(*key);
-        }
-        let values: Vec<Option<Vec<u8>>> = self.query(&pipe, route).await.map_err(first_error)?;
+        let values = get_values(&self.connection, keys, route).await?;
         Ok(values.into_iter().map(read).collect())
     }
 
@@ -293,13 +297,47 @@ impl RedisStore {
     /// Sends `pipe`: on a cluster, to the primary of `route` (a slot), if given; else as the connection
     /// routes it.
     async fn query<T: FromRedisValue>(&self, pipe: &Pipeline, route: Route) -> RedisResult<T> {
-        let mut connection = self.connection.clone();
-        match (&mut connection, route) {
-            (Connection::Cluster(cluster), Some(slot)) => {
-                pipe.query_async(&mut Routed::new(cluster, slot)).await
-            }
-            (connection, _) => pipe.query_async(connection).await,
+        query_on(&self.connection, pipe, route).await
+    }
+}
+
+impl Paused {
+    /// [`get_values`] on the reads' connection, bounded by the timeout.
+    async fn get_group(&self, keys: &[&str], route: Route) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        match tokio::time::timeout(self.timeout, get_values(&self.reads, keys, route)).await {
+            Ok(read) => read,
+            Err(_) => Err(Error::Timeout(self.timeout)),
         }
+    }
+}
+
+/// A `GET` per key (not one `MGET`: the keys may span slots) on `connection`.
+async fn get_values(
+    connection: &Connection,
+    keys: &[&str],
+    route: Route,
+) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.get(*key);
+    }
+    query_on(connection, &pipe, route)
+        .await
+        .map_err(first_error)
+}
+
+/// Sends `pipe` on `connection`: on a cluster with a `route`, to the primary of that slot.
+async fn query_on<T: FromRedisValue>(
+    connection: &Connection,
+    pipe: &Pipeline,
+    route: Route,
+) -> RedisResult<T> {
+    let mut connection = connection.clone();
+    match (&mut connection, route) {
+        (Connection::Cluster(cluster), Some(slot)) => {
+            pipe.query_async(&mut Routed::new(cluster, slot)).await
+        }
+        (connection, _) => pipe.query_async(connection).await,
     }
 }
 
