@@ -1,14 +1,14 @@
 //! The batch operations of one group of keys on one server: on a cluster, the keys of one
 //! primary, sent to the primary of one of their slots (`route`), or without a route the keys
-//! of one hash slot
-//! (redis-rs sends a pipeline to the node of its first key and refuses one that spans
-//! slots). Each is one round trip. The lookup of a group on one server or of one slot is one
-//! transaction, `MGET` of the keys and the [`LEASE_ABSENT`] script, which sets leases only
-//! on the keys found absent; the values never enter Lua, so the server's time grows with the
-//! number of keys, not with their bytes. The lookup of a primary's group of slots is one
-//! `SET key lease NX PX ms GET` per key (the `FETCH` script before 7.0 and with tombstones);
-//! a plain `GET` per key while Redis refuses writes. A fill is one `FILL` script call per
-//! key, a release one `RELEASE` call per key.
+//! of one hash slot (redis-rs sends a pipeline to the node of its first key and refuses one
+//! that spans slots). Each is one round trip. The lookup of a group on one server or of one
+//! slot is one transaction, `MGET` of the keys and the [`LEASE_ABSENT`] script, which sets
+//! leases only on the keys found absent; the values never enter Lua, so the server's time
+//! grows with the number of keys, not with their bytes. The lookup of a primary's group of
+//! slots is one `SET key lease NX PX ms GET` per key (the `FETCH` script before 7.0 and with
+//! tombstones). A plain `GET` per key replaces the lookup while Redis refuses writes, and
+//! while it holds them, on the reads' connection (see [`Paused`]). A fill is one `FILL`
+//! script call per key, a release one `RELEASE` call per key.
 
 use super::{
     EXTEND_LEASES, FETCH, FILL, Found, Paused, RELEASE, RedisStore, SCRIPTED, found,
