@@ -140,7 +140,8 @@ async fn under_oom_hits_stay_hits() {
 
 #[tokio::test]
 async fn on_a_read_only_replica_hits_stay_hits() {
-    let primary = RedisServer::start();
+    // The replica syncs at once, not after 7.0's default 5 s diskless-sync delay.
+    let primary = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
     store_one(&cache_on(&primary.url()).await).await;
     let replica =
         RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port().to_string()]);
