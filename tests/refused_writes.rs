@@ -279,7 +279,7 @@ async fn on_a_cluster_a_primary_refusing_writes_keeps_its_hits_and_the_others_st
     let after = cluster.command_calls(refusing).await;
     assert_eq!(
         asked.take(),
-        [refusing_new.clone()],
+        std::slice::from_ref(&refusing_new),
         "every stored id was a hit"
     );
     // The path of a known topology: one pipeline to the primary. Without the topology, each
@@ -294,11 +294,11 @@ async fn on_a_cluster_a_primary_refusing_writes_keeps_its_hits_and_the_others_st
     // store theirs; the refusing primary's run the body each time.
     let all: Vec<u64> = stored.iter().chain(&new).copied().collect();
     assert_eq!(squares(&cache, &asked, &all).await, squared(&all));
-    assert_eq!(asked.take(), [new.clone()]);
+    assert_eq!(asked.take(), std::slice::from_ref(&new));
     assert_eq!(squares(&cache, &asked, &all).await, squared(&all));
     assert_eq!(
         asked.take(),
-        [refusing_new.clone()],
+        std::slice::from_ref(&refusing_new),
         "the other primaries stored their new ids, the refusing one could not"
     );
     let keys: Vec<String> = new.iter().map(key).collect();
