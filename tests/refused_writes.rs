@@ -46,7 +46,7 @@ impl Asked {
 #[redis_cached(key = "square:<ids>", ttl = 60, batch = ids, cache = cache)]
 async fn squares(cache: &Cache, asked: &Asked, ids: &[u64]) -> HashMap<u64, u64> {
     asked.record(ids);
-    ids.iter().map(|&id| (id, id * id)).collect()
+    squared(ids)
 }
 
 /// Each of `ids` with its square: what `squares(ids)` returns.
