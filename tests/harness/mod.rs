@@ -35,6 +35,18 @@ pub fn server_binary() -> String {
     std::env::var("REDIS_CACHED_TEST_SERVER").unwrap_or_else(|_| "redis-server".into())
 }
 
+/// Whether `test` is skipped because this is one of `scripts/test`'s reruns on another
+/// server version (`REDIS_CACHED_RERUN`), for a test of what does not depend on it; says so.
+pub fn rerun_skips(test: &str) -> bool {
+    let rerun = std::env::var_os("REDIS_CACHED_RERUN").is_some();
+    if rerun {
+        eprintln!(
+            "SKIPPED {test}: a rerun on another server (REDIS_CACHED_RERUN); run on the first pass"
+        );
+    }
+    rerun
+}
+
 /// A `redis-server` child process on 127.0.0.1.
 pub struct RedisServer {
     port: u16,

@@ -372,10 +372,7 @@ pub async fn first_pass_only(
     lock: &'static tokio::sync::Mutex<()>,
     test: &str,
 ) -> Option<tokio::sync::MutexGuard<'static, ()>> {
-    if std::env::var_os("REDIS_CACHED_RERUN").is_some() {
-        eprintln!(
-            "SKIPPED {test}: a rerun on another server (REDIS_CACHED_RERUN); run on the first pass"
-        );
+    if harness::rerun_skips(test) {
         return None;
     }
     Some(lock.lock().await)
