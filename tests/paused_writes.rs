@@ -64,6 +64,15 @@ async fn timed_items(cache: &Cache, source: &Versions, ids: &[u64]) -> usize {
     support::runs(&source.reads) - reads
 }
 
+/// A cache on `server`, with the test's timeout.
+async fn cache_on(server: &RedisServer) -> Cache {
+    Cache::builder(&server.url())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .expect("the test's server answers")
+}
+
 /// Pauses the writes of every client of the server behind `redis` for `PAUSE`.
 async fn pause_writes(redis: &mut MultiplexedConnection) -> Instant {
     let paused_at = Instant::now();
@@ -232,11 +241,7 @@ async fn serves_through_a_pause<P: Paused>(cache: &Cache, paused: &P) {
 #[tokio::test]
 async fn while_writes_are_paused_stored_entries_stay_hits_and_misses_return_unstored() {
     let server = RedisServer::start();
-    let cache = Cache::builder(&server.url())
-        .timeout(TIMEOUT)
-        .build()
-        .await
-        .expect("the test's server answers");
+    let cache = cache_on(&server).await;
     serves_through_a_pause(&cache, &Single(server)).await;
 }
 
@@ -258,11 +263,7 @@ async fn on_a_cluster_a_paused_primary_keeps_serving_hits() {
 #[tokio::test]
 async fn batches_alone_detect_a_pause_and_read_through_it() {
     let server = RedisServer::start();
-    let cache = Cache::builder(&server.url())
-        .timeout(TIMEOUT)
-        .build()
-        .await
-        .expect("the test's server answers");
+    let cache = cache_on(&server).await;
     let source = Versions::default();
     assert_eq!(timed_items(&cache, &source, &[1, 2, 3]).await, 3);
     assert_eq!(timed_items(&cache, &source, &[1, 2, 3]).await, 0);
