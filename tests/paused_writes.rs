@@ -47,11 +47,17 @@ async fn items(cache: &Cache, source: &Versions, ids: Vec<u64>) -> HashMap<u64, 
 /// `items(ids)`, checked to return every id's value within the timeout (and some slack),
 /// and how many of them the body was asked for.
 async fn timed_items(cache: &Cache, source: &Versions, ids: &[u64]) -> usize {
+    items_within(TIMEOUT + SLACK, cache, source, ids).await
+}
+
+/// `items(ids)`, checked to return every id's value within `bound`, and how many of them the
+/// body was asked for.
+async fn items_within(bound: Duration, cache: &Cache, source: &Versions, ids: &[u64]) -> usize {
     let (started, reads) = (Instant::now(), support::runs(&source.reads));
     let found = items(cache, source, ids.to_vec()).await;
     let elapsed = started.elapsed();
     assert!(
-        elapsed <= TIMEOUT + SLACK,
+        elapsed < bound,
         "items({ids:?}) took {elapsed:?} while writes were paused"
     );
     for id in ids {
@@ -260,14 +266,24 @@ async fn on_a_cluster_a_paused_primary_keeps_serving_hits() {
 
 /// Batches alone see a pause: the first batch's lookup waits out the timeout (its ids run
 /// the body), and from then on batches read: stored ids are hits and new ids are not stored.
+/// None waits for the timeout again, not even for an entry it cannot decode (which it would
+/// take over outside a pause), nor does a single call. After the pause, batches store again.
 #[tokio::test]
-async fn batches_alone_detect_a_pause_and_read_through_it() {
+async fn batches_alone_detect_a_pause_read_through_it_and_store_after_it() {
     let server = RedisServer::start();
     let cache = cache_on(&server).await;
     let source = Versions::default();
     assert_eq!(timed_items(&cache, &source, &[1, 2, 3]).await, 3);
     assert_eq!(timed_items(&cache, &source, &[1, 2, 3]).await, 0);
-    let paused_at = pause_writes(&mut server.connection().await).await;
+    // Another program's value under `item(5)`'s key: it does not decode.
+    let mut redis = server.connection().await;
+    let () = redis::cmd("SET")
+        .arg("item:5")
+        .arg("not an item")
+        .query_async(&mut redis)
+        .await
+        .expect("SET");
+    let paused_at = pause_writes(&mut redis).await;
     // The first batch after the pause began may wait out the timeout.
     timed_items(&cache, &source, &[1, 2, 3]).await;
     let mut batches = 0;
@@ -276,10 +292,19 @@ async fn batches_alone_detect_a_pause_and_read_through_it() {
             break;
         }
         assert_eq!(
-            timed_items(&cache, &source, &[1, 2, 3, fresh]).await,
-            1,
-            "a batch {:?} into the pause",
+            items_within(TIMEOUT, &cache, &source, &[1, 2, 3, 5, fresh]).await,
+            2,
+            "a batch {:?} into the pause asks for 5 and {fresh}",
             paused_at.elapsed()
+        );
+        let started = Instant::now();
+        assert_eq!(
+            with_outcome(item(&cache, &source, 5)).await.1,
+            Some(Outcome::Miss)
+        );
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "item(5) waited for the timeout"
         );
         assert!(
             !Single::stored_in(&server, fresh).await,
@@ -289,4 +314,18 @@ async fn batches_alone_detect_a_pause_and_read_through_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(batches >= 5, "{batches} batches during the pause");
+
+    tokio::time::sleep((paused_at + PAUSE + SLACK).saturating_duration_since(Instant::now())).await;
+    support::eventually(Duration::from_secs(5), "batches never stored again", || {
+        let (cache, source) = (&cache, &source);
+        async move { timed_items(cache, source, &[1, 100]).await == 0 }
+    })
+    .await;
+    assert!(Single::stored_in(&server, 100).await);
+    assert_eq!(
+        timed_items(&cache, &source, &[1, 5]).await,
+        1,
+        "5 taken over"
+    );
+    assert_eq!(timed_items(&cache, &source, &[1, 5]).await, 0, "and stored");
 }

@@ -337,6 +337,11 @@ where
             Some(Fetch::Theirs(_) | Fetch::Absent) | None => missing.push(id),
         }
     }
+    // While writes are paused, the leases' write would wait for the timeout: the body is
+    // asked for these ids, and nothing is stored.
+    if store.writes_paused() {
+        missing.extend(take_over.drain(..).map(|(id, _)| id));
+    }
     if !take_over.is_empty() {
         let keys: Vec<String> = take_over.iter().map(|(_, key)| key.clone()).collect();
         match store.take_leases(&keys, &lease).await {

@@ -185,8 +185,12 @@ where
             store.fetch(key, &lease, want_ttl, tags),
         )
     };
-    // Boxed, as every path but a hit's (see above).
+    // Boxed, as every path but a hit's (see above). While writes are paused, the lease's
+    // write would wait for the timeout: the body runs, and nothing is stored.
     let take_over = || async {
+        if store.writes_paused() {
+            return Ok((Fetch::Absent, Stamp::default()));
+        }
         let stamp = Box::pin(store.take_lease(key, &lease, tags)).await?;
         Ok((Fetch::Ours(None), stamp))
     };
@@ -210,6 +214,7 @@ where
                     Judged::Miss => fetched = take_over().await,
                     // Of the callers that read it, one takes the key over; the others look
                     // again, find its lease, and wait for its fill.
+                    Judged::Expired(..) if store.writes_paused() => break,
                     Judged::Expired(fresh_until, found) => {
                         fallback = found;
                         let taken = store.take_over(key, tags, fresh_until, &lease);

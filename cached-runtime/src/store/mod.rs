@@ -293,6 +293,16 @@ impl Store {
         }
     }
 
+    /// Whether Redis holds writes (`CLIENT PAUSE .. WRITE`), or seems to: lookups read, and
+    /// a lease taken over now would wait for the timeout, so callers run their bodies and
+    /// store nothing instead.
+    pub(crate) fn writes_paused(&self) -> bool {
+        match &self.0.backend {
+            Backend::Redis(redis) => redis.writes_paused(),
+            Backend::Memory(_) => false,
+        }
+    }
+
     /// The hash slot of `key` on a cluster; `None` elsewhere.
     fn slot(&self, key: &str) -> Option<u16> {
         match &self.0.backend {

@@ -472,6 +472,11 @@ impl RedisStore {
         matches!(self.connection, Connection::Cluster(_))
     }
 
+    /// Whether lookups read because Redis holds writes, or seems to (see [`Paused`]).
+    pub(crate) fn writes_paused(&self) -> bool {
+        self.lookup_mode.load(Ordering::Relaxed) & (SUSPECT | PAUSED) != 0
+    }
+
     /// Runs one command. The connection's own response and connection timeouts (both the
     /// cache's timeout) bound it: a second timer here would only cost time on every call.
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
