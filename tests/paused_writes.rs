@@ -70,6 +70,16 @@ async fn items_within(bound: Duration, cache: &Cache, source: &Versions, ids: &[
     support::runs(&source.reads) - reads
 }
 
+/// Stores another program's value, which does not decode, under `key`.
+async fn write_undecodable(redis: &mut MultiplexedConnection, key: &str) {
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg("not an item")
+        .query_async(redis)
+        .await
+        .expect("SET");
+}
+
 /// A cache on `server`, with the test's timeout.
 async fn cache_on(server: &RedisServer) -> Cache {
     Cache::builder(&server.url())
@@ -98,6 +108,10 @@ trait Paused {
     async fn connection(&self) -> MultiplexedConnection;
     /// Whether `item(id)`'s entry is stored.
     async fn stored(&self, id: u64) -> bool;
+    /// The key of `item(id)`'s entry.
+    fn key(&self, id: u64) -> String;
+    /// A connection to the server of `item(id)`'s entry.
+    async fn owner(&self, id: u64) -> MultiplexedConnection;
     /// Whether every miss during the pause stores nothing. On a Cluster the pause is one
     /// primary's: a miss of a key on another primary may be stored (before the pause is
     /// seen, or once a write probe that reached another primary answered).
@@ -122,6 +136,14 @@ impl Paused for Single {
     async fn stored(&self, id: u64) -> bool {
         Single::stored_in(&self.0, id).await
     }
+
+    fn key(&self, id: u64) -> String {
+        format!("item:{id}")
+    }
+
+    async fn owner(&self, _: u64) -> MultiplexedConnection {
+        self.0.connection().await
+    }
 }
 
 /// The shared cluster, with the prefix of the test's cache; writes are paused on the
@@ -135,14 +157,19 @@ impl Paused for Cluster {
     const EVERY_MISS_UNSTORED: bool = false;
 
     async fn connection(&self) -> MultiplexedConnection {
-        let key = format!("{}item:1", self.prefix);
-        self.cluster.owner_connection(&key).await
+        self.owner(1).await
     }
 
     async fn stored(&self, id: u64) -> bool {
-        self.cluster
-            .exists(&format!("{}item:{id}", self.prefix))
-            .await
+        self.cluster.exists(&self.key(id)).await
+    }
+
+    fn key(&self, id: u64) -> String {
+        format!("{}item:{id}", self.prefix)
+    }
+
+    async fn owner(&self, id: u64) -> MultiplexedConnection {
+        self.cluster.owner_connection(&self.key(id)).await
     }
 }
 
@@ -153,6 +180,8 @@ async fn serves_through_a_pause<P: Paused>(cache: &Cache, paused: &P) {
     for id in 1..=3 {
         assert_eq!(timed_item(cache, &source, id).await.1, Some(Outcome::Miss));
     }
+    // Outside a pause, a call takes this entry over; during one, it must not wait to.
+    write_undecodable(&mut paused.owner(5).await, &paused.key(5)).await;
     let paused_at = pause_writes(&mut paused.connection().await).await;
     // The first lookups after the pause began wait out the timeout (their bodies run);
     // from then on, lookups read.
@@ -179,12 +208,23 @@ async fn serves_through_a_pause<P: Paused>(cache: &Cache, paused: &P) {
         }
         if started >= detected {
             assert_eq!(support::runs(&source.reads), reads, "hits run no body");
+            // The entry that does not decode: the body runs, without the timeout's wait.
+            let started = Instant::now();
+            assert_eq!(timed_item(cache, &source, 5).await.1, Some(Outcome::Miss));
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "item(5) waited for the timeout"
+            );
         }
-        // A batch of the stored ids and a new one: the body is asked for the new one only.
+        // A batch of the stored ids, the undecodable one and a new one: the body is asked
+        // for the last two only, and once the pause is seen, without the timeout's wait.
         fresh += 1;
-        let asked = timed_items(cache, &source, &[1, 2, 3, fresh]).await;
+        let ids = [1, 2, 3, 5, fresh];
         if started >= detected {
-            assert_eq!(asked, 1, "a batch {:?} into the pause", started - paused_at);
+            let asked = items_within(TIMEOUT, cache, &source, &ids).await;
+            assert_eq!(asked, 2, "a batch {:?} into the pause", started - paused_at);
+        } else {
+            timed_items(cache, &source, &ids).await;
         }
         assert!(
             !P::EVERY_MISS_UNSTORED || !paused.stored(fresh).await,
@@ -267,7 +307,7 @@ async fn on_a_cluster_a_paused_primary_keeps_serving_hits() {
 /// Batches alone see a pause: the first batch's lookup waits out the timeout (its ids run
 /// the body), and from then on batches read: stored ids are hits and new ids are not stored.
 /// None waits for the timeout again, not even for an entry it cannot decode (which it would
-/// take over outside a pause), nor does a single call. After the pause, batches store again.
+/// take over outside a pause). After the pause, batches store again.
 #[tokio::test]
 async fn batches_alone_detect_a_pause_read_through_it_and_store_after_it() {
     let server = RedisServer::start();
@@ -275,14 +315,8 @@ async fn batches_alone_detect_a_pause_read_through_it_and_store_after_it() {
     let source = Versions::default();
     assert_eq!(timed_items(&cache, &source, &[1, 2, 3]).await, 3);
     assert_eq!(timed_items(&cache, &source, &[1, 2, 3]).await, 0);
-    // Another program's value under `item(5)`'s key: it does not decode.
     let mut redis = server.connection().await;
-    let () = redis::cmd("SET")
-        .arg("item:5")
-        .arg("not an item")
-        .query_async(&mut redis)
-        .await
-        .expect("SET");
+    write_undecodable(&mut redis, "item:5").await;
     let paused_at = pause_writes(&mut redis).await;
     // The first batch after the pause began may wait out the timeout.
     timed_items(&cache, &source, &[1, 2, 3]).await;
@@ -296,15 +330,6 @@ async fn batches_alone_detect_a_pause_read_through_it_and_store_after_it() {
             2,
             "a batch {:?} into the pause asks for 5 and {fresh}",
             paused_at.elapsed()
-        );
-        let started = Instant::now();
-        assert_eq!(
-            with_outcome(item(&cache, &source, 5)).await.1,
-            Some(Outcome::Miss)
-        );
-        assert!(
-            started.elapsed() < TIMEOUT,
-            "item(5) waited for the timeout"
         );
         assert!(
             !Single::stored_in(&server, fresh).await,
