@@ -7,7 +7,9 @@
 //! (the body runs for them), their leases are released, and a timeout or a redirect does not
 //! count against the breaker that every function on that primary shares (a large batch on a
 //! slow link is no outage, a moved slot no fault of the primary; single calls still detect
-//! an outage). Only a lookup that fails in every request fails the batch.
+//! an outage). A timeout does make lookups suspect that writes are paused (see
+//! `RedisStore::fetch`), until a write answers again. Only a lookup that fails in every
+//! request fails the batch.
 
 use super::lease::{Lease, Leases};
 use super::{Backend, Fetch, Store, ours_if_own};
