@@ -139,12 +139,13 @@ async fn warm(cache: &Cache, source: &Versions) {
 /// [`CALLERS`] tasks call until `until` resolves, one call a millisecond: each reads its own ids in turn and, one
 /// call in four, writes one (`write_item` invalidates it). Each call is checked: within
 /// [`CALL_BOUND`], the right id, and never a version older than the caller's own last
-/// write of it (whose invalidation had returned).
-async fn calls_until(
+/// write of it (whose invalidation had returned). Returns what the callers saw, and what
+/// `until` resolved to.
+async fn calls_until<T>(
     cache: &Cache,
     source: &Arc<Versions>,
-    until: impl std::future::Future<Output = ()>,
-) -> Figures {
+    until: impl std::future::Future<Output = T>,
+) -> (Figures, T) {
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let callers: Vec<_> = (0..CALLERS)
         .map(|caller| {
@@ -196,13 +197,13 @@ async fn calls_until(
             })
         })
         .collect();
-    until.await;
+    let until = until.await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut figures = Figures::default();
     for caller in callers {
         figures.merge(caller.await.expect("no caller panics"));
     }
-    figures
+    (figures, until)
 }
 
 /// Waits until every id is a hit again (calls go on meanwhile: they probe Redis and close
@@ -287,198 +288,114 @@ async fn invalidations_applied(
     }
 }
 
-/// A latency spike or loss (`apply`) on the traffic of `fault`'s ports for [`FAULT`], then
-/// healed: every call bounded and right, hits back after.
-async fn through_fault(cache: &Cache, fault: &NetFault, apply: impl FnOnce(&NetFault), what: &str) {
-    let source = Arc::new(Versions::default());
-    warm(cache, &source).await;
-    apply(fault);
-    let figures = calls_until(cache, &source, tokio::time::sleep(FAULT)).await;
-    fault.heal();
-    let healed = Instant::now();
-    let resumed = hits_resume(cache, &source, healed, Duration::from_secs(5)).await;
-    eprintln!("{what}: every id a hit again {resumed:?} after healing");
-    figures.report(what);
+/// Where the faults fall: one server, or the primary of a Cluster or behind Sentinel that
+/// the tests fault.
+trait Topology: Sized {
+    /// How the figures name the faulted server.
+    const FAULTED: &str;
+    /// What building a cache on it expects.
+    const ANSWERS: &str;
+    /// How the figures name a replica's promotion (unused where none is).
+    const PROMOTION: &str = "";
+    /// How long hits may take to resume once a partition healed.
+    const RESUMED_AFTER_PARTITION: Duration = Duration::from_secs(10);
+
+    fn start() -> Self;
+
+    fn url(&self) -> String;
+
+    /// A fault on the traffic of the faulted server.
+    fn fault(&self) -> NetFault;
+
+    /// A connection to the server that holds `key` now.
+    async fn connection_for(&self, key: &str) -> MultiplexedConnection;
+
+    /// What the figures say of the faulted server before it is partitioned away.
+    fn before_partition(&self, _cache: &Cache) -> String {
+        String::new()
+    }
+
+    /// Waits out a partition of the faulted server that began at `cut`, while calls go on;
+    /// returns how long a replica took to be promoted, if one was.
+    async fn wait_out_partition(&self, cut: Instant) -> Option<Duration>;
+
+    /// Once the partition healed and hits resumed: how long the old primary took to be
+    /// back as a replica, where the figures say it.
+    async fn rejoined(&self) -> Option<Duration> {
+        None
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_latency_spike_on_the_server_bounds_every_call_and_hits_resume() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
-        "a_latency_spike_on_the_server_bounds_every_call_and_hits_resume",
-    )
-    .await
-    else {
-        return;
-    };
-    let server = RedisServer::start();
-    let cache = builder(&server.url(), "latency")
-        .build()
-        .await
-        .expect("the server answers");
-    let fault = NetFault::on_port(server.port());
-    through_fault(
-        &cache,
-        &fault,
-        |fault| fault.delay(SPIKE),
-        "one server, latency 200 ms",
-    )
-    .await;
+impl Topology for RedisServer {
+    const FAULTED: &str = "one server";
+    const ANSWERS: &str = "the server answers";
+    const RESUMED_AFTER_PARTITION: Duration = Duration::from_secs(5);
+
+    fn start() -> Self {
+        RedisServer::start()
+    }
+
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+
+    fn fault(&self) -> NetFault {
+        NetFault::on_port(self.port())
+    }
+
+    async fn connection_for(&self, _key: &str) -> MultiplexedConnection {
+        self.connection().await
+    }
+
+    /// No replica to promote: the partition lasts [`FAULT`].
+    async fn wait_out_partition(&self, _cut: Instant) -> Option<Duration> {
+        tokio::time::sleep(FAULT).await;
+        None
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn packet_loss_on_the_server_bounds_every_call_and_hits_resume() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
-        "packet_loss_on_the_server_bounds_every_call_and_hits_resume",
-    )
-    .await
-    else {
-        return;
-    };
-    let server = RedisServer::start();
-    let cache = builder(&server.url(), "loss")
-        .build()
-        .await
-        .expect("the server answers");
-    let fault = NetFault::on_port(server.port());
-    through_fault(
-        &cache,
-        &fault,
-        |fault| fault.loss(5),
-        "one server, loss 5 %",
-    )
-    .await;
+/// A Cluster, faulted on node 0 (a primary), and that node's replica.
+struct ClusterPrimary {
+    cluster: RedisCluster,
+    replica: usize,
 }
 
-/// A partitioned server: calls bounded (the breaker opens), invalidations issued meanwhile
-/// deferred (their keys bypassed, never read stale) and applied once it heals.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partitioned_server_opens_the_breaker_and_its_deferred_invalidations_land_after_healing()
-{
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
-        "a_partitioned_server_opens_the_breaker_and_its_deferred_invalidations_land_after_healing",
-    )
-    .await
-    else {
-        return;
-    };
-    let server = RedisServer::start();
-    let cache = builder(&server.url(), "partition")
-        .build()
-        .await
-        .expect("the server answers");
-    let fault = NetFault::on_port(server.port());
-    let source = Arc::new(Versions::default());
-    warm(&cache, &source).await;
-    fault.partition();
-    let figures = calls_until(&cache, &source, tokio::time::sleep(FAULT)).await;
-    fault.heal();
-    let healed = Instant::now();
-    let resumed = hits_resume(&cache, &source, healed, Duration::from_secs(5)).await;
-    let applied = invalidations_applied(&cache, &source, &figures.written, healed, async |_| {
-        server.connection().await
-    })
-    .await;
-    let what = "one server, partition";
-    eprintln!(
-        "{what}: every id a hit again {resumed:?} after healing; the {} deferred \
-         invalidations applied by {applied:?}",
-        figures.written.len()
-    );
-    figures.report(what);
-    assert!(figures.degraded, "the breaker never opened");
-    assert!(!figures.written.is_empty());
-}
+impl Topology for ClusterPrimary {
+    const FAULTED: &str = "cluster primary";
+    const ANSWERS: &str = "the cluster answers";
+    const PROMOTION: &str = "replica promoted";
 
-/// A fault isolating cluster node 0 (a primary): its port, its bus port and the links it
-/// opened to the others.
-fn on_primary(cluster: &RedisCluster) -> NetFault {
-    let port = cluster.node(0).port();
-    NetFault::isolating(port, &[port + 10000])
-}
+    fn start() -> Self {
+        let cluster = RedisCluster::start();
+        let replica = cluster.replica_of(0);
+        ClusterPrimary { cluster, replica }
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
-        "a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume",
-    )
-    .await
-    else {
-        return;
-    };
-    let cluster = RedisCluster::start();
-    let cache = builder(&cluster.url(), "latency")
-        .build()
-        .await
-        .expect("the cluster answers");
-    let fault = on_primary(&cluster);
-    through_fault(
-        &cache,
-        &fault,
-        |fault| fault.delay(SPIKE),
-        "cluster primary, latency 200 ms",
-    )
-    .await;
-}
+    fn url(&self) -> String {
+        self.cluster.url()
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
-        "packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume",
-    )
-    .await
-    else {
-        return;
-    };
-    let cluster = RedisCluster::start();
-    let cache = builder(&cluster.url(), "loss")
-        .build()
-        .await
-        .expect("the cluster answers");
-    let fault = on_primary(&cluster);
-    through_fault(
-        &cache,
-        &fault,
-        |fault| fault.loss(5),
-        "cluster primary, loss 5 %",
-    )
-    .await;
-}
+    /// Isolates node 0: its port, its bus port and the links it opened to the others.
+    fn fault(&self) -> NetFault {
+        let port = self.cluster.node(0).port();
+        NetFault::isolating(port, &[port + 10000])
+    }
 
-/// A Cluster primary partitioned away (from its clients and the other nodes) is failed over
-/// to its replica: calls stay bounded, invalidations of its keys are deferred and land on
-/// the promoted replica; once healed, the old primary rejoins as a replica.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidations_land() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
-        "a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidations_land",
-    )
-    .await
-    else {
-        return;
-    };
-    let cluster = RedisCluster::start();
-    let cache = builder(&cluster.url(), "partition")
-        .build()
-        .await
-        .expect("the cluster answers");
-    let source = Arc::new(Versions::default());
-    warm(&cache, &source).await;
-    let replica = cluster.replica_of(0);
-    let victims = all_ids()
-        .filter(|&id| cluster.primary_for(&item_key(&cache, id)) == 0)
-        .count();
-    let fault = on_primary(&cluster);
-    fault.partition();
-    let cut = Instant::now();
-    let promoted = std::sync::Mutex::new(Duration::ZERO);
-    let figures = calls_until(&cache, &source, async {
-        let node = cluster.node(replica);
+    async fn connection_for(&self, key: &str) -> MultiplexedConnection {
+        let cluster = &self.cluster;
+        cluster.node(cluster.primary_for(key)).connection().await
+    }
+
+    fn before_partition(&self, cache: &Cache) -> String {
+        let victims = all_ids()
+            .filter(|&id| self.cluster.primary_for(&item_key(cache, id)) == 0)
+            .count();
+        format!("{victims} of {} ids on it; ", CALLERS * IDS)
+    }
+
+    /// Until the replica is promoted, and 500 ms more.
+    async fn wait_out_partition(&self, _cut: Instant) -> Option<Duration> {
+        let node = self.cluster.node(self.replica);
         let took =
             harness::wait_until_async(Duration::from_secs(15), "the replica is promoted", || {
                 let info: String = node
@@ -490,83 +407,224 @@ async fn a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidat
                 }
             })
             .await;
-        *promoted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = took;
         tokio::time::sleep(Duration::from_millis(500)).await;
-    })
-    .await;
-    let promoted = *promoted
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(took)
+    }
+
+    async fn rejoined(&self) -> Option<Duration> {
+        Some(self.cluster.wait_healthy(Duration::from_secs(15)).await)
+    }
+}
+
+impl Topology for RedisSentinel {
+    const FAULTED: &str = "sentinel primary";
+    const ANSWERS: &str = "a primary answers";
+    const PROMOTION: &str = "new primary named";
+
+    fn start() -> Self {
+        RedisSentinel::start()
+    }
+
+    fn url(&self) -> String {
+        RedisSentinel::url(self)
+    }
+
+    fn fault(&self) -> NetFault {
+        NetFault::on_port(self.primary().port())
+    }
+
+    async fn connection_for(&self, _key: &str) -> MultiplexedConnection {
+        self.primary().connection().await
+    }
+
+    /// Until the sentinels name a new primary, and 500 ms more.
+    async fn wait_out_partition(&self, cut: Instant) -> Option<Duration> {
+        self.wait_new_primary(Duration::from_secs(15)).await;
+        let took = cut.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(took)
+    }
+}
+
+/// Takes the tests' lock (`None`: a rerun, which skips the test), starts `T` and builds a
+/// cache on it with a prefix of `prefix`'s.
+async fn started<T: Topology>(
+    test: &str,
+    prefix: &str,
+) -> Option<(tokio::sync::MutexGuard<'static, ()>, T, Cache)> {
+    let serial = support::first_pass_only(&SERIAL, test).await?;
+    let topology = T::start();
+    let cache = builder(&topology.url(), prefix)
+        .build()
+        .await
+        .expect(T::ANSWERS);
+    Some((serial, topology, cache))
+}
+
+/// A fault held on the faulted server's traffic for [`FAULT`].
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Each packet held for [`SPIKE`], each way.
+    Spike,
+    /// 5 % of the packets dropped.
+    Loss,
+}
+
+impl Fault {
+    fn apply(self, fault: &NetFault) {
+        match self {
+            Fault::Spike => fault.delay(SPIKE),
+            Fault::Loss => fault.loss(5),
+        }
+    }
+
+    /// The prefix of the test's cache, and how the figures name the fault.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Fault::Spike => ("latency", "latency 200 ms"),
+            Fault::Loss => ("loss", "loss 5 %"),
+        }
+    }
+}
+
+/// `test`: a latency spike or loss on the traffic of `T`'s faulted server for [`FAULT`],
+/// then healed: every call bounded and right, hits back after.
+async fn through_fault<T: Topology>(test: &str, kind: Fault) {
+    let (prefix, named) = kind.names();
+    let Some((_serial, topology, cache)) = started::<T>(test, prefix).await else {
+        return;
+    };
+    let fault = topology.fault();
+    let what = format!("{}, {named}", T::FAULTED);
+    let source = Arc::new(Versions::default());
+    warm(&cache, &source).await;
+    kind.apply(&fault);
+    let (figures, ()) = calls_until(&cache, &source, tokio::time::sleep(FAULT)).await;
     fault.heal();
     let healed = Instant::now();
-    let resumed = hits_resume(&cache, &source, healed, Duration::from_secs(10)).await;
-    let rejoined = cluster.wait_healthy(Duration::from_secs(15)).await;
+    let resumed = hits_resume(&cache, &source, healed, Duration::from_secs(5)).await;
+    eprintln!("{what}: every id a hit again {resumed:?} after healing");
+    figures.report(&what);
+}
+
+/// `test`: `T`'s faulted server partitioned away (from its clients and, where it has any,
+/// its replica and the other nodes or the sentinels): calls bounded (the breaker opens),
+/// invalidations issued meanwhile deferred (their keys bypassed, never read stale) and
+/// applied once it heals, on the server that holds each key then (a promoted replica).
+async fn through_partition<T: Topology>(test: &str) {
+    let Some((_serial, topology, cache)) = started::<T>(test, "partition").await else {
+        return;
+    };
+    let source = Arc::new(Versions::default());
+    warm(&cache, &source).await;
+    let before = topology.before_partition(&cache);
+    let fault = topology.fault();
+    fault.partition();
+    let cut = Instant::now();
+    let (figures, promoted) = calls_until(&cache, &source, topology.wait_out_partition(cut)).await;
+    fault.heal();
+    let healed = Instant::now();
+    let resumed = hits_resume(&cache, &source, healed, T::RESUMED_AFTER_PARTITION).await;
+    let rejoined = topology.rejoined().await;
     let applied = invalidations_applied(&cache, &source, &figures.written, healed, async |key| {
-        cluster.node(cluster.primary_for(key)).connection().await
+        topology.connection_for(key).await
     })
     .await;
-    let what = "cluster primary, partition";
+    let what = format!("{}, partition", T::FAULTED);
+    let promoted = promoted
+        .map(|promoted| {
+            format!(
+                "{before}{} {promoted:?} after the cut ({:?} of partition); ",
+                T::PROMOTION,
+                healed - cut
+            )
+        })
+        .unwrap_or_default();
+    let rejoined = rejoined
+        .map(|rejoined| format!("old primary back as a replica after {rejoined:?} more; "))
+        .unwrap_or_default();
     eprintln!(
-        "{what}: {victims} of {} ids on it; replica promoted {promoted:?} after the cut \
-         ({:?} of partition); every id a hit again {resumed:?} after healing; old primary \
-         back as a replica after {rejoined:?} more; the {} deferred invalidations applied by \
-         {applied:?}",
-        CALLERS * IDS,
-        healed - cut,
+        "{what}: {promoted}every id a hit again {resumed:?} after healing; {rejoined}the {} \
+         deferred invalidations applied by {applied:?}",
         figures.written.len()
     );
-    figures.report(what);
+    figures.report(&what);
     assert!(figures.degraded, "the breaker never opened");
+    assert!(!figures.written.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_spike_on_the_server_bounds_every_call_and_hits_resume() {
+    through_fault::<RedisServer>(
+        "a_latency_spike_on_the_server_bounds_every_call_and_hits_resume",
+        Fault::Spike,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_loss_on_the_server_bounds_every_call_and_hits_resume() {
+    through_fault::<RedisServer>(
+        "packet_loss_on_the_server_bounds_every_call_and_hits_resume",
+        Fault::Loss,
+    )
+    .await;
+}
+
+/// A partitioned server: calls bounded (the breaker opens), invalidations issued meanwhile
+/// deferred (their keys bypassed, never read stale) and applied once it heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_server_opens_the_breaker_and_its_deferred_invalidations_land_after_healing()
+{
+    through_partition::<RedisServer>(
+        "a_partitioned_server_opens_the_breaker_and_its_deferred_invalidations_land_after_healing",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
+    through_fault::<ClusterPrimary>(
+        "a_latency_spike_on_a_cluster_primary_bounds_every_call_and_hits_resume",
+        Fault::Spike,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume() {
+    through_fault::<ClusterPrimary>(
+        "packet_loss_on_a_cluster_primary_bounds_every_call_and_hits_resume",
+        Fault::Loss,
+    )
+    .await;
+}
+
+/// A Cluster primary partitioned away (from its clients and the other nodes) is failed over
+/// to its replica: calls stay bounded, invalidations of its keys are deferred and land on
+/// the promoted replica; once healed, the old primary rejoins as a replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidations_land() {
+    through_partition::<ClusterPrimary>(
+        "a_partitioned_cluster_primary_is_failed_over_and_its_deferred_invalidations_land",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_spike_on_the_sentinel_primary_bounds_every_call_and_hits_resume() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
+    through_fault::<RedisSentinel>(
         "a_latency_spike_on_the_sentinel_primary_bounds_every_call_and_hits_resume",
-    )
-    .await
-    else {
-        return;
-    };
-    let sentinel = RedisSentinel::start();
-    let cache = builder(&sentinel.url(), "latency")
-        .build()
-        .await
-        .expect("a primary answers");
-    let fault = NetFault::on_port(sentinel.primary().port());
-    through_fault(
-        &cache,
-        &fault,
-        |fault| fault.delay(SPIKE),
-        "sentinel primary, latency 200 ms",
+        Fault::Spike,
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packet_loss_on_the_sentinel_primary_bounds_every_call_and_hits_resume() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
+    through_fault::<RedisSentinel>(
         "packet_loss_on_the_sentinel_primary_bounds_every_call_and_hits_resume",
-    )
-    .await
-    else {
-        return;
-    };
-    let sentinel = RedisSentinel::start();
-    let cache = builder(&sentinel.url(), "loss")
-        .build()
-        .await
-        .expect("a primary answers");
-    let fault = NetFault::on_port(sentinel.primary().port());
-    through_fault(
-        &cache,
-        &fault,
-        |fault| fault.loss(5),
-        "sentinel primary, loss 5 %",
+        Fault::Loss,
     )
     .await;
 }
@@ -576,53 +634,10 @@ async fn packet_loss_on_the_sentinel_primary_bounds_every_call_and_hits_resume()
 /// land on the new primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_primary_partitioned_away_is_failed_over_and_deferred_invalidations_land() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
+    through_partition::<RedisSentinel>(
         "a_sentinel_primary_partitioned_away_is_failed_over_and_deferred_invalidations_land",
     )
-    .await
-    else {
-        return;
-    };
-    let sentinel = RedisSentinel::start();
-    let cache = builder(&sentinel.url(), "partition")
-        .build()
-        .await
-        .expect("a primary answers");
-    let source = Arc::new(Versions::default());
-    warm(&cache, &source).await;
-    let fault = NetFault::on_port(sentinel.primary().port());
-    fault.partition();
-    let cut = Instant::now();
-    let promoted = std::sync::Mutex::new(Duration::ZERO);
-    let figures = calls_until(&cache, &source, async {
-        sentinel.wait_new_primary(Duration::from_secs(15)).await;
-        *promoted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = cut.elapsed();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    })
     .await;
-    let promoted = *promoted
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    fault.heal();
-    let healed = Instant::now();
-    let resumed = hits_resume(&cache, &source, healed, Duration::from_secs(10)).await;
-    let applied = invalidations_applied(&cache, &source, &figures.written, healed, async |_| {
-        sentinel.primary().connection().await
-    })
-    .await;
-    let what = "sentinel primary, partition";
-    eprintln!(
-        "{what}: new primary named {promoted:?} after the cut ({:?} of partition); every id \
-         a hit again {resumed:?} after healing; the {} deferred invalidations applied by \
-         {applied:?}",
-        healed - cut,
-        figures.written.len()
-    );
-    figures.report(what);
-    assert!(figures.degraded, "the breaker never opened");
 }
 
 /// One app process cut off from Redis while another goes on (each a cache of its own on
