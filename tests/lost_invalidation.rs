@@ -223,96 +223,88 @@ async fn behind_sentinel(guard: Guard) -> Reads {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_without_any_guard_reads_the_old_value_back() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
-        "cluster_without_any_guard_reads_the_old_value_back",
-    )
-    .await
-    else {
+/// `test`: the scenario on a topology (`on_cluster` or `behind_sentinel`) with `guard`, and
+/// what `guard` promises of its reads: with none, the old value read back for good; with
+/// the replay, the new value in the end, the old one only before the cache saw the
+/// promotion; with the replicated invalidation, the old value never read.
+async fn guard_holds<Scenario>(test: &str, on: impl FnOnce(Guard) -> Scenario, guard: Guard)
+where
+    Scenario: Future<Output = Reads>,
+{
+    let Some(_serial) = support::first_pass_only(&SERIAL, test).await else {
         return;
     };
-    let reads = on_cluster(Guard::Nothing).await;
-    assert!(
-        reads.stale() > 0 && !reads.ends_fresh(),
-        "the promoted replica never served the invalidated value: {:?}",
-        reads.0
-    );
+    let reads = on(guard).await;
+    match guard {
+        Guard::Nothing => assert!(
+            reads.stale() > 0 && !reads.ends_fresh(),
+            "the promoted replica never served the invalidated value: {:?}",
+            reads.0
+        ),
+        Guard::Replay => {
+            assert!(reads.ends_fresh(), "the old value stayed: {:?}", reads.0);
+            reads.assert_old_only_at_first();
+        }
+        Guard::Replicated => assert_eq!(reads.stale(), 0, "{:?}", reads.0),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_without_any_guard_reads_the_old_value_back() {
+    guard_holds(
+        "cluster_without_any_guard_reads_the_old_value_back",
+        on_cluster,
+        Guard::Nothing,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_applies_the_lost_invalidation_again_on_the_promoted_replica() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
+    guard_holds(
         "cluster_applies_the_lost_invalidation_again_on_the_promoted_replica",
+        on_cluster,
+        Guard::Replay,
     )
-    .await
-    else {
-        return;
-    };
-    let reads = on_cluster(Guard::Replay).await;
-    assert!(reads.ends_fresh(), "the old value stayed: {:?}", reads.0);
-    reads.assert_old_only_at_first();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_with_replicated_invalidation_never_reads_the_old_value() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
+    guard_holds(
         "cluster_with_replicated_invalidation_never_reads_the_old_value",
+        on_cluster,
+        Guard::Replicated,
     )
-    .await
-    else {
-        return;
-    };
-    let reads = on_cluster(Guard::Replicated).await;
-    assert_eq!(reads.stale(), 0, "{:?}", reads.0);
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_without_any_guard_reads_the_old_value_back() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
+    guard_holds(
         "sentinel_without_any_guard_reads_the_old_value_back",
+        behind_sentinel,
+        Guard::Nothing,
     )
-    .await
-    else {
-        return;
-    };
-    let reads = behind_sentinel(Guard::Nothing).await;
-    assert!(
-        reads.stale() > 0 && !reads.ends_fresh(),
-        "the promoted replica never served the invalidated value: {:?}",
-        reads.0
-    );
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_applies_the_lost_invalidation_again_on_the_promoted_replica() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
+    guard_holds(
         "sentinel_applies_the_lost_invalidation_again_on_the_promoted_replica",
+        behind_sentinel,
+        Guard::Replay,
     )
-    .await
-    else {
-        return;
-    };
-    let reads = behind_sentinel(Guard::Replay).await;
-    assert!(reads.ends_fresh(), "the old value stayed: {:?}", reads.0);
-    reads.assert_old_only_at_first();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_with_replicated_invalidation_never_reads_the_old_value() {
-    let Some(_serial) = support::first_pass_only(
-        &SERIAL,
+    guard_holds(
         "sentinel_with_replicated_invalidation_never_reads_the_old_value",
+        behind_sentinel,
+        Guard::Replicated,
     )
-    .await
-    else {
-        return;
-    };
-    let reads = behind_sentinel(Guard::Replicated).await;
-    assert_eq!(reads.stale(), 0, "{:?}", reads.0);
+    .await;
 }
