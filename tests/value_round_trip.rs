@@ -135,101 +135,28 @@ macro_rules! functions {
             /// Calls every function twice with `value` in each shape and checks that both
             /// calls return it, and that the second ran no body where the first stored.
             pub async fn check(cache: &Cache, value: $t) {
-                // Per call of `check`: the tests run in parallel.
-                let counter = AtomicU64::new(0);
-                let runs = &counter;
-                let id = || NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                let calls = Calls { cache, runs: AtomicU64::new(0) };
                 let v = || value.clone();
-                twice(
-                    "whole",
-                    true,
-                    runs,
-                    v(),
-                    |v| whole(cache, runs, id_of(&v), v.1),
-                    id(),
-                )
-                .await;
-                twice(
-                    "decoded whole",
-                    true,
-                    runs,
-                    v(),
-                    |v| decoded_whole(cache, runs, id_of(&v), v.1),
-                    id(),
-                )
-                .await;
+                calls.twice("whole", true, v(), whole).await;
+                calls.twice("decoded whole", true, v(), decoded_whole).await;
                 for shaped in [Ok(v()), Err(String::new())] {
                     let stored = shaped.is_ok();
-                    twice(
-                        "ok",
-                        stored,
-                        runs,
-                        shaped,
-                        |v| ok(cache, runs, id_of(&v), v.1),
-                        id(),
-                    )
-                    .await;
+                    calls.twice("ok", stored, shaped, ok).await;
                 }
                 for shaped in [Some(v()), None] {
                     let stored = shaped.is_some();
-                    twice(
-                        "some",
-                        stored,
-                        runs,
-                        shaped.clone(),
-                        |v| some(cache, runs, id_of(&v), v.1),
-                        id(),
-                    )
-                    .await;
-                    twice(
-                        "some, cache_none",
-                        true,
-                        runs,
-                        shaped.clone(),
-                        |v| some_none(cache, runs, id_of(&v), v.1),
-                        id(),
-                    )
-                    .await;
-                    twice(
-                        "decoded some, cache_none",
-                        true,
-                        runs,
-                        shaped,
-                        |v| decoded_some_none(cache, runs, id_of(&v), v.1),
-                        id(),
-                    )
-                    .await;
+                    calls.twice("some", stored, shaped.clone(), some).await;
+                    calls.twice("some, cache_none", true, shaped.clone(), some_none).await;
+                    calls.twice("decoded some, cache_none", true, shaped, decoded_some_none).await;
                 }
                 for shaped in [Ok(Some(v())), Ok(None), Err("no".to_owned())] {
                     let stored = matches!(shaped, Ok(Some(_)));
                     let stored_none = shaped.is_ok();
-                    twice(
-                        "ok some",
-                        stored,
-                        runs,
-                        shaped.clone(),
-                        |v| ok_some(cache, runs, id_of(&v), v.1),
-                        id(),
-                    )
-                    .await;
-                    twice(
-                        "ok some, cache_none",
-                        stored_none,
-                        runs,
-                        shaped.clone(),
-                        |v| ok_some_none(cache, runs, id_of(&v), v.1),
-                        id(),
-                    )
-                    .await;
-                    twice(
-                        "decoded ok some, cache_none",
-                        stored_none,
-                        runs,
-                        shaped,
-                        |v| decoded_ok_some_none(cache, runs, id_of(&v), v.1),
-                        id(),
-                    )
-                    .await;
+                    calls.twice("ok some", stored, shaped.clone(), ok_some).await;
+                    let what = "ok some, cache_none";
+                    calls.twice(what, stored_none, shaped.clone(), ok_some_none).await;
+                    let what = "decoded ok some, cache_none";
+                    calls.twice(what, stored_none, shaped, decoded_ok_some_none).await;
                 }
             }
         }
@@ -243,39 +170,50 @@ functions!(json, Value);
 functions!(string, String);
 functions!(bytes, Vec<u8>);
 
-fn id_of<V>(call: &(u64, V)) -> u64 {
-    call.0
+/// One `check`'s calls: its cache, and how many times their bodies ran (a count per
+/// `check`: the tests run in parallel).
+struct Calls<'a> {
+    cache: &'a Cache,
+    runs: AtomicU64,
 }
 
-/// Calls `call` twice with `value` under key `id`: both return `value`; the second is a hit
-/// (no body run) if `stored`, else a miss.
-async fn twice<V, F, Fut>(what: &str, stored: bool, runs: &AtomicU64, value: V, call: F, id: u64)
-where
-    V: Clone + PartialEq + std::fmt::Debug,
-    F: Fn((u64, V)) -> Fut,
-    Fut: Future<Output = V>,
-{
-    let before = runs.load(Ordering::SeqCst);
-    let (first, outcome) = with_outcome(call((id, value.clone()))).await;
-    assert_eq!(first, value, "{what}: the miss returned another value");
-    assert_eq!(
-        outcome,
-        Some(Outcome::Miss),
-        "{what}: the first call was no miss"
-    );
-    let (second, outcome) = with_outcome(call((id, value.clone()))).await;
-    assert_eq!(
-        second, value,
-        "{what}: the hit returned another value than the body did"
-    );
-    let expected = if stored { Outcome::Hit } else { Outcome::Miss };
-    assert_eq!(outcome, Some(expected), "{what}: {value:?}");
-    let ran = runs.load(Ordering::SeqCst) - before;
-    assert_eq!(
-        ran,
-        if stored { 1 } else { 2 },
-        "{what}: {value:?} ran {ran} times"
-    );
+impl Calls<'_> {
+    /// Calls `call` twice with `value` under a key of its own: both return `value`; the
+    /// second is a hit (no body run) if `stored`, else a miss.
+    async fn twice<'s, V, Fut>(
+        &'s self,
+        what: &str,
+        stored: bool,
+        value: V,
+        call: impl Fn(&'s Cache, &'s AtomicU64, u64, V) -> Fut,
+    ) where
+        V: Clone + PartialEq + std::fmt::Debug,
+        Fut: Future<Output = V>,
+    {
+        let (cache, runs) = (self.cache, &self.runs);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let before = runs.load(Ordering::SeqCst);
+        let (first, outcome) = with_outcome(call(cache, runs, id, value.clone())).await;
+        assert_eq!(first, value, "{what}: the miss returned another value");
+        assert_eq!(
+            outcome,
+            Some(Outcome::Miss),
+            "{what}: the first call was no miss"
+        );
+        let (second, outcome) = with_outcome(call(cache, runs, id, value.clone())).await;
+        assert_eq!(
+            second, value,
+            "{what}: the hit returned another value than the body did"
+        );
+        let expected = if stored { Outcome::Hit } else { Outcome::Miss };
+        assert_eq!(outcome, Some(expected), "{what}: {value:?}");
+        let ran = runs.load(Ordering::SeqCst) - before;
+        assert_eq!(
+            ran,
+            if stored { 1 } else { 2 },
+            "{what}: {value:?} ran {ran} times"
+        );
+    }
 }
 
 fn json_values() -> impl Strategy<Value = Value> {
