@@ -620,7 +620,8 @@ async fn clear_and_clear_function_on_mem() {
 
 /// 4 callers a key over 1,000 keys call in a loop; the source changes (without an
 /// invalidation) and the cache is cleared while they call. Every call that starts after
-/// `clear` returned gets the current version, and so does one more read of each key.
+/// `clear` returned gets the current version (until 1,000 such calls were checked, however
+/// long a loaded machine takes), and so does one more read of each key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_clear_under_load_every_read_is_current() {
     const KEYS: u64 = 1_000;
@@ -664,7 +665,15 @@ async fn after_a_clear_under_load_every_read_is_current() {
     let deleted = cache.clear().await.expect("cleared");
     let took = started.elapsed();
     cleared.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    support::eventually(
+        Duration::from_secs(60),
+        "the callers called after the clear",
+        || {
+            let checked = checked.clone();
+            async move { checked.load(Ordering::Relaxed) >= KEYS }
+        },
+    )
+    .await;
     stop.store(true, Ordering::SeqCst);
     for caller in callers {
         caller.await.expect("a caller ends");
@@ -674,10 +683,6 @@ async fn after_a_clear_under_load_every_read_is_current() {
         checked.load(Ordering::Relaxed)
     );
     assert!(deleted >= 1, "the entries existed");
-    assert!(
-        checked.load(Ordering::Relaxed) >= KEYS,
-        "the callers called after the clear"
-    );
     assert_eq!(
         stale.load(Ordering::Relaxed),
         0,
@@ -700,10 +705,11 @@ async fn after_a_clear_under_load_every_read_is_current() {
 
 const BULK: usize = 100_000;
 
-/// `BULK` keys under `prefix`, 100 bytes each, written on `redis` in pipelines.
+/// `BULK` keys under `prefix`, 100 bytes each, written on `redis` in pipelines small
+/// enough to answer within the connection's response timeout on a loaded machine.
 async fn write_bulk(redis: &mut MultiplexedConnection, keys: &[String]) {
     let value = "x".repeat(100);
-    for chunk in keys.chunks(10_000) {
+    for chunk in keys.chunks(1_000) {
         let mut pipe = redis::pipe();
         for key in chunk {
             pipe.cmd("SET")
