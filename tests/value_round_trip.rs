@@ -165,7 +165,11 @@ macro_rules! functions {
 
 functions!(unit, ());
 functions!(unit_struct, Unit);
-functions!(option, Option<String>);
+/// An `Option` under another name: its functions store it whole (`-> MaybeString` keeps its
+/// `None`), as the name says nothing of an `Option`; `Option<MaybeString>` has `Some(None)`.
+type MaybeString = Option<String>;
+
+functions!(option, MaybeString);
 functions!(json, Value);
 functions!(string, String);
 functions!(bytes, Vec<u8>);
@@ -352,4 +356,41 @@ async fn wait_until_near_tier_serves(cache: &Cache, server: &harness::RedisServe
 /// Commands the server ran, what counting sends aside.
 async fn commands(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
     harness::command_calls_on(redis).await.values().sum()
+}
+
+/// A cached function whose return type a `macro_rules!` macro passes on as a `ty` fragment,
+/// which reaches the attribute wrapped in an invisible group.
+macro_rules! declared_with {
+    ($name:ident, $ret:ty) => {
+        #[redis_cached(key = "declared:<id>", ttl = 60, cache = cache)]
+        async fn $name(cache: &Cache, runs: &AtomicU64, id: u64, v: $ret) -> $ret {
+            runs.fetch_add(1, Ordering::SeqCst);
+            v
+        }
+    };
+}
+
+declared_with!(declared_option, Option<u64>);
+declared_with!(declared_result, Result<u64, String>);
+
+/// The return type's shape is read through a macro's group: `None` and `Err` are returned,
+/// not stored, as for the same type written out; `Some` and `Ok` are stored.
+#[tokio::test]
+async fn a_return_type_passed_through_a_macro_keeps_its_shape() {
+    let cache = support::mem_cache().await;
+    let runs = AtomicU64::new(0);
+    for _ in 0..2 {
+        assert_eq!(declared_option(&cache, &runs, 1, None).await, None);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "None is not stored");
+    for _ in 0..2 {
+        assert_eq!(
+            declared_result(&cache, &runs, 2, Err("down".into())).await,
+            Err("down".into())
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 4, "Err is not stored");
+    assert_eq!(declared_option(&cache, &runs, 3, Some(3)).await, Some(3));
+    assert_eq!(declared_option(&cache, &runs, 3, Some(4)).await, Some(3));
+    assert_eq!(runs.load(Ordering::SeqCst), 5, "Some is stored");
 }

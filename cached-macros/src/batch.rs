@@ -8,6 +8,7 @@
 //! ([`parameter`]): its templates that name the parameter are rendered once per element.
 
 use crate::errors::Errors;
+use crate::shape::peeled;
 use crate::template::{Placeholder, Segment, Template};
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Token, Type};
 
@@ -62,9 +63,10 @@ pub(crate) fn parameter(
             ),
         ));
     };
-    let owned = match ty {
+    let owned = match peeled(ty) {
         Type::Reference(reference)
-            if reference.mutability.is_none() && matches!(&*reference.elem, Type::Slice(_)) =>
+            if reference.mutability.is_none()
+                && matches!(peeled(&reference.elem), Type::Slice(_)) =>
         {
             false
         }
@@ -115,7 +117,9 @@ fn map_value(function: &ItemFn) -> syn::Result<&Type> {
 
 /// The type arguments of `ty` when its path's last segment is `name`.
 fn generic_args<'a>(ty: &'a Type, name: &str) -> Option<Vec<&'a Type>> {
-    let Type::Path(path) = ty else { return None };
+    let Type::Path(path) = peeled(ty) else {
+        return None;
+    };
     let segment = path.path.segments.last()?;
     if segment.ident != name {
         return None;

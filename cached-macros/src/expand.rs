@@ -8,7 +8,7 @@ use crate::model::{CacheSource, CachedFn, InvalidatingFn, Key, output_span};
 use crate::register;
 use crate::shape::{Shape, Stored};
 use crate::template::{Placeholder, RootKind, Segment, Template};
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, FnArg, Ident, ItemFn, Pat, ReturnType};
@@ -135,6 +135,32 @@ pub(crate) fn cached(cached: &CachedFn) -> TokenStream {
         },
         output_span,
     )
+}
+
+/// What the expansion's own locals (`__redis_cached_call`, ...) are named with.
+const LOCAL_PREFIX: &str = "__redis_cached_";
+
+/// `tokens`, the expansion, with each of its own locals resolved where the attribute is,
+/// whatever place (span) it was written at, which stays for errors: a local written at a
+/// token of another expansion (a return type given to a `macro_rules!` macro) would
+/// otherwise not see its declaration.
+pub(crate) fn own_locals_resolved(tokens: TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Ident(mut ident) if ident.to_string().starts_with(LOCAL_PREFIX) => {
+                ident.set_span(Span::call_site().located_at(ident.span()));
+                TokenTree::Ident(ident)
+            }
+            TokenTree::Group(group) => {
+                let mut resolved =
+                    Group::new(group.delimiter(), own_locals_resolved(group.stream()));
+                resolved.set_span(group.span());
+                TokenTree::Group(resolved)
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// The `Call` of one call of `cached`: its cache, its key rendered, and its options.
@@ -631,7 +657,10 @@ fn steps(template: &Template) -> impl Iterator<Item = TokenStream> + '_ {
             } else if members.is_empty() {
                 quote_spanned!(root.span()=> __redis_cached_key.part(&#root);)
             } else {
-                let root = Ident::new(&root.to_string(), *span);
+                // The parameter's own resolution (the template may come from another
+                // expansion than the signature), the template's place for errors.
+                let mut root = root.clone();
+                root.set_span(root.span().located_at(*span));
                 quote_spanned!(*span=> __redis_cached_key.part(&#root #(.#members)*);)
             }
         }

@@ -79,7 +79,7 @@ fn expand_or_keep(
     }
     let function = parse_macro_input!(item as ItemFn);
     match expand(&function) {
-        Ok(tokens) => tokens.into(),
+        Ok(tokens) => expand::own_locals_resolved(tokens).into(),
         Err(error) => {
             let error = error.into_compile_error();
             quote::quote!(#error #original).into()

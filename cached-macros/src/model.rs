@@ -10,7 +10,7 @@
 use crate::args::{self, CachedArgs, InvalidatesArgs, Ttl};
 use crate::batch::{self, BatchParam};
 use crate::errors::Errors;
-use crate::shape::{Shape, Stored};
+use crate::shape::{Shape, Stored, peeled};
 use crate::template::{ResultScope, RootKind, Scope, Template};
 use proc_macro2::Span;
 use syn::spanned::Spanned;
@@ -304,7 +304,7 @@ pub(crate) fn output_span(function: &ItemFn) -> Span {
 /// What `<return>` names in an `#[invalidates]` template of a function returning `output`:
 /// the part `shape` stores, unless that is `()`.
 fn result_scope(output: &ReturnType, shape: Shape) -> ResultScope {
-    let is_unit = |ty: &Type| matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty());
+    let is_unit = |ty: &Type| matches!(peeled(ty), Type::Tuple(tuple) if tuple.elems.is_empty());
     let returns = match Stored::of(output) {
         Stored::Unit => "`()`",
         Stored::Named(ty) if is_unit(ty) => match shape {

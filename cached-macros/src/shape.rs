@@ -99,6 +99,17 @@ fn holds_impl_trait(ty: &Type) -> bool {
     finder.0
 }
 
+/// `ty` without the groups around it: a type a `macro_rules!` macro passes on as a `ty`
+/// fragment comes wrapped in an invisible group (and `(T)` is `T`), so that what it is
+/// (`Option<T>`, `Result<T, E>`, `&[T]`, `()`) is read inside them.
+pub(crate) fn peeled(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => peeled(&group.elem),
+        Type::Paren(paren) => peeled(&paren.elem),
+        ty => ty,
+    }
+}
+
 /// A path type's last segment, when it is an `Option` or a `Result`, with its first type
 /// argument.
 enum Segment<'a> {
@@ -113,7 +124,9 @@ enum Segment<'a> {
 /// of another shape then fails to compile rather than having its errors cached; a plain
 /// `SearchResult` struct is stored whole.
 fn last_segment(ty: &Type) -> Option<Segment<'_>> {
-    let Type::Path(path) = ty else { return None };
+    let Type::Path(path) = peeled(ty) else {
+        return None;
+    };
     let segment = path.path.segments.last()?;
     let ident = segment.ident.to_string();
     let first = match &segment.arguments {
