@@ -2,6 +2,7 @@
 //! of the macro's arguments (a `ty` fragment, or plain tokens): the generated locals resolve
 //! whatever the return type's tokens' expansion.
 use redis_cached::{invalidates, redis_cached};
+use std::collections::HashMap;
 
 macro_rules! cached {
     ($name:ident, $ret:ty, $value:expr) => {
@@ -33,6 +34,16 @@ macro_rules! keyed {
     };
 }
 
+/// A batch function, its ids' and its map's types from the invocation.
+macro_rules! batch_of {
+    ($name:ident, $ids:ty, $map:ty) => {
+        #[redis_cached(key = "batch:<ids>", ttl = 60, batch = ids)]
+        async fn $name(ids: $ids) -> $map {
+            ids.iter().map(|&id| (id, id)).collect()
+        }
+    };
+}
+
 macro_rules! invalidating {
     ($name:ident, $ret:ty, $value:expr) => {
         #[invalidates("typed:<id>")]
@@ -51,6 +62,8 @@ cached_tokens!(some_tokens, Some(1), Option<u64>);
 cached_tokens!(ok_tokens, Ok(1), Result<u64, String>);
 keyed!(pair, "pair:<pair.0>:<pair.1>", pair: (u64, u64));
 keyed!(point, "point:<point>", point: u64);
+batch_of!(by_slice, &[u64], HashMap<u64, u64>);
+batch_of!(by_vec, Vec<u64>, HashMap<u64, u64>);
 invalidating!(write, Result<u64, String>, Ok(1));
 
 fn main() {
@@ -62,5 +75,7 @@ fn main() {
     let _ = ok_tokens(1);
     let _ = pair((1, 2));
     let _ = point(1);
+    let _ = by_slice(&[1]);
+    let _ = by_vec(vec![1]);
     let _ = write(1);
 }
