@@ -213,9 +213,10 @@ async fn a_fill_overtaken_by_a_tombstone_does_not_store(topology: Topology) {
         let (cache, source) = (cache.clone(), source.clone());
         async move { with_outcome(slow(&cache, &source, 1)).await }
     });
-    // The body is running (its lease is in the key) when the write lands.
+    // The body has read the source (its lease is in the key) when the write lands.
     support::eventually(Duration::from_secs(5), "the fill's lease", || async {
-        cache.inspect_key("slow:1").await.expect("answers").state == KeyKind::Lease
+        source.reads.load(Ordering::SeqCst) == 1
+            && cache.inspect_key("slow:1").await.expect("answers").state == KeyKind::Lease
     })
     .await;
     edit_slow(&cache, &source, 1).await;
