@@ -9,6 +9,7 @@ mod support;
 use harness::RedisServer;
 use harness::cluster::RedisCluster;
 use harness::sentinel::RedisSentinel;
+use redis::aio::MultiplexedConnection;
 use redis_cached::{Cache, invalidates, redis_cached};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -377,18 +378,24 @@ async fn with_redis_down_the_body_runs_for_every_id() {
     assert_eq!(source.calls(), [vec![1, 2, 3], vec![1, 2, 3]]);
 }
 
-/// While Redis refuses writes (`OOM`), cached ids stay hits (a plain `MGET` reads them) and
-/// the others come from the body; nothing fails.
-#[tokio::test]
-async fn under_oom_hits_stay_hits() {
-    let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+/// A cache on `server` (a test's own, for a fault of its own), with ids 1 and 2 stored from
+/// the returned source, and a connection to the server.
+async fn two_stored_on(server: &RedisServer) -> (Cache, Source, MultiplexedConnection) {
     let cache = Cache::builder(&server.url())
         .build()
         .await
         .expect("the server answers");
     let source = Source::default();
     employees(&cache, &source, &[1, 2]).await.expect("Ok");
-    let mut redis = server.connection().await;
+    (cache, source, server.connection().await)
+}
+
+/// While Redis refuses writes (`OOM`), cached ids stay hits (a plain `MGET` reads them) and
+/// the others come from the body; nothing fails.
+#[tokio::test]
+async fn under_oom_hits_stay_hits() {
+    let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let (cache, source, mut redis) = two_stored_on(&server).await;
     harness::config_set(&mut redis, "maxmemory", "1").await;
     let found = employees(&cache, &source, &[1, 2, 3]).await.expect("Ok");
     assert_eq!(ids(&found), [1, 2, 3]);
@@ -403,13 +410,7 @@ async fn under_oom_hits_stay_hits() {
 #[tokio::test]
 async fn a_server_without_the_lookup_script_loads_it_and_hits_stay_hits() {
     let server = RedisServer::start();
-    let cache = Cache::builder(&server.url())
-        .build()
-        .await
-        .expect("the server answers");
-    let source = Source::default();
-    employees(&cache, &source, &[1, 2]).await.expect("Ok");
-    let mut redis = server.connection().await;
+    let (cache, source, mut redis) = two_stored_on(&server).await;
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut redis)

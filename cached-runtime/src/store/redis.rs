@@ -29,6 +29,7 @@ use redis::aio::ConnectionLike;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
@@ -350,10 +351,16 @@ impl Paused {
         let mut reads = self.reads.clone();
         let mut get = redis::cmd("GET");
         get.arg(key);
-        match tokio::time::timeout(self.timeout, get.query_async(&mut reads)).await {
-            Ok(read) => Ok(read?),
-            Err(_) => Err(Error::Timeout(self.timeout)),
-        }
+        self.bounded(async move { Ok(get.query_async(&mut reads).await?) })
+            .await
+    }
+
+    /// `read`, a read on the reads' connection, bounded by the cache's timeout (the
+    /// connection's own may be longer).
+    async fn bounded<T>(&self, read: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .unwrap_or(Err(Error::Timeout(self.timeout)))
     }
 
     /// Sends the write probe on `connection` (where the paused lookups wait), unless one is

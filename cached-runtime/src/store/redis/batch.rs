@@ -304,10 +304,7 @@ impl RedisStore {
 impl Paused {
     /// [`get_values`] on the reads' connection, bounded by the timeout.
     async fn get_group(&self, keys: &[&str], route: Route) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        match tokio::time::timeout(self.timeout, get_values(&self.reads, keys, route)).await {
-            Ok(read) => read,
-            Err(_) => Err(Error::Timeout(self.timeout)),
-        }
+        self.bounded(get_values(&self.reads, keys, route)).await
     }
 }
 
